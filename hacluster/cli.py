@@ -1,0 +1,55 @@
+"""Command-line entry point: dispatches `hacluster SUBCOMMAND` to its module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+# Each subcommand lives in its own module under hacluster.commands and exposes
+# `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
+# their subcommand is chosen, so `hacluster check-config` stays fast.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("hacluster.commands.run", "run the daemon in the foreground"),
+    "check-config": ("hacluster.commands.check_config", "validate a configuration file"),
+    "import-keepalived": (
+        "hacluster.commands.import_keepalived",
+        "convert keepalived.conf to hacluster YAML",
+    ),
+    "status": ("hacluster.commands.status", "show the running daemon's state"),
+    "ipvs": ("hacluster.commands.ipvs", "IPVS table commands"),
+    "lab": ("hacluster.commands.lab", "network-namespace lab and failover drills"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    found: dict[str, tuple[str, str]] = {}
+    for name, (module, helptext) in SUBCOMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = (module, helptext)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen subcommand."""
+    parser = argparse.ArgumentParser(prog="hacluster")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    available = _available()
+    for name, (_module, helptext) in available.items():
+        sub.add_parser(name, help=helptext, add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in available:
+        parser.parse_args(argv)  # prints usage and exits
+        return 2
+    module = importlib.import_module(available[argv[0]][0])
+    subparser = argparse.ArgumentParser(prog=f"hacluster {argv[0]}")
+    module.add_arguments(subparser)
+    args = subparser.parse_args(argv[1:])
+    result: int = module.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

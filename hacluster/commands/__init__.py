@@ -1,0 +1,1 @@
+"""Subcommands of the hacluster command line, one module each."""

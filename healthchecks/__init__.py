@@ -1,0 +1,1 @@
+"""Asynchronous health checkers with keepalived's semantics, usable on their own."""
