@@ -1,0 +1,72 @@
+"""`hacluster check-config -f FILE`: validate a configuration file and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hacluster.config.errors import ConfigError
+from hacluster.config.loader import load_config
+from hacluster.config.model import Config
+
+DEFAULT_CONFIG = "/etc/hacluster/hacluster.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Validate a configuration file. Exit 0 when it is valid; otherwise exit 1 and "
+        "print one line per problem: FILE:LINE: key.path: message."
+    )
+    parser.add_argument(
+        "-f",
+        "--config",
+        "--file",
+        dest="config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"configuration file (default {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing when the file is valid"
+    )
+
+
+def summary(config: Config) -> list[str]:
+    """Short human lines describing what a valid configuration holds."""
+    g = config.global_defs
+    lines = [
+        f"{config.source_path}: valid",
+        f"  router_id {g.router_id or '(host name)'}, dataplane {g.dataplane}",
+    ]
+    for inst in config.vrrp_instances.values():
+        vips = ", ".join(str(v.address) for v in inst.virtual_ipaddress)
+        mode = "unicast" if inst.is_unicast else "multicast"
+        lines.append(
+            f"  vrrp_instance {inst.name}: {inst.interface} VRID {inst.virtual_router_id} "
+            f"v{inst.version} {inst.state} priority {inst.priority} {mode}, VIPs {vips}"
+        )
+    for group in config.vrrp_sync_groups.values():
+        lines.append(f"  vrrp_sync_group {group.name}: {', '.join(group.group)}")
+    if config.vrrp_scripts:
+        lines.append(f"  vrrp_scripts: {', '.join(config.vrrp_scripts)}")
+    for vs in config.virtual_servers:
+        checks = sum(len(rs.checks) for rs in vs.real_servers)
+        lines.append(
+            f"  virtual_server {vs}: {vs.lb_algo} {vs.lb_kind}, "
+            f"{len(vs.real_servers)} real servers, {checks} checks"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print("\n".join(summary(config)))
+    return 0

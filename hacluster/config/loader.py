@@ -1,0 +1,1198 @@
+"""YAML → validated `Config`, collecting every problem with its file, line and key path.
+
+The YAML is composed into nodes (which keep their line) and walked against the model's
+type hints; field metadata gives bounds. Then the rules that span several keys or
+sections are checked. `load_config` reads a file; `parse_config` takes text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import ipaddress
+import math
+import operator
+import re
+import shlex
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from hacluster.config import model as m
+from hacluster.config.errors import ConfigError, Problem
+
+# libyaml's parser when present: it is an order of magnitude faster and keeps marks too
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_INVALID: Any = object()  # a value that failed; its problem has been recorded
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+CHECKER_KEYS: dict[str, type[m.CheckBase]] = {cls.KIND: cls for cls in m.CHECKER_TYPES}
+_SECTIONS = (
+    "global_defs",
+    "vrrp_scripts",
+    "vrrp_track_files",
+    "vrrp_instances",
+    "vrrp_sync_groups",
+    "virtual_servers",
+)
+_NAME_RE = re.compile(r"^[^\s/]+$")
+_DIGEST_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+_HOSTPORT_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
+_TRACK_INHERITED = ("retry", "delay_before_retry", "delay_loop", "warmup", "alpha")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_config(path: str | Path) -> m.Config:
+    """Read and validate the YAML file at `path`; raise `ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), 0, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise ConfigError([Problem(str(path), 0, "", "is a directory, not a file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, str(path), source_path=path)
+
+
+def parse_config(
+    text: str, filename: str = "<string>", source_path: Path | None = None
+) -> m.Config:
+    """Validate YAML `text`; problems name `filename`. Raise `ConfigError` if any."""
+    ctx = _Ctx(filename)
+    config = ctx.load(text, source_path)
+    if ctx.problems or config is None:
+        raise ConfigError(ctx.problems)
+    return config
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _num(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    assert isinstance(node, ScalarNode)
+    kind = node.tag.rsplit(":", 1)[-1]
+    names = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+    if node.tag == _NULL_TAG:
+        return "nothing (null)"
+    return f"{names.get(kind, kind)} {node.value!r}"
+
+
+def _suggest(key: str, known: Iterable[str]) -> str:
+    known = list(known)
+    lower = {k.lower(): k for k in known}
+    if key.lower() in lower:
+        return f" (did you mean '{lower[key.lower()]}'?)"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(key.lower(), list(lower), n=1, cutoff=0.6)
+        close = [lower[c] for c in close]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _strip_none(hint: Any) -> tuple[Any, bool]:
+    """(hint without None, whether None was allowed)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != len(typing.get_args(hint)):
+            inner = args[0] if len(args) == 1 else functools.reduce(operator.or_, args)
+            return inner, True
+    return hint, False
+
+
+class _Ctx:
+    """One load: the file name, the problems so far, and the line of every key path."""
+
+    def __init__(self, filename: str) -> None:
+        self.file = filename
+        self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
+        # The valid items of lists that had invalid ones, so that rules spanning a list
+        # (one family per instance, ...) still report on what could be read.
+        self.partial: dict[str, list[Any]] = {}
+        self.names = _Names(set(), set(), set())
+        self.group_members: dict[str, list[str]] = {}
+        self.server_keys: dict[str, Any] = {}  # path → identity, also of invalid entries
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    # ---------------------------------------------------------------- reporting
+
+    def error(self, where: Node | int, path: str, message: str) -> Any:
+        line = where if isinstance(where, int) else _line(where)
+        self.problems.append(Problem(self.file, line, path, message))
+        return _INVALID
+
+    def line_of(self, path: str) -> int:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return 1
+
+    def at(self, path: str, message: str) -> None:
+        self.error(self.line_of(path), path, message)
+
+    # ---------------------------------------------------------------- YAML nodes
+
+    def scalar(self, node: ScalarNode, path: str) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            return self.error(node, path, f"cannot read value: {problem}")
+
+    def mapping(
+        self, node: Node, path: str, what: str = "a mapping"
+    ) -> list[tuple[str, Node]] | None:
+        """The (key, value) pairs of a mapping node, merge keys applied; None if not a mapping."""
+        if not isinstance(node, MappingNode):
+            self.error(node, path, f"must be {what}, got {_describe(node)}")
+            return None
+        seen: dict[str, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _NULL_TAG:
+                self.error(key_node, path, f"keys must be names, got {_describe(key_node)}")
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                self.error(
+                    key_node, _join(path, key), f"duplicate key (first given on line {seen[key]})"
+                )
+            seen[key] = _line(key_node)
+        try:
+            self.constructor.flatten_mapping(node)
+        except RecursionError:
+            self.error(node, path, "merge keys (<<) refer to themselves")
+            return None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.error(node, path, f"bad merge key: {problem}")
+            return None
+        pairs: dict[str, tuple[str, Node]] = {}
+        for key_node, value in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag != _NULL_TAG:
+                key = str(key_node.value)
+                pairs[key] = (key, value)  # later wins: explicit keys come after merged ones
+                self.lines.setdefault(_join(path, key), _line(key_node))
+        return list(pairs.values())
+
+    # ---------------------------------------------------------------- the file
+
+    def load(self, text: str, source_path: Path | None) -> m.Config | None:
+        if not text.strip():
+            self.error(1, "", "file is empty")
+            return None
+        try:
+            root = yaml.compose(text, Loader=_YAML_LOADER)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = int(mark.line) + 1 if mark is not None else 1
+            problem = " ".join(p for p in (exc.context, exc.problem) if p)
+            self.error(line, "", f"YAML syntax error: {problem or exc}")
+            return None
+        except yaml.YAMLError as exc:
+            self.error(1, "", f"YAML error: {exc}")
+            return None
+        if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL_TAG):
+            self.error(1, "", "file is empty")
+            return None
+        pairs = self.mapping(root, "", "a mapping of sections (global_defs, vrrp_instances, ...)")
+        if pairs is None:
+            return None
+        nodes: dict[str, Node] = {}
+        for key, value in pairs:
+            if key not in _SECTIONS:
+                self.error(
+                    self.lines[key], key, f"unknown section{_suggest(key, _SECTIONS)}"
+                )
+                continue
+            nodes[key] = value
+
+        self.names = _Names(
+            scripts=set(self.defined_names(nodes, "vrrp_scripts")),
+            track_files=set(self.defined_names(nodes, "vrrp_track_files")),
+            instances=set(self.defined_names(nodes, "vrrp_instances")),
+        )
+        global_defs = m.GlobalDefs()
+        if (node := nodes.get("global_defs")) is not None and not _is_null(node):
+            built = self.build(m.GlobalDefs, node, "global_defs")
+            if built is not _INVALID:
+                global_defs = built
+        scripts = self.named(nodes, "vrrp_scripts", m.VrrpScript)
+        track_files = self.named(nodes, "vrrp_track_files", m.VrrpTrackFile)
+        instances = self.named(
+            nodes,
+            "vrrp_instances",
+            m.VrrpInstance,
+            lambda n, p, name: self.instance(n, p, name, global_defs),
+        )
+        groups = self.named(nodes, "vrrp_sync_groups", m.VrrpSyncGroup, self.sync_group)
+        servers: list[m.VirtualServer] = []
+        if (node := nodes.get("virtual_servers")) is not None and not _is_null(node):
+            if not isinstance(node, SequenceNode):
+                self.error(node, "virtual_servers", f"must be a list, got {_describe(node)}")
+            else:
+                for i, item in enumerate(node.value):
+                    path = f"virtual_servers[{i}]"
+                    self.lines[path] = _line(item)
+                    vs = self.virtual_server(item, path)
+                    if vs is not _INVALID:
+                        servers.append(vs)
+
+        sync = global_defs.lvs_sync_daemon
+        if sync is not None and sync.instance not in self.names.instances:
+            self.at(
+                "global_defs.lvs_sync_daemon.instance",
+                f"no vrrp_instance named '{sync.instance}'"
+                f"{_suggest(sync.instance, self.names.instances)}",
+            )
+        self.check_instances_together(instances)
+        self.check_sync_groups()
+        self.check_virtual_servers_together()
+        if self.problems:
+            return None
+        return m.Config(
+            source_path=source_path,
+            global_defs=global_defs,
+            vrrp_scripts=m.frozen_map(scripts),
+            vrrp_track_files=m.frozen_map(track_files),
+            vrrp_instances=m.frozen_map(instances),
+            vrrp_sync_groups=m.frozen_map(groups),
+            virtual_servers=tuple(servers),
+        )
+
+    def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
+        node = nodes.get(section)
+        if not isinstance(node, MappingNode):
+            return []
+        return [str(k.value) for k, _ in node.value if isinstance(k, ScalarNode)]
+
+    def named(
+        self,
+        nodes: Mapping[str, Node],
+        section: str,
+        cls: type[Any],
+        builder: Callable[[Node, str, str], Any] | None = None,
+    ) -> dict[str, Any]:
+        """A section that maps names to objects (vrrp_instances, vrrp_scripts, ...)."""
+        out: dict[str, Any] = {}
+        node = nodes.get(section)
+        if node is None or _is_null(node):
+            return out
+        pairs = self.mapping(node, section, "a mapping of names to settings")
+        for name, value in pairs or ():
+            path = _join(section, name)
+            if not _NAME_RE.match(name):
+                self.error(self.lines[path], path, "names must be non-empty, without spaces or '/'")
+                continue
+            if builder is not None:
+                built = builder(value, path, name)
+            else:
+                built = self.build(cls, value, path, inject={"name": name})
+            if built is not _INVALID:
+                out[name] = built
+        return out
+
+    # ---------------------------------------------------------------- generic walking
+
+    def read(
+        self, cls: type[Any], node: Node, path: str, skip: Iterable[str] = ()
+    ) -> tuple[dict[str, Any], dict[str, Node], bool] | None:
+        """Convert the keys of a mapping node against `cls`'s fields.
+
+        Returns (values given, their nodes, all fine) or None when the node is not a
+        mapping. Keys in `skip` are left to the caller. Missing required keys are
+        reported on the line of the mapping's own key.
+        """
+        pairs = self.mapping(node, path)
+        if pairs is None:
+            return None
+        by_key = {
+            f.metadata.get("key", f.name): f for f in fields(cls) if not f.metadata.get("from_key")
+        }
+        skip = set(skip)
+        values: dict[str, Any] = {}
+        given: dict[str, Node] = {}
+        ok = True
+        for key, value_node in pairs:
+            kpath = _join(path, key)
+            if key in skip:
+                given[key] = value_node
+                continue
+            f = by_key.get(key)
+            if f is None:
+                hint = _suggest(key, [*by_key, *skip])
+                self.error(self.lines[kpath], kpath, f"unknown key{hint}")
+                ok = False
+                continue
+            value = self.convert(_hints(cls)[f.name], value_node, kpath, f.metadata)
+            given[key] = value_node
+            if value is _INVALID:
+                ok = False
+            else:
+                values[f.name] = value
+        for key, f in by_key.items():
+            if key not in given and f.default is MISSING and f.default_factory is MISSING:
+                line = self.lines.get(path, _line(node))
+                self.error(line, _join(path, key), "required key is missing")
+                ok = False
+        return values, given, ok
+
+    def build(
+        self, cls: type[Any], node: Node, path: str, inject: Mapping[str, Any] | None = None
+    ) -> Any:
+        custom = _BUILDERS.get(cls)
+        if custom is not None:
+            return custom(self, node, path)
+        read = self.read(cls, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        return cls(**read[0], **(inject or {}))
+
+    def convert(self, hint: Any, node: Node, path: str, meta: Mapping[str, Any]) -> Any:
+        parser = _PARSERS.get(hint)
+        if parser is not None:
+            return parser(self, node, path)
+        inner, nullable = _strip_none(hint)
+        if nullable:
+            if _is_null(node):
+                return None
+            return self.convert(inner, node, path, meta)
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            item_hint = typing.get_args(hint)[0]
+            if _is_null(node):
+                return ()  # `key:` with nothing after it: an empty list
+            if not isinstance(node, SequenceNode):
+                return self.error(node, path, f"must be a list, got {_describe(node)}")
+            items = []
+            ok = True
+            for i, item in enumerate(node.value):
+                ipath = f"{path}[{i}]"
+                self.lines[ipath] = _line(item)
+                value = self.convert(item_hint, item, ipath, meta)
+                ok = ok and value is not _INVALID
+                items.append(value)
+            if ok:
+                return tuple(items)
+            self.partial[path] = [item for item in items if item is not _INVALID]
+            return _INVALID
+        if origin is Literal:
+            return self.literal(typing.get_args(hint), node, path)
+        if isinstance(hint, type) and is_dataclass(hint):
+            return self.build(hint, node, path)
+        if hint is bool:
+            value = self.plain(node, path, "true or false")
+            if value is _INVALID or isinstance(value, bool):
+                return value
+            return self.error(node, path, f"must be true or false, got {_describe(node)}")
+        if hint is int or hint is float:
+            return self.number(hint, node, path, meta)
+        if hint is str:
+            if not isinstance(node, ScalarNode) or _is_null(node):
+                return self.error(node, path, f"must be a string, got {_describe(node)}")
+            return str(node.value)
+        if hint is Path:
+            if not isinstance(node, ScalarNode) or _is_null(node) or not str(node.value):
+                return self.error(node, path, f"must be a file path, got {_describe(node)}")
+            return Path(str(node.value))
+        if hint in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+            value = _parse_ip(self, node, path)
+            if value is not _INVALID and not isinstance(value, hint):
+                want = "IPv4" if hint is ipaddress.IPv4Address else "IPv6"
+                return self.error(node, path, f"must be an {want} address, got {value}")
+            return value
+        raise TypeError(f"no YAML conversion for {hint!r} at {path}")  # a model/loader mismatch
+
+    def plain(self, node: Node, path: str, what: str) -> Any:
+        if not isinstance(node, ScalarNode):
+            return self.error(node, path, f"must be {what}, got {_describe(node)}")
+        return self.scalar(node, path)
+
+    def number(self, hint: type, node: Node, path: str, meta: Mapping[str, Any]) -> Any:
+        want = "a whole number" if hint is int else "a number"
+        value = self.plain(node, path, want)
+        if value is _INVALID:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return self.error(node, path, f"must be {want}, got {_describe(node)}")
+        if hint is int and not isinstance(value, int):
+            if not value.is_integer():
+                return self.error(node, path, f"must be a whole number, got {_num(value)}")
+            value = int(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.error(node, path, f"must be a finite number, got {node.value}")
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{'' if low is None else _num(low)}..{'' if high is None else _num(high)}"
+            return self.error(node, path, f"must be {bounds}, got {_num(value)}")
+        return float(value) if hint is float else value
+
+    def literal(self, allowed: tuple[Any, ...], node: Node, path: str) -> Any:
+        choices = " | ".join(str(a) for a in allowed)
+        value = self.plain(node, path, f"one of {choices}")
+        if value is _INVALID:
+            return value
+        for option in allowed:
+            if type(option) is type(value) and option == value:
+                return option
+            if (
+                isinstance(option, str)
+                and isinstance(value, str | int | float)
+                and not isinstance(value, bool)
+                and str(value).lower() == option.lower()
+            ):
+                return option
+        return self.error(node, path, f"must be one of {choices}, got {_describe(node)}")
+
+    # ---------------------------------------------------------------- VRRP instances
+
+    def instance(self, node: Node, path: str, name: str, g: m.GlobalDefs) -> Any:
+        read = self.read(m.VrrpInstance, node, path)
+        if read is None:
+            return _INVALID
+        values, _given, ok = read
+        ok = self.check_tracking(path, values) and ok
+        vpath = _join(path, "virtual_ipaddress")
+        vips: list[m.VirtualIpAddress] = list(
+            values.get("virtual_ipaddress", self.partial.get(vpath, ()))
+        )
+        if "virtual_ipaddress" in values and not vips:
+            self.at(vpath, "must list at least one address")
+            ok = False
+        family = vips[0].family if vips else None
+        for i, vip in enumerate(vips[1:], start=1):
+            if vip.family != family:
+                self.at(
+                    f"{path}.virtual_ipaddress[{i}]",
+                    f"{vip.ip} is IPv{vip.family} but the instance's first address is "
+                    f"IPv{family}; one instance carries one family "
+                    "(use virtual_ipaddress_excluded for others)",
+                )
+                ok = False
+
+        version = values.get("version")
+        if version is None:
+            version = 3 if family == 6 else g.vrrp_version
+        elif version == 2 and family == 6:
+            self.at(_join(path, "version"), "VRRPv2 is IPv4 only; IPv6 instances need version 3")
+            ok = False
+        values["version"] = version
+
+        if "advert_int" in values:
+            adv = values["advert_int"]
+            apath = _join(path, "advert_int")
+            if version == 2 and (not float(adv).is_integer() or not 1 <= adv <= 255):
+                self.at(apath, f"VRRPv2 allows whole seconds 1..255, got {_num(adv)}")
+                ok = False
+            elif version == 3 and (
+                not 0.01 <= adv <= 40.95 or abs(adv * 100 - round(adv * 100)) > 1e-6
+            ):
+                self.at(apath, f"VRRPv3 allows 0.01..40.95 in steps of 0.01, got {_num(adv)}")
+                ok = False
+            else:
+                values["advert_int"] = round(adv, 2)
+
+        if values.get("authentication") is not None and version == 3:
+            self.at(_join(path, "authentication"), "VRRPv3 has no authentication (v2 only)")
+            ok = False
+        if values.get("nopreempt") and values.get("state") == "MASTER":
+            self.at(_join(path, "nopreempt"), "needs state BACKUP (keepalived's rule)")
+            ok = False
+
+        if family is not None:
+            for key in ("unicast_src_ip", "mcast_src_ip"):
+                ip = values.get(key)
+                if ip is not None and ip.version != family:
+                    self.at(
+                        _join(path, key),
+                        f"{ip} is IPv{ip.version} but the virtual addresses are IPv{family}",
+                    )
+                    ok = False
+            dst = values.get("mcast_dst_ip")
+            if dst is not None and (dst.version != family or not dst.is_multicast):
+                self.at(
+                    _join(path, "mcast_dst_ip"),
+                    f"must be an IPv{family} multicast address, got {dst}",
+                )
+                ok = False
+        src = values.get("unicast_src_ip")
+        peer_family = src.version if src is not None else family
+        seen_peers: set[m.IPAddress] = set()
+        ppath = _join(path, "unicast_peers")
+        for i, peer in enumerate(values.get("unicast_peers", self.partial.get(ppath, ()))):
+            ppath = f"{path}.unicast_peers[{i}]"
+            if peer_family is not None and peer.ip.version != peer_family:
+                source = "unicast_src_ip is" if src is not None else "the virtual addresses are"
+                self.at(
+                    ppath, f"{peer.ip} is IPv{peer.ip.version} but {source} IPv{peer_family}"
+                )
+                ok = False
+            if peer.ip in seen_peers:
+                self.at(ppath, f"{peer.ip} is listed twice")
+                ok = False
+            if src is not None and peer.ip == src:
+                self.at(ppath, f"{peer.ip} is this director's own unicast_src_ip")
+                ok = False
+            if (
+                peer.min_ttl is not None
+                and peer.max_ttl is not None
+                and peer.min_ttl > peer.max_ttl
+            ):
+                self.at(ppath, f"min_ttl {peer.min_ttl} is above max_ttl {peer.max_ttl}")
+                ok = False
+            seen_peers.add(peer.ip)
+
+        for key, gkey in (
+            ("garp_master_delay", "vrrp_garp_master_delay"),
+            ("garp_master_repeat", "vrrp_garp_master_repeat"),
+            ("garp_master_refresh", "vrrp_garp_master_refresh"),
+            ("garp_master_refresh_repeat", "vrrp_garp_master_refresh_repeat"),
+            ("down_timer_adverts", "vrrp_down_timer_adverts"),
+            ("checksum_pseudo_header", "vrrp_checksum_pseudo_header"),
+        ):
+            values.setdefault(key, getattr(g, gkey))
+        values.setdefault(
+            "garp_lower_prio_delay",
+            g.vrrp_garp_lower_prio_delay
+            if g.vrrp_garp_lower_prio_delay is not None
+            else values["garp_master_delay"],
+        )
+        values.setdefault(
+            "garp_lower_prio_repeat",
+            g.vrrp_garp_lower_prio_repeat
+            if g.vrrp_garp_lower_prio_repeat is not None
+            else values["garp_master_repeat"],
+        )
+        if not ok:
+            return _INVALID
+        return m.VrrpInstance(name=name, **values)
+
+    # ---------------------------------------------------------------- virtual servers
+
+    def virtual_server(self, node: Node, path: str) -> Any:
+        read = self.read(m.VirtualServer, node, path, skip=("real_servers", "sorry_server"))
+        if read is None:
+            return _INVALID
+        values, given, ok = read
+        if (sorry_node := given.get("sorry_server")) is not None and not _is_null(sorry_node):
+            parsed = _parse_hostport(self, sorry_node, _join(path, "sorry_server"))
+            if parsed is _INVALID:
+                ok = False
+            else:
+                values["sorry_server"] = parsed
+        ip, port = values.get("ip"), values.get("port")
+        if "ip" in given and "fwmark" in given:
+            self.at(path, "give either ip (with port) or fwmark, not both")
+            ok = False
+        elif "ip" not in given and "fwmark" not in given:
+            self.error(node, path, "needs ip and port, or fwmark")
+            ok = False
+        if ip is not None and "port" not in given and not values.get("persistence_timeout"):
+            self.error(
+                node, _join(path, "port"),
+                "required with ip (only a persistent service may omit it: persistence_timeout)",
+            )
+            ok = False
+        if "fwmark" in given and "port" in given and "ip" not in given:
+            self.at(_join(path, "port"), "a fwmark service has no port")
+            ok = False
+        if "ip_family" in given and "fwmark" not in given:
+            self.at(_join(path, "ip_family"), "only for fwmark services (ip gives the family)")
+            ok = False
+        vport = port or 0
+        if "fwmark" in values:
+            self.server_keys[path] = (values.get("protocol", "TCP"), "FWM", values["fwmark"])
+        elif ip is not None:
+            self.server_keys[path] = (values.get("protocol", "TCP"), ip, vport)
+        family = ip.version if ip is not None else None
+        if family is None and values.get("ip_family") is not None:
+            family = 6 if values["ip_family"] == "inet6" else 4
+        lb_kind: str = values.get("lb_kind", "NAT")
+        sorry = values.get("sorry_server")
+        if sorry is not None:
+            if sorry.port == 0 and vport:
+                sorry = m.HostPort(sorry.host, vport)
+                values["sorry_server"] = sorry
+            sorry_kind = values.get("sorry_server_lb_kind") or lb_kind
+            if family is not None and sorry.host.version != family and sorry_kind != "TUN":
+                self.at(
+                    _join(path, "sorry_server"),
+                    f"{sorry.host} is IPv{sorry.host.version} but the service is IPv{family} "
+                    "(only TUN may mix families)",
+                )
+                ok = False
+
+        reals: list[m.RealServer] = []
+        rs_node = given.get("real_servers")
+        if rs_node is not None and not _is_null(rs_node):
+            if not isinstance(rs_node, SequenceNode):
+                got = _describe(rs_node)
+                self.error(rs_node, _join(path, "real_servers"), f"must be a list, got {got}")
+                ok = False
+            else:
+                seen: dict[tuple[m.IPAddress, int], int] = {}
+                for i, item in enumerate(rs_node.value):
+                    rpath = f"{path}.real_servers[{i}]"
+                    self.lines[rpath] = _line(item)
+                    rs = self.real_server(item, rpath, values, vport)
+                    key = self.server_keys.get(rpath)
+                    if key is not None:
+                        if key in seen:
+                            where = f"real_servers[{seen[key]}]"
+                            self.at(rpath, f"{m.HostPort(*key)} is already {where}")
+                            ok = False
+                            continue
+                        seen[key] = i
+                    if rs is _INVALID:
+                        ok = False
+                        continue
+                    kind = rs.lb_kind or lb_kind
+                    if family is not None and rs.family != family and kind != "TUN":
+                        self.at(
+                            _join(rpath, "ip"),
+                            f"{rs.ip} is IPv{rs.family} but the service is IPv{family} "
+                            "(only TUN may mix families)",
+                        )
+                        ok = False
+                    if kind in ("DR", "TUN") and port and rs.port != port:
+                        self.at(
+                            _join(rpath, "port"),
+                            f"{kind} cannot change the port: must be the virtual port {port} "
+                            f"(got {rs.port})",
+                        )
+                        ok = False
+                    reals.append(rs)
+        if not ok:
+            return _INVALID
+        return m.VirtualServer(**values, real_servers=tuple(reals))
+
+    def real_server(self, node: Node, path: str, vs: Mapping[str, Any], vport: int) -> Any:
+        read = self.read(m.RealServer, node, path, skip=CHECKER_KEYS)
+        if read is None:
+            return _INVALID
+        values, given, ok = read
+        values.setdefault("port", vport)
+        if "ip" in values:
+            self.server_keys[path] = (values["ip"], values["port"])
+        checks: list[m.Checker] = []
+        for kind, cls in CHECKER_KEYS.items():
+            cnode = given.get(kind)
+            if cnode is None:
+                continue
+            cpath = _join(path, kind)
+            if isinstance(cnode, SequenceNode):
+                items = [(f"{cpath}[{i}]", n) for i, n in enumerate(cnode.value)]
+                if not items:
+                    self.error(cnode, cpath, "an empty list: give a check or remove the key")
+                    ok = False
+            elif isinstance(cnode, MappingNode) or _is_null(cnode):
+                items = [(cpath, cnode)]
+            else:
+                self.error(
+                    cnode, cpath, f"must be a mapping or a list of mappings, got {_describe(cnode)}"
+                )
+                ok = False
+                continue
+            for ipath, inode in items:
+                self.lines.setdefault(ipath, _line(inode))
+                if _is_null(inode):
+                    inode = MappingNode(_MAP_TAG, [], inode.start_mark, inode.end_mark)
+                check = self.checker(cls, inode, ipath, values, vs)
+                if check is _INVALID:
+                    ok = False
+                else:
+                    checks.append(check)
+        if not ok:
+            return _INVALID
+        return m.RealServer(**values, checks=tuple(checks))
+
+    def checker(
+        self,
+        cls: type[m.CheckBase],
+        node: Node,
+        path: str,
+        rs: Mapping[str, Any],
+        vs: Mapping[str, Any],
+    ) -> Any:
+        read = self.read(cls, node, path)
+        if read is None:
+            return _INVALID
+        values, _given, ok = read
+        inherited = list(_TRACK_INHERITED)
+        if issubclass(cls, m.NetworkCheckBase):
+            inherited.append("connect_timeout")
+        if issubclass(cls, m.HttpCheckBase):
+            inherited.append("virtualhost")
+        for key in inherited:
+            if key in values:
+                continue
+            for level in (rs, vs):
+                if level.get(key) is not None:
+                    values[key] = level[key]
+                    break
+        if "delay_loop" not in values:
+            values["delay_loop"] = 60.0
+        if cls is m.DnsCheck and "delay_before_retry" not in values:
+            values["delay_before_retry"] = values["delay_loop"]  # keepalived's DNS_CHECK default
+        if issubclass(cls, m.HttpCheckBase) and "url" in values and not values["url"]:
+            self.at(_join(path, "url"), "must list at least one url")
+            ok = False
+        elif issubclass(cls, m.HttpCheckBase) and "url" not in values and ok:
+            self.error(node, _join(path, "url"), "required key is missing")
+            ok = False
+        if (
+            issubclass(cls, m.NetworkCheckBase)
+            and values.get("connect_port") is None
+            and not rs.get("port")
+        ):
+            self.error(
+                node, _join(path, "connect_port"),
+                "required: the real server has no port to check",
+            )
+            ok = False
+        if not ok:
+            return _INVALID
+        return cls(**values)
+
+    # ---------------------------------------------------------------- cross-section rules
+
+    def check_tracking(self, path: str, values: Mapping[str, Any]) -> bool:
+        """track_script / track_file entries must name a defined script or file."""
+        ok = True
+        for key, defined, what in (
+            ("track_script", self.names.scripts, "vrrp_script"),
+            ("track_file", self.names.track_files, "vrrp_track_file"),
+        ):
+            kpath = _join(path, key)
+            for i, ref in enumerate(values.get(key, self.partial.get(kpath, ()))):
+                if ref.name not in defined:
+                    hint = _suggest(ref.name, defined)
+                    self.at(f"{kpath}[{i}]", f"no {what} named '{ref.name}'{hint}")
+                    ok = False
+        return ok
+
+    def sync_group(self, node: Node, path: str, name: str) -> Any:
+        read = self.read(m.VrrpSyncGroup, node, path)
+        if read is None:
+            return _INVALID
+        values, _given, ok = read
+        ok = self.check_tracking(path, values) and ok
+        gpath = _join(path, "group")
+        members = list(values.get("group", self.partial.get(gpath, ())))
+        self.group_members[name] = members
+        for i, member in enumerate(members):
+            if member not in self.names.instances:
+                self.at(
+                    f"{gpath}[{i}]",
+                    f"no vrrp_instance named '{member}'{_suggest(member, self.names.instances)}",
+                )
+                ok = False
+        if not ok:
+            return _INVALID
+        return m.VrrpSyncGroup(name=name, **values)
+
+    def check_sync_groups(self) -> None:
+        member_of: dict[str, str] = {}
+        for gname, members in self.group_members.items():
+            gpath = f"vrrp_sync_groups.{gname}.group"
+            if not members:
+                self.at(gpath, "must list at least one instance")
+            for i, member in enumerate(members):
+                if member in member_of:
+                    where = member_of[member]
+                    if where == gname:
+                        self.at(f"{gpath}[{i}]", f"'{member}' is listed twice")
+                    else:
+                        self.at(
+                            f"{gpath}[{i}]",
+                            f"'{member}' is already in sync group '{where}' "
+                            "(an instance belongs to one group)",
+                        )
+                    continue
+                member_of[member] = gname
+
+    def check_instances_together(self, instances: Mapping[str, m.VrrpInstance]) -> None:
+        by_router: dict[tuple[str, int, int], list[m.VrrpInstance]] = {}
+        vip_owner: dict[m.IPAddress, str] = {}
+        for name, inst in instances.items():
+            key = (inst.interface, inst.family, inst.virtual_router_id)
+            for other in by_router.get(key, []):
+                if _same_channel(inst, other):
+                    self.at(
+                        f"vrrp_instances.{name}.virtual_router_id",
+                        f"{inst.virtual_router_id} is already used by '{other.name}' on "
+                        f"{inst.interface} (IPv{inst.family})",
+                    )
+                    break
+            by_router.setdefault(key, []).append(inst)
+            all_vips = (
+                [("virtual_ipaddress", i, v) for i, v in enumerate(inst.virtual_ipaddress)]
+                + [
+                    ("virtual_ipaddress_excluded", i, v)
+                    for i, v in enumerate(inst.virtual_ipaddress_excluded)
+                ]
+            )
+            for key_name, i, vip in all_vips:
+                first = vip_owner.get(vip.ip)
+                if first is not None:
+                    self.at(
+                        f"vrrp_instances.{name}.{key_name}[{i}]",
+                        f"{vip.ip} is already a virtual address of '{first}'",
+                    )
+                else:
+                    vip_owner[vip.ip] = name
+
+    def check_virtual_servers_together(self) -> None:
+        seen: dict[Any, str] = {}
+        for path, key in self.server_keys.items():
+            if ".real_servers[" in path:
+                continue
+            if key in seen:
+                proto, where, what = key
+                label = f"fwmark {what}" if where == "FWM" else str(m.HostPort(where, what))
+                self.at(path, f"{label}/{proto} is already {seen[key]}")
+            else:
+                seen[key] = path
+
+
+class _Names:
+    """Names defined in the file, whether or not their settings were valid."""
+
+    def __init__(self, scripts: set[str], track_files: set[str], instances: set[str]) -> None:
+        self.scripts = scripts
+        self.track_files = track_files
+        self.instances = instances
+
+
+def _same_channel(a: m.VrrpInstance, b: m.VrrpInstance) -> bool:
+    """Whether two instances with one VRID would hear each other's adverts (keepalived's rule)."""
+    if a.is_unicast != b.is_unicast:
+        return False
+    if a.is_unicast:
+        return bool({p.ip for p in a.unicast_peers} & {p.ip for p in b.unicast_peers})
+    return a.mcast_dst_ip == b.mcast_dst_ip
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+
+# --------------------------------------------------------------------------- value parsers
+
+
+def _text(ctx: _Ctx, node: Node, path: str, what: str) -> Any:
+    if not isinstance(node, ScalarNode) or _is_null(node):
+        return ctx.error(node, path, f"must be {what}, got {_describe(node)}")
+    return str(node.value).strip()
+
+
+def _parse_ip(ctx: _Ctx, node: Node, path: str) -> Any:
+    text = _text(ctx, node, path, "an IP address")
+    if text is _INVALID:
+        return text
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return ctx.error(node, path, f"not an IP address: {text!r}")
+
+
+def _parse_interface(ctx: _Ctx, node: Node, path: str) -> Any:
+    text = _text(ctx, node, path, "an address IP[/prefix]")
+    if text is _INVALID:
+        return text
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        return ctx.error(node, path, f"not an address IP[/prefix]: {text!r}")
+
+
+def _parse_hostport(ctx: _Ctx, node: Node, path: str) -> Any:
+    text = _text(ctx, node, path, "IP:PORT or [IPv6]:PORT")
+    if text is _INVALID:
+        return text
+    match = _HOSTPORT_RE.match(text)
+    host = None
+    if match is not None:
+        try:
+            host = ipaddress.ip_address(match["v6"] or match["host"])
+        except ValueError:
+            host = None
+    if match is None or host is None or (match["host"] and host.version == 6):
+        # a bare IPv6 address without brackets and port is still unambiguous
+        try:
+            bare = ipaddress.ip_address(text)
+        except ValueError:
+            return ctx.error(node, path, f"must be IP:PORT or [IPv6]:PORT, got {text!r}")
+        return m.HostPort(bare, 0)
+    port = int(match["port"]) if match["port"] else 0
+    if match["v6"] and host.version != 6:
+        return ctx.error(node, path, f"brackets are for IPv6 addresses, got {text!r}")
+    if not 0 <= port <= 65535:
+        return ctx.error(node, path, f"port must be 1..65535, got {port}")
+    return m.HostPort(host, port)
+
+
+def _parse_listen(ctx: _Ctx, node: Node, path: str) -> Any:
+    value = _parse_hostport(ctx, node, path)
+    if value is not _INVALID and value.port == 0:
+        return ctx.error(node, path, f"needs a port: IP:PORT or [IPv6]:PORT, got {node.value!r}")
+    return value
+
+
+def _parse_command(ctx: _Ctx, node: Node, path: str) -> Any:
+    if isinstance(node, SequenceNode):
+        argv: list[str] = []
+        for i, item in enumerate(node.value):
+            arg = _text(ctx, item, f"{path}[{i}]", "a string")
+            if arg is _INVALID:
+                return arg
+            argv.append(str(item.value))
+        if not argv or not argv[0]:
+            return ctx.error(node, path, "must name a program to run")
+        return m.Command(tuple(argv), shlex.join(argv))
+    text = _text(ctx, node, path, "a command line")
+    if text is _INVALID:
+        return text
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        return ctx.error(node, path, f"cannot split into arguments: {exc}")
+    if not argv:
+        return ctx.error(node, path, "must name a program to run")
+    return m.Command(tuple(argv), text)
+
+
+_VIP_OPTIONS = ("dev", "scope", "label")
+_VIP_FLAGS = ("no_track",)
+
+
+def _parse_vip(ctx: _Ctx, node: Node, path: str) -> Any:
+    if isinstance(node, MappingNode):
+        read = ctx.read(m.VirtualIpAddress, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        return _finish_vip(ctx, node, path, m.VirtualIpAddress(**read[0]))
+    text = _text(ctx, node, path, "'IP[/prefix] [dev IFACE]' or a mapping")
+    if text is _INVALID:
+        return text
+    words = text.split()
+    if not words:
+        return ctx.error(node, path, "empty address")
+    try:
+        address = ipaddress.ip_interface(words[0])
+    except ValueError:
+        return ctx.error(node, path, f"not an address IP[/prefix]: {words[0]!r}")
+    options: dict[str, Any] = {}
+    rest = words[1:]
+    while rest:
+        word = rest.pop(0)
+        if word in _VIP_FLAGS:
+            options[word] = True
+        elif word in _VIP_OPTIONS:
+            if not rest:
+                return ctx.error(node, path, f"'{word}' needs a value")
+            options[word] = rest.pop(0)
+        else:
+            known = (*_VIP_OPTIONS, *_VIP_FLAGS)
+            return ctx.error(
+                node, path,
+                f"unknown option '{word}' (known: {', '.join(known)}){_suggest(word, known)}",
+            )
+    scope = options.get("scope")
+    allowed_scopes = typing.get_args(_strip_none(_hints(m.VirtualIpAddress)["scope"])[0])
+    if scope is not None and scope not in allowed_scopes:
+        return ctx.error(
+            node, path, f"scope must be one of {' | '.join(allowed_scopes)}, got {scope!r}"
+        )
+    return _finish_vip(ctx, node, path, m.VirtualIpAddress(address, **options))
+
+
+def _finish_vip(ctx: _Ctx, node: Node, path: str, vip: m.VirtualIpAddress) -> Any:
+    ip = vip.ip
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+        return ctx.error(node, path, f"{ip} cannot be a virtual address")
+    return vip
+
+
+def _named_or_mapping(cls: type[Any], key: str) -> Callable[[_Ctx, Node, str], Any]:
+    def parse(ctx: _Ctx, node: Node, path: str) -> Any:
+        if isinstance(node, MappingNode):
+            return ctx.build(cls, node, path)
+        if key == "ip":
+            value = _parse_ip(ctx, node, path)
+        else:
+            value = _text(ctx, node, path, f"a name or a mapping with '{key}'")
+        if value is _INVALID:
+            return value
+        return cls(**{key: value})
+
+    return parse
+
+
+def _build_track(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
+    def build(ctx: _Ctx, node: Node, path: str) -> Any:
+        read = ctx.read(cls, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        return cls(**read[0])
+
+    return build
+
+
+def _parse_status_codes(ctx: _Ctx, node: Node, path: str) -> Any:
+    """200, "200-299", [200, 301], or keepalived's "200-299 400-499 503"."""
+    items: list[tuple[Node, str]] = []
+    if isinstance(node, SequenceNode):
+        if not node.value:
+            return ctx.error(node, path, "must list at least one status code")
+        for i, item in enumerate(node.value):
+            text = _text(ctx, item, f"{path}[{i}]", "a status code or range")
+            if text is _INVALID:
+                return text
+            items.extend((item, word) for word in text.split())
+    else:
+        text = _text(ctx, node, path, "a status code, a range like 200-299, or a list")
+        if text is _INVALID:
+            return text
+        items.extend((node, word) for word in text.split())
+    if not items:
+        return ctx.error(node, path, "must list at least one status code")
+    ranges: list[m.StatusCodeRange] = []
+    for item, word in items:
+        first, sep, last = word.partition("-")
+        if not first.isdigit() or (sep and not last.isdigit()):
+            return ctx.error(item, path, f"not a status code or range: {word!r}")
+        lo, hi = int(first), int(last) if sep else int(first)
+        if not (100 <= lo <= 599 and 100 <= hi <= 599):
+            return ctx.error(item, path, f"status codes are 100..599, got {word}")
+        if lo > hi:
+            return ctx.error(item, path, f"range {word} runs backwards")
+        ranges.append(m.StatusCodeRange(lo, hi))
+    return tuple(ranges)
+
+
+def _build_url(ctx: _Ctx, node: Node, path: str) -> Any:
+    read = ctx.read(m.UrlCheck, node, path)
+    if read is None:
+        return _INVALID
+    values, _given, ok = read
+    digest = values.get("digest")
+    if digest is not None:
+        if not _DIGEST_RE.match(digest):
+            ctx.at(_join(path, "digest"), f"must be an MD5 digest (32 hex digits), got {digest!r}")
+            ok = False
+        else:
+            values["digest"] = digest.lower()
+    if "path" in values and not values["path"]:
+        ctx.at(_join(path, "path"), "must not be empty")
+        ok = False
+    regex = values.get("regex")
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            ctx.at(_join(path, "regex"), f"not a valid regular expression: {exc}")
+            ok = False
+    if not ok:
+        return _INVALID
+    return m.UrlCheck(**values)
+
+
+def _build_auth(ctx: _Ctx, node: Node, path: str) -> Any:
+    read = ctx.read(m.Authentication, node, path)
+    if read is None:
+        return _INVALID
+    values, _given, ok = read
+    password = values.get("auth_pass")
+    if password is not None and not 1 <= len(password.encode()) <= 8:
+        ctx.at(
+            _join(path, "auth_pass"),
+            f"must be 1..8 bytes (VRRPv2 carries 8), got {len(password.encode())}",
+        )
+        ok = False
+    if not ok:
+        return _INVALID
+    return m.Authentication(**values)
+
+
+def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
+    read = ctx.read(m.GlobalDefs, node, path)
+    if read is None:
+        return _INVALID
+    values, _given, ok = read
+    if values.get("api_token") is not None and values.get("api_listen") is None:
+        ctx.at(_join(path, "api_token"), "only used with api_listen")
+        ok = False
+    if not ok:
+        return _INVALID
+    return m.GlobalDefs(**values)
+
+
+_PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
+    m.IPAddress: _parse_ip,
+    m.IPInterface: _parse_interface,
+    m.HostPort: _parse_listen,
+    m.Command: _parse_command,
+    m.VirtualIpAddress: _parse_vip,
+    m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
+    m.TrackScript: _named_or_mapping(m.TrackScript, "name"),
+    m.TrackFile: _named_or_mapping(m.TrackFile, "name"),
+    m.UnicastPeer: _named_or_mapping(m.UnicastPeer, "ip"),
+    tuple[m.StatusCodeRange, ...]: _parse_status_codes,
+}
+
+_BUILDERS: dict[type, Callable[[_Ctx, Node, str], Any]] = {
+    m.TrackInterface: _build_track(m.TrackInterface),
+    m.TrackScript: _build_track(m.TrackScript),
+    m.TrackFile: _build_track(m.TrackFile),
+    m.UnicastPeer: _build_track(m.UnicastPeer),
+    m.UrlCheck: _build_url,
+    m.Authentication: _build_auth,
+    m.GlobalDefs: _build_global,
+}

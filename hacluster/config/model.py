@@ -1,0 +1,597 @@
+"""The validated, frozen configuration model with keepalived's keywords and defaults. Does no I/O.
+
+Every value here has already been checked by the loader: addresses are parsed, ranges
+hold, names refer to things that exist, and inherited settings (virtual server → real
+server → checker) are resolved into each checker. Field names are the YAML keys (see
+CONFIG.md); where a YAML key is not a Python identifier the field's metadata says so.
+Field metadata also carries the bounds the loader enforces (`min`, `max`).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeAlias
+
+IPAddress: TypeAlias = IPv4Address | IPv6Address
+IPInterface: TypeAlias = IPv4Interface | IPv6Interface
+
+InitialState: TypeAlias = Literal["MASTER", "BACKUP"]
+Dataplane: TypeAlias = Literal["ipvs", "nftables", "none"]
+AuthType: TypeAlias = Literal["PASS"]
+LbAlgo: TypeAlias = Literal[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"
+]
+LbKind: TypeAlias = Literal["NAT", "DR", "TUN"]
+L4Protocol: TypeAlias = Literal["TCP", "UDP", "SCTP"]
+HttpProtocol: TypeAlias = Literal["1.0", "1.0C", "1.1"]
+DnsQueryType: TypeAlias = Literal["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"]
+
+LB_ALGOS: tuple[str, ...] = (
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+)
+
+
+def spec(**kwargs: Any) -> dict[str, Any]:
+    """Field metadata read by the loader: key (YAML name), min, max, from_key."""
+    return kwargs
+
+
+def _frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(items or {}))
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A program to run without a shell: argv split like a shell would, and the original text."""
+
+    argv: tuple[str, ...]
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """An IP address and a TCP port, written `IP:PORT` or `[IPv6]:PORT`."""
+
+    host: IPAddress
+    port: int
+
+    def __str__(self) -> str:
+        if self.host.version == 6:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCodeRange:
+    """An inclusive range of HTTP status codes (a single code is first == last)."""
+
+    first: int
+    last: int
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, int) and self.first <= code <= self.last
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+# --------------------------------------------------------------------------- global_defs
+
+VRRP_MCAST_GROUP4 = IPv4Address("224.0.0.18")  # RFC 5798 §5.1.1.2
+VRRP_MCAST_GROUP6 = IPv6Address("ff02::12")  # RFC 5798 §5.1.2.2
+
+
+@dataclass(frozen=True, slots=True)
+class LvsSyncDaemon:
+    """`global_defs.lvs_sync_daemon`: IPVS connection sync that follows a VRRP instance."""
+
+    interface: str
+    instance: str  # the vrrp_instance whose state decides master or backup sync
+    syncid: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: the VRID
+    maxlen: int | None = field(default=None, metadata=spec(min=1, max=65507))
+    port: int = field(default=8848, metadata=spec(min=1, max=65535))
+    ttl: int = field(default=1, metadata=spec(min=1, max=255))
+    group: IPAddress | None = None  # None: 224.0.0.81
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalDefs:
+    """`global_defs`: daemon-wide settings and defaults for VRRP instances."""
+
+    router_id: str | None = None  # None: the daemon uses the host name
+    dataplane: Dataplane = "ipvs"
+    control_socket: Path = Path("/run/hacluster/hacluster.sock")
+    metrics_listen: HostPort | None = None
+    api_listen: HostPort | None = None  # optional TCP control API
+    api_token: str | None = None  # bearer token required by api_listen for changes
+    enable_script_security: bool = False
+    script_user: str | None = None
+    notify_timeout: float = field(default=30.0, metadata=spec(min=0.1, max=3600))
+    event_log: Path | None = None  # JSON lines of state changes and notifications
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    vrrp_version: Literal[2, 3] = 2
+    vrrp_mcast_group4: IPv4Address = VRRP_MCAST_GROUP4
+    vrrp_mcast_group6: IPv6Address = VRRP_MCAST_GROUP6
+    vrrp_garp_master_delay: int = field(default=5, metadata=spec(min=0, max=86400))
+    vrrp_garp_master_repeat: int = field(default=5, metadata=spec(min=1, max=255))
+    vrrp_garp_master_refresh: int = field(default=0, metadata=spec(min=0, max=86400))
+    vrrp_garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
+    vrrp_garp_lower_prio_delay: int | None = field(default=None, metadata=spec(min=0, max=86400))
+    vrrp_garp_lower_prio_repeat: int | None = field(default=None, metadata=spec(min=0, max=255))
+    vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
+    vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
+    vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
+    vrrp_checksum_pseudo_header: bool = True  # v3 over IPv4 (keepalived's default)
+    lvs_sync_daemon: LvsSyncDaemon | None = None
+    lvs_flush: bool = False  # flush the IPVS table at start
+    lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
+    reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
+
+
+# --------------------------------------------------------------------------- VRRP
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScript:
+    """`vrrp_scripts.NAME`: a command run periodically; its result adjusts priority or faults."""
+
+    name: str = field(metadata=spec(from_key=True))
+    script: Command
+    interval: float = field(default=1.0, metadata=spec(min=0.01, max=86400))
+    timeout: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
+    weight: int = field(default=0, metadata=spec(min=-253, max=253))
+    reverse: bool = False
+    rise: int = field(default=1, metadata=spec(min=1, max=1000))
+    fall: int = field(default=1, metadata=spec(min=1, max=1000))
+    user: str | None = None
+    init_fail: bool = False
+
+    @property
+    def effective_timeout(self) -> float:
+        """keepalived's rule: without a timeout, a script may run for one interval."""
+        return self.interval if self.timeout is None else self.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpTrackFile:
+    """`vrrp_track_files.NAME`: a file holding a number that is added to priority (x weight)."""
+
+    name: str = field(metadata=spec(from_key=True))
+    file: Path
+    weight: int = field(default=1, metadata=spec(min=-254, max=254))
+    reverse: bool = False
+    init_file: int | None = None  # create the file with this value if missing
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInterface:
+    """One `track_interface` entry; weight 0 means link down puts the instance in FAULT."""
+
+    name: str
+    weight: int = field(default=0, metadata=spec(min=-253, max=253))
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackScript:
+    """One `track_script` entry; weight None means the script's own weight."""
+
+    name: str
+    weight: int | None = field(default=None, metadata=spec(min=-253, max=253))
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFile:
+    """One `track_file` entry; weight None means the track file's own weight."""
+
+    name: str
+    weight: int | None = field(default=None, metadata=spec(min=-254, max=254))
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnicastPeer:
+    """A unicast VRRP peer, optionally with the TTL / hop-limit range accepted from it."""
+
+    ip: IPAddress
+    min_ttl: int | None = field(default=None, metadata=spec(min=0, max=255))
+    max_ttl: int | None = field(default=None, metadata=spec(min=0, max=255))
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """VRRPv2 simple-text authentication (RFC 2338 type 1); at most 8 characters."""
+
+    auth_type: AuthType
+    auth_pass: str
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualIpAddress:
+    """A VIP: `IP/prefix [dev IFACE] [scope SCOPE] [label LABEL] [no_track]`."""
+
+    address: IPInterface  # prefix defaults to /32 or /128
+    dev: str | None = None  # None: the instance's interface
+    scope: Literal["global", "site", "link", "host", "nowhere"] | None = None
+    label: str | None = None
+    no_track: bool = False
+
+    @property
+    def ip(self) -> IPAddress:
+        return self.address.ip
+
+    @property
+    def family(self) -> int:
+        """4 or 6."""
+        return self.address.version
+
+    def __str__(self) -> str:
+        text = str(self.address)
+        if self.dev is not None:
+            text += f" dev {self.dev}"
+        if self.scope is not None:
+            text += f" scope {self.scope}"
+        if self.label is not None:
+            text += f" label {self.label}"
+        if self.no_track:
+            text += " no_track"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpInstance:
+    """`vrrp_instances.NAME`: one virtual router on one interface and address family."""
+
+    name: str = field(metadata=spec(from_key=True))
+    interface: str
+    virtual_router_id: int = field(metadata=spec(min=1, max=255))
+    virtual_ipaddress: tuple[VirtualIpAddress, ...]
+    state: InitialState = "BACKUP"
+    priority: int = field(default=100, metadata=spec(min=1, max=255))
+    advert_int: float = 1.0  # seconds; the loader checks it against the version
+    version: Literal[2, 3] = 2  # the loader fills in global_defs.vrrp_version when unset
+    nopreempt: bool = False
+    preempt_delay: float = field(default=0.0, metadata=spec(min=0, max=1000))
+    unicast_src_ip: IPAddress | None = None
+    unicast_peers: tuple[UnicastPeer, ...] = ()
+    unicast_ttl: int = field(default=255, metadata=spec(min=1, max=255))
+    mcast_src_ip: IPAddress | None = None
+    mcast_dst_ip: IPAddress | None = None  # None: global vrrp_mcast_group4/6
+    authentication: Authentication | None = None
+    virtual_ipaddress_excluded: tuple[VirtualIpAddress, ...] = ()
+    track_interface: tuple[TrackInterface, ...] = ()
+    track_script: tuple[TrackScript, ...] = ()
+    track_file: tuple[TrackFile, ...] = ()
+    dont_track_primary: bool = False
+    accept: bool = True  # accept mode: the VIPs answer even when not the address owner
+    checksum_pseudo_header: bool = True  # v3/IPv4 checksum includes the pseudo-header
+    down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
+    # The garp_* values default to the vrrp_garp_* ones of global_defs (loader resolves).
+    garp_master_delay: int = field(default=5, metadata=spec(min=0, max=86400))
+    garp_master_repeat: int = field(default=5, metadata=spec(min=1, max=255))
+    garp_master_refresh: int = field(default=0, metadata=spec(min=0, max=86400))
+    garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
+    garp_lower_prio_delay: int = field(default=5, metadata=spec(min=0, max=86400))
+    garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
+    notify_master: Command | None = None
+    notify_backup: Command | None = None
+    notify_fault: Command | None = None
+    notify_stop: Command | None = None
+    notify: Command | None = None  # called as: notify INSTANCE NAME STATE PRIORITY
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the family of the VIPs carried in adverts."""
+        return self.virtual_ipaddress[0].family
+
+    @property
+    def is_unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+    @property
+    def is_owner(self) -> bool:
+        """Priority 255: the address owner (RFC 5798 §6.1)."""
+        return self.priority == 255
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSyncGroup:
+    """`vrrp_sync_groups.NAME`: instances that move between states together."""
+
+    name: str = field(metadata=spec(from_key=True))
+    group: tuple[str, ...]
+    track_interface: tuple[TrackInterface, ...] = ()
+    track_script: tuple[TrackScript, ...] = ()
+    track_file: tuple[TrackFile, ...] = ()
+    notify_master: Command | None = None
+    notify_backup: Command | None = None
+    notify_fault: Command | None = None
+    notify_stop: Command | None = None
+    notify: Command | None = None  # called as: notify GROUP NAME STATE PRIORITY
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckBase:
+    """Settings every checker has; inherited from the real server and virtual server."""
+
+    KIND: ClassVar[str] = ""
+
+    retry: int = field(default=1, metadata=spec(min=0, max=1000))
+    delay_before_retry: float = field(default=1.0, metadata=spec(min=0, max=86400))
+    delay_loop: float = field(default=60.0, metadata=spec(min=0.01, max=86400))
+    warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))  # None: delay_loop
+    alpha: bool = False  # start down: the server must pass before it gets traffic
+    log_all_failures: bool = False
+
+    @property
+    def effective_warmup(self) -> float:
+        """Upper bound of the random delay before the first check."""
+        return self.delay_loop if self.warmup is None else self.warmup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkCheckBase(CheckBase):
+    """Connection settings of the network checkers; connect_ip/port default to the real server."""
+
+    connect_ip: IPAddress | None = None
+    connect_port: int | None = field(default=None, metadata=spec(min=1, max=65535))
+    bindto: IPAddress | None = None
+    bind_port: int | None = field(default=None, metadata=spec(min=1, max=65535))
+    bind_if: str | None = None
+    fwmark: int | None = field(default=None, metadata=spec(min=1, max=0xFFFFFFFF))
+    connect_timeout: float = field(default=5.0, metadata=spec(min=0.01, max=3600))
+
+
+@dataclass(frozen=True, slots=True)
+class UrlCheck:
+    """One `url` of HTTP_GET / SSL_GET: the path, the accepted status codes, optional checks."""
+
+    path: str
+    status_code: tuple[StatusCodeRange, ...] = (StatusCodeRange(200, 299),)
+    digest: str | None = None  # md5 of the body, 32 lowercase hex digits
+    virtualhost: str | None = None
+    regex: str | None = None
+    regex_no_match: bool = False
+
+    def accepts(self, code: int) -> bool:
+        return any(code in r for r in self.status_code)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCheckBase(NetworkCheckBase):
+    """What HTTP_GET and SSL_GET share."""
+
+    delay_before_retry: float = field(default=3.0, metadata=spec(min=0, max=86400))
+    url: tuple[UrlCheck, ...] = ()
+    http_protocol: HttpProtocol = "1.0"
+    virtualhost: str | None = None
+    fast_recovery: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpGetCheck(HttpCheckBase):
+    """`HTTP_GET`: fetch each url over plain HTTP."""
+
+    KIND: ClassVar[str] = "HTTP_GET"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SslGetCheck(HttpCheckBase):
+    """`SSL_GET`: fetch each url over TLS (certificates are not verified, as keepalived)."""
+
+    KIND: ClassVar[str] = "SSL_GET"
+    enable_sni: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpCheck(NetworkCheckBase):
+    """`TCP_CHECK`: a TCP connect succeeds."""
+
+    KIND: ClassVar[str] = "TCP_CHECK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpCheck(NetworkCheckBase):
+    """`SMTP_CHECK`: the server greets with 220 and answers HELO with 250."""
+
+    KIND: ClassVar[str] = "SMTP_CHECK"
+    helo_name: str | None = None  # None: the local host name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsCheck(NetworkCheckBase):
+    """`DNS_CHECK`: a query over UDP gets an answer."""
+
+    KIND: ClassVar[str] = "DNS_CHECK"
+    retry: int = field(default=3, metadata=spec(min=0, max=1000))
+    type: DnsQueryType = "SOA"
+    name: str = "."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MiscCheck(CheckBase):
+    """`MISC_CHECK`: run a program; exit 0 is up (with misc_dynamic, 2..255 set the weight)."""
+
+    KIND: ClassVar[str] = "MISC_CHECK"
+    retry: int = field(default=0, metadata=spec(min=0, max=1000))
+    misc_path: Command
+    misc_timeout: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
+    misc_dynamic: bool = False
+    user: str | None = None
+
+    @property
+    def effective_timeout(self) -> float:
+        """keepalived's rule: without misc_timeout, the program may run for delay_loop."""
+        return self.delay_loop if self.misc_timeout is None else self.misc_timeout
+
+
+Checker: TypeAlias = HttpGetCheck | SslGetCheck | TcpCheck | SmtpCheck | DnsCheck | MiscCheck
+
+CHECKER_TYPES: tuple[type[CheckBase], ...] = (
+    HttpGetCheck,
+    SslGetCheck,
+    TcpCheck,
+    SmtpCheck,
+    DnsCheck,
+    MiscCheck,
+)
+
+
+# --------------------------------------------------------------------------- virtual servers
+
+
+@dataclass(frozen=True, slots=True)
+class RealServer:
+    """One real server of a virtual server, with its checks (all must pass for it to be up).
+
+    The timing keys (connect_timeout, retry, ...) are as written here, None when not
+    given; the resolved values live in each check.
+    """
+
+    ip: IPAddress
+    port: int = field(default=0, metadata=spec(min=0, max=65535))  # 0: the virtual port
+    weight: int = field(default=1, metadata=spec(min=0, max=65535))
+    lb_kind: LbKind | None = None  # None: the virtual server's lb_kind (see forwarding)
+    inhibit_on_failure: bool | None = None  # None: the virtual server's setting
+    notify_up: Command | None = None
+    notify_down: Command | None = None
+    uthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
+    lthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
+    virtualhost: str | None = None
+    alpha: bool | None = None
+    connect_timeout: float | None = field(default=None, metadata=spec(min=0.01, max=3600))
+    retry: int | None = field(default=None, metadata=spec(min=0, max=1000))
+    delay_before_retry: float | None = field(default=None, metadata=spec(min=0, max=86400))
+    delay_loop: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
+    warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
+    checks: tuple[Checker, ...] = ()  # from the HTTP_GET / TCP_CHECK / ... keys
+
+    @property
+    def family(self) -> int:
+        return self.ip.version
+
+    @property
+    def key(self) -> tuple[IPAddress, int]:
+        """Identity within its virtual server."""
+        return (self.ip, self.port)
+
+    def __str__(self) -> str:
+        return str(HostPort(self.ip, self.port))
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServer:
+    """One IPVS virtual service: `ip` + `port` + `protocol`, or `fwmark`."""
+
+    ip: IPAddress | None = None
+    port: int | None = field(default=None, metadata=spec(min=0, max=65535))
+    fwmark: int | None = field(default=None, metadata=spec(min=1, max=0xFFFFFFFF))
+    protocol: L4Protocol = "TCP"
+    ip_family: Literal["inet", "inet6"] | None = None  # for fwmark services
+    lb_algo: LbAlgo = "wlc"
+    lb_kind: LbKind = "NAT"
+    persistence_timeout: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
+    ops: bool = False  # one-packet scheduling (UDP)
+    delay_loop: float = field(default=60.0, metadata=spec(min=0.01, max=86400))
+    connect_timeout: float | None = field(default=None, metadata=spec(min=0.01, max=3600))
+    retry: int | None = field(default=None, metadata=spec(min=0, max=1000))
+    delay_before_retry: float | None = field(default=None, metadata=spec(min=0, max=86400))
+    warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
+    quorum: int = field(default=1, metadata=spec(min=0, max=0xFFFFFFFF))
+    hysteresis: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
+    quorum_up: Command | None = None
+    quorum_down: Command | None = None
+    sorry_server: HostPort | None = None
+    sorry_server_inhibit: bool = False
+    sorry_server_lb_kind: LbKind | None = None  # None: lb_kind
+    alpha: bool = False
+    omega: bool = False
+    inhibit_on_failure: bool = False
+    virtualhost: str | None = None
+    ha_suspend: bool = False
+    real_servers: tuple[RealServer, ...] = ()
+
+    @property
+    def family(self) -> int:
+        """4 or 6."""
+        if self.ip is not None:
+            return self.ip.version
+        if self.ip_family is not None:
+            return 6 if self.ip_family == "inet6" else 4
+        if self.real_servers:
+            return self.real_servers[0].family
+        return 4
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Identity of the service: (protocol, ip or 'fwmark', port or mark)."""
+        if self.fwmark is not None:
+            return (self.protocol, "fwmark", self.fwmark)
+        return (self.protocol, str(self.ip), self.port or 0)
+
+    def forwarding(self, rs: RealServer) -> LbKind:
+        """The forwarding method used for `rs`."""
+        return rs.lb_kind if rs.lb_kind is not None else self.lb_kind
+
+    def inhibits(self, rs: RealServer) -> bool:
+        """True when a failed `rs` is kept with weight 0 instead of being removed."""
+        if rs.inhibit_on_failure is not None:
+            return rs.inhibit_on_failure
+        return self.inhibit_on_failure
+
+    def __str__(self) -> str:
+        if self.fwmark is not None:
+            return f"FWM {self.fwmark}/{self.protocol}"
+        assert self.ip is not None
+        return f"{HostPort(self.ip, self.port or 0)}/{self.protocol}"
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole validated configuration file.
+
+    The mappings are read-only and keep the file's order; they take part in equality
+    but not in hashing.
+    """
+
+    source_path: Path | None = None
+    global_defs: GlobalDefs = field(default_factory=GlobalDefs)
+    vrrp_scripts: Mapping[str, VrrpScript] = field(default_factory=_frozen_map, hash=False)
+    vrrp_track_files: Mapping[str, VrrpTrackFile] = field(
+        default_factory=_frozen_map, hash=False
+    )
+    vrrp_instances: Mapping[str, VrrpInstance] = field(default_factory=_frozen_map, hash=False)
+    vrrp_sync_groups: Mapping[str, VrrpSyncGroup] = field(
+        default_factory=_frozen_map, hash=False
+    )
+    virtual_servers: tuple[VirtualServer, ...] = ()
+
+    def sync_group_of(self, instance: str) -> VrrpSyncGroup | None:
+        """The sync group that `instance` belongs to, if any."""
+        for group in self.vrrp_sync_groups.values():
+            if instance in group.group:
+                return group
+        return None
+
+
+def frozen_map(items: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of `items`, as Config's mappings are built."""
+    return _frozen_map(items)
