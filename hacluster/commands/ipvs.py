@@ -1,0 +1,167 @@
+"""`hacluster ipvs list | apply`: show the dataplane's table (ipvsadm layout or JSON), or put
+a configuration's virtual servers into it once (with `--dry-run`: only say what would change)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from hacluster.config.errors import ConfigError
+from hacluster.config.loader import load_config
+from hacluster.ipvs.backend import ApplyResult, Backend, BackendError, describe
+from hacluster.ipvs.dataplane import (
+    BACKENDS,
+    NO_IPVS,
+    BackendName,
+    config_problems,
+    from_dataplane,
+    is_missing_ipvs,
+    open_backend,
+)
+from hacluster.ipvs.listing import Mode, render, to_json
+from hacluster.ipvs.model import IpvsInfo, Table, TableStats
+from hacluster.ipvs.reconcile import ALL, Managed, reconcile
+from hacluster.policy import evaluate, managed_keys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "IPVS table commands."
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = sub.add_parser(
+        "list", help="print the table in `ipvsadm -L -n` layout", prog="hacluster ipvs list"
+    )
+    layout = listing.add_mutually_exclusive_group()
+    layout.add_argument("--stats", action="store_true", help="counters (ipvsadm --stats)")
+    layout.add_argument("--rate", action="store_true", help="rates (ipvsadm --rate)")
+    layout.add_argument("--json", action="store_true", help="JSON for machines")
+    listing.add_argument(
+        "--backend",
+        choices=[b for b in BACKENDS if b != "memory"],
+        default="netlink",
+        help="dataplane to read: the kernel's IPVS (netlink, default) or nftables",
+    )
+    listing.add_argument("--netns", metavar="NS", help="read the table in network namespace NS")
+    listing.add_argument("--nosort", action="store_true", help="keep the dataplane's order")
+    listing.add_argument(
+        "--exact", action="store_true", help="exact numbers, no K/M/G/T (ipvsadm --exact)"
+    )
+    apply = sub.add_parser(
+        "apply",
+        help="put a configuration's virtual servers into the dataplane once",
+        prog="hacluster ipvs apply",
+        description=(
+            "Make the dataplane hold the configuration's virtual servers, as the daemon "
+            "would with no health results yet (every real server counts as up, unless "
+            "alpha). Services the configuration does not name are left alone unless "
+            "global_defs.lvs_flush is set. Prints one line per operation."
+        ),
+    )
+    apply.add_argument("-f", "--config", required=True, metavar="FILE", help="configuration")
+    apply.add_argument(
+        "--dry-run", action="store_true", help="print the operations, change nothing"
+    )
+    apply.add_argument(
+        "--backend",
+        choices=[b for b in BACKENDS if b != "memory"],
+        help="dataplane (default: from global_defs.dataplane)",
+    )
+    apply.add_argument("--netns", metavar="NS", help="work in network namespace NS")
+
+
+async def _read(backend: Backend) -> tuple[Table, TableStats, IpvsInfo]:
+    try:
+        table = await backend.dump()
+        stats = await backend.stats()
+        info_fn = getattr(backend, "info", None)
+        info = await info_fn() if info_fn is not None else IpvsInfo()
+        return table, stats, info
+    finally:
+        await backend.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "apply":
+        return _apply(args)
+    return _list(args)
+
+
+async def _sync(backend: Backend, desired: Table, managed: Managed, dry_run: bool) -> int:
+    try:
+        ops = reconcile(desired, await backend.dump(), managed=managed)
+        for op in ops:
+            print(describe(op))
+        if dry_run:
+            print(f"{len(ops)} operations (dry run: nothing changed)")
+            return 0
+        result = await backend.apply(ops) if ops else ApplyResult(0)
+    finally:
+        await backend.close()
+    for failure in result.failed:
+        print(f"refused: {describe(failure.op)}: {failure.message}", file=sys.stderr)
+    print(f"{result.applied} of {len(ops)} operations applied to {backend.name}")
+    return 0 if result.ok else 1
+
+
+def _apply(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    dataplane = args.backend or config.global_defs.dataplane
+    name = from_dataplane(dataplane)
+    if name is None:
+        print(f"{args.config}: dataplane is none: nothing to apply", file=sys.stderr)
+        return 1
+    limits = config_problems(dataplane, config.virtual_servers)
+    if limits:
+        for limit in limits:
+            print(f"{args.config}: {limit}", file=sys.stderr)
+        return 1
+    desired = evaluate(config.virtual_servers, {}).table
+    managed: Managed = ALL if config.global_defs.lvs_flush else managed_keys(
+        config.virtual_servers
+    )
+    try:
+        backend = open_backend(name, netns=args.netns)
+        return asyncio.run(_sync(backend, desired, managed, args.dry_run))
+    except (BackendError, OSError, ValueError) as exc:
+        print(f"hacluster ipvs apply: {exc}", file=sys.stderr)
+        return 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    name: BackendName = args.backend
+    try:
+        backend = open_backend(name, netns=args.netns)
+        table, stats, info = asyncio.run(_read(backend))
+    except (BackendError, OSError, ValueError) as exc:
+        print(f"hacluster ipvs list: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # pyroute2's NetlinkError for a missing IPVS family is not an OSError.
+        if name == "netlink" and is_missing_ipvs(exc):
+            print(f"hacluster ipvs list: {NO_IPVS}", file=sys.stderr)
+            return 1
+        raise
+    if args.json:
+        data = to_json(table, stats, sort=not args.nosort)
+        data["backend"] = backend.name
+        print(json.dumps(data, indent=2))
+        return 0
+    mode: Mode = "stats" if args.stats else "rate" if args.rate else "plain"
+    sys.stdout.write(
+        render(
+            table,
+            stats,
+            mode=mode,
+            version=info.version,
+            size=info.size,
+            sort=not args.nosort,
+            exact=args.exact,
+        )
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""IPVS adapter: table model, reconcile, backends (netlink, nftables, memory) and listing."""

@@ -1,0 +1,288 @@
+"""Render an IPVS table as `ipvsadm -L -n` prints it (plain, --stats, --rate) or as JSON.
+Does no I/O.
+
+The layout follows ipvsadm 1.31 exactly (checked against its format strings and code):
+the same header lines, column widths, number abbreviations (K/M/G/T from 100 million
+up) and sort order (services by fwmark, family,
+protocol, address, port; destinations by address, port; comparisons done as ipvsadm's
+C code does them, 32-bit wrap-around included).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from typing import Any, Literal
+
+from hacluster.ipvs.model import (
+    DestKey,
+    IPAddress,
+    Service,
+    ServiceEntry,
+    ServiceFlag,
+    ServiceKey,
+    Stats,
+    Table,
+    TableStats,
+)
+
+Mode = Literal["plain", "stats", "rate"]
+
+_HEADER_PLAIN = (
+    "Prot LocalAddress:Port Scheduler Flags\n"
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+)
+_AF = {4: 2, 6: 10}  # AF_INET, AF_INET6: ipvsadm sorts IPv4 first
+
+
+def _i32(value: int) -> int:
+    """A C `int` holding an unsigned 32-bit difference (ipvsadm's comparisons wrap)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _words(address: IPAddress | None) -> tuple[int, int, int, int]:
+    """The address as ipvsadm's `union nf_inet_addr` holds it, in host-order words."""
+    if address is None:
+        return (0, 0, 0, 0)
+    if address.version == 4:
+        return (int(address), 0, 0, 0)
+    n = int(address)
+    return (n >> 96, (n >> 64) & 0xFFFFFFFF, (n >> 32) & 0xFFFFFFFF, n & 0xFFFFFFFF)
+
+
+def _cmp_addr(family: int, a: IPAddress | None, b: IPAddress | None) -> int:
+    wa, wb = _words(a), _words(b)
+    for i in range(4 if family == 6 else 1):
+        r = _i32(wa[i] - wb[i])
+        if r:
+            return r
+    return 0
+
+
+def _cmp_services(s1: Service, s2: Service) -> int:
+    r = _i32(s1.fwmark - s2.fwmark)
+    if r:
+        return r
+    r = _AF[s1.family] - _AF[s2.family]
+    if r:
+        return r
+    p1 = s1.protocol.value if s1.protocol else 0
+    p2 = s2.protocol.value if s2.protocol else 0
+    if p1 - p2:
+        return p1 - p2
+    r = _cmp_addr(s1.family, s1.address, s2.address)
+    return r if r else s1.port - s2.port
+
+
+def _dest_order(d1: DestKey, d2: DestKey) -> int:
+    """ipvsadm's ipvs_cmp_dests: address words as the first destination's family, port."""
+    r = _cmp_addr(d1.address.version, d1.address, d2.address)
+    return r if r else d1.port - d2.port
+
+
+_DEST_KEY = functools.cmp_to_key(_dest_order)
+
+
+def _addrport(address: IPAddress | None, port: int) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return f"[{address}]:{port}"
+    return f"{address}:{port}"
+
+
+def largenum(value: int, *, exact: bool = False) -> str:
+    """ipvsadm's print_largenum: 9 columns, abbreviated from 100 million up.
+
+    The limits are ipvsadm 1.31's own (read from its code, not its man page): K below
+    10^9, M below 10^11, G below 10^14, T above."""
+    if exact:
+        text = str(value)
+        return text.rjust(9 if len(text) <= 8 else len(text) + 1)
+    if value < 100_000_000:
+        return f"{value:9d}"
+    for limit, div, suffix in (
+        (1_000_000_000, 1_000, "K"),
+        (100_000_000_000, 1_000_000, "M"),
+        (100_000_000_000_000, 1_000_000_000, "G"),
+    ):
+        if value < limit:
+            return f"{value // div:8d}{suffix}"
+    return f"{value // 1_000_000_000_000:8d}T"
+
+
+def _sched_flags(service: Service) -> str:
+    """ipvsadm's print_sched_flags, with its quirks: sh/mh never name flag-3, and the
+    parentheses appear whenever any scheduler flag is set (so `sh ()` can happen)."""
+    flags = service.flags
+    if not flags & (ServiceFlag.SCHED1 | ServiceFlag.SCHED2 | ServiceFlag.SCHED3):
+        return ""
+    names: list[str] = []
+    if service.scheduler in ("sh", "mh"):
+        prefix = service.scheduler
+        if flags & ServiceFlag.SCHED1:
+            names.append(f"{prefix}-fallback")
+        if flags & ServiceFlag.SCHED2:
+            names.append(f"{prefix}-port")
+    else:
+        if flags & ServiceFlag.SCHED1:
+            names.append("flag-1")
+        if flags & ServiceFlag.SCHED2:
+            names.append("flag-2")
+        if flags & ServiceFlag.SCHED3:
+            names.append("flag-3")
+    return f" ({','.join(names)})"
+
+
+def _service_name(service: Service) -> str:
+    if service.fwmark:
+        return f"FWM  {service.fwmark}" + (" IPv6" if service.family == 6 else "")
+    assert service.protocol is not None
+    name = f"{service.protocol.name:<4s} {_addrport(service.address, service.port)}"
+    return name if service.family == 6 else name[:33]
+
+
+def _service_line(service: Service, stats: Stats, mode: Mode, exact: bool) -> str:
+    name = _service_name(service)
+    if mode == "stats":
+        values = (stats.conns, stats.inpkts, stats.outpkts, stats.inbytes, stats.outbytes)
+        return f"{name:<33s}" + "".join(largenum(v, exact=exact) for v in values)
+    if mode == "rate":
+        values = (stats.cps, stats.inpps, stats.outpps, stats.inbps, stats.outbps)
+        return f"{name:<33s}" + "".join(largenum(v, exact=exact) for v in values)
+    line = f"{name} {service.scheduler}{_sched_flags(service)}"
+    if service.persistent:
+        line += f" persistent {service.timeout}"
+        if service.family == 4 and service.netmask != 32:
+            mask = ipaddress.IPv4Network(f"0.0.0.0/{service.netmask}").netmask
+            line += f" mask {mask}"
+        if service.family == 6 and service.netmask != 128:
+            line += f" mask {service.netmask}"
+    if service.flags & ServiceFlag.ONEPACKET:
+        line += " ops"
+    return line
+
+
+def _dest_line(
+    entry: ServiceEntry, dkey: DestKey, stats: Stats, mode: Mode, exact: bool
+) -> str:
+    dest = entry.destinations[dkey]
+    name = _addrport(dest.address, dest.port)
+    if dest.address.version != 6:  # ipvsadm cuts at 28 by the destination's family
+        name = name[:28]
+    if mode == "stats":
+        values = (stats.conns, stats.inpkts, stats.outpkts, stats.inbytes, stats.outbytes)
+        return f"  -> {name:<28s}" + "".join(largenum(v, exact=exact) for v in values)
+    if mode == "rate":
+        return (
+            f"  -> {name:<28s} {stats.cps:8d} {stats.inpps:8d} {stats.outpps:8d}"
+            + largenum(stats.inbps, exact=exact)
+            + largenum(stats.outbps, exact=exact)
+        )
+    return (
+        f"  -> {name:<28s} {dest.forward.value:<7s} {dest.weight:<6d} "
+        f"{stats.activeconns:<10d} {stats.inactconns:<10d}"
+    )
+
+
+def _ordered(table: Table, sort: bool) -> list[ServiceEntry]:
+    entries = list(table)
+    if sort:
+        entries.sort(key=functools.cmp_to_key(lambda a, b: _cmp_services(a.service, b.service)))
+    return entries
+
+
+def render(
+    table: Table,
+    stats: TableStats | None = None,
+    *,
+    mode: Mode = "plain",
+    version: str = "1.2.1",
+    size: int = 4096,
+    sort: bool = True,
+    exact: bool = False,
+) -> str:
+    """The table as `ipvsadm -L -n [--stats|--rate] [--nosort] [--exact]` prints it."""
+    stats = stats or TableStats()
+    out = [f"IP Virtual Server version {version} (size={size})\n"]
+    if mode == "plain":
+        out.append(_HEADER_PLAIN)
+    else:
+        columns = (
+            ("Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+            if mode == "stats"
+            else ("CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
+        )
+        out.append(
+            f"{'Prot LocalAddress:Port':<33s} "
+            + " ".join(f"{c:>8s}" for c in columns)
+            + "\n  -> RemoteAddress:Port\n"
+        )
+    zero = Stats()
+    for entry in _ordered(table, sort):
+        key = entry.service.key
+        out.append(_service_line(entry.service, stats.services.get(key, zero), mode, exact))
+        out.append("\n")
+        for dkey in _dest_keys(entry, sort):
+            dstats = stats.destinations.get((key, dkey), zero)
+            out.append(_dest_line(entry, dkey, dstats, mode, exact))
+            out.append("\n")
+    return "".join(out)
+
+
+def _stats_json(stats: Stats, *, dest: bool) -> dict[str, int]:
+    fields: tuple[str, ...] = (
+        "conns", "inpkts", "outpkts", "inbytes", "outbytes",
+        "cps", "inpps", "outpps", "inbps", "outbps",
+    )  # fmt: skip
+    if dest:
+        fields += ("activeconns", "inactconns", "persistconns")
+    return {name: getattr(stats, name) for name in fields}
+
+
+def _dest_keys(entry: ServiceEntry, sort: bool) -> list[DestKey]:
+    dkeys = list(entry.destinations)
+    if sort:
+        dkeys.sort(key=_DEST_KEY)
+    return dkeys
+
+
+def service_json(
+    key: ServiceKey, entry: ServiceEntry, stats: TableStats, *, sort: bool = True
+) -> dict[str, Any]:
+    """One service (with destinations) as a JSON-ready dict."""
+    s = entry.service
+    zero = Stats()
+    return {
+        "family": s.family,
+        "protocol": s.protocol.name if s.protocol else None,
+        "address": str(s.address) if s.address is not None else None,
+        "port": s.port,
+        "fwmark": s.fwmark,
+        "scheduler": s.scheduler,
+        "flags": [f.name for f in ServiceFlag if f and f in s.flags and f.name],
+        "persistence_timeout": s.timeout,
+        "netmask": s.netmask,
+        "stats": _stats_json(stats.services.get(key, zero), dest=False),
+        "destinations": [
+            {
+                "address": str(d.address),
+                "port": d.port,
+                "weight": d.weight,
+                "forward": d.forward.name,
+                "u_threshold": d.u_threshold,
+                "l_threshold": d.l_threshold,
+                "stats": _stats_json(stats.destinations.get((key, dk), zero), dest=True),
+            }
+            for dk in _dest_keys(entry, sort)
+            for d in (entry.destinations[dk],)
+        ],
+    }
+
+
+def to_json(table: Table, stats: TableStats | None = None, *, sort: bool = True) -> dict[str, Any]:
+    """The table as a JSON-ready dict: `{"services": [...]}` in listing order."""
+    stats = stats or TableStats()
+    services = []
+    for entry in _ordered(table, sort):
+        services.append(service_json(entry.service.key, entry, stats, sort=sort))
+    return {"services": services}
