@@ -1,0 +1,178 @@
+"""Translate the config's checkers into `healthchecks` parameters and timing. Does no I/O.
+
+One configured check of one real server becomes a `CheckPlan`: the checker kind, the
+`healthchecks` parameters (`HttpGetParams`, `TcpCheckParams`, ...) and its `Timing`.
+Plans are frozen values, so a reload keeps a running check exactly when its plan is
+equal to the new one.
+
+The loader has already resolved inheritance (virtual server -> real server -> checker)
+for the timing keys, `connect_timeout` and `virtualhost`; what is left here is filling
+in the real server's address and port where the checker does not name its own, and the
+global `script_user` for MISC_CHECK. A few keepalived keywords have no counterpart in
+the checkers (`bind_port`, `bind_if`, `fwmark` on the check, `http_protocol` other than
+1.0/1.1, `fast_recovery`): `unsupported()` names them so the caller can warn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hacluster.config.model import (
+    CheckBase,
+    Checker,
+    DnsCheck,
+    GlobalDefs,
+    HttpCheckBase,
+    HttpGetCheck,
+    MiscCheck,
+    NetworkCheckBase,
+    RealServer,
+    SmtpCheck,
+    SslGetCheck,
+    TcpCheck,
+    VirtualServer,
+)
+from healthchecks.params import (
+    CheckParams,
+    DnsCheckParams,
+    HttpGetParams,
+    MiscCheckParams,
+    SmtpCheckParams,
+    TcpCheckParams,
+    Timing,
+    UrlSpec,
+)
+
+
+class CheckConfigError(ValueError):
+    """A configured check cannot be turned into a runnable one (message names it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    """One check to run: kind, checker parameters and timing, all frozen values."""
+
+    kind: str
+    params: CheckParams
+    timing: Timing
+
+
+def where(vs: VirtualServer, rs: RealServer, check: CheckBase | None = None) -> str:
+    """How log lines and errors name a check: `10.0.0.1:80/TCP 10.0.0.11:80 HTTP_GET`."""
+    text = f"{vs} {rs}"
+    return f"{text} {check.KIND}" if check is not None else text
+
+
+def _connect(check: NetworkCheckBase, vs: VirtualServer, rs: RealServer) -> tuple[str, int]:
+    ip = check.connect_ip if check.connect_ip is not None else rs.ip
+    port = check.connect_port or rs.port or (vs.port or 0)
+    if not port:
+        raise CheckConfigError(
+            f"{where(vs, rs, check)}: no port to check (set connect_port)"
+        )
+    return str(ip), port
+
+
+def _timing(check: Checker, vs: VirtualServer, rs: RealServer) -> Timing:
+    # keepalived's alpha is inherited (virtual server -> real server -> check): a check
+    # starts down when any level asks for it.
+    alpha = check.alpha or (vs.alpha if rs.alpha is None else rs.alpha)
+    return Timing(
+        delay_loop=check.delay_loop,
+        retry=check.retry,
+        delay_before_retry=check.delay_before_retry,
+        warmup=check.warmup,
+        alpha=alpha,
+    )
+
+
+def _urls(check: HttpCheckBase) -> tuple[UrlSpec, ...]:
+    return tuple(
+        UrlSpec(
+            path=u.path,
+            status_code=tuple((r.first, r.last) for r in u.status_code),
+            digest=u.digest,
+            regex=u.regex,
+            regex_no_match=u.regex_no_match,
+            virtualhost=u.virtualhost,
+        )
+        for u in check.url
+    ) or (UrlSpec(),)
+
+
+def _params(
+    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs
+) -> CheckParams:
+    bindto = None
+    if isinstance(check, NetworkCheckBase) and check.bindto is not None:
+        bindto = str(check.bindto)
+    match check:
+        case HttpGetCheck() | SslGetCheck():
+            ip, port = _connect(check, vs, rs)
+            virtualhost = check.virtualhost or rs.virtualhost or vs.virtualhost
+            return HttpGetParams(
+                connect_ip=ip,
+                connect_port=port,
+                urls=_urls(check),
+                tls=isinstance(check, SslGetCheck),
+                virtualhost=virtualhost,
+                bindto=bindto,
+                connect_timeout=check.connect_timeout,
+                enable_sni=isinstance(check, SslGetCheck) and check.enable_sni,
+            )
+        case TcpCheck():
+            ip, port = _connect(check, vs, rs)
+            return TcpCheckParams(ip, port, bindto=bindto, connect_timeout=check.connect_timeout)
+        case DnsCheck():
+            ip, port = _connect(check, vs, rs)
+            return DnsCheckParams(
+                ip, port, type=check.type, name=check.name, bindto=bindto,
+                connect_timeout=check.connect_timeout,
+            )
+        case SmtpCheck():
+            ip, port = _connect(check, vs, rs)
+            return SmtpCheckParams(
+                ip, port, helo_name=check.helo_name, bindto=bindto,
+                connect_timeout=check.connect_timeout,
+            )
+        case MiscCheck():
+            return MiscCheckParams(
+                misc_path=check.misc_path.text,
+                misc_timeout=check.effective_timeout,
+                misc_dynamic=check.misc_dynamic,
+                script_user=check.user if check.user is not None else defs.script_user,
+            )
+    raise CheckConfigError(f"{where(vs, rs)}: unknown checker {type(check).__name__}")
+
+
+def plan(
+    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+) -> CheckPlan:
+    """The runnable form of one configured check; CheckConfigError names what is wrong."""
+    try:
+        params = _params(check, vs, rs, defs or GlobalDefs())
+        timing = _timing(check, vs, rs)
+    except CheckConfigError:
+        raise
+    except ValueError as exc:
+        raise CheckConfigError(f"{where(vs, rs, check)}: {exc}") from None
+    return CheckPlan(check.KIND, params, timing)
+
+
+def plans(
+    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+) -> tuple[CheckPlan, ...]:
+    """Every check of a real server, in configuration order."""
+    return tuple(plan(check, vs, rs, defs) for check in rs.checks)
+
+
+def unsupported(check: Checker) -> list[str]:
+    """keepalived keywords set on `check` that the checkers do not carry out."""
+    notes: list[str] = []
+    if isinstance(check, NetworkCheckBase):
+        for key in ("bind_port", "bind_if", "fwmark"):
+            if getattr(check, key) is not None:
+                notes.append(f"{key} is not supported by the checker and is ignored")
+    if isinstance(check, HttpCheckBase) and check.fast_recovery:
+        notes.append("fast_recovery is not supported and is ignored")
+    return notes

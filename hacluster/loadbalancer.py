@@ -1,0 +1,996 @@
+"""The load-balancing side of the daemon: health checks -> policy -> desired table -> dataplane.
+
+`LoadBalancer` runs every configured check (through `healthchecks.Runner`), turns
+health changes into the desired IPVS table (`hacluster.policy`), and keeps the
+dataplane equal to it (`hacluster.ipvs.reconcile` against `Backend.dump()`):
+
+- on every health change, coalesced: a burst of changes makes one reconcile, and it
+  compares only the services that changed with the table as last read or written;
+- periodically (`global_defs.reconcile_interval`), reading the whole table back, so a
+  hand-typed `ipvsadm` or a dataplane restart is put right (an operation refused on a
+  partial pass, a sign the table is not what we think, brings a full pass at once);
+- at start, so a restart after a crash finds the table it left and duplicates nothing
+  (with `lvs_flush` the first pass owns the whole table and removes anything else).
+
+Real-server `notify_up`/`notify_down` are queued when a server's state changes, and
+`quorum_up`/`quorum_down` when the policy reports them (the first evaluation of a
+virtual server reports its initial quorum state), so a server's notification always
+comes before the quorum change it causes. Backend errors are logged with the service
+they concern and counted; they never stop the loop.
+
+A reload (`reconfigure`) matches real servers by (service, ip, port) and checks by
+their runnable form (`hacluster.checks.CheckPlan`): what did not change keeps its
+health, timers and rise/fall state. A check that changed is replaced by a new one
+that starts in the state the server is in (so nothing flaps), then the old one is
+removed. `drain`/`undrain` is an operator override (weight 0, connections stay) kept
+across reloads as long as the real server stays configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from hacluster import scripts
+from hacluster.api import (
+    UnknownRealServer,
+    UnknownVirtualServer,
+    normalize_real_server,
+    normalize_virtual_server,
+)
+from hacluster.checks import CheckConfigError, CheckPlan, plan, unsupported, where
+from hacluster.config.diff import diff_configs
+from hacluster.config.model import Config, RealServer, VirtualServer
+from hacluster.ipvs.backend import (
+    AddDest,
+    AddService,
+    Backend,
+    DelDest,
+    DelService,
+    EditDest,
+    EditService,
+    Op,
+    describe,
+)
+from hacluster.ipvs.dataplane import from_dataplane, open_backend
+from hacluster.ipvs.listing import to_json
+from hacluster.ipvs.memory import apply_ops
+from hacluster.ipvs.model import (
+    Destination,
+    DestKey,
+    ServiceEntry,
+    ServiceKey,
+    Table,
+    TableStats,
+)
+from hacluster.ipvs.reconcile import ALL, Managed, reconcile
+from hacluster.policy import (
+    Conflict,
+    HealthKey,
+    PolicyEvent,
+    PolicyState,
+    QuorumDown,
+    QuorumUp,
+    RealServerDown,
+    ServerHealth,
+    evaluate_one,
+    on_removal,
+    service_of,
+)
+from healthchecks import CheckResult, CheckSpec, HealthChanged, HttpSessions, Runner, make_checker
+from healthchecks.params import MiscCheckParams
+
+if TYPE_CHECKING:
+    from hacluster.metrics import Metrics
+    from hacluster.notify import Notifier
+    from healthchecks.base import Checker
+
+log = logging.getLogger("hacluster.loadbalancer")
+
+#: How long a health change waits for others before the reconcile it triggers, so a
+#: burst of changes (a switch port dies under ten servers) makes one reconcile.
+DEFAULT_COALESCE = 0.02
+#: How long `stop()` waits for a reconcile in flight before cancelling it.
+STOP_GRACE = 10.0
+
+
+class LoadBalancerError(ValueError):
+    """The configuration's checks cannot be run (every problem, one per line)."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass(slots=True)
+class LastResult:
+    """The latest result of one check, with when it ended and how long it took."""
+
+    ok: bool
+    reason: str
+    at: float  # monotonic
+    duration: float
+
+
+def result_label(result: CheckResult) -> str:
+    """The metrics label of a result: success, timeout, error or failure."""
+    if result.ok:
+        return "success"
+    if result.reason.startswith("timeout"):
+        return "timeout"
+    if result.reason.startswith(("checker raised", "cannot run")):
+        return "error"
+    return "failure"
+
+
+class _Measured:
+    """Wraps a checker to remember its last result and report each run's duration."""
+
+    __slots__ = ("inner", "last", "report")
+
+    def __init__(self, inner: Checker, report: Callable[[str, CheckResult, float], None]) -> None:
+        self.inner = inner
+        self.last: LastResult | None = None
+        self.report = report
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def timeout(self) -> float:
+        return self.inner.timeout
+
+    def _record(self, result: CheckResult, started: float) -> None:
+        now = time.monotonic()
+        self.last = LastResult(result.ok, result.reason, now, now - started)
+        self.report(self.inner.kind, result, now - started)
+
+    async def check(self) -> CheckResult:
+        started = time.monotonic()
+        try:
+            result = await self.inner.check()
+        except Exception as exc:
+            self._record(CheckResult.down(f"checker raised {type(exc).__name__}: {exc}"), started)
+            raise
+        if isinstance(result, CheckResult):
+            self._record(result, started)
+        return result
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _MeasuredLaunch(_Measured):
+    """The same, for a checker with the callback-only `launch` fast path (TCP_CHECK)."""
+
+    __slots__ = ()
+
+    def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        started = time.monotonic()
+
+        def done(result: CheckResult) -> None:
+            self._record(result, started)
+            on_done(result)
+
+        launch = self.inner.launch  # type: ignore[attr-defined]
+        abandon: Callable[[], None] = launch(done)
+        return abandon
+
+
+@dataclass(slots=True, eq=False)
+class _Check:
+    check_id: str
+    plan: CheckPlan
+    checker: _Measured
+
+
+@dataclass(slots=True, eq=False)
+class _Real:
+    vs: VirtualServer
+    rs: RealServer
+    key: HealthKey
+    plans: tuple[CheckPlan, ...]
+    checks: list[_Check] = field(default_factory=list)
+    up: bool = True
+    reason: str = "no checks"
+    since: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """One real server of a configuration, ready to run."""
+
+    vs: VirtualServer
+    rs: RealServer
+    plans: tuple[CheckPlan, ...]
+
+
+def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
+    port = rs.port if rs.port or vs.fwmark is not None else (vs.port or 0)
+    return DestKey(rs.ip, port)
+
+
+def _op_service(op: Op) -> ServiceKey:
+    match op:
+        case AddService(service=s) | EditService(service=s):
+            return s.key
+        case DelService(key=k):
+            return k
+        case AddDest(service=k) | EditDest(service=k) | DelDest(service=k):
+            return k
+
+
+def _secure(p: CheckPlan, config: Config, what: str) -> CheckPlan:
+    """A MISC_CHECK's program found in PATH and checked as `enable_script_security` says."""
+    params = p.params
+    if not isinstance(params, MiscCheckParams):
+        return p
+    g = config.global_defs
+    try:
+        script = scripts.prepare(
+            params.argv,
+            user=params.script_user,
+            group=params.script_group,
+            security=g.enable_script_security,
+            what=what,
+        )
+    except scripts.ScriptError as exc:
+        raise CheckConfigError(str(exc)) from None
+    resolved = MiscCheckParams(
+        misc_path=shlex.join(script.argv),
+        misc_timeout=params.misc_timeout,
+        misc_dynamic=params.misc_dynamic,
+        script_user=params.script_user,
+        script_group=params.script_group,
+    )
+    return CheckPlan(p.kind, resolved, p.timing)
+
+
+def prepare(
+    config: Config, previous: Mapping[HealthKey, _Wanted] | None = None
+) -> dict[HealthKey, _Wanted]:
+    """Every real server of `config` with its runnable checks; LoadBalancerError if any fails.
+
+    A virtual server with the same IPVS service as an earlier one, and a real server
+    given twice in one virtual server, are skipped (the policy reports them). With
+    `previous` (the result for the running configuration), the plans of a virtual
+    server that did not change are reused, except MISC_CHECK's, whose program is
+    looked up and checked again (a reload is when an operator expects that).
+    """
+    old_vs: dict[ServiceKey, VirtualServer] = {}
+    for (skey, _), want in (previous or {}).items():
+        old_vs.setdefault(skey, want.vs)
+    wanted: dict[HealthKey, _Wanted] = {}
+    problems: list[str] = []
+    seen: set[ServiceKey] = set()
+    for vs in config.virtual_servers:
+        skey = service_of(vs).key
+        if skey in seen:
+            continue
+        seen.add(skey)
+        same = previous is not None and old_vs.get(skey) == vs
+        for rs in vs.real_servers:
+            key: HealthKey = (skey, rs.key)
+            if key in wanted:
+                continue
+            old = previous.get(key) if same and previous is not None else None
+            plans: list[CheckPlan] = []
+            for i, check in enumerate(rs.checks):
+                if old is not None and old.rs == rs and old.plans[i].kind != "MISC_CHECK":
+                    plans.append(old.plans[i])
+                    continue
+                what = where(vs, rs, check)
+                try:
+                    plans.append(_secure(plan(check, vs, rs, config.global_defs), config, what))
+                except CheckConfigError as exc:
+                    problems.append(str(exc))
+                    continue
+                for note in unsupported(check):
+                    log.warning("[%s] %s", what, note)
+            wanted[key] = _Wanted(vs, rs, tuple(plans))
+    if problems:
+        raise LoadBalancerError("\n".join(problems))
+    return wanted
+
+
+# --------------------------------------------------------------------------- the component
+
+
+class LoadBalancer:
+    """Health checks, policy and the dataplane of one configuration, kept in step.
+
+    `backend` None runs the checks and notifications without a dataplane
+    (`dataplane: none`). The backend is the caller's: `stop()` does not close it.
+
+    Cost: a health change re-evaluates only its own virtual server and, between the
+    periodic passes, reconciles only that service against the table as last read or
+    written (so it does not read the whole dataplane back); the periodic pass, the
+    first one, and any pass after a dataplane error read the whole table and compare
+    all of it.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend | None,
+        notifier: Notifier | None = None,
+        *,
+        metrics: Metrics | None = None,
+        reconcile_interval: float | None = None,
+        coalesce: float = DEFAULT_COALESCE,
+        max_concurrency: int = 4096,
+    ) -> None:
+        self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
+        self._config = config
+        self._backend = backend
+        self._notifier = notifier
+        self._metrics = metrics
+        self._interval_override = reconcile_interval
+        self._coalesce = coalesce
+        self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
+        self._http = HttpSessions()
+        self._servers: dict[ServiceKey, VirtualServer] = {}
+        self._reals: dict[HealthKey, _Real] = {}
+        self._members: dict[ServiceKey, list[_Real]] = {}
+        self._health: dict[HealthKey, ServerHealth] = {}  # servers with checks only
+        self._drained: set[HealthKey] = set()
+        self._quorum: dict[ServiceKey, bool] = {}
+        self._entries: dict[ServiceKey, ServiceEntry] = {}  # desired, drains applied
+        self._dirty: set[ServiceKey] = set()  # services to evaluate again
+        self._retired: set[ServiceKey] = set()  # removed by a reload, maybe still in the table
+        self._table: Table | None = None  # the dataplane as last read or written
+        self._full_next = True  # the next pass reads the whole table back
+        self._flush_first = config.global_defs.lvs_flush
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._seq = itertools.count(1)
+        self._conflicts: set[str] = set()
+        self._failures: dict[str, str] = {}  # op description -> last message (log once)
+        self._backend_down: str | None = None
+        self._started = False
+        self._stopped = False
+        self.counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def backend(self) -> Backend | None:
+        return self._backend
+
+    @property
+    def desired(self) -> Table:
+        """The table the policy asks for as of the last pass (drains applied)."""
+        return Table(dict(self._entries))
+
+    @property
+    def table(self) -> Table | None:
+        """The dataplane's table as last read or written (None: unknown)."""
+        return self._table
+
+    @property
+    def reconcile_interval(self) -> float:
+        if self._interval_override is not None:
+            return self._interval_override
+        return self._config.global_defs.reconcile_interval
+
+    def server_up(self, virtual_server: str, real_server: str) -> bool:
+        """Whether a real server is up now (its checks pass)."""
+        return self._find(virtual_server, real_server).up
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every check, reconcile the dataplane once, then keep it reconciled."""
+        if self._started or self._stopped:
+            raise RuntimeError("a LoadBalancer starts once")
+        self._started = True
+        now = asyncio.get_running_loop().time()
+        self._servers = self._service_map(self._config)
+        for i, (key, want) in enumerate(self._wanted.items()):
+            self._add_real(key, want, now)
+            if i % 256 == 255:
+                await asyncio.sleep(0)  # thousands of checks: let VRRP timers run meanwhile
+        self._regroup()
+        self._dirty = set(self._servers)
+        await self._runner.start()
+        await self.reconcile("start")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="loadbalancer-reconcile"
+        )
+        log.info(
+            "load balancer started: %d virtual server(s), %d real server(s), %d check(s), "
+            "dataplane %s", len(self._servers), len(self._reals),
+            sum(len(r.checks) for r in self._reals.values()),
+            self._backend.name if self._backend is not None else "none",
+        )
+
+    async def stop(self, flush: bool | None = None) -> None:
+        """Stop checking; remove our services from the dataplane when `flush` is true.
+
+        `flush` None follows `global_defs.lvs_flush_on_stop`. Virtual servers with
+        `omega` report their live real servers down and their quorum down.
+        """
+        if not self._started:
+            return
+        self._started = False
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            # Let a reconcile in flight finish (a dataplane transaction is not cut in
+            # half), but do not wait for a hung backend for ever.
+            locked = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE):
+                    locked = await self._lock.acquire()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if locked:
+                self._lock.release()
+        state = PolicyState(dict(self._quorum))
+        for vs in self._servers.values():
+            self._handle_events(on_removal(vs, self._health, state), "stopping")
+        await self._runner.stop()
+        await self._http.close()
+        if flush is None:
+            flush = self._config.global_defs.lvs_flush_on_stop
+        if flush and self._backend is not None:
+            await self._flush()
+        log.info("load balancer stopped (IPVS entries %s)", "flushed" if flush else "left")
+
+    async def _flush(self) -> None:
+        assert self._backend is not None
+        async with self._lock:
+            try:
+                actual = await self._backend.dump()
+            except Exception as exc:
+                self._backend_error("dump", exc)
+                return
+            managed = set(self._servers) | self._retired
+            ops: list[Op] = [DelService(k) for k in actual.entries if k in managed]
+            if ops:
+                await self._apply(ops, actual)
+
+    # ------------------------------------------------------------------ reload
+
+    async def reconfigure(self, config: Config) -> None:
+        """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one."""
+        wanted = prepare(config, self._wanted)  # raises before anything is touched
+        if not self._started:  # nothing runs yet: start() builds from this one
+            self._wanted, self._config = wanted, config
+            self._flush_first = config.global_defs.lvs_flush
+            return
+        changes = diff_configs(self._config, config)
+        diff = changes.virtual_servers
+        for line in changes.summary():
+            log.info("[reload] %s", line)
+        now = asyncio.get_running_loop().time()
+        servers = self._service_map(config)
+        state = PolicyState(dict(self._quorum))
+        # Virtual servers that went away: omega reports, then their real servers go.
+        for skey, vs in self._servers.items():
+            if skey not in servers:
+                self._handle_events(on_removal(vs, self._health, state), "removed")
+                self._retired.add(skey)
+        # Real servers that went away (from kept or removed services).
+        for key in [k for k in self._reals if k not in wanted]:
+            real = self._reals.pop(key)
+            self._health.pop(key, None)
+            self._drained.discard(key)
+            for check in real.checks:
+                self._runner.remove(check.check_id)
+            if key[0] in servers and real.vs.omega and real.up:
+                self._notify_real(real, False, "removed from the configuration")
+            log.info("[%s] real server %s removed", real.vs, real.rs)
+        for key, want in wanted.items():
+            kept = self._reals.get(key)
+            if kept is None:
+                self._add_real(key, want, now)
+                log.info("[%s] real server %s added", want.vs, want.rs)
+            else:
+                self._update_real(kept, want)
+        self._servers = servers
+        self._retired -= set(servers)
+        self._quorum = {k: v for k, v in self._quorum.items() if k in servers}
+        # Keep the configuration's order; evaluate again what was added or changed.
+        self._entries = {k: self._entries[k] for k in servers if k in self._entries}
+        self._regroup()
+        touched = {service_of(vs).key for vs in diff.added}
+        touched |= {service_of(c.new).key for c in diff.changed}
+        self._dirty |= {k for k in servers if k in touched or k not in self._entries}
+        self._wanted = wanted
+        self._config = config
+        await self.reconcile("reload", full=False)
+
+    def _update_real(self, real: _Real, want: _Wanted) -> None:
+        real.vs, real.rs = want.vs, want.rs
+        if real.plans == want.plans:
+            return
+        # Checks are matched by their runnable form; duplicates pair up one to one.
+        remaining = list(real.checks)
+        keep: list[_Check] = []
+        added: list[CheckPlan] = []
+        for p in want.plans:
+            match = next((c for c in remaining if c.plan == p), None)
+            if match is not None:
+                remaining.remove(match)
+                keep.append(match)
+            else:
+                added.append(p)
+        # New checks first, starting in the server's present state, then the old ones
+        # go: the server's state never passes through a value it does not have.
+        up = self._runner.server_up(real.key)
+        for p in added:
+            keep.append(self._add_check(real, p, alpha=not up))
+        order = {p: i for i, p in enumerate(want.plans)}
+        real.checks = sorted(keep, key=lambda c: order.get(c.plan, 0))
+        real.plans = want.plans
+        for check in remaining:
+            self._runner.remove(check.check_id)
+        self._refresh_health(real)
+        now_up = self._runner.server_up(real.key)
+        if now_up != real.up:  # e.g. the only failing check was removed
+            self._notify_real(real, now_up, "check removed by reload")
+        log.info("[%s] real server %s: %d check(s) kept, %d replaced or added, %d removed",
+                 real.vs, real.rs, len(keep) - len(added), len(added), len(remaining))
+
+    def _regroup(self) -> None:
+        members: dict[ServiceKey, list[_Real]] = {k: [] for k in self._servers}
+        for real in self._reals.values():
+            members.setdefault(real.key[0], []).append(real)
+        self._members = members
+
+
+    # ------------------------------------------------------------------ drain
+
+    async def drain(self, virtual_server: str, real_server: str) -> None:
+        """Weight 0 for a real server (connections stay) until `undrain`, across reloads."""
+        real = self._find(virtual_server, real_server)
+        if real.key not in self._drained:
+            self._drained.add(real.key)
+            log.info("[%s] real server %s drained", real.vs, real.rs)
+        self._dirty.add(real.key[0])
+        if self._started:
+            await self.reconcile("drain", full=False)
+
+    async def undrain(self, virtual_server: str, real_server: str) -> None:
+        """Give a drained real server its weight back (as its health allows)."""
+        real = self._find(virtual_server, real_server)
+        if real.key in self._drained:
+            self._drained.discard(real.key)
+            log.info("[%s] real server %s undrained", real.vs, real.rs)
+        self._dirty.add(real.key[0])
+        if self._started:
+            await self.reconcile("undrain", full=False)
+
+    def drained(self, virtual_server: str, real_server: str) -> bool:
+        return self._find(virtual_server, real_server).key in self._drained
+
+    def _find(self, virtual_server: str, real_server: str) -> _Real:
+        """The real server named as the control API names it; Unknown* errors otherwise."""
+        vs_name = normalize_virtual_server(virtual_server)
+        rs_name = normalize_real_server(real_server)
+        for skey, vs in self._servers.items():
+            if str(vs) == vs_name:
+                for real in self._members.get(skey, []):
+                    if str(real.rs) == rs_name:
+                        return real
+                raise UnknownRealServer(vs_name, rs_name)
+        raise UnknownVirtualServer(vs_name)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """Virtual servers with their real servers and checks, the table, and counters.
+
+        `virtual_servers` rows have the shape of `hacluster.api.VirtualServerStatus`;
+        `ipvs` is the dataplane's table as last read or written (`listing.to_json`).
+        """
+        now = time.monotonic()
+        table = self._table
+        rows: list[dict[str, Any]] = []
+        for skey, vs in self._servers.items():
+            entry = table.entries.get(skey) if table is not None else None
+            quorum_up = self._quorum.get(skey)
+            sorry = vs.sorry_server
+            reals = []
+            for real in self._members.get(skey, []):
+                dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
+                reals.append({
+                    "name": str(real.rs),
+                    "up": real.up,
+                    "weight": real.rs.weight,
+                    "effective_weight": dest.weight if dest is not None else None,
+                    "drained": real.key in self._drained,
+                    "reason": real.reason,
+                    "checks": [self._check_row(c, now) for c in real.checks],
+                })
+            rows.append({
+                "name": str(vs),
+                "lb_algo": vs.lb_algo,
+                "lb_kind": vs.lb_kind,
+                "quorum": vs.quorum,
+                "quorum_up": bool(quorum_up),
+                "sorry_server": str(sorry) if sorry is not None else None,
+                "sorry_server_active": sorry is not None and quorum_up is False,
+                "real_servers": reals,
+            })
+        return {
+            "virtual_servers": rows,
+            "dataplane": self._backend.name if self._backend is not None else "none",
+            "dataplane_error": self._backend_down,
+            "ipvs": to_json(table) if table is not None else None,
+            "counters": dict(self.counters),
+        }
+
+    def _check_row(self, check: _Check, now: float) -> dict[str, Any]:
+        last = check.checker.last
+        row: dict[str, Any] = {
+            "checker": check.plan.kind,
+            "ok": last.ok if last is not None else None,
+            "reason": last.reason if last is not None else "not checked yet",
+            "age_seconds": round(now - last.at, 3) if last is not None else None,
+            "duration_seconds": round(last.duration, 6) if last is not None else None,
+        }
+        try:
+            st = self._runner.status(check.check_id)
+        except KeyError:  # stopped
+            return row
+        # The tracker's view: its state, and the reason of its last result (which also
+        # covers a run the runner gave up on, which the checker never reported).
+        row.update(up=st.up, reason=st.reason, last_failure=st.last_failure, runs=st.runs,
+                   failures=st.failures)
+        if row["ok"] is None and st.runs == 0:
+            row["ok"] = st.up
+        return row
+
+    async def ipvs(self, *, stats: bool = True) -> dict[str, Any]:
+        """The dataplane's table read now (with statistics), as `listing.to_json` gives it."""
+        if self._backend is None:
+            return {"services": []}
+        table = await self._backend.dump()
+        table_stats = await self._backend.stats() if stats else TableStats()
+        return to_json(table, table_stats)
+
+    # ------------------------------------------------------------------ health
+
+    def _add_real(self, key: HealthKey, want: _Wanted, now: float) -> _Real:
+        real = _Real(want.vs, want.rs, key, want.plans, since=now)
+        # State before any check runs: up, unless a check starts down (alpha).
+        real.up = not any(p.timing.alpha for p in want.plans)
+        real.reason = "not checked yet" if want.plans else "no checks"
+        self._reals[key] = real
+        for p in want.plans:
+            real.checks.append(self._add_check(real, p, alpha=p.timing.alpha))
+        self._refresh_health(real)
+        return real
+
+    def _add_check(self, real: _Real, p: CheckPlan, *, alpha: bool) -> _Check:
+        check_id = f"{real.vs} {real.rs} {p.kind}#{next(self._seq)}"
+        inner = make_checker(p.params, p.timing, http=self._http)
+        wrapper_cls = _MeasuredLaunch if hasattr(inner, "launch") else _Measured
+        checker = wrapper_cls(inner, self._report)
+        timing = p.timing
+        if timing.alpha != alpha:
+            timing = type(timing)(
+                timing.delay_loop, timing.retry, timing.delay_before_retry, timing.warmup,
+                alpha, timing.rise, timing.fall,
+            )
+        check = _Check(check_id, p, checker)
+        self._runner.add(CheckSpec(check_id, real.key, checker, timing))
+        return check
+
+    def _refresh_health(self, real: _Real) -> None:
+        """What the policy is told about a server: the runner's view of its checks."""
+        if not real.checks:
+            self._health.pop(real.key, None)
+            return
+        weight = None
+        for check in real.checks:
+            w = self._runner.status(check.check_id).weight
+            if w is not None:
+                weight = w
+        self._health[real.key] = ServerHealth(self._runner.server_up(real.key), weight)
+
+    def _report(self, kind: str, result: CheckResult, seconds: float) -> None:
+        self.counters["checks"] += 1
+        if self._metrics is not None:
+            self._metrics.check_done(kind, result_label(result), max(0.0, seconds))
+
+    def _on_change(self, event: HealthChanged) -> None:
+        real = self._reals.get(cast(HealthKey, event.server))
+        if real is None or not any(c.check_id == event.check_id for c in real.checks):
+            # A check being added to a server during a reload; it is accounted for
+            # once the reload has finished with the server.
+            if real is not None:
+                self._dirty.add(real.key[0])
+            return
+        self._refresh_health(real)
+        if real.up != event.up:
+            self._notify_real(real, event.up, event.reason)
+        self._dirty.add(real.key[0])
+        self._wake.set()
+
+    def _notify_real(self, real: _Real, up: bool, reason: str) -> None:
+        real.up = up
+        real.reason = reason
+        with contextlib.suppress(RuntimeError):
+            real.since = asyncio.get_running_loop().time()
+        self.counters["real_server_up" if up else "real_server_down"] += 1
+        log.info("[%s] real server %s %s (%s)", real.vs, real.rs, "UP" if up else "DOWN", reason)
+        if self._notifier is not None:
+            try:
+                self._notifier.real_server(real.vs, real.rs, up, reason)
+            except Exception:
+                log.exception("[%s] notify for %s failed", real.vs, real.rs)
+
+    # ------------------------------------------------------------------ policy
+
+    def _service_map(self, config: Config) -> dict[ServiceKey, VirtualServer]:
+        servers: dict[ServiceKey, VirtualServer] = {}
+        for vs in config.virtual_servers:
+            key = service_of(vs).key
+            first = servers.setdefault(key, vs)
+            if first is not vs:
+                message = f"{vs}: the same IPVS service as {first}; the later one is ignored"
+                if message not in self._conflicts:
+                    self._conflicts.add(message)
+                    log.warning("[%s] %s", key, message)
+        return servers
+
+    def _evaluate(self, keys: Iterable[ServiceKey]) -> None:
+        """Evaluate the policy again for these services: desired entries, quorum, events."""
+        for skey in keys:
+            vs = self._servers.get(skey)
+            if vs is None:
+                self._entries.pop(skey, None)
+                continue
+            service, dests, up, events = evaluate_one(vs, self._health, self._quorum.get(skey))
+            self._quorum[skey] = up
+            drained = {
+                _dest_key(vs, real.rs)
+                for real in self._members.get(skey, [])
+                if real.key in self._drained
+            }
+            by_key: dict[DestKey, Destination] = {}
+            for dest in dests:
+                if dest.weight and dest.key in drained:
+                    dest = Destination(dest.address, dest.port, 0, dest.forward,
+                                       dest.u_threshold, dest.l_threshold)
+                by_key[dest.key] = dest
+            self._entries[skey] = ServiceEntry(service, by_key)
+            self._handle_events(events, "health")
+
+    def _handle_events(self, events: Sequence[PolicyEvent], why: str) -> None:
+        for event in events:
+            match event:
+                case QuorumUp() | QuorumDown():
+                    vs = self._servers.get(event.service)
+                    if vs is None:
+                        continue
+                    up = isinstance(event, QuorumUp)
+                    reason = f"weight {event.weight_sum}, threshold {event.threshold}"
+                    self.counters["quorum_up" if up else "quorum_down"] += 1
+                    log.log(
+                        logging.INFO if up else logging.WARNING,
+                        "[%s] quorum %s (%s)", vs, "UP" if up else "DOWN", reason,
+                    )
+                    if self._notifier is not None:
+                        try:
+                            self._notifier.quorum(vs, up, reason)
+                        except Exception:
+                            log.exception("[%s] quorum notify failed", vs)
+                case RealServerDown():
+                    real = self._reals.get((event.service, event.server))
+                    if real is not None and real.up:
+                        self._notify_real(real, False, why)
+                case Conflict():
+                    if event.message not in self._conflicts:
+                        self._conflicts.add(event.message)
+                        log.warning("[%s] %s", event.service, event.message)
+
+    # ------------------------------------------------------------------ reconcile
+
+    def request_reconcile(self) -> None:
+        """Ask for a reconcile soon (coalesced with any other request)."""
+        self._wake.set()
+
+    async def reconcile(self, reason: str = "requested", *, full: bool = True) -> int:
+        """Make the dataplane equal to the desired table now; the number of ops issued.
+
+        `full` reads the whole table back and compares all of it; otherwise only the
+        services that changed since the last pass are compared, against the table as
+        last read or written (the next full pass catches anything else).
+        """
+        async with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            self._evaluate(dirty)
+            self.counters["reconciles"] += 1
+            backend = self._backend
+            if backend is None:
+                self._table = self.desired
+                self._update_metrics(None)
+                return 0
+            full = full or self._full_next or self._table is None
+            if full:
+                try:
+                    base = await backend.dump()
+                except Exception as exc:
+                    self._backend_error("dump", exc)
+                    self._dirty |= dirty  # still to be carried out
+                    self._full_next = True
+                    return 0
+                if self._backend_down is not None:
+                    log.info("[%s] dataplane readable again", backend.name)
+                    self._backend_down = None
+                managed: Managed = (
+                    ALL if self._flush_first else set(self._servers) | self._retired
+                )
+                ops = reconcile(self.desired, base, managed=managed)
+                keys: set[ServiceKey] | None = None
+            else:
+                assert self._table is not None
+                keys = dirty | self._retired
+                have, wanted = self._table.entries, self._entries
+                base = Table({k: have[k] for k in keys if k in have})
+                want = Table({k: wanted[k] for k in keys if k in wanted})
+                ops = reconcile(want, base, managed=keys)
+            if self._metrics is not None:
+                self._metrics.reconciled(backend.name)
+            if ops:
+                # Ops that only retry what the dataplane refused last time are not news.
+                retry = all(describe(op) in self._failures for op in ops)
+                drift = reason == "periodic" and not retry
+                level = logging.DEBUG if retry else logging.WARNING if drift else logging.INFO
+                log.log(level, "[%s] %s: %d operation(s)%s", backend.name, reason, len(ops),
+                        " to repair drift" if drift else "")
+                for op in ops:
+                    log.debug("[%s] %s", _op_service(op), describe(op))
+                after = await self._apply(ops, base)
+                if self._full_next and keys is not None:
+                    self._wake.set()  # refused on a partial pass: read everything back now
+            else:
+                after = base
+                self._full_next = False
+            if after is not None:
+                if keys is None:
+                    self._table = after
+                else:
+                    assert self._table is not None
+                    merged = dict(self._table.entries)
+                    for k in keys:
+                        merged.pop(k, None)
+                    merged.update(after.entries)
+                    self._table = Table(merged)
+                self._flush_first = False
+                self._retired = {k for k in self._retired if k in self._table.entries}
+            self._update_metrics(keys)
+            return len(ops)
+
+    async def _apply(self, ops: list[Op], base: Table) -> Table | None:
+        """Apply `ops` to the dataplane holding `base`; what it holds after (None: unknown)."""
+        backend = self._backend
+        assert backend is not None
+        try:
+            result = await backend.apply(ops)
+        except Exception as exc:
+            self._backend_error("apply", exc)
+            self._full_next = True
+            return None
+        self.counters["ops"] += len(ops)
+        self.counters["op_errors"] += len(result.failed)
+        if self._metrics is not None:
+            self._metrics.ipvs_applied(backend.name, ops, result)
+        failing: dict[str, str] = {}
+        for failure in result.failed:
+            what = describe(failure.op)
+            failing[what] = failure.message
+            if self._failures.get(what) != failure.message:
+                log.error("[%s] %s failed: %s", _op_service(failure.op), what, failure.message)
+            else:
+                log.debug("[%s] %s failed again: %s", _op_service(failure.op), what,
+                          failure.message)
+        self._failures = failing
+        # A refused op may mean the table is not what we think: read it next time.
+        self._full_next = bool(result.failed)
+        failed_ids = {id(f.op) for f in result.failed}
+        return apply_ops(base, [op for op in ops if id(op) not in failed_ids])[0]
+
+    def _backend_error(self, call: str, exc: BaseException) -> None:
+        backend = self._backend
+        name = backend.name if backend is not None else "none"
+        message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        self.counters["backend_errors"] += 1
+        if self._metrics is not None:
+            self._metrics.ipvs_error(name, call)
+        if self._backend_down != message:
+            log.error("[%s] %s failed: %s", name, call, message)
+        self._backend_down = message
+
+    def _update_metrics(self, keys: set[ServiceKey] | None) -> None:
+        """Real-server gauges, for the services in `keys` (None: all of them)."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        table = self._table
+        for skey in self._servers if keys is None else keys:
+            vs = self._servers.get(skey)
+            if vs is None:
+                continue
+            vs_name = str(vs)
+            entry = table.entries.get(skey) if table is not None else None
+            reals = self._members.get(skey, [])
+            for real in reals:
+                dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
+                metrics.real_server(vs_name, str(real.rs), up=real.up,
+                                    weight=dest.weight if dest is not None else 0)
+            metrics.real_servers_up(vs_name, sum(r.up for r in reals), len(reals))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            reason = "periodic"
+            try:
+                async with asyncio.timeout(self.reconcile_interval):
+                    await self._wake.wait()
+                reason = "health change"
+                if self._coalesce > 0:
+                    await asyncio.sleep(self._coalesce)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            started = loop.time()
+            try:
+                await self.reconcile(reason, full=reason == "periodic")
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop the dataplane being kept
+                log.exception("reconcile (%s) failed", reason)
+                self.counters["reconcile_crashes"] += 1
+                self._full_next = True
+            log.debug("reconcile (%s) took %.1f ms", reason, (loop.time() - started) * 1000)
+
+
+def backend_for(config: Config, *, netns: str | None = None) -> Backend | None:
+    """The dataplane `global_defs.dataplane` names (None for `none`).
+
+    Raises `hacluster.ipvs.backend.BackendUnavailable` with advice when it cannot run
+    here (e.g. no IPVS in the kernel: use `dataplane: nftables`).
+    """
+    name = from_dataplane(config.global_defs.dataplane)
+    return None if name is None else open_backend(name, netns=netns)
+
+
+def servers_of(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """`status()["virtual_servers"]` as {"VS RS": real server row}, for tests and tools."""
+    out: dict[str, dict[str, Any]] = {}
+    for vs in status.get("virtual_servers", []):
+        for rs in vs.get("real_servers", []):
+            out[f"{vs['name']} {rs['name']}"] = rs
+    return out
+
+
+__all__ = [
+    "DEFAULT_COALESCE",
+    "STOP_GRACE",
+    "LastResult",
+    "LoadBalancer",
+    "LoadBalancerError",
+    "backend_for",
+    "prepare",
+    "result_label",
+    "servers_of",
+]
