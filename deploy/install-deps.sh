@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SYSTEM_PACKAGES=(
     python3 python3-venv python3-pip
     iproute2 nftables keepalived ipvsadm tcpdump procps util-linux
-    qemu-system-x86 busybox-static kmod cpio
+    qemu-system-x86 busybox-static kmod cpio openssl systemd
 )
 
 if [ "$(id -u)" -eq 0 ]; then

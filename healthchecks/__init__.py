@@ -1,1 +1,47 @@
-"""Asynchronous health checkers with keepalived's semantics, usable on their own."""
+"""Asynchronous health checkers with keepalived's semantics, usable on their own.
+
+Build parameters (``TcpCheckParams``, ``HttpGetParams``, ...), turn them into checkers
+with ``make_checker``, and hand ``CheckSpec``s to a ``Runner``, which emits
+``HealthChanged`` events. ``Tracker`` is the pure rise/fall/retry core.
+"""
+
+from healthchecks.base import Checker, Source
+from healthchecks.factory import make_checker
+from healthchecks.http import HttpSessions
+from healthchecks.params import (
+    CheckParams,
+    DnsCheckParams,
+    HttpGetParams,
+    MiscCheckParams,
+    SmtpCheckParams,
+    TcpCheckParams,
+    Timing,
+    UrlSpec,
+    parse_status_codes,
+)
+from healthchecks.result import CheckResult
+from healthchecks.runner import CheckSpec, CheckStatus, HealthChanged, Runner
+from healthchecks.tracker import Tracker, Transition
+
+__all__ = [
+    "CheckParams",
+    "CheckResult",
+    "CheckSpec",
+    "CheckStatus",
+    "Checker",
+    "DnsCheckParams",
+    "HealthChanged",
+    "HttpGetParams",
+    "HttpSessions",
+    "MiscCheckParams",
+    "Runner",
+    "SmtpCheckParams",
+    "Source",
+    "TcpCheckParams",
+    "Timing",
+    "Tracker",
+    "Transition",
+    "UrlSpec",
+    "make_checker",
+    "parse_status_codes",
+]

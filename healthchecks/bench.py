@@ -1,0 +1,232 @@
+"""Benchmark: N checks against local listeners; prints rate, start lateness, CPU and RSS.
+
+    python -m healthchecks.bench --checks 10000 --kind tcp --interval 1 --duration 20
+    python -m healthchecks.bench --checks 2000 --kind http --interval 1 --duration 20
+
+The listeners run in a child process so the figures are the checker's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from array import array
+
+from healthchecks.base import Checker
+from healthchecks.http import HttpCheck, HttpSessions
+from healthchecks.params import HttpGetParams, TcpCheckParams, Timing
+from healthchecks.runner import CheckSpec, Runner
+from healthchecks.tcp import TcpCheck
+
+_HTTP_REPLY = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+    b"Connection: close\r\n\r\nok"
+)
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def serve(kind: str, listeners: int) -> None:
+    """Child process: accept on ``listeners`` loopback ports; tcp closes, http answers 200."""
+    raise_nofile()
+    sel = selectors.DefaultSelector()
+    ports = []
+    for i in range(listeners):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((f"127.0.0.{1 + i % 250}", 0))
+        s.listen(4096)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, None)
+        ports.append(f"{s.getsockname()[0]}:{s.getsockname()[1]}")
+    print(" ".join(ports), flush=True)
+    parent = os.getppid()
+    if kind == "tcp":
+        # Sweep the accept queues on a short tick instead of waking per connection:
+        # the listeners then cost little CPU next to the checker being measured (the
+        # kernel completes handshakes without us; we only empty the queues).
+        socks = [k.fileobj for k in sel.get_map().values()]
+        while True:
+            for sock in socks:
+                assert isinstance(sock, socket.socket)
+                while True:
+                    try:
+                        conn, _ = sock.accept()
+                    except (BlockingIOError, ConnectionAbortedError):
+                        break
+                    conn.close()
+            time.sleep(0.002)
+            if os.getppid() != parent:
+                return  # the benchmark died without stopping us
+    while True:
+        if os.getppid() != parent:
+            return
+        for key, _ in sel.select(1.0):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            if key.data is None:
+                while True:
+                    try:
+                        conn, _ = sock.accept()
+                    except (BlockingIOError, ConnectionAbortedError):
+                        break
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ, b"")
+            else:
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                buf = key.data + data
+                if data and b"\r\n\r\n" not in buf:
+                    sel.modify(sock, selectors.EVENT_READ, buf)
+                    continue
+                sel.unregister(sock)
+                if data:
+                    with contextlib.suppress(OSError):
+                        sock.send(_HTTP_REPLY)
+                sock.close()
+
+
+def _pct(sorted_values: array[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def run(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
+    lateness: array[float] = array("d")
+    measure_from = 0.0
+
+    def on_launch(_check_id: str, due: float, started: float) -> None:
+        if due >= measure_from:
+            lateness.append(started - due)
+
+    timing = Timing(delay_loop=args.interval, retry=0, warmup=args.interval)
+    sessions = HttpSessions()
+    runner = Runner(max_concurrency=args.max_concurrency, on_launch=on_launch)
+    for i in range(args.checks):
+        ip, port = targets[i % len(targets)]
+        checker: Checker
+        if args.kind == "tcp":
+            checker = TcpCheck(TcpCheckParams(ip, port, connect_timeout=args.timeout))
+        else:
+            checker = HttpCheck(HttpGetParams(ip, port, connect_timeout=args.timeout), sessions)
+        runner.add(CheckSpec(f"c{i}", (ip, port, i), checker, timing))
+
+    loop = asyncio.get_running_loop()
+    # The first interval is the warm-up spread; measure the steady state after it.
+    measure_from = loop.time() + args.interval
+    await runner.start()
+    await asyncio.sleep(args.interval)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    runs0 = sum(runner.status(c).runs for c in runner.check_ids())
+    t0 = loop.time()
+    await asyncio.sleep(args.duration)
+    t1 = loop.time()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    statuses = [runner.status(c) for c in runner.check_ids()]
+    runs = sum(s.runs for s in statuses) - runs0
+    failures = sum(s.failures for s in statuses)
+    reasons = sorted({s.last_failure for s in statuses if s.last_failure})[:3]
+    await runner.stop()
+    await sessions.close()
+
+    user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    cpu = user + system
+    late = array("d", sorted(lateness))
+    print(f"kind={args.kind} checks={args.checks} interval={args.interval}s "
+          f"duration={t1 - t0:.1f}s loop={type(loop).__module__} "
+          f"cpus={sorted(os.sched_getaffinity(0))}")
+    print(f"checks done: {runs} ({runs / (t1 - t0):.0f}/s of {args.checks / args.interval:.0f}/s"
+          f" scheduled), failures: {failures}"
+          + (f" e.g. {reasons}" if reasons else ""))
+    print(f"start lateness: p50 {_pct(late, 0.5) * 1e3:.2f} ms,"
+          f" p99 {_pct(late, 0.99) * 1e3:.2f} ms,"
+          f" max {(late[-1] if late else float('nan')) * 1e3:.2f} ms (n={len(late)})")
+    print(f"CPU: {cpu:.2f} s in {t1 - t0:.1f} s ({100 * cpu / (t1 - t0):.0f}% of one core), "
+          f"{1000 * cpu / max(runs, 1):.3f} s per 1000 checks "
+          f"(user {1000 * user / max(runs, 1):.3f}, system {1000 * system / max(runs, 1):.3f})")
+    print(f"peak RSS: {r1.ru_maxrss / 1024:.1f} MiB; load average {os.getloadavg()[0]:.1f}"
+          f" on {os.cpu_count()} CPUs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m healthchecks.bench", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--checks", type=int, default=10000)
+    ap.add_argument("--kind", choices=("tcp", "http"), default="tcp")
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--listeners", type=int, default=32)
+    ap.add_argument("--timeout", type=float, default=2.0, help="connect_timeout per check")
+    ap.add_argument("--max-concurrency", type=int, default=4096)
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="pin the checker to this CPU and the listeners to the others (-1: no)")
+    ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
+    ap.add_argument("--serve", choices=("tcp", "http"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        serve(args.serve, args.listeners)
+        return 0
+    if args.checks < 1 or args.interval <= 0 or args.duration <= 0 or args.listeners < 1:
+        ap.error("--checks, --interval, --duration and --listeners must be positive")
+    hard = raise_nofile()
+    if args.max_concurrency + 64 > hard:
+        ap.error(f"--max-concurrency must stay under the open-files limit ({hard})")
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.cpu >= 0 and args.cpu in cpus and len(cpus) > 1
+    server = subprocess.Popen(
+        ([] if not pin else ["taskset", "-c", ",".join(str(c) for c in cpus if c != args.cpu)])
+        + [sys.executable, "-m", "healthchecks.bench", "--serve", args.kind,
+         "--listeners", str(args.listeners)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        if not line:
+            print("bench: the listener process failed to start", file=sys.stderr)
+            return 1
+        if pin:
+            os.sched_setaffinity(0, {args.cpu})
+        targets = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in line.split()]
+        if args.uvloop:
+            try:
+                import uvloop  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                print("bench: uvloop is not installed; using asyncio's loop", file=sys.stderr)
+            else:
+                uvloop.install()
+        started = time.monotonic()
+        asyncio.run(run(args, targets))
+        print(f"wall: {time.monotonic() - started:.1f} s, pid {os.getpid()}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Builds the checker for a parameter set."""
+
+from __future__ import annotations
+
+from healthchecks.base import Checker
+from healthchecks.dns import DnsCheck
+from healthchecks.http import HttpCheck, HttpSessions
+from healthchecks.params import (
+    CheckParams,
+    DnsCheckParams,
+    HttpGetParams,
+    MiscCheckParams,
+    SmtpCheckParams,
+    TcpCheckParams,
+    Timing,
+)
+from healthchecks.script import MiscCheck
+from healthchecks.smtp import SmtpCheck
+from healthchecks.tcp import TcpCheck
+
+
+def make_checker(
+    params: CheckParams, timing: Timing | None = None, *, http: HttpSessions | None = None
+) -> Checker:
+    """The checker for ``params``; ``http`` shares aiohttp sessions between HTTP checks.
+
+    ``timing`` only supplies MISC_CHECK's default misc_timeout (delay_loop).
+    """
+    match params:
+        case HttpGetParams():
+            return HttpCheck(params, http)
+        case TcpCheckParams():
+            return TcpCheck(params)
+        case MiscCheckParams():
+            return MiscCheck(params, (timing or Timing()).delay_loop)
+        case DnsCheckParams():
+            return DnsCheck(params)
+        case SmtpCheckParams():
+            return SmtpCheck(params)
+    raise TypeError(f"not checker parameters: {params!r}")

@@ -1,0 +1,239 @@
+"""TCP_CHECK: up when a TCP connect to the real server completes within connect_timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import heapq
+import math
+import os
+import select
+import socket
+import struct
+import weakref
+from collections.abc import Callable
+
+from healthchecks.base import Source, family_of
+from healthchecks.params import TcpCheckParams
+from healthchecks.result import CheckResult, describe_error
+
+# Closing with SO_LINGER 0 sends RST instead of FIN: the checker keeps no TIME_WAIT
+# socket per check, so thousands of checks a second do not exhaust local ports.
+_LINGER_RST = struct.pack("ii", 1, 0)
+_UP = CheckResult.up("connected")
+_BATCH = 4096
+
+
+class _Poller:
+    """Waits for many connects on a private epoll set, watched by the loop as one fd.
+
+    Registering each socket with the loop (add_writer/remove_writer) costs several
+    Python objects and dict operations per check; a oneshot entry in our own epoll set
+    costs one system call. Deadlines sit in a heap of plain tuples under one timer.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A weak reference: the loop keys the poller in a WeakKeyDictionary, and a
+        # strong one back would keep every loop (and its file descriptors) alive.
+        self._loop = weakref.ref(loop)
+        self._epoll = select.epoll()
+        self._waiting: dict[int, _Attempt] = {}
+        self._deadlines: list[tuple[float, int, _Attempt]] = []
+        self._seq = 0
+        # No TimerHandle is kept (it would hold the loop): a timer that was superseded
+        # by an earlier one just finds nothing to do when it fires.
+        self._timer_at = math.inf
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def watch(self, attempt: _Attempt, deadline: float) -> None:
+        self._epoll.register(attempt.fd, select.EPOLLOUT | select.EPOLLONESHOT)
+        self._waiting[attempt.fd] = attempt
+        self._seq += 1
+        heapq.heappush(self._deadlines, (deadline, self._seq, attempt))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def forget(self, attempt: _Attempt) -> None:
+        if self._waiting.get(attempt.fd) is attempt:
+            del self._waiting[attempt.fd]
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(attempt.fd)
+
+    def _ready(self) -> None:
+        # Take every ready attempt out first, then run their callbacks: a callback may
+        # close a socket and open another that gets the same fd number, and an event
+        # later in this batch must not be taken for the new one's.
+        waiting = self._waiting
+        ready: list[_Attempt | None] = []
+        while True:
+            # epoll hands out at most maxevents at a time: take everything that is
+            # ready, or a connect that completed in time could be judged a timeout.
+            events = self._epoll.poll(0, _BATCH)
+            ready.extend(waiting.pop(fd, None) for fd, _events in events)
+            if len(events) < _BATCH:
+                break
+        for attempt in ready:
+            if attempt is not None:
+                attempt.writable()
+
+    def _arm(self, when: float) -> None:
+        loop = self._loop()
+        if loop is not None:
+            self._timer_at = when
+            loop.call_at(when, self._expire, when)
+
+    def _expire(self, when: float) -> None:
+        loop = self._loop()
+        if loop is None or when != self._timer_at:
+            return
+        # The time is read before harvesting: handing out results can take a while on
+        # a busy loop, and only what was overdue before the harvest may expire.
+        now = loop.time() + 1e-6
+        self._ready()  # a connect that finished in time is not a timeout
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            attempt = heapq.heappop(heap)[2]
+            if not attempt.done:
+                self.forget(attempt)
+                attempt.expired()
+        self._timer_at = math.inf
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        loop = self._loop()
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poller] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _poller(loop: asyncio.AbstractEventLoop) -> _Poller:
+    poller = _POLLERS.get(loop)
+    if poller is None:
+        poller = _POLLERS[loop] = _Poller(loop)
+        weakref.finalize(loop, poller.close)  # its epoll fd goes with the loop
+    return poller
+
+
+class _Attempt:
+    """One non-blocking connect in flight."""
+
+    __slots__ = ("done", "fd", "on_done", "poller", "sock", "timeout")
+
+    def __init__(
+        self,
+        poller: _Poller,
+        sock: socket.socket,
+        timeout: float,
+        on_done: Callable[[CheckResult], None],
+    ) -> None:
+        self.poller = poller
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.timeout = timeout
+        self.on_done = on_done
+        self.done = False
+
+    def _finish(self) -> Callable[[CheckResult], None]:
+        # The attempt stays in the deadline heap until its deadline: let go of the
+        # callback (and whatever it holds, a future and so the loop) right away.
+        self.done = True
+        self.sock.close()
+        on_done, self.on_done = self.on_done, _ignore
+        return on_done
+
+    def writable(self) -> None:
+        if not self.done:
+            try:
+                err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError as exc:
+                err = exc.errno or errno.EIO
+            self._finish()(_UP if err == 0 else _failure(err))
+
+    def expired(self) -> None:
+        if not self.done:
+            self._finish()(CheckResult.down(f"timeout after {self.timeout:g}s"))
+
+    def cancel(self) -> None:
+        if not self.done:
+            self.poller.forget(self)
+            self._finish()
+
+
+def _ignore(result: CheckResult) -> None:
+    return None
+
+
+def _failure(err: int) -> CheckResult:
+    return CheckResult.down(describe_error(OSError(err, os.strerror(err))))
+
+
+class TcpCheck:
+    # The connect runs on callbacks (connect_ex, one writer callback, one timer) with
+    # no coroutine or task of its own; ``launch`` lets the runner use it that way.
+    __slots__ = ("_addr", "_family", "_source", "params")
+
+    def __init__(self, params: TcpCheckParams) -> None:
+        self.params = params
+        self._family = family_of(params.connect_ip)
+        self._addr = (params.connect_ip, params.connect_port)
+        source = params.source
+        self._source = source if source != Source() else None
+
+    @property
+    def kind(self) -> str:
+        return "TCP_CHECK"
+
+    @property
+    def timeout(self) -> float:
+        return self.params.connect_timeout
+
+    def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        """Start a check on the running loop; ``on_done`` gets the result later (never now).
+
+        Returns a function that abandons the check (``on_done`` is then not called).
+        """
+        loop = asyncio.get_running_loop()
+        sock = None
+        try:
+            if self._source is None:
+                sock = socket.socket(self._family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            else:
+                sock = self._source.open(self._family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            err = sock.connect_ex(self._addr)
+            if err == errno.EINPROGRESS:
+                poller = _poller(loop)
+                attempt = _Attempt(poller, sock, self.params.connect_timeout, on_done)
+                poller.watch(attempt, loop.time() + self.params.connect_timeout)
+                return attempt.cancel
+            result = _UP if err == 0 else _failure(err)
+        except OSError as exc:
+            result = CheckResult.down(describe_error(exc))
+        if sock is not None:
+            sock.close()
+        handle = loop.call_soon(on_done, result)
+        return handle.cancel
+
+    async def check(self) -> CheckResult:
+        fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
+
+        def done(result: CheckResult) -> None:
+            if not fut.done():
+                fut.set_result(result)
+
+        abandon = self.launch(done)
+        try:
+            return await fut
+        finally:
+            abandon()  # a no-op once finished; on cancellation it closes the socket
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,23 @@
+"""The benchmark command runs end to end (a smoke run; its figures are not asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_bench_runs_and_reports(kind: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "healthchecks.bench", "--checks", "40", "--kind", kind,
+         "--interval", "0.2", "--duration", "1", "--timeout", "5"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    done = re.search(r"checks done: (\d+) .*failures: (\d+)", out)
+    assert done is not None, out
+    assert int(done.group(1)) > 40 and int(done.group(2)) == 0, out
+    for figure in ("start lateness: p50", "per 1000 checks", "peak RSS"):
+        assert figure in out, out

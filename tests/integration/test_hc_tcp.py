@@ -1,0 +1,166 @@
+"""TCP_CHECK against real listeners on 127.0.0.1 and ::1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from healthchecks import TcpCheckParams, make_checker, tcp
+
+HOSTS = ["127.0.0.1", "::1"]
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+@pytest.fixture
+def listener(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    host = request.param
+    sock = socket.socket(_family(host))
+    sock.bind((host, 0))
+    sock.listen(16)
+    try:
+        yield host, sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def closed_port(request: pytest.FixtureRequest) -> tuple[str, int]:
+    host = request.param
+    sock = socket.socket(_family(host))
+    sock.bind((host, 0))  # bound, never listening: connects are refused
+    port = sock.getsockname()[1]
+    request.addfinalizer(sock.close)
+    return host, port
+
+
+@pytest.fixture
+def full_backlog(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """A listener that never accepts, with its accept queue already full: SYNs are dropped."""
+    host = request.param
+    sock = socket.socket(_family(host))
+    sock.bind((host, 0))
+    sock.listen(0)
+    port = sock.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            f = socket.socket(_family(host))
+            f.setblocking(False)
+            f.connect_ex((host, port))
+            fillers.append(f)
+        time.sleep(0.05)
+        yield host, port
+    finally:
+        for f in fillers:
+            f.close()
+        sock.close()
+
+
+@pytest.mark.parametrize("listener", HOSTS, indirect=True)
+async def test_connect_succeeds(listener: tuple[str, int]) -> None:
+    result = await make_checker(TcpCheckParams(*listener, connect_timeout=3)).check()
+    assert result.ok and result.reason == "connected"
+
+
+@pytest.mark.parametrize("closed_port", HOSTS, indirect=True)
+async def test_refused(closed_port: tuple[str, int]) -> None:
+    result = await make_checker(TcpCheckParams(*closed_port, connect_timeout=3)).check()
+    assert not result.ok and result.reason == "connection refused"
+
+
+@pytest.mark.parametrize("full_backlog", HOSTS, indirect=True)
+async def test_timeout_against_a_full_backlog(full_backlog: tuple[str, int]) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await make_checker(TcpCheckParams(*full_backlog, connect_timeout=0.3)).check()
+    elapsed = loop.time() - start
+    assert not result.ok and result.reason == "timeout after 0.3s"
+    assert 0.25 < elapsed < 5
+
+
+async def test_bindto_sets_the_source_address() -> None:
+    seen: list[str] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("peername")[0])
+        writer.close()
+
+    srv = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    async with srv:
+        result = await make_checker(
+            TcpCheckParams("127.0.0.1", port, bindto="127.0.0.7", connect_timeout=3)
+        ).check()
+        for _ in range(50):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    assert result.ok
+    assert seen == ["127.0.0.7"]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_cancel_closes_the_socket_at_once() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(0)
+    port = sock.getsockname()[1]
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(("127.0.0.1", port))
+    try:
+        await asyncio.sleep(0.05)
+        # A first check sets up what lives as long as the loop (one epoll set).
+        await make_checker(TcpCheckParams("127.0.0.1", port, connect_timeout=0.05)).check()
+        before = open_fds()
+        checker = make_checker(TcpCheckParams("127.0.0.1", port, connect_timeout=5))
+        task = asyncio.create_task(checker.check())
+        await asyncio.sleep(0.05)
+        assert open_fds() == before + 1  # the connect in progress
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert open_fds() == before
+    finally:
+        filler.close()
+        sock.close()
+
+
+async def test_connects_done_in_time_are_not_timeouts_on_a_stalled_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Launch many more checks than one epoll batch holds, then stall the loop past
+    # their deadline: every connect completed in time, so every check must say so.
+    monkeypatch.setattr(tcp, "_BATCH", 64)
+    listeners = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4096)
+        listeners.append(sock)
+    try:
+        checkers = [
+            make_checker(TcpCheckParams("127.0.0.1", listeners[i % 4].getsockname()[1],
+                                        connect_timeout=0.3))
+            for i in range(1000)
+        ]
+        tasks = [asyncio.create_task(c.check()) for c in checkers]
+        await asyncio.sleep(0)  # every task has started its connect
+        time.sleep(0.6)  # the loop is stuck well past every deadline
+        results = await asyncio.gather(*tasks)
+        reasons = {r.reason for r in results}
+        assert reasons == {"connected"}
+    finally:
+        for sock in listeners:
+            sock.close()
