@@ -1,0 +1,88 @@
+"""Announcements: frame layout and keepalived's burst / delay / refresh schedule (fake socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any
+
+from vrrp.addresses import Vip
+from vrrp.announce import AnnounceParams, Announcer, build_frame, interface_mac, preload
+
+VIP4 = Vip(ipaddress.IPv4Interface("10.0.0.100/24"), "lo")
+VIP6 = Vip(ipaddress.IPv6Interface("fd00::100/64"), "lo")
+MAC = "02:00:00:00:00:01"
+
+
+class RecordingSockets:
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, str, bytes]] = []
+
+    def send(self, dev: str, frame: bytes) -> bool:
+        self.sent.append((asyncio.get_running_loop().time(), dev, frame))
+        return True
+
+
+def layers() -> dict[str, Any]:
+    return preload().result(timeout=30)
+
+
+def test_gratuitous_arp_is_who_has_vip_tell_vip_to_broadcast() -> None:
+    from scapy.layers.l2 import ARP, Ether
+
+    frame = Ether(build_frame(layers(), VIP4, MAC))
+    assert frame.dst == "ff:ff:ff:ff:ff:ff" and frame.src == MAC
+    arp = frame[ARP]
+    assert arp.op == 1  # request, as keepalived sends it
+    assert arp.psrc == arp.pdst == "10.0.0.100"
+    assert arp.hwsrc == MAC
+
+
+def test_unsolicited_neighbour_advert_overrides_and_is_not_solicited() -> None:
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
+    from scapy.layers.l2 import Ether
+
+    frame = Ether(build_frame(layers(), VIP6, MAC, router=True))
+    assert frame.dst == "33:33:00:00:00:01"
+    ip6 = frame[IPv6]
+    assert (ip6.src, ip6.dst, ip6.hlim) == ("fd00::100", "ff02::1", 255)
+    na = frame[ICMPv6ND_NA]
+    assert (na.tgt, na.O, na.S, na.R) == ("fd00::100", 1, 0, 1)
+    assert frame[ICMPv6NDOptDstLLAddr].lladdr == MAC
+    # The checksum scapy computed is right: rebuilding from the parsed frame keeps it.
+    assert ICMPv6ND_NA(bytes(na)).cksum == na.cksum
+
+
+async def test_burst_then_delayed_burst_then_refresh_until_stopped() -> None:
+    layers()  # scapy loaded: the first burst goes out synchronously
+    sockets = RecordingSockets()
+    params = AnnounceParams(delay=0.1, repeat=3, refresh=0.15, refresh_repeat=2)
+    announcer = Announcer("VI_1", params, sockets)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    await announcer.prepare([VIP4, VIP6])
+    start = loop.time()
+    announcer.start([VIP4, VIP6])
+    assert len(sockets.sent) == 6  # 3 x 2 VIPs, before start() returned
+    await asyncio.sleep(0.5)
+    announcer.stop()
+    sent = len(sockets.sent)
+    await asyncio.sleep(0.2)
+    assert len(sockets.sent) == sent  # stopped: nothing more
+    bursts = sorted({round(t - start, 2) for t, _, _ in sockets.sent})
+    assert bursts[0] < 0.01
+    assert any(0.1 <= t < 0.2 for t in bursts)  # garp_master_delay burst
+    assert any(t >= 0.25 for t in bursts)  # refresh
+    assert all(t >= 0.1 for t in bursts[1:])  # nothing between the bursts
+    counts = announcer.counts
+    assert counts["garp"] == counts["na"]
+    assert counts["garp"] == 3 + 3 + 2 * ((sent - 12) // 4)
+    assert {dev for _, dev, _ in sockets.sent} == {"lo"}
+    assert interface_mac("lo") == "00:00:00:00:00:00"
+
+
+async def test_announcing_nothing_starts_nothing() -> None:
+    sockets = RecordingSockets()
+    announcer = Announcer("VI_1", AnnounceParams(), sockets)  # type: ignore[arg-type]
+    announcer.start([])
+    await asyncio.sleep(0.01)
+    assert not announcer.active and sockets.sent == []

@@ -1,0 +1,252 @@
+"""Gratuitous ARP and unsolicited neighbour advertisements for VIPs of a new master."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import socket
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vrrp.addresses import Vip
+
+log = logging.getLogger("vrrp.announce")
+
+_BROADCAST = "ff:ff:ff:ff:ff:ff"
+_ALL_NODES_MAC = "33:33:00:00:00:01"  # ff02::1 mapped to Ethernet (RFC 2464 7)
+
+_scapy_lock = threading.Lock()
+_scapy_future: concurrent.futures.Future[dict[str, Any]] | None = None
+
+
+def _import_scapy() -> dict[str, Any]:
+    # Only the layers we need: `import scapy.all` costs about 0.6 s more.
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
+    from scapy.layers.l2 import ARP, Ether
+
+    return {
+        "Ether": Ether,
+        "ARP": ARP,
+        "IPv6": IPv6,
+        "NA": ICMPv6ND_NA,
+        "LLAddr": ICMPv6NDOptDstLLAddr,
+    }
+
+
+def preload() -> concurrent.futures.Future[dict[str, Any]]:
+    """Import scapy's layers in a background thread (idempotent) so start-up stays fast."""
+    global _scapy_future
+    with _scapy_lock:
+        if _scapy_future is None:
+            fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+            def work() -> None:
+                try:
+                    fut.set_result(_import_scapy())
+                except BaseException as exc:  # reported to whoever awaits the frames
+                    fut.set_exception(exc)
+
+            threading.Thread(target=work, name="scapy-import", daemon=True).start()
+            _scapy_future = fut
+        return _scapy_future
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceParams:
+    """keepalived's garp_master_* knobs (the same ones drive IPv6 neighbour adverts)."""
+
+    delay: float = 5.0  # garp_master_delay: second burst this long after the first; 0 = none
+    repeat: int = 5  # garp_master_repeat: frames per VIP in each burst
+    refresh: float = 0.0  # garp_master_refresh: repeat a burst this often while master; 0 = off
+    refresh_repeat: int = 1  # garp_master_refresh_repeat
+    interval: float = 0.0  # garp_interval: pause between frames of one burst
+
+
+def interface_mac(dev: str) -> str:
+    with open(f"/sys/class/net/{dev}/address") as f:
+        return f.read().strip()
+
+
+def _ipv6_forwarding(dev: str) -> bool:
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{dev}/forwarding") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def build_frame(layers: dict[str, Any], vip: Vip, mac: str, router: bool = False) -> bytes:
+    """One announcement frame for ``vip`` from ``mac``.
+
+    IPv4: ARP request "who-has VIP tell VIP" to broadcast, as keepalived sends it.
+    IPv6: unsolicited NA (RFC 4861 7.2.6) to all-nodes, override set, solicited clear.
+    """
+    ip = str(vip.address.ip)
+    if vip.address.version == 4:
+        frame = layers["Ether"](dst=_BROADCAST, src=mac, type=0x0806) / layers["ARP"](
+            op=1, hwsrc=mac, psrc=ip, hwdst=_BROADCAST, pdst=ip
+        )
+    else:
+        frame = (
+            layers["Ether"](dst=_ALL_NODES_MAC, src=mac)
+            / layers["IPv6"](src=ip, dst="ff02::1", hlim=255)
+            / layers["NA"](tgt=ip, R=int(router), S=0, O=1)
+            / layers["LLAddr"](lladdr=mac)
+        )
+    return bytes(frame)
+
+
+class FrameSockets:
+    """AF_PACKET sockets, one per interface, shared by all announcers of a process."""
+
+    def __init__(self) -> None:
+        self._socks: dict[str, socket.socket] = {}
+        self.counts: Counter[str] = Counter()
+
+    def send(self, dev: str, frame: bytes) -> bool:
+        sock = self._socks.get(dev)
+        try:
+            if sock is None:
+                # Protocol 0: a send-only socket; the kernel queues nothing to it.
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                sock.setblocking(False)
+                sock.bind((dev, 0))
+                self._socks[dev] = sock
+            sock.send(frame)
+        except OSError as exc:
+            self.counts["send_error"] += 1
+            log.warning("cannot send an announcement on %s: %s", dev, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
+
+
+class Announcer:
+    """Announces one instance's VIPs while it is master: a burst at once, a second burst
+    after ``delay``, then a refresh burst every ``refresh`` seconds until stopped."""
+
+    def __init__(self, name: str, params: AnnounceParams, sockets: FrameSockets) -> None:
+        self.name = name
+        self.params = params
+        self.sockets = sockets
+        self.counts: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._cache: tuple[tuple[tuple[Vip, ...], tuple[str, ...]],
+                           list[tuple[Vip, bytes]]] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def prepare(self, vips: Sequence[Vip]) -> None:
+        """Build the frames for ``vips`` ahead of time (loading scapy if needed), so that
+        a takeover sends its first burst without building anything."""
+        if not vips:
+            return
+        try:
+            await self._frames(tuple(vips))
+        except (OSError, ImportError) as exc:
+            log.warning("[%s] cannot prepare announcements yet: %s", self.name, exc)
+
+    async def _frames(self, vips: tuple[Vip, ...]) -> list[tuple[Vip, bytes]]:
+        macs = tuple(interface_mac(v.dev) for v in vips)
+        key = (vips, macs)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        layers = await asyncio.wrap_future(preload())
+        frames = []
+        for vip, mac in zip(vips, macs, strict=True):
+            router = vip.address.version == 6 and _ipv6_forwarding(vip.dev)
+            frames.append((vip, build_frame(layers, vip, mac, router)))
+        self._cache = (key, frames)
+        return frames
+
+    def _cached(self, vips: tuple[Vip, ...]) -> list[tuple[Vip, bytes]] | None:
+        if self._cache is None or self._cache[0][0] != vips:
+            return None
+        try:
+            macs = tuple(interface_mac(v.dev) for v in vips)
+        except OSError:
+            return None
+        return self._cache[1] if self._cache[0][1] == macs else None
+
+    def start(self, vips: Sequence[Vip]) -> None:
+        """Begin announcing ``vips`` (restarts the schedule if already running).
+
+        With frames prepared, the first burst goes out before this returns.
+        """
+        self.stop()
+        if not vips:
+            return
+        key = tuple(vips)
+        frames = self._cached(key)
+        if frames is not None and self.params.interval > 0 and self.params.repeat > 1:
+            frames = None  # a paced burst is sent by the task
+        if frames is not None:
+            self._send_burst(frames, self.params.repeat, "")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(key, first_sent=frames is not None), name=f"announce-{self.name}"
+        )
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
+        try:
+            frames = await self._frames(vips)
+        except (OSError, ImportError) as exc:
+            log.error("[%s] cannot build announcements: %s", self.name, exc)
+            return
+        p = self.params
+        if not first_sent:
+            await self._burst(frames, p.repeat, "")
+        if p.delay > 0:
+            await asyncio.sleep(p.delay)
+            await self._burst(frames, p.repeat, " (garp_master_delay)")
+        if p.refresh > 0:
+            while True:
+                await asyncio.sleep(p.refresh)
+                await self._burst(frames, p.refresh_repeat, " (refresh)")
+
+    async def _burst(self, frames: list[tuple[Vip, bytes]], repeat: int, why: str) -> None:
+        if self.params.interval <= 0:
+            self._send_burst(frames, repeat, why)
+            return
+        sent: Counter[str] = Counter()
+        for i in range(repeat):
+            sent += self._send_burst(frames, 1, None)
+            if i + 1 < repeat:
+                await asyncio.sleep(self.params.interval)
+        self._log(frames, sent, why)
+
+    def _send_burst(
+        self, frames: list[tuple[Vip, bytes]], repeat: int, why: str | None
+    ) -> Counter[str]:
+        sent: Counter[str] = Counter()
+        for _ in range(repeat):
+            for vip, frame in frames:
+                kind = "garp" if vip.address.version == 4 else "na"
+                if self.sockets.send(vip.dev, frame):
+                    sent[kind] += 1
+        self.counts.update(sent)
+        if why is not None:
+            self._log(frames, sent, why)
+        return sent
+
+    def _log(self, frames: list[tuple[Vip, bytes]], sent: Counter[str], why: str) -> None:
+        addrs = ", ".join(str(v.address.ip) for v, _ in frames)
+        log.info(
+            "[%s] sent %d gratuitous ARP(s) and %d neighbour advert(s) for %s%s",
+            self.name, sent["garp"], sent["na"], addrs, why,
+        )
