@@ -1,0 +1,375 @@
+"""Prometheus metrics on a private registry; the only module that imports prometheus_client.
+
+The daemon creates one `Metrics` and passes it to what it wires; components call its
+small methods with plain values (names, states, counts, seconds). `vrrp/` and
+`healthchecks/` never import it: the daemon forwards their counters and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hacluster.ipvs.backend import ApplyResult, Op
+
+VRRP_STATES: tuple[str, ...] = ("INIT", "BACKUP", "MASTER", "FAULT")
+"""Every state an instance can report; exactly one of them is 1 per instance."""
+
+CHECK_RESULTS: tuple[str, ...] = ("success", "failure", "timeout", "error")
+"""The usual check results; any other short word is accepted too."""
+
+# Check latencies span sub-millisecond TCP connects to multi-second HTTP timeouts.
+CHECK_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+RENDER_CHUNK = 500
+"""Samples formatted between two yields to the event loop (a few ms of work)."""
+
+
+_OP_NAME = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def op_name(op: Op) -> str:
+    """The label for one IPVS operation: `AddService` -> `add_service`."""
+    return _OP_NAME.sub("_", type(op).__name__).lower()
+
+
+class Metrics:
+    """Every hacluster metric, registered on its own `CollectorRegistry`."""
+
+    def __init__(self, *, version: str = "", process: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        if process:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+        self._info = Gauge(
+            "hacluster_build_info", "hacluster version (always 1)", ["version"], registry=r
+        )
+        self._info.labels(version=version or "unknown").set(1)
+
+        # VRRP
+        self._state = Gauge(
+            "hacluster_vrrp_state",
+            "1 for the state a VRRP instance is in, 0 for the others",
+            ["instance", "state"],
+            registry=r,
+        )
+        self._priority = Gauge(
+            "hacluster_vrrp_priority",
+            "Effective priority of a VRRP instance (base plus tracking)",
+            ["instance"],
+            registry=r,
+        )
+        self._transitions = Counter(
+            "hacluster_vrrp_transitions",
+            "VRRP state transitions, by the state entered",
+            ["instance", "state"],
+            registry=r,
+        )
+        self._adverts_sent = Counter(
+            "hacluster_vrrp_adverts_sent", "VRRP adverts sent", ["instance"], registry=r
+        )
+        self._adverts_received = Counter(
+            "hacluster_vrrp_adverts_received",
+            "VRRP adverts received and accepted",
+            ["instance"],
+            registry=r,
+        )
+        self._dropped = Counter(
+            "hacluster_vrrp_packets_dropped",
+            "VRRP packets dropped, by interface and reason",
+            ["interface", "reason"],
+            registry=r,
+        )
+
+        # Health checks
+        self._checks = Counter(
+            "hacluster_checks",
+            "Health checks run, by checker kind and result",
+            ["checker", "result"],
+            registry=r,
+        )
+        self._check_latency = Histogram(
+            "hacluster_check_duration_seconds",
+            "Time a health check took, by checker kind",
+            ["checker"],
+            buckets=CHECK_BUCKETS,
+            registry=r,
+        )
+        self._rs_count_up = Gauge(
+            "hacluster_real_servers_up",
+            "Real servers of a virtual server that are up",
+            ["virtual_server"],
+            registry=r,
+        )
+        self._rs_count = Gauge(
+            "hacluster_real_servers",
+            "Real servers configured for a virtual server",
+            ["virtual_server"],
+            registry=r,
+        )
+
+        # IPVS dataplane
+        self._ipvs_ops = Counter(
+            "hacluster_ipvs_operations",
+            "Dataplane operations applied, by backend and operation",
+            ["backend", "op"],
+            registry=r,
+        )
+        self._ipvs_errors = Counter(
+            "hacluster_ipvs_errors",
+            "Dataplane operations that failed, by backend and operation",
+            ["backend", "op"],
+            registry=r,
+        )
+        self._reconciles = Counter(
+            "hacluster_ipvs_reconciles",
+            "Reconcile passes (desired table compared with the dataplane)",
+            ["backend"],
+            registry=r,
+        )
+
+        # Config
+        self._reloads = Counter(
+            "hacluster_config_reloads",
+            "Configuration reloads, by result (ok, refused)",
+            ["result"],
+            registry=r,
+        )
+        self._reload_ok = Gauge(
+            "hacluster_config_last_reload_successful",
+            "1 when the last reload succeeded (or none happened yet), 0 when it was refused",
+            registry=r,
+        )
+        self._reload_ok.set(1)
+
+        # Registered last: render_async() appends these after everything else.
+        self._real_servers = _RealServerGauges()
+        r.register(self._real_servers)
+
+    # ------------------------------------------------------------------ VRRP
+
+    def vrrp_state(self, instance: str, state: str) -> None:
+        """Record the state an instance is in now (one of `VRRP_STATES`)."""
+        state = state.upper()
+        if state not in VRRP_STATES:
+            raise ValueError(f"unknown VRRP state {state!r} (expected one of {VRRP_STATES})")
+        for name in VRRP_STATES:
+            self._state.labels(instance=instance, state=name).set(1 if name == state else 0)
+
+    def vrrp_transition(self, instance: str, state: str) -> None:
+        """An instance entered `state`: count it and set the state gauge."""
+        self.vrrp_state(instance, state)
+        self._transitions.labels(instance=instance, state=state.upper()).inc()
+
+    def vrrp_priority(self, instance: str, priority: int) -> None:
+        self._priority.labels(instance=instance).set(priority)
+
+    def adverts_sent(self, instance: str, count: int = 1) -> None:
+        self._adverts_sent.labels(instance=instance).inc(count)
+
+    def adverts_received(self, instance: str, count: int = 1) -> None:
+        self._adverts_received.labels(instance=instance).inc(count)
+
+    def packet_dropped(self, interface: str, reason: str, count: int = 1) -> None:
+        """A VRRP packet was dropped; `reason` is a short fixed word (bad_checksum, ttl...)."""
+        self._dropped.labels(interface=interface, reason=reason).inc(count)
+
+    def forget_instance(self, instance: str) -> None:
+        """Remove an instance's series (it left the configuration)."""
+        for name in VRRP_STATES:
+            _remove(self._state, instance, name)
+            _remove(self._transitions, instance, name)
+        for metric in (self._priority, self._adverts_sent, self._adverts_received):
+            _remove(metric, instance)
+
+    # ------------------------------------------------------------------ health checks
+
+    def check_done(self, checker: str, result: str, seconds: float) -> None:
+        """One health check finished: `checker` is its kind (HTTP_GET, TCP_CHECK...)."""
+        if seconds < 0:
+            raise ValueError(f"check duration cannot be negative: {seconds}")
+        self._checks.labels(checker=checker, result=result).inc()
+        self._check_latency.labels(checker=checker).observe(seconds)
+
+    def real_server(self, virtual_server: str, real_server: str, *, up: bool, weight: int) -> None:
+        """A real server's health and its weight in the dataplane now."""
+        self._real_servers.set(virtual_server, real_server, int(up), weight)
+
+    def real_servers_up(self, virtual_server: str, up: int, total: int) -> None:
+        """How many of a virtual server's real servers are up, out of how many."""
+        if not 0 <= up <= total:
+            raise ValueError(f"real servers up must be within 0..{total}, not {up}")
+        self._rs_count_up.labels(virtual_server=virtual_server).set(up)
+        self._rs_count.labels(virtual_server=virtual_server).set(total)
+
+    def forget_real_server(self, virtual_server: str, real_server: str) -> None:
+        self._real_servers.remove(virtual_server, real_server)
+
+    def forget_virtual_server(self, virtual_server: str, real_servers: Iterable[str] = ()) -> None:
+        for rs in real_servers:
+            self.forget_real_server(virtual_server, rs)
+        for metric in (self._rs_count_up, self._rs_count):
+            _remove(metric, virtual_server)
+
+    # ------------------------------------------------------------------ IPVS
+
+    def ipvs_applied(self, backend: str, ops: Sequence[Op], result: ApplyResult) -> None:
+        """Count what a `Backend.apply(ops)` call did: each op, and each one that failed."""
+        for op in ops:
+            self._ipvs_ops.labels(backend=backend, op=op_name(op)).inc()
+        for failure in result.failed:
+            self._ipvs_errors.labels(backend=backend, op=op_name(failure.op)).inc()
+
+    def ipvs_error(self, backend: str, op: str) -> None:
+        """A dataplane call failed outside `apply` (`op` names it: dump, stats, flush...)."""
+        self._ipvs_errors.labels(backend=backend, op=op).inc()
+
+    def reconciled(self, backend: str) -> None:
+        self._reconciles.labels(backend=backend).inc()
+
+    # ------------------------------------------------------------------ config
+
+    def reload(self, ok: bool) -> None:
+        self._reloads.labels(result="ok" if ok else "refused").inc()
+        self._reload_ok.set(int(ok))
+
+    # ------------------------------------------------------------------ exposition
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition text (Prometheus, or OpenMetrics when `accept` asks) and its type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    async def render_async(
+        self, accept: str | None = None, *, chunk: int = RENDER_CHUNK
+    ) -> tuple[bytes, str]:
+        """`render()` in slices of about `chunk` samples, yielding to the event loop between
+        them: a scrape of 10,000 real servers must not hold up VRRP timers. Same bytes.
+
+        Only gauges are cut (counters and histograms carry `_created` series that must stay
+        with their family); they are the metrics whose size grows with the real servers.
+        """
+        encoder, content_type = choose_encoder(accept or "")
+        parts: list[bytes] = []
+        pending = 0
+        skip = _SKIP_REAL_SERVERS.set(True)  # this task only: they come in slices below
+        try:
+            for family in self.registry.collect():
+                samples = family.samples
+                if family.type == "gauge" and len(samples) > chunk:
+                    for start in range(0, len(samples), chunk):
+                        piece = Metric(family.name, family.documentation, family.type, family.unit)
+                        piece.samples = samples[start : start + chunk]
+                        parts.append(_body(encoder(_Families([piece])), headers=start == 0))
+                        await asyncio.sleep(0)
+                    continue
+                parts.append(_body(encoder(_Families([family])), headers=True))
+                pending += len(samples)
+                if pending >= chunk:
+                    pending = 0
+                    await asyncio.sleep(0)
+        finally:
+            _SKIP_REAL_SERVERS.reset(skip)
+        for piece, first in self._real_servers.pieces(chunk):
+            parts.append(_body(encoder(_Families([piece])), headers=first))
+            await asyncio.sleep(0)
+        if content_type.startswith("application/openmetrics-text"):
+            parts.append(b"# EOF\n")
+        return b"".join(parts), content_type
+
+
+_SKIP_REAL_SERVERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hacluster_skip_real_servers", default=False
+)
+
+_RS_LABELS = ("virtual_server", "real_server")
+_RS_GAUGES = (
+    ("hacluster_real_server_up", "1 when a real server is up (health checks pass), else 0"),
+    ("hacluster_real_server_weight",
+     "Weight a real server has in the dataplane now (0: drained or inhibited)"),
+)
+
+
+class _RealServerGauges(Collector):
+    """The per-real-server gauges, which can run to tens of thousands of series.
+
+    Kept as plain values rather than labelled Gauges so that a scrape can take them in
+    slices (`pieces`) instead of building every series at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def set(self, virtual_server: str, real_server: str, up: int, weight: int) -> None:
+        with self._lock:
+            self._values[(virtual_server, real_server)] = (up, weight)
+
+    def remove(self, virtual_server: str, real_server: str) -> None:
+        with self._lock:
+            self._values.pop((virtual_server, real_server), None)
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(name, doc, labels=_RS_LABELS) for name, doc in _RS_GAUGES]
+
+    def collect(self) -> Iterable[Metric]:
+        if _SKIP_REAL_SERVERS.get():
+            return []
+        return [piece for piece, _ in self.pieces(None)]
+
+    def pieces(self, size: int | None) -> Iterator[tuple[Metric, bool]]:
+        """Each gauge in families of at most `size` series (None: whole), and whether the
+        piece is the family's first."""
+        with self._lock:
+            items = list(self._values.items())
+        step = size or max(1, len(items))
+        for index, (name, doc) in enumerate(_RS_GAUGES):
+            for start in range(0, max(1, len(items)), step):
+                piece = GaugeMetricFamily(name, doc, labels=_RS_LABELS)
+                for labels, values in items[start : start + step]:
+                    piece.add_metric(labels, values[index])
+                yield piece, start == 0
+
+
+class _Families(Collector):
+    """A fixed list of metric families, for encoding a slice of the registry."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _body(text: bytes, *, headers: bool) -> bytes:
+    """One encoded slice without its `# EOF`, and without HELP/TYPE/UNIT unless `headers`."""
+    keep = []
+    for line in text.splitlines(keepends=True):
+        if line == b"# EOF\n" or (not headers and line.startswith(b"# ")):
+            continue
+        keep.append(line)
+    return b"".join(keep)
+
+
+def _remove(metric: Counter | Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set: nothing to remove
+        metric.remove(*labels)
