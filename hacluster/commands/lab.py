@@ -1,0 +1,224 @@
+"""`hacluster lab up / drill / down`: the director-pair namespace lab and its failover drills."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_PREFIX = "hclab"
+DRILL_PREFIX = "hcdrill"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hacluster.lab.topology import DEFAULT_STATE_DIR
+
+    sub = parser.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up = sub.add_parser("up", help="build the lab and leave it running")
+    down = sub.add_parser("down", help="stop the lab's processes and remove its namespaces")
+    drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it")
+    for p, prefix in ((up, DEFAULT_PREFIX), (down, DEFAULT_PREFIX), (drill, DRILL_PREFIX)):
+        p.add_argument("--prefix", default=prefix,
+                       help=f"namespace name prefix, 1-8 lowercase letters/digits "
+                            f"(default {prefix})")
+    for p in (up, down):
+        p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                       help=f"where the lab's state file, configs and logs live "
+                            f"(default {DEFAULT_STATE_DIR})")
+    for p in (up, drill):
+        p.add_argument("--advert-int", type=float, default=0.5,
+                       help="VRRP advert interval of the directors, seconds (default 0.5)")
+    drill.add_argument("--only", default="1,2,3,4", metavar="N,...",
+                       help="which drills to run, in order (default 1,2,3,4)")
+    drill.add_argument("--json", type=Path, default=None, metavar="FILE",
+                       help="also write the results (verdicts, checks, figures) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("hacluster lab: needs root (it creates network namespaces)", file=sys.stderr)
+        return 1
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            print(f"hacluster lab: `{tool}` not found: run deploy/install-deps.sh",
+                  file=sys.stderr)
+            return 1
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", args.prefix):
+        print(f"hacluster lab: --prefix must be 1-8 lowercase letters/digits, starting with "
+              f"a letter: {args.prefix!r}", file=sys.stderr)
+        return 2
+    if args.lab_command != "down" and not 0.01 <= args.advert_int <= 40:
+        print("hacluster lab: --advert-int must be between 0.01 and 40 seconds",
+              file=sys.stderr)
+        return 2
+    if args.lab_command == "up":
+        return _up(args)
+    if args.lab_command == "down":
+        return _down(args)
+    return _drill(args)
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGHUP arrived: clean up as after Ctrl-C."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _hold_signals() -> None:
+    """Nothing may interrupt a teardown once it has begun."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from hacluster.lab.drill import as_json, run_drills, summary
+    from hacluster.lab.netns import Lab, LabError, sweep
+    from hacluster.lab.topology import Topology, build
+
+    try:
+        only = sorted({int(x) for x in args.only.split(",") if x.strip()})
+    except ValueError:
+        only = []
+    if not only or any(n not in (1, 2, 3, 4) for n in only):
+        print(f"hacluster lab drill: --only takes drill numbers 1-4, got {args.only!r}",
+              file=sys.stderr)
+        return 2
+    from hacluster.lab.topology import DEFAULT_STATE_DIR, state_file
+
+    if state_file(DEFAULT_STATE_DIR, args.prefix).exists():
+        # Its namespaces carry the pid of the `lab up` that exited: they would look like
+        # leftovers of a crashed drill.
+        print(f"hacluster lab drill: prefix {args.prefix} belongs to a lab made by `hacluster "
+              f"lab up`; choose another --prefix", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_stop)
+    leftovers = sweep(args.prefix)
+    if leftovers:
+        print(f"removed {len(leftovers)} namespaces left by an earlier crashed run")
+    topo = Topology(prefix=args.prefix, advert_int=args.advert_int)
+    lab = Lab(args.prefix)
+    started = time.monotonic()
+    status = 1
+    try:
+        print(f"building the lab (namespaces {lab.tag}-*): 2 directors running "
+              f"`hacluster run` (dataplane nftables), 3 real servers, 1 client", flush=True)
+        run = build(topo, lab)
+        results = run_drills(run, sys.stdout, only)
+        summary(results, sys.stdout)
+        if args.json is not None:
+            args.json.write_text(json.dumps(as_json(results), indent=1) + "\n")
+        status = 0 if results and all(r.passed for r in results) else 1
+    except (KeyboardInterrupt, _Stop) as exc:
+        print(f"\ninterrupted ({str(exc) or 'Ctrl-C'}): removing the lab", flush=True)
+        status = 130
+    except (LabError, OSError) as exc:
+        print(f"hacluster lab drill: {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        _hold_signals()
+        try:
+            lab.close()
+        except LabError as exc:
+            print(f"hacluster lab drill: {exc}", file=sys.stderr)
+            status = status or 1
+    print(f"lab removed; {time.monotonic() - started:.1f} s in all", flush=True)
+    return status
+
+
+def _up(args: argparse.Namespace) -> int:
+    from hacluster.lab.netns import Lab, LabError, list_namespaces
+    from hacluster.lab.topology import Topology, build, state_file, teardown, write_state
+
+    path = state_file(args.state_dir, args.prefix)
+    if path.exists() or list_namespaces(args.prefix):
+        if list_namespaces(args.prefix):
+            print(f"hacluster lab up: a lab with prefix {args.prefix} is already up; "
+                  f"run `hacluster lab down --prefix {args.prefix}` first", file=sys.stderr)
+            return 1
+        teardown(args.prefix, args.state_dir)  # a stale state file of a lab that is gone
+    workdir = args.state_dir / args.prefix
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_stop)
+    topo = Topology(prefix=args.prefix, advert_int=args.advert_int)
+    lab = Lab(args.prefix, workdir=workdir)
+    try:
+        run = build(topo, lab)
+        write_state(run, path)
+        master = run.wait_state(topo.directors[0].name, "MASTER", 30.0)
+        answer = None
+        deadline = time.monotonic() + 10.0
+        while master is not None and time.monotonic() < deadline:
+            answer = run.probe()
+            if answer is not None and answer.ok:
+                break
+        write_state(run, path)
+    except (KeyboardInterrupt, _Stop, LabError, OSError) as exc:
+        _hold_signals()
+        print(f"hacluster lab up: {str(exc) or 'interrupted'}: removing the lab", file=sys.stderr)
+        try:
+            lab.close()
+        finally:
+            teardown(args.prefix, args.state_dir)
+        return 1
+    _hold_signals()
+    a, b = (d.name for d in topo.directors)
+    client = run.ns["client"].name
+    print(f"lab {args.prefix} is up: VIP {topo.vip}:{topo.port}; "
+          f"{a} {run.vrrp_state(a)}, {b} {run.vrrp_state(b)}")
+    for role, ns in run.ns.items():
+        print(f"  {role:<7} {ns.name}")
+    print(f"  ask through the VIP:  ip netns exec {client} {sys.executable} -m "
+          f"hacluster.lab.client --host {topo.vip} --once")
+    if shutil.which("curl"):
+        print(f"                        ip netns exec {client} curl -si http://{topo.vip}/")
+    print(f"  a director's table:   ip netns exec {run.ns['lvsa'].name} nft list table inet "
+          "hacluster")
+    print(f"  configs, logs, status: {workdir}/")
+    print(f"  remove it:            hacluster lab down --prefix {args.prefix}"
+          + ("" if args.state_dir == _default_state_dir() else
+             f" --state-dir {args.state_dir}"))
+    if answer is None or not answer.ok:
+        why = "no director became MASTER" if master is None else (
+            f"the VIP does not answer ({answer.error if answer else 'no answer'})")
+        print(f"\nthe lab is up but not serving: {why}", file=sys.stderr)
+        for line in run.diagnose():
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"  answered: {answer.rs} via {answer.director}")
+    return 0
+
+
+def _default_state_dir() -> Path:
+    from hacluster.lab.topology import DEFAULT_STATE_DIR
+
+    return DEFAULT_STATE_DIR
+
+
+def _down(args: argparse.Namespace) -> int:
+    from hacluster.lab.topology import state_file, teardown
+
+    _hold_signals()
+    had_state = state_file(args.state_dir, args.prefix).exists()
+    report = teardown(args.prefix, args.state_dir)
+    if not had_state and not report.namespaces:
+        print(f"no lab with prefix {args.prefix} (no state file in {args.state_dir}, "
+              "no namespaces)")
+        return 0
+    print(f"lab {args.prefix} removed: stopped {len(report.stopped)} processes"
+          + (f" ({', '.join(report.stopped)})" if report.stopped else "")
+          + f", deleted {len(report.namespaces)} namespaces")
+    for problem in report.problems:
+        print(f"  problem: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0

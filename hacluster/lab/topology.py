@@ -1,0 +1,427 @@
+"""The director-pair lab: namespaces, links, generated configs and processes, plus its state file.
+
+Layout (every namespace named by `hacluster.lab.netns.Lab`, ``PREFIX-PID-N-ROLE``)::
+
+    client 10.213.0.10 ──┐ front bridge (10.213.0.0/24, VIP 10.213.0.100)
+    lvsa eth0 .2 ────────┤
+    lvsb eth0 .3 ────────┘
+    lvsa eth1 .2 ────────┐ back bridge (10.213.1.0/24, gateway VIP 10.213.1.1)
+    lvsb eth1 .3 ────────┤
+    rs1 .11, rs2 .12, rs3 .13 (default route via the gateway VIP)
+
+Both bridges live in one `sw` namespace. The directors run `hacluster run` with a
+generated YAML config: one VRRP v3 instance holding both VIPs (the front one clients use
+and the back one the real servers route their answers through, as LVS-NAT needs),
+`dataplane: nftables`, and a virtual server VIP:80 with the three real servers and
+HTTP_GET checks. Each director reaches the real servers on its own port (lvs-a 8081,
+lvs-b 8082) so every answer tells which director forwarded it.
+
+`lab up` records what it started in a state file (namespaces, and PIDs with their start
+times so that a recycled PID is never signalled); `lab down` reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hacluster.lab.client import Record, record_from_json
+from hacluster.lab.netns import Lab, LabProcess, Netns, list_namespaces, sweep
+
+DEFAULT_STATE_DIR = Path("/run/hacluster-lab")
+INSTANCE = "VI_LAB"
+NFT_TABLE = "hacluster"
+
+
+@dataclass(frozen=True, slots=True)
+class Director:
+    """One director of the pair as the lab sets it up."""
+
+    name: str  # router_id and the X-Director header: lvs-a
+    role: str  # namespace role: lvsa
+    host: int  # last octet of its own addresses on both networks
+    priority: int
+    state: str  # initial VRRP state
+    rs_port: int  # the port it uses to reach every real server
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Addresses and timings of a lab; the defaults make a drill last about a minute."""
+
+    prefix: str = "hclab"
+    front: str = "10.213.0"  # /24
+    back: str = "10.213.1"  # /24
+    vip_host: int = 100
+    gateway_host: int = 1
+    client_host: int = 10
+    port: int = 80
+    vrid: int = 51
+    advert_int: float = 0.5
+    delay_loop: float = 1.0
+    connect_timeout: float = 1.0
+    retry: int = 1
+    delay_before_retry: float = 0.5
+    directors: tuple[Director, ...] = (
+        Director("lvs-a", "lvsa", 2, 150, "MASTER", 8081),
+        Director("lvs-b", "lvsb", 3, 100, "BACKUP", 8082),
+    )
+    real_servers: tuple[str, ...] = ("rs1", "rs2", "rs3")
+
+    @property
+    def vip(self) -> str:
+        return f"{self.front}.{self.vip_host}"
+
+    @property
+    def gateway_vip(self) -> str:
+        return f"{self.back}.{self.gateway_host}"
+
+    @property
+    def client_ip(self) -> str:
+        return f"{self.front}.{self.client_host}"
+
+    def rs_ip(self, index: int) -> str:
+        return f"{self.back}.{11 + index}"
+
+    def director(self, name: str) -> Director:
+        for d in self.directors:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def master_down_interval(self, priority: int) -> float:
+        """RFC 5798 §6.1: 3 x advert interval + skew time (v3: (256 - priority) x it / 256)."""
+        return 3 * self.advert_int + (256 - priority) * self.advert_int / 256
+
+    def skew_time(self, priority: int) -> float:
+        return (256 - priority) * self.advert_int / 256
+
+    def check_time(self) -> float:
+        """Longest time an HTTP_GET check needs to declare a dead real server down."""
+        return self.delay_loop + (self.retry + 1) * self.connect_timeout + (
+            self.retry * self.delay_before_retry
+        )
+
+
+def director_config(topo: Topology, d: Director, workdir: Path) -> dict[str, Any]:
+    """The YAML document (as data) that director `d` runs with."""
+    def check() -> dict[str, Any]:  # a fresh dict each time: no YAML anchors
+        return {
+            "url": [{"path": "/health", "status_code": 200}],
+            "connect_timeout": topo.connect_timeout,
+            "retry": topo.retry,
+            "delay_before_retry": topo.delay_before_retry,
+        }
+
+    return {
+        "global_defs": {
+            "router_id": d.name,
+            "dataplane": "nftables",
+            "control_socket": str(workdir / f"{d.role}.sock"),
+        },
+        "vrrp_instances": {
+            INSTANCE: {
+                "interface": "eth0",
+                "state": d.state,
+                "virtual_router_id": topo.vrid,
+                "priority": d.priority,
+                "advert_int": topo.advert_int,
+                "version": 3,
+                "garp_master_delay": 1,
+                "virtual_ipaddress": [f"{topo.vip}/24", f"{topo.gateway_vip}/24 dev eth1"],
+            }
+        },
+        "virtual_servers": [
+            {
+                "ip": topo.vip,
+                "port": topo.port,
+                "protocol": "TCP",
+                "lb_algo": "rr",
+                "lb_kind": "NAT",
+                "delay_loop": topo.delay_loop,
+                "real_servers": [
+                    {"ip": topo.rs_ip(i), "port": d.rs_port, "weight": 1, "HTTP_GET": check()}
+                    for i in range(len(topo.real_servers))
+                ],
+            }
+        ],
+    }
+
+
+def render_config(topo: Topology, d: Director, workdir: Path) -> str:
+    head = (f"# hacluster lab director {d.name} (generated by `hacluster lab`)\n")
+    return head + yaml.safe_dump(director_config(topo, d, workdir), sort_keys=False)
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot); None if it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None  # exited; only waiting to be reaped by its parent
+    return int(fields[19])
+
+
+@dataclass(slots=True)
+class RunningLab:
+    """A built lab and its processes; `lab.close()` removes all of it."""
+
+    topo: Topology
+    lab: Lab
+    ns: dict[str, Netns] = field(default_factory=dict)
+    procs: dict[str, LabProcess] = field(default_factory=dict)
+
+    @property
+    def workdir(self) -> Path:
+        return self.lab.workdir
+
+    def config_path(self, director: str) -> Path:
+        return self.workdir / f"{self.topo.director(director).role}.yaml"
+
+    def status_path(self, director: str) -> Path:
+        return self.workdir / f"{self.topo.director(director).role}.status.json"
+
+    @property
+    def client_out(self) -> Path:
+        return self.workdir / "client.jsonl"
+
+    # -- processes ----------------------------------------------------------------------
+
+    def start_real_server(self, index: int) -> LabProcess:
+        name = self.topo.real_servers[index]
+        argv = [sys.executable, "-m", "hacluster.lab.realserver", "--name", name]
+        for d in self.topo.directors:
+            argv += ["--listen", f"{d.rs_port}={d.name}"]
+        proc = self.lab.start(self.ns[name], argv, log_name=name)
+        self.procs[name] = proc
+        return proc
+
+    def start_director(self, name: str) -> LabProcess:
+        d = self.topo.director(name)
+        status = self.status_path(name)
+        with contextlib.suppress(FileNotFoundError):
+            status.unlink()  # a stale status must not pass for the new process's
+        argv = [sys.executable, "-m", "hacluster.cli", "run", "-f", str(self.config_path(name)),
+                "--status-file", str(status)]
+        proc = self.lab.start(self.ns[d.role], argv, log_name=d.role)
+        self.procs[name] = proc
+        return proc
+
+    def start_client(self) -> LabProcess:
+        argv = [sys.executable, "-m", "hacluster.lab.client", "--host", self.topo.vip,
+                "--port", str(self.topo.port), "--out", str(self.client_out)]
+        proc = self.lab.start(self.ns["client"], argv, log_name="client")
+        self.procs["client"] = proc
+        return proc
+
+    def probe(self, timeout: float = 2.0) -> Record | None:
+        """One request through the VIP from the client namespace."""
+        argv = [sys.executable, "-m", "hacluster.lab.client", "--host", self.topo.vip,
+                "--port", str(self.topo.port), "--once", "--connect-timeout", str(timeout / 2),
+                "--read-timeout", str(timeout / 2)]
+        res = self.lab.run(self.ns["client"], argv, check=False, timeout=timeout + 10)
+        return record_from_json(res.stdout.strip())
+
+    # -- observation ----------------------------------------------------------------------
+
+    def vrrp_state(self, director: str) -> str | None:
+        """The director's state of the lab's instance from its status file (None: unknown)."""
+        proc = self.procs.get(director)
+        if proc is None or not proc.running():
+            return None
+        try:
+            data = json.loads(self.status_path(director).read_text())
+            return str(data["instances"][INSTANCE]["state"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def wait_state(self, director: str, state: str, timeout: float) -> float | None:
+        """Wait until `director` reports `state`; the monotonic time seen, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.vrrp_state(director) == state:
+                return time.monotonic()
+            proc = self.procs.get(director)
+            if proc is not None and not proc.running():
+                return None
+            time.sleep(0.05)
+        return None
+
+    def has_nft_table(self, director: str) -> bool:
+        ns = self.ns[self.topo.director(director).role]
+        res = self.lab.run(ns, ["nft", "list", "table", "inet", NFT_TABLE], check=False)
+        return res.returncode == 0
+
+    def log_tail(self, name: str, lines: int = 6) -> list[str]:
+        proc = self.procs.get(name)
+        if proc is None:
+            return []
+        return proc.output().splitlines()[-lines:]
+
+    def diagnose(self) -> list[str]:
+        """Why traffic may not flow through the VIP: one line per finding."""
+        found: list[str] = []
+        for d in self.topo.directors:
+            proc = self.procs.get(d.name)
+            if proc is None:
+                continue
+            if not proc.running():
+                found.append(f"{d.name}: `hacluster run` exited with status "
+                             f"{proc.popen.returncode}; its log ends:")
+                found += [f"    {line}" for line in self.log_tail(d.name)]
+                continue
+            state = self.vrrp_state(d.name) or "unknown"
+            table = self.has_nft_table(d.name)
+            found.append(f"{d.name}: VRRP {state}; nftables table inet {NFT_TABLE} "
+                         f"{'present' if table else 'MISSING'}")
+            if not table:
+                found.append(f"{d.name}: `hacluster run` installed no load-balancing table "
+                             "for its virtual server (dataplane nftables): the daemon is not "
+                             "balancing, so nothing answers on the VIP")
+            warnings = [line for line in proc.output().splitlines()
+                        if " WARNING " in line or " ERROR " in line]
+            found += [f"{d.name} log: {line}" for line in warnings[-3:]]
+        for i, name in enumerate(self.topo.real_servers):
+            proc = self.procs.get(name)
+            if proc is not None and not proc.running():
+                found.append(f"{name} ({self.topo.rs_ip(i)}) is not running")
+        return found
+
+    # -- state file ----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        procs = []
+        for role, proc in self.procs.items():
+            if proc.running():
+                procs.append({"name": role, "pid": proc.pid, "argv": list(proc.argv),
+                              "start_time": process_start_time(proc.pid),
+                              "netns": proc.netns.name})
+        return {
+            "prefix": self.topo.prefix,
+            "tag": self.lab.tag,
+            "workdir": str(self.workdir),
+            "namespaces": {ns.role: ns.name for ns in self.lab.namespaces},
+            "processes": procs,
+            "vip": self.topo.vip,
+            "port": self.topo.port,
+        }
+
+
+def build(topo: Topology, lab: Lab) -> RunningLab:
+    """Create namespaces and links, write the configs, start real servers and directors."""
+    run = RunningLab(topo, lab)
+    sw = lab.namespace("sw")
+    lab.bridge(sw, "brf")
+    lab.bridge(sw, "brb")
+    run.ns["sw"] = sw
+    client = lab.namespace("client")
+    run.ns["client"] = client
+    lab.attach(client, "eth0", sw, "brf", [f"{topo.client_ip}/24"])
+    for d in topo.directors:
+        ns = lab.namespace(d.role)
+        run.ns[d.role] = ns
+        lab.attach(ns, "eth0", sw, "brf", [f"{topo.front}.{d.host}/24"])
+        lab.attach(ns, "eth1", sw, "brb", [f"{topo.back}.{d.host}/24"])
+        lab.run(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        run.config_path(d.name).write_text(render_config(topo, d, lab.workdir))
+    for i, name in enumerate(topo.real_servers):
+        ns = lab.namespace(name)
+        run.ns[name] = ns
+        lab.attach(ns, "eth0", sw, "brb", [f"{topo.rs_ip(i)}/24"])
+        lab.run(ns, ["ip", "route", "add", "default", "via", topo.gateway_vip])
+        run.start_real_server(i)
+    for d in topo.directors:
+        run.start_director(d.name)
+    return run
+
+
+# -- lab up / lab down -------------------------------------------------------------------------
+
+
+def state_file(state_dir: Path, prefix: str) -> Path:
+    return state_dir / f"{prefix}.json"
+
+
+def write_state(run: RunningLab, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(run.state(), indent=1) + "\n")
+    tmp.replace(path)
+
+
+@dataclass(slots=True)
+class TeardownReport:
+    """What `lab down` found and removed."""
+
+    stopped: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _ours(entry: dict[str, Any]) -> bool:
+    """True while the recorded process still runs as the same process (not a reused PID)."""
+    pid, start = entry.get("pid"), entry.get("start_time")
+    return isinstance(pid, int) and start is not None and process_start_time(pid) == start
+
+
+def teardown(prefix: str, state_dir: Path, *, wait: float = 3.0) -> TeardownReport:
+    """Stop the processes a `lab up` of `prefix` started and remove its namespaces and files."""
+    report = TeardownReport()
+    path = state_file(state_dir, prefix)
+    state: dict[str, Any] = {}
+    if path.exists():
+        try:
+            state = json.loads(path.read_text())
+        except ValueError as exc:
+            report.problems.append(f"{path}: unreadable state file ({exc}); removing by prefix")
+    entries = [e for e in state.get("processes", []) if isinstance(e, dict) and _ours(e)]
+    for e in entries:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(e["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(_ours(e) for e in entries):
+        time.sleep(0.05)
+    for e in entries:
+        if _ours(e):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(e["pid"], signal.SIGKILL)
+        report.stopped.append(f"{e.get('name')} (pid {e['pid']})")
+    recorded = [n for n in state.get("namespaces", {}).values() if isinstance(n, str)]
+    for name in recorded:
+        if not name.startswith(prefix + "-") or name not in list_namespaces(prefix):
+            continue
+        # Whatever still runs in a lab namespace was started by the lab (a daemon's child).
+        res = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                             timeout=10)
+        for pid_text in res.stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_text), signal.SIGKILL)
+        res = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True,
+                             timeout=30)
+        if res.returncode == 0:
+            report.namespaces.append(name)
+        else:
+            report.problems.append(f"ip netns delete {name}: {res.stderr.strip()}")
+    # Namespaces of this prefix left by a lab whose creating process is gone (no state file,
+    # or a crashed `lab up`).
+    report.namespaces += sweep(prefix)
+    workdir = state.get("workdir")
+    if isinstance(workdir, str) and Path(workdir).parent == state_dir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    path.unlink(missing_ok=True)
+    return report
