@@ -1,0 +1,148 @@
+"""Functions the VM tests call inside the guest (through its agent): the netlink backend,
+the CLI, real servers in guest namespaces and client traffic.
+
+Everything here runs in the QEMU guest, whose kernel has IPVS. One `NetlinkBackend`
+lives for the whole session on the agent's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Collection, Sequence
+
+from hacluster.ipvs.backend import ApplyResult, Op
+from hacluster.ipvs.model import IpvsInfo, ServiceKey, Table, TableStats
+from hacluster.ipvs.netlink import NetlinkBackend, SyncDaemon, SyncState
+from hacluster.ipvs.reconcile import ALL, reconcile
+
+_backend: NetlinkBackend | None = None
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def backend() -> NetlinkBackend:
+    global _backend
+    if _backend is None:
+        _backend = NetlinkBackend()
+    return _backend
+
+
+async def dump() -> Table:
+    return await backend().dump()
+
+
+async def stats() -> TableStats:
+    return await backend().stats()
+
+
+async def info() -> IpvsInfo:
+    return await backend().info()
+
+
+async def apply(ops: Sequence[Op]) -> ApplyResult:
+    return await backend().apply(ops)
+
+
+async def flush() -> None:
+    await backend().flush()
+
+
+async def reconcile_to(
+    desired: Table, managed: Collection[ServiceKey] | None = None
+) -> tuple[list[Op], ApplyResult, Table]:
+    """Reconcile the kernel to `desired` (owning `managed` services, default all of them);
+    the ops, the result and the table read back afterwards."""
+    ops = reconcile(desired, await backend().dump(), managed=ALL if managed is None else managed)
+    result = await backend().apply(ops)
+    return ops, result, await backend().dump()
+
+
+async def timed_reconcile(desired: Table) -> tuple[int, float, float, ApplyResult]:
+    """Dump, reconcile and apply, timed: (ops, seconds to dump, seconds to apply, result)."""
+    started = time.perf_counter()
+    actual = await backend().dump()
+    dumped = time.perf_counter()
+    ops = reconcile(desired, actual, managed=ALL)
+    result = await backend().apply(ops)
+    return len(ops), dumped - started, time.perf_counter() - dumped, result
+
+
+async def sync_daemons() -> list[SyncDaemon]:
+    return await backend().sync_daemons()
+
+
+async def start_sync(daemon: SyncDaemon) -> None:
+    await backend().start_sync_daemon(daemon)
+
+
+async def stop_sync(state: SyncState) -> bool:
+    return await backend().stop_sync_daemon(state)
+
+
+async def follow_sync(daemon: SyncDaemon) -> list[SyncDaemon]:
+    await backend().follow_sync_role(daemon)
+    return await backend().sync_daemons()
+
+
+def cli(argv: Sequence[str]) -> tuple[int, str, str]:
+    """`hacluster ARGV` run in this process: (exit status, stdout, stderr)."""
+    from hacluster.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def spawn(argv: Sequence[str]) -> int:
+    """Start a long-running process; its pid (stop it with `stop`)."""
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def stop(pid: int) -> None:
+    proc = _children.pop(pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_listening(address: str, port: int, timeout: float = 20.0) -> None:
+    """Wait until something accepts TCP connections on address:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=2.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def connect_many(address: str, port: int, count: int, timeout: float = 5.0) -> Counter[str]:
+    """Open `count` TCP connections one after another; what each server answered."""
+    answers: Counter[str] = Counter()
+    for _ in range(count):
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            chunks = []
+            while True:
+                data = conn.recv(256)
+                if not data:
+                    break
+                chunks.append(data)
+        answers[b"".join(chunks).decode().strip() or "<empty>"] += 1
+    return answers
