@@ -31,6 +31,7 @@ from hacluster.lab.capture import Capture, Frame
 from hacluster.lab.keepalived import KeepalivedInstance
 from hacluster.lab.netns import Lab, LabError, Netns
 from hacluster.lab.speaker import Speaker, make_speaker
+from vrrp.timing import master_down_interval, skew_time
 
 MASTER_PRIO = 200
 BACKUP_PRIO = 100
@@ -44,17 +45,6 @@ class Setting:
     advert_int: float
     kills: int
     graceful: int
-
-
-def skew_time(version: int, priority: int, advert_int: float) -> float:
-    """RFC 3768 6.1 (v2: (256-p)/256 s) and RFC 5798 6.1 (v3: (256-p)*interval/256)."""
-    if version == 2:
-        return (256 - priority) / 256.0
-    return (256 - priority) * advert_int / 256.0
-
-
-def master_down_interval(version: int, priority: int, advert_int: float) -> float:
-    return 3 * advert_int + skew_time(version, priority, advert_int)
 
 
 @dataclass(slots=True)
@@ -89,8 +79,8 @@ class Pair:
         self.a: Speaker = make_speaker(impl, lab, ns["a"], inst(MASTER_PRIO), f"{impl}-a-{vrid}")
         self.b: Speaker = make_speaker(impl, lab, ns["b"], inst(BACKUP_PRIO), f"{impl}-b-{vrid}")
         self.b_mac = lab.mac(ns["b"], "eth0")
-        self.mdi = master_down_interval(setting.version, BACKUP_PRIO, setting.advert_int)
-        self.skew = skew_time(setting.version, BACKUP_PRIO, setting.advert_int)
+        self.mdi = master_down_interval(BACKUP_PRIO, setting.advert_int, setting.version)
+        self.skew = skew_time(BACKUP_PRIO, setting.advert_int, setting.version)
         # Long enough for a start-up and an election, even on a loaded machine.
         self.patience = 15.0 + 4 * self.mdi
 
@@ -233,8 +223,8 @@ def report(results: Sequence[Result]) -> None:
           f"{'GARP max':>10}")
     for r in results:
         s = r.setting
-        skew = skew_time(s.version, BACKUP_PRIO, s.advert_int)
-        mdi = master_down_interval(s.version, BACKUP_PRIO, s.advert_int)
+        skew = skew_time(BACKUP_PRIO, s.advert_int, s.version)
+        mdi = master_down_interval(BACKUP_PRIO, s.advert_int, s.version)
         handover = ms(r.graceful, "median")
         vs_skew = ms([g - skew for g in r.graceful], "median")
         print(f"{s.label:<12}{r.impl:<12}{len(r.excess):>6}{r.early:>6}{ms(r.excess, 'median'):>12}"

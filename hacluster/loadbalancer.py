@@ -50,15 +50,11 @@ from hacluster.checks import CheckConfigError, CheckPlan, plan, unsupported, whe
 from hacluster.config.diff import diff_configs
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
-    AddDest,
-    AddService,
     Backend,
-    DelDest,
     DelService,
-    EditDest,
-    EditService,
     Op,
     describe,
+    op_service,
 )
 from hacluster.ipvs.dataplane import from_dataplane, open_backend
 from hacluster.ipvs.listing import to_json
@@ -216,16 +212,6 @@ class _Wanted:
 def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
     port = rs.port if rs.port or vs.fwmark is not None else (vs.port or 0)
     return DestKey(rs.ip, port)
-
-
-def _op_service(op: Op) -> ServiceKey:
-    match op:
-        case AddService(service=s) | EditService(service=s):
-            return s.key
-        case DelService(key=k):
-            return k
-        case AddDest(service=k) | EditDest(service=k) | DelDest(service=k):
-            return k
 
 
 def _secure(p: CheckPlan, config: Config, what: str) -> CheckPlan:
@@ -858,7 +844,7 @@ class LoadBalancer:
                 log.log(level, "[%s] %s: %d operation(s)%s", backend.name, reason, len(ops),
                         " to repair drift" if drift else "")
                 for op in ops:
-                    log.debug("[%s] %s", _op_service(op), describe(op))
+                    log.debug("[%s] %s", op_service(op), describe(op))
                 after = await self._apply(ops, base)
                 if self._full_next and keys is not None:
                     self._wake.set()  # refused on a partial pass: read everything back now
@@ -899,9 +885,9 @@ class LoadBalancer:
             what = describe(failure.op)
             failing[what] = failure.message
             if self._failures.get(what) != failure.message:
-                log.error("[%s] %s failed: %s", _op_service(failure.op), what, failure.message)
+                log.error("[%s] %s failed: %s", op_service(failure.op), what, failure.message)
             else:
-                log.debug("[%s] %s failed again: %s", _op_service(failure.op), what,
+                log.debug("[%s] %s failed again: %s", op_service(failure.op), what,
                           failure.message)
         self._failures = failing
         # A refused op may mean the table is not what we think: read it next time.

@@ -154,25 +154,10 @@ def _commands(config: Config) -> list[tuple[str, Command]]:
 def prepare_commands(config: Config) -> dict[tuple[str, ...], scripts.Script]:
     """Prepare every notify command of `config`; one ScriptError lists every problem."""
     g = config.global_defs
-    prepared: dict[tuple[str, ...], scripts.Script] = {}
-    problems: list[str] = []
-    refused = False
-    for where, cmd in _commands(config):
-        if cmd.argv in prepared:
-            continue
-        try:
-            prepared[cmd.argv] = scripts.prepare(
-                cmd.argv, user=g.script_user, security=g.enable_script_security, what=where
-            )
-        except scripts.ScriptSecurityError as exc:
-            refused = True
-            problems.append(str(exc))
-        except scripts.ScriptError as exc:
-            problems.append(str(exc))
-    if problems:
-        cls = scripts.ScriptSecurityError if refused else scripts.ScriptError
-        raise cls("; ".join(problems))
-    return prepared
+    return scripts.prepare_all(
+        ((cmd.argv, cmd.argv, g.script_user, where) for where, cmd in _commands(config)),
+        security=g.enable_script_security,
+    )
 
 
 class Notifier:

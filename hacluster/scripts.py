@@ -27,13 +27,16 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 log = logging.getLogger("hacluster.scripts")
 
 #: How long a timed-out script's group gets between SIGTERM and SIGKILL.
 KILL_GRACE = 0.5
+
+K = TypeVar("K", bound=Hashable)
 
 
 class ScriptError(ValueError):
@@ -239,6 +242,32 @@ def prepare(
             raise ScriptSecurityError(message)
         log.warning("%s (allowed because enable_script_security is off)", message)
     return Script((path, *argv[1:]), run_as, what)
+
+
+def prepare_all(
+    wanted: Iterable[tuple[K, Sequence[str], str | None, str]], *, security: bool
+) -> dict[K, Script]:
+    """Prepare (key, argv, user, what) entries, once per key; one ScriptError lists every problem.
+
+    The error is a ScriptSecurityError when script security refused any of them.
+    """
+    prepared: dict[K, Script] = {}
+    problems: list[str] = []
+    refused = False
+    for key, argv, user, what in wanted:
+        if key in prepared:
+            continue
+        try:
+            prepared[key] = prepare(argv, user=user, security=security, what=what)
+        except ScriptSecurityError as exc:
+            refused = True
+            problems.append(str(exc))
+        except ScriptError as exc:
+            problems.append(str(exc))
+    if problems:
+        cls = ScriptSecurityError if refused else ScriptError
+        raise cls("; ".join(problems))
+    return prepared
 
 
 # --------------------------------------------------------------------------- running

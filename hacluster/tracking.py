@@ -624,27 +624,14 @@ def deliver(change: TrackChange, sink: TrackSink) -> None:
 def prepare_scripts(config: Config, names: Iterable[str]) -> dict[str, scripts.Script]:
     """Prepare the named vrrp_scripts; one ScriptError lists every problem."""
     g = config.global_defs
-    prepared: dict[str, scripts.Script] = {}
-    problems: list[str] = []
-    refused = False
-    for name in sorted(names):
-        vs = config.vrrp_scripts[name]
-        try:
-            prepared[name] = scripts.prepare(
-                vs.script.argv,
-                user=vs.user or g.script_user,
-                security=g.enable_script_security,
-                what=f"vrrp_scripts.{name}",
-            )
-        except scripts.ScriptSecurityError as exc:
-            refused = True
-            problems.append(str(exc))
-        except scripts.ScriptError as exc:
-            problems.append(str(exc))
-    if problems:
-        cls = scripts.ScriptSecurityError if refused else scripts.ScriptError
-        raise cls("; ".join(problems))
-    return prepared
+    return scripts.prepare_all(
+        (
+            (name, vs.script.argv, vs.user or g.script_user, f"vrrp_scripts.{name}")
+            for name in sorted(names)
+            for vs in (config.vrrp_scripts[name],)
+        ),
+        security=g.enable_script_security,
+    )
 
 
 class Tracking:

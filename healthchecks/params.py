@@ -57,7 +57,7 @@ def _check_positive(value: float, key: str, *, zero_ok: bool = False) -> None:
 _IFNAME = re.compile(r"[^/\s\x00]{1,15}")
 
 
-def _check_source(p: HttpGetParams | TcpCheckParams | DnsCheckParams | SmtpCheckParams) -> None:
+def _check_source(p: _Endpoint) -> None:
     if p.bindto is not None:
         _check_ip(p.bindto, "bindto")
         _require(
@@ -72,6 +72,30 @@ def _check_source(p: HttpGetParams | TcpCheckParams | DnsCheckParams | SmtpCheck
     if p.fwmark is not None:
         _require(type(p.fwmark) is int and 0 < p.fwmark <= 0xFFFFFFFF,
                  f"fwmark: {p.fwmark!r} must be an integer 1-4294967295")
+
+
+class _Endpoint:
+    """What the network checkers share: the server they connect to and where they connect from."""
+
+    __slots__ = ()
+
+    connect_ip: str
+    connect_port: int
+    bindto: str | None
+    bind_port: int | None
+    bind_if: str | None
+    fwmark: int | None
+    connect_timeout: float
+
+    def _check_endpoint(self) -> None:
+        _check_ip(self.connect_ip, "connect_ip")
+        _check_port(self.connect_port, "connect_port")
+        _check_source(self)
+        _check_positive(self.connect_timeout, "connect_timeout")
+
+    @property
+    def source(self) -> Source:
+        return Source(self.bindto, self.bind_port, self.bind_if, self.fwmark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +205,7 @@ class UrlSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class HttpGetParams:
+class HttpGetParams(_Endpoint):
     """HTTP_GET (``tls=False``) or SSL_GET (``tls=True``)."""
 
     connect_ip: str
@@ -200,10 +224,7 @@ class HttpGetParams:
     http_protocol: str = "1.0"  # keepalived's: 1.0, 1.0C (1.0 + Connection: close) or 1.1
 
     def __post_init__(self) -> None:
-        _check_ip(self.connect_ip, "connect_ip")
-        _check_port(self.connect_port, "connect_port")
-        _check_source(self)
-        _check_positive(self.connect_timeout, "connect_timeout")
+        self._check_endpoint()
         _require(bool(self.urls), "url: at least one url entry is needed")
         _require(all(isinstance(u, UrlSpec) for u in self.urls), "url: entries must be UrlSpec")
         _require(self.http_protocol in ("1.0", "1.0C", "1.1"),
@@ -213,13 +234,9 @@ class HttpGetParams:
     def kind(self) -> CheckKind:
         return "SSL_GET" if self.tls else "HTTP_GET"
 
-    @property
-    def source(self) -> Source:
-        return Source(self.bindto, self.bind_port, self.bind_if, self.fwmark)
-
 
 @dataclass(frozen=True, slots=True)
-class TcpCheckParams:
+class TcpCheckParams(_Endpoint):
     """TCP_CHECK: a connect that succeeds within connect_timeout."""
 
     connect_ip: str
@@ -231,18 +248,11 @@ class TcpCheckParams:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
-        _check_ip(self.connect_ip, "connect_ip")
-        _check_port(self.connect_port, "connect_port")
-        _check_source(self)
-        _check_positive(self.connect_timeout, "connect_timeout")
+        self._check_endpoint()
 
     @property
     def kind(self) -> CheckKind:
         return "TCP_CHECK"
-
-    @property
-    def source(self) -> Source:
-        return Source(self.bindto, self.bind_port, self.bind_if, self.fwmark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +292,7 @@ DNS_TYPES: dict[str, int] = {
 
 
 @dataclass(frozen=True, slots=True)
-class DnsCheckParams:
+class DnsCheckParams(_Endpoint):
     """DNS_CHECK: a UDP query of ``type`` for ``name``; up when the answer has records."""
 
     connect_ip: str
@@ -296,10 +306,7 @@ class DnsCheckParams:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
-        _check_ip(self.connect_ip, "connect_ip")
-        _check_port(self.connect_port, "connect_port")
-        _check_source(self)
-        _check_positive(self.connect_timeout, "connect_timeout")
+        self._check_endpoint()
         upper = self.type.upper() if isinstance(self.type, str) else ""
         _require(upper in DNS_TYPES,
                  f"type: {self.type!r} is not one of {', '.join(DNS_TYPES)}")
@@ -310,13 +317,9 @@ class DnsCheckParams:
     def kind(self) -> CheckKind:
         return "DNS_CHECK"
 
-    @property
-    def source(self) -> Source:
-        return Source(self.bindto, self.bind_port, self.bind_if, self.fwmark)
-
 
 @dataclass(frozen=True, slots=True)
-class SmtpCheckParams:
+class SmtpCheckParams(_Endpoint):
     """SMTP_CHECK: banner 220, then ``HELO helo_name`` answered 250."""
 
     connect_ip: str
@@ -329,10 +332,7 @@ class SmtpCheckParams:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
-        _check_ip(self.connect_ip, "connect_ip")
-        _check_port(self.connect_port, "connect_port")
-        _check_source(self)
-        _check_positive(self.connect_timeout, "connect_timeout")
+        self._check_endpoint()
         if self.helo_name is not None:
             _require(bool(re.fullmatch(r"[\x21-\x7e]+", self.helo_name)),
                      f"helo_name: {self.helo_name!r} must be printable ASCII without spaces")
@@ -340,10 +340,6 @@ class SmtpCheckParams:
     @property
     def kind(self) -> CheckKind:
         return "SMTP_CHECK"
-
-    @property
-    def source(self) -> Source:
-        return Source(self.bindto, self.bind_port, self.bind_if, self.fwmark)
 
 
 CheckParams = HttpGetParams | TcpCheckParams | MiscCheckParams | DnsCheckParams | SmtpCheckParams

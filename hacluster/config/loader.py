@@ -932,24 +932,23 @@ def _text(ctx: _Ctx, node: Node, path: str, what: str) -> Any:
     return str(node.value).strip()
 
 
-def _parse_ip(ctx: _Ctx, node: Node, path: str) -> Any:
-    text = _text(ctx, node, path, "an IP address")
+def _convert(ctx: _Ctx, node: Node, path: str, what: str, convert: Callable[[str], Any]) -> Any:
+    """The scalar's text through `convert`; a ValueError from it says the text is not `what`."""
+    text = _text(ctx, node, path, what)
     if text is _INVALID:
         return text
     try:
-        return ipaddress.ip_address(text)
+        return convert(text)
     except ValueError:
-        return ctx.error(node, path, f"not an IP address: {text!r}")
+        return ctx.error(node, path, f"not {what}: {text!r}")
+
+
+def _parse_ip(ctx: _Ctx, node: Node, path: str) -> Any:
+    return _convert(ctx, node, path, "an IP address", ipaddress.ip_address)
 
 
 def _parse_interface(ctx: _Ctx, node: Node, path: str) -> Any:
-    text = _text(ctx, node, path, "an address IP[/prefix]")
-    if text is _INVALID:
-        return text
-    try:
-        return ipaddress.ip_interface(text)
-    except ValueError:
-        return ctx.error(node, path, f"not an address IP[/prefix]: {text!r}")
+    return _convert(ctx, node, path, "an address IP[/prefix]", ipaddress.ip_interface)
 
 
 def _parse_hostport(ctx: _Ctx, node: Node, path: str) -> Any:

@@ -132,3 +132,14 @@ def describe(op: Op) -> str:
             return f"edit-dest {k} -> {d.key} weight {d.weight} {d.forward.name}"
         case DelDest(service=k, key=dk):
             return f"del-dest {k} -> {dk}"
+
+
+def op_service(op: Op) -> ServiceKey:
+    """The service an operation concerns."""
+    match op:
+        case AddService(service=s) | EditService(service=s):
+            return s.key
+        case DelService(key=k):
+            return k
+        case AddDest(service=k) | EditDest(service=k) | DelDest(service=k):
+            return k

@@ -44,17 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from hacluster.ipvs.backend import (
-    AddDest,
-    AddService,
     ApplyResult,
     BackendError,
     BackendUnavailable,
-    DelDest,
-    DelService,
-    EditDest,
-    EditService,
     Op,
     OpFailure,
+    op_service,
 )
 from hacluster.ipvs.memory import apply_ops
 from hacluster.ipvs.model import (
@@ -564,7 +559,7 @@ class NftablesBackend:
             new = Table(entries)
             refused = {id(f.op) for f in failed}
             for op in ops:
-                key = _op_service(op)
+                key = op_service(op)
                 if key in bad and id(op) not in refused:
                     failed.append(OpFailure(op, "; ".join(bad[key])))
         if new != old or not known.dispatch_gen:
@@ -592,13 +587,3 @@ class NftablesBackend:
 
     async def close(self) -> None:
         return None
-
-
-def _op_service(op: Op) -> ServiceKey:
-    match op:
-        case AddService(service=s) | EditService(service=s):
-            return s.key
-        case DelService(key=k):
-            return k
-        case AddDest(service=k) | EditDest(service=k) | DelDest(service=k):
-            return k

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from hacluster.lab.netns import Lab, LabError, LabProcess, Netns
 
@@ -127,9 +128,67 @@ def render_config(
     return head + "\n".join(inst.render() for inst in instances)
 
 
+class LabSpeaker:
+    """What the lab's VRRP speakers share: a process whose log says which state it entered."""
+
+    __slots__ = ()
+
+    PROGRAM: ClassVar[str]  # names the speaker in errors
+    LOG_TAIL: ClassVar[int]  # how much of the log an error shows
+
+    name: str
+    process: LabProcess | None
+
+    def _require(self) -> LabProcess:
+        if self.process is None:
+            raise LabError(f"{self.PROGRAM} {self.name} was not started")
+        return self.process
+
+    def _exited(self) -> str:
+        """The error when the process is gone while its state is awaited."""
+        return f"{self.PROGRAM} {self.name} exited\n{self.log()[-self.LOG_TAIL:]}"
+
+    def log(self) -> str:
+        return self._require().output()
+
+    def states(self, instance: str | None = None) -> list[str]:
+        """Every state the instance(s) entered, in order, from the log."""
+        raise NotImplementedError
+
+    def state(self, instance: str | None = None) -> str | None:
+        seen = self.states(instance)
+        return seen[-1] if seen else None
+
+    def wait_state(self, state: str, instance: str | None = None, timeout: float = 10.0,
+                   *, after: int = 0) -> None:
+        """Wait until the log says `state` was entered (counting from entry `after`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.states(instance)[after:]
+            if seen and seen[-1] == state:
+                return
+            if not self._require().running():
+                raise LabError(self._exited())
+            if time.monotonic() > deadline:
+                raise LabError(f"{self.PROGRAM} {self.name}: not {state} after {timeout}s "
+                               f"(states {seen})\n{self.log()[-self.LOG_TAIL:]}")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """Graceful stop (SIGTERM): a master sends priority 0 and releases its VIPs."""
+        return self._require().stop(timeout)
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (the caller watches the wire)."""
+        self._require().signal(signal.SIGTERM)
+
+
 @dataclass(slots=True)
-class KeepalivedPeer:
+class KeepalivedPeer(LabSpeaker):
     """A keepalived process in a lab namespace, with its files in a private directory."""
+
+    PROGRAM: ClassVar[str] = "keepalived"
+    LOG_TAIL: ClassVar[int] = 2000
 
     lab: Lab
     netns: Netns
@@ -178,11 +237,6 @@ class KeepalivedPeer:
                                       f"{self._runs}")
         return self.process
 
-    def _require(self) -> LabProcess:
-        if self.process is None:
-            raise LabError(f"keepalived {self.name} was not started")
-        return self.process
-
     def vrrp_pid(self, timeout: float = 5.0) -> int:
         """The VRRP child's pid (from its pid file), waiting for it to appear."""
         _main, path = self._pid_paths()
@@ -195,9 +249,6 @@ class KeepalivedPeer:
                                + self.log()[-2000:])
             time.sleep(0.01)
 
-    def log(self) -> str:
-        return self._require().output()
-
     def states(self, instance: str | None = None) -> list[str]:
         """Every state the instance(s) entered, in order, from keepalived's log."""
         found: list[str] = []
@@ -205,25 +256,6 @@ class KeepalivedPeer:
             if instance is None or m.group("name") == instance:
                 found.append(m.group("state"))
         return found
-
-    def state(self, instance: str | None = None) -> str | None:
-        seen = self.states(instance)
-        return seen[-1] if seen else None
-
-    def wait_state(self, state: str, instance: str | None = None, timeout: float = 10.0,
-                   *, after: int = 0) -> None:
-        """Wait until keepalived logs entering `state` (counting from entry `after`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = self.states(instance)[after:]
-            if seen and seen[-1] == state:
-                return
-            if not self._require().running():
-                raise LabError(f"keepalived {self.name} exited\n{self.log()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise LabError(f"keepalived {self.name}: not {state} after {timeout}s "
-                               f"(states {seen})\n{self.log()[-2000:]}")
-            time.sleep(0.01)
 
     def has_vips(self, instance: KeepalivedInstance | None = None) -> bool:
         """True when every VIP of the instance is on its interface."""
@@ -253,14 +285,6 @@ class KeepalivedPeer:
         pid = self.vrrp_pid()
         os.kill(pid, signal.SIGKILL)
         return pid
-
-    def stop(self, timeout: float = 5.0) -> int:
-        """Graceful stop (SIGTERM): a master sends priority 0 and releases its VIPs."""
-        return self._require().stop(timeout)
-
-    def terminate(self) -> None:
-        """Send SIGTERM without waiting (the caller watches the wire)."""
-        self._require().signal(signal.SIGTERM)
 
 
 def vip_dev(vip: str, default: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from hacluster.lab.keepalived import KeepalivedInstance, KeepalivedPeer, vip_dev
+from hacluster.lab.keepalived import KeepalivedInstance, KeepalivedPeer, LabSpeaker, vip_dev
 from hacluster.lab.netns import Lab, LabError, LabProcess, Netns
 
 # `[VI_1] BACKUP -> MASTER (master down timer)`; the JSON log carries the same words.
@@ -95,8 +95,11 @@ def render_hacluster_config(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-class HaclusterPeer:
+class HaclusterPeer(LabSpeaker):
     """`hacluster run -f FILE` in a lab namespace (this interpreter, this source tree)."""
+
+    PROGRAM = "hacluster"
+    LOG_TAIL = 3000
 
     def __init__(self, lab: Lab, netns: Netns, instances: tuple[KeepalivedInstance, ...],
                  name: str = "hc", *, extra_args: tuple[str, ...] = ()) -> None:
@@ -131,11 +134,6 @@ class HaclusterPeer:
                                       log_name=f"hacluster-{self.name}-{self._runs}")
         return self.process
 
-    def _require(self) -> LabProcess:
-        if self.process is None:
-            raise LabError(f"hacluster {self.name} was not started")
-        return self.process
-
     @property
     def status_path(self) -> Path:
         return self.directory / "status.json"
@@ -162,9 +160,6 @@ class HaclusterPeer:
                 raise LabError(f"hacluster {self.name}: no fresh status in {self.status_path}")
             time.sleep(0.02)
 
-    def log(self) -> str:
-        return self._require().output()
-
     def states(self, instance: str | None = None) -> list[str]:
         found: list[str] = []
         for line in self.log().splitlines():
@@ -177,24 +172,9 @@ class HaclusterPeer:
                 found.append(m.group("state"))
         return found
 
-    def state(self, instance: str | None = None) -> str | None:
-        seen = self.states(instance)
-        return seen[-1] if seen else None
-
-    def wait_state(self, state: str, instance: str | None = None, timeout: float = 10.0,
-                   *, after: int = 0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = self.states(instance)[after:]
-            if seen and seen[-1] == state:
-                return
-            if not self._require().running():
-                raise LabError(f"hacluster {self.name} exited "
-                               f"{self._require().popen.returncode}\n{self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise LabError(f"hacluster {self.name}: not {state} after {timeout}s "
-                               f"(states {seen})\n{self.log()[-3000:]}")
-            time.sleep(0.01)
+    def _exited(self) -> str:
+        return (f"hacluster {self.name} exited "
+                f"{self._require().popen.returncode}\n{self.log()[-self.LOG_TAIL:]}")
 
     def has_vips(self, instance: KeepalivedInstance | None = None) -> bool:
         inst = instance or self.instances[0]
@@ -208,12 +188,6 @@ class HaclusterPeer:
         proc = self._require()
         proc.signal(signal.SIGKILL)
         proc.popen.wait(5.0)
-
-    def stop(self, timeout: float = 5.0) -> int:
-        return self._require().stop(timeout)
-
-    def terminate(self) -> None:
-        self._require().signal(signal.SIGTERM)
 
 
 def make_speaker(kind: str, lab: Lab, netns: Netns, instances: tuple[KeepalivedInstance, ...],

@@ -38,6 +38,7 @@ import yaml
 
 from hacluster.lab.client import Record, record_from_json
 from hacluster.lab.netns import Lab, LabProcess, Netns, list_namespaces, sweep
+from vrrp import timing
 
 DEFAULT_STATE_DIR = Path("/run/hacluster-lab")
 INSTANCE = "VI_LAB"
@@ -102,10 +103,10 @@ class Topology:
 
     def master_down_interval(self, priority: int) -> float:
         """RFC 5798 §6.1: 3 x advert interval + skew time (v3: (256 - priority) x it / 256)."""
-        return 3 * self.advert_int + (256 - priority) * self.advert_int / 256
+        return timing.master_down_interval(priority, self.advert_int, timing.V3)
 
     def skew_time(self, priority: int) -> float:
-        return (256 - priority) * self.advert_int / 256
+        return timing.skew_time(priority, self.advert_int, timing.V3)
 
     def check_time(self) -> float:
         """Longest time an HTTP_GET check needs to declare a dead real server down."""

@@ -12,14 +12,11 @@ import pytest
 
 from tests.integration.vrrp_director import (
     PairLab,
-    _sweep_hcw,
     config_yaml,
     instance_yaml,
-    pair,
 )
 
 pytestmark = pytest.mark.netns
-__all__ = ["_sweep_hcw", "pair"]
 
 # Run inside the observer namespace: build each advert with our codec, then spoil it.
 SENDER = r"""

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from hacluster.lab.capture import Capture
-from hacluster.lab.netns import Lab, LabProcess, Netns, sweep
+from hacluster.lab.netns import Lab, LabProcess, Netns
 
 PREFIX = "hcw"
 HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
@@ -177,21 +172,3 @@ class PairLab:
 
     def mac(self, which: str) -> str:
         return self.lab.mac(self.a_ns if which == "a" else self.b_ns, "eth0")
-
-
-@pytest.fixture(scope="session")
-def _sweep_hcw() -> None:
-    if os.geteuid() == 0 and shutil.which("ip"):
-        sweep(PREFIX)
-
-
-@pytest.fixture
-def pair(_sweep_hcw: None) -> Iterator[PairLab]:
-    with Lab(PREFIX) as lab:
-        sw = lab.namespace("sw")
-        lab.bridge(sw)
-        a, b, obs = lab.namespace("a"), lab.namespace("b"), lab.namespace("obs")
-        lab.attach(a, "eth0", sw, "br0", ["10.9.0.1/24", "fd00:9::1/64"])
-        lab.attach(b, "eth0", sw, "br0", ["10.9.0.2/24", "fd00:9::2/64"])
-        lab.attach(obs, "eth0", sw, "br0", ["10.9.0.3/24", "fd00:9::3/64"])
-        yield PairLab(lab, a, b, obs)
