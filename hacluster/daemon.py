@@ -1,25 +1,72 @@
-"""The hacluster daemon: builds the VRRP instances and sync groups of a config and runs them."""
+"""The hacluster daemon: wires VRRP, tracking, notify, the load balancer and the control API.
+
+`Daemon.run()` builds everything a configuration holds and runs it until SIGTERM/SIGINT:
+
+- VRRP instances and sync groups (one `vrrp.driver.Driver` per lone instance or group),
+  trackers (`hacluster.tracking`), notify scripts (`hacluster.notify`);
+- the load balancer (`hacluster.loadbalancer`): health checks, policy and the dataplane
+  named by `global_defs.dataplane`, reconciled at start (so a restart after a crash
+  finds its table and duplicates nothing), on every health change and periodically;
+- the control API and Prometheus metrics (`hacluster.api`, `hacluster.metrics`);
+- systemd notification: READY after start, WATCHDOG pings, RELOADING, STOPPING.
+
+Reload (SIGHUP or the API) loads and validates the file again, and refuses it — every
+problem logged, nothing changed — when it does not load, when a notify or track script
+cannot be used, when a check cannot be run, when the dataplane cannot carry out a
+virtual server, when an interface is missing, or when it changes `dataplane` (a
+restart). Otherwise it works by difference: a lone instance or sync group whose settings
+did not change keeps its machine, timers and VIPs (changed tracking or notify settings
+are taken in place by the trackers and the notifier); a changed one is rebuilt, and
+keeps its mastership when its identity (interface, VRID, family, version) is the same —
+keepalived's reload keeps the state of an instance it still finds by name — with no
+BACKUP/MASTER notification, VIPs it no longer has removed and new ones added; one whose
+identity changed resigns (priority 0, VIPs released) and starts again as configured.
+Removed instances resign, release their VIPs and notify STOP; new ones start. Real
+servers and checks are matched by the load balancer itself, so unchanged ones keep
+their health and their dataplane entries are not rewritten.
+
+Maintenance (`Controller.maintenance`) lowers an instance's effective priority to 1
+through a priority delta added to the trackers' one: a backup with a higher priority
+and preemption takes over after its master-down interval, and with no such peer the
+instance stays master (it never leaves the group without one, as a fault would).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config, VrrpInstance
-from vrrp.machine import State, StateChanged
+from hacluster.api import (
+    InstanceStatus,
+    Status,
+    Transition,
+    UnknownInstance,
+    UnknownVirtualServer,
+)
+from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from vrrp.machine import Shutdown, State, StateChanged
 from vrrp.sync_group import SyncGroup
 
 if TYPE_CHECKING:
+    from hacluster.api import ApiServer
+    from hacluster.ipvs.backend import Backend
+    from hacluster.loadbalancer import LoadBalancer
+    from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.announce import FrameSockets
@@ -27,6 +74,11 @@ if TYPE_CHECKING:
     from vrrp.transport import Endpoint, ReceivedAdvert, Transport
 
 log = logging.getLogger("hacluster.daemon")
+
+#: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
+METRICS_INTERVAL = 1.0
+#: The fixed-width prefix that names what a log line concerns: "[VI_1] ...".
+_SUBJECT = re.compile(r"^\[([^\]]+)\]")
 
 
 class _HumanFormatter(logging.Formatter):
@@ -39,17 +91,26 @@ class _HumanFormatter(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line; `subject` names the instance or service concerned
+    (taken from the `[NAME]` that starts the message), or `daemon` for the rest."""
+
     def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
         entry: dict[str, Any] = {
             "ts": round(record.created, 6),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": msg,
         }
         for key in ("instance", "event", "old", "new", "reason"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        subject = getattr(record, "instance", None)
+        if subject is None:
+            m = _SUBJECT.match(msg)
+            subject = m.group(1) if m else "daemon"
+        entry["subject"] = subject
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -73,19 +134,128 @@ class DaemonOptions:
     log_format: str = "human"  # human | json
     log_level: str = "info"
     status_file: Path | None = None
+    config_file: Path | None = None  # read again on reload (None: reload refused)
+    control_socket: Path | None = None  # overrides global_defs.control_socket
 
 
 class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
 
 
+class ReloadRefused(Exception):
+    """A new configuration was refused; the message lists every problem, one per line."""
+
+
+def state_label(state: State) -> str:
+    """The state as the API and metrics name it (INIT for INITIALIZE)."""
+    return "INIT" if state is State.INITIALIZE else str(state)
+
+
+@dataclass(frozen=True, slots=True)
+class _LastChange:
+    change: StateChanged
+    at: float  # monotonic
+    wall: float
+
+
+@dataclass(slots=True)
+class _ReloadPlan:
+    """How a reload sorts the VRRP units (keys of `plan_units`)."""
+
+    kept: list[str]
+    removed: list[str]
+    added: list[str]
+    changed: list[str] = dataclasses.field(default_factory=list)
+    carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """What one driver runs: a sync group (by name) or a lone instance."""
+
+    group: str | None
+    names: tuple[str, ...]
+
+
+def plan_units(config: Config) -> dict[str, _Unit]:
+    """One unit per sync group and per instance in none, keyed `group G` / `instance I`."""
+    units: dict[str, _Unit] = {}
+    grouped: set[str] = set()
+    for gname, group in config.vrrp_sync_groups.items():
+        units[f"group {gname}"] = _Unit(gname, tuple(group.group))
+        grouped.update(group.group)
+    for name in config.vrrp_instances:
+        if name not in grouped:
+            units[f"instance {name}"] = _Unit(None, (name,))
+    return units
+
+
+#: Settings carried out by tracking and notify, which take a new config in place: a
+#: change to these alone does not rebuild a unit.
+_IN_PLACE: dict[str, Any] = {
+    "track_interface": (),
+    "track_script": (),
+    "track_file": (),
+    "notify_master": None,
+    "notify_backup": None,
+    "notify_fault": None,
+    "notify_stop": None,
+    "notify": None,
+}
+
+
+def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
+    """Everything a unit's machines are built from: equal settings mean the unit is kept
+    as it runs (tracking and notify settings are not among them: they change in place)."""
+    g = config.global_defs
+    group: VrrpSyncGroup | None = (
+        config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
+    )
+    return (
+        None if group is None else dataclasses.replace(group, **_IN_PLACE),
+        tuple(dataclasses.replace(config.vrrp_instances[n], **_IN_PLACE) for n in unit.names),
+        g.vrrp_garp_interval,
+        g.vrrp_gna_interval,
+    )
+
+
+def identity(inst: VrrpInstance) -> tuple[Any, ...]:
+    """What makes an instance the same virtual router: a change is a new router."""
+    return (inst.interface, inst.virtual_router_id, inst.family, inst.version)
+
+
+def with_overrides(config: Config, options: DaemonOptions) -> Config:
+    """`config` with the command line's overrides applied (--control-socket)."""
+    if options.control_socket is None:
+        return config
+    g = dataclasses.replace(config.global_defs, control_socket=options.control_socket)
+    return dataclasses.replace(config, global_defs=g)
+
+
+def dataplane_problems(config: Config) -> list[str]:
+    """What the configured dataplane cannot carry out (duplicate services aside, which
+    the load balancer reports and skips)."""
+    if not config.virtual_servers:
+        return []
+    from hacluster.ipvs.dataplane import config_problems
+    from hacluster.policy import conflicts
+
+    servers = config.virtual_servers
+    try:
+        problems = config_problems(config.global_defs.dataplane, servers)
+    except ValueError as exc:
+        return [str(exc)]
+    skip = set(conflicts(servers))
+    return [p for p in problems if p not in skip]
+
+
 class Daemon:
-    """Owns the shared kernel-facing parts and one driver per instance or sync group."""
+    """Owns the kernel-facing parts, one driver per instance or sync group, and the rest."""
 
     def __init__(self, config: Config, options: DaemonOptions) -> None:
-        self.config = config
         self.options = options
-        self.drivers: list[Driver] = []
+        self.config = with_overrides(config, options)
+        self._units: dict[str, Driver] = {}
         self._driver_of: dict[str, Driver] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._transport: Transport | None = None
@@ -93,21 +263,42 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._notifier: Notifier | None = None
+        self._lb: LoadBalancer | None = None
+        self._backend: Backend | None = None
+        self._api: ApiServer | None = None
+        self._metrics: Metrics | None = None
+        self._sd: SdNotifier | None = None
         self._group_states: dict[str, State] = {}
+        self._last_change: dict[str, _LastChange] = {}
+        self._track_delta: dict[str, int] = {}
+        self._maintenance: set[str] = set()
+        self._quiet: set[str] = set()  # instances whose transitions are not news (reload)
         self._preparing: list[Coroutine[Any, Any, None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._running = False
         self._status_generation = 0
         self._status_pending = False
         self._started = time.monotonic()
+        self._pushed: dict[tuple[str, str], int] = {}
+        self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
 
-    # ------------------------------------------------------------------ building
+    @property
+    def drivers(self) -> list[Driver]:
+        return list(self._units.values())
 
-    def _build(self, loop: asyncio.AbstractEventLoop) -> None:
+    @property
+    def load_balancer(self) -> LoadBalancer | None:
+        return self._lb
+
+    # ------------------------------------------------------------------ building VRRP
+
+    def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
         from vrrp import announce
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
-        from vrrp.driver import Driver
-        from vrrp.transport import Transport, TransportError
+        from vrrp.transport import Transport
 
         self._addresses = Addresses()
         # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
@@ -117,33 +308,48 @@ class Daemon:
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
-        cfg = self.config
-        members: dict[str, Member] = {}
-        for name, inst in cfg.vrrp_instances.items():
-            try:
-                members[name] = self._member(name, inst)
-            except (TransportError, ValueError) as exc:
-                raise StartupError(f"[{name}] {exc}") from exc
-        grouped: set[str] = set()
-        for gname, group in cfg.vrrp_sync_groups.items():
-            driver = Driver([members[n] for n in group.group], self._addresses,
-                            group=gname, on_state=self._on_state, loop=loop)
-            self.drivers.append(driver)
-            for n in group.group:
-                self._driver_of[n] = driver
-                grouped.add(n)
-        for name, member in members.items():
-            if name not in grouped:
-                driver = Driver([member], self._addresses, on_state=self._on_state, loop=loop)
-                self.drivers.append(driver)
-                self._driver_of[name] = driver
+    def _build_unit(
+        self,
+        config: Config,
+        key: str,
+        unit: _Unit,
+        *,
+        carry: frozenset[str] = frozenset(),
+        cleanup: bool = True,
+    ) -> Driver:
+        """Build (not start) the driver of one unit; StartupError names the instance."""
+        from vrrp.driver import Driver
+        from vrrp.transport import TransportError
 
-    def _member(self, name: str, inst: VrrpInstance) -> Member:
+        assert self._addresses is not None
+        members: list[Member] = []
+        try:
+            for name in unit.names:
+                members.append(self._member(config, name, config.vrrp_instances[name],
+                                            master=name in carry, cleanup=cleanup))
+        except (TransportError, ValueError, StartupError) as exc:
+            for name in unit.names:
+                endpoint = self._endpoints.pop(name, None)
+                if endpoint is not None:
+                    endpoint.close()
+            if isinstance(exc, StartupError):
+                raise
+            raise StartupError(f"[{name}] {exc}") from exc
+        driver = Driver(members, self._addresses, group=unit.group, on_state=self._on_state,
+                        loop=asyncio.get_running_loop())
+        self._units[key] = driver
+        for name in unit.names:
+            self._driver_of[name] = driver
+        return driver
+
+    def _member(
+        self, config: Config, name: str, inst: VrrpInstance, *, master: bool, cleanup: bool
+    ) -> Member:
         from vrrp import packet
         from vrrp.addresses import Vip
         from vrrp.announce import AnnounceParams, Announcer
         from vrrp.driver import Member
-        from vrrp.machine import InstanceParams, Machine, State
+        from vrrp.machine import InstanceParams, Machine
         from vrrp.transport import Binding, Peer
 
         assert self._transport is not None and self._frames is not None
@@ -201,7 +407,7 @@ class Daemon:
             auth_type=binding.auth_type,
             auth_data=packet.auth_pass_data(binding.auth_pass) if auth is not None else b"",
         )
-        g = self.config.global_defs
+        g = config.global_defs
         announce_params = AnnounceParams(
             delay=inst.garp_master_delay,
             repeat=inst.garp_master_repeat,
@@ -217,18 +423,82 @@ class Daemon:
             template=template,
             vips=vips,
             announcer=announcer,
-            # An address owner's VIPs are its own addresses: never remove them.
-            cleanup_at_start=not inst.is_owner,
+            # An address owner's VIPs are its own addresses: never remove them; a
+            # master kept across a reload holds them.
+            cleanup_at_start=cleanup and not inst.is_owner and not master,
         )
+
+    def _start_unit(self, driver: Driver, carry: Iterable[str] = ()) -> None:
+        """Bring a built driver's machines up to date with tracking and maintenance,
+        start it, and put the members that were MASTER before a reload back there."""
+        for name in driver.members:
+            if self._tracking is not None:
+                for change in self._tracking.replay(name):
+                    self._on_track_change(change)
+            if name in self._maintenance:
+                self._push_delta(name)
+        carried = [n for n in carry if n in driver.members]
+        self._quiet.update(carried)
+        try:
+            driver.start()
+            loop = asyncio.get_running_loop()
+            for name in carried:
+                machine = driver.members[name].machine
+                actions = machine.force_master(loop.time(), "reload: mastership kept")
+                driver._execute({name: actions})
+            driver._rearm()
+        finally:
+            self._quiet.difference_update(carried)
+
+    async def _detach(self, key: str, resign: Iterable[str]) -> Driver:
+        """Take a unit off the loop without touching the rest of its members' state:
+        those in `resign` shut down (a master sends priority 0 and releases its VIPs),
+        the others keep their VIPs for the unit that replaces them."""
+        driver = self._units.pop(key)
+        loop = asyncio.get_running_loop()
+        for name in resign:
+            member = driver.members[name]
+            driver._execute({name: member.machine.handle(Shutdown(), loop.time())})
+        driver._stopped = True
+        driver._cancel_timer()
+        for member in driver.members.values():
+            member.announcer.stop()
+        driver._queue.put_nowait(None)
+        worker = driver._worker
+        if worker is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(worker), 5.0)
+            except TimeoutError:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        self._forget_members(driver)
+        return driver
+
+    def _forget_members(self, driver: Driver) -> None:
+        for name in driver.members:
+            if self._driver_of.get(name) is driver:
+                del self._driver_of[name]
+                endpoint = self._endpoints.pop(name, None)
+                if endpoint is not None:
+                    endpoint.close()
 
     # ------------------------------------------------------------------ events
 
     def _on_advert(self, name: str, rx: ReceivedAdvert) -> None:
+        driver = self._driver_of.get(name)
+        if driver is None:
+            return
         a = rx.advert
-        self._driver_of[name].advert_received(name, rx.src, a.priority, a.max_advert_int)
+        driver.advert_received(name, rx.src, a.priority, a.max_advert_int)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
+        self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
+        if name in self._quiet:
+            return
+        if self._metrics is not None:
+            self._metrics.vrrp_transition(name, state_label(change.new))
         notifier = self._notifier
         if notifier is None:
             return
@@ -246,6 +516,32 @@ class Daemon:
                 if not (state is State.INITIALIZE and last is None):
                     notifier.sync_group_state(group, state, change.reason)
 
+    def _on_track_change(self, change: TrackChange) -> None:
+        from hacluster.tracking import deliver
+        from vrrp.machine import PriorityChanged
+
+        name = change.instance
+        if isinstance(change.event, PriorityChanged):
+            self._track_delta[name] = change.event.delta
+        driver = self._driver_of.get(name)
+        if driver is None:  # being rebuilt: its new machine gets a replay
+            return
+        if isinstance(change.event, PriorityChanged):
+            self._push_delta(name)
+        else:
+            deliver(change, driver)
+        self._schedule_status()
+
+    def _push_delta(self, name: str) -> None:
+        """The machine's priority delta: the trackers' plus maintenance's (down to 1)."""
+        driver = self._driver_of.get(name)
+        if driver is None:
+            return
+        delta = self._track_delta.get(name, 0)
+        if name in self._maintenance:
+            delta = -1000  # clamped to priority 1 by the machine
+        driver.set_priority_delta(name, delta)
+
     def _schedule_status(self) -> None:
         if self.options.status_file is None or self._status_pending:
             return
@@ -254,10 +550,10 @@ class Daemon:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> dict[str, Any]:
+    def status_dump(self) -> dict[str, Any]:
         """Everything a status dump shows: instance states and every counter."""
         instances: dict[str, Any] = {}
-        for driver in self.drivers:
+        for driver in self._units.values():
             instances.update(driver.status())
         for name, endpoint in self._endpoints.items():
             if name in instances:
@@ -265,9 +561,10 @@ class Daemon:
                 instances[name]["adverts_accepted"] = endpoint.received
                 instances[name]["interface"] = endpoint.channel.ifname
                 instances[name]["source"] = str(endpoint.source)
+                instances[name]["maintenance"] = name in self._maintenance
         transport = self._transport
         frames = self._frames
-        return {
+        out: dict[str, Any] = {
             "pid": os.getpid(),
             "generation": self._status_generation,
             "uptime": round(time.monotonic() - self._started, 3),
@@ -282,7 +579,11 @@ class Daemon:
                 {"kind": o.kind, "name": o.name, "up": o.up, "value": o.value}
                 for o in self._tracking.objects()
             ],
+            "reloads": dict(self.reloads),
         }
+        if self._lb is not None:
+            out["load_balancer"] = self._lb.status()
+        return out
 
     def _write_status(self) -> None:
         self._status_pending = False
@@ -290,7 +591,7 @@ class Daemon:
         if path is None:
             return
         self._status_generation += 1
-        data = json.dumps(self.status(), indent=1, sort_keys=True)
+        data = json.dumps(self.status_dump(), indent=1, sort_keys=True, default=str)
         tmp = path.with_name(path.name + ".tmp")
         try:
             tmp.write_text(data + "\n")
@@ -300,23 +601,133 @@ class Daemon:
 
     def _dump(self) -> None:
         """SIGUSR1: log every instance and counter, and refresh the status file."""
-        status = self.status()
+        status = self.status_dump()
         for name, inst in status["instances"].items():
             log.info("[%s] %s priority %s master %s; counters %s", name, inst["state"],
                      inst["priority"], inst["master"], inst["counters"])
         log.info("transport counters: %s", status["transport"])
         self._write_status()
 
+    def instance_status(self, name: str) -> InstanceStatus:
+        driver = self._driver_of.get(name)
+        inst = self.config.vrrp_instances.get(name)
+        if driver is None or inst is None:
+            raise UnknownInstance(name)
+        member = driver.members[name]
+        machine = member.machine
+        master = machine.master
+        last = self._last_change.get(name)
+        transition: Transition | None = None
+        if last is not None:
+            transition = Transition(
+                previous=state_label(last.change.old),
+                state=state_label(last.change.new),
+                reason=last.change.reason,
+                age_seconds=round(time.monotonic() - last.at, 3),
+                at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last.wall)),
+            )
+        counters = {k: v for k, v in dataclasses.asdict(machine.counters).items()
+                    if isinstance(v, int)}
+        endpoint = self._endpoints.get(name)
+        if endpoint is not None:
+            counters["adverts_sent_on_wire"] = endpoint.sent
+            counters["adverts_accepted"] = endpoint.received
+        counters["transitions"] = member.transitions
+        return InstanceStatus(
+            name=name,
+            state=state_label(machine.state),
+            interface=inst.interface,
+            virtual_router_id=inst.virtual_router_id,
+            base_priority=inst.priority,
+            effective_priority=machine.priority,
+            master=None if master is None else str(master.address),
+            virtual_ipaddress=[str(v) for v in
+                               (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)],
+            maintenance=name in self._maintenance,
+            last_transition=transition,
+            sync_group=driver.group,
+            faults=list(machine.faults),
+            counters=counters,
+        )
+
+    def api_status(self) -> Status:
+        from hacluster import __version__
+
+        g = self.config.global_defs
+        lb = self._lb.status() if self._lb is not None else None
+        transport = self._transport
+        counters: dict[str, Any] = {
+            "transport": {} if transport is None else transport.stats(),
+            "dropped": {} if transport is None else {
+                k: v for k, v in transport.totals().items()
+                if k not in ("received", "accepted", "sent")
+            },
+            "reloads": dict(self.reloads),
+        }
+        if lb is not None:
+            counters["load_balancer"] = lb["counters"]
+        return Status(
+            router_id=g.router_id or socket.gethostname(),
+            version=__version__,
+            dataplane=g.dataplane,
+            uptime_seconds=round(time.monotonic() - self._started, 3),
+            config_file=str(self.options.config_file) if self.options.config_file else None,
+            instances=[self.instance_status(n) for n in self.config.vrrp_instances
+                       if n in self._driver_of],
+            virtual_servers=lb["virtual_servers"] if lb is not None else [],
+            dataplane_error=lb["dataplane_error"] if lb is not None else None,
+            counters=counters,
+        )
+
+    # ------------------------------------------------------------------ metrics
+
+    def _push_metrics(self) -> None:
+        """Forward the VRRP counters kept by the drivers and the transport (as deltas)."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        for name, driver in list(self._driver_of.items()):
+            metrics.vrrp_priority(name, driver.members[name].machine.priority)
+            endpoint = self._endpoints.get(name)
+            if endpoint is None:
+                continue
+            for what, value, inc in (("sent", endpoint.sent, metrics.adverts_sent),
+                                     ("received", endpoint.received, metrics.adverts_received)):
+                key = (f"{name}/{id(endpoint)}", what)
+                delta = value - self._pushed.get(key, 0)
+                if delta > 0:
+                    inc(name, delta)
+                self._pushed[key] = value
+        if self._transport is not None:
+            for channel, counts in self._transport.stats().items():
+                ifname = channel.rsplit("/", 1)[0]
+                for reason, value in counts.items():
+                    if reason in ("received", "accepted", "sent"):
+                        continue
+                    key = (f"drop {channel}", reason)
+                    delta = value - self._pushed.get(key, 0)
+                    if delta > 0:
+                        metrics.packet_dropped(ifname, reason, delta)
+                    self._pushed[key] = value
+
+    async def _metrics_loop(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL)
+            try:
+                self._push_metrics()
+            except Exception:
+                log.exception("metrics update failed")
+
     # ------------------------------------------------------------------ running
 
-    async def _wait_for_sources(self, timeout: float = 5.0) -> None:
+    async def _wait_for_sources(self, config: Config, timeout: float = 5.0) -> None:
         """Give interfaces a moment to get the address adverts come from (an IPv6
         link-local address stays tentative during DAD for about a second after link-up)."""
         from vrrp.transport import interface_source
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for inst in self.config.vrrp_instances.values():
+        for inst in config.vrrp_instances.values():
             if inst.is_unicast or inst.mcast_src_ip is not None:
                 continue
             if not os.path.exists(f"/sys/class/net/{inst.interface}"):
@@ -327,10 +738,21 @@ class Daemon:
                 await asyncio.sleep(0.05)
 
     async def run(self) -> int:
+        from hacluster import __version__
+        from hacluster.metrics import Metrics
+        from hacluster.sdnotify import Notifier as SdNotifier
+
         loop = asyncio.get_running_loop()
-        await self._wait_for_sources()
+        self._sd = SdNotifier.from_env()
+        self._metrics = Metrics(version=__version__)
+        config = self.config
+        await self._wait_for_sources(config)
         try:
-            self._build(loop)
+            self._open_vrrp(loop)
+            for key, unit in plan_units(config).items():
+                self._build_unit(config, key, unit)
+            self._start_notify()
+            self._lb = await self._make_load_balancer(config)
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -338,37 +760,120 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGUSR1, self._dump)
-        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
-            self._start_notify()
             await self._start_tracking()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
             return 1
         await self._ready()
-        names = ", ".join(self.config.vrrp_instances) or "none"
-        log.info("hacluster started (pid %d): VRRP instances %s", os.getpid(), names)
-        if self.config.virtual_servers:
-            log.warning("%d virtual_servers configured: this daemon runs VRRP only so far; "
-                        "health checks and the IPVS table are not driven yet",
-                        len(self.config.virtual_servers))
-        for driver in self.drivers:
-            driver.start()
+        names = ", ".join(config.vrrp_instances) or "none"
+        log.info("hacluster started (pid %d): VRRP instances %s; %d virtual server(s), "
+                 "dataplane %s", os.getpid(), names, len(config.virtual_servers),
+                 config.global_defs.dataplane)
+        if self._lb is not None:
+            # The table is reconciled before any VIP can arrive: a restart after a
+            # crash finds what it left and repairs it rather than adding twice.
+            await self._lb.start()
+        self._running = True
+        for driver in self._units.values():
+            self._start_unit(driver)
+        for name, driver in self._driver_of.items():
+            self._metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
+        await self._start_api()
+        self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
+        self._sd.ready(status=f"VRRP instances: {names}")
+        self._sd.start_watchdog()
         await self._stop.wait()
-        log.info("stopping: masters resign with priority 0 and release their VIPs")
-        if self._tracking is not None:
-            await self._tracking.stop()
-        await asyncio.gather(*(d.stop() for d in self.drivers))
-        if self._notifier is not None:  # the STOP notifications run before we exit
-            await self._notifier.close(timeout=self.config.global_defs.notify_timeout)
-        self._write_status()
-        await self._close()
+        await self._shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("hacluster stopped")
         return 0
+
+    async def _shutdown(self) -> None:
+        assert self._sd is not None
+        self._sd.stopping()
+        log.info("stopping: masters resign with priority 0 and release their VIPs")
+        # A reload in flight finishes first: it may be half way through a unit.
+        async with self._reload_lock:
+            self._running = False
+            if self._tracking is not None:
+                await self._tracking.stop()
+            await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._lb is not None:
+                await self._lb.stop()
+            if self._notifier is not None:  # the STOP notifications run before we exit
+                await self._notifier.close(timeout=self.config.global_defs.notify_timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._api is not None:
+            await self._api.stop()
+            self._api = None
+        self._write_status()
+        await self._sd.close()
+        await self._close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _make_load_balancer(self, config: Config) -> LoadBalancer | None:
+        """The load balancer of `config` (None without virtual servers); StartupError."""
+        if not config.virtual_servers:
+            return None
+        from hacluster.ipvs.backend import BackendError
+        from hacluster.loadbalancer import LoadBalancer, LoadBalancerError, backend_for
+
+        problems = dataplane_problems(config)
+        if problems:
+            raise StartupError("dataplane " + config.global_defs.dataplane + ": "
+                               + "; ".join(problems))
+        from hacluster.ipvs.backend import BackendUnavailable
+
+        try:
+            backend = backend_for(config)
+            if backend is not None:
+                # A dataplane that does not exist here (no IPVS in the kernel) is only
+                # found by using it: refuse to start rather than log errors for ever.
+                try:
+                    await backend.dump()
+                except BackendUnavailable:
+                    await backend.close()
+                    raise
+                except Exception as exc:  # transient: the load balancer retries
+                    log.warning("[%s] dataplane not readable yet: %s", backend.name, exc)
+        except (BackendError, OSError, ValueError) as exc:
+            raise StartupError(f"dataplane {config.global_defs.dataplane}: {exc}") from exc
+        try:
+            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics)
+        except LoadBalancerError as exc:
+            if backend is not None:
+                await backend.close()
+            raise StartupError(f"virtual_servers: {exc}") from exc
+        self._backend = backend
+        return lb
+
+    async def _start_api(self) -> None:
+        from hacluster.api import ApiError, ApiServer, Listeners
+
+        assert self._metrics is not None
+        api = ApiServer(DaemonController(self), self._metrics,
+                        Listeners.from_global_defs(self.config.global_defs))
+        try:
+            await api.start()
+        except ApiError as exc:
+            # VRRP and the dataplane matter more than the control API: keep serving.
+            log.error("[api] control API not available: %s", exc)
+            return
+        self._api = api
 
     async def _ready(self, timeout: float = 20.0) -> None:
         """Wait until a takeover could be carried out in full: netlink open and the
@@ -417,27 +922,24 @@ class Daemon:
             raise StartupError(f"tracking: {exc}") from exc
         await self._tracking.start()
 
-    def _on_track_change(self, change: TrackChange) -> None:
-        from hacluster.tracking import deliver
-
-        driver = self._driver_of.get(change.instance)
-        if driver is not None:
-            deliver(change, driver)
-            self._schedule_status()
-
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
             log.info("%s received", sig.name)
             self._stop.set()
 
-    def _reload(self) -> None:
-        log.warning("SIGHUP: configuration reload is not implemented yet; keeping the "
-                    "running configuration")
+    def request_stop(self) -> None:
+        self._stop.set()
 
     async def _close(self) -> None:
         for coro in self._preparing:  # built but never awaited when start-up failed
             coro.close()
         self._preparing = []
+        if self._backend is not None:
+            try:
+                await self._backend.close()
+            except Exception as exc:
+                log.error("closing the dataplane failed: %s", exc)
+            self._backend = None
         if self._frames is not None:
             self._frames.close()
         if self._transport is not None:
@@ -445,8 +947,299 @@ class Daemon:
         if self._addresses is not None:
             await self._addresses.close()
 
-    def request_stop(self) -> None:
-        self._stop.set()
+    # ------------------------------------------------------------------ control
+
+    async def maintenance(self, name: str, on: bool) -> None:
+        if name not in self._driver_of:
+            raise UnknownInstance(name)
+        if on == (name in self._maintenance):
+            return
+        if on:
+            self._maintenance.add(name)
+        else:
+            self._maintenance.discard(name)
+        log.info("[%s] maintenance %s: effective priority %s", name, "on" if on else "off",
+                 "1" if on else "restored", extra={"instance": name, "event": "maintenance"})
+        self._push_delta(name)
+        self._schedule_status()
+
+    async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
+        if self._lb is None:
+            raise UnknownVirtualServer(virtual_server)
+        if on:
+            await self._lb.drain(virtual_server, real_server)
+        else:
+            await self._lb.undrain(virtual_server, real_server)
+        self._schedule_status()
+
+    async def ipvs(self) -> dict[str, Any]:
+        if self._lb is None:
+            return {"services": []}
+        return await self._lb.ipvs()
+
+    # ------------------------------------------------------------------ reload
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP received: reloading %s", self.options.config_file)
+        self._spawn(self.reload(), "reload")
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config file again and switch to it by difference: (done, message)."""
+        async with self._reload_lock:
+            if not self._running:
+                return False, "the daemon is not running (starting or stopping)"
+            sd = self._sd
+            if sd is not None:
+                sd.reloading()
+            started = time.monotonic()
+            try:
+                message = await self._reload()
+            except ReloadRefused as exc:
+                self.reloads["refused"] += 1
+                if self._metrics is not None:
+                    self._metrics.reload(False)
+                lines = str(exc).splitlines() or ["refused"]
+                log.error("reload refused, the running configuration is kept: %d problem(s)",
+                          len(lines))
+                for line in lines:
+                    log.error("reload refused: %s", line)
+                ok, message = False, str(exc)
+            except Exception as exc:  # a bug: say so, keep running what runs
+                log.exception("reload failed part way")
+                self.reloads["refused"] += 1
+                if self._metrics is not None:
+                    self._metrics.reload(False)
+                ok, message = False, f"reload failed part way: {type(exc).__name__}: {exc}"
+            else:
+                self.reloads["ok"] += 1
+                if self._metrics is not None:
+                    self._metrics.reload(True)
+                log.info("reload done in %.0f ms: %s", (time.monotonic() - started) * 1000,
+                         message)
+                ok = True
+            if sd is not None:
+                sd.ready(status=f"reload {'done' if ok else 'refused'}")
+            self._schedule_status()
+            return ok, message
+
+    async def _reload(self) -> str:
+        from hacluster import scripts
+        from hacluster.config import ConfigError
+        from hacluster.config.diff import diff_configs
+        from hacluster.config.loader import load_config
+        from hacluster.loadbalancer import LoadBalancerError, prepare
+        from hacluster.notify import prepare_commands
+        from hacluster.tracking import plan_watches, prepare_scripts
+
+        path = self.options.config_file
+        if path is None:
+            raise ReloadRefused("no configuration file to reload from")
+        try:
+            new = with_overrides(load_config(path), self.options)
+        except ConfigError as exc:
+            raise ReloadRefused(str(exc)) from None
+        old = self.config
+        diff = diff_configs(old, new)
+        if diff.is_empty:
+            return "no change"
+        # Everything that can refuse the file, before anything is touched.
+        problems: list[str] = []
+        if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
+            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
+                            f"{new.global_defs.dataplane} needs a restart")
+        problems += [f"dataplane {new.global_defs.dataplane}: {p}"
+                     for p in dataplane_problems(new)]
+        try:
+            prepare_commands(new)
+        except scripts.ScriptError as exc:
+            problems.append(f"notify: {exc}")
+        try:
+            prepare_scripts(new, {w.name for w in plan_watches(new) if w.kind == "script"})
+        except scripts.ScriptError as exc:
+            problems.append(f"tracking: {exc}")
+        if self._lb is not None:
+            try:
+                prepare(new, None)
+            except LoadBalancerError as exc:
+                problems += str(exc).splitlines()
+        problems += self._vrrp_problems(new)
+        if problems:
+            raise ReloadRefused("\n".join(problems))
+        if self._lb is None:  # the load balancer logs the same summary
+            for line in diff.summary():
+                log.info("[reload] %s", line)
+
+        # The load balancer first: it is the one part that may still refuse.
+        new_lb: LoadBalancer | None = None
+        if self._lb is not None:
+            try:
+                await self._lb.reconfigure(new)
+            except LoadBalancerError as exc:
+                raise ReloadRefused(str(exc)) from None
+        elif new.virtual_servers:
+            try:
+                new_lb = await self._make_load_balancer(new)
+            except StartupError as exc:
+                raise ReloadRefused(str(exc)) from None
+        # Nothing below refuses: log what fails and carry on with the rest.
+        self.config = new
+        # Instances going away first, so their STOP runs the scripts they had.
+        plan = await self._vrrp_retire(old, new)
+        await self._reload_notify(new)
+        if new_lb is not None:
+            self._lb = new_lb
+            await new_lb.start()
+        await self._reload_tracking(new)
+        summary = await self._vrrp_start(old, new, plan)
+        if self._api is not None:
+            from hacluster.api import ApiError, Listeners
+
+            try:
+                await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
+            except ApiError as exc:
+                log.error("[api] %s", exc)
+        return summary
+
+    def _vrrp_problems(self, new: Config) -> list[str]:
+        """Instances of `new` that cannot run here (interface gone...)."""
+        problems = []
+        for name, inst in new.vrrp_instances.items():
+            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
+                problems.append(f"vrrp_instances.{name}.interface: no interface "
+                                f"{inst.interface!r} on this machine")
+        return problems
+
+    async def _reload_notify(self, new: Config) -> None:
+        from hacluster import scripts
+        from hacluster.notify import Notifier, prepare_commands
+
+        try:
+            if self._notifier is not None:
+                self._notifier.reconfigure(new)
+            elif prepare_commands(new) or new.global_defs.event_log is not None:
+                self._notifier = Notifier(new)
+                if self._lb is not None:
+                    self._lb._notifier = self._notifier
+        except scripts.ScriptError as exc:
+            log.error("notify: %s", exc)
+
+    async def _reload_tracking(self, new: Config) -> None:
+        from hacluster import scripts
+        from hacluster.tracking import Tracking, plan_watches
+
+        try:
+            if self._tracking is not None:
+                await self._tracking.reconfigure(new)
+            elif plan_watches(new):
+                self._tracking = Tracking(new, self._on_track_change)
+                await self._tracking.start(wait_first=False)
+        except scripts.ScriptError as exc:
+            log.error("tracking: %s", exc)
+
+    async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
+        """Units that go or change leave the loop: a whole unit that goes resigns; the
+        others detach, their masters keeping their VIPs for the unit that replaces them."""
+        before, after = plan_units(old), plan_units(new)
+        plan = _ReloadPlan(
+            kept=[k for k in after if k in before
+                  and unit_settings(old, before[k]) == unit_settings(new, after[k])],
+            removed=[k for k in before if k not in after],
+            added=[k for k in after if k not in before],
+        )
+        plan.changed = [k for k in after if k in before and k not in plan.kept]
+        # Instances moving between units (into or out of a sync group) are rebuilt.
+        moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
+        leftovers: list[Vip] = []
+        for key in plan.removed + plan.changed:
+            driver = self._units[key]
+            if key in plan.removed and not any(n in moved for n in driver.members):
+                await driver.stop()
+                del self._units[key]
+                self._forget_members(driver)
+                continue
+            resign = []
+            for name, member in driver.members.items():
+                inst = new.vrrp_instances.get(name)
+                same = inst is not None and identity(inst) == identity(old.vrrp_instances[name])
+                if same and member.machine.state is State.MASTER:
+                    assert inst is not None
+                    plan.carry.add(name)
+                    leftovers += self._dropped_vips(member, inst)
+                else:
+                    resign.append(name)
+            await self._detach(key, resign)
+        if leftovers and self._addresses is not None:
+            for vip, why in await self._addresses.remove(leftovers):
+                log.error("cannot remove VIP %s no longer configured: %s", vip, why)
+            log.info("removed VIPs no longer configured: %s",
+                     ", ".join(str(v) for v in leftovers))
+        for name in set(old.vrrp_instances) - set(new.vrrp_instances):
+            self._maintenance.discard(name)
+            self._track_delta.pop(name, None)
+            self._last_change.pop(name, None)
+            if self._metrics is not None:
+                self._metrics.forget_instance(name)
+        return plan
+
+    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
+        """Build and start the changed and added units; a summary of the VRRP reload."""
+        after = plan_units(new)
+        failed = []
+        for key in plan.changed + plan.added:
+            unit = after[key]
+            try:
+                driver = self._build_unit(new, key, unit, carry=frozenset(plan.carry),
+                                          cleanup=not any(n in old.vrrp_instances
+                                                          for n in unit.names))
+            except StartupError as exc:
+                log.error("%s", exc)
+                failed.append(key)
+                continue
+            await self._ready()
+            self._start_unit(driver, plan.carry)
+        parts = []
+        for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),
+                           ("added", plan.added), ("removed", plan.removed),
+                           ("failed", failed)):
+            if keys:
+                parts.append(f"{what} {', '.join(keys)}")
+        if plan.carry:
+            parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
+        return "; ".join(parts) or "VRRP unchanged"
+
+    @staticmethod
+    def _dropped_vips(member: Member, inst: VrrpInstance) -> list[Vip]:
+        """A kept master's VIPs that the new settings no longer hold."""
+        wanted = {
+            (v.address, v.dev or inst.interface)
+            for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
+        }
+        return [vip for vip in member.vips.values() if (vip.address, vip.dev) not in wanted]
+
+
+class DaemonController:
+    """The daemon as the control API sees it (`hacluster.api.Controller`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def status(self) -> Status:
+        return self.daemon.api_status()
+
+    async def ipvs(self) -> dict[str, Any]:
+        return await self.daemon.ipvs()
+
+    async def drain(self, virtual_server: str, real_server: str) -> None:
+        await self.daemon.drain(virtual_server, real_server, True)
+
+    async def undrain(self, virtual_server: str, real_server: str) -> None:
+        await self.daemon.drain(virtual_server, real_server, False)
+
+    async def maintenance(self, instance: str, on: bool) -> None:
+        await self.daemon.maintenance(instance, on)
+
+    async def reload(self) -> tuple[bool, str]:
+        return await self.daemon.reload()
 
 
 def run_daemon(config: Config, options: DaemonOptions) -> int:

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write a JSON status (states, counters) here on every change and on SIGUSR1",
     )
+    parser.add_argument(
+        "--control-socket",
+        type=Path,
+        default=None,
+        help="the control API's unix socket (default: global_defs.control_socket)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,5 +58,7 @@ def run(args: argparse.Namespace) -> int:
         log_format=log_format,
         log_level=args.log_level or config.global_defs.log_level,
         status_file=args.status_file,
+        config_file=args.file,
+        control_socket=args.control_socket,
     )
     return run_daemon(config, options)

@@ -71,6 +71,8 @@ class Director:
         self.process = self.lab.start(
             self.ns,
             [HACLUSTER, "run", "-f", str(self.config), "--status-file", str(self.status_path),
+             # Each director its own control socket: never the host's default path.
+             "--control-socket", str(self.status_path.with_name(f"{self.name}.sock")),
              *extra],
             log_name=f"{self.name}-{time.monotonic_ns()}",
         )
