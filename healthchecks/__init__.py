@@ -21,6 +21,7 @@ from healthchecks.params import (
 )
 from healthchecks.result import CheckResult
 from healthchecks.runner import CheckSpec, CheckStatus, HealthChanged, Runner
+from healthchecks.sharded import ShardedRunner
 from healthchecks.tracker import Tracker, Transition
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "HttpSessions",
     "MiscCheckParams",
     "Runner",
+    "ShardedRunner",
     "SmtpCheckParams",
     "Source",
     "TcpCheckParams",

@@ -1,9 +1,11 @@
 """Benchmark: N checks against local listeners; prints rate, start lateness, CPU and RSS.
 
     python -m healthchecks.bench --checks 10000 --kind tcp --interval 1 --duration 20
-    python -m healthchecks.bench --checks 2000 --kind http --interval 1 --duration 20
+    python -m healthchecks.bench --checks 2000 --kind http --interval 1 --duration 20 --workers 2
 
-The listeners run in a child process so the figures are the checker's own.
+The listeners run in a child process so the figures are the checker's own. With
+``--workers N`` the checks run in N worker processes (``ShardedRunner``); CPU is then
+the workers' and the parent's together.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import selectors
@@ -25,6 +28,7 @@ from healthchecks.base import Checker
 from healthchecks.http import HttpCheck, HttpSessions
 from healthchecks.params import HttpGetParams, TcpCheckParams, Timing
 from healthchecks.runner import CheckSpec, Runner
+from healthchecks.sharded import ShardedRunner
 from healthchecks.tcp import TcpCheck
 
 _HTTP_REPLY = (
@@ -108,6 +112,79 @@ def _pct(sorted_values: array[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def _checks(
+    args: argparse.Namespace, targets: list[tuple[str, int]], sessions: HttpSessions
+) -> list[CheckSpec]:
+    timing = Timing(delay_loop=args.interval, retry=0, warmup=args.interval)
+    specs = []
+    for i in range(args.checks):
+        ip, port = targets[i % len(targets)]
+        checker: Checker
+        if args.kind == "tcp":
+            checker = TcpCheck(TcpCheckParams(ip, port, connect_timeout=args.timeout))
+        else:
+            checker = HttpCheck(HttpGetParams(ip, port, connect_timeout=args.timeout), sessions)
+        specs.append(CheckSpec(f"c{i}", (ip, port, i), checker, timing))
+    return specs
+
+
+def _report(
+    args: argparse.Namespace, elapsed: float, runs: int, failures: int, reasons: list[str],
+    lateness: array[float], user: float, system: float, rss_kib: float, loop_name: str,
+) -> None:
+    cpu = user + system
+    late = array("d", sorted(lateness))
+    mode = "in one process" if not args.workers else f"in {args.workers} worker processes"
+    print(f"kind={args.kind} checks={args.checks} interval={args.interval}s "
+          f"duration={elapsed:.1f}s loop={loop_name} {mode} "
+          f"cpus={sorted(os.sched_getaffinity(0))}")
+    print(f"checks done: {runs} ({runs / elapsed:.0f}/s of {args.checks / args.interval:.0f}/s"
+          f" scheduled), failures: {failures}"
+          + (f" e.g. {reasons}" if reasons else ""))
+    print(f"start lateness: p50 {_pct(late, 0.5) * 1e3:.2f} ms,"
+          f" p99 {_pct(late, 0.99) * 1e3:.2f} ms,"
+          f" max {(late[-1] if late else float('nan')) * 1e3:.2f} ms (n={len(late)})")
+    print(f"CPU: {cpu:.2f} s in {elapsed:.1f} s ({100 * cpu / elapsed:.0f}% of one core), "
+          f"{1000 * cpu / max(runs, 1):.3f} s per 1000 checks "
+          f"(user {1000 * user / max(runs, 1):.3f}, system {1000 * system / max(runs, 1):.3f})")
+    print(f"peak RSS: {rss_kib / 1024:.1f} MiB"
+          + (" (largest process)" if args.workers else "")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+async def run_sharded(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
+    loop = asyncio.get_running_loop()
+    runner = ShardedRunner(
+        args.workers, max_concurrency=args.max_concurrency, measure=True, uvloop=args.uvloop
+    )
+    # The checks are rebuilt in the workers: these sessions are never opened here.
+    for spec in _checks(args, targets, HttpSessions()):
+        runner.add(spec)
+    async with runner:
+        await asyncio.sleep(args.interval)  # the warm-up spread
+        before = await runner.sample()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = loop.time()
+        await asyncio.sleep(args.duration)
+        after = await runner.sample()
+        t1 = loop.time()
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+    lateness: array[float] = array("d")
+    for s in after:
+        lateness.extend(s.lateness)
+    reasons = sorted({r for s in after for r in s.failure_reasons})[:3]
+    _report(
+        args, t1 - t0,
+        sum(s.runs for s in after) - sum(s.runs for s in before),
+        sum(s.failures for s in after), reasons, lateness,
+        sum(s.cpu_user for s in after) - sum(s.cpu_user for s in before)
+        + r1.ru_utime - r0.ru_utime,
+        sum(s.cpu_system for s in after) - sum(s.cpu_system for s in before)
+        + r1.ru_stime - r0.ru_stime,
+        max([s.max_rss_kib for s in after] + [r1.ru_maxrss]), type(loop).__module__,
+    )
+
+
 async def run(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
     lateness: array[float] = array("d")
     measure_from = 0.0
@@ -116,28 +193,37 @@ async def run(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
         if due >= measure_from:
             lateness.append(started - due)
 
-    timing = Timing(delay_loop=args.interval, retry=0, warmup=args.interval)
-    sessions = HttpSessions()
-    runner = Runner(max_concurrency=args.max_concurrency, on_launch=on_launch)
-    for i in range(args.checks):
-        ip, port = targets[i % len(targets)]
-        checker: Checker
-        if args.kind == "tcp":
-            checker = TcpCheck(TcpCheckParams(ip, port, connect_timeout=args.timeout))
+    pauses: array[float] = array("d")
+    gc_started = 0.0
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
         else:
-            checker = HttpCheck(HttpGetParams(ip, port, connect_timeout=args.timeout), sessions)
-        runner.add(CheckSpec(f"c{i}", (ip, port, i), checker, timing))
+            pauses.append(time.perf_counter() - gc_started)
+
+    runner = Runner(max_concurrency=args.max_concurrency, on_launch=on_launch)
+    sessions = HttpSessions()
+    for spec in _checks(args, targets, sessions):
+        runner.add(spec)
 
     loop = asyncio.get_running_loop()
     # The first interval is the warm-up spread; measure the steady state after it.
     measure_from = loop.time() + args.interval
     await runner.start()
+    if args.gc_freeze:
+        gc.freeze()
     await asyncio.sleep(args.interval)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     runs0 = sum(runner.status(c).runs for c in runner.check_ids())
+    gc.callbacks.append(on_gc)
+    gc0 = [g["collections"] for g in gc.get_stats()]
     t0 = loop.time()
     await asyncio.sleep(args.duration)
     t1 = loop.time()
+    gc.callbacks.remove(on_gc)
+    collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0, strict=True)]
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     statuses = [runner.status(c) for c in runner.check_ids()]
     runs = sum(s.runs for s in statuses) - runs0
@@ -145,24 +231,16 @@ async def run(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
     reasons = sorted({s.last_failure for s in statuses if s.last_failure})[:3]
     await runner.stop()
     await sessions.close()
-
-    user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
-    cpu = user + system
-    late = array("d", sorted(lateness))
-    print(f"kind={args.kind} checks={args.checks} interval={args.interval}s "
-          f"duration={t1 - t0:.1f}s loop={type(loop).__module__} "
-          f"cpus={sorted(os.sched_getaffinity(0))}")
-    print(f"checks done: {runs} ({runs / (t1 - t0):.0f}/s of {args.checks / args.interval:.0f}/s"
-          f" scheduled), failures: {failures}"
-          + (f" e.g. {reasons}" if reasons else ""))
-    print(f"start lateness: p50 {_pct(late, 0.5) * 1e3:.2f} ms,"
-          f" p99 {_pct(late, 0.99) * 1e3:.2f} ms,"
-          f" max {(late[-1] if late else float('nan')) * 1e3:.2f} ms (n={len(late)})")
-    print(f"CPU: {cpu:.2f} s in {t1 - t0:.1f} s ({100 * cpu / (t1 - t0):.0f}% of one core), "
-          f"{1000 * cpu / max(runs, 1):.3f} s per 1000 checks "
-          f"(user {1000 * user / max(runs, 1):.3f}, system {1000 * system / max(runs, 1):.3f})")
-    print(f"peak RSS: {r1.ru_maxrss / 1024:.1f} MiB; load average {os.getloadavg()[0]:.1f}"
-          f" on {os.cpu_count()} CPUs")
+    _report(
+        args, t1 - t0, runs, failures, reasons, lateness, r1.ru_utime - r0.ru_utime,
+        r1.ru_stime - r0.ru_stime, r1.ru_maxrss, type(loop).__module__,
+    )
+    # Why a start can be late besides our own work: collector pauses, and the kernel
+    # giving the CPU to someone else (involuntary switches) on a busy machine.
+    print(f"GC pauses: {len(pauses)} (by generation {'/'.join(map(str, collections))}), "
+          f"longest {max(pauses, default=0.0) * 1e3:.2f} ms, "
+          f"total {sum(pauses) * 1e3:.1f} ms; involuntary context switches: "
+          f"{r1.ru_nivcsw - r0.ru_nivcsw}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-concurrency", type=int, default=4096)
     ap.add_argument("--cpu", type=int, default=0,
                     help="pin the checker to this CPU and the listeners to the others (-1: no)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="run the checks in this many worker processes (0: in this one)")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() once the checks are set up (as a daemon may after start)")
     ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
     ap.add_argument("--serve", choices=("tcp", "http"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -188,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checks < 1 or args.interval <= 0 or args.duration <= 0 or args.listeners < 1:
         ap.error("--checks, --interval, --duration and --listeners must be positive")
+    if args.workers < 0:
+        ap.error("--workers must be 0 or more")
     hard = raise_nofile()
     if args.max_concurrency + 64 > hard:
         ap.error(f"--max-concurrency must stay under the open-files limit ({hard})")
     cpus = sorted(os.sched_getaffinity(0))
-    pin = args.cpu >= 0 and args.cpu in cpus and len(cpus) > 1
+    # Workers would inherit the pinning and share one CPU: they are not pinned.
+    pin = args.cpu >= 0 and args.cpu in cpus and len(cpus) > 1 and not args.workers
     server = subprocess.Popen(
         ([] if not pin else ["taskset", "-c", ",".join(str(c) for c in cpus if c != args.cpu)])
         + [sys.executable, "-m", "healthchecks.bench", "--serve", args.kind,
@@ -216,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 uvloop.install()
         started = time.monotonic()
-        asyncio.run(run(args, targets))
+        asyncio.run(run_sharded(args, targets) if args.workers else run(args, targets))
         print(f"wall: {time.monotonic() - started:.1f} s, pid {os.getpid()}")
     finally:
         server.terminate()

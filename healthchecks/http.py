@@ -19,6 +19,7 @@ from healthchecks.params import HttpGetParams, UrlSpec
 from healthchecks.result import CheckResult, describe_error
 
 _CHUNK = 64 * 1024
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 
 
 class HttpSessions:
@@ -83,8 +84,7 @@ class HttpCheck:
     """Fetches every ``url`` in turn; up only when each passes."""
 
     __slots__ = (
-        "_headers", "_owned", "_sessions", "_source", "_ssl", "_timeout", "_urls", "_version",
-        "params",
+        "_owned", "_sessions", "_source", "_ssl", "_timeout", "_urls", "_version", "params",
     )
 
     def __init__(self, params: HttpGetParams, sessions: HttpSessions | None = None) -> None:
@@ -96,11 +96,22 @@ class HttpCheck:
         self._version = (
             aiohttp.HttpVersion11 if params.http_protocol == "1.1" else aiohttp.HttpVersion10
         )
-        self._headers = {"Connection": "close"} if params.http_protocol != "1.0" else {}
         scheme = "https" if params.tls else "http"
         base = f"{scheme}://{_host_for_url(params.connect_ip)}:{params.connect_port}"
-        self._urls = [(URL(base + u.path, encoded=True), u) for u in params.urls]
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=params.connect_timeout)
+        self._urls = [
+            (URL(base + u.path, encoded=True), u, self._headers_for(u)) for u in params.urls
+        ]
+        # The one deadline is check()'s own: aiohttp's per-request timers would only
+        # repeat it at a cost per request.
+        self._timeout = _NO_TIMEOUT
+
+    def _headers_for(self, spec: UrlSpec) -> dict[str, str]:
+        p = self.params
+        headers = {"Connection": "close"} if p.http_protocol != "1.0" else {}
+        vhost = spec.virtualhost or p.virtualhost
+        if vhost:
+            headers["Host"] = vhost
+        return headers
 
     @property
     def kind(self) -> str:
@@ -116,20 +127,19 @@ class HttpCheck:
         result = CheckResult.down("no url")
         try:
             async with asyncio.timeout(p.connect_timeout):
-                for url, spec in self._urls:
-                    result = await self._fetch(session, url, spec)
+                for url, spec, headers in self._urls:
+                    result = await self._fetch(session, url, spec, headers)
                     if not result.ok:
                         return result
         except (OSError, TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
             return CheckResult.down(_reason(exc, p.connect_timeout))
         return result
 
-    async def _fetch(self, session: aiohttp.ClientSession, url: URL, spec: UrlSpec) -> CheckResult:
+    async def _fetch(
+        self, session: aiohttp.ClientSession, url: URL, spec: UrlSpec, headers: dict[str, str]
+    ) -> CheckResult:
         p = self.params
         vhost = spec.virtualhost or p.virtualhost
-        headers = dict(self._headers)
-        if vhost:
-            headers["Host"] = vhost
         server_hostname = vhost if (p.tls and p.enable_sni and vhost) else None
         async with session.get(
             url,

@@ -27,6 +27,7 @@ from healthchecks.tracker import Tracker
 log = logging.getLogger("healthchecks")
 
 _GOLDEN = 0.6180339887498949
+_WAKE_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +83,16 @@ def _outcome(task: asyncio.Task[CheckResult]) -> CheckResult:
 
 class _Entry:
     __slots__ = (
-        "cancel", "deadline", "due", "failures", "inflight", "launch", "removed", "run", "runs",
-        "seq", "spec", "suspect", "task", "tracker",
+        "cancel", "deadline", "due", "failures", "inflight", "launch", "limit", "removed", "run",
+        "runs", "seq", "spec", "suspect", "task", "tracker",
     )
 
-    def __init__(self, spec: CheckSpec) -> None:
+    def __init__(self, spec: CheckSpec, guard: float) -> None:
         self.spec = spec
         self.tracker = Tracker(spec.timing.resolved(spec.checker.kind))
         self.task: asyncio.Task[CheckResult] | None = None
         self.launch: Launch | None = getattr(spec.checker, "launch", None)
+        self.limit = spec.checker.timeout + guard  # a run past this is given up
         self.cancel: Callable[[], object] | None = None
         self.due = 0.0
         self.seq = -1  # the heap item that is current for this entry; -1: none
@@ -123,15 +125,21 @@ class Runner:
         self._guard = guard
         self._entries: dict[str, _Entry] = {}
         self._servers: dict[Hashable, dict[str, _Entry]] = {}
+        # How many of each server's checks are down: server_up without a walk over them.
+        self._down: dict[Hashable, int] = {}
         self._pending: deque[_Entry] = deque()
         self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: list[asyncio.Queue[HealthChanged | None]] = []
         self._closers: set[asyncio.Task[None]] = set()
         self._phase = (rng or random.Random()).random()
-        # One heap of plain tuples and one loop timer for the earliest entry: cheaper
-        # than a loop timer per check when there are thousands of them.
-        self._heap: list[tuple[float, int, _Entry]] = []
+        # One heap and one loop timer for the earliest entry: cheaper than a loop timer
+        # per check when there are thousands of them. The heap holds plain numbers
+        # (due, seq), which the garbage collector soon stops tracking; items holding the
+        # entry would live a whole interval, fill its oldest generation and bring long
+        # full collections.
+        self._heap: list[tuple[float, int]] = []
+        self._scheduled: dict[int, _Entry] = {}
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -156,6 +164,7 @@ class Runner:
         self._timer = self._sweeper = None
         self._timer_at = math.inf
         self._heap.clear()
+        self._scheduled.clear()
         entries = list(self._entries.values())
         for entry in entries:
             self._cancel(entry)
@@ -170,6 +179,7 @@ class Runner:
             await asyncio.gather(*self._closers, return_exceptions=True)
         self._entries.clear()
         self._servers.clear()
+        self._down.clear()
         self._pending.clear()
         self._inflight.clear()
         self._loop = None
@@ -189,10 +199,12 @@ class Runner:
         """Start running a check (at once if the runner is running)."""
         if spec.check_id in self._entries:
             raise ValueError(f"check {spec.check_id!r} already exists")
-        entry = _Entry(spec)
+        entry = _Entry(spec, self._guard)
         before = self.server_up(spec.server)
         self._entries[spec.check_id] = entry
         self._servers.setdefault(spec.server, {})[spec.check_id] = entry
+        if not entry.tracker.up:
+            self._count_down(spec.server, 1)
         if self._loop is not None:
             self._schedule_first(entry)
         self._server_changed(entry, before, "check added", self._now())
@@ -207,6 +219,8 @@ class Runner:
         self._cancel(entry)
         checks = self._servers[server]
         del checks[check_id]
+        if not entry.tracker.up:
+            self._count_down(server, -1)
         if not checks:
             del self._servers[server]
         if self._loop is not None:
@@ -231,8 +245,7 @@ class Runner:
 
     def server_up(self, server: Hashable) -> bool:
         """A real server is up while all of its checks are (and with none, always)."""
-        checks = self._servers.get(server)
-        return checks is None or all(e.tracker.up for e in checks.values())
+        return server not in self._down
 
     def servers(self) -> dict[Hashable, bool]:
         return {s: self.server_up(s) for s in self._servers}
@@ -270,8 +283,11 @@ class Runner:
     def _schedule(self, entry: _Entry, due: float) -> None:
         assert self._loop is not None
         entry.due = due
+        if entry.seq >= 0:
+            self._scheduled.pop(entry.seq, None)  # superseded
         entry.seq = seq = next(self._seq)
-        heapq.heappush(self._heap, (due, seq, entry))
+        self._scheduled[seq] = entry
+        heapq.heappush(self._heap, (due, seq))
         if due < self._timer_at:
             self._arm(due)
 
@@ -287,13 +303,19 @@ class Runner:
         self._timer = None
         self._timer_at = math.inf
         heap = self._heap
+        scheduled = self._scheduled
         # The loop fires timers up to its clock resolution early; honour that here too.
         limit = self._loop.time() + 1e-6
-        while heap and heap[0][0] <= limit:
-            _, seq, entry = heapq.heappop(heap)
-            if entry.seq != seq or entry.removed:
+        # A loop that fell behind finds thousands due at once: start them a batch per
+        # loop turn, so the completions of the last batch are taken in between rather
+        # than thousands of checks piling up in flight.
+        budget = _WAKE_BATCH
+        while heap and heap[0][0] <= limit and budget:
+            entry = scheduled.pop(heapq.heappop(heap)[1], None)
+            if entry is None or entry.removed:
                 continue  # superseded or removed
             entry.seq = -1
+            budget -= 1
             if self._running >= self._max:
                 self._pending.append(entry)
             else:
@@ -310,7 +332,7 @@ class Runner:
         entry.run += 1
         run = entry.run
         entry.inflight = True
-        entry.deadline = now + entry.spec.checker.timeout + self._guard
+        entry.deadline = now + entry.limit
         self._inflight.add(entry)
         if entry.launch is not None:
             # A checker that can run on callbacks alone (TCP) skips the task and its
@@ -392,24 +414,33 @@ class Runner:
             if not entry.removed:
                 self._start(entry)
 
+    def _count_down(self, server: Hashable, delta: int) -> None:
+        left = self._down.get(server, 0) + delta
+        if left:
+            self._down[server] = left
+        else:
+            del self._down[server]
+
     def _finish(self, entry: _Entry, result: CheckResult) -> None:
-        now = self._now()
+        assert self._loop is not None
+        now = self._loop.time()
         entry.runs += 1
         if not result.ok:
             entry.failures += 1
-        server = entry.spec.server
-        before = self.server_up(server)
-        transition = entry.tracker.observe(result, now)
-        self._schedule(entry, entry.tracker.next_due(entry.due, now))
+        tracker = entry.tracker
+        was_up = tracker.up
+        transition = tracker.observe(result, now)
+        self._schedule(entry, tracker.next_due(entry.due, now))
         if transition is not None:
+            # Only a transition changes a check's state, and so its server's.
+            if tracker.up != was_up:
+                self._count_down(entry.spec.server, -1 if tracker.up else 1)
             log.info(
                 "[%s] %s (%s)%s", entry.spec.check_id, "up" if transition.up else "down",
                 transition.reason,
                 "" if transition.weight is None else f" weight {transition.weight}",
             )
-            self._emit(entry, self.server_up(server), transition.reason, now)
-        else:
-            self._server_changed(entry, before, result.reason, now)
+            self._emit(entry, self.server_up(entry.spec.server), transition.reason, now)
 
     def _server_changed(self, entry: _Entry, before: bool, reason: str, now: float) -> None:
         after = self.server_up(entry.spec.server)
@@ -431,6 +462,7 @@ class Runner:
 
     def _cancel(self, entry: _Entry) -> None:
         entry.removed = True
+        self._scheduled.pop(entry.seq, None)
         entry.seq = -1  # its heap item is skipped when it comes up
         if entry.inflight:
             cancel = entry.cancel

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import errno
-import heapq
 import math
 import os
 import select
 import socket
 import struct
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 from healthchecks.base import Source, family_of
@@ -23,6 +24,10 @@ from healthchecks.result import CheckResult, describe_error
 _LINGER_RST = struct.pack("ii", 1, 0)
 _UP = CheckResult.up("connected")
 _BATCH = 4096
+_EXPIRY_TICK = 0.005
+_WATCH = select.EPOLLOUT | select.EPOLLONESHOT
+_TROUBLE = select.EPOLLERR | select.EPOLLHUP
+_STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 
 
 class _Poller:
@@ -30,27 +35,36 @@ class _Poller:
 
     Registering each socket with the loop (add_writer/remove_writer) costs several
     Python objects and dict operations per check; a oneshot entry in our own epoll set
-    costs one system call. Deadlines sit in a heap of plain tuples under one timer.
+    costs one system call. Deadlines wait in one FIFO per timeout value under one
+    timer: the loop's clock only moves forward, so each FIFO is already in deadline
+    order and needs no heap. The FIFOs hold plain numbers (deadline, fd), not the
+    attempts: a finished attempt is freed at once instead of living on to its deadline,
+    which at thousands of checks a second would feed the garbage collector's oldest
+    generation and bring long full collections.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # A weak reference: the loop keys the poller in a WeakKeyDictionary, and a
         # strong one back would keep every loop (and its file descriptors) alive.
-        self._loop = weakref.ref(loop)
+        self.loop = weakref.ref(loop)
         self._epoll = select.epoll()
         self._waiting: dict[int, _Attempt] = {}
-        self._deadlines: list[tuple[float, int, _Attempt]] = []
-        self._seq = 0
+        self._deadlines: dict[float, tuple[deque[float], deque[int]]] = {}
         # No TimerHandle is kept (it would hold the loop): a timer that was superseded
         # by an earlier one just finds nothing to do when it fires.
         self._timer_at = math.inf
         loop.add_reader(self._epoll.fileno(), self._ready)
 
-    def watch(self, attempt: _Attempt, deadline: float) -> None:
-        self._epoll.register(attempt.fd, select.EPOLLOUT | select.EPOLLONESHOT)
+    def watch(self, attempt: _Attempt, now: float) -> None:
+        self._epoll.register(attempt.fd, _WATCH)
         self._waiting[attempt.fd] = attempt
-        self._seq += 1
-        heapq.heappush(self._deadlines, (deadline, self._seq, attempt))
+        timeout = attempt.timeout
+        fifo = self._deadlines.get(timeout)
+        if fifo is None:
+            fifo = self._deadlines[timeout] = (deque(), deque())
+        attempt.deadline = deadline = now + timeout
+        fifo[0].append(deadline)
+        fifo[1].append(attempt.fd)
         if deadline < self._timer_at:
             self._arm(deadline)
 
@@ -64,45 +78,54 @@ class _Poller:
         # Take every ready attempt out first, then run their callbacks: a callback may
         # close a socket and open another that gets the same fd number, and an event
         # later in this batch must not be taken for the new one's.
-        waiting = self._waiting
-        ready: list[_Attempt | None] = []
+        pop = self._waiting.pop
+        ready: list[tuple[_Attempt | None, int]] = []
         while True:
             # epoll hands out at most maxevents at a time: take everything that is
             # ready, or a connect that completed in time could be judged a timeout.
             events = self._epoll.poll(0, _BATCH)
-            ready.extend(waiting.pop(fd, None) for fd, _events in events)
+            ready.extend([(pop(fd, None), mask) for fd, mask in events])
             if len(events) < _BATCH:
                 break
-        for attempt in ready:
+        for attempt, mask in ready:
             if attempt is not None:
-                attempt.writable()
+                attempt.writable(mask)
 
     def _arm(self, when: float) -> None:
-        loop = self._loop()
+        loop = self.loop()
         if loop is not None:
             self._timer_at = when
             loop.call_at(when, self._expire, when)
 
     def _expire(self, when: float) -> None:
-        loop = self._loop()
+        loop = self.loop()
         if loop is None or when != self._timer_at:
             return
         # The time is read before harvesting: handing out results can take a while on
         # a busy loop, and only what was overdue before the harvest may expire.
         now = loop.time() + 1e-6
         self._ready()  # a connect that finished in time is not a timeout
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            attempt = heapq.heappop(heap)[2]
-            if not attempt.done:
-                self.forget(attempt)
-                attempt.expired()
+        earliest = math.inf
+        waiting = self._waiting
+        for deadlines, fds in self._deadlines.values():
+            while deadlines and deadlines[0] <= now:
+                deadline = deadlines.popleft()
+                attempt = waiting.get(fds.popleft())
+                # Not waiting: finished or abandoned. Waiting with another deadline: a
+                # later attempt that was given the same fd number.
+                if attempt is not None and attempt.deadline == deadline:
+                    self.forget(attempt)
+                    attempt.expired()
+            if deadlines and deadlines[0] < earliest:
+                earliest = deadlines[0]
         self._timer_at = math.inf
-        if heap:
-            self._arm(heap[0][0])
+        if earliest < math.inf:
+            # Deadlines come as densely as checks start; waking for each would cost a
+            # timer and an epoll round per check. A timeout told a few ms late is fine.
+            self._arm(max(earliest, now + _EXPIRY_TICK))
 
     def close(self) -> None:
-        loop = self._loop()
+        loop = self.loop()
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(Exception):
                 loop.remove_reader(self._epoll.fileno())
@@ -112,25 +135,31 @@ class _Poller:
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poller] = (
     weakref.WeakKeyDictionary()
 )
+_last: _Poller | None = None  # the one most recently used: a lookup saved per check
 
 
 def _poller(loop: asyncio.AbstractEventLoop) -> _Poller:
+    global _last
+    poller = _last
+    if poller is not None and poller.loop() is loop:
+        return poller
     poller = _POLLERS.get(loop)
     if poller is None:
         poller = _POLLERS[loop] = _Poller(loop)
         weakref.finalize(loop, poller.close)  # its epoll fd goes with the loop
+    _last = poller
     return poller
 
 
 class _Attempt:
     """One non-blocking connect in flight."""
 
-    __slots__ = ("done", "fd", "on_done", "poller", "sock", "timeout")
+    __slots__ = ("deadline", "done", "fd", "on_done", "poller", "sock", "timeout")
 
     def __init__(
         self,
         poller: _Poller,
-        sock: socket.socket,
+        sock: _socket.socket,
         timeout: float,
         on_done: Callable[[CheckResult], None],
     ) -> None:
@@ -140,22 +169,27 @@ class _Attempt:
         self.timeout = timeout
         self.on_done = on_done
         self.done = False
+        self.deadline = math.inf
 
     def _finish(self) -> Callable[[CheckResult], None]:
-        # The attempt stays in the deadline heap until its deadline: let go of the
-        # callback (and whatever it holds, a future and so the loop) right away.
+        # Whoever still holds the attempt (an abandon function) must not keep the
+        # callback alive, and whatever it holds: a future and so the loop.
         self.done = True
         self.sock.close()
         on_done, self.on_done = self.on_done, _ignore
         return on_done
 
-    def writable(self) -> None:
+    def writable(self, mask: int) -> None:
         if not self.done:
-            try:
-                err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            except OSError as exc:
-                err = exc.errno or errno.EIO
-            self._finish()(_UP if err == 0 else _failure(err))
+            if mask & _TROUBLE:
+                # Only an error or hang-up needs the system call that names the error.
+                try:
+                    err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                except OSError as exc:
+                    err = exc.errno or errno.EIO
+                self._finish()(_UP if err == 0 else _failure(err))
+            else:
+                self._finish()(_UP)
 
     def expired(self) -> None:
         if not self.done:
@@ -176,14 +210,15 @@ def _failure(err: int) -> CheckResult:
 
 
 class TcpCheck:
-    # The connect runs on callbacks (connect_ex, one writer callback, one timer) with
-    # no coroutine or task of its own; ``launch`` lets the runner use it that way.
-    __slots__ = ("_addr", "_family", "_source", "params")
+    # The connect runs on callbacks (connect_ex, one epoll entry, a shared deadline
+    # timer) with no coroutine or task of its own; ``launch`` lets the runner use it so.
+    __slots__ = ("_addr", "_family", "_source", "_timeout", "params")
 
     def __init__(self, params: TcpCheckParams) -> None:
         self.params = params
         self._family = family_of(params.connect_ip)
         self._addr = (params.connect_ip, params.connect_port)
+        self._timeout = params.connect_timeout
         source = params.source
         self._source = source if source != Source() else None
 
@@ -201,18 +236,20 @@ class TcpCheck:
         Returns a function that abandons the check (``on_done`` is then not called).
         """
         loop = asyncio.get_running_loop()
-        sock = None
+        sock: _socket.socket | None = None
         try:
             if self._source is None:
-                sock = socket.socket(self._family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                # The C socket type: socket.socket adds Python-level construction and
+                # close bookkeeping that a connect-and-close check never uses.
+                sock = _socket.socket(self._family, _STREAM_NONBLOCK)
             else:
                 sock = self._source.open(self._family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             err = sock.connect_ex(self._addr)
             if err == errno.EINPROGRESS:
                 poller = _poller(loop)
-                attempt = _Attempt(poller, sock, self.params.connect_timeout, on_done)
-                poller.watch(attempt, loop.time() + self.params.connect_timeout)
+                attempt = _Attempt(poller, sock, self._timeout, on_done)
+                poller.watch(attempt, loop.time())
                 return attempt.cancel
             result = _UP if err == 0 else _failure(err)
         except OSError as exc:

@@ -164,3 +164,22 @@ async def test_connects_done_in_time_are_not_timeouts_on_a_stalled_loop(
     finally:
         for sock in listeners:
             sock.close()
+
+
+@pytest.mark.parametrize("full_backlog", ["127.0.0.1"], indirect=True)
+async def test_different_timeouts_each_expire_on_their_own_deadline(
+    full_backlog: tuple[str, int],
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ended: dict[float, float] = {}
+
+    async def run(timeout: float) -> str:
+        result = await make_checker(TcpCheckParams(*full_backlog, connect_timeout=timeout)).check()
+        ended[timeout] = loop.time() - start
+        return result.reason
+
+    # The long one first: a deadline queued behind a later one must still fire on time.
+    reasons = await asyncio.gather(run(0.8), run(0.2), run(0.8), run(0.2))
+    assert list(reasons) == ["timeout after 0.8s", "timeout after 0.2s"] * 2
+    assert 0.15 < ended[0.2] < 0.75 <= ended[0.8] < 5

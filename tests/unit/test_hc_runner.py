@@ -273,3 +273,34 @@ async def test_callback_checkers_run_without_tasks() -> None:
         "boom": "checker raised OSError: [Errno 24] Too many open files",
     }
     assert hang.abandoned == 1
+
+
+class Logged(Scripted):
+    """Completes on the next loop turn and logs starts and completions in one list."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__([CheckResult.up()])
+        self.log = log
+
+    def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        self.log.append("start")
+
+        def done() -> None:
+            self.log.append("done")
+            on_done(CheckResult.up())
+
+        return asyncio.get_running_loop().call_soon(done).cancel
+
+
+async def test_checks_all_due_at_once_start_a_batch_per_loop_turn() -> None:
+    # A loop that fell behind finds every check due: completions must be taken
+    # between batches instead of after thousands of starts.
+    log: list[str] = []
+    timing = Timing(delay_loop=10, retry=0, warmup=0)
+    async with Runner() as runner:
+        for i in range(1000):
+            runner.add(CheckSpec(f"c{i}", i, Logged(log), timing))
+        await wait_for(lambda: log.count("done") == 1000)
+    first_done = log.index("done")
+    assert 0 < first_done < 1000
+    assert log.count("start") == 1000
