@@ -649,7 +649,10 @@ class LoadBalancer:
             return {"services": []}
         table = await self._backend.dump()
         table_stats = await self._backend.stats() if stats else TableStats()
-        return to_json(table, table_stats)
+        # The listing's first line (IPVS version, table size) where the backend knows it.
+        info_fn = getattr(self._backend, "info", None)
+        info = await info_fn() if info_fn is not None else None
+        return to_json(table, table_stats, info=info)
 
     # ------------------------------------------------------------------ health
 

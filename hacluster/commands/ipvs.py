@@ -1,5 +1,11 @@
-"""`hacluster ipvs list | apply`: show the dataplane's table (ipvsadm layout or JSON), or put
-a configuration's virtual servers into it once (with `--dry-run`: only say what would change)."""
+"""`hacluster ipvs list | apply`: show the table (ipvsadm layout or JSON) as the dataplane or
+the running daemon has it, or put a configuration's virtual servers into the dataplane once
+(with `--dry-run`: only say what would change).
+
+Where `list` reads: `--backend`/`--netns` read the dataplane directly (they win over
+`--control-socket`); otherwise `--control-socket PATH` asks the running daemon
+(`GET /v1/ipvs`, which reads its own dataplane); with neither, the kernel's IPVS over
+netlink, as before. Both ways print the same layouts."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import load_config
@@ -20,7 +28,7 @@ from hacluster.ipvs.dataplane import (
     is_missing_ipvs,
     open_backend,
 )
-from hacluster.ipvs.listing import Mode, render, to_json
+from hacluster.ipvs.listing import Mode, from_json, info_from_json, render, to_json
 from hacluster.ipvs.model import IpvsInfo, Table, TableStats
 from hacluster.ipvs.reconcile import ALL, Managed, reconcile
 from hacluster.policy import evaluate, managed_keys
@@ -39,11 +47,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--backend",
         choices=[b for b in BACKENDS if b != "memory"],
-        default="netlink",
-        help="dataplane to read: the kernel's IPVS (netlink, default) or nftables",
+        help="dataplane to read directly: the kernel's IPVS (netlink, the default when no "
+        "--control-socket is given) or nftables",
     )
     listing.add_argument("--netns", metavar="NS", help="read the table in network namespace NS")
-    listing.add_argument("--nosort", action="store_true", help="keep the dataplane's order")
+    listing.add_argument(
+        "--control-socket",
+        type=Path,
+        metavar="PATH",
+        help="ask the running daemon on this control socket for its table (used unless "
+        "--backend or --netns is given)",
+    )
+    listing.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on the daemon after (10)",
+    )
+    listing.add_argument(
+        "--nosort",
+        action="store_true",
+        help="keep the dataplane's order (needs --backend: a daemon sends its table sorted)",
+    )
     listing.add_argument(
         "--exact", action="store_true", help="exact numbers, no K/M/G/T (ipvsadm --exact)"
     )
@@ -68,6 +94,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataplane (default: from global_defs.dataplane)",
     )
     apply.add_argument("--netns", metavar="NS", help="work in network namespace NS")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be within (0, 3600]: {text}")
+    return value
 
 
 async def _read(backend: Backend) -> tuple[Table, TableStats, IpvsInfo]:
@@ -134,7 +170,9 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    name: BackendName = args.backend
+    if args.control_socket is not None and args.backend is None and args.netns is None:
+        return _list_daemon(args, args.control_socket)
+    name: BackendName = args.backend or "netlink"
     try:
         backend = open_backend(name, netns=args.netns)
         table, stats, info = asyncio.run(_read(backend))
@@ -147,9 +185,51 @@ def _list(args: argparse.Namespace) -> int:
             print(f"hacluster ipvs list: {NO_IPVS}", file=sys.stderr)
             return 1
         raise
+    return _print(args, table, stats, info, {"backend": backend.name}, sort=not args.nosort)
+
+
+def _list_daemon(args: argparse.Namespace, control_socket: Path) -> int:
+    from hacluster.api import DaemonUnreachable, call
+
+    if args.nosort:
+        print("hacluster ipvs list: --nosort needs --backend: the daemon sends its table "
+              "in ipvsadm's order", file=sys.stderr)
+        return 1
+    try:
+        code, data = asyncio.run(call(control_socket, "GET", "/v1/ipvs", timeout=args.timeout))
+    except DaemonUnreachable as exc:
+        print(f"hacluster ipvs list: {exc}", file=sys.stderr)
+        return 1
+    if code != 200:
+        message = data.get("error") if isinstance(data, dict) else data
+        print(f"hacluster ipvs list: the daemon answered HTTP {code}: {message}",
+              file=sys.stderr)
+        return 1
+    try:
+        table, stats = from_json(data)
+        info = info_from_json(data)
+    except ValueError as exc:
+        print(f"hacluster ipvs list: unexpected answer from the daemon: {exc}", file=sys.stderr)
+        return 1
+    # The daemon's JSON is already in ipvsadm's order (`to_json` sorts): printed as it
+    # comes, it is byte for byte what reading the dataplane here prints. (Sorting again
+    # need not be: ipvsadm's wrapping comparison is not a total order.)
+    return _print(args, table, stats, info, {"control_socket": str(control_socket)},
+                  sort=False)
+
+
+def _print(
+    args: argparse.Namespace,
+    table: Table,
+    stats: TableStats,
+    info: IpvsInfo,
+    source: dict[str, Any],
+    *,
+    sort: bool,
+) -> int:
     if args.json:
-        data = to_json(table, stats, sort=not args.nosort)
-        data["backend"] = backend.name
+        data = to_json(table, stats, sort=sort)
+        data.update(source)
         print(json.dumps(data, indent=2))
         return 0
     mode: Mode = "stats" if args.stats else "rate" if args.rate else "plain"
@@ -160,7 +240,7 @@ def _list(args: argparse.Namespace) -> int:
             mode=mode,
             version=info.version,
             size=info.size,
-            sort=not args.nosort,
+            sort=sort,
             exact=args.exact,
         )
     )

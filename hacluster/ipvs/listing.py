@@ -1,5 +1,5 @@
-"""Render an IPVS table as `ipvsadm -L -n` prints it (plain, --stats, --rate) or as JSON.
-Does no I/O.
+"""Render an IPVS table as `ipvsadm -L -n` prints it (plain, --stats, --rate) or as JSON,
+and read that JSON back (`from_json`). Does no I/O.
 
 The layout follows ipvsadm 1.31 exactly (checked against its format strings and code):
 the same header lines, column widths, number abbreviations (K/M/G/T from 100 million
@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from hacluster.ipvs.model import (
+    Destination,
     DestKey,
+    Forward,
     IPAddress,
+    IpvsInfo,
+    Protocol,
     Service,
     ServiceEntry,
     ServiceFlag,
@@ -184,7 +189,8 @@ def _dest_line(
     )
 
 
-def _ordered(table: Table, sort: bool) -> list[ServiceEntry]:
+def ordered(table: Table, sort: bool = True) -> list[ServiceEntry]:
+    """The services in listing order: ipvsadm's sort, or the table's own order."""
     entries = list(table)
     if sort:
         entries.sort(key=functools.cmp_to_key(lambda a, b: _cmp_services(a.service, b.service)))
@@ -218,7 +224,7 @@ def render(
             + "\n  -> RemoteAddress:Port\n"
         )
     zero = Stats()
-    for entry in _ordered(table, sort):
+    for entry in ordered(table, sort):
         key = entry.service.key
         out.append(_service_line(entry.service, stats.services.get(key, zero), mode, exact))
         out.append("\n")
@@ -279,10 +285,191 @@ def service_json(
     }
 
 
-def to_json(table: Table, stats: TableStats | None = None, *, sort: bool = True) -> dict[str, Any]:
-    """The table as a JSON-ready dict: `{"services": [...]}` in listing order."""
+def to_json(
+    table: Table,
+    stats: TableStats | None = None,
+    *,
+    sort: bool = True,
+    info: IpvsInfo | None = None,
+) -> dict[str, Any]:
+    """The table as a JSON-ready dict: `{"services": [...]}` in listing order, plus
+    `"info": {"version", "size"}` (ipvsadm's header) when `info` is given."""
     stats = stats or TableStats()
     services = []
-    for entry in _ordered(table, sort):
+    for entry in ordered(table, sort):
         services.append(service_json(entry.service.key, entry, stats, sort=sort))
-    return {"services": services}
+    data: dict[str, Any] = {"services": services}
+    if info is not None:
+        data["info"] = {"version": info.version, "size": info.size}
+    return data
+
+
+# --------------------------------------------------------------------------- reading JSON back
+
+_SERVICE_STATS = (
+    "conns", "inpkts", "outpkts", "inbytes", "outbytes",
+    "cps", "inpps", "outpps", "inbps", "outbps",
+)  # fmt: skip
+_DEST_STATS = (*_SERVICE_STATS, "activeconns", "inactconns", "persistconns")
+_U64 = (1 << 64) - 1
+
+
+class JsonTableError(ValueError):
+    """JSON that is not a table as `to_json` writes it; the message names the bad field."""
+
+
+def _field(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in obj:
+        raise JsonTableError(f"{where}: missing {key!r}")
+    return obj[key]
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise JsonTableError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise JsonTableError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, where: str, high: int = _U64) -> int:
+    value = _field(obj, key, where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise JsonTableError(f"{where}.{key}: expected an integer 0..{high}, got {value!r}")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
+    value = _field(obj, key, where)
+    if not isinstance(value, str):
+        raise JsonTableError(f"{where}.{key}: expected a string, got {value!r}")
+    return value
+
+
+def _address(obj: Mapping[str, Any], key: str, where: str) -> IPAddress:
+    text = _str(obj, key, where)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise JsonTableError(f"{where}.{key}: not an IP address: {text!r}") from None
+
+
+_E = TypeVar("_E", Protocol, Forward)
+
+
+def _enum_name(kind: type[_E], obj: Mapping[str, Any], key: str, where: str) -> _E:
+    name = _str(obj, key, where)
+    try:
+        return kind[name]
+    except KeyError:
+        known = ", ".join(m.name for m in kind)
+        raise JsonTableError(f"{where}.{key}: {name!r} is not one of {known}") from None
+
+
+def _stats(value: Any, fields: tuple[str, ...], where: str) -> Stats:
+    obj = _mapping(value, where)
+    return Stats(**{name: _int(obj, name, where) for name in fields})
+
+
+def _flags(value: Any, where: str) -> ServiceFlag:
+    flags = ServiceFlag.NONE
+    for name in _list(value, where):
+        member = ServiceFlag.__members__.get(name) if isinstance(name, str) else None
+        if member is None:
+            raise JsonTableError(f"{where}: unknown service flag {name!r}")
+        flags |= member
+    return flags
+
+
+def _service(obj: Mapping[str, Any], where: str) -> Service:
+    fields: dict[str, Any] = {
+        "protocol": None
+        if _field(obj, "protocol", where) is None
+        else _enum_name(Protocol, obj, "protocol", where),
+        "address": None
+        if _field(obj, "address", where) is None
+        else _address(obj, "address", where),
+        "port": _int(obj, "port", where, 65535),
+        "fwmark": _int(obj, "fwmark", where, 0xFFFFFFFF),
+        "family": _int(obj, "family", where, 255),
+        "scheduler": _str(obj, "scheduler", where),
+        "flags": _flags(_field(obj, "flags", where), f"{where}.flags"),
+        "timeout": _int(obj, "persistence_timeout", where, 0xFFFFFFFF),
+        "netmask": _int(obj, "netmask", where, 128),
+    }
+    try:
+        return Service(**fields)
+    except ValueError as exc:  # the fields are each fine but do not fit together
+        raise JsonTableError(f"{where}: {exc}") from None
+
+
+def _destination(obj: Mapping[str, Any], where: str) -> Destination:
+    # Every field is range-checked here, so the constructor has nothing left to refuse.
+    return Destination(
+        address=_address(obj, "address", where),
+        port=_int(obj, "port", where, 65535),
+        weight=_int(obj, "weight", where, 0x7FFFFFFF),
+        forward=_enum_name(Forward, obj, "forward", where),
+        u_threshold=_int(obj, "u_threshold", where, 0xFFFFFFFF),
+        l_threshold=_int(obj, "l_threshold", where, 0xFFFFFFFF),
+    )
+
+
+def from_json(data: Any) -> tuple[Table, TableStats]:
+    """The inverse of `to_json`: the table (in the JSON's order) and its statistics.
+
+    `to_json` writes zero counters for a service or destination that has none, so
+    all-zero statistics are left out here; `render` shows a missing entry as zeros, so
+    the listing is the same either way. Fields this version does not know are ignored;
+    anything else that is not as `to_json` writes it raises `JsonTableError` (a
+    `ValueError`) naming the field, e.g. `services[2].destinations[0].port`."""
+    root = _mapping(data, "table")
+    zero = Stats()
+    entries: list[tuple[Service, list[Destination]]] = []
+    service_stats: dict[ServiceKey, Stats] = {}
+    dest_stats: dict[tuple[ServiceKey, DestKey], Stats] = {}
+    seen: set[ServiceKey] = set()
+    for i, item in enumerate(_list(_field(root, "services", "table"), "services")):
+        where = f"services[{i}]"
+        obj = _mapping(item, where)
+        service = _service(obj, where)
+        key = service.key
+        if key in seen:
+            raise JsonTableError(f"{where}: duplicate service {key}")
+        seen.add(key)
+        stats = _stats(_field(obj, "stats", where), _SERVICE_STATS, f"{where}.stats")
+        if stats != zero:
+            service_stats[key] = stats
+        dests: list[Destination] = []
+        dkeys: set[DestKey] = set()
+        raw = _list(_field(obj, "destinations", where), f"{where}.destinations")
+        for j, ditem in enumerate(raw):
+            dwhere = f"{where}.destinations[{j}]"
+            dobj = _mapping(ditem, dwhere)
+            dest = _destination(dobj, dwhere)
+            if dest.key in dkeys:
+                raise JsonTableError(f"{dwhere}: duplicate destination {dest.key}")
+            dkeys.add(dest.key)
+            dests.append(dest)
+            dstats = _stats(_field(dobj, "stats", dwhere), _DEST_STATS, f"{dwhere}.stats")
+            if dstats != zero:
+                dest_stats[(key, dest.key)] = dstats
+        entries.append((service, dests))
+    return Table.of(entries), TableStats(service_stats, dest_stats)
+
+
+def info_from_json(data: Any) -> IpvsInfo:
+    """ipvsadm's header values from `to_json(..., info=...)` output; the defaults that a
+    stock kernel reports when the JSON carries none."""
+    root = _mapping(data, "table")
+    if root.get("info") is None:
+        return IpvsInfo()
+    obj = _mapping(root["info"], "info")
+    version = _str(obj, "version", "info")
+    if not version or not version.isprintable() or len(version) > 32:
+        raise JsonTableError(f"info.version: not a version: {version!r}")
+    return IpvsInfo(version=version, size=_int(obj, "size", "info", 0xFFFFFFFF))
