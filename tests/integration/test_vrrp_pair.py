@@ -15,15 +15,12 @@ from tests.integration.vrrp_director import (
     VIP4,
     VIP6,
     PairLab,
-    _sweep_hcw,
     config_yaml,
     instance_yaml,
-    pair,
 )
 from vrrp.timing import master_down_interval, skew_time
 
 pytestmark = pytest.mark.netns
-__all__ = ["_sweep_hcw", "pair"]  # fixtures used by the tests below
 
 
 def _garp_for(vip: str, mac: str) -> Callable[[Frame], bool]:
