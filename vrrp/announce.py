@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import logging
 import socket
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from vrrp.addresses import Vip
 
@@ -101,6 +102,14 @@ def build_frame(layers: dict[str, Any], vip: Vip, mac: str, router: bool = False
     return bytes(frame)
 
 
+class FrameSender(Protocol):
+    """Sends frames on interfaces and says their hardware addresses (FrameSockets)."""
+
+    def send(self, dev: str, frame: bytes) -> bool: ...
+
+    def mac(self, dev: str) -> str: ...
+
+
 class FrameSockets:
     """AF_PACKET sockets, one per interface, shared by all announcers of a process."""
 
@@ -108,17 +117,44 @@ class FrameSockets:
         self._socks: dict[str, socket.socket] = {}
         self.counts: Counter[str] = Counter()
 
-    def send(self, dev: str, frame: bytes) -> bool:
+    def _socket(self, dev: str) -> socket.socket:
         sock = self._socks.get(dev)
-        try:
-            if sock is None:
-                # Protocol 0: a send-only socket; the kernel queues nothing to it.
-                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        if sock is None:
+            # Protocol 0: a send-only socket; the kernel queues nothing to it.
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
                 sock.setblocking(False)
                 sock.bind((dev, 0))
-                self._socks[dev] = sock
-            sock.send(frame)
+            except OSError:
+                sock.close()
+                raise
+            self._socks[dev] = sock
+        return sock
+
+    def mac(self, dev: str) -> str:
+        """The interface's hardware address now (one getsockname: the kernel reads it
+        from the device at each call), as ``aa:bb:cc:dd:ee:ff``."""
+        for _ in range(2):
+            try:
+                addr = self._socket(dev).getsockname()[4]
+            except OSError:
+                break
+            if addr:
+                return ":".join(f"{b:02x}" for b in addr)
+            self._drop(dev)  # bound to an interface since removed: bind afresh
+        return interface_mac(dev)  # raises OSError if there is no such interface
+
+    def _drop(self, dev: str) -> None:
+        sock = self._socks.pop(dev, None)
+        if sock is not None:
+            sock.close()
+
+    def send(self, dev: str, frame: bytes) -> bool:
+        try:
+            self._socket(dev).send(frame)
         except OSError as exc:
+            if exc.errno in (errno.ENXIO, errno.ENODEV):
+                self._drop(dev)  # the interface went: the next send binds afresh
             self.counts["send_error"] += 1
             log.warning("cannot send an announcement on %s: %s", dev, exc)
             return False
@@ -134,7 +170,7 @@ class Announcer:
     """Announces one instance's VIPs while it is master: a burst at once, a second burst
     after ``delay``, then a refresh burst every ``refresh`` seconds until stopped."""
 
-    def __init__(self, name: str, params: AnnounceParams, sockets: FrameSockets) -> None:
+    def __init__(self, name: str, params: AnnounceParams, sockets: FrameSender) -> None:
         self.name = name
         self.params = params
         self.sockets = sockets
@@ -157,8 +193,11 @@ class Announcer:
         except (OSError, ImportError) as exc:
             log.warning("[%s] cannot prepare announcements yet: %s", self.name, exc)
 
+    def _macs(self, vips: tuple[Vip, ...]) -> tuple[str, ...]:
+        return tuple(self.sockets.mac(v.dev) for v in vips)
+
     async def _frames(self, vips: tuple[Vip, ...]) -> list[tuple[Vip, bytes]]:
-        macs = tuple(interface_mac(v.dev) for v in vips)
+        macs = self._macs(vips)
         key = (vips, macs)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
@@ -174,7 +213,7 @@ class Announcer:
         if self._cache is None or self._cache[0][0] != vips:
             return None
         try:
-            macs = tuple(interface_mac(v.dev) for v in vips)
+            macs = self._macs(vips)
         except OSError:
             return None
         return self._cache[1] if self._cache[0][1] == macs else None
@@ -192,7 +231,9 @@ class Announcer:
         if frames is not None and self.params.interval > 0 and self.params.repeat > 1:
             frames = None  # a paced burst is sent by the task
         if frames is not None:
-            self._send_burst(frames, self.params.repeat, "")
+            sent = self._send_burst(frames, self.params.repeat, None)
+            # Logged once the takeover's callback is done, so it waits for nothing.
+            asyncio.get_running_loop().call_soon(self._log, frames, sent, "")
         self._task = asyncio.get_running_loop().create_task(
             self._run(key, first_sent=frames is not None), name=f"announce-{self.name}"
         )

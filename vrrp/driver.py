@@ -8,12 +8,22 @@ armed `TAKEOVER_LEAD` early and the rest waited out, because the selector sleeps
 whole milliseconds rounded up), and carries out actions in the order the core
 returns them:
 
-- `SendAdvert` is sent at once, synchronously, so adverts never wait behind netlink;
-- `AddVips`, `RemoveVips` and `Announce` go, in order, through one queue worked by a
-  task (netlink calls take time): the announcement of an address therefore always
-  follows its addition, and is skipped if the member has left MASTER meanwhile;
+- `SendAdvert` is sent at once, synchronously;
+- `AddVips` and `RemoveVips` are handed to the kernel at once too (`VipControl.begin`:
+  netlink applies an address change while the request is sent and normally has its
+  ack queued by then), so a takeover's VIP is in place in the same loop callback as
+  its first advert;
+- `Announce` starts the announcer right away when every earlier address change is
+  acknowledged, which is the usual case: the first gratuitous ARP / NA burst leaves
+  straight after the VIP is added (keepalived's order), with no loop iteration in
+  between. Otherwise it waits, in order, behind the outstanding changes in a queue
+  worked by a task, and is skipped if the member has left MASTER meanwhile;
 - `StateChanged` is logged with its cause, ``[VI_1] BACKUP -> MASTER (master down
   timer)``, and reported to an optional callback.
+
+At `start()` the VIPs a crashed run left behind are removed before any machine starts
+(when netlink is not open yet, as soon as it is, sparing the VIPs of a member that is
+MASTER by then: those are its own again).
 
 The kernel-facing parts are reached through small protocols (`AdvertSender`,
 `VipControl`, `AnnouncerLike`) so tests can hand in recording fakes.
@@ -28,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from vrrp.addresses import Vip
+from vrrp.addresses import Vip, VipOp
 from vrrp.machine import (
     Action,
     AddVips,
@@ -64,11 +74,18 @@ class AdvertSender(Protocol):
 class VipControl(Protocol):
     """Adds and removes addresses (vrrp.addresses.Addresses in the daemon)."""
 
-    async def add(self, vips: Sequence[Vip]) -> list[tuple[Vip, str]]: ...
+    @property
+    def is_ready(self) -> bool:
+        """True when a change begun now reaches the kernel before `begin` returns."""
+        ...
 
-    async def remove(self, vips: Sequence[Vip]) -> list[tuple[Vip, str]]: ...
+    def prepare(self, vips: Sequence[Vip]) -> None:
+        """Get ready to change ``vips`` quickly (encode the requests ahead)."""
+        ...
 
-    async def remove_leftovers(self, vips: Sequence[Vip]) -> list[Vip]: ...
+    def begin(self, command: str, vips: Sequence[Vip]) -> VipOp:
+        """Start adding (``"add"``) or removing (``"del"``) ``vips``, in call order."""
+        ...
 
 
 class AnnouncerLike(Protocol):
@@ -133,6 +150,16 @@ class Member:
 StateCallback = Callable[[str, StateChanged], None]
 
 
+@dataclass(slots=True)
+class _Job:
+    """An address change (or announcement) whose outcome is still to be handled."""
+
+    kind: str  # "add", "remove", "cleanup" or "announce"
+    member: Member
+    labels: tuple[str, ...]
+    op: VipOp | None = None  # None: a clean-up not begun yet, or an announcement
+
+
 class Driver:
     """Runs one machine or one sync group on the event loop."""
 
@@ -161,8 +188,9 @@ class Driver:
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
-        self._queue: asyncio.Queue[tuple[str, Member, tuple[str, ...]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._outstanding = 0  # jobs queued and not yet handled
         self._started = False
         self._stopped = False
         self.timer_fires = 0
@@ -171,14 +199,23 @@ class Driver:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Queue the clean-up of leftover VIPs, then start every machine now."""
+        """Remove leftover VIPs, then start every machine now."""
         if self._started:
             return
         self._started = True
         self._worker = self.loop.create_task(self._work(), name=f"vips-{self.label}")
+        ready = self.vip_control.is_ready
         for member in self.members.values():
-            if member.cleanup_at_start and member.vips:
-                self._queue.put_nowait(("cleanup", member, tuple(member.vips)))
+            if not member.vips:
+                continue
+            self.vip_control.prepare(list(member.vips.values()))
+            if member.cleanup_at_start:
+                # Ready: removed here, before the machines start. Otherwise the worker
+                # begins it once netlink is open, minding the state the member is in.
+                if ready:
+                    self._begin("cleanup", member, tuple(member.vips))
+                else:
+                    self._submit(_Job("cleanup", member, tuple(member.vips)))
         self._feed_all(Startup())
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -294,12 +331,12 @@ class Driver:
                 advert = replace(member.template, priority=priority, max_advert_int=advert_int)
                 member.sender.send(advert)
             case AddVips(vips):
-                self._queue.put_nowait(("add", member, vips))
+                self._begin("add", member, vips)
             case RemoveVips(vips):
                 member.announcer.stop()
-                self._queue.put_nowait(("remove", member, vips))
+                self._begin("remove", member, vips)
             case Announce(vips):
-                self._queue.put_nowait(("announce", member, vips))
+                self._submit(_Job("announce", member, vips))
             case StateChanged(old, new, reason):
                 member.transitions += 1
                 member.last_change = action
@@ -311,46 +348,75 @@ class Driver:
                 if self.on_state is not None:
                     self.on_state(member.name, action)
 
-    # ------------------------------------------------------------------ kernel work queue
+    # ------------------------------------------------------------------ address changes
+
+    def _begin(self, kind: str, member: Member, labels: tuple[str, ...]) -> None:
+        """Hand an address change to the kernel now; its outcome is handled in order."""
+        try:
+            op = self.vip_control.begin("add" if kind == "add" else "del",
+                                        member.addresses(labels))
+        except Exception as exc:  # a broken VIP control must not stop the machines
+            log.exception("[%s] %s of VIPs failed", member.name, kind)
+            member.vip_errors.append(f"{kind}: {exc}")
+            return
+        self._submit(_Job(kind, member, labels, op))
+
+    def _submit(self, job: _Job) -> None:
+        """Handle ``job`` now if nothing is outstanding and it is complete, else queue it."""
+        ready = job.op.done if job.op is not None else job.kind == "announce"
+        if self._outstanding == 0 and ready:
+            self._settle(job)
+            return
+        self._outstanding += 1
+        self._queue.put_nowait(job)
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
-            if item is None:
+            job = await self._queue.get()
+            if job is None:
                 self._queue.task_done()
                 return
-            kind, member, labels = item
             try:
-                await self._work_one(kind, member, labels)
+                await self._work_one(job)
             except Exception as exc:  # keep serving the queue whatever one call does
-                log.exception("[%s] %s of VIPs failed", member.name, kind)
-                member.vip_errors.append(f"{kind}: {exc}")
+                log.exception("[%s] %s of VIPs failed", job.member.name, job.kind)
+                job.member.vip_errors.append(f"{job.kind}: {exc}")
             finally:
+                self._outstanding -= 1
                 self._queue.task_done()
 
-    async def _work_one(self, kind: str, member: Member, labels: tuple[str, ...]) -> None:
-        vips = member.addresses(labels)
-        if kind == "add":
-            failed = await self.vip_control.add(vips)
-            if not failed:
-                log.info("[%s] added VIPs %s", member.name, _show(vips))
-        elif kind == "remove":
-            failed = await self.vip_control.remove(vips)
-            if not failed:
-                log.info("[%s] removed VIPs %s", member.name, _show(vips))
-        elif kind == "cleanup":
-            found = await self.vip_control.remove_leftovers(vips)
-            if found:
-                log.warning("[%s] removed VIPs left behind by a previous run: %s",
-                            member.name, _show(found))
-            failed = []
-        else:  # announce: only while the member still holds the addresses
+    async def _work_one(self, job: _Job) -> None:
+        if job.kind == "cleanup" and job.op is None:
+            member = job.member
             if member.machine.state is State.MASTER and not self._stopped:
-                member.announcer.start(vips)
-            failed = []
-        for vip, why in failed:
-            log.error("[%s] cannot %s VIP %s: %s", member.name, kind, vip, why)
-            member.vip_errors.append(f"{kind} {vip}: {why}")
+                # A MASTER already holds these addresses as its own: removing them now
+                # would cut its traffic until they were added back.
+                log.info("[%s] VIPs kept at start: already MASTER", member.name)
+                return
+            job.op = self.vip_control.begin("del", member.addresses(job.labels))
+        if job.op is not None:
+            await job.op.wait()
+        self._settle(job)
+
+    def _settle(self, job: _Job) -> None:
+        member, op = job.member, job.op
+        if op is None:  # announce: only while the member still holds the addresses
+            if member.machine.state is State.MASTER and not self._stopped:
+                member.announcer.start(member.addresses(job.labels))
+            return
+        # An addition is logged once the current callback is done: a takeover's
+        # announcement, next in line, waits for no log write.
+        later: Callable[..., object] = self.loop.call_soon if job.kind == "add" else _call
+        if job.kind == "cleanup":
+            if op.changed:
+                later(log.warning, "[%s] removed VIPs left behind by a previous run: %s",
+                      member.name, _show(op.changed))
+        elif not op.errors:
+            later(log.info, "[%s] %s VIPs %s", member.name,
+                  "added" if job.kind == "add" else "removed", _show(op.vips))
+        for vip, why in op.errors:
+            later(log.error, "[%s] cannot %s VIP %s: %s", member.name, job.kind, vip, why)
+            member.vip_errors.append(f"{job.kind} {vip}: {why}")
 
     async def drain(self) -> None:
         """Wait until every queued VIP operation has been carried out (for tests)."""
@@ -381,6 +447,10 @@ class Driver:
                 "vip_errors": list(member.vip_errors[-10:]),
             }
         return out
+
+
+def _call(fn: Callable[..., object], *args: object) -> None:
+    fn(*args)
 
 
 def _show(vips: Sequence[Vip]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from vrrp.addresses import Vip
+from vrrp.addresses import Vip, VipOp
 from vrrp.driver import Driver, Member
 from vrrp.machine import InstanceParams, Machine, State
 from vrrp.packet import Advert
@@ -44,28 +44,61 @@ class FakeSender:
 
 
 class FakeVips:
-    def __init__(self, log: Log, gate: asyncio.Event | None = None) -> None:
+    """Applies each change when it is begun, as netlink does, and acks it at once, or
+    when `gate` opens. Not ready: changes wait, in order, until `open()`."""
+
+    def __init__(self, log: Log, gate: asyncio.Event | None = None, ready: bool = True) -> None:
         self.log = log
         self.gate = gate
+        self.is_ready = ready
         self.present: set[Vip] = set()
+        self.prepared: list[Vip] = []
+        self.backlog: list[VipOp] = []
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    async def add(self, vips: Sequence[Vip]) -> list[tuple[Vip, str]]:
-        if self.gate is not None:
-            await self.gate.wait()
-        self.present.update(vips)
-        self.log.add("vips", "add", tuple(vips))
-        return []
+    def prepare(self, vips: Sequence[Vip]) -> None:
+        self.prepared.extend(vips)
 
-    async def remove(self, vips: Sequence[Vip]) -> list[tuple[Vip, str]]:
-        self.present.difference_update(vips)
-        self.log.add("vips", "remove", tuple(vips))
-        return []
+    def begin(self, command: str, vips: Sequence[Vip]) -> VipOp:
+        op = VipOp(command, vips)
+        if self.is_ready:
+            self._apply(op)
+        else:
+            self.backlog.append(op)
+        return op
 
-    async def remove_leftovers(self, vips: Sequence[Vip]) -> list[Vip]:
-        found = [v for v in vips if v in self.present]
-        self.present.difference_update(found)
-        self.log.add("vips", "cleanup", tuple(found))
-        return found
+    def open(self) -> None:
+        self.is_ready = True
+        for op in self.backlog:
+            self._apply(op)
+        self.backlog.clear()
+
+    def _apply(self, op: VipOp) -> None:
+        self.log.add("vips", "add" if op.command == "add" else "remove", op.vips)
+        results = []
+        for vip in op.vips:
+            results.append((vip, (vip in self.present) != (op.command == "add")))
+            if op.command == "add":
+                self.present.add(vip)
+            else:
+                self.present.discard(vip)
+
+        def ack() -> None:
+            for vip, changed in results:
+                op.record(vip, changed=changed)
+
+        if self.gate is None:
+            ack()
+        else:
+            gate = self.gate
+
+            async def later() -> None:
+                await gate.wait()
+                ack()
+
+            task = asyncio.get_running_loop().create_task(later())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
 
 class FakeAnnouncer:
@@ -119,9 +152,9 @@ async def test_backup_takes_over_after_master_down_interval_then_adds_and_announ
     assert m.machine.state is State.MASTER
     assert first_send - started >= mdi  # never early
     assert first_send - started < mdi + 0.5  # generous: a loaded machine may be late
-    # Order: leftovers cleaned, advert sent, VIPs added, then announced.
-    assert [k for k in log.kinds() if k in ("cleanup", "send", "add", "announce")][:4] == [
-        "cleanup", "send", "add", "announce"]
+    # Order: advert sent, VIPs added, then announced.
+    assert [k for k in log.kinds() if k in ("send", "add", "announce")][:3] == [
+        "send", "add", "announce"]
     assert VIP in vips.present
     await asyncio.sleep(5 * INTERVAL)
     assert len(sender.sent) >= 3  # keeps advertising while master
@@ -269,16 +302,108 @@ async def test_priority_change_from_outside_is_advertised() -> None:
     await driver.stop()
 
 
-async def test_leftover_vips_are_removed_at_start_before_anything_else() -> None:
+async def test_leftover_vips_are_removed_at_start_before_the_machines_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     log = Log(asyncio.get_running_loop())
     m, _, _ = member(log)
     vips = FakeVips(log)
     vips.present.add(VIP)  # left behind by a crashed run
     driver = Driver([m], vips)
-    driver.start()
-    await driver.drain()
-    assert log.entries[0] == ("vips", "cleanup", (VIP,))
+    driver.on_state = lambda name, change: log.add(name, "state", change.new)
+    with caplog.at_level("WARNING", logger="vrrp.driver"):
+        driver.start()
+        # Done within start(), before the first state change.
+        assert log.entries[:2] == [("vips", "remove", (VIP,)), ("VI_1", "state", State.BACKUP)]
     assert VIP not in vips.present
+    assert vips.prepared == [VIP]
+    assert "[VI_1] removed VIPs left behind by a previous run: 10.0.0.100/24 dev eth0" in (
+        caplog.text)
+    await driver.stop()
+
+
+async def test_cleanup_waiting_for_netlink_spares_the_vips_of_a_member_already_master() -> None:
+    log = Log(asyncio.get_running_loop())
+    m, _, announcer = member(log, priority=255)  # an owner: MASTER at once
+    vips = FakeVips(log, ready=False)
+    vips.present.add(VIP)  # left behind, and its own again at once
+    driver = Driver([m], vips)
+    driver.start()
+    assert m.machine.state is State.MASTER
+    await asyncio.sleep(0.01)  # the worker meets the clean-up while netlink is not open
+    vips.open()
+    await driver.drain()
+    assert log.kinds("vips") == ["add"]  # never removed, so never a gap
+    assert VIP in vips.present
+    assert announcer.running
+    await driver.stop()
+    assert VIP not in vips.present
+
+
+async def test_cleanup_waiting_for_netlink_removes_the_vips_of_a_backup() -> None:
+    log = Log(asyncio.get_running_loop())
+    m, _, _ = member(log)
+    vips = FakeVips(log, ready=False)
+    vips.present.add(VIP)
+    driver = Driver([m], vips)
+    driver.start()
+    await asyncio.sleep(0.005)
+    assert m.machine.state is State.BACKUP and VIP in vips.present
+    vips.open()
+    await driver.drain()
+    assert log.kinds("vips") == ["remove"]
+    assert VIP not in vips.present
+    await driver.stop()
+
+
+async def test_takeover_adds_and_announces_in_the_same_callback_as_the_first_advert() -> None:
+    log = Log(asyncio.get_running_loop())
+    m, sender, announcer = member(log)
+    vips = FakeVips(log)
+    driver = Driver([m], vips)
+    seen: list[tuple[State, bool, bool, int]] = []
+    # Called while the timer callback that made the machine MASTER is still running.
+    driver.on_state = lambda name, change: seen.append(
+        (change.new, VIP in vips.present, announcer.running, len(sender.sent)))
+    driver.start()
+    await wait_for(lambda: m.machine.state is State.MASTER)
+    assert seen[-1] == (State.MASTER, True, True, 1)
+    assert log.kinds()[-3:] == ["send", "add", "announce"]
+    await driver.stop()
+
+
+async def test_announcement_waits_for_a_late_ack_of_the_addition() -> None:
+    log = Log(asyncio.get_running_loop())
+    gate = asyncio.Event()
+    m, _, announcer = member(log)
+    vips = FakeVips(log, gate)
+    driver = Driver([m], vips)
+    driver.start()
+    await wait_for(lambda: m.machine.state is State.MASTER)
+    await asyncio.sleep(0.01)
+    assert not announcer.running  # the add is not acknowledged yet
+    gate.set()
+    await driver.drain()
+    assert announcer.running
+    await driver.stop()
+
+
+async def test_a_failed_addition_is_reported_and_the_machine_goes_on() -> None:
+    log = Log(asyncio.get_running_loop())
+    m, sender, _ = member(log)
+
+    class Refusing(FakeVips):
+        def _apply(self, op: VipOp) -> None:
+            op.fail("interface 'eth0' not found")
+
+    m.cleanup_at_start = False
+    driver = Driver([m], Refusing(log))
+    driver.start()
+    await wait_for(lambda: m.machine.state is State.MASTER)
+    await asyncio.sleep(3 * INTERVAL)
+    assert m.machine.state is State.MASTER and len(sender.sent) >= 2
+    assert driver.status()["VI_1"]["vip_errors"] == [
+        "add 10.0.0.100/24 dev eth0: interface 'eth0' not found"]
     await driver.stop()
 
 

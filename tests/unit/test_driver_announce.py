@@ -22,6 +22,9 @@ class RecordingSockets:
         self.sent.append((asyncio.get_running_loop().time(), dev, frame))
         return True
 
+    def mac(self, dev: str) -> str:
+        return interface_mac(dev)
+
 
 def layers() -> dict[str, Any]:
     return preload().result(timeout=30)
@@ -57,7 +60,7 @@ async def test_burst_then_delayed_burst_then_refresh_until_stopped() -> None:
     layers()  # scapy loaded: the first burst goes out synchronously
     sockets = RecordingSockets()
     params = AnnounceParams(delay=0.1, repeat=3, refresh=0.15, refresh_repeat=2)
-    announcer = Announcer("VI_1", params, sockets)  # type: ignore[arg-type]
+    announcer = Announcer("VI_1", params, sockets)
     loop = asyncio.get_running_loop()
     await announcer.prepare([VIP4, VIP6])
     start = loop.time()
@@ -82,7 +85,7 @@ async def test_burst_then_delayed_burst_then_refresh_until_stopped() -> None:
 
 async def test_announcing_nothing_starts_nothing() -> None:
     sockets = RecordingSockets()
-    announcer = Announcer("VI_1", AnnounceParams(), sockets)  # type: ignore[arg-type]
+    announcer = Announcer("VI_1", AnnounceParams(), sockets)
     announcer.start([])
     await asyncio.sleep(0.01)
     assert not announcer.active and sockets.sent == []
