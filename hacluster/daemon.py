@@ -57,7 +57,7 @@ from hacluster.api import (
     UnknownVirtualServer,
 )
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
-from vrrp.machine import Shutdown, State, StateChanged
+from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
 if TYPE_CHECKING:
@@ -441,12 +441,8 @@ class Daemon:
         self._quiet.update(carried)
         try:
             driver.start()
-            loop = asyncio.get_running_loop()
             for name in carried:
-                machine = driver.members[name].machine
-                actions = machine.force_master(loop.time(), "reload: mastership kept")
-                driver._execute({name: actions})
-            driver._rearm()
+                driver.force_master(name, "reload: mastership kept")
         finally:
             self._quiet.difference_update(carried)
 
@@ -455,23 +451,7 @@ class Daemon:
         those in `resign` shut down (a master sends priority 0 and releases its VIPs),
         the others keep their VIPs for the unit that replaces them."""
         driver = self._units.pop(key)
-        loop = asyncio.get_running_loop()
-        for name in resign:
-            member = driver.members[name]
-            driver._execute({name: member.machine.handle(Shutdown(), loop.time())})
-        driver._stopped = True
-        driver._cancel_timer()
-        for member in driver.members.values():
-            member.announcer.stop()
-        driver._queue.put_nowait(None)
-        worker = driver._worker
-        if worker is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(worker), 5.0)
-            except TimeoutError:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+        await driver.detach(resign=resign)
         self._forget_members(driver)
         return driver
 
@@ -1119,7 +1099,7 @@ class Daemon:
             elif prepare_commands(new) or new.global_defs.event_log is not None:
                 self._notifier = Notifier(new)
                 if self._lb is not None:
-                    self._lb._notifier = self._notifier
+                    self._lb.set_notifier(self._notifier)
         except scripts.ScriptError as exc:
             log.error("notify: %s", exc)
 

@@ -452,6 +452,10 @@ class LoadBalancer:
 
     # ------------------------------------------------------------------ reload
 
+    def set_notifier(self, notifier: Notifier | None) -> None:
+        """Report real server and quorum changes to `notifier` from now on (None: to nobody)."""
+        self._notifier = notifier
+
     async def reconfigure(self, config: Config) -> None:
         """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one."""
         wanted = prepare(config, self._wanted)  # raises before anything is touched

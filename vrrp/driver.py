@@ -25,6 +25,11 @@ At `start()` the VIPs a crashed run left behind are removed before any machine s
 (when netlink is not open yet, as soon as it is, sparing the VIPs of a member that is
 MASTER by then: those are its own again).
 
+`stop()` shuts the members down (a master sends priority 0 and releases its VIPs);
+`detach()` only takes the driver off the loop, leaving a master's VIPs in place for
+the driver that replaces it on reload, whose `force_master()` puts the member back to
+MASTER at once.
+
 The kernel-facing parts are reached through small protocols (`AdvertSender`,
 `VipControl`, `AnnouncerLike`) so tests can hand in recording fakes.
 """
@@ -34,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -223,6 +228,29 @@ class Driver:
         if not self._started or self._stopped:
             return
         self._feed_all(Shutdown())
+        await self._halt(timeout)
+
+    async def detach(self, *, resign: Iterable[str] = (), timeout: float = 5.0) -> None:
+        """Take the driver off the loop without shutting its members down.
+
+        Timers and announcements stop and the VIP work already queued is finished, but
+        no priority-0 advert is sent and the VIPs are left as they are: a MASTER keeps
+        them for whatever takes over from this driver (a reload's new one). The members
+        named in `resign` shut down first, each on its own (a master sends priority 0
+        and releases its VIPs). Unknown names raise KeyError before anything is done.
+        """
+        names = list(resign)
+        for name in names:
+            self._member(name)
+        if self._stopped:
+            return
+        for name in names:
+            machine = self.members[name].machine
+            self._execute({name: machine.handle(Shutdown(), self.loop.time())})
+        await self._halt(timeout)
+
+    async def _halt(self, timeout: float) -> None:
+        """Stop timers, announcements and the VIP worker (after what it has queued)."""
         self._stopped = True
         self._cancel_timer()
         for member in self.members.values():
@@ -236,6 +264,11 @@ class Driver:
                 self._worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._worker
+
+    @property
+    def stopped(self) -> bool:
+        """True once `stop()` or `detach()` has taken the driver off the loop."""
+        return self._stopped
 
     @property
     def label(self) -> str:
@@ -257,6 +290,27 @@ class Driver:
     def clear_fault(self, member: str, cause: str) -> None:
         self._feed(member, FaultCleared(cause))
 
+    def force_master(self, member: str, reason: str) -> bool:
+        """Move a BACKUP `member` straight to MASTER, without waiting out the master
+        down timer: it advertises, adds its VIPs and announces them at once (a reload
+        keeping the mastership it had). Only that member moves, even in a sync group.
+        A member in another state is left alone. Returns whether it is MASTER now.
+        """
+        if not self._started:
+            raise RuntimeError(f"[{self.label}] force_master before start()")
+        machine = self._member(member).machine
+        if self._stopped:
+            return False
+        self._execute({member: machine.force_master(self.loop.time(), reason)})
+        self._rearm()
+        return machine.state is State.MASTER
+
+    def _member(self, name: str) -> Member:
+        try:
+            return self.members[name]
+        except KeyError:
+            raise KeyError(f"{name!r} is not driven here ({self.label})") from None
+
     # ------------------------------------------------------------------ core plumbing
 
     def _feed(self, member: str, event: Event) -> None:
@@ -265,8 +319,7 @@ class Driver:
         starting picture before the instances start."""
         if self._stopped:
             return
-        if member not in self.members:
-            raise KeyError(f"{member!r} is not driven here ({self.label})")
+        self._member(member)
         self._execute(self.core.handle(member, event, self.loop.time()))
         if self._started:
             self._rearm()

@@ -694,3 +694,26 @@ def test_backend_for_follows_the_dataplane_setting(tmp_path: Path) -> None:
     assert backend_for(make_config(tmp_path, [])) is None  # dataplane: none
     nft = backend_for(make_config(tmp_path, [], global_defs={"dataplane": "nftables"}))
     assert isinstance(nft, NftablesBackend) and nft.name == "nftables"
+
+
+async def test_a_notifier_set_later_reports_the_changes_from_then_on(
+    tmp_path: Path, tcps: list[Tcp]
+) -> None:
+    a, b = tcps
+    config = make_config(tmp_path, [a.rs(1), b.rs(1)])
+    lb = LoadBalancer(config, Recording(), None)  # a reload may bring notify scripts later
+    notifier = Notifier(config)
+    await lb.start()
+    try:
+        await b.stop()
+        await wait_until(lambda: not lb.server_up(VS, b.name))
+        lb.set_notifier(notifier)
+        await b.start()  # the same port again
+        await wait_until(lambda: lb.server_up(VS, b.name))
+        lb.set_notifier(None)
+        await a.stop()
+        await wait_until(lambda: not lb.server_up(VS, a.name))
+    finally:
+        await lb.stop()
+        await notifier.close()
+    assert events(tmp_path) == [("real_server", f"{b.name} of {VS}", "UP")]
