@@ -20,6 +20,16 @@ from healthchecks.result import CheckResult, describe_error
 
 _CHUNK = 64 * 1024
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+# One shared result per passing status (a handful of values at most): a frozen
+# dataclass and its text would otherwise be built for every check.
+_UP_BY_STATUS: dict[int, CheckResult] = {}
+
+
+def _up(status: int) -> CheckResult:
+    result = _UP_BY_STATUS.get(status)
+    if result is None:
+        result = _UP_BY_STATUS[status] = CheckResult.up(f"status {status}")
+    return result
 
 
 class HttpSessions:
@@ -172,7 +182,7 @@ class HttpCheck:
                 what = "regex matched" if spec.regex_no_match else "regex not matched"
                 return CheckResult.down(f"{url.path}: {what}")
             # Anything not needed is left unread: leaving the block closes the connection.
-            return CheckResult.up(f"status {status}")
+            return _up(status)
 
     async def close(self) -> None:
         if self._owned:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import itertools
 import logging
 import math
 import random
@@ -26,8 +25,14 @@ from healthchecks.tracker import Tracker
 
 log = logging.getLogger("healthchecks")
 
+_LaunchOn = Callable[
+    [asyncio.AbstractEventLoop, Callable[[CheckResult], None]], Callable[[], None]
+]
 _GOLDEN = 0.6180339887498949
 _WAKE_BATCH = 256
+# uvloop keeps time in whole milliseconds and rounds timer delays to them, so its timers
+# can fire before the time they were set for.
+_TIMER_GRAIN = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,8 @@ def _outcome(task: asyncio.Task[CheckResult]) -> CheckResult:
 
 class _Entry:
     __slots__ = (
-        "cancel", "deadline", "due", "failures", "inflight", "launch", "limit", "removed", "run",
-        "runs", "seq", "spec", "suspect", "task", "tracker",
+        "cancel", "deadline", "due", "failures", "inflight", "key", "launch", "launch_on",
+        "limit", "removed", "run", "runs", "spec", "suspect", "task", "tracker",
     )
 
     def __init__(self, spec: CheckSpec, guard: float) -> None:
@@ -92,10 +97,14 @@ class _Entry:
         self.tracker = Tracker(spec.timing.resolved(spec.checker.kind))
         self.task: asyncio.Task[CheckResult] | None = None
         self.launch: Launch | None = getattr(spec.checker, "launch", None)
+        # The same on a loop named by the caller (TcpCheck): saves a loop lookup per run.
+        self.launch_on: _LaunchOn | None = (
+            getattr(spec.checker, "launch_on", None) if self.launch is not None else None
+        )
         self.limit = spec.checker.timeout + guard  # a run past this is given up
         self.cancel: Callable[[], object] | None = None
         self.due = 0.0
-        self.seq = -1  # the heap item that is current for this entry; -1: none
+        self.key: float | None = None  # its heap key while scheduled (unique, ~due)
         self.deadline = 0.0
         self.run = 0  # counts starts; a completion for an older run is ignored
         self.suspect = 0  # the run a sweep found past its deadline
@@ -134,13 +143,16 @@ class Runner:
         self._closers: set[asyncio.Task[None]] = set()
         self._phase = (rng or random.Random()).random()
         # One heap and one loop timer for the earliest entry: cheaper than a loop timer
-        # per check when there are thousands of them. The heap holds plain numbers
-        # (due, seq), which the garbage collector soon stops tracking; items holding the
-        # entry would live a whole interval, fill its oldest generation and bring long
-        # full collections.
-        self._heap: list[tuple[float, int]] = []
-        self._scheduled: dict[int, _Entry] = {}
-        self._seq = itertools.count()
+        # per check when there are thousands of them. The heap holds bare floats, each
+        # key of one entry: a float compares at half the cost of a (due, seq) tuple, and
+        # the garbage collector never tracks it (items holding the entry would live a
+        # whole interval, fill its oldest generation and bring long full collections).
+        # Keys are unique: an entry due at the same time as another gets the next float
+        # up, and ``_bumped`` remembers the last one handed out for that time, so a herd
+        # of checks due at once (warmup 0) costs no search.
+        self._heap: list[float] = []
+        self._scheduled: dict[float, _Entry] = {}
+        self._bumped: dict[float, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._inflight: set[_Entry] = set()
@@ -153,7 +165,7 @@ class Runner:
             raise RuntimeError("the runner is already running")
         self._loop = asyncio.get_running_loop()
         for entry in self._entries.values():
-            if entry.seq < 0 and not entry.inflight:
+            if entry.key is None and not entry.inflight:
                 self._schedule_first(entry)
         self._sweeper = self._loop.call_later(self._sweep_period(), self._sweep)
 
@@ -165,6 +177,7 @@ class Runner:
         self._timer_at = math.inf
         self._heap.clear()
         self._scheduled.clear()
+        self._bumped.clear()
         entries = list(self._entries.values())
         for entry in entries:
             self._cancel(entry)
@@ -240,7 +253,7 @@ class Runner:
         t = e.tracker
         return CheckStatus(
             check_id, e.spec.server, t.up, t.last_reason, t.last_failure, t.weight, e.runs,
-            e.failures, e.due if e.seq >= 0 else None,
+            e.failures, e.due if e.key is not None else None,
         )
 
     def server_up(self, server: Hashable) -> bool:
@@ -283,13 +296,20 @@ class Runner:
     def _schedule(self, entry: _Entry, due: float) -> None:
         assert self._loop is not None
         entry.due = due
-        if entry.seq >= 0:
-            self._scheduled.pop(entry.seq, None)  # superseded
-        entry.seq = seq = next(self._seq)
-        self._scheduled[seq] = entry
-        heapq.heappush(self._heap, (due, seq))
-        if due < self._timer_at:
-            self._arm(due)
+        scheduled = self._scheduled
+        if entry.key is not None:
+            scheduled.pop(entry.key, None)  # superseded: its heap item finds nothing
+        key = due
+        if key in scheduled:
+            key = self._bumped.get(due, due)
+            while key in scheduled:
+                key = math.nextafter(key, math.inf)
+            self._bumped[due] = key
+        entry.key = key
+        scheduled[key] = entry
+        heapq.heappush(self._heap, key)
+        if key < self._timer_at:
+            self._arm(key)
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None
@@ -304,24 +324,34 @@ class Runner:
         self._timer_at = math.inf
         heap = self._heap
         scheduled = self._scheduled
+        bumped = self._bumped
+        heappop = heapq.heappop
         # The loop fires timers up to its clock resolution early; honour that here too.
         limit = self._loop.time() + 1e-6
         # A loop that fell behind finds thousands due at once: start them a batch per
         # loop turn, so the completions of the last batch are taken in between rather
         # than thousands of checks piling up in flight.
         budget = _WAKE_BATCH
-        while heap and heap[0][0] <= limit and budget:
-            entry = scheduled.pop(heapq.heappop(heap)[1], None)
+        while heap and heap[0] <= limit and budget:
+            key = heappop(heap)
+            if bumped:
+                bumped.pop(key, None)
+            entry = scheduled.pop(key, None)
             if entry is None or entry.removed:
                 continue  # superseded or removed
-            entry.seq = -1
+            entry.key = None
             budget -= 1
             if self._running >= self._max:
                 self._pending.append(entry)
             else:
                 self._start(entry)
         if heap:
-            self._arm(heap[0][0])
+            head = heap[0]
+            if budget == _WAKE_BATCH and head > limit:
+                # Woken before anything was due: re-arming for the same instant would
+                # fire again at once, and again, spinning until the clock catches up.
+                head = max(head, limit + _TIMER_GRAIN)
+            self._arm(head)
 
     def _start(self, entry: _Entry) -> None:
         assert self._loop is not None
@@ -337,8 +367,14 @@ class Runner:
         if entry.launch is not None:
             # A checker that can run on callbacks alone (TCP) skips the task and its
             # coroutine frames: at thousands of checks a second that halves the CPU.
+            def done(result: CheckResult) -> None:
+                self._complete(entry, run, result)
+
             try:
-                entry.cancel = entry.launch(lambda result: self._complete(entry, run, result))
+                launch_on = entry.launch_on
+                entry.cancel = (
+                    launch_on(self._loop, done) if launch_on is not None else entry.launch(done)
+                )
             except Exception as exc:
                 self._loop.call_soon(self._complete, entry, run, _raised(entry, exc))
             return
@@ -359,7 +395,8 @@ class Runner:
             entry.task = None
         self._running -= 1
         self._inflight.discard(entry)
-        self._drain()
+        if self._pending:
+            self._drain()
         if result is not None and not entry.removed:
             self._finish(entry, result)
 
@@ -462,8 +499,9 @@ class Runner:
 
     def _cancel(self, entry: _Entry) -> None:
         entry.removed = True
-        self._scheduled.pop(entry.seq, None)
-        entry.seq = -1  # its heap item is skipped when it comes up
+        if entry.key is not None:
+            self._scheduled.pop(entry.key, None)
+            entry.key = None  # its heap item is skipped when it comes up
         if entry.inflight:
             cancel = entry.cancel
             self._complete(entry, entry.run, None)

@@ -58,6 +58,11 @@ class Tracker:
     def observe(self, result: CheckResult, now: float) -> Transition | None:
         """Take one result; return the change it causes, if any."""
         self.last_reason = result.reason
+        if result.ok and self.up and result.weight is None:
+            # The steady state of a healthy server: nothing can change but the counters.
+            self._retry_it = self.failures = 0
+            self._retrying = False
+            return None
         if result.ok:
             self._retry_it = 0
             self._retrying = False

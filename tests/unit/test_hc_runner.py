@@ -304,3 +304,68 @@ async def test_checks_all_due_at_once_start_a_batch_per_loop_turn() -> None:
     first_done = log.index("done")
     assert 0 < first_done < 1000
     assert log.count("start") == 1000
+
+
+class Stamped(Scripted):
+    """Completes on the next loop turn; records start times and the loop it was handed."""
+
+    def __init__(self) -> None:
+        super().__init__([CheckResult.up()])
+        self.loops: list[asyncio.AbstractEventLoop] = []
+
+    def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        return self.launch_on(asyncio.get_running_loop(), on_done)
+
+    def launch_on(
+        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[CheckResult], None]
+    ) -> Callable[[], None]:
+        self.loops.append(loop)
+        self.started.append(loop.time())
+        return loop.call_soon(on_done, CheckResult.up()).cancel
+
+
+async def test_a_herd_due_at_the_same_instant_runs_each_check_once_per_interval() -> None:
+    # warmup 0 puts every check on the same due time, interval after interval: the
+    # schedule must keep them apart without losing or doubling any.
+    checks = [Stamped() for _ in range(300)]
+    timing = Timing(delay_loop=0.05, retry=0, warmup=0)
+    async with Runner() as runner:
+        for i, check in enumerate(checks):
+            runner.add(CheckSpec(f"c{i}", i, check, timing))
+        await wait_for(lambda: all(len(c.started) >= 4 for c in checks))
+        loop = asyncio.get_running_loop()
+    for check in checks:
+        gaps = [b - a for a, b in zip(check.started, check.started[1:], strict=False)]
+        assert min(gaps) > 0.04, gaps  # never back to back
+        assert set(check.loops) == {loop}
+
+
+def test_a_timer_that_fires_early_does_not_make_the_runner_spin() -> None:
+    # uvloop rounds timer delays to whole milliseconds, so the runner's timer can fire
+    # before the first check is due: it must wait, not re-arm for the same instant
+    # again and again until the clock catches up.
+    import uvloop
+
+    wakes = 0
+
+    class Counting(Runner):
+        def _wake(self) -> None:
+            nonlocal wakes
+            wakes += 1
+            super()._wake()
+
+    checks = [Stamped() for _ in range(50)]
+
+    async def main() -> None:
+        timing = Timing(delay_loop=0.1, retry=0, warmup=0.1)
+        async with Counting() as runner:
+            for i, check in enumerate(checks):
+                runner.add(CheckSpec(f"c{i}", i, check, timing))
+            await asyncio.sleep(0.5)
+
+    uvloop.run(main())
+    starts = sum(len(c.started) for c in checks)
+    assert starts >= 150
+    # At most a wake per start and per millisecond tick; a spinning timer makes many
+    # thousands in half a second.
+    assert wakes <= starts + 600, (wakes, starts)
