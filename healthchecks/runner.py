@@ -114,6 +114,37 @@ class _Entry:
         self.removed = False
 
 
+class Changes:
+    """Fans health changes out to an optional callback and to every `events()` reader."""
+
+    def __init__(self, callback: Callable[[HealthChanged], None] | None) -> None:
+        self._callback = callback
+        self._subscribers: list[asyncio.Queue[HealthChanged | None]] = []
+
+    def publish(self, event: HealthChanged) -> None:
+        if self._callback is not None:
+            try:
+                self._callback(event)
+            except Exception:
+                log.exception("[%s] change callback raised", event.check_id)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End every `events()` iteration in progress."""
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[HealthChanged]:
+        queue: asyncio.Queue[HealthChanged | None] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._subscribers.remove(queue)
+
+
 class Runner:
     """Schedules checks on the running loop; use ``async with Runner() as r``."""
 
@@ -129,7 +160,7 @@ class Runner:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         self._max = max_concurrency
-        self._on_change = on_change
+        self._changes = Changes(on_change)
         self._on_launch = on_launch  # (check_id, due, started) for measurements
         self._guard = guard
         self._entries: dict[str, _Entry] = {}
@@ -139,7 +170,6 @@ class Runner:
         self._pending: deque[_Entry] = deque()
         self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribers: list[asyncio.Queue[HealthChanged | None]] = []
         self._closers: set[asyncio.Task[None]] = set()
         self._phase = (rng or random.Random()).random()
         # One heap and one loop timer for the earliest entry: cheaper than a loop timer
@@ -196,8 +226,7 @@ class Runner:
         self._pending.clear()
         self._inflight.clear()
         self._loop = None
-        for queue in self._subscribers:
-            queue.put_nowait(None)
+        self._changes.close()
 
     async def __aenter__(self) -> Runner:
         await self.start()
@@ -271,15 +300,9 @@ class Runner:
     def queued(self) -> int:
         return len(self._pending)
 
-    async def events(self) -> AsyncIterator[HealthChanged]:
+    def events(self) -> AsyncIterator[HealthChanged]:
         """Every change from now on, until the runner stops."""
-        queue: asyncio.Queue[HealthChanged | None] = asyncio.Queue()
-        self._subscribers.append(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._subscribers.remove(queue)
+        return self._changes.events()
 
     # -- scheduling --------------------------------------------------------------------
 
@@ -489,13 +512,7 @@ class Runner:
         event = HealthChanged(
             entry.spec.check_id, entry.spec.server, server_up, t.up, reason, t.weight, now
         )
-        if self._on_change is not None:
-            try:
-                self._on_change(event)
-            except Exception:
-                log.exception("[%s] change callback raised", entry.spec.check_id)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._changes.publish(event)
 
     def _cancel(self, entry: _Entry) -> None:
         entry.removed = True

@@ -36,7 +36,7 @@ from healthchecks.params import (
     SmtpCheckParams,
     TcpCheckParams,
 )
-from healthchecks.runner import CheckSpec, HealthChanged, Runner
+from healthchecks.runner import Changes, CheckSpec, HealthChanged, Runner
 
 log = logging.getLogger("healthchecks")
 
@@ -115,13 +115,12 @@ class ShardedRunner:
         self._n = workers
         self._uvloop = uvloop
         self._options = {"max_concurrency": max_concurrency, "guard": guard, "measure": measure}
-        self._on_change = on_change
+        self._changes = Changes(on_change)
         self._workers: list[_Worker] = []
         self._specs: dict[str, tuple[CheckSpec, int]] = {}  # check_id -> (spec, worker)
         self._server_worker: dict[Hashable, int] = {}
         self._server_checks: dict[Hashable, int] = {}
         self._up: dict[Hashable, bool] = {}
-        self._subscribers: list[asyncio.Queue[HealthChanged | None]] = []
         self._started = False
         self._live = False  # the workers are up and have been given every check
         self._respawner: asyncio.Task[None] | None = None
@@ -198,8 +197,7 @@ class ShardedRunner:
         self._server_worker.clear()
         self._server_checks.clear()
         self._up.clear()
-        for queue in self._subscribers:
-            queue.put_nowait(None)
+        self._changes.close()
 
     async def __aenter__(self) -> ShardedRunner:
         await self.start()
@@ -254,15 +252,9 @@ class ShardedRunner:
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers]
 
-    async def events(self) -> AsyncIterator[HealthChanged]:
+    def events(self) -> AsyncIterator[HealthChanged]:
         """Every change from now on, until the runner stops."""
-        queue: asyncio.Queue[HealthChanged | None] = asyncio.Queue()
-        self._subscribers.append(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._subscribers.remove(queue)
+        return self._changes.events()
 
     async def sample(self) -> list[WorkerSample]:
         """Each worker's CPU, memory and counters (and start lateness, with measure=True)."""
@@ -330,13 +322,7 @@ class ShardedRunner:
         if event.server not in self._server_checks:
             return  # removed meanwhile
         self._up[event.server] = event.up
-        if self._on_change is not None:
-            try:
-                self._on_change(event)
-            except Exception:
-                log.exception("[%s] change callback raised", event.check_id)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._changes.publish(event)
 
 
 def _params(spec: CheckSpec) -> object:
