@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hacluster.commands.daemon_client import get, seconds
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import load_config
 from hacluster.ipvs.backend import ApplyResult, Backend, BackendError, describe
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     listing.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="give up on the daemon after (10)",
@@ -94,16 +95,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataplane (default: from global_defs.dataplane)",
     )
     apply.add_argument("--netns", metavar="NS", help="work in network namespace NS")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be within (0, 3600]: {text}")
-    return value
 
 
 async def _read(backend: Backend) -> tuple[Table, TableStats, IpvsInfo]:
@@ -189,21 +180,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _list_daemon(args: argparse.Namespace, control_socket: Path) -> int:
-    from hacluster.api import DaemonUnreachable, call
-
     if args.nosort:
         print("hacluster ipvs list: --nosort needs --backend: the daemon sends its table "
               "in ipvsadm's order", file=sys.stderr)
         return 1
-    try:
-        code, data = asyncio.run(call(control_socket, "GET", "/v1/ipvs", timeout=args.timeout))
-    except DaemonUnreachable as exc:
-        print(f"hacluster ipvs list: {exc}", file=sys.stderr)
-        return 1
-    if code != 200:
-        message = data.get("error") if isinstance(data, dict) else data
-        print(f"hacluster ipvs list: the daemon answered HTTP {code}: {message}",
-              file=sys.stderr)
+    ok, data = get("hacluster ipvs list", control_socket, "/v1/ipvs", args.timeout)
+    if not ok:
         return 1
     try:
         table, stats = from_json(data)

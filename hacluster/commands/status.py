@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hacluster.commands.daemon_client import get, seconds
 from hacluster.config.model import GlobalDefs
 
 DEFAULT_SOCKET = GlobalDefs().control_socket
@@ -26,32 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the daemon's control socket (default {DEFAULT_SOCKET})",
     )
     parser.add_argument(
-        "--timeout", type=_seconds, default=10.0, metavar="SECONDS", help="give up after (10)"
+        "--timeout", type=seconds, default=10.0, metavar="SECONDS", help="give up after (10)"
     )
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be within (0, 3600]: {text}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    from hacluster.api import DaemonUnreachable, call
-
-    try:
-        code, data = asyncio.run(call(args.control_socket, "GET", "/v1/status",
-                                      timeout=args.timeout))
-    except DaemonUnreachable as exc:
-        print(f"hacluster status: {exc}", file=sys.stderr)
+    ok, data = get("hacluster status", args.control_socket, "/v1/status", args.timeout)
+    if not ok:
         return 1
-    if code != 200 or not isinstance(data, dict):
-        message = data.get("error") if isinstance(data, dict) else data
-        print(f"hacluster status: the daemon answered HTTP {code}: {message}", file=sys.stderr)
+    if not isinstance(data, dict):
+        print(f"hacluster status: the daemon answered HTTP 200: {data}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(data, indent=2))
