@@ -89,7 +89,7 @@ def _outcome(task: asyncio.Task[CheckResult]) -> CheckResult:
 class _Entry:
     __slots__ = (
         "cancel", "deadline", "due", "failures", "inflight", "key", "launch", "launch_on",
-        "limit", "removed", "run", "runs", "spec", "suspect", "task", "tracker",
+        "limit", "removed", "run", "runs", "spec", "started", "suspect", "task", "tracker",
     )
 
     def __init__(self, spec: CheckSpec, guard: float) -> None:
@@ -104,6 +104,7 @@ class _Entry:
         self.limit = spec.checker.timeout + guard  # a run past this is given up
         self.cancel: Callable[[], object] | None = None
         self.due = 0.0
+        self.started = 0.0  # when the latest run started
         self.key: float | None = None  # its heap key while scheduled (unique, ~due)
         self.deadline = 0.0
         self.run = 0  # counts starts; a completion for an older run is ignored
@@ -382,6 +383,7 @@ class Runner:
         now = self._loop.time()
         if self._on_launch is not None:
             self._on_launch(entry.spec.check_id, entry.due, now)
+        entry.started = now
         entry.run += 1
         run = entry.run
         entry.inflight = True
@@ -490,7 +492,7 @@ class Runner:
         tracker = entry.tracker
         was_up = tracker.up
         transition = tracker.observe(result, now)
-        self._schedule(entry, tracker.next_due(entry.due, now))
+        self._schedule(entry, tracker.next_due(entry.due, now, entry.started))
         if transition is not None:
             # Only a transition changes a check's state, and so its server's.
             if tracker.up != was_up:

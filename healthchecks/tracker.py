@@ -99,18 +99,20 @@ class Tracker:
             return Transition(False, result.reason, self.weight, now)
         return None
 
-    def next_due(self, scheduled: float, now: float) -> float:
-        """When the next check should start, given when this one was due and now.
+    def next_due(self, scheduled: float, now: float, started: float | None = None) -> float:
+        """When the next check should start, given when this one was due, started, and now.
 
         A retry comes ``delay_before_retry`` after the failure; otherwise checks keep
-        their phase (``scheduled + delay_loop``), skipping slots a slow check overran so
-        a server is never checked back to back.
+        their phase (``scheduled + delay_loop``), skipping slots a slow check overran, and
+        the slot too close to a late start: the next start is never less than half an
+        interval after this one, so a server is never checked back to back.
         """
         if self._retrying:
             assert self._timing.delay_before_retry is not None
             return now + self._timing.delay_before_retry
         loop = self._timing.delay_loop
+        earliest = now if started is None else max(now, started + loop / 2)
         due = scheduled + loop
-        if due < now:
-            due += loop * (int((now - due) / loop) + 1)
+        if due < earliest:
+            due += loop * (int((earliest - due) / loop) + 1)
         return due

@@ -336,7 +336,9 @@ async def test_a_herd_due_at_the_same_instant_runs_each_check_once_per_interval(
         loop = asyncio.get_running_loop()
     for check in checks:
         gaps = [b - a for a, b in zip(check.started, check.started[1:], strict=False)]
-        assert min(gaps) > 0.04, gaps  # never back to back
+        # never back to back: a start the loop delayed moves the next one to the
+        # following slot rather than the one just after it
+        assert min(gaps) >= 0.025, gaps
         assert set(check.loops) == {loop}
 
 

@@ -92,6 +92,15 @@ def test_next_due_keeps_phase_and_skips_overrun_slots() -> None:
     assert t.next_due(10.0, 15.3) == 16.0
 
 
+def test_next_due_skips_the_slot_too_close_to_a_late_start() -> None:
+    t = Tracker(Timing(delay_loop=2, retry=0).resolved("TCP_CHECK"))
+    t.observe(OK, 13.95)
+    # due at 10, started late at 13.9: the slot at 14 would check it back to back
+    assert t.next_due(10.0, 13.95, started=13.9) == 16.0
+    assert t.next_due(10.0, 12.5, started=12.5) == 14.0  # a whole interval later: kept
+    assert t.next_due(10.0, 12.9, started=12.9) == 14.0  # more than half: kept
+
+
 def test_unresolved_timing_is_refused() -> None:
     with pytest.raises(ValueError, match="resolved"):
         Tracker(Timing())
