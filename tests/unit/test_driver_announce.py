@@ -72,10 +72,12 @@ async def test_burst_then_delayed_burst_then_refresh_until_stopped() -> None:
     await asyncio.sleep(0.2)
     assert len(sockets.sent) == sent  # stopped: nothing more
     bursts = sorted({round(t - start, 2) for t, _, _ in sockets.sent})
-    assert bursts[0] < 0.01
-    assert any(0.1 <= t < 0.2 for t in bursts)  # garp_master_delay burst
-    assert any(t >= 0.25 for t in bursts)  # refresh
-    assert all(t >= 0.1 for t in bursts[1:])  # nothing between the bursts
+    # Only lower bounds on the later bursts: a loaded machine may run a timer late,
+    # never early, and timers fire in order, so each burst keeps its place.
+    assert bursts[0] < 0.1  # the first burst, sent synchronously
+    assert len(bursts) >= 3
+    assert bursts[1] >= 0.1  # garp_master_delay burst; nothing between the bursts
+    assert bursts[2] >= 0.25  # refresh
     counts = announcer.counts
     assert counts["garp"] == counts["na"]
     assert counts["garp"] == 3 + 3 + 2 * ((sent - 12) // 4)
