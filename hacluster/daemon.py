@@ -384,7 +384,7 @@ class Daemon:
         # in adverts (keepalived's way to have more VIPs, or another family, than fit).
         vips: dict[str, Vip] = {}
         for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
-            vips[str(v)] = Vip(v.address, v.dev or inst.interface)
+            vips[str(v)] = Vip(v.address, v.dev or inst.interface, v.rt_scope, v.label)
         params = InstanceParams(
             name=name,
             vrid=inst.virtual_router_id,

@@ -28,6 +28,13 @@ _NLMSG_HEADER = struct.Struct("=IHHII")
 _NLMSG_ERRNO = struct.Struct("=i")
 _NLMSG_ERROR = 2
 _SEQ_OFFSET = 8
+# linux/netlink.h: extended acknowledgements
+_SOL_NETLINK = 270
+_NETLINK_CAP_ACK = 10
+_NETLINK_EXT_ACK = 11
+_NLM_F_CAPPED = 0x100
+_NLM_F_ACK_TLVS = 0x200
+_NLMSGERR_ATTR_MSG = 1
 _BATCH = 256  # requests per send: keeps the acks of one batch well inside the socket buffer
 _RCVBUF = 1 << 20
 
@@ -38,6 +45,8 @@ class Vip:
 
     address: IPInterface
     dev: str
+    scope: int = 0  # rtnetlink scope: 0 global, 200 site, 253 link, 254 host, 255 nowhere
+    label: str | None = None  # IPv4 only, as `ip addr add ... label`
 
     def __str__(self) -> str:
         return f"{self.address} dev {self.dev}"
@@ -169,6 +178,10 @@ class Addresses:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+            # Extended acks: a refusal comes with the kernel's own words, and without a
+            # copy of the request (capped), which keeps the acks of a batch small.
+            sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
+            sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
             sock.bind((0, 0))
             sock.setblocking(False)
         except OSError:
@@ -291,14 +304,15 @@ class Addresses:
                 return
             offset = 0
             while offset + _NLMSG_HEADER.size <= len(data):
-                length, kind, _flags, seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
+                length, kind, flags, seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
                 if length < _NLMSG_HEADER.size:
                     break
-                if kind == _NLMSG_ERROR and offset + length >= _NLMSG_HEADER.size + 4:
+                if kind == _NLMSG_ERROR and length >= _NLMSG_HEADER.size + 4:
                     (code,) = _NLMSG_ERRNO.unpack_from(data, offset + _NLMSG_HEADER.size)
                     entry = self._waiting.pop(seq, None)
                     if entry is not None:
-                        _settle(*entry, -code)
+                        said = data[offset : offset + length] if code else b""
+                        _settle(*entry, -code, _ext_ack_message(said, flags))
                 offset += (length + 3) & ~3
 
     def _watch(self) -> None:
@@ -362,13 +376,35 @@ _VERB = {"add": "add", "del": "delete"}
 _ALREADY = {"add": (errno.EEXIST,), "del": (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV)}
 
 
-def _settle(op: VipOp, vip: Vip, code: int) -> None:
+def _settle(op: VipOp, vip: Vip, code: int, why: str = "") -> None:
     if code == 0:
         op.record(vip)
     elif code in _ALREADY[op.command]:
         op.record(vip, changed=False)
     else:
-        op.record(vip, error=f"{_VERB[op.command]} {vip}: {os.strerror(code)}")
+        said = f" ({why})" if why else ""
+        op.record(vip, error=f"{_VERB[op.command]} {vip}: {os.strerror(code)}{said}")
+
+
+def _ext_ack_message(message: bytes, flags: int) -> str:
+    """The kernel's explanation in an extended ack (NLMSGERR_ATTR_MSG), or ""."""
+    if not flags & _NLM_F_ACK_TLVS:
+        return ""
+    # struct nlmsgerr: error, then the request's header (and body unless capped)
+    offset = _NLMSG_HEADER.size + 4
+    if offset + _NLMSG_HEADER.size > len(message):
+        return ""
+    request_length = _NLMSG_HEADER.unpack_from(message, offset)[0]
+    offset += _NLMSG_HEADER.size if flags & _NLM_F_CAPPED else (request_length + 3) & ~3
+    while offset + 4 <= len(message):
+        length, kind = struct.unpack_from("=HH", message, offset)
+        if length < 4:
+            break
+        if kind & 0x3FFF == _NLMSGERR_ATTR_MSG:
+            text = message[offset + 4 : offset + length].split(b"\0", 1)[0]
+            return text.decode(errors="replace").strip()
+        offset += (length + 3) & ~3
+    return ""
 
 
 def _encode(command: str, vip: Vip, index: int) -> bytes:
@@ -382,9 +418,12 @@ def _encode(command: str, vip: Vip, index: int) -> bytes:
     msg["family"] = socket.AF_INET if vip.address.version == 4 else socket.AF_INET6
     msg["prefixlen"] = vip.address.network.prefixlen
     msg["index"] = index
+    msg["scope"] = vip.scope
     attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", ip)]
     if vip.address.version == 4:
         attrs.insert(0, ("IFA_LOCAL", ip))
+        if vip.label is not None and command == "add":
+            attrs.append(("IFA_LABEL", vip.label))
     elif command == "add":
         attrs.append(("IFA_FLAGS", IFA_F_NODAD))
     msg["attrs"] = attrs

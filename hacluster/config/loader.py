@@ -1056,7 +1056,17 @@ def _finish_vip(ctx: _Ctx, node: Node, path: str, vip: m.VirtualIpAddress) -> An
     ip = vip.ip
     if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
         return ctx.error(node, path, f"{ip} cannot be a virtual address")
+    if vip.label is not None:
+        if vip.family != 4:
+            return ctx.error(node, path, "label: only IPv4 addresses carry a label")
+        if not 0 < len(vip.label) < _IFNAMSIZ:
+            return ctx.error(
+                node, path, f"label: 1 to {_IFNAMSIZ - 1} characters, got {vip.label!r}"
+            )
     return vip
+
+
+_IFNAMSIZ = 16  # linux/if.h: a label is an interface name, NUL included
 
 
 def _named_or_mapping(cls: type[Any], key: str) -> Callable[[_Ctx, Node, str], Any]:

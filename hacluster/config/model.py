@@ -218,6 +218,10 @@ class Authentication:
     auth_pass: str
 
 
+# linux/rtnetlink.h: enum rt_scope_t
+_RT_SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+
 @dataclass(frozen=True, slots=True)
 class VirtualIpAddress:
     """A VIP: `IP/prefix [dev IFACE] [scope SCOPE] [label LABEL] [no_track]`."""
@@ -236,6 +240,11 @@ class VirtualIpAddress:
     def family(self) -> int:
         """4 or 6."""
         return self.address.version
+
+    @property
+    def rt_scope(self) -> int:
+        """The scope as rtnetlink numbers it (global when not given, as `ip addr add`)."""
+        return _RT_SCOPES[self.scope or "global"]
 
     def __str__(self) -> str:
         text = str(self.address)

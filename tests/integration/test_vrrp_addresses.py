@@ -62,6 +62,15 @@ async def main():
     subprocess.run(["ip", "addr", "add", "10.77.0.101/24", "dev", "eth0"], check=True)
     out["leftovers"] = names(await a.remove_leftovers([v("10.77.0.101/24"), v4]))
     out["after_leftovers"] = show()
+    scoped = [Vip(ipaddress.ip_interface("10.77.9.120/24"), "eth0", 253, "eth0:vip"),
+              Vip(ipaddress.ip_interface("10.77.8.121/32"), "eth0", 254)]
+    out["scoped_errors"] = [why for _, why in await a.add(scoped)]
+    # the kernel wants a secondary address in the scope of its subnet's primary
+    clash = Vip(ipaddress.ip_interface("10.77.0.122/24"), "eth0", 253)
+    out["clash"] = [why for _, why in await a.add([clash])]
+    out["scoped"] = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+                                   capture_output=True, text=True, check=True).stdout
+    await a.remove(scoped)
     await a.close()
     closed = a.begin("add", [v4])
     out["closed"] = [closed.done, [why for _, why in closed.errors]]
@@ -99,7 +108,8 @@ def test_addresses_change_at_once_idempotently_and_report_errors(
     assert "10.77.0.100/24" in out["after_add"] and "fd00:77::100/64" in out["after_add"]
     assert out["bad"] == [
         "interface 'nosuch0' not found",
-        "add fd00:78::1/64 dev eth1: Permission denied",  # IPv6 disabled there
+        # with the kernel's own explanation (extended ack)
+        "add fd00:78::1/64 dev eth1: Permission denied (ipv6: IPv6 is disabled on this device)",
     ]
     # Removing: present ones changed, a missing interface is nothing to remove.
     assert out["del"] == [
@@ -112,6 +122,16 @@ def test_addresses_change_at_once_idempotently_and_report_errors(
     assert out["leftovers"] == ["10.77.0.101/24 dev eth0"]  # only what was there
     assert "10.77.0.101/24" not in out["after_leftovers"]
     assert out["closed"] == [True, ["address manager is closed"]]
+    # scope and label as `ip addr add ... scope link label eth0:vip` would set them
+    assert out["scoped_errors"] == []
+    lines = out["scoped"].splitlines()
+    scoped = {line.split()[3]: line.split("\\")[0].split()[4:] for line in lines}
+    assert scoped["10.77.9.120/24"] == ["scope", "link", "eth0:vip"]
+    assert scoped["10.77.8.121/32"] == ["scope", "host", "eth0"]
+    assert scoped["10.77.0.1/24"][-3:] == ["scope", "global", "eth0"]
+    assert out["clash"] == [
+        "add 10.77.0.122/24 dev eth0: Invalid argument (ipv4: Invalid scope value)"
+    ]
 
 
 MAC_PROBE = r"""

@@ -302,3 +302,15 @@ def test_sync_group_members_follow_each_other(pair: PairLab) -> None:
     a.wait_state("MASTER", "VI_2", timeout=1)
     a.wait_vip()
     a.wait_vip("10.9.0.102")
+
+
+def test_vip_scope_and_label_are_applied_and_released(pair: PairLab) -> None:
+    vips = (f"{VIP4}/24", "10.9.7.7/32 scope host label eth0:ext")
+    a = pair.director("a", config_yaml(instance_yaml(priority=150, vips=vips))).start()
+    a.wait_state("MASTER")
+    a.wait_vip("10.9.7.7")
+    shown = pair.lab.run(pair.a_ns, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+    line = next(line for line in shown.splitlines() if " 10.9.7.7/32 " in line)
+    assert line.split("\\")[0].split()[4:] == ["scope", "host", "eth0:ext"]
+    assert a.proc.stop(timeout=5) == 0  # SIGTERM: VIPs released, whatever their scope
+    assert not a.has_vip("10.9.7.7") and not a.has_vip(VIP4)

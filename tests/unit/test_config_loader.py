@@ -371,6 +371,7 @@ def test_unicast_peer_forms_and_ttl_bounds() -> None:
         ("10.0.0.1/24 device eth1", "unknown option 'device'"),
         ("10.0.0.1/24 scope galaxy", "scope must be one of"),
         ("224.0.0.18/32", "cannot be a virtual address"),
+        ("10.0.0.1/24 label eth0:a-very-long", "label: 1 to 15 characters"),
     ],
 )
 def test_malformed_virtual_addresses(vip: str, message: str) -> None:
@@ -393,6 +394,15 @@ def test_virtual_address_strings_and_mappings() -> None:
     )
     assert vips[3] == m.VirtualIpAddress(ip_interface("10.99.0.103/25"), dev="eth3")
     assert str(vips[2]) == "10.99.0.102/32 dev eth2 scope link label eth2:1 no_track"
+
+
+def test_only_ipv4_virtual_addresses_carry_a_label() -> None:
+    text = INSTANCE.replace(
+        "[10.99.0.100/24]", "[10.99.0.100/24]\n    virtual_ipaddress_excluded: ['fd00::1 label x']"
+    )
+    p = only_problem(text)
+    assert p.key_path == "vrrp_instances.VI_1.virtual_ipaddress_excluded[0]"
+    assert p.message == "label: only IPv4 addresses carry a label"
 
 
 def test_empty_virtual_ipaddress() -> None:
