@@ -7,9 +7,10 @@ Two layers, as everywhere in hacluster:
   VRRP instance, a `vrrp.machine` event (`PriorityChanged` with the instance's total
   tracker delta, `FaultRaised` or `FaultCleared`) ready to be handed to its machine.
 - `Tracking` is the asyncio glue: it runs the scripts (via `hacluster.scripts`), follows
-  link state through rtnetlink events in the process's own network namespace, polls
-  the tracked files, feeds the core and calls ``on_change`` for every change. It can
-  be started, stopped and reconfigured (objects that did not change keep their state).
+  link state through rtnetlink events in the process's own network namespace, watches
+  the tracked files' directories with inotify (and polls them as a safety net), feeds
+  the core and calls ``on_change`` for every change. It can be started, stopped and
+  reconfigured (objects that did not change keep their state).
 
 keepalived's semantics (keepalived.conf(5)):
 
@@ -43,6 +44,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 
 from hacluster import scripts
 from hacluster.config.model import Config, VrrpScript, VrrpTrackFile
+from hacluster.filewatch import DirectoryWatch
 from vrrp.machine import FaultCleared, FaultRaised, PriorityChanged
 
 log = logging.getLogger("hacluster.tracking")
@@ -661,6 +663,8 @@ class Tracking:
         self._first_done: dict[str, asyncio.Event] = {}
         self._links: LinkMonitor | None = None
         self._file_task: asyncio.Task[None] | None = None
+        self._file_watch = DirectoryWatch(self._on_file_event)
+        self._file_names: set[str] = set()
         self._file_sigs: dict[str, tuple[int, int, int, int] | None] = {}
         self._retired: set[asyncio.Task[None]] = set()
         self._started = False
@@ -707,6 +711,7 @@ class Tracking:
         if self._file_task is not None:
             tasks.append(self._file_task)
             self._file_task = None
+        self._file_watch.close()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -772,12 +777,25 @@ class Tracking:
         for name in wanted:
             init_track_file(self._config.vrrp_track_files[name])
         self._file_sigs = {n: s for n, s in self._file_sigs.items() if n in wanted}
+        # inotify on the directories: a change is seen at once (keepalived does the same);
+        # the poll below stays as the safety net (a directory created later, a lost event).
+        paths = [self._config.vrrp_track_files[n].file for n in wanted]
+        self._file_names = {p.name for p in paths}
+        self._file_watch.watch(p.parent for p in paths)
         self._poll_files(force=True)
         if wanted and self._file_task is None:
             self._file_task = asyncio.create_task(self._file_loop(), name="track-file")
         elif not wanted and self._file_task is not None:
             self._file_task.cancel()
             self._file_task = None
+
+    def _on_file_event(self, names: set[str] | None) -> None:
+        if names is not None and not names & self._file_names:
+            return
+        try:
+            self._poll_files(force=False)
+        except Exception:
+            log.exception("track_file: reading after a change failed")
 
     async def _file_loop(self) -> None:
         while True:

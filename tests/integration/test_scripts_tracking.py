@@ -1,4 +1,5 @@
-"""Trackers running for real: vrrp_scripts, track_file polling, and track_interface on a veth."""
+"""Trackers running for real: vrrp_scripts, track_file (inotify and polling), and
+track_interface on a veth."""
 
 from __future__ import annotations
 
@@ -138,6 +139,36 @@ async def test_track_file_is_polled_and_init_file_creates_it(tmp_path: Path) -> 
         assert changes[-2:] == [
             TrackChange("VI_1", PriorityChanged(0)),
             TrackChange("VI_1", FaultCleared("track_file tf below -253")),
+        ]
+    finally:
+        await tracking.stop()
+
+
+async def test_track_file_change_is_seen_at_once_without_polling(tmp_path: Path) -> None:
+    # Polling every 10 minutes: only the inotify watch can report these in time.
+    value = tmp_path / "prio"
+    value.write_text("1\n")
+    cfg = cfg_text(
+        "",
+        "track_file: [tf]",
+        extra=f"vrrp_track_files:\n  tf: {{file: {value}, weight: -3}}\n",
+    )
+    changes: list[TrackChange] = []
+    tracking = Tracking(cfg, changes.append, file_poll_interval=600)
+    try:
+        await tracking.start()
+        assert changes == [TrackChange("VI_1", PriorityChanged(-3))]
+        value.write_text("5\n")  # written in place
+        await wait_for(changes, TrackChange("VI_1", PriorityChanged(-15)))
+        fresh = tmp_path / "prio.new"
+        fresh.write_text("2\n")
+        fresh.rename(value)  # replaced by a rename, as editors and `mv` do
+        await wait_for(changes, TrackChange("VI_1", PriorityChanged(-6)))
+        (tmp_path / "other").write_text("9\n")  # another file in the directory: no change
+        value.unlink()  # missing reads as 0
+        await wait_for(changes, TrackChange("VI_1", PriorityChanged(0)))
+        assert [c.event for c in changes] == [
+            PriorityChanged(-3), PriorityChanged(-15), PriorityChanged(-6), PriorityChanged(0)
         ]
     finally:
         await tracking.stop()
