@@ -1,7 +1,7 @@
 """The netlink backend against a real IPVS kernel (QEMU guest): services and destinations,
 every scheduler and forwarding method, persistence, statistics after real traffic,
-reconcile after hand edits with ipvsadm, the sync daemon, and `hacluster ipvs list`
-compared line by line with the real `ipvsadm -L -n`."""
+reconcile after hand edits with ipvsadm, the sync daemon (connections carried to a
+backup director), and `hacluster ipvs list` compared line by line with the real `ipvsadm -L -n`."""
 
 from __future__ import annotations
 
@@ -321,3 +321,63 @@ def test_sync_daemon_follows_the_vrrp_role(ipvs: GuestLab) -> None:
     finally:
         for state in SyncState:
             ipvs.call("stop_sync", state)
+
+
+PEER_SETUP = """
+set -e
+ip netns add hcv-bk
+ip link add hcv-m0 type veth peer name eth0 netns hcv-bk
+ip addr add 192.168.80.1/24 dev hcv-m0
+ip link set hcv-m0 up
+ip -n hcv-bk addr add 192.168.80.2/24 dev eth0
+ip -n hcv-bk link set eth0 up
+ip -n hcv-bk link set lo up
+ip netns exec hcv-bk ipvsadm --start-daemon backup --mcast-interface eth0 --syncid 9
+"""
+PEER_TEARDOWN = """
+ip netns exec hcv-bk ipvsadm --stop-daemon backup
+ip netns del hcv-bk
+ip link del hcv-m0
+true
+"""
+
+
+def connections(lab: GuestLab, *netns: str) -> set[tuple[str, str, str]]:
+    """(client, virtual, destination) of every entry `ipvsadm -L -n -c` lists, in the
+    guest's own namespace or the one named."""
+    prefix = ["ip", "netns", "exec", *netns] if netns else []
+    out = lab.guest.run([*prefix, "ipvsadm", "-L", "-n", "-c"]).stdout
+    entries = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0] == "TCP":
+            entries.add((fields[3], fields[4], fields[5]))
+    return entries
+
+
+def test_sync_daemon_carries_connections_to_the_backup_director(ipvs: GuestLab) -> None:
+    # The other director is a namespace of the guest with its own IPVS table and a backup
+    # sync daemon on the far end of a veth; ours is the master: the connections made
+    # through our table must appear in its table.
+    ipvs.guest.run(["sh", "-c", PEER_SETUP])
+    try:
+        web = tcp(ipvs, 80, "rr")
+        desired = Table.of([(web, [dest(rs) for rs in ipvs.real_servers])])
+        assert ipvs.call("reconcile_to", desired)[1].ok
+        running = ipvs.call("follow_sync", SyncDaemon(SyncState.MASTER, "hcv-m0", syncid=9))
+        assert [(d.state, d.interface) for d in running] == [(SyncState.MASTER, "hcv-m0")]
+        assert connections(ipvs, "hcv-bk") == set()
+        answers = ipvs.call("connect_many", str(ipvs.vip), 80, 6)
+        assert answers == Counter({"rs1": 2, "rs2": 2, "rs3": 2})
+        ours = connections(ipvs)
+        assert len(ours) == 6 and {d for _, _, d in ours} == {
+            f"{rs}:80" for rs in ipvs.real_servers
+        }
+        # The master sends its buffer at least every 2 s.
+        deadline = time.monotonic() + 30
+        while (theirs := connections(ipvs, "hcv-bk")) != ours:
+            assert time.monotonic() < deadline, f"synced {theirs}, expected {ours}"
+            time.sleep(0.5)
+    finally:
+        ipvs.call("stop_sync", SyncState.MASTER)
+        ipvs.guest.run(["sh", "-c", PEER_TEARDOWN], check=False)
