@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
+    from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
     from vrrp.driver import Driver, Member
     from vrrp.transport import Endpoint, ReceivedAdvert, Transport
@@ -258,6 +260,9 @@ class Daemon:
         self._units: dict[str, Driver] = {}
         self._driver_of: dict[str, Driver] = {}
         self._endpoints: dict[str, Endpoint] = {}
+        # instance -> the fault raised while its interface has no address to send from
+        self._no_source: dict[str, str] = {}
+        self._address_monitor: AddressMonitor | None = None
         self._transport: Transport | None = None
         self._addresses: Addresses | None = None
         self._frames: FrameSockets | None = None
@@ -377,9 +382,12 @@ class Daemon:
         )
         self._endpoints[name] = endpoint
         primary = endpoint.source
+        self._no_source.pop(name, None)
         if primary is None:
-            what = "IPv4 address" if family == 4 else "IPv6 link-local address"
-            raise StartupError(f"[{name}] interface {inst.interface} has no {what} to send from")
+            # keepalived's way: the instance waits in FAULT until the interface has an
+            # address (followed from rtnetlink events); a placeholder until then.
+            primary = ipaddress.ip_address(0 if family == 4 else "::")
+            self._no_source[name] = _no_source_cause(inst.interface, family)
         # virtual_ipaddress_excluded: held and released like the others, but not carried
         # in adverts (keepalived's way to have more VIPs, or another family, than fit).
         vips: dict[str, Vip] = {}
@@ -437,6 +445,10 @@ class Daemon:
                     self._on_track_change(change)
             if name in self._maintenance:
                 self._push_delta(name)
+            cause = self._no_source.get(name)
+            if cause is not None:
+                log.warning("[%s] %s: FAULT until it has one", name, cause)
+                driver.raise_fault(name, cause)
         carried = [n for n in carry if n in driver.members]
         self._quiet.update(carried)
         try:
@@ -459,6 +471,7 @@ class Daemon:
         for name in driver.members:
             if self._driver_of.get(name) is driver:
                 del self._driver_of[name]
+                self._no_source.pop(name, None)
                 endpoint = self._endpoints.pop(name, None)
                 if endpoint is not None:
                     endpoint.close()
@@ -495,6 +508,87 @@ class Daemon:
                 self._group_states[group] = state
                 if not (state is State.INITIALIZE and last is None):
                     notifier.sync_group_state(group, state, change.reason)
+
+    # ------------------------------------------------------------------ addresses
+
+    def _on_address(self, event: AddressEvent) -> None:
+        """An address came or went: sources follow it, a master's VIP gone is checked."""
+        if not self._running:
+            return
+        for name, endpoint in list(self._endpoints.items()):
+            if (endpoint.channel.ifname == event.ifname
+                    and endpoint.binding.family == event.address.version):
+                self._refresh_source(name)
+        if event.added:
+            return
+        for name, driver in list(self._driver_of.items()):
+            member = driver.members[name]
+            if member.machine.state is not State.MASTER:
+                continue
+            for label, vip in member.vips.items():
+                if vip.dev == event.ifname and vip.address.ip == event.address:
+                    self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
+
+    def _on_addresses_lost(self) -> None:
+        """Address events were lost: read every source again, check every master's VIPs."""
+        if not self._running:
+            return
+        for name in list(self._endpoints):
+            self._refresh_source(name)
+        for name, driver in list(self._driver_of.items()):
+            member = driver.members[name]
+            if member.machine.state is State.MASTER:
+                for label, vip in member.vips.items():
+                    self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
+
+    def _our_vips(self, ifname: str) -> set[Any]:
+        return {
+            vip.address.ip
+            for driver in self._units.values()
+            for member in driver.members.values()
+            for vip in member.vips.values()
+            if vip.dev == ifname
+        }
+
+    def _refresh_source(self, name: str) -> None:
+        """Adverts come from the interface's address as it is now; none: FAULT."""
+        endpoint = self._endpoints.get(name)
+        driver = self._driver_of.get(name)
+        if endpoint is None or driver is None or not endpoint.follows_interface:
+            return
+        ifname, family = endpoint.channel.ifname, endpoint.binding.family
+        new = endpoint.refresh_source()
+        if new is not None and new in self._our_vips(ifname):
+            new = None  # only a VIP left on the interface: not an address of our own
+        member = driver.members[name]
+        cause = self._no_source.get(name)
+        if new is None:
+            if cause is None:
+                cause = self._no_source[name] = _no_source_cause(ifname, family)
+                log.warning("[%s] %s", name, cause)
+                driver.raise_fault(name, cause)
+            return
+        if new != member.machine.params.primary_ip:
+            log.info("[%s] adverts now come from %s (%s)", name, new, ifname)
+            driver.source_changed(name, new)
+        if cause is not None:
+            del self._no_source[name]
+            driver.clear_fault(name, cause)
+
+    async def _check_vip_gone(self, name: str, label: str, vip: Vip) -> None:
+        driver = self._driver_of.get(name)
+        monitor = self._address_monitor
+        if driver is None or monitor is None:
+            return
+        await driver.drain()  # our own address changes first: the event may be theirs
+        if await monitor.present(vip.dev, vip.address.ip):
+            return
+        member = driver.members.get(name)
+        if (self._driver_of.get(name) is driver and member is not None
+                and member.machine.state is State.MASTER and label in member.vips):
+            log.warning("[%s] VIP %s was removed by someone else: resigning so the "
+                        "election runs again", name, vip)
+            driver.vip_removed(name, label)
 
     def _on_track_change(self, change: TrackChange) -> None:
         from hacluster.tracking import deliver
@@ -757,6 +851,7 @@ class Daemon:
             # crash finds what it left and repairs it rather than adding twice.
             await self._lb.start()
         self._running = True
+        await self._start_address_monitor()
         for driver in self._units.values():
             self._start_unit(driver)
         for name, driver in self._driver_of.items():
@@ -782,6 +877,9 @@ class Daemon:
             self._running = False
             if self._tracking is not None:
                 await self._tracking.stop()
+            if self._address_monitor is not None:
+                await self._address_monitor.stop()
+                self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._lb is not None:
                 await self._lb.stop()
@@ -901,6 +999,17 @@ class Daemon:
         except scripts.ScriptError as exc:
             raise StartupError(f"tracking: {exc}") from exc
         await self._tracking.start()
+
+    async def _start_address_monitor(self) -> None:
+        from vrrp.addrwatch import AddressMonitor
+
+        monitor = AddressMonitor(self._on_address, self._on_addresses_lost)
+        try:
+            await monitor.start()
+        except Exception as exc:  # without it sources are read once, as before
+            log.error("cannot follow address changes: %s", exc)
+            return
+        self._address_monitor = monitor
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
@@ -1195,6 +1304,11 @@ class Daemon:
             for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
         }
         return [vip for vip in member.vips.values() if (vip.address, vip.dev) not in wanted]
+
+
+def _no_source_cause(ifname: str, family: int) -> str:
+    what = "IPv4 address" if family == 4 else "IPv6 link-local address"
+    return f"interface {ifname} has no {what} to send from"
 
 
 class DaemonController:

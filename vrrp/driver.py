@@ -57,9 +57,11 @@ from vrrp.machine import (
     RemoveVips,
     SendAdvert,
     Shutdown,
+    SourceChanged,
     Startup,
     State,
     StateChanged,
+    VipRemoved,
 )
 from vrrp.packet import Advert
 from vrrp.sync_group import SyncGroup
@@ -289,6 +291,14 @@ class Driver:
 
     def clear_fault(self, member: str, cause: str) -> None:
         self._feed(member, FaultCleared(cause))
+
+    def vip_removed(self, member: str, vip: str) -> None:
+        """Someone else removed `member`'s VIP (its label) while it was MASTER."""
+        self._feed(member, VipRemoved(vip))
+
+    def source_changed(self, member: str, primary_ip: Any) -> None:
+        """`member`'s adverts now come from `primary_ip`."""
+        self._feed(member, SourceChanged(primary_ip))
 
     def force_master(self, member: str, reason: str) -> bool:
         """Move a BACKUP `member` straight to MASTER, without waiting out the master

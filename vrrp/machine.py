@@ -25,11 +25,14 @@ MASTER
                   interval, VIPs removed.
   advert lower    discarded (RFC 5798 §6.4.3; keepalived would answer with an advert).
   timer           send an advert.
+  VipRemoved      a VIP vanished under us (removed by someone else): send priority 0,
+                  remove the others, -> BACKUP with the master-down timer (keepalived).
 any started state
   FaultRaised     -> FAULT (a MASTER first sends priority 0 and removes its VIPs).
   FaultCleared    last fault gone: leave FAULT as from a fresh start.
   Shutdown        -> INITIALIZE (a MASTER sends priority 0 and removes its VIPs).
   PriorityChanged effective priority = base + delta clamped to 1..254; an owner stays 255.
+  SourceChanged   our primary address (tie-break, own adverts) is now the new one.
 
 preempt_delay follows keepalived: a backup starts the delay at startup, or on first
 hearing a lower-priority master after having left MASTER or FAULT; until it runs out,
@@ -170,6 +173,24 @@ class Shutdown:
     """The instance stops (-> INITIALIZE); a master resigns with priority 0."""
 
 
+@dataclass(frozen=True, slots=True)
+class VipRemoved:
+    """One of our VIPs (its label) was removed by someone else while we were MASTER.
+
+    keepalived's answer: resign with priority 0, go BACKUP, and let the election run
+    again; a peer takes over after its skew time, or, alone, we retake the mastership
+    (and the VIPs) when the master-down timer expires."""
+
+    vip: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChanged:
+    """The address our adverts come from changed (the interface's primary address)."""
+
+    primary_ip: IPAddress
+
+
 Event = (
     Startup
     | AdvertReceived
@@ -178,6 +199,8 @@ Event = (
     | FaultRaised
     | FaultCleared
     | Shutdown
+    | VipRemoved
+    | SourceChanged
 )
 
 
@@ -377,6 +400,13 @@ class Machine:
                 return self._on_fault_cleared(cause, now)
             case Shutdown():
                 return self._on_shutdown(now)
+            case VipRemoved(vip):
+                return self._on_vip_removed(vip, now)
+            case SourceChanged(primary_ip):
+                # Our own address, for the tie-break and to know our adverts when they
+                # loop back: nothing else changes.
+                self.params = replace(self.params, primary_ip=primary_ip)
+                return []
         raise TypeError(f"not a VRRP machine event: {event!r}")
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -570,6 +600,19 @@ class Machine:
         self._timers.preempt_at = None
         self._down_reason = "master down timer"
         return [RemoveVips(self.params.vips), StateChanged(State.MASTER, State.BACKUP, reason)]
+
+    def _on_vip_removed(self, vip: str, now: float) -> list[Action]:
+        if self.state is not State.MASTER or vip not in self.params.vips:
+            return []
+        actions = self._resign()
+        self.state = State.BACKUP
+        self._timers.deadline = now + self.master_down_interval()
+        self._timers.preempt_at = None
+        self._down_reason = "master down timer"
+        self._master = None
+        reason = f"VIP {vip} removed by someone else"
+        actions.append(StateChanged(State.MASTER, State.BACKUP, reason))
+        return actions
 
     def _resign(self) -> list[Action]:
         """Leave MASTER for good (fault, shutdown): priority 0 so a backup takes over fast."""

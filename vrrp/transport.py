@@ -187,6 +187,17 @@ class Endpoint:
             self._source = interface_source(self.channel.ifname, self.binding.family)
         return self._source
 
+    @property
+    def follows_interface(self) -> bool:
+        """True when the source is the interface's own address (no configured source)."""
+        return self.binding.unicast_src is None
+
+    def refresh_source(self) -> IPAddress | None:
+        """Read the interface's address again (after an address change) and use it."""
+        if self.follows_interface:
+            self._source = interface_source(self.channel.ifname, self.binding.family)
+        return self._source
+
     def destinations(self) -> tuple[IPAddress, ...]:
         if self.binding.unicast:
             return tuple(p.ip for p in self.binding.peers)

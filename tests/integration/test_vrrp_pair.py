@@ -314,3 +314,79 @@ def test_vip_scope_and_label_are_applied_and_released(pair: PairLab) -> None:
     assert line.split("\\")[0].split()[4:] == ["scope", "host", "eth0:ext"]
     assert a.proc.stop(timeout=5) == 0  # SIGTERM: VIPs released, whatever their scope
     assert not a.has_vip("10.9.7.7") and not a.has_vip(VIP4)
+
+
+def test_a_vip_removed_by_hand_makes_the_master_resign_and_the_election_rerun(
+    pair: PairLab,
+) -> None:
+    a = pair.director("a", config_yaml(instance_yaml(priority=150))).start()
+    b = pair.director("b", config_yaml(instance_yaml(priority=100))).start()
+    a.wait_state("MASTER")
+    b.wait_state("BACKUP")
+    a.wait_vip()
+    cap = pair.capture()
+    mark = cap.mark()
+    pair.lab.run(pair.a_ns, ["ip", "addr", "del", f"{VIP4}/24", "dev", "eth0"])
+    # keepalived's answer: priority 0, BACKUP; b takes over after its skew time ...
+    cap.wait_for(lambda f: f.is_advert and f.src == "10.9.0.1" and f.priority == 0,
+                 timeout=3, since=mark)
+    cap.wait_for(lambda f: f.is_advert and f.src == "10.9.0.2", timeout=3, since=mark)
+    # ... and a, of higher priority, preempts back (its master-down interval later) and
+    # holds the VIP again.
+    cap.wait_for(_garp_for(VIP4, pair.mac("a")), timeout=5, since=mark)
+    a.wait_state("MASTER", timeout=5)
+    a.wait_vip()
+    b.wait_state("BACKUP", timeout=3)
+    b.wait_vip(present=False)
+    assert [t[1:] for t in a.transitions()][-2:] == [
+        ("MASTER", "BACKUP", f"VIP {VIP4}/24 removed by someone else"),
+        ("BACKUP", "MASTER", "preempt: lower priority 100 advert from 10.9.0.2"),
+    ]
+    assert [t[1:3] for t in b.transitions()][-2:] == [("BACKUP", "MASTER"), ("MASTER", "BACKUP")]
+    assert "priority 0 from 10.9.0.1" in b.transitions()[-2][3]
+    cap.stop()
+
+
+def test_adverts_follow_the_interface_address_and_wait_in_fault_without_one(
+    pair: PairLab,
+) -> None:
+    lab, ns = pair.lab, pair.a_ns
+
+    def ip(*words: str) -> None:
+        lab.run(ns, ["ip", *words])
+
+    lab.run(ns, ["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])
+    ip("addr", "add", "10.9.0.11/24", "dev", "eth0")  # promoted when 10.9.0.1 goes
+    a = pair.director("a", config_yaml(instance_yaml(priority=150))).start()
+    a.wait_state("MASTER")
+    cap = pair.capture()
+    cap.wait_for(lambda f: f.is_advert and f.src == "10.9.0.1", timeout=5)
+    mark = cap.mark()
+    ip("addr", "del", "10.9.0.1/24", "dev", "eth0")
+    cap.wait_for(lambda f: f.is_advert and f.src == "10.9.0.11", timeout=5, since=mark)
+    a.wait_log("[VI_1] adverts now come from 10.9.0.11 (eth0)")
+    assert a.state() == "MASTER"  # nothing else changed
+    # Only the VIP left: not an address of our own. FAULT, VIPs released.
+    ip("addr", "del", "10.9.0.11/24", "dev", "eth0")
+    a.wait_state("FAULT", timeout=5)
+    a.wait_vip(present=False)
+    assert a.transitions()[-1][1:3] == ("MASTER", "FAULT")
+    assert "interface eth0 has no IPv4 address to send from" in a.transitions()[-1][3]
+    mark = cap.mark()
+    ip("addr", "add", "10.9.0.21/24", "dev", "eth0")
+    a.wait_state("MASTER", timeout=5)
+    a.wait_vip()
+    first = cap.wait_for(lambda f: f.is_advert and f.priority == 150, timeout=5, since=mark)
+    assert first.src == "10.9.0.21"
+    cap.stop()
+
+
+def test_an_interface_without_an_address_at_start_waits_in_fault(pair: PairLab) -> None:
+    pair.lab.run(pair.a_ns, ["ip", "-4", "addr", "flush", "dev", "eth0"])
+    a = pair.director("a", config_yaml(instance_yaml(priority=150))).start()
+    a.wait_state("FAULT", timeout=10)
+    assert not a.has_vip()
+    a.wait_log("[VI_1] interface eth0 has no IPv4 address to send from: FAULT until it has one")
+    pair.lab.run(pair.a_ns, ["ip", "addr", "add", "10.9.0.1/24", "dev", "eth0"])
+    a.wait_state("MASTER", timeout=5)
+    a.wait_vip()

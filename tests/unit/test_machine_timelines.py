@@ -17,7 +17,12 @@ from vrrp.machine import (
     InstanceParams,
     Machine,
     PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    SourceChanged,
     State,
+    StateChanged,
+    VipRemoved,
 )
 
 
@@ -304,6 +309,61 @@ def test_fault_on_the_master_hands_over_after_skew_then_preempts_back() -> None:
     seg.run_for(5.0)
     assert seg.masters() == ["A"]
     assert seg.holders() == ["A"]
+
+
+def test_a_vip_removed_under_the_master_hands_over_after_skew_then_preempts_back() -> None:
+    seg = steady()
+    seg.run_for(0.3)
+    t_lost = seg.now
+    seg.inject("A", VipRemoved("vip-A"))
+    assert seg.actions("A")[-3:] == [
+        SendAdvert(0, 1.0), RemoveVips(("vip-A",)),
+        StateChanged(State.MASTER, State.BACKUP, "VIP vip-A removed by someone else"),
+    ]
+    t = seg.run_until_state("B", State.MASTER)
+    assert t == pytest.approx(t_lost + skew(100))
+    # A is a backup of higher priority again: it preempts back, VIPs and all.
+    back = seg.run_until_state("A", State.MASTER)
+    assert back == pytest.approx(t_lost + mdi(200))
+    seg.run_for(5.0)
+    assert seg.masters() == ["A"] and seg.holders() == ["A"]
+
+
+def test_a_vip_removed_alone_is_retaken_at_the_master_down_interval() -> None:
+    seg = Segment(router("A", "10.0.0.1", 200))
+    seg.start()
+    seg.run_until(10.0)
+    t_lost = seg.now
+    seg.inject("A", VipRemoved("vip-A"))
+    assert state_of(seg, "A") is State.BACKUP and seg.holders() == []
+    assert seg.run_until_state("A", State.MASTER) == pytest.approx(t_lost + mdi(200))
+    assert seg.holders() == ["A"]
+
+
+def test_vip_removed_is_ignored_unless_master_and_ours() -> None:
+    seg = steady()
+    before = len(seg.actions("B")), len(seg.actions("A"))
+    seg.inject("B", VipRemoved("vip-B"))  # a backup holds nothing
+    seg.inject("A", VipRemoved("vip-other"))  # not one of A's
+    assert (len(seg.actions("B")), len(seg.actions("A"))) == before
+    assert seg.masters() == ["A"]
+
+
+def test_source_changed_moves_the_tie_break_address() -> None:
+    # Split, both masters at equal priority; A's address changes to one above B's
+    # before they hear each other again: now B yields, not A.
+    a, b = router("A", "10.0.0.1", 100), router("B", "10.0.0.2", 100)
+    seg = Segment(a, b)
+    seg.cut("A")
+    seg.start()
+    seg.run_for(5.0)
+    assert seg.masters() == ["A", "B"]
+    seg.inject("A", SourceChanged(ip_address("10.0.0.3")))
+    assert a.params.primary_ip == ip_address("10.0.0.3") and a.state is State.MASTER
+    seg.heal("A")
+    seg.run_for(1.0)
+    assert seg.masters() == ["A"]
+    assert seg.transitions("B")[-1].reason == "equal priority advert from higher address 10.0.0.3"
 
 
 def test_fault_on_the_backup_leaves_the_master_alone() -> None:
