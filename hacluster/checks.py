@@ -141,6 +141,7 @@ def _params(
                 misc_timeout=check.effective_timeout,
                 misc_dynamic=check.misc_dynamic,
                 script_user=check.user if check.user is not None else defs.script_user,
+                script_group=check.group if check.user is not None else None,
             )
     raise CheckConfigError(f"{where(vs, rs)}: unknown checker {type(check).__name__}")
 

@@ -17,6 +17,10 @@ other. Nothing is dropped: a failing or timed-out script (killed with its proces
 see `hacluster.scripts`) is logged and the next one runs. The commands an event runs are
 fixed when it is queued, so a reload does not change what an earlier event does.
 
+Each command runs as its own ``user`` (and ``group``) when the configuration gives one
+(keepalived's ``notify_master SCRIPT [username [groupname]]``), else as
+``global_defs.script_user``; ``enable_script_security`` judges the user it runs as.
+
 With ``global_defs.event_log`` every event is also appended to that file as one JSON
 object per line, when it happens, with a monotonic and a wall-clock timestamp.
 """
@@ -36,12 +40,16 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from hacluster import scripts
-from hacluster.config.model import Command, Config, RealServer, VirtualServer
+from hacluster.config.model import Command, Config, NotifyCommand, RealServer, VirtualServer
 from vrrp.machine import State
 
 log = logging.getLogger("hacluster.notify")
 
 NotifyKind: TypeAlias = Literal["vrrp_instance", "vrrp_sync_group", "real_server", "quorum"]
+
+#: A prepared notify script's key: its argv and the user and group it runs as, so one
+#: command configured for two users is two scripts.
+PreparedKey: TypeAlias = tuple[tuple[str, ...], str | None, str | None]
 
 #: VRRP states as notify scripts name them (keepalived): INITIALIZE is reported as STOP.
 VRRP_NOTIFY_STATES: dict[State, str] = {
@@ -151,13 +159,62 @@ def _commands(config: Config) -> list[tuple[str, Command]]:
     return out
 
 
-def prepare_commands(config: Config) -> dict[tuple[str, ...], scripts.Script]:
-    """Prepare every notify command of `config`; one ScriptError lists every problem."""
+def run_as(cmd: Command, script_user: str | None) -> tuple[str | None, str | None]:
+    """The (user, group) `cmd` runs as: its own, else global_defs.script_user's."""
+    if isinstance(cmd, NotifyCommand):
+        return cmd.run_as(script_user)
+    return script_user, None
+
+
+def prepared_key(cmd: Command, script_user: str | None) -> PreparedKey:
+    return (cmd.argv, *run_as(cmd, script_user))
+
+
+def prepare_command(cmd: Command, config: Config, where: str) -> scripts.Script:
+    """Prepare one notify command as its user; a ScriptError names the key at fault."""
     g = config.global_defs
-    return scripts.prepare_all(
-        ((cmd.argv, cmd.argv, g.script_user, where) for where, cmd in _commands(config)),
-        security=g.enable_script_security,
+    user, group = run_as(cmd, g.script_user)
+    own = isinstance(cmd, NotifyCommand) and cmd.user is not None
+    if user is not None:
+        user_key = f"{where}.user" if own else f"{where}: global_defs.script_user"
+        try:
+            scripts.resolve_user(user)
+        except scripts.ScriptError:
+            raise scripts.ScriptError(f"{user_key}: no such user {user!r}") from None
+        if group is not None:
+            try:
+                scripts.resolve_user(user, group)
+            except scripts.ScriptError:
+                raise scripts.ScriptError(f"{where}.group: no such group {group!r}") from None
+    return scripts.prepare(
+        cmd.argv, user=user, group=group, security=g.enable_script_security, what=where
     )
+
+
+def prepare_commands(config: Config) -> dict[PreparedKey, scripts.Script]:
+    """Prepare every notify command of `config`; one ScriptError lists every problem.
+
+    The error is a ScriptSecurityError when script security refused any of them.
+    """
+    script_user = config.global_defs.script_user
+    prepared: dict[PreparedKey, scripts.Script] = {}
+    failed: set[PreparedKey] = set()
+    problems: list[str] = []
+    refused = False
+    for where, cmd in _commands(config):
+        key = prepared_key(cmd, script_user)
+        if key in prepared or key in failed:
+            continue
+        try:
+            prepared[key] = prepare_command(cmd, config, where)
+        except scripts.ScriptError as exc:
+            refused = refused or isinstance(exc, scripts.ScriptSecurityError)
+            failed.add(key)
+            problems.append(str(exc))
+    if problems:
+        cls = scripts.ScriptSecurityError if refused else scripts.ScriptError
+        raise cls("; ".join(problems))
+    return prepared
 
 
 class Notifier:
@@ -281,18 +338,15 @@ class Notifier:
         for cmd in cmds:
             if cmd is None:
                 continue
-            script = self._prepared.get(cmd.argv)
+            key = prepared_key(cmd, self._config.global_defs.script_user)
+            script = self._prepared.get(key)
             if script is None:  # not in the config it was prepared from
                 try:
-                    g = self._config.global_defs
-                    script = scripts.prepare(
-                        cmd.argv, user=g.script_user, security=g.enable_script_security,
-                        what="notify",
-                    )
+                    script = prepare_command(cmd, self._config, "notify")
                 except scripts.ScriptError as exc:
                     log.error("notify: %s", exc)
                     continue
-                self._prepared[cmd.argv] = script
+                self._prepared[key] = script
             jobs.append(Job(script, tuple(extra)))
         return jobs
 

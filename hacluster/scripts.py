@@ -64,13 +64,13 @@ def resolve_user(user: str, group: str | None = None) -> RunAs:
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
-        raise ScriptError(f"script_user: no such user {user!r}") from None
+        raise ScriptError(f"no such user {user!r}") from None
     gid = pw.pw_gid
     if group is not None:
         try:
             gid = grp.getgrnam(group).gr_gid
         except KeyError:
-            raise ScriptError(f"script_user: no such group {group!r}") from None
+            raise ScriptError(f"no such group {group!r}") from None
     return RunAs(user, pw.pw_uid, gid)
 
 
@@ -207,7 +207,10 @@ def prepare(
     """
     if not argv or not argv[0]:
         raise ScriptError(f"{what}: empty command")
-    run_as = resolve_user(user, group) if user is not None else None
+    try:
+        run_as = resolve_user(user, group) if user is not None else None
+    except ScriptError as exc:
+        raise ScriptError(f"{what}: {exc}") from None
     if run_as is not None and os.geteuid() != 0 and run_as.uid != os.geteuid():
         raise ScriptError(f"{what}: running as {run_as.user} needs root")
     try:

@@ -624,16 +624,41 @@ def deliver(change: TrackChange, sink: TrackSink) -> None:
 
 
 def prepare_scripts(config: Config, names: Iterable[str]) -> dict[str, scripts.Script]:
-    """Prepare the named vrrp_scripts; one ScriptError lists every problem."""
+    """Prepare the named vrrp_scripts, each as its user (and group), else as
+    global_defs.script_user; one ScriptError lists every problem (a ScriptSecurityError
+    when script security refused any)."""
     g = config.global_defs
-    return scripts.prepare_all(
-        (
-            (name, vs.script.argv, vs.user or g.script_user, f"vrrp_scripts.{name}")
-            for name in sorted(names)
-            for vs in (config.vrrp_scripts[name],)
-        ),
-        security=g.enable_script_security,
-    )
+    prepared: dict[str, scripts.Script] = {}
+    problems: list[str] = []
+    refused = False
+    for name in sorted(names):
+        vs, where = config.vrrp_scripts[name], f"vrrp_scripts.{name}"
+        user, group = (vs.user, vs.group) if vs.user is not None else (g.script_user, None)
+        try:
+            if user is not None:  # an unknown name is reported against its key
+                key = f"{where}.user" if vs.user is not None else "global_defs.script_user"
+                try:
+                    scripts.resolve_user(user)
+                except scripts.ScriptError:
+                    raise scripts.ScriptError(f"{key}: no such user {user!r}") from None
+                if group is not None:
+                    try:
+                        scripts.resolve_user(user, group)
+                    except scripts.ScriptError:
+                        raise scripts.ScriptError(
+                            f"{where}.group: no such group {group!r}"
+                        ) from None
+            prepared[name] = scripts.prepare(
+                vs.script.argv, user=user, group=group,
+                security=g.enable_script_security, what=where,
+            )
+        except scripts.ScriptError as exc:
+            refused = refused or isinstance(exc, scripts.ScriptSecurityError)
+            problems.append(str(exc))
+    if problems:
+        cls = scripts.ScriptSecurityError if refused else scripts.ScriptError
+        raise cls("; ".join(problems))
+    return prepared
 
 
 class Tracking:

@@ -600,19 +600,20 @@ class _Converter:
         value = self.value(stmt, kp, _bool)
         return None if value is _DROPPED else bool(value)
 
-    def command(self, stmt: Statement, kp: str, *, user_words: bool) -> str | None:
-        """A script: one (usually quoted) string; for notify scripts, then [user [group]]."""
+    def command(self, stmt: Statement, kp: str, *, user_words: bool) -> str | dict[str, str] | None:
+        """A script: one (usually quoted) string; for notify scripts, then [user [group]].
+
+        A notify script with a user becomes the mapping form {script, user[, group]}.
+        """
         if not stmt.args:
             self.skip(stmt, kp, "needs a script; not carried over")
             return None
+        run_as: dict[str, str] = {}
         if user_words:
             text = stmt.args[0]
-            if len(stmt.args) > 1:
-                self.skip(
-                    stmt, kp,
-                    f"running as user/group {' '.join(stmt.args[1:])!r} is not supported; "
-                    "the script runs as global_defs.script_user",
-                )
+            run_as = dict(zip(("user", "group"), stmt.args[1:3], strict=False))
+            if len(stmt.args) > 3:
+                self.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[3:])!r}")
         else:
             text = stmt.args[0] if len(stmt.args) == 1 else shlex.join(stmt.args)
         try:
@@ -629,7 +630,7 @@ class _Converter:
                 f"{text!r} looks like shell syntax, but scripts run without a shell: "
                 "wrap it (e.g. sh -c '...') if it needs one",
             )
-        return text
+        return {"script": text, **run_as} if run_as else text
 
     def block(self, stmt: Statement, kp: str) -> tuple[Statement, ...]:
         if stmt.block is None:
@@ -992,8 +993,8 @@ def _ignore_with(message: str) -> Handler:
     return handle
 
 
-def _user(key: str) -> Handler:
-    """`user USER [GROUP]`: the group is not carried."""
+def _user(key: str, group_key: str | None) -> Handler:
+    """`user USER [GROUP]` → `key` and `group_key` (without one the group is not carried)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
@@ -1001,7 +1002,13 @@ def _user(key: str) -> Handler:
             return
         c.put(target, key, stmt.args[0], stmt, kp)
         if len(stmt.args) > 1:
-            c.skip(stmt, kp, f"group {stmt.args[1]!r} is not supported (the user's group is used)")
+            if group_key is not None:
+                c.put(target, group_key, stmt.args[1], stmt, kp)
+            else:
+                c.skip(stmt, kp,
+                       f"group {stmt.args[1]!r} is not supported (the user's group is used)")
+        if len(stmt.args) > 2:
+            c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[2:])!r}")
 
     return handle
 
@@ -1202,7 +1209,7 @@ def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp:
 
 
 def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-    _user("script_user")(c, stmt, target, kp)
+    _user("script_user", None)(c, stmt, target, kp)
 
 
 def _min_garp(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
@@ -1406,7 +1413,7 @@ _SCRIPT: dict[str, Handler] = {
     "weight": _vrrp_script_weight,
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
-    "user": _user("user"),
+    "user": _user("user", "group"),
     "init_fail": _flag("init_fail"),
 }
 
@@ -1535,7 +1542,7 @@ _CHECKERS: dict[str, Handler] = {
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
             "misc_dynamic": _flag("misc_dynamic"),
-            "user": _user("user"),
+            "user": _user("user", "group"),
         },
     ),
     "BFD_CHECK": _unsupported_checker("BFD_CHECK"),
@@ -1699,7 +1706,9 @@ def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]
                 if candidate not in where:
                     continue  # a missing key: its parent goes instead
                 container, key = where[candidate]
-                if isinstance(key, str) and key in _REQUIRED_KEYS:
+                if isinstance(key, str) and key in _REQUIRED_KEYS and (
+                    key != "group" or any(container is g for g in c.groups.values())
+                ):  # (`group` is required only of a sync group, not beside a user)
                     continue  # without it the entry is incomplete: the entry goes
                 origin = None
                 for up in _parent_paths(candidate):

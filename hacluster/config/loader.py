@@ -263,7 +263,7 @@ class _Ctx:
             built = self.build(m.GlobalDefs, node, "global_defs")
             if built is not _INVALID:
                 global_defs = built
-        scripts = self.named(nodes, "vrrp_scripts", m.VrrpScript)
+        scripts = self.named(nodes, "vrrp_scripts", m.VrrpScript, self.vrrp_script)
         track_files = self.named(nodes, "vrrp_track_files", m.VrrpTrackFile)
         instances = self.named(
             nodes,
@@ -489,6 +489,32 @@ class _Ctx:
             ):
                 return option
         return self.error(node, path, f"must be one of {choices}, got {_describe(node)}")
+
+    # ---------------------------------------------------------------- run-as users
+
+    def check_run_as(self, path: str, values: Mapping[str, Any]) -> bool:
+        """`user` and `group` beside a script: names, and a group only with a user."""
+        ok = True
+        for key in ("user", "group"):
+            name = values.get(key)
+            if name is not None and not _RUN_AS_NAME_RE.match(name):
+                what = "a group name" if key == "group" else "a user name"
+                self.at(_join(path, key), f"must be {what} (no spaces or ':'), got {name!r}")
+                ok = False
+        if values.get("group") is not None and values.get("user") is None:
+            self.at(_join(path, "group"), _GROUP_NEEDS_USER)
+            ok = False
+        return ok
+
+    def vrrp_script(self, node: Node, path: str, name: str) -> Any:
+        read = self.read(m.VrrpScript, node, path)
+        if read is None:
+            return _INVALID
+        values, _given, ok = read
+        ok = self.check_run_as(path, values) and ok
+        if not ok:
+            return _INVALID
+        return m.VrrpScript(name=name, **values)
 
     # ---------------------------------------------------------------- VRRP instances
 
@@ -780,6 +806,8 @@ class _Ctx:
             values["delay_loop"] = 60.0
         if cls is m.DnsCheck and "delay_before_retry" not in values:
             values["delay_before_retry"] = values["delay_loop"]  # keepalived's DNS_CHECK default
+        if cls is m.MiscCheck:
+            ok = self.check_run_as(path, values) and ok
         if issubclass(cls, m.HttpCheckBase) and "url" in values and not values["url"]:
             self.at(_join(path, "url"), "must list at least one url")
             ok = False
@@ -985,6 +1013,16 @@ def _parse_listen(ctx: _Ctx, node: Node, path: str) -> Any:
 
 
 def _parse_command(ctx: _Ctx, node: Node, path: str) -> Any:
+    if isinstance(node, MappingNode):
+        # The {script, user, group} form is for notify commands; elsewhere the user and
+        # group are keys next to the command, so a mapping here would not be honoured.
+        parent = path.rsplit(".", 1)[0] if "." in path else path
+        return ctx.error(
+            node, path,
+            "must be a command line or a list, got a mapping (the script/user/group form "
+            f"is for notify_* and quorum_* keys; here set {parent}.user and "
+            f"{parent}.group)",
+        )
     if isinstance(node, SequenceNode):
         argv: list[str] = []
         for i, item in enumerate(node.value):
@@ -1005,6 +1043,66 @@ def _parse_command(ctx: _Ctx, node: Node, path: str) -> Any:
     if not argv:
         return ctx.error(node, path, "must name a program to run")
     return m.Command(tuple(argv), text)
+
+
+_NOTIFY_KEYS = ("script", "user", "group")
+
+
+def _parse_notify_command(ctx: _Ctx, node: Node, path: str) -> Any:
+    """A notify command: a command line, a list, or {script, user, group}."""
+    if not isinstance(node, MappingNode):
+        cmd = _parse_command(ctx, node, path)
+        if cmd is _INVALID:
+            return cmd
+        return m.NotifyCommand(cmd.argv, cmd.text)
+    pairs = ctx.mapping(node, path)
+    if pairs is None:
+        return _INVALID
+    given: dict[str, Node] = {}
+    ok = True
+    for key, value in pairs:
+        kpath = _join(path, key)
+        if key not in _NOTIFY_KEYS:
+            ctx.error(ctx.lines[kpath], kpath, f"unknown key{_suggest(key, _NOTIFY_KEYS)}")
+            ok = False
+            continue
+        given[key] = value
+    if "script" not in given:
+        ctx.error(ctx.lines.get(path, _line(node)), _join(path, "script"),
+                  "required key is missing (the command to run)")
+        return _INVALID
+    cmd = _parse_command(ctx, given["script"], _join(path, "script"))
+    names: dict[str, str | None] = {"user": None, "group": None}
+    for key in ("user", "group"):
+        value_node = given.get(key)
+        if value_node is None or _is_null(value_node):
+            continue
+        name = _parse_run_as_name(ctx, value_node, _join(path, key))
+        if name is _INVALID:
+            ok = False
+        else:
+            names[key] = name
+    if names["group"] is not None and names["user"] is None:
+        ctx.at(_join(path, "group"), _GROUP_NEEDS_USER)
+        ok = False
+    if cmd is _INVALID or not ok:
+        return _INVALID
+    return m.NotifyCommand(cmd.argv, cmd.text, names["user"], names["group"])
+
+
+_GROUP_NEEDS_USER = "only with user: give the user the script runs as too"
+_RUN_AS_NAME_RE = re.compile(r"^[^\s:]+$")
+
+
+def _parse_run_as_name(ctx: _Ctx, node: Node, path: str) -> Any:
+    """A user or group name to run a script as (looked up when scripts are prepared)."""
+    what = "a group name" if path.endswith("group") else "a user name"
+    text = _text(ctx, node, path, what)
+    if text is _INVALID:
+        return text
+    if not _RUN_AS_NAME_RE.match(text):
+        return ctx.error(node, path, f"must be {what} (no spaces or ':'), got {text!r}")
+    return text
 
 
 _VIP_OPTIONS = ("dev", "scope", "label")
@@ -1188,6 +1286,7 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.IPInterface: _parse_interface,
     m.HostPort: _parse_listen,
     m.Command: _parse_command,
+    m.NotifyCommand: _parse_notify_command,
     m.VirtualIpAddress: _parse_vip,
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
     m.TrackScript: _named_or_mapping(m.TrackScript, "name"),

@@ -59,6 +59,25 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyCommand(Command):
+    """A notify command (notify_*, quorum_*) and the user and group it runs as, when given.
+
+    Written as a command line, a list, or ``{script: ..., user: NAME, group: NAME}``
+    (keepalived's ``notify_master SCRIPT [username [groupname]]``). Without a user it runs
+    as ``global_defs.script_user``; without a group, in the user's own group.
+    """
+
+    user: str | None = None
+    group: str | None = None  # only with user
+
+    def run_as(self, default_user: str | None) -> tuple[str | None, str | None]:
+        """(user, group) the command runs as; `default_user` is global_defs.script_user."""
+        if self.user is None:
+            return default_user, None
+        return self.user, self.group
+
+
+@dataclass(frozen=True, slots=True)
 class HostPort:
     """An IP address and a TCP port, written `IP:PORT` or `[IPv6]:PORT`."""
 
@@ -154,7 +173,8 @@ class VrrpScript:
     reverse: bool = False
     rise: int = field(default=1, metadata=spec(min=1, max=1000))
     fall: int = field(default=1, metadata=spec(min=1, max=1000))
-    user: str | None = None
+    user: str | None = None  # None: global_defs.script_user
+    group: str | None = None  # only with user; None: the user's own group
     init_fail: bool = False
 
     @property
@@ -294,11 +314,11 @@ class VrrpInstance:
     garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
     garp_lower_prio_delay: int = field(default=5, metadata=spec(min=0, max=86400))
     garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
-    notify_master: Command | None = None
-    notify_backup: Command | None = None
-    notify_fault: Command | None = None
-    notify_stop: Command | None = None
-    notify: Command | None = None  # called as: notify INSTANCE NAME STATE PRIORITY
+    notify_master: NotifyCommand | None = None
+    notify_backup: NotifyCommand | None = None
+    notify_fault: NotifyCommand | None = None
+    notify_stop: NotifyCommand | None = None
+    notify: NotifyCommand | None = None  # called as: notify INSTANCE NAME STATE PRIORITY
 
     @property
     def family(self) -> int:
@@ -324,11 +344,11 @@ class VrrpSyncGroup:
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
-    notify_master: Command | None = None
-    notify_backup: Command | None = None
-    notify_fault: Command | None = None
-    notify_stop: Command | None = None
-    notify: Command | None = None  # called as: notify GROUP NAME STATE PRIORITY
+    notify_master: NotifyCommand | None = None
+    notify_backup: NotifyCommand | None = None
+    notify_fault: NotifyCommand | None = None
+    notify_stop: NotifyCommand | None = None
+    notify: NotifyCommand | None = None  # called as: notify GROUP NAME STATE PRIORITY
 
 
 # --------------------------------------------------------------------------- checkers
@@ -441,7 +461,8 @@ class MiscCheck(CheckBase):
     misc_path: Command
     misc_timeout: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
     misc_dynamic: bool = False
-    user: str | None = None
+    user: str | None = None  # None: global_defs.script_user
+    group: str | None = None  # only with user; None: the user's own group
 
     @property
     def effective_timeout(self) -> float:
@@ -477,8 +498,8 @@ class RealServer:
     weight: int = field(default=1, metadata=spec(min=0, max=65535))
     lb_kind: LbKind | None = None  # None: the virtual server's lb_kind (see forwarding)
     inhibit_on_failure: bool | None = None  # None: the virtual server's setting
-    notify_up: Command | None = None
-    notify_down: Command | None = None
+    notify_up: NotifyCommand | None = None
+    notify_down: NotifyCommand | None = None
     uthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
     lthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
     virtualhost: str | None = None
@@ -523,8 +544,8 @@ class VirtualServer:
     warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
     quorum: int = field(default=1, metadata=spec(min=0, max=0xFFFFFFFF))
     hysteresis: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
-    quorum_up: Command | None = None
-    quorum_down: Command | None = None
+    quorum_up: NotifyCommand | None = None
+    quorum_down: NotifyCommand | None = None
     sorry_server: HostPort | None = None
     sorry_server_inhibit: bool = False
     sorry_server_lb_kind: LbKind | None = None  # None: lb_kind

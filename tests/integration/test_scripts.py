@@ -130,8 +130,10 @@ def test_unusable_scripts_are_refused_with_a_clear_message(
 
 
 def test_unknown_user_is_refused() -> None:
-    with pytest.raises(scripts.ScriptError, match="no such user 'hct-nobody-here'"):
-        scripts.prepare(["/bin/true"], user="hct-nobody-here")
+    with pytest.raises(scripts.ScriptError, match=r"^chk: no such user 'hct-nobody-here'$"):
+        scripts.prepare(["/bin/true"], user="hct-nobody-here", what="chk")
+    with pytest.raises(scripts.ScriptError, match=r"^chk: no such group 'hct-no-group'$"):
+        scripts.prepare(["/bin/true"], user="nobody", group="hct-no-group", what="chk")
 
 
 # --------------------------------------------------------------------------- run as

@@ -231,3 +231,57 @@ def test_unknown_state_is_refused(tmp_path: Path) -> None:
     notifier = Notifier(make_config(tmp_path, recorder(tmp_path, tmp_path / "calls")))
     with pytest.raises(ValueError, match="not a VRRP notify state"):
         notifier.vrrp_state("VI_1", "SLEEPING", 100)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setuid to nobody)")
+async def test_notify_commands_run_as_their_own_user_and_group() -> None:
+    import grp
+    import shutil
+    import tempfile
+
+    nobody = scripts.resolve_user("nobody")
+    users_gid = grp.getgrnam("users").gr_gid
+    assert users_gid != nobody.gid  # else the group could not be told apart
+    d = Path(tempfile.mkdtemp(prefix="hcn-"))
+    try:
+        d.chmod(0o755)  # the script is reachable by nobody; only `out` is writable by all
+        out = d / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        who = d / "who.sh"
+        who.write_text(f'#!/bin/sh\necho "[$*] $(id -u) $(id -g) $(id -G)" >> {out}/ids\n')
+        who.chmod(0o755)
+        # One command line for three users: three prepared scripts.
+        cfg = parse_config(
+            "vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 1\n"
+            "    virtual_ipaddress: [10.0.0.1/24]\n"
+            f"    notify_master: {{script: {who}, user: nobody}}\n"
+            f"    notify_backup: {{script: {who}, user: nobody, group: users}}\n"
+            f"    notify_fault: {who}\n"
+            "virtual_servers:\n  - ip: 10.0.0.100\n    port: 80\n"
+            f"    quorum_down: {{script: {who} quorum, user: nobody, group: users}}\n"
+            "    real_servers:\n      - ip: 10.0.0.11\n        port: 80\n"
+            f"        notify_down: {{script: [{who}, rs], user: nobody}}\n"
+        )
+        notifier = Notifier(cfg)
+        notifier.vrrp_state("VI_1", State.MASTER, 100)
+        notifier.vrrp_state("VI_1", State.BACKUP, 100)
+        notifier.vrrp_state("VI_1", State.FAULT, 100)
+        vs = cfg.virtual_servers[0]
+        notifier.real_server(vs, vs.real_servers[0], False)
+        notifier.quorum(vs, False)
+        await notifier.close(timeout=10)
+        ids = (out / "ids").read_text().splitlines()
+        n, u = nobody.uid, nobody.gid
+        # The instance's queue runs in order; the virtual server's queue runs beside it.
+        assert [line for line in ids if line.startswith("[]")] == [
+            f"[] {n} {u} {u}",  # notify_master: nobody, its own group, no other groups
+            f"[] {n} {users_gid} {users_gid}",  # notify_backup: nobody, group users
+            "[] 0 0 0",  # notify_fault: the daemon's user (no script_user)
+        ]
+        assert sorted(line for line in ids if not line.startswith("[]")) == [
+            f"[quorum] {n} {users_gid} {users_gid}",
+            f"[rs] {n} {u} {u}",
+        ]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -367,3 +367,60 @@ async def test_a_new_script_user_on_reload_restarts_the_script_as_that_user() ->
         assert uids[uids.index(nobody):] == [nobody] * (len(uids) - uids.index(nobody))
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setuid to nobody)")
+async def test_vrrp_script_runs_as_its_user_and_group() -> None:
+    import grp
+    import tempfile
+
+    nobody = scripts.resolve_user("nobody")
+    users_gid = grp.getgrnam("users").gr_gid
+    assert users_gid != nobody.gid  # else the group could not be told apart
+    d = Path(tempfile.mkdtemp(prefix="hct-"))
+    try:
+        d.chmod(0o755)
+        out = d / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        who = d / "who.sh"
+        who.write_text(f'#!/bin/sh\necho "$1 $(id -u) $(id -g) $(id -G)" >> {out}/ids\n')
+        who.chmod(0o755)
+        scripts_yaml = (
+            f"  grouped: {{script: {who} grouped, interval: 30, user: nobody, group: users}}\n"
+            f"  own: {{script: {who} own, interval: 30, user: nobody}}\n"
+            f"  root: {{script: {who} root, interval: 30}}\n"
+        )
+        changes: list[TrackChange] = []
+        tracking = Tracking(
+            cfg_text(scripts_yaml, "track_script: [grouped, own, root]"), changes.append
+        )
+        try:
+            await tracking.start()  # every script has run once when it returns
+        finally:
+            await tracking.stop()
+        assert changes == []  # all passed
+        ids = sorted((out / "ids").read_text().splitlines())
+        n, u = nobody.uid, nobody.gid
+        assert ids == [
+            f"grouped {n} {users_gid} {users_gid}",
+            f"own {n} {u} {u}",
+            "root 0 0 0",
+        ]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unknown_vrrp_script_user_or_group_names_the_key(tmp_path: Path) -> None:
+    chk = flag_script(tmp_path, "chk", tmp_path / "flag")
+    cfg = cfg_text(
+        f"  a: {{script: {chk}, user: no-such-user-hc}}\n"
+        f"  b: {{script: {chk}, user: nobody, group: no-such-group-hc}}\n",
+        "track_script: [a, b]",
+    )
+    with pytest.raises(scripts.ScriptError) as exc:
+        Tracking(cfg, lambda c: None)
+    assert str(exc.value) == (
+        "vrrp_scripts.a.user: no such user 'no-such-user-hc'; "
+        "vrrp_scripts.b.group: no such group 'no-such-group-hc'"
+    )

@@ -483,6 +483,143 @@ def test_names_with_spaces_are_refused() -> None:
     assert p.key_path == "vrrp_scripts.chk proxy" and "without spaces" in p.message
 
 
+# --------------------------------------------------------------------------- run-as users
+
+
+def test_notify_keys_take_a_command_line_a_list_or_a_mapping_with_user_and_group() -> None:
+    text = instance(
+        """\
+        notify_master: /bin/n master
+        notify_backup: [/bin/n, 'two words']
+        notify_fault: {script: /bin/n fault, user: nobody}
+        notify_stop: {script: [/bin/n, stop], user: nobody, group: nogroup}
+        notify: {script: /bin/n any}
+        """,
+    ) + textwrap.dedent(
+        """\
+        vrrp_sync_groups:
+          G1:
+            group: [VI_1]
+            notify: {script: /bin/g, user: daemon, group: daemon}
+        """
+    )
+    config = load(text)
+    inst = config.vrrp_instances["VI_1"]
+    assert inst.notify_master == m.NotifyCommand(("/bin/n", "master"), "/bin/n master")
+    assert inst.notify_backup == m.NotifyCommand(("/bin/n", "two words"), "/bin/n 'two words'")
+    assert inst.notify_fault == m.NotifyCommand(
+        ("/bin/n", "fault"), "/bin/n fault", "nobody", None
+    )
+    assert inst.notify_stop == m.NotifyCommand(
+        ("/bin/n", "stop"), "/bin/n stop", "nobody", "nogroup"
+    )
+    assert inst.notify == m.NotifyCommand(("/bin/n", "any"), "/bin/n any")
+    assert inst.notify_fault.run_as("root") == ("nobody", None)
+    assert inst.notify_stop.run_as("root") == ("nobody", "nogroup")
+    assert inst.notify.run_as("root") == ("root", None)  # global_defs.script_user
+    group_notify = config.vrrp_sync_groups["G1"].notify
+    assert group_notify is not None and (group_notify.user, group_notify.group) == (
+        "daemon", "daemon",
+    )
+
+
+def test_real_server_and_quorum_notify_take_a_user_and_group() -> None:
+    text = vs(
+        "quorum_up: {script: /bin/q up, user: nobody, group: nogroup}\nquorum_down: /bin/q down\n",
+        "notify_up: {script: /bin/rs up, user: nobody}\nnotify_down: [/bin/rs, down]\n",
+    )
+    server = load(text).virtual_servers[0]
+    assert server.quorum_up == m.NotifyCommand(
+        ("/bin/q", "up"), "/bin/q up", "nobody", "nogroup"
+    )
+    assert server.quorum_down == m.NotifyCommand(("/bin/q", "down"), "/bin/q down")
+    rs = server.real_servers[0]
+    assert rs.notify_up == m.NotifyCommand(("/bin/rs", "up"), "/bin/rs up", "nobody")
+    assert rs.notify_down == m.NotifyCommand(("/bin/rs", "down"), "/bin/rs down")
+
+
+def test_vrrp_scripts_and_misc_check_take_a_group_beside_the_user() -> None:
+    header = (
+        "vrrp_scripts:\n"
+        "  chk: {script: /bin/true, user: nobody, group: nogroup}\n"
+        "  own: {script: /bin/true, user: nobody}\n"
+    )
+    config = load(instance("track_script: [chk, own]\n", header) + vs(
+        rs_extra="MISC_CHECK: {misc_path: /bin/true, user: nobody, group: nogroup}\n"
+    ))
+    assert (config.vrrp_scripts["chk"].user, config.vrrp_scripts["chk"].group) == (
+        "nobody", "nogroup",
+    )
+    assert (config.vrrp_scripts["own"].user, config.vrrp_scripts["own"].group) == (
+        "nobody", None,
+    )
+    misc = config.virtual_servers[0].real_servers[0].checks[0]
+    assert isinstance(misc, m.MiscCheck) and (misc.user, misc.group) == ("nobody", "nogroup")
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "message"),
+    [
+        ("notify_master: {script: /bin/n, group: nogroup}\n",
+         "vrrp_instances.VI_1.notify_master.group",
+         "only with user: give the user the script runs as too"),
+        ("notify_master: {user: nobody}\n", "vrrp_instances.VI_1.notify_master.script",
+         "required key is missing (the command to run)"),
+        ("notify_master: {script: /bin/n, usr: nobody}\n",
+         "vrrp_instances.VI_1.notify_master.usr", "unknown key (did you mean 'user'?)"),
+        ("notify_backup: {script: /bin/n, user: 'no body'}\n",
+         "vrrp_instances.VI_1.notify_backup.user",
+         "must be a user name (no spaces or ':'), got 'no body'"),
+        ("notify_backup: {script: /bin/n, user: nobody, group: 'a:b'}\n",
+         "vrrp_instances.VI_1.notify_backup.group",
+         "must be a group name (no spaces or ':'), got 'a:b'"),
+        ("notify_fault: {script: /bin/n, user: [nobody]}\n",
+         "vrrp_instances.VI_1.notify_fault.user", "must be a user name, got a list"),
+        ("notify_fault: {script: '', user: nobody}\n",
+         "vrrp_instances.VI_1.notify_fault.script", "must name a program to run"),
+        ("notify: {script: {script: /bin/n}}\n", "vrrp_instances.VI_1.notify.script",
+         "must be a command line or a list, got a mapping"),
+    ],
+)
+def test_bad_notify_mappings(extra: str, path: str, message: str) -> None:
+    p = only_problem(instance(extra))
+    assert (p.line, p.key_path) == (6, path)
+    assert p.message.startswith(message), p.message
+
+
+def test_user_and_group_are_refused_where_they_would_not_be_honoured() -> None:
+    found = problems(
+        "vrrp_scripts:\n"
+        "  a: {script: {script: /bin/true, user: nobody}}\n"
+        "  b: {script: /bin/true, group: nogroup}\n"
+        "  c: {script: /bin/true, user: '', group: nogroup}\n"
+        + vs(rs_extra=(
+            "MISC_CHECK:\n"
+            "  - {misc_path: {script: /bin/true, user: nobody}}\n"
+            "  - {misc_path: /bin/true, group: nogroup}\n"
+        ))
+    )
+    got = {(p.line, p.key_path): p.message for p in found}
+    misc = "virtual_servers[0].real_servers[0].MISC_CHECK"
+    assert set(got) == {
+        (2, "vrrp_scripts.a.script"),
+        (3, "vrrp_scripts.b.group"),
+        (4, "vrrp_scripts.c.user"),
+        (12, f"{misc}[0].misc_path"),
+        (13, f"{misc}[1].group"),
+    }
+    assert got[(2, "vrrp_scripts.a.script")] == (
+        "must be a command line or a list, got a mapping (the script/user/group form is for "
+        "notify_* and quorum_* keys; here set vrrp_scripts.a.user and vrrp_scripts.a.group)"
+    )
+    assert got[(3, "vrrp_scripts.b.group")] == (
+        "only with user: give the user the script runs as too"
+    )
+    assert got[(4, "vrrp_scripts.c.user")].startswith("must be a user name")
+    assert f"here set {misc}[0].user" in got[(12, f"{misc}[0].misc_path")]
+    assert got[(13, f"{misc}[1].group")].startswith("only with user")
+
+
 # --------------------------------------------------------------------------- sync groups and VRIDs
 
 

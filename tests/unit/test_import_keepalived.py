@@ -637,7 +637,7 @@ def test_what_the_loader_refuses_is_dropped_and_listed(tmp_path: Path) -> None:
     assert ":21: vrrp_instance.advert_int: VRRPv2 allows whole seconds" in text
 
 
-def test_scripts_with_shell_syntax_or_users_are_noted(tmp_path: Path) -> None:
+def test_scripts_with_shell_syntax_and_a_global_script_group_are_noted(tmp_path: Path) -> None:
     config, notes = convert(
         tmp_path,
         """
@@ -653,20 +653,110 @@ def test_scripts_with_shell_syntax_or_users_are_noted(tmp_path: Path) -> None:
     )
     assert config.global_defs.script_user == "keepalived_script"
     assert config.vrrp_scripts["plain"].script.argv == ("/usr/bin/pgrep", "haproxy")
-    assert config.vrrp_scripts["plain"].user == "nobody"
+    assert (config.vrrp_scripts["plain"].user, config.vrrp_scripts["plain"].group) == (
+        "nobody", "nogroup",
+    )
     assert "nothing" not in config.vrrp_scripts
     inst = config.vrrp_instances["VI_1"]
-    assert inst.notify_master is not None
-    assert inst.notify_master.argv == ("/bin/notify", "master")
+    assert inst.notify_master == m.NotifyCommand(
+        ("/bin/notify", "master"), "/bin/notify master", "root", "wheel"
+    )
+    # The user and group words are carried over now; only global script_user's group
+    # (no counterpart) and what needs a shell are listed.
     assert [NOTE_RE.match(n)["keyword"] for n in notes] == [  # type: ignore[index]
         "global_defs.script_user",
         "vrrp_script.script",
-        "vrrp_script.user",
         "vrrp_script",
-        "vrrp_instance.notify_master",
     ]
+    assert "'scriptgroup' is not supported" in notes[0]
     assert "without a shell" in notes[1]
-    assert "'root wheel'" in notes[4]
+
+
+def test_notify_scripts_carry_their_user_and_group(tmp_path: Path) -> None:
+    result_config, notes = convert(
+        tmp_path,
+        """
+        vrrp_sync_group G1 {
+            group { VI_1 }
+            notify_master "/bin/g master" nobody
+            notify "/bin/g any" nobody nogroup extra words
+        }
+        virtual_server 10.9.0.100 80 {
+            protocol TCP
+            quorum_up "/bin/q up" nobody nogroup
+            quorum_down /bin/q
+            real_server 10.9.0.11 80 {
+                notify_up "/bin/rs up" daemon
+                notify_down "/bin/rs down" daemon daemon
+                MISC_CHECK {
+                    misc_path "/bin/probe 10.9.0.11"
+                    user nobody nogroup
+                }
+            }
+        }
+        """
+        + INSTANCE % """notify_backup "/bin/n backup" nobody
+    notify_fault "/bin/n fault" nobody nogroup
+    notify_stop /bin/n
+    notify "/bin/n any"
+""",
+    )
+    inst = result_config.vrrp_instances["VI_1"]
+    assert inst.notify_backup == m.NotifyCommand(
+        ("/bin/n", "backup"), "/bin/n backup", "nobody", None
+    )
+    assert inst.notify_fault == m.NotifyCommand(
+        ("/bin/n", "fault"), "/bin/n fault", "nobody", "nogroup"
+    )
+    assert inst.notify_stop == m.NotifyCommand(("/bin/n",), "/bin/n")
+    assert inst.notify == m.NotifyCommand(("/bin/n", "any"), "/bin/n any")
+    group = result_config.vrrp_sync_groups["G1"]
+    assert group.notify_master is not None and group.notify_master.user == "nobody"
+    assert group.notify is not None
+    assert (group.notify.argv, group.notify.user, group.notify.group) == (
+        ("/bin/g", "any"), "nobody", "nogroup",
+    )
+    vs = result_config.virtual_servers[0]
+    assert vs.quorum_up is not None and (vs.quorum_up.user, vs.quorum_up.group) == (
+        "nobody", "nogroup",
+    )
+    assert vs.quorum_down is not None and vs.quorum_down.user is None
+    rs = vs.real_servers[0]
+    assert rs.notify_up is not None and (rs.notify_up.user, rs.notify_up.group) == (
+        "daemon", None,
+    )
+    assert rs.notify_down is not None and (rs.notify_down.user, rs.notify_down.group) == (
+        "daemon", "daemon",
+    )
+    misc = rs.checks[0]
+    assert isinstance(misc, m.MiscCheck) and (misc.user, misc.group) == ("nobody", "nogroup")
+    # Only the words past user and group are left out.
+    assert len(notes) == 1 and notes_about(notes, "vrrp_sync_group.notify"), notes
+    assert "extra words ignored: 'extra words'" in notes[0]
+
+
+def test_imported_notify_user_form_is_the_yaml_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "keepalived.conf"
+    path.write_text(INSTANCE % 'notify_master "/bin/n master" nobody nogroup')
+    result = import_keepalived(path)
+    assert result.data["vrrp_instances"]["VI_1"]["notify_master"] == {
+        "script": "/bin/n master", "user": "nobody", "group": "nogroup",
+    }
+    assert result.skipped == ()
+
+
+def test_an_unusable_imported_group_name_is_dropped_and_noted(tmp_path: Path) -> None:
+    config, notes = convert(
+        tmp_path,
+        'vrrp_script chk {\n  script /bin/true\n  user nobody no:group\n}\n'
+        + INSTANCE % 'notify_master "/bin/n master" nobody bad:group',
+    )
+    assert config.vrrp_scripts["chk"].user == "nobody"
+    assert config.vrrp_scripts["chk"].group is None
+    notify = config.vrrp_instances["VI_1"].notify_master
+    assert notify is not None and (notify.user, notify.group) == ("nobody", None)
+    assert len(notes) == 2
+    assert all("must be a group name" in n and "not carried over" in n for n in notes)
 
 
 def test_global_defs(tmp_path: Path) -> None:
