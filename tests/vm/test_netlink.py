@@ -342,16 +342,16 @@ true
 """
 
 
-def connections(lab: GuestLab, *netns: str) -> set[tuple[str, str, str]]:
-    """(client, virtual, destination) of every entry `ipvsadm -L -n -c` lists, in the
-    guest's own namespace or the one named."""
+def connections(lab: GuestLab, virtual: str, *netns: str) -> set[tuple[str, str]]:
+    """(client, destination) of the entries `ipvsadm -L -n -c` lists for `virtual`, in
+    the guest's own namespace or the one named (earlier tests' connections linger)."""
     prefix = ["ip", "netns", "exec", *netns] if netns else []
     out = lab.guest.run([*prefix, "ipvsadm", "-L", "-n", "-c"]).stdout
     entries = set()
     for line in out.splitlines():
         fields = line.split()
-        if len(fields) == 6 and fields[0] == "TCP":
-            entries.add((fields[3], fields[4], fields[5]))
+        if len(fields) == 6 and fields[0] == "TCP" and fields[4] == virtual:
+            entries.add((fields[3], fields[5]))
     return entries
 
 
@@ -361,21 +361,22 @@ def test_sync_daemon_carries_connections_to_the_backup_director(ipvs: GuestLab) 
     # through our table must appear in its table.
     ipvs.guest.run(["sh", "-c", PEER_SETUP])
     try:
-        web = tcp(ipvs, 80, "rr")
+        web = tcp(ipvs, 8088, "rr")  # a port of its own: no earlier test's connections
+        virtual = f"{ipvs.vip}:8088"
         desired = Table.of([(web, [dest(rs) for rs in ipvs.real_servers])])
         assert ipvs.call("reconcile_to", desired)[1].ok
         running = ipvs.call("follow_sync", SyncDaemon(SyncState.MASTER, "hcv-m0", syncid=9))
         assert [(d.state, d.interface) for d in running] == [(SyncState.MASTER, "hcv-m0")]
-        assert connections(ipvs, "hcv-bk") == set()
-        answers = ipvs.call("connect_many", str(ipvs.vip), 80, 6)
+        assert connections(ipvs, virtual, "hcv-bk") == set()
+        answers = ipvs.call("connect_many", str(ipvs.vip), 8088, 6)
         assert answers == Counter({"rs1": 2, "rs2": 2, "rs3": 2})
-        ours = connections(ipvs)
-        assert len(ours) == 6 and {d for _, _, d in ours} == {
+        ours = connections(ipvs, virtual)
+        assert len(ours) == 6 and {d for _, d in ours} == {
             f"{rs}:80" for rs in ipvs.real_servers
         }
         # The master sends its buffer at least every 2 s.
         deadline = time.monotonic() + 30
-        while (theirs := connections(ipvs, "hcv-bk")) != ours:
+        while (theirs := connections(ipvs, virtual, "hcv-bk")) != ours:
             assert time.monotonic() < deadline, f"synced {theirs}, expected {ours}"
             time.sleep(0.5)
     finally:
