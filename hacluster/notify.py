@@ -177,15 +177,7 @@ def prepare_command(cmd: Command, config: Config, where: str) -> scripts.Script:
     own = isinstance(cmd, NotifyCommand) and cmd.user is not None
     if user is not None:
         user_key = f"{where}.user" if own else f"{where}: global_defs.script_user"
-        try:
-            scripts.resolve_user(user)
-        except scripts.ScriptError:
-            raise scripts.ScriptError(f"{user_key}: no such user {user!r}") from None
-        if group is not None:
-            try:
-                scripts.resolve_user(user, group)
-            except scripts.ScriptError:
-                raise scripts.ScriptError(f"{where}.group: no such group {group!r}") from None
+        scripts.resolve_named(user, group, user_key, f"{where}.group")
     return scripts.prepare(
         cmd.argv, user=user, group=group, security=g.enable_script_security, what=where
     )

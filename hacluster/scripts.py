@@ -74,6 +74,18 @@ def resolve_user(user: str, group: str | None = None) -> RunAs:
     return RunAs(user, pw.pw_uid, gid)
 
 
+def resolve_named(user: str, group: str | None, user_key: str, group_key: str) -> RunAs:
+    """`resolve_user`, an unknown name reported against the config key that gave it."""
+    try:
+        resolve_user(user)
+    except ScriptError:
+        raise ScriptError(f"{user_key}: no such user {user!r}") from None
+    try:
+        return resolve_user(user, group)
+    except ScriptError:
+        raise ScriptError(f"{group_key}: no such group {group!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Script:
     """A prepared script: its argv (argv[0] an absolute path) and who runs it."""

@@ -637,17 +637,7 @@ def prepare_scripts(config: Config, names: Iterable[str]) -> dict[str, scripts.S
         try:
             if user is not None:  # an unknown name is reported against its key
                 key = f"{where}.user" if vs.user is not None else "global_defs.script_user"
-                try:
-                    scripts.resolve_user(user)
-                except scripts.ScriptError:
-                    raise scripts.ScriptError(f"{key}: no such user {user!r}") from None
-                if group is not None:
-                    try:
-                        scripts.resolve_user(user, group)
-                    except scripts.ScriptError:
-                        raise scripts.ScriptError(
-                            f"{where}.group: no such group {group!r}"
-                        ) from None
+                scripts.resolve_named(user, group, key, f"{where}.group")
             prepared[name] = scripts.prepare(
                 vs.script.argv, user=user, group=group,
                 security=g.enable_script_security, what=where,
