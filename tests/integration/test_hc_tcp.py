@@ -137,6 +137,44 @@ async def test_cancel_closes_the_socket_at_once() -> None:
         sock.close()
 
 
+@pytest.mark.parametrize("host", HOSTS)
+async def test_a_connected_socket_is_reset_and_reused_but_never_a_failed_one(host: str) -> None:
+    srv = socket.socket(_family(host))
+    srv.bind((host, 0))
+    srv.listen(64)
+    port = srv.getsockname()[1]
+    checker = make_checker(TcpCheckParams(host, port, connect_timeout=3))
+    try:
+        assert (await checker.check()).ok  # opens the spare socket and the epoll set
+        before = open_fds()
+        for _ in range(20):
+            assert (await checker.check()).ok
+        assert open_fds() == before  # one socket, disconnected and connected again
+        spare = tcp._poller(asyncio.get_running_loop())._spare[_family(host)]
+        assert len(spare) == 1
+        # Each connection the server got was ended with a reset, as a close with
+        # SO_LINGER 0 would do: no TIME_WAIT on either side.
+        for _ in range(21):
+            conn, _ = srv.accept()
+            with pytest.raises(ConnectionResetError):
+                conn.recv(1)
+            conn.close()
+        # The server goes: the same spare socket reports the refusal, not a stale "up",
+        # and is closed rather than kept.
+        srv.close()
+        down = await checker.check()
+        assert not down.ok and down.reason == "connection refused"
+        assert open_fds() == before - 2  # the listener and the spare socket
+        srv = socket.socket(_family(host))
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host, port))
+        srv.listen(64)
+        assert (await checker.check()).ok
+        assert open_fds() == before
+    finally:
+        srv.close()
+
+
 async def test_connects_done_in_time_are_not_timeouts_on_a_stalled_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
