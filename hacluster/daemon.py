@@ -558,10 +558,12 @@ class Daemon:
             return
         ifname, family = endpoint.channel.ifname, endpoint.binding.family
         new = endpoint.refresh_source()
-        if new is not None and new in self._our_vips(ifname):
-            new = None  # only a VIP left on the interface: not an address of our own
         member = driver.members[name]
         cause = self._no_source.get(name)
+        if cause is None and new == member.machine.params.primary_ip:
+            return  # the common case (e.g. our own VIPs coming and going): nothing to do
+        if new is not None and new in self._our_vips(ifname):
+            new = None  # only a VIP left on the interface: not an address of our own
         if new is None:
             if cause is None:
                 cause = self._no_source[name] = _no_source_cause(ifname, family)
