@@ -709,3 +709,53 @@ def test_reload_rebuilds_a_sync_group_with_tracking_and_maintenance(rig: Rig) ->
     assert states["VI_2"]["effective_priority"] == 110
     assert states["VI_1"]["maintenance"] and states["VI_1"]["effective_priority"] == 1
     assert all(rig.has_vip(v) for v in (VIP, VIP2, VIP3, vip5))
+
+
+@pytest.mark.netns
+@needs_root
+def test_reloads_racing_from_sighup_and_the_api_run_one_after_another(rig: Rig) -> None:
+    """SIGHUPs and API reloads fired together are serialised: each one completes, the
+    instance never flaps, and the table ends as the new file says."""
+    doc = {
+        "global_defs": rig.base_globals(),
+        "vrrp_instances": {"VI_1": instance(51, [VIP])},
+        "virtual_servers": [virtual_server(VIP, 80, [(RS_IPS[0], 80), (RS_IPS[1], 80)])],
+    }
+    rig.write_config(doc)
+    rig.start_daemon()
+    rig.wait_state("VI_1", "MASTER")
+    wait_for("the VIP", lambda: rig.has_vip(VIP), 5, rig.output)
+    first = rig.instance("VI_1")["last_transition"]
+    first.pop("age_seconds")
+    doc["virtual_servers"] = [virtual_server(VIP, 80, [(ip, 80) for ip in RS_IPS])]
+    rig.write_config(doc)
+    answers: list[tuple[int, Any]] = []
+
+    def api_reload() -> None:
+        answers.append(rig.api("POST", "/v1/reload"))
+
+    threads = [threading.Thread(target=api_reload) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for _ in range(3):
+        rig.proc.signal(signal.SIGHUP)
+    for thread in threads:
+        thread.join(30)
+    assert [code for code, _ in answers] == [200, 200, 200], answers
+    # Signals of one kind that arrive together may merge into one: every SIGHUP the
+    # daemon received and every API request is one complete reload.
+    def reloads_done() -> bool:
+        out = rig.output()
+        return out.count("reload done in") == out.count("SIGHUP received") + 3
+
+    wait_for("every reload", reloads_done, 10, rig.output)
+    hups = rig.output().count("SIGHUP received")
+    assert hups >= 1 and "reload failed part way" not in rig.output()
+    assert f"hacluster_config_reloads_total{{result=\"ok\"}} {hups + 3}.0" in rig.metrics()
+    assert rig.instance("VI_1")["state"] == "MASTER"
+    last = rig.instance("VI_1")["last_transition"]
+    last.pop("age_seconds")
+    assert last == first  # no flap
+    wait_for("three real servers", lambda: served_by(rig.probes(9)) == {"rs1", "rs2", "rs3"},
+             10, rig.output)
+    assert len(_svc_chains(rig)) == 1
