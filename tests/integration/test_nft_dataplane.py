@@ -142,8 +142,10 @@ async def test_updates_under_continuous_traffic_lose_no_connection(lab: Director
         updates += 1
     assert churn.popen.wait(timeout=15) == 0, churn.output()
     summary = json.loads(churn.output().strip().splitlines()[-1])
-    assert summary["errors"] == []
-    assert summary["long_ok"] == [True, True, True]
+    # On a failure, say what the dataplane did meanwhile.
+    said = (summary, f"updates={updates}", f"full_rewrites={backend.full_rewrites}")
+    assert summary["errors"] == [], said
+    assert summary["long_ok"] == [True, True, True], said
     assert summary["ok"] > 100
     assert updates >= 10
     assert backend.full_rewrites == 1  # the first build only; every update was incremental
