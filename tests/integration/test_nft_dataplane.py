@@ -151,6 +151,32 @@ async def test_updates_under_continuous_traffic_lose_no_connection(lab: Director
     assert backend.full_rewrites == 1  # the first build only; every update was incremental
 
 
+async def test_whole_table_rewrites_under_traffic_lose_no_connection(lab: DirectorLab) -> None:
+    # A rewrite of the whole table (after damage, say) is done in place: base chains and
+    # their NAT hooks stay, the new maps are committed first. Deleting and re-adding the
+    # table instead refused about one new connection in 80 rewrites here.
+    backend = NftablesBackend(netns=lab.director.name)
+    await converge(backend, table(lab, s1=1, s2=1))
+    churn = lab.lab.start(
+        lab.client, [sys.executable, str(nft_lab.HERE), "churn", VIP, str(PORT), "2.5"]
+    )
+    await asyncio.sleep(0.3)
+    steps = [{"s1": 1, "s2": 1, "s3": 1}, {"s1": 0, "s2": 1, "s3": 2}, {"s2": 1, "s3": 2}]
+    rewrites = 0
+    deadline = asyncio.get_running_loop().time() + 1.8
+    while asyncio.get_running_loop().time() < deadline:
+        before = backend.transactions
+        await backend.replace(table(lab, SERVICE, **steps[rewrites % len(steps)]))
+        assert backend.transactions == before + 2  # in place: maps, then the switch
+        rewrites += 1
+    assert churn.popen.wait(timeout=15) == 0, churn.output()
+    summary = json.loads(churn.output().strip().splitlines()[-1])
+    assert summary["errors"] == [], (summary, f"rewrites={rewrites}")
+    assert summary["long_ok"] == [True, True, True]
+    assert summary["ok"] > 100 and rewrites >= 10
+    assert await backend.dump() == table(lab, SERVICE, **steps[(rewrites - 1) % len(steps)])
+
+
 async def test_ipv6_and_fwmark_services_carry_traffic(lab: DirectorLab) -> None:
     backend = NftablesBackend(netns=lab.director.name)
     v6 = Service(Protocol.TCP, ipaddress.IPv6Address(VIP6), PORT, scheduler="rr")

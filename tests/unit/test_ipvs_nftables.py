@@ -18,8 +18,10 @@ from hacluster.ipvs.model import (
     Table,
 )
 from hacluster.ipvs.nftables import (
+    SWITCH,
     NftState,
     check_entry,
+    existing_objects,
     full_script,
     parse_ruleset,
     service_id,
@@ -129,6 +131,48 @@ def test_adding_and_removing_services_rebuilds_dispatch_maps() -> None:
     assert "delete chain inet hacluster svc_t4_0a000003_80" in script
     assert script.index("dispatch4_g2") < script.index("delete chain inet hacluster svc_t4_")
     assert after.dispatch_gen == 2 and gone.key not in after.gens
+
+
+def test_an_update_commits_its_new_maps_before_switching_to_them() -> None:
+    state = full_script(Table.of([(WRR, [d(1), d(2)])]))[1]
+    script, _ = update_script(state, Table.of([(WRR, [d(1), d(2, 5)])]))
+    maps, switch = script.split(f"\n{SWITCH}\n")
+    assert all(line.startswith("add map ") for line in maps.splitlines())
+    assert "d_t4_0a000001_80_g2" in maps and "w_t4_0a000001_80_g2" in maps
+    assert "add map" not in switch
+    assert switch.index("map @d_t4_0a000001_80_g2") < switch.index("delete map")
+    # A service removed: the new dispatch maps first, then the rest goes.
+    maps, switch = update_script(state, Table())[0].split(f"\n{SWITCH}\n")
+    assert "dispatch4_g2" in maps and "delete chain inet hacluster svc_t4_0a000001_80" in switch
+    assert update_script(state, state.table)[0] == ""
+
+
+def test_a_whole_rewrite_in_place_keeps_hooks_chains_and_counters() -> None:
+    other = Service(Protocol.UDP, V4("10.0.0.2"), 53, scheduler="rr")
+    existing = {
+        "chain": ["prerouting", "output", "svc_t4_0a000001_80", "svc_u4_0a000002_53", "mine"],
+        "map": ["d_t4_0a000001_80_g7", "w_t4_0a000001_80_g7", "dispatch4_g3"],
+        "set": ["junk"],
+        "counter": ["c_t4_0a000001_80", "c_u4_0a000002_53"],
+    }
+    script, state = full_script(Table.of([(WRR, [d(1)])]), existing=existing)
+    maps, switch = script.split(f"\n{SWITCH}\n")
+    assert "d_t4_0a000001_80_g8" in maps and "dispatch4_g8" in maps  # above any there
+    assert state.gens[WRR.key] == 8 and state.dispatch_gen == 8
+    lines = switch.splitlines()
+    assert lines[:2] == ["add table inet hacluster", "flush table inet hacluster"]
+    assert "delete table" not in script
+    deleted = {line.split()[-1] for line in lines if line.startswith("delete ")}
+    assert deleted == {"d_t4_0a000001_80_g7", "w_t4_0a000001_80_g7", "dispatch4_g3", "junk",
+                       "svc_u4_0a000002_53", "mine", "c_u4_0a000002_53"}
+    assert existing_objects({"nftables": [{"chain": {"name": "x"}}, {"map": {"name": "m"}}]}) == {
+        "chain": ["x"], "map": ["m"], "set": [], "counter": []
+    }
+    # Something a rewrite in place would leave behind: replace the table whole.
+    assert existing_objects({"nftables": [{"flowtable": {"name": "f"}}]}) is None
+    assert full_script(Table.of([(other, [d(3, port=53)])]))[0].startswith(
+        "add table inet hacluster\ndelete table inet hacluster\n"
+    )
 
 
 def test_state_is_hashable_value() -> None:
