@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from hacluster import scripts
 from hacluster.config.model import Config, VrrpScript, VrrpTrackFile
 from hacluster.filewatch import DirectoryWatch
+from vrrp.addrwatch import RtnlFollower
 from vrrp.machine import FaultCleared, FaultRaised, PriorityChanged
 
 log = logging.getLogger("hacluster.tracking")
@@ -517,8 +518,7 @@ class LinkMonitor:
         self._on_link = on_link
         self._names: dict[int, str] = {}
         self._states: dict[str, bool] = {}
-        self._ipr: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._rtnl = RtnlFollower("track_interface")
 
     @property
     def states(self) -> Mapping[str, bool]:
@@ -527,42 +527,20 @@ class LinkMonitor:
 
     async def start(self) -> None:
         """Subscribe, dump the current links, then follow events in a task."""
-        from pyroute2 import AsyncIPRoute
         from pyroute2.netlink.rtnl import RTMGRP_LINK
 
-        self._ipr = AsyncIPRoute()
-        await self._ipr.bind(groups=RTMGRP_LINK)
-        async for msg in await self._ipr.link("dump"):
+        ipr = await self._rtnl.subscribe(RTMGRP_LINK)
+        async for msg in await ipr.link("dump"):
             self._handle(msg)
-        self._task = asyncio.create_task(self._follow(), name="track-interface")
+        self._rtnl.follow(self._handle, self._resync)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
-
-    async def _follow(self) -> None:
-        while True:
-            try:
-                async for msg in self._ipr.get():
-                    self._handle(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # e.g. ENOBUFS after an event storm: events were lost
-                log.exception("track_interface: rtnetlink events lost; reading links again")
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    await self._resync()
+        await self._rtnl.close()
 
     async def _resync(self) -> None:
         """Dump the links again; anything we knew that is no longer there is gone."""
         seen: set[int] = set()
-        async for msg in await self._ipr.link("dump"):
+        async for msg in await self._rtnl.ipr.link("dump"):
             seen.add(msg.get("index"))
             self._handle(msg)
         for index in [i for i in self._names if i not in seen]:

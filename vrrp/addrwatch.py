@@ -1,4 +1,4 @@
-"""Follows address changes on the interfaces (rtnetlink), for sources and VIPs removed by others."""
+"""rtnetlink events followed: address changes (advert sources, VIPs removed by others)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,62 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 log = logging.getLogger("vrrp.addrwatch")
+
+
+class RtnlFollower:
+    """An rtnetlink socket bound to multicast groups: every message goes to ``handle``
+    from a task, and ``resync()`` is awaited when events were lost (ENOBUFS after an
+    event storm), to read the whole state again."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.ipr: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def subscribe(self, groups: int) -> Any:
+        """Bind to `groups` (before any dump, so no change in between is missed)."""
+        from pyroute2 import AsyncIPRoute
+
+        self.ipr = AsyncIPRoute()
+        await self.ipr.bind(groups=groups)
+        return self.ipr
+
+    def follow(
+        self, handle: Callable[[Any], None], resync: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._task = asyncio.create_task(self._follow(handle, resync), name=self.what)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.ipr is not None:
+            self.ipr.close()
+            self.ipr = None
+
+    async def _follow(
+        self, handle: Callable[[Any], None], resync: Callable[[], Awaitable[None]]
+    ) -> None:
+        while True:
+            try:
+                async for msg in self.ipr.get():
+                    handle(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. ENOBUFS after an event storm: events were lost
+                log.exception("%s: rtnetlink events lost; reading the state again", self.what)
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await resync()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +102,22 @@ class AddressMonitor:
     ) -> None:
         self._on_event = on_event
         self._on_lost = on_lost
-        self._ipr: Any = None
+        self._rtnl = RtnlFollower("address-monitor")
         self._query: Any = None
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from pyroute2 import AsyncIPRoute
         from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR
 
-        self._ipr = AsyncIPRoute()
-        await self._ipr.bind(groups=RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+        await self._rtnl.subscribe(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         self._query = AsyncIPRoute()
-        self._task = asyncio.create_task(self._follow(), name="address-monitor")
+        self._rtnl.follow(self._handle, self._lost)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for ipr in (self._ipr, self._query):
-            if ipr is not None:
-                ipr.close()
-        self._ipr = self._query = None
+        await self._rtnl.close()
+        if self._query is not None:
+            self._query.close()
+            self._query = None
 
     async def present(self, ifname: str, address: IPAddress) -> bool:
         """Whether `address` is on `ifname` right now (False when the interface is gone)."""
@@ -92,16 +134,10 @@ class AddressMonitor:
                 return True
         return False
 
-    async def _follow(self) -> None:
-        while True:
-            try:
-                async for msg in self._ipr.get():
-                    event = _event(msg)
-                    if event is not None:
-                        self._on_event(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # e.g. ENOBUFS after an event storm: events were lost
-                log.exception("rtnetlink address events lost; reading addresses again")
-                await asyncio.sleep(0.5)
-                self._on_lost()
+    def _handle(self, msg: Any) -> None:
+        event = _event(msg)
+        if event is not None:
+            self._on_event(event)
+
+    async def _lost(self) -> None:
+        self._on_lost()
