@@ -45,7 +45,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -519,15 +519,10 @@ class Daemon:
             if (endpoint.channel.ifname == event.ifname
                     and endpoint.binding.family == event.address.version):
                 self._refresh_source(name)
-        if event.added:
-            return
-        for name, driver in list(self._driver_of.items()):
-            member = driver.members[name]
-            if member.machine.state is not State.MASTER:
-                continue
-            for label, vip in member.vips.items():
-                if vip.dev == event.ifname and vip.address.ip == event.address:
-                    self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
+        if not event.added:
+            self._check_masters_vips(
+                lambda vip: vip.dev == event.ifname and vip.address.ip == event.address
+            )
 
     def _on_addresses_lost(self) -> None:
         """Address events were lost: read every source again, check every master's VIPs."""
@@ -535,11 +530,16 @@ class Daemon:
             return
         for name in list(self._endpoints):
             self._refresh_source(name)
+        self._check_masters_vips(lambda vip: True)
+
+    def _check_masters_vips(self, suspect: Callable[[Vip], bool]) -> None:
+        """Check whether the suspect VIPs of every MASTER are still there."""
         for name, driver in list(self._driver_of.items()):
             member = driver.members[name]
             if member.machine.state is State.MASTER:
                 for label, vip in member.vips.items():
-                    self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
+                    if suspect(vip):
+                        self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
 
     def _our_vips(self, ifname: str) -> set[Any]:
         return {
