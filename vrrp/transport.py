@@ -177,14 +177,14 @@ class Endpoint:
         self.binding = binding
         self.handler = handler
         self._source: IPAddress | None = binding.unicast_src
+        self.refresh_source()
         self.sent = 0
         self.received = 0
 
     @property
     def source(self) -> IPAddress | None:
-        """The address our adverts carry (resolved again until the interface has one)."""
-        if self._source is None:
-            self._source = interface_source(self.channel.ifname, self.binding.family)
+        """The address our adverts carry: the configured one, or the interface's as last
+        read (`refresh_source`, on address changes); None while it has none."""
         return self._source
 
     @property

@@ -527,6 +527,9 @@ class NftablesBackend:
         self._table = table
         self._nft = nft
         self._state: NftState | None = None  # what we believe nftables holds
+        # The objects of the last listing, while no transaction has run since (a rewrite
+        # of the whole table right after a dump need not list the table again).
+        self._listed: tuple[dict[str, list[str]] | None] | None = None
         self._lock = asyncio.Lock()  # one read-modify-write at a time
         self.transactions = 0  # nft -f runs (full or incremental)
         self.full_rewrites = 0
@@ -572,6 +575,7 @@ class NftablesBackend:
 
     async def _dump(self) -> Table:
         data = await self._list()
+        self._listed = (existing_objects(data) if data is not None else None,)
         if data is None:
             self._state = NftState()
             return Table()
@@ -595,6 +599,7 @@ class NftablesBackend:
     async def transact(self, script: str) -> None:
         """Run a script's transactions (one `nft -f` each, split at SWITCH lines);
         raise BackendError with nft's message on the first failure."""
+        self._listed = None
         for part in script.split(f"\n{SWITCH}\n"):
             rc, _out, err = await self._run("-f", "-", stdin=part)
             self.transactions += 1
@@ -606,8 +611,11 @@ class NftablesBackend:
         problems = unsupported(table)
         if problems:
             raise NftablesUnsupported("; ".join(problems))
-        data = await self._list()
-        existing = existing_objects(data) if data is not None else None
+        if self._listed is not None:
+            (existing,) = self._listed
+        else:
+            data = await self._list()
+            existing = existing_objects(data) if data is not None else None
         script, state = full_script(table, self._table, existing)
         try:
             await self.transact(script)
