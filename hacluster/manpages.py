@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from hacluster import __version__, cli
@@ -200,7 +200,7 @@ def hacluster_8(parser: argparse.ArgumentParser | None = None) -> str:
 # --------------------------------------------------------------------------- hacluster.yaml(5)
 
 
-def hacluster_yaml_5(example: Path | None = DEFAULT_EXAMPLE) -> str:
+def hacluster_yaml_5(example: Path | None = None) -> str:
     """The roff source of hacluster.yaml(5)."""
     out = _header("hacluster.yaml", 5, "File Formats")
     out += [
@@ -232,17 +232,14 @@ def hacluster_yaml_5(example: Path | None = DEFAULT_EXAMPLE) -> str:
                 ".br",
                 f"Example: \\fB{esc(e.example)}\\fR",
             ]
-    if example is not None and example.exists():
+    if example is not None:
         out += [".SH EXAMPLE", ".nf", ".RS 4",
                 esc(example.read_text(encoding="utf-8").rstrip()), ".RE", ".fi"]
     out += [".SH SEE ALSO", "\\fBhacluster\\fR(8), \\fBkeepalived.conf\\fR(5)"]
     return "\n".join(out) + "\n"
 
 
-PAGES: dict[str, Callable[[], str]] = {
-    "hacluster.8": hacluster_8,
-    "hacluster.yaml.5": hacluster_yaml_5,
-}
+PAGES = ("hacluster.8", "hacluster.yaml.5")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,11 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Write hacluster.8 and hacluster.yaml.5 into OUTDIR.",
     )
     parser.add_argument("outdir", type=Path)
+    parser.add_argument("--example", type=Path, default=DEFAULT_EXAMPLE, metavar="FILE",
+                        help="configuration shown in hacluster.yaml(5)'s EXAMPLE section")
     args = parser.parse_args(argv)
+    if not args.example.is_file():
+        parser.error(f"--example {args.example}: no such file")
     args.outdir.mkdir(parents=True, exist_ok=True)
-    for name, build in PAGES.items():
+    pages = {"hacluster.8": hacluster_8(), "hacluster.yaml.5": hacluster_yaml_5(args.example)}
+    for name, text in pages.items():
         path = args.outdir / name
-        path.write_text(build(), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
     return 0
 

@@ -29,7 +29,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", list(manpages.PAGES))
+@pytest.mark.parametrize("name", manpages.PAGES)
 def test_mandoc_reads_the_page_without_a_warning(pages: Path, name: str) -> None:
     res = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(pages / name)],
                          capture_output=True, text=True, timeout=30, check=False)
