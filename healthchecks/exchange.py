@@ -39,6 +39,7 @@ _EPOLLHUP = 0x010
 _EPOLLIN = 0x001
 _READABLE = 0x001 | 0x008 | 0x010 | 0x2000  # IN, ERR, HUP, RDHUP
 _TROUBLE = _EPOLLERR | _EPOLLHUP
+_HANGUP = 0x010 | 0x2000  # HUP, RDHUP
 
 # One shared result per passing status: a frozen dataclass and its text would otherwise
 # be built for every check.
@@ -149,16 +150,18 @@ class Exchange:
                 if err:
                     self._finish(CheckResult.down(describe_error(OSError(err, os.strerror(err)))))
                     return
+            sock = self.sock
             self.connected = True
             self.connection_made()
-            if self.done:
+            if self.sock is not sock:
                 return
         elif self.out:
+            sock = self.sock
             self._send(b"")
-            if self.done:
+            if self.sock is not sock:
                 return
         if mask & _READABLE:
-            self._read()
+            self._read(mask & _HANGUP)
 
     def connection_made(self) -> None:
         self._send(self.target.request)
@@ -177,7 +180,7 @@ class Exchange:
         # The rest goes when the socket is writable again (an edge-triggered event).
         self.out = data[sent:]
 
-    def _read(self) -> None:
+    def _read(self, hangup: int) -> None:
         sock = self.sock
         assert sock is not None
         while True:
@@ -192,8 +195,10 @@ class Exchange:
                 self.eof()
                 return
             self.received(data)
-            if self.done or len(data) < _READ:
-                # A short read emptied the queue: what arrives later raises a new edge.
+            if self.sock is not sock or (len(data) < _READ and not hangup):
+                # Finished, or on to the next url's connection.
+                # A short read emptied the queue: what arrives later raises a new edge;
+                # a hang-up that came with this edge raises none: read on to the end.
                 return
 
     def received(self, data: bytes) -> None:
