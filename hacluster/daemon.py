@@ -405,6 +405,8 @@ class Daemon:
             preempt_delay=inst.preempt_delay,
             vips=tuple(vips),
             down_timer_adverts=inst.down_timer_adverts,
+            lower_prio_no_advert=inst.lower_prio_no_advert,
+            higher_prio_send_advert=inst.higher_prio_send_advert,
         )
         template = packet.Advert(
             version=inst.version,
@@ -422,6 +424,8 @@ class Daemon:
             refresh=inst.garp_master_refresh,
             refresh_repeat=inst.garp_master_refresh_repeat,
             interval=g.vrrp_garp_interval if family == 4 else g.vrrp_gna_interval,
+            lower_prio_repeat=inst.garp_lower_prio_repeat,
+            lower_prio_delay=inst.garp_lower_prio_delay,
         )
         announcer = Announcer(name, announce_params, self._frames)
         self._preparing.append(announcer.prepare(list(vips.values())))
