@@ -59,15 +59,18 @@ def test_state_file_is_per_config_file(tmp_path: Path) -> None:
 def test_clearing_a_file_of_a_running_hacluster_touches_nothing(tmp_path: Path) -> None:
     path = tmp_path / "vips.json"
     # A process whose command line says hacluster, alive while we look.
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "hacluster"])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)",
+         "hacluster"], stdout=subprocess.PIPE)
     try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
         path.write_text(json.dumps({"pid": proc.pid, "vips": [
             {"address": "10.0.0.1/24", "dev": "no-such-dev"}]}))
         cleared = clear_leftovers(path)
         assert cleared.owner_running == proc.pid and path.exists()
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()
     cleared = clear_leftovers(path)  # its writer is dead now
     assert cleared.owner_running is None
     assert cleared.absent == [Recorded("10.0.0.1/24", "no-such-dev")]
