@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrrp import vipstate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JSON status (states, counters) here on every change and on SIGUSR1",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the VIPs this daemon added are recorded, to be removed first after a "
+        "crash (default: /run/hacluster)",
+    )
+    parser.add_argument(
         "--control-socket",
         type=Path,
         default=None,
@@ -36,16 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before anything slow (heavy imports, parsing the configuration): take off the VIPs
+    # a crashed predecessor left, so that clients stop being sent here at once.
+    from vrrp import vipstate
+
+    vip_state = vipstate.state_file(args.state_dir or vipstate.DEFAULT_STATE_DIR, args.file)
+    leftovers = vipstate.clear_leftovers(vip_state)
+
     from hacluster.config import ConfigError
     from hacluster.config.loader import load_config
 
     try:
         config = load_config(args.file)
     except ConfigError as exc:
+        _report(leftovers)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
     except OSError as exc:
+        _report(leftovers)
         print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
@@ -60,5 +80,12 @@ def run(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         config_file=args.file,
         control_socket=args.control_socket,
+        vip_state_file=vip_state,
+        leftovers=tuple(leftovers.report()),
     )
     return run_daemon(config, options)
+
+
+def _report(leftovers: vipstate.Cleared) -> None:
+    for _level, message in leftovers.report():
+        print(message, file=sys.stderr)

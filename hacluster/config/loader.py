@@ -621,19 +621,23 @@ class _Ctx:
             ("garp_master_refresh_repeat", "vrrp_garp_master_refresh_repeat"),
             ("down_timer_adverts", "vrrp_down_timer_adverts"),
             ("checksum_pseudo_header", "vrrp_checksum_pseudo_header"),
+            ("lower_prio_no_advert", "vrrp_lower_prio_no_advert"),
+            ("higher_prio_send_advert", "vrrp_higher_prio_send_advert"),
         ):
             values.setdefault(key, getattr(g, gkey))
+        # keepalived: an instance's garp_lower_prio_* default to the global ones, and those
+        # to the global vrrp_garp_master_* (not to the instance's garp_master_*).
         values.setdefault(
             "garp_lower_prio_delay",
             g.vrrp_garp_lower_prio_delay
             if g.vrrp_garp_lower_prio_delay is not None
-            else values["garp_master_delay"],
+            else g.vrrp_garp_master_delay,
         )
         values.setdefault(
             "garp_lower_prio_repeat",
             g.vrrp_garp_lower_prio_repeat
             if g.vrrp_garp_lower_prio_repeat is not None
-            else values["garp_master_repeat"],
+            else g.vrrp_garp_master_repeat,
         )
         if not ok:
             return _INVALID

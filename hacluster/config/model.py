@@ -148,6 +148,8 @@ class GlobalDefs:
     vrrp_garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
     vrrp_garp_lower_prio_delay: int | None = field(default=None, metadata=spec(min=0, max=86400))
     vrrp_garp_lower_prio_repeat: int | None = field(default=None, metadata=spec(min=0, max=255))
+    vrrp_lower_prio_no_advert: bool = False  # a master hearing a lower advert: no advert back
+    vrrp_higher_prio_send_advert: bool = False  # a master leaving for a higher one: advert first
     vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
@@ -314,6 +316,8 @@ class VrrpInstance:
     garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
     garp_lower_prio_delay: int = field(default=5, metadata=spec(min=0, max=86400))
     garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
+    lower_prio_no_advert: bool = False  # default: global_defs.vrrp_lower_prio_no_advert
+    higher_prio_send_advert: bool = False  # default: global_defs.vrrp_higher_prio_send_advert
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None
