@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.sdnotify import Notifier as SdNotifier
+    from hacluster.single_instance import Locks
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -138,6 +139,7 @@ class DaemonOptions:
     status_file: Path | None = None
     config_file: Path | None = None  # read again on reload (None: reload refused)
     control_socket: Path | None = None  # overrides global_defs.control_socket
+    locks: Locks | None = None  # single-instance locks, extended to new instances on reload
 
 
 class StartupError(Exception):
@@ -1108,54 +1110,41 @@ class Daemon:
                 log.info("reload done in %.0f ms: %s", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
+            self._keep_locks()
             if sd is not None:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
             self._schedule_status()
             return ok, message
 
     async def _reload(self) -> str:
-        from hacluster import scripts
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
-        from hacluster.config.loader import load_config
-        from hacluster.loadbalancer import LoadBalancerError, prepare
-        from hacluster.notify import prepare_commands
-        from hacluster.tracking import plan_watches, prepare_scripts
+        from hacluster.config.loader import load_config_located
+        from hacluster.preflight import preflight
 
         path = self.options.config_file
         if path is None:
             raise ReloadRefused("no configuration file to reload from")
         try:
-            new = with_overrides(load_config(path), self.options)
+            loaded, lines = load_config_located(path)
         except ConfigError as exc:
             raise ReloadRefused(str(exc)) from None
+        new = with_overrides(loaded, self.options)
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
             return "no change"
-        # Everything that can refuse the file, before anything is touched.
+        # Everything that can refuse the file, before anything is touched: the same
+        # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
             problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
                             f"{new.global_defs.dataplane} needs a restart")
-        problems += [f"dataplane {new.global_defs.dataplane}: {p}"
-                     for p in dataplane_problems(new)]
-        try:
-            prepare_commands(new)
-        except scripts.ScriptError as exc:
-            problems.append(f"notify: {exc}")
-        try:
-            prepare_scripts(new, {w.name for w in plan_watches(new) if w.kind == "script"})
-        except scripts.ScriptError as exc:
-            problems.append(f"tracking: {exc}")
-        if self._lb is not None:
-            try:
-                prepare(new, None)
-            except LoadBalancerError as exc:
-                problems += str(exc).splitlines()
-        problems += self._vrrp_problems(new)
+        problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
+        self._lock_instances(new)
+        from hacluster.loadbalancer import LoadBalancerError
         if self._lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)
@@ -1191,14 +1180,26 @@ class Daemon:
                 log.error("[api] %s", exc)
         return summary
 
-    def _vrrp_problems(self, new: Config) -> list[str]:
-        """Instances of `new` that cannot run here (interface gone...)."""
-        problems = []
-        for name, inst in new.vrrp_instances.items():
-            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
-                problems.append(f"vrrp_instances.{name}.interface: no interface "
-                                f"{inst.interface!r} on this machine")
-        return problems
+    def _lock_instances(self, new: Config) -> None:
+        """New instances take their single-instance locks (another daemon running one
+        of them refuses the reload); instances gone release theirs."""
+        locks = self.options.locks
+        if locks is None:
+            return
+        from hacluster.single_instance import AlreadyRunning, lock_specs
+
+        specs = lock_specs(new)
+        try:
+            locks.acquire(specs, wait=0)
+        except (AlreadyRunning, OSError) as exc:
+            raise ReloadRefused(str(exc)) from None
+
+    def _keep_locks(self) -> None:
+        """Hold the locks of the running configuration's instances, no others."""
+        if self.options.locks is not None:
+            from hacluster.single_instance import lock_specs
+
+            self.options.locks.keep_only(lock_specs(self.config))
 
     async def _reload_notify(self, new: Config) -> None:
         from hacluster import scripts

@@ -214,7 +214,7 @@ def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
     return DestKey(rs.ip, port)
 
 
-def _secure(p: CheckPlan, config: Config, what: str) -> CheckPlan:
+def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     """A MISC_CHECK's program found in PATH and checked as `enable_script_security` says."""
     params = p.params
     if not isinstance(params, MiscCheckParams):
@@ -275,7 +275,8 @@ def prepare(
                     continue
                 what = where(vs, rs, check)
                 try:
-                    plans.append(_secure(plan(check, vs, rs, config.global_defs), config, what))
+                    planned = plan(check, vs, rs, config.global_defs)
+                    plans.append(secure_check(planned, config, what))
                 except CheckConfigError as exc:
                     problems.append(str(exc))
                     continue

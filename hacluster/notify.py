@@ -132,7 +132,7 @@ def rs_label(vs: VirtualServer, rs: RealServer) -> str:
     return f"{rs} of {vs}"
 
 
-def _commands(config: Config) -> list[tuple[str, Command]]:
+def notify_commands(config: Config) -> list[tuple[str, Command]]:
     """Every notify command in `config`, with where it is configured."""
     out: list[tuple[str, Command]] = []
     hooks = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
@@ -193,7 +193,7 @@ def prepare_commands(config: Config) -> dict[PreparedKey, scripts.Script]:
     failed: set[PreparedKey] = set()
     problems: list[str] = []
     refused = False
-    for where, cmd in _commands(config):
+    for where, cmd in notify_commands(config):
         key = prepared_key(cmd, script_user)
         if key in prepared or key in failed:
             continue
