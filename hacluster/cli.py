@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "convert keepalived.conf to hacluster YAML",
     ),
     "status": ("hacluster.commands.status", "show the running daemon's state"),
+    "drain": ("hacluster.commands.drain", "drain a real server (weight 0)"),
+    "undrain": ("hacluster.commands.undrain", "give a drained real server its weight back"),
+    "maintenance": ("hacluster.commands.maintenance", "VRRP instance maintenance on or off"),
+    "reload": ("hacluster.commands.reload", "reload the running daemon's configuration"),
     "ipvs": ("hacluster.commands.ipvs", "IPVS table commands"),
     "lab": ("hacluster.commands.lab", "network-namespace lab and failover drills"),
 }
