@@ -40,7 +40,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -58,6 +57,7 @@ from hacluster.api import (
     UnknownVirtualServer,
 )
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from hacluster.logs import setup_logging
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -80,56 +80,6 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
-#: The fixed-width prefix that names what a log line concerns: "[VI_1] ...".
-_SUBJECT = re.compile(r"^\[([^\]]+)\]")
-
-
-class _HumanFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
-        line = f"{ts}.{int(record.msecs):03d} {record.levelname:<7} {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line; `subject` names the instance or service concerned
-    (taken from the `[NAME]` that starts the message), or `daemon` for the rest."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": msg,
-        }
-        for key in ("instance", "event", "old", "new", "reason"):
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
-        subject = getattr(record, "instance", None)
-        if subject is None:
-            m = _SUBJECT.match(msg)
-            subject = m.group(1) if m else "daemon"
-        entry["subject"] = subject
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def setup_logging(log_format: str, level: str) -> None:
-    """Log to stderr, one line per record, as human text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_format == "json" else _HumanFormatter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""

@@ -357,10 +357,11 @@ class Notifier:
             kind, name, state, queue, priority, reason, tuple(jobs),
             monotonic=time.monotonic(), wall=time.time(), seq=self._seq,
         )
-        log.info("[%s] notify %s%s", name, state, f" ({reason})" if reason else "")
         self._write_event_log(event)
-        if not event.jobs:
+        if not event.jobs:  # no script for this event: nothing to say
             return event
+        log.info("[%s] notify %s%s: %s", name, state, f" ({reason})" if reason else "",
+                 ", ".join(job.script.path for job in event.jobs))
         if self._closed:
             log.warning("[%s] notify %s after stop: not run", name, state)
             return event

@@ -403,10 +403,12 @@ class Driver:
             case StateChanged(old, new, reason):
                 member.transitions += 1
                 member.last_change = action
-                log.info(
-                    "[%s] %s -> %s (%s)", member.name, old, new, reason,
-                    extra={"instance": member.name, "event": "state",
-                           "old": str(old), "new": str(new), "reason": reason},
+                priority = member.machine.priority
+                log.log(
+                    logging.WARNING if new is State.FAULT else logging.INFO,
+                    "[%s] %s -> %s (%s) priority %d", member.name, old, new, reason, priority,
+                    extra={"instance": member.name, "event": "state", "old": str(old),
+                           "new": str(new), "reason": reason, "priority": priority},
                 )
                 if self.on_state is not None:
                     self.on_state(member.name, action)
