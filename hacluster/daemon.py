@@ -58,6 +58,7 @@ from hacluster.api import (
 )
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
 from hacluster.logs import setup_logging
+from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -121,6 +122,7 @@ class _ReloadPlan:
     added: list[str]
     changed: list[str] = dataclasses.field(default_factory=list)
     carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
+    in_place: list[InPlace] = dataclasses.field(default_factory=list)  # kept, reconfigured
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +148,7 @@ def plan_units(config: Config) -> dict[str, _Unit]:
 
 #: Settings carried out by tracking and notify, which take a new config in place: a
 #: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = {
-    "track_interface": (),
-    "track_script": (),
-    "track_file": (),
-    "notify_master": None,
-    "notify_backup": None,
-    "notify_fault": None,
-    "notify_stop": None,
-    "notify": None,
-}
+_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
 
 
 def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
@@ -1189,6 +1182,14 @@ class Daemon:
             added=[k for k in after if k not in before],
         )
         plan.changed = [k for k in after if k in before and k not in plan.kept]
+        # Only priority or preemption changed: the running machines take it in place.
+        for key in list(plan.changed):
+            unit = after[key]
+            changes = in_place_changes(old, new, unit.names, unit.group)
+            if changes is not None and before[key] == unit:
+                plan.changed.remove(key)
+                plan.kept.append(key)
+                plan.in_place += changes
         # Instances moving between units (into or out of a sync group) are rebuilt.
         moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
         leftovers: list[Vip] = []
@@ -1226,6 +1227,11 @@ class Daemon:
     async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
         """Build and start the changed and added units; a summary of the VRRP reload."""
         after = plan_units(new)
+        for change in plan.in_place:
+            driver = self._driver_of.get(change.instance)
+            if driver is not None:
+                driver.reconfigure(change.instance, change.priority, change.nopreempt,
+                                   change.preempt_delay)
         failed = []
         for key in plan.changed + plan.added:
             unit = after[key]
@@ -1245,6 +1251,8 @@ class Daemon:
                            ("failed", failed)):
             if keys:
                 parts.append(f"{what} {', '.join(keys)}")
+        if plan.in_place:
+            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
         if plan.carry:
             parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
         return "; ".join(parts) or "VRRP unchanged"

@@ -54,6 +54,7 @@ from vrrp.machine import (
     FaultRaised,
     Machine,
     PriorityChanged,
+    Reconfigured,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -285,6 +286,12 @@ class Driver:
     def set_priority_delta(self, member: str, delta: int) -> None:
         """Trackers changed `member`'s priority by `delta` from its configured one."""
         self._feed(member, PriorityChanged(delta))
+
+    def reconfigure(self, member: str, priority: int, nopreempt: bool,
+                    preempt_delay: float) -> None:
+        """A reload changed `member`'s priority or preemption: taken in place, no state
+        change, VIPs untouched."""
+        self._feed(member, Reconfigured(priority, nopreempt, preempt_delay))
 
     def raise_fault(self, member: str, cause: str) -> None:
         self._feed(member, FaultRaised(cause))
