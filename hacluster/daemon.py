@@ -622,11 +622,10 @@ class Daemon:
 
     def _dump(self) -> None:
         """SIGUSR1: log every instance and counter, and refresh the status file."""
-        status = self.status_dump()
-        for name, inst in status["instances"].items():
-            log.info("[%s] %s priority %s master %s; counters %s", name, inst["state"],
-                     inst["priority"], inst["master"], inst["counters"])
-        log.info("transport counters: %s", status["transport"])
+        from hacluster.status_text import dump_lines
+
+        for line in dump_lines(self.status_dump()):
+            log.info("%s", line)
         self._write_status()
 
     def instance_status(self, name: str) -> InstanceStatus:

@@ -288,6 +288,15 @@ def prepare(
     return wanted
 
 
+def _server_reason(reason: str, checks: list[dict[str, Any]]) -> str:
+    """Why a real server is up or down now: its checks' latest reasons once any has run
+    (the reason of its last up/down change otherwise: "not checked yet", "no checks")."""
+    ran = [c for c in checks if c.get("age_seconds") is not None or c.get("runs")]
+    if not ran:
+        return reason
+    return "; ".join(f"{c['checker']}: {c['reason']}" for c in ran)
+
+
 # --------------------------------------------------------------------------- the component
 
 
@@ -600,14 +609,15 @@ class LoadBalancer:
             reals = []
             for real in self._members.get(skey, []):
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
+                checks = [self._check_row(c, now) for c in real.checks]
                 reals.append({
                     "name": str(real.rs),
                     "up": real.up,
                     "weight": real.rs.weight,
                     "effective_weight": dest.weight if dest is not None else None,
                     "drained": real.key in self._drained,
-                    "reason": real.reason,
-                    "checks": [self._check_row(c, now) for c in real.checks],
+                    "reason": _server_reason(real.reason, checks),
+                    "checks": checks,
                 })
             rows.append({
                 "name": str(vs),

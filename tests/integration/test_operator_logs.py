@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,11 @@ def lab() -> Iterator[Lab]:
         yield the_lab
 
 
-def _wait(path: Path, text: str, timeout: float = 10.0) -> str:
+def _wait(path: Path, text: str, timeout: float = 10.0, count: int = 1) -> str:
     deadline = time.monotonic() + timeout
     while True:
         content = path.read_text()
-        if text in content:
+        if content.count(text) >= count:
             return content
         if time.monotonic() > deadline:
             raise AssertionError(f"no {text!r} in\n{content}")
@@ -55,7 +56,11 @@ def test_journal_lines_have_levels_and_transitions_say_why(lab: Lab) -> None:
     lab.set_link(a, "eth0", False)  # tracked with weight -20: priority 100
     text = _wait(log, "track_interface eth0 now down")
     lab.set_link(a, "eth0", True)
-    time.sleep(0.5)
+    _wait(log, "track_interface eth0 now up", count=2)  # once at start, once now
+    time.sleep(0.1)
+    mark = len(log.read_text())
+    proc.signal(signal.SIGUSR1)  # the dump: plain text lines, no Python reprs
+    dump = _wait(log, "reloads: ok=0 refused=0")[mark:]
     proc.stop()
     text = log.read_text()
     print(text)
@@ -72,4 +77,11 @@ def test_journal_lines_have_levels_and_transitions_say_why(lab: Lab) -> None:
     ], transitions
     (down,) = [x for x in lines if "track_interface eth0 now down" in x]
     assert down.startswith("<4>")  # a warning: `journalctl -p warning` finds it
-    assert "notify" not in text  # no notify script configured: no notify lines
+    assert "notify" not in text
+    print(dump)
+    dump_lines = [x.split(" INFO    ", 1)[1] for x in dump.splitlines()]
+    assert re.match(r"^\[VI_1\] MASTER priority 120, master 10\.9\.0\.1 \(priority 120\); "
+                    r"counters: .*adverts_sent=\d+ .*transitions=2$", dump_lines[0]), dump
+    assert dump_lines[1].startswith("transport eth0/4: ") and "sent=" in dump_lines[1]
+    assert "tracked interface eth0: up" in dump_lines
+    assert not any(c in dump for c in "{}'"), dump  # no notify script configured: no notify lines
