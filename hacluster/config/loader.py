@@ -55,6 +55,12 @@ _TRACK_INHERITED = ("retry", "delay_before_retry", "delay_loop", "warmup", "alph
 
 def load_config(path: str | Path) -> m.Config:
     """Read and validate the YAML file at `path`; raise `ConfigError` listing every problem."""
+    return load_config_located(path)[0]
+
+
+def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
+    """`load_config`, and the line of every key path the file gives (for later checks
+    that report `FILE:LINE: key: message`, such as the preflight)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -66,7 +72,11 @@ def load_config(path: str | Path) -> m.Config:
         raise ConfigError([Problem(str(path), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path), source_path=path)
+    ctx = _Ctx(str(path))
+    config = ctx.load(text, path)
+    if ctx.problems or config is None:
+        raise ConfigError(ctx.problems)
+    return config, dict(ctx.lines)
 
 
 def parse_config(

@@ -1084,7 +1084,7 @@ def test_command_writes_yaml_that_check_config_accepts(
     assert main(["import-keepalived", "-o", str(target), str(DATA / "full.conf")]) == 0
     assert capsys.readouterr().out == ""
     assert target.read_text() == out
-    assert main(["check-config", "-f", str(target)]) == 0
+    assert main(["check-config", "--offline", "-f", str(target)]) == 0
     assert "virtual_server FWM 7/TCP: sh DR" in capsys.readouterr().out
 
 
