@@ -17,7 +17,7 @@ import shlex
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, Field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +88,29 @@ def parse_config(
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
     return config
+
+
+def yaml_fields(cls: type[Any]) -> dict[str, Field[Any]]:
+    """The YAML keys a mapping of `cls` takes, with their model fields.
+
+    A field named by the mapping's own key (`from_key`) or built from other keys
+    (`derived`) is not a key of its own.
+    """
+    return {
+        f.metadata.get("key", f.name): f
+        for f in fields(cls)
+        if not f.metadata.get("from_key") and not f.metadata.get("derived")
+    }
+
+
+def inherited_keys(cls: type[m.CheckBase]) -> tuple[str, ...]:
+    """Checker keys that, when not given, come from the real server, else the virtual server."""
+    keys = list(_TRACK_INHERITED)
+    if issubclass(cls, m.NetworkCheckBase):
+        keys.append("connect_timeout")
+    if issubclass(cls, m.HttpCheckBase):
+        keys.append("virtualhost")
+    return tuple(keys)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -362,9 +385,7 @@ class _Ctx:
         pairs = self.mapping(node, path)
         if pairs is None:
             return None
-        by_key = {
-            f.metadata.get("key", f.name): f for f in fields(cls) if not f.metadata.get("from_key")
-        }
+        by_key = yaml_fields(cls)
         skip = set(skip)
         values: dict[str, Any] = {}
         given: dict[str, Node] = {}
@@ -804,12 +825,7 @@ class _Ctx:
         if read is None:
             return _INVALID
         values, _given, ok = read
-        inherited = list(_TRACK_INHERITED)
-        if issubclass(cls, m.NetworkCheckBase):
-            inherited.append("connect_timeout")
-        if issubclass(cls, m.HttpCheckBase):
-            inherited.append("virtualhost")
-        for key in inherited:
+        for key in inherited_keys(cls):
             if key in values:
                 continue
             for level in (rs, vs):

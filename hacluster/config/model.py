@@ -36,7 +36,7 @@ LB_ALGOS: tuple[str, ...] = (
 
 
 def spec(**kwargs: Any) -> dict[str, Any]:
-    """Field metadata read by the loader: key (YAML name), min, max, from_key."""
+    """Field metadata read by the loader: key (YAML name), min, max, from_key, derived."""
     return kwargs
 
 
@@ -513,7 +513,8 @@ class RealServer:
     delay_before_retry: float | None = field(default=None, metadata=spec(min=0, max=86400))
     delay_loop: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
     warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
-    checks: tuple[Checker, ...] = ()  # from the HTTP_GET / TCP_CHECK / ... keys
+    # built from the HTTP_GET / TCP_CHECK / ... keys, not a key of its own
+    checks: tuple[Checker, ...] = field(default=(), metadata=spec(derived=True))
 
     @property
     def family(self) -> int:
