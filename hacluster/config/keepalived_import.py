@@ -54,6 +54,7 @@ _SLOW_LINE_RE = re.compile(r"[\"'\\]")
 _COMMENT_RE = re.compile(r"[#!]")
 _WORD_RE = re.compile(r"[{}]|[^\s{}]+")
 _SHELL_SYNTAX_RE = re.compile(r"[<>|;&`]|\$\(")
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
 # keepalived's check_true_false(): these six words, in lower case only
 _BOOL_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 
@@ -651,7 +652,7 @@ class _Converter:
             return True
         word = stmt.args[0]
         if not valued:
-            if _BOOL_WORDS.get(word) is not True:
+            if _BOOL_WORDS.get(word) is not True and word != "1":
                 self.skip(stmt, kp, f"keepalived ignores the value {word!r} of this flag and "
                           "sets it; imported the same way", same=True)
             return True
@@ -687,13 +688,31 @@ class _Converter:
         if not argv:
             self.skip(stmt, kp, "empty script; not carried over")
             return None
-        if _SHELL_SYNTAX_RE.search(text):
+        shell_c = os.path.basename(argv[0]) in _SHELLS and "-c" in argv[1:2]
+        if _SHELL_SYNTAX_RE.search(text) and not shell_c:
+            # keepalived (since 1.4) runs scripts without a shell too: the same result
             self.skip(
                 stmt, kp,
-                f"{text!r} looks like shell syntax, but scripts run without a shell: "
-                "wrap it (e.g. sh -c '...') if it needs one",
+                f"{text!r} looks like shell syntax, but scripts run without a shell, in "
+                "keepalived as here: wrap it (e.g. sh -c '...') if it needs one",
+                same=True,
             )
         return {"script": text, **run_as} if run_as else text
+
+    def one_line_block(self, stmt: Statement, kp: str) -> tuple[Statement, ...]:
+        """`keyword VALUE...` where keepalived wants a block: carried as one entry.
+
+        keepalived 2.2.7 reports "Block KEYWORD has extra parameters" (a configuration
+        error) and reads the lines after it, up to the next '}', as the block's entries,
+        swallowing whatever follows; the import takes the line as the author meant it
+        and says so: the result differs from what keepalived would run.
+        """
+        self.skip(stmt, kp, f"keepalived wants a {{ }} block here: it reports \"Block "
+                  f"{stmt.keyword} has extra parameters\" and reads the following lines up "
+                  f"to the next '}}' as entries; imported as the one entry "
+                  f"{' '.join(stmt.args)!r}")
+        entries = (Statement(stmt.args, stmt.file, stmt.line),)
+        return entries + (stmt.block or ())
 
     def block(self, stmt: Statement, kp: str) -> tuple[Statement, ...]:
         if stmt.block is None:
@@ -947,11 +966,53 @@ class _Converter:
             self.skip(stmt, "virtual_server.protocol",
                       "not given: keepalived uses UDP then; imported as protocol UDP")
         reals = vs.pop("real_servers", None)
+        self.correct_ports(vs, reals or [])
         if reals:
             vs["real_servers"] = reals  # keep the list last, after the service's own keys
             self.origins[(id(vs), "real_servers")] = self.origins[(id(reals), None)]
         self.mark(vs, stmt, "virtual_server")
         return vs
+
+    def correct_ports(self, vs: dict[str, Any], reals: list[Any]) -> None:
+        """keepalived's port corrections for DR and TUN servers, as it loads the config.
+
+        The port of a fwmark service's DR/TUN real or sorry server is cleared ("has port
+        specified - clearing"); that of an address service's one is set to the service's
+        port ("ports don't match - resetting"). Its checkers were set up before, so they
+        still probe the port written: the import gives them that as connect_port.
+        """
+        kind = vs.get("lb_kind", "NAT")
+        vport = vs.get("port")
+        fwmark = "fwmark" in vs
+        for rs in reals:
+            if not isinstance(rs, dict) or rs.get("lb_kind", kind) == "NAT" or "port" not in rs:
+                continue
+            if fwmark:
+                message = ("keepalived clears the port of a DR/TUN server of a fwmark "
+                           "service (\"has port specified - clearing\")")
+            elif rs["port"] != vport and vport is not None:
+                message = (f"keepalived resets a DR/TUN server's port to the service's "
+                           f"{vport} (\"ports don't match - resetting\")")
+            else:
+                continue
+            where = self.origins[(id(rs), "port")]
+            written = rs.pop("port")
+            if not fwmark:
+                self.put(rs, "port", vport, Statement(("real_server",), where.file,
+                                                       where.line), where.keyword)
+            for check in _checks_of(rs):
+                check.setdefault("connect_port", written)
+            self.skip(Statement(("real_server",), where.file, where.line), where.keyword,
+                      f"{message}; so does the import, and its checks still probe port "
+                      f"{written}", same=True)
+        sorry = vs.get("sorry_server")
+        if (fwmark and isinstance(sorry, str) and not _is_bare_ip(sorry)
+                and vs.get("sorry_server_lb_kind", kind) != "NAT"):
+            where = self.origins[(id(vs), "sorry_server")]
+            vs["sorry_server"] = sorry.rsplit(":", 1)[0].strip("[]")
+            self.skip(Statement(("sorry_server",), where.file, where.line), where.keyword,
+                      "keepalived clears the port of a fwmark service's DR/TUN sorry server "
+                      "(\"has port specified - clearing\"); so does the import", same=True)
 
     def virtual_server_group(self, stmt: Statement, name: str | None) -> None:
         kp = "virtual_server.group"
@@ -993,6 +1054,21 @@ class _Converter:
             self.origins[(id(self.servers), len(self.servers) - 1)] = _Origin(
                 stmt.file, stmt.line, "virtual_server"
             )
+
+
+def _checks_of(rs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The network checks of a real server (MISC_CHECK has no port)."""
+    for kind, value in rs.items():
+        if kind in _CHECKERS and kind != "MISC_CHECK":
+            yield from (value if isinstance(value, list) else [value])
+
+
+def _is_bare_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _instance_family(instance: dict[str, Any]) -> int:
@@ -1172,7 +1248,8 @@ def _track_list(kind: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(kind, [])
         c.origin_once(target, kind, stmt, kp)
-        for entry in c.block(stmt, kp):
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
+        for entry in entries:
             if entry.block is not None:
                 c.skip(entry, kp, "unexpected { } block; not carried over")
                 continue
@@ -1190,10 +1267,8 @@ def _vip_list(key: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(key, [])
         c.origin_once(target, key, stmt, kp)
-        if stmt.args and stmt.block is None:  # `virtual_ipaddress ADDR` on one line
-            entries: tuple[Statement, ...] = (Statement(stmt.args, stmt.file, stmt.line),)
-        else:
-            entries = c.block(stmt, kp)
+        # `virtual_ipaddress ADDR` on one line: keepalived misreads it, see one_line_block
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
         for entry in entries:
             vip = _vip(c, entry, kp)
             if vip is not None:
@@ -1229,6 +1304,11 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
             value = rest.pop(0)
             if word == "scope" and value not in _SCOPES:
                 c.skip(entry, f"{kp}.scope", f"scope {value!r} is not supported; left out")
+                continue
+            if word == "scope" and address.version == 6:
+                c.skip(entry, f"{kp}.scope", "keepalived ignores a scope on IPv6 addresses "
+                       "(\"Cannot specify scope for IPv6 addresses\"); so does the import",
+                       same=True)
                 continue
             parts += [word, value]
         elif word == "no_track":
