@@ -15,6 +15,7 @@ import contextlib
 import glob
 import gzip
 import ipaddress
+import math
 import os
 import re
 import shlex
@@ -905,6 +906,23 @@ class _Converter:
                       f"{kp}.preempt_delay", "keepalived resets it with nopreempt "
                       "(\"preempt_delay is incompatible with nopreempt mode\"); so does "
                       "the import", same=True)
+        advert = target.get("advert_int")
+        if version == 2 and isinstance(advert, int | float) and (
+            advert >= 256 or not float(advert).is_integer()
+        ):
+            where = self.origins[(id(target), "advert_int")]
+            fixed = 255 if advert >= 256 else max(1, math.floor(advert + 0.5))
+            self.put(target, "advert_int", fixed, Statement(("advert_int",), where.file,
+                                                              where.line), where.keyword)
+            self.skip(Statement(("advert_int",), where.file, where.line), f"{kp}.advert_int",
+                      f"VRRPv2 takes whole seconds (up to 255): keepalived makes {advert:g} "
+                      f"{fixed}, and so does the import", same=True)
+        if target.get("garp_master_repeat") == 0:
+            where = self.origins[(id(target), "garp_master_repeat")]
+            target["garp_master_repeat"] = 1
+            self.skip(Statement(("garp_master_repeat",), where.file, where.line),
+                      f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
+                      "than 0\"), and so does the import", same=True)
         if version == 3 and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
@@ -1957,6 +1975,28 @@ _REQUIRED_KEYS = frozenset(
 )
 
 
+# What the loader refuses that keepalived 2.2.7 also ignores (with an error message),
+# so that leaving it out behaves the same: (key path pattern, loader message part).
+_KEEPALIVED_IGNORES = (
+    # "(VI) track script X not found, ignoring..."
+    (re.compile(r"\.track_script\[\d+\]$"), "no vrrp_script named"),
+    # "Virtual router X specified in sync group G doesn't exist - ignoring"
+    (re.compile(r"^vrrp_sync_groups\.[^.]+\.group\[\d+\]$"), "no vrrp_instance named"),
+    # "(VI): address family must match VRRP instance [ADDR] - ignoring"
+    (re.compile(r"\.virtual_ipaddress\[\d+\]$"), "one instance carries one family"),
+    # "vrrp_script S weight W must be in [-253, 253]": weight 0, as here
+    (re.compile(r"^vrrp_scripts\.[^.]+\.weight$"), "must be -253..253"),
+    # "vrrp script interval must be greater than 0, setting to 1": 1 s, as here
+    (re.compile(r"^vrrp_scripts\.[^.]+\.interval$"), ", got 0"),
+    # "Real server weight W is outside range 0-65535": weight 1, as here
+    (re.compile(r"\.real_servers\[\d+\]\.weight$"), "must be 0..65535"),
+)
+
+
+def _keepalived_ignores_too(key_path: str, message: str) -> bool:
+    return any(path.search(key_path) and part in message for path, part in _KEEPALIVED_IGNORES)
+
+
 def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Drop what the loader refuses, noting each, until the YAML loads."""
     for _ in range(200):
@@ -1969,7 +2009,7 @@ def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]
             problems = exc.problems
         else:
             return text, clean
-        targets: dict[tuple[int, Any], tuple[Any, Any, str, _Origin | None]] = {}
+        targets: dict[tuple[int, Any], tuple[Any, Any, str, _Origin | None, bool]] = {}
         for problem in problems:
             for candidate in _parent_paths(problem.key_path):
                 if candidate not in where:
@@ -1992,13 +2032,17 @@ def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]
                 if candidate != problem.key_path:  # a key it needs: the whole entry goes
                     inner = problem.key_path[len(candidate):].lstrip(".")
                     message = f"{inner}: {message}"
-                targets.setdefault((id(container), key), (container, key, message, origin))
+                same = _keepalived_ignores_too(problem.key_path, problem.message)
+                if same:
+                    message += ", as keepalived ignores it"
+                targets.setdefault((id(container), key), (container, key, message, origin, same))
                 break
         if not targets:
             break
-        for container, key, message, origin in targets.values():
+        for container, key, message, origin, same in targets.values():
             if origin is not None:
-                c.skipped.append(Skipped(origin.file, origin.line, origin.keyword, message))
+                c.skipped.append(Skipped(origin.file, origin.line, origin.keyword, message,
+                                         changes_behaviour=not same))
             if isinstance(container, list):
                 container[key] = _DROPPED
             else:

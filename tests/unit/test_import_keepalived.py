@@ -638,7 +638,8 @@ def test_what_the_loader_refuses_is_dropped_and_listed(tmp_path: Path) -> None:
     assert ":4: vrrp_instance.nopreempt: keepalived clears nopreempt with state MASTER" in text
     assert ":9: vrrp_instance.virtual_ipaddress: 10.9.0.1 is already a virtual address" in text
     assert ":12: vrrp_instance: VI_1 is already defined on line 2" in text
-    assert ":21: vrrp_instance.advert_int: VRRPv2 allows whole seconds" in text
+    assert ":21: vrrp_instance.advert_int: VRRPv2 takes whole seconds (up to 255): " \
+           "keepalived makes 0.5 1" in text
 
 
 def test_scripts_with_shell_syntax_and_a_global_script_group_are_noted(tmp_path: Path) -> None:

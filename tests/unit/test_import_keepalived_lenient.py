@@ -227,3 +227,27 @@ def test_unknown_and_process_tuning_keywords_change_nothing() -> None:
         ("global_defs.vrrp_priority", False),
         ("global_defs.vrrp_strict", True),
     ]
+
+
+def test_values_keepalived_corrects_or_ignores() -> None:
+    # advert_int 2.5 under VRRPv2 is rounded to 3; garp_master_repeat 0 becomes 1; a
+    # missing track_script, an out-of-range script weight or real server weight, and a
+    # VIP of the other family are ignored, by keepalived with an error, here with a note
+    config, notes = imported(
+        'vrrp_script s {\n script "/bin/true"\n weight 300\n}\n'
+        + instance("advert_int 2.5\n garp_master_repeat 0\n track_script {\n s\n ghost\n }",
+                   vips="virtual_ipaddress {\n 10.9.0.1\n 2001:db8::1\n }")
+        + service("", "weight 70000")
+    )
+    inst = config.vrrp_instances["VI_1"]
+    assert (inst.advert_int, inst.garp_master_repeat) == (3, 1)
+    assert [t.name for t in inst.track_script] == ["s"]
+    assert [str(v.address.ip) for v in inst.virtual_ipaddress] == ["10.9.0.1"]
+    assert config.vrrp_scripts["s"].weight == 0
+    assert config.virtual_servers[0].real_servers[0].weight == 1
+    assert sorted(n.keyword for n in notes) == [
+        "virtual_server.real_server.weight", "vrrp_instance.advert_int",
+        "vrrp_instance.garp_master_repeat", "vrrp_instance.track_script",
+        "vrrp_instance.virtual_ipaddress", "vrrp_script.weight",
+    ]
+    assert not any(n.changes_behaviour for n in notes)
