@@ -623,7 +623,7 @@ class _Converter:
             return _DROPPED
         if len(stmt.args) > 1:
             extra = " ".join(stmt.args[1:])
-            self.skip(stmt, kp, f"extra words ignored: {extra!r}")
+            self.skip(stmt, kp, f"extra words ignored: {extra!r}", same=True)
         try:
             return parse(stmt.args[0])
         except _Bad as exc:
@@ -778,7 +778,7 @@ class _Converter:
         for name, stmt in self.vs_groups.items():
             if name not in self.used_vs_groups:
                 self.skip(stmt, "virtual_server_group",
-                          f"{name} is used by no virtual_server; left out")
+                          f"{name} is used by no virtual_server; left out", same=True)
         for key, section in (
             ("global_defs", self.global_defs),
             ("vrrp_scripts", self.scripts),
@@ -804,7 +804,8 @@ class _Converter:
             return
         name = stmt.args[0]
         if len(stmt.args) > 1:
-            self.skip(stmt, kw, f"extra words ignored: {' '.join(stmt.args[1:])!r}")
+            self.skip(stmt, kw, f"extra words ignored: {' '.join(stmt.args[1:])!r}",
+                      same=True)
         if name in section:
             first = self.origins[(id(section[name]), None)]
             where = f"{first.file}:{first.line}"
@@ -978,11 +979,12 @@ class _Converter:
         assert stmt.block is not None
         self.walk(stmt.block, _VIRTUAL_SERVER, vs, "virtual_server")
         if "protocol" not in vs and "fwmark" not in vs:
-            # keepalived leaves an address service without `protocol` to the kernel's
-            # default, which is UDP; hacluster's default is TCP, so say it explicitly.
+            # keepalived: "no protocol set - defaulting to UDP"; hacluster's default is
+            # TCP, so say it explicitly.
             self.put(vs, "protocol", "UDP", stmt, "virtual_server")
             self.skip(stmt, "virtual_server.protocol",
-                      "not given: keepalived uses UDP then; imported as protocol UDP")
+                      "not given: keepalived uses UDP then; imported as protocol UDP",
+                      same=True)
         reals = vs.pop("real_servers", None)
         self.correct_ports(vs, reals or [])
         if reals:
@@ -1395,7 +1397,7 @@ def _authentication(c: _Converter, stmt: Statement, target: dict[str, Any], kp: 
                 password = password.encode()[:8].decode("utf-8", "ignore")
             auth["auth_pass"] = password
         else:
-            c.skip(entry, ekp, "unknown keyword")
+            c.skip(entry, ekp, "unknown keyword; ignored, as keepalived does", same=True)
     if "auth_pass" not in auth:
         c.skip(stmt, kp, "no auth_pass: keepalived ignores the authentication then, and so "
                "does the import", same=True)
