@@ -843,7 +843,9 @@ class _Converter:
 
     def finish_script(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if "script" not in target:
-            self.skip(stmt, kp, f"{stmt.args[0]} has no script; not carried over")
+            # keepalived: "No script set for vrrp_script X - removing"
+            self.skip(stmt, kp, f"{stmt.args[0]} has no script; not carried over",
+                      same=True)
             return False
         return True
 
@@ -934,7 +936,9 @@ class _Converter:
 
     def finish_group(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if not target.get("group"):
-            self.skip(stmt, kp, f"{stmt.args[0]} has no group {{ }} of instances; not carried over")
+            # keepalived: "Sync group G has no virtual router(s). removing"
+            self.skip(stmt, kp, f"{stmt.args[0]} has no group {{ }} of instances; not carried "
+                      "over", same=True)
             return False
         return True
 
