@@ -559,10 +559,17 @@ class _Ctx:
         vips: list[m.VirtualIpAddress] = list(
             values.get("virtual_ipaddress", self.partial.get(vpath, ()))
         )
-        if "virtual_ipaddress" in values and not vips:
-            self.at(vpath, "must list at least one address")
-            ok = False
         family = vips[0].family if vips else None
+        if not vips and vpath not in self.partial:
+            # keepalived's rule: VRRPv2 over IPv4 may run without VIPs, v3 and IPv6 not
+            own = [values.get("unicast_src_ip"), values.get("mcast_src_ip"),
+                   *(p.ip for p in values.get("unicast_peers", ()))]
+            family = next((ip.version for ip in own if ip is not None), None)
+            wanted = values.get("version", 3 if family == 6 else g.vrrp_version)
+            if wanted == 3 or family == 6:
+                self.at(vpath, "must list at least one address under VRRPv3 or IPv6 "
+                        "(keepalived's rule; VRRPv2 over IPv4 may run without)")
+                ok = False
         for i, vip in enumerate(vips[1:], start=1):
             if vip.family != family:
                 self.at(

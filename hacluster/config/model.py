@@ -288,7 +288,9 @@ class VrrpInstance:
     name: str = field(metadata=spec(from_key=True))
     interface: str
     virtual_router_id: int = field(metadata=spec(min=1, max=255))
-    virtual_ipaddress: tuple[VirtualIpAddress, ...]
+    # May be empty under VRRPv2/IPv4, as keepalived allows ("No VIP specified; at least
+    # one is sensible"): cloud floating addresses moved by a notify script.
+    virtual_ipaddress: tuple[VirtualIpAddress, ...] = ()
     state: InitialState = "BACKUP"
     priority: int = field(default=100, metadata=spec(min=1, max=255))
     advert_int: float = 1.0  # seconds; the loader checks it against the version
@@ -326,8 +328,15 @@ class VrrpInstance:
 
     @property
     def family(self) -> int:
-        """4 or 6: the family of the VIPs carried in adverts."""
-        return self.virtual_ipaddress[0].family
+        """4 or 6: the family of the VIPs carried in adverts (without VIPs, as keepalived
+        decides it: the unicast source or peers, else IPv4)."""
+        if self.virtual_ipaddress:
+            return self.virtual_ipaddress[0].family
+        for ip in (self.unicast_src_ip, self.mcast_src_ip,
+                   *(p.ip for p in self.unicast_peers)):
+            if ip is not None:
+                return ip.version
+        return 4
 
     @property
     def is_unicast(self) -> bool:
