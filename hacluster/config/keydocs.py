@@ -91,6 +91,12 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "vrrp_garp_lower_prio_repeat"): KeyDoc(
         "Gratuitous ARPs / NAs sent after a lower-priority advert.", "1",
         default="vrrp_garp_master_repeat"),
+    ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
+        "A master that hears a lower-priority advert sends no advert of its own back "
+        "(its gratuitous ARPs / NAs still go out).", "true"),
+    ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
+        "A master that hears a higher-priority advert sends one advert of its own before "
+        "going BACKUP.", "true"),
     ("GlobalDefs", "vrrp_garp_interval"): KeyDoc(
         "Seconds between gratuitous ARPs within a burst.", "0.001"),
     ("GlobalDefs", "vrrp_gna_interval"): KeyDoc(
@@ -219,7 +225,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VrrpInstance", "virtual_ipaddress"): KeyDoc(
         "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
         "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
-        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]'),
+        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]',
+        default="none: an instance without VIPs (notify scripts move the address) is "
+        "accepted, as keepalived does with a warning"),
     ("VrrpInstance", "state"): KeyDoc(
         "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
     ("VrrpInstance", "priority"): KeyDoc(
@@ -291,6 +299,12 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VrrpInstance", "garp_lower_prio_repeat"): KeyDoc(
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
         default=_GARP.format("garp_lower_prio_repeat") + ", else garp_master_repeat"),
+    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
+        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
+        default="global_defs.vrrp_lower_prio_no_advert"),
+    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
+        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
+        default="global_defs.vrrp_higher_prio_send_advert"),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(
