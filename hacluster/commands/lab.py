@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="multiply every lab timing (check intervals and timeouts, the "
                             "client's pacing and timeouts, settle times and bounds) by F, "
                             "for a slow machine or VM (default 1)")
+        p.add_argument("--client-rate", type=float, default=None, metavar="N",
+                       help="requests per second the lab client sends through the VIP "
+                            "(default 100 / --time-scale)")
     drill.add_argument("--drills", default=None, metavar="NAME,...",
                        help="which drills to run, by name or number, in catalogue order: "
                             + ", ".join(f"{d.number} {d.name}" for d in _catalogue())
@@ -80,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command != "down":
         if not 0.1 <= args.time_scale <= 100:
             print("hacluster lab: --time-scale must be between 0.1 and 100", file=sys.stderr)
+            return 2
+        if args.client_rate is not None and not 0.5 <= args.client_rate <= 1000:
+            print("hacluster lab: --client-rate must be between 0.5 and 1000 requests/s",
+                  file=sys.stderr)
             return 2
         if args.advert_int is not None and not 0.01 <= args.advert_int <= 40:
             print("hacluster lab: --advert-int must be between 0.01 and 40 seconds",
@@ -238,6 +245,11 @@ def _topology(args: argparse.Namespace) -> tuple[Topology, str]:
     fields: dict[str, object] = {"prefix": args.prefix}
     if args.advert_int is not None:
         fields["advert_int"] = args.advert_int
+    if args.client_rate is not None:
+        # Up to 4 workers, each sending one request at a time at its own pace.
+        workers = max(1, min(4, round(args.client_rate)))
+        fields["client_workers"] = workers
+        fields["client_interval"] = workers / args.client_rate
     if args.dataplane is not None:
         fields["dataplane"], why = args.dataplane, "chosen with --dataplane"
     else:

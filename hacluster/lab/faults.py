@@ -79,7 +79,7 @@ class FaultDrills(Drills):
         elsewhere = [r for r in recs if r.ok and r.director != self.master]
         res.add(f"after {label}", f"{len(recs)} sent, {len(lost)} failed, "
                 f"{len(elsewhere)} answered via {self.backup}")
-        res.figures[f"lost_after_{label}"] = len(lost)
+        res.figures[f"lost_after_{label.lower()}"] = len(lost)
         if back is not None:
             res.add("reached", f"traffic on {self.master} for good from "
                     f"{back - since:+.2f} s after the {label}")
