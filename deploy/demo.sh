@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README's first command on a fresh Debian 12 machine, as root: install hacluster and what
 # it needs (deploy/install-deps.sh), then run the failover drills in a network-namespace
-# lab of two directors, three real servers and a client (`hacluster lab drill`, ~40 s).
-# Arguments are passed to `hacluster lab drill` (e.g. --only 1,2). Exit status: the drill's.
+# lab of two directors, three real servers and a client (`hacluster lab drill`, 1-2 minutes).
+# Arguments are passed to `hacluster lab drill` (e.g. --drills kill,partition). Exit status: the drill's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

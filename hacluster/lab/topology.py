@@ -12,7 +12,8 @@ Layout (every namespace named by `hacluster.lab.netns.Lab`, ``PREFIX-PID-N-ROLE`
 Both bridges live in one `sw` namespace. The directors run `hacluster run` with a
 generated YAML config: one VRRP v3 instance holding both VIPs (the front one clients use
 and the back one the real servers route their answers through, as LVS-NAT needs),
-`dataplane: nftables`, and a virtual server VIP:80 with the three real servers and
+the dataplane the topology names (`ipvs` or `nftables`), and a virtual server VIP:80 with
+the three real servers and
 HTTP_GET checks. Each director reaches the real servers on its own port (lvs-a 8081,
 lvs-b 8082) so every answer tells which director forwarded it.
 
