@@ -13,8 +13,7 @@ Both bridges live in one `sw` namespace. The directors run `hacluster run` with 
 generated YAML config: one VRRP v3 instance holding both VIPs (the front one clients use
 and the back one the real servers route their answers through, as LVS-NAT needs),
 the dataplane the topology names (`ipvs` or `nftables`), and a virtual server VIP:80 with
-the three real servers and
-HTTP_GET checks. Each director reaches the real servers on its own port (lvs-a 8081,
+the three real servers and HTTP_GET checks. Each director reaches the real servers on its own port (lvs-a 8081,
 lvs-b 8082) so every answer tells which director forwarded it.
 
 `lab up` records what it started in a state file (namespaces, and PIDs with their start
