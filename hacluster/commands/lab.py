@@ -25,10 +25,22 @@ DRILL_PREFIX = "hcdrill"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hacluster.lab.topology import DEFAULT_STATE_DIR
 
+    parser.description = (
+        "A network-namespace lab on this machine: two directors running hacluster, real "
+        "servers and a client, and failover drills over it. Needs root, ip and nft."
+    )
     sub = parser.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
-    up = sub.add_parser("up", help="build the lab and leave it running")
-    down = sub.add_parser("down", help="stop the lab's processes and remove its namespaces")
-    drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it")
+    up = sub.add_parser("up", help="build the lab and leave it running",
+                        description="Build the lab (namespaces, bridges, directors, real "
+                        "servers, client) and leave it running; `lab down` removes it.")
+    down = sub.add_parser("down", help="stop the lab's processes and remove its namespaces",
+                          description="Stop the processes of a lab built by `lab up` and "
+                          "remove its namespaces.")
+    drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it",
+                           description="Build a lab, run the failover and fault drills "
+                           "(real server down, master killed, preempt, hand-over, partition, "
+                           "starvation, crash loop, reload under traffic), print a verdict "
+                           "and figures for each, and remove the lab.")
     for p, prefix in ((up, DEFAULT_PREFIX), (down, DEFAULT_PREFIX), (drill, DRILL_PREFIX)):
         p.add_argument("--prefix", default=prefix,
                        help=f"namespace name prefix, 1-8 lowercase letters/digits "
