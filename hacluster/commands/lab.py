@@ -233,8 +233,8 @@ def _up(args: argparse.Namespace) -> int:
           f"hacluster.lab.client --host {topo.vip} --once")
     if shutil.which("curl"):
         print(f"                        ip netns exec {client} curl -si http://{topo.vip}/")
-    print(f"  a director's table:   ip netns exec {run.ns['lvsa'].name} nft list table inet "
-          "hacluster")
+    table = ("ipvsadm -L -n" if topo.dataplane == "ipvs" else "nft list table inet hacluster")
+    print(f"  a director's table:   ip netns exec {run.ns['lvsa'].name} {table}")
     print(f"  configs, logs, status: {workdir}/")
     print(f"  remove it:            hacluster lab down --prefix {args.prefix}"
           + ("" if args.state_dir == _default_state_dir() else
