@@ -102,8 +102,8 @@ class ReloadRefused(Exception):
 
 
 def state_label(state: State) -> str:
-    """The state as the API and metrics name it (INIT for INITIALIZE)."""
-    return "INIT" if state is State.INITIALIZE else str(state)
+    """The state as the API and metrics name it: as the logs do (INITIALIZE...)."""
+    return str(state)
 
 
 @dataclass(frozen=True, slots=True)
