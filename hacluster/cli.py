@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
+from hacluster import __version__
+
 # Each subcommand lives in its own module under hacluster.commands and exposes
 # `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
 # their subcommand is chosen, so `hacluster check-config` stays fast.
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand."""
     parser = argparse.ArgumentParser(prog="hacluster")
+    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     available = _available()
     for name, (_module, helptext) in available.items():

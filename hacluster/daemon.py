@@ -90,6 +90,8 @@ class DaemonOptions:
     status_file: Path | None = None
     config_file: Path | None = None  # read again on reload (None: reload refused)
     control_socket: Path | None = None  # overrides global_defs.control_socket
+    vip_state_file: Path | None = None  # VIPs added are recorded here (vrrp.vipstate)
+    leftovers: tuple[tuple[str, str], ...] = ()  # (level, line) logged at start
     locks: Locks | None = None  # single-instance locks, extended to new instances on reload
 
 
@@ -249,8 +251,10 @@ class Daemon:
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
         from vrrp.transport import Transport
+        from vrrp.vipstate import VipRecord
 
-        self._addresses = Addresses()
+        state = self.options.vip_state_file
+        self._addresses = Addresses(None if state is None else VipRecord(state))
         # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
         # while the sockets are set up; run() waits for them before the instances start.
         self._addresses.warm_up()
@@ -350,6 +354,8 @@ class Daemon:
             preempt_delay=inst.preempt_delay,
             vips=tuple(vips),
             down_timer_adverts=inst.down_timer_adverts,
+            lower_prio_no_advert=inst.lower_prio_no_advert,
+            higher_prio_send_advert=inst.higher_prio_send_advert,
         )
         template = packet.Advert(
             version=inst.version,
@@ -367,6 +373,8 @@ class Daemon:
             refresh=inst.garp_master_refresh,
             refresh_repeat=inst.garp_master_refresh_repeat,
             interval=g.vrrp_garp_interval if family == 4 else g.vrrp_gna_interval,
+            lower_prio_repeat=inst.garp_lower_prio_repeat,
+            lower_prio_delay=inst.garp_lower_prio_delay,
         )
         announcer = Announcer(name, announce_params, self._frames)
         self._preparing.append(announcer.prepare(list(vips.values())))
@@ -1299,6 +1307,8 @@ class DaemonController:
 def run_daemon(config: Config, options: DaemonOptions) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop)."""
     setup_logging(options.log_format, options.log_level)
+    for level, line in options.leftovers:  # what `hacluster run` did before logging
+        log.log(logging.getLevelName(level.upper()), "%s", line)
     # The event loop shares the interpreter with the netlink and scapy worker threads:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)

@@ -18,6 +18,8 @@ returns them:
   straight after the VIP is added (keepalived's order), with no loop iteration in
   between. Otherwise it waits, in order, behind the outstanding changes in a queue
   worked by a task, and is skipped if the member has left MASTER meanwhile;
+- `Reannounce` (a master heard a lower-priority advert) has the announcer send its
+  garp_lower_prio burst at once;
 - `StateChanged` is logged with its cause, ``[VI_1] BACKUP -> MASTER (master down
   timer)``, and reported to an optional callback.
 
@@ -54,6 +56,7 @@ from vrrp.machine import (
     FaultRaised,
     Machine,
     PriorityChanged,
+    Reannounce,
     Reconfigured,
     RemoveVips,
     SendAdvert,
@@ -102,6 +105,8 @@ class AnnouncerLike(Protocol):
     def start(self, vips: Sequence[Vip]) -> None: ...
 
     def stop(self) -> None: ...
+
+    def reannounce(self, vips: Sequence[Vip]) -> None: ...
 
 
 class _Core(Protocol):
@@ -407,6 +412,10 @@ class Driver:
                 self._begin("remove", member, vips)
             case Announce(vips):
                 self._submit(_Job("announce", member, vips))
+            case Reannounce(vips):
+                # A master answering a lower-priority advert: it holds its VIPs already,
+                # so the frames go out now, beside any announcement still scheduled.
+                member.announcer.reannounce(member.addresses(vips))
             case StateChanged(old, new, reason):
                 member.transitions += 1
                 member.last_change = action

@@ -39,7 +39,7 @@ def summary(config: Config) -> list[str]:
         f"  router_id {g.router_id or '(host name)'}, dataplane {g.dataplane}",
     ]
     for inst in config.vrrp_instances.values():
-        vips = ", ".join(str(v.address) for v in inst.virtual_ipaddress)
+        vips = ", ".join(str(v.address) for v in inst.virtual_ipaddress) or "none"
         mode = "unicast" if inst.is_unicast else "multicast"
         lines.append(
             f"  vrrp_instance {inst.name}: {inst.interface} VRID {inst.virtual_router_id} "

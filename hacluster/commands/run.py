@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
 
@@ -36,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JSON status (states, counters) here on every change and on SIGUSR1",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the VIPs this daemon added are recorded, to be removed first after a "
+        "crash (default: /run/hacluster)",
+    )
+    parser.add_argument(
         "--control-socket",
         type=Path,
         default=None,
@@ -44,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before anything slow (heavy imports, parsing the configuration): take off the VIPs
+    # a crashed predecessor left, so that clients stop being sent here at once.
+    from vrrp import vipstate
+
+    vip_state = vipstate.state_file(args.state_dir or vipstate.DEFAULT_STATE_DIR, args.config)
+    leftovers = vipstate.clear_leftovers(vip_state)
+
     from hacluster.config import ConfigError
     from hacluster.config.loader import load_config_located
     from hacluster.preflight import preflight
@@ -51,11 +69,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, lines = load_config_located(args.config)
     except ConfigError as exc:
+        _report(leftovers)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except OSError as exc:
+        _report(leftovers)
+        print(f"{args.config}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     findings = preflight(config, lines)
     if findings:
+        _report(leftovers)
         for finding in findings:
             print(finding, file=sys.stderr)
         print(f"{args.config}: refused, {len(findings)} problem(s)", file=sys.stderr)
@@ -74,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         config_file=args.config,
         control_socket=args.control_socket,
+        vip_state_file=vip_state,
+        leftovers=tuple(leftovers.report()),
         locks=locks,
     )
-    # Before anything is touched (leftover VIPs, the control socket): one daemon only.
+    # Before anything else is touched (the control socket, VIPs from the configuration):
+    # one daemon only. The recorded leftovers above were left alone if their writer lives.
     try:
         locks.acquire(lock_specs(with_overrides(config, options)))
     except AlreadyRunning as exc:
@@ -89,3 +116,8 @@ def run(args: argparse.Namespace) -> int:
         return run_daemon(config, options)
     finally:
         locks.release()
+
+
+def _report(leftovers: vipstate.Cleared) -> None:
+    for _level, message in leftovers.report():
+        print(message, file=sys.stderr)
