@@ -57,6 +57,7 @@ from vrrp.machine import (
     Machine,
     PriorityChanged,
     Reannounce,
+    Reconfigured,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -291,6 +292,12 @@ class Driver:
         """Trackers changed `member`'s priority by `delta` from its configured one."""
         self._feed(member, PriorityChanged(delta))
 
+    def reconfigure(self, member: str, priority: int, nopreempt: bool,
+                    preempt_delay: float) -> None:
+        """A reload changed `member`'s priority or preemption: taken in place, no state
+        change, VIPs untouched."""
+        self._feed(member, Reconfigured(priority, nopreempt, preempt_delay))
+
     def raise_fault(self, member: str, cause: str) -> None:
         self._feed(member, FaultRaised(cause))
 
@@ -412,10 +419,12 @@ class Driver:
             case StateChanged(old, new, reason):
                 member.transitions += 1
                 member.last_change = action
-                log.info(
-                    "[%s] %s -> %s (%s)", member.name, old, new, reason,
-                    extra={"instance": member.name, "event": "state",
-                           "old": str(old), "new": str(new), "reason": reason},
+                priority = member.machine.priority
+                log.log(
+                    logging.WARNING if new is State.FAULT else logging.INFO,
+                    "[%s] %s -> %s (%s) priority %d", member.name, old, new, reason, priority,
+                    extra={"instance": member.name, "event": "state", "old": str(old),
+                           "new": str(new), "reason": reason, "priority": priority},
                 )
                 if self.on_state is not None:
                     self.on_state(member.name, action)

@@ -198,6 +198,18 @@ class SourceChanged:
     primary_ip: IPAddress
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """A reload changed the configured priority or preemption settings: taken in place,
+    with no state change (the protocol then does what the new values imply: a master
+    that is now lower is preempted by a higher backup, a backup now higher takes over
+    when its master-down timer runs out on the lower master's adverts)."""
+
+    priority: int
+    nopreempt: bool
+    preempt_delay: float
+
+
 Event = (
     Startup
     | AdvertReceived
@@ -208,6 +220,7 @@ Event = (
     | Shutdown
     | VipRemoved
     | SourceChanged
+    | Reconfigured
 )
 
 
@@ -423,6 +436,8 @@ class Machine:
                 # loop back: nothing else changes.
                 self.params = replace(self.params, primary_ip=primary_ip)
                 return []
+            case Reconfigured(priority, nopreempt, preempt_delay):
+                return self._on_reconfigured(priority, nopreempt, preempt_delay, now)
         raise TypeError(f"not a VRRP machine event: {event!r}")
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -665,6 +680,19 @@ class Machine:
             if shorter_by > 0:
                 self._timers.deadline = max(now, deadline - shorter_by)
         return []
+
+    def _on_reconfigured(
+        self, priority: int, nopreempt: bool, preempt_delay: float, now: float
+    ) -> list[Action]:
+        if (priority == OWNER_PRIORITY) != self.params.owner:
+            raise ValueError(f"instance {self.name!r}: becoming or ceasing to be the address "
+                             "owner (priority 255) is a new virtual router, not a change")
+        self.params = replace(self.params, priority=priority, nopreempt=nopreempt,
+                              preempt_delay=preempt_delay)
+        if preempt_delay == 0:
+            self._timers.preempt_at = None
+        # The effective priority follows the new base, as it follows a tracker's change.
+        return self._on_priority(self._delta, now)
 
     # ------------------------------------------------------------------ FAULT
 

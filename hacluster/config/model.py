@@ -36,7 +36,7 @@ LB_ALGOS: tuple[str, ...] = (
 
 
 def spec(**kwargs: Any) -> dict[str, Any]:
-    """Field metadata read by the loader: key (YAML name), min, max, from_key."""
+    """Field metadata read by the loader: key (YAML name), min, max, from_key, derived."""
     return kwargs
 
 
@@ -288,7 +288,9 @@ class VrrpInstance:
     name: str = field(metadata=spec(from_key=True))
     interface: str
     virtual_router_id: int = field(metadata=spec(min=1, max=255))
-    virtual_ipaddress: tuple[VirtualIpAddress, ...]
+    # May be empty under VRRPv2/IPv4, as keepalived allows ("No VIP specified; at least
+    # one is sensible"): cloud floating addresses moved by a notify script.
+    virtual_ipaddress: tuple[VirtualIpAddress, ...] = ()
     state: InitialState = "BACKUP"
     priority: int = field(default=100, metadata=spec(min=1, max=255))
     advert_int: float = 1.0  # seconds; the loader checks it against the version
@@ -326,8 +328,15 @@ class VrrpInstance:
 
     @property
     def family(self) -> int:
-        """4 or 6: the family of the VIPs carried in adverts."""
-        return self.virtual_ipaddress[0].family
+        """4 or 6: the family of the VIPs carried in adverts (without VIPs, as keepalived
+        decides it: the unicast source or peers, else IPv4)."""
+        if self.virtual_ipaddress:
+            return self.virtual_ipaddress[0].family
+        for ip in (self.unicast_src_ip, self.mcast_src_ip,
+                   *(p.ip for p in self.unicast_peers)):
+            if ip is not None:
+                return ip.version
+        return 4
 
     @property
     def is_unicast(self) -> bool:
@@ -513,7 +522,8 @@ class RealServer:
     delay_before_retry: float | None = field(default=None, metadata=spec(min=0, max=86400))
     delay_loop: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
     warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
-    checks: tuple[Checker, ...] = ()  # from the HTTP_GET / TCP_CHECK / ... keys
+    # built from the HTTP_GET / TCP_CHECK / ... keys, not a key of its own
+    checks: tuple[Checker, ...] = field(default=(), metadata=spec(derived=True))
 
     @property
     def family(self) -> int:

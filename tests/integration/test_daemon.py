@@ -443,6 +443,9 @@ def test_reload_by_diff_under_traffic(rig: Rig) -> None:
     new = json.loads(json.dumps(old))
     new["vrrp_instances"]["VI_1"]["notify_master"] = "/bin/true"  # taken in place
     new["vrrp_instances"]["VI_2"]["priority"] = 120
+    # A priority change alone is taken in place (test_reload_in_place); with another
+    # interval the instance is rebuilt, keeping its mastership.
+    new["vrrp_instances"]["VI_2"]["advert_int"] = 0.3
     del new["vrrp_instances"]["VI_3"]
     new["vrrp_instances"]["VI_4"] = instance(54, [vip4])
     new["virtual_servers"][1]["real_servers"].append(

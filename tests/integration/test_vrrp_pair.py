@@ -218,7 +218,8 @@ def test_json_logs_and_sigint_stop(pair: PairLab) -> None:
         ("INITIALIZE", "BACKUP"), ("BACKUP", "MASTER"), ("MASTER", "INITIALIZE")]
     assert all(r["instance"] == "VI_1" and r["level"] == "info" for r in changes)
     assert changes[1]["reason"] == "master down timer"
-    assert changes[1]["msg"] == "[VI_1] BACKUP -> MASTER (master down timer)"
+    assert changes[1]["msg"] == "[VI_1] BACKUP -> MASTER (master down timer) priority 150"
+    assert changes[1]["priority"] == 150
 
 
 def test_track_script_lowers_priority_and_the_peer_preempts(pair: PairLab) -> None:

@@ -19,7 +19,7 @@ HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 VIP4 = "10.9.0.100"
 VIP6 = "fd00:9::100"
 
-_LINE = re.compile(r"^(\S+) +(\w+) +\[(\w+)\] (\w+) -> (\w+) \((.*)\)$")
+_LINE = re.compile(r"^(\S+) +(\w+) +\[(\w+)\] (\w+) -> (\w+) \((.*)\) priority \d+$")
 
 
 def instance_yaml(
