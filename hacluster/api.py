@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from hacluster.api_badrequests import BadRequestFilter, server_logger
+from hacluster.api_badrequests import BadRequestFilter, LogBudget, server_logger
 from hacluster.config.model import GlobalDefs, HostPort
 
 if TYPE_CHECKING:  # prometheus_client is imported only by whoever creates the Metrics
@@ -658,6 +658,7 @@ class ApiServer:
         self._socket_id: tuple[int, int] | None = None
         self._socket_path: Path | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._bad_log = LogBudget()  # malformed requests: one line a second, all listeners
         self.tcp_address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
 
@@ -697,7 +698,7 @@ class ApiServer:
 
     async def _runner(self, kind: str, app: web.Application) -> web.AppRunner:
         # Unparsable requests: counted and logged once a second, never a traceback.
-        bad = BadRequestFilter(kind, self.metrics)
+        bad = BadRequestFilter(kind, self.metrics, self._bad_log)
         app[_BAD_REQUESTS] = bad
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0,
                                logger=server_logger(kind, bad))

@@ -5,7 +5,8 @@ a NUL in a header, an oversized header...) with 400 and reports it through its s
 logger with a full traceback, before any handler or token check runs. Anyone who can
 reach a listener could flood the daemon's log that way. Each listener's server is given
 a logger of its own whose `BadRequestFilter` turns such a report into a count in
-`hacluster_api_bad_requests_total{listener,kind}` and, at most once a second, one line
+`hacluster_api_bad_requests_total{listener,kind}` and, at most once a second for all
+listeners together, one line
 without the traceback. Anything else aiohttp reports (a real bug) passes through as it is.
 A body that turns out malformed while a handler reads it is reported the same way.
 """
@@ -30,24 +31,42 @@ class BadRequestCounter(Protocol):
     def api_bad_request(self, listener: str, kind: str) -> None: ...
 
 
+class LogBudget:
+    """One log line per `LOG_INTERVAL` at most, shared by every listener of a daemon."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.logged = 0
+        self._last: float | None = None
+        self._unlogged = 0
+
+    def take(self) -> int | None:
+        """How many reports were left out since the last line, if a line may go out now."""
+        now = self.clock()
+        if self._last is not None and now - self._last < LOG_INTERVAL:
+            self._unlogged += 1
+            return None
+        left_out, self._unlogged, self._last = self._unlogged, 0, now
+        self.logged += 1
+        return left_out
+
+
 class BadRequestFilter(logging.Filter):
     """Swallows aiohttp's reports of unparsable requests on one listener: counts them,
-    and logs one plain line per `LOG_INTERVAL` at most (saying how many it left out)."""
+    and logs a plain line when the shared `LogBudget` allows (saying how many it left
+    out in between)."""
 
     def __init__(
         self,
         listener: str,
         metrics: BadRequestCounter | None,
-        clock: Callable[[], float] = time.monotonic,
+        budget: LogBudget | None = None,
     ) -> None:
         super().__init__()
         self.listener = listener
         self.metrics = metrics
-        self.clock = clock
+        self.budget = budget or LogBudget()
         self.seen = 0
-        self.logged = 0
-        self._last: float | None = None
-        self._unlogged = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -66,13 +85,10 @@ class BadRequestFilter(logging.Filter):
         kind = type(exc).__name__
         if self.metrics is not None:
             self.metrics.api_bad_request(self.listener, kind)
-        now = self.clock()
-        if self._last is not None and now - self._last < LOG_INTERVAL:
-            self._unlogged += 1
+        left_out = self.budget.take()
+        if left_out is None:
             return
-        more = f" ({self._unlogged} more since the last report)" if self._unlogged else ""
-        self._last, self._unlogged = now, 0
-        self.logged += 1
+        more = f" ({left_out} more since the last report)" if left_out else ""
         log.warning("[api] malformed HTTP request on %s from %s: %s: %s%s",
                     self.listener, peer or "a local client", kind, _one_line(exc), more)
 

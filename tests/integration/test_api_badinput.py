@@ -182,9 +182,7 @@ async def test_a_flood_of_malformed_requests_logs_at_most_one_line_a_second(
     elapsed = time.monotonic() - start
     assert_no_traceback(caplog)
     lines = malformed_lines(caplog)
-    for listener in ("unix", "tcp"):
-        mine = [r for r in lines if f"on {listener} " in r.getMessage()]
-        assert 1 <= len(mine) <= 1 + elapsed  # once a second at most, per listener
+    assert 1 <= len(lines) <= 1 + elapsed  # once a second at most, all listeners together
     assert bad_total(metrics, "unix") + bad_total(metrics, "tcp") == sent
     assert any("more since the last report" in r.getMessage() for r in lines)
     print(f"\n{sent} malformed requests in {elapsed:.1f}s: {len(lines)} log lines")
@@ -389,7 +387,7 @@ async def test_fuzzed_requests_never_crash_log_tracebacks_or_bypass_the_token(
     elapsed = time.monotonic() - started
     assert_no_traceback(caplog)
     lines = malformed_lines(caplog)
-    assert len(lines) <= 2 * (1 + elapsed)
+    assert len(lines) <= 1 + elapsed
     for listener in ("unix", "tcp"):
         assert status_of(await exchange(server, listener, STATUS)) == 200
     print(f"\nAPI fuzz (seed {SEED}): {count} mutated requests in {elapsed:.1f}s, "

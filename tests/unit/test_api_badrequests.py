@@ -7,7 +7,7 @@ import logging
 import pytest
 from aiohttp.http_exceptions import BadStatusLine, InvalidHeader, LineTooLong
 
-from hacluster.api_badrequests import BadRequestFilter, server_logger
+from hacluster.api_badrequests import BadRequestFilter, LogBudget, server_logger
 
 
 class Clock:
@@ -30,13 +30,17 @@ def test_reports_are_counted_always_and_logged_once_a_second(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock, counts = Clock(), Counts()
-    bad = BadRequestFilter("tcp", counts, clock)
+    budget = LogBudget(clock)
+    bad = BadRequestFilter("tcp", counts, budget)
+    other = BadRequestFilter("unix", counts, budget)  # the budget is shared
     caplog.set_level(logging.INFO)
     for i in range(10):
-        bad.report(BadStatusLine(b"\x16\x03\x01garbage\nmore"), "10.0.0.9")
+        (bad if i % 2 == 0 else other).report(
+            BadStatusLine(b"\x16\x03\x01garbage\nmore"), "10.0.0.9")
         clock.now += 0.25 if i < 9 else 0.0
     lines = [r.getMessage() for r in caplog.records]
-    assert len(counts.seen) == 10 and counts.seen[0] == ("tcp", "BadStatusLine")
+    assert len(counts.seen) == 10 and counts.seen[:2] == [("tcp", "BadStatusLine"),
+                                                          ("unix", "BadStatusLine")]
     assert len(lines) == 3  # at t = 100, 101, 102
     assert lines[1].endswith("(3 more since the last report)")
     assert all("\n" not in line and "from 10.0.0.9" in line for line in lines)
