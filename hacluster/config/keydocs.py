@@ -225,7 +225,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VrrpInstance", "virtual_ipaddress"): KeyDoc(
         "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
         "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
-        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]'),
+        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]',
+        default="none: the instance only takes part in the election (as keepalived allows)"),
     ("VrrpInstance", "state"): KeyDoc(
         "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
     ("VrrpInstance", "priority"): KeyDoc(
