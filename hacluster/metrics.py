@@ -106,6 +106,14 @@ class Metrics:
             registry=r,
         )
 
+        # Control API
+        self._api_bad_requests = Counter(
+            "hacluster_api_bad_requests",
+            "Malformed HTTP requests refused by the control API, by listener and kind",
+            ["listener", "kind"],
+            registry=r,
+        )
+
         # Health checks
         self._checks = Counter(
             "hacluster_checks",
@@ -193,6 +201,11 @@ class Metrics:
             _remove(self._transitions, instance, name)
         for metric in (self._priority, self._adverts_sent, self._adverts_received):
             _remove(metric, instance)
+
+    def api_bad_request(self, listener: str, kind: str) -> None:
+        """A malformed HTTP request reached `listener` (unix, tcp, metrics); `kind` is the
+        parser's error class (BadStatusLine, LineTooLong, InvalidHeader...)."""
+        self._api_bad_requests.labels(listener=listener, kind=kind).inc()
 
     # ------------------------------------------------------------------ health checks
 

@@ -92,11 +92,11 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Gratuitous ARPs / NAs sent after a lower-priority advert.", "1",
         default="vrrp_garp_master_repeat"),
     ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
-        "A master that hears a lower-priority advert sends no advert of its own back "
-        "(its gratuitous ARPs / NAs still go out).", "true"),
+        "A master that hears a lower-priority advert does not answer with an advert of its "
+        "own (it still sends the garp_lower_prio burst); instances' default.", "true"),
     ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
-        "A master that hears a higher-priority advert sends one advert of its own before "
-        "going BACKUP.", "true"),
+        "A master that hears a higher-priority advert sends one advert before yielding, so "
+        "the new master hears it and re-announces the VIPs; instances' default.", "true"),
     ("GlobalDefs", "vrrp_garp_interval"): KeyDoc(
         "Seconds between gratuitous ARPs within a burst.", "0.001"),
     ("GlobalDefs", "vrrp_gna_interval"): KeyDoc(
@@ -226,8 +226,7 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
         "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
         '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]',
-        default="none: an instance without VIPs (notify scripts move the address) is "
-        "accepted, as keepalived does with a warning"),
+        default="none: the instance only takes part in the election (as keepalived allows)"),
     ("VrrpInstance", "state"): KeyDoc(
         "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
     ("VrrpInstance", "priority"): KeyDoc(
@@ -295,16 +294,18 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         default=_GARP.format("garp_master_refresh_repeat")),
     ("VrrpInstance", "garp_lower_prio_delay"): KeyDoc(
         "As global_defs.vrrp_garp_lower_prio_delay, for this instance.", "10",
-        default=_GARP.format("garp_lower_prio_delay") + ", else garp_master_delay"),
+        default=_GARP.format("garp_lower_prio_delay")
+        + ", else global_defs.vrrp_garp_master_delay"),
     ("VrrpInstance", "garp_lower_prio_repeat"): KeyDoc(
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
-        default=_GARP.format("garp_lower_prio_repeat") + ", else garp_master_repeat"),
+        default=_GARP.format("garp_lower_prio_repeat")
+        + ", else global_defs.vrrp_garp_master_repeat"),
     ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
         "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
-        default="global_defs.vrrp_lower_prio_no_advert"),
+        default=_GARP.format("lower_prio_no_advert")),
     ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
         "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
-        default="global_defs.vrrp_higher_prio_send_advert"),
+        default=_GARP.format("higher_prio_send_advert")),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(

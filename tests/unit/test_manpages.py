@@ -53,7 +53,7 @@ def test_hacluster_8_has_every_command_and_option_of_the_parser(pages: Path) -> 
     section = section[:section.index("   hacluster import-keepalived\n")]
     print(section)
     assert "-f, --config, --file FILE" in section
-    assert "Validate a configuration file and run the preflight" in section
+    assert "Validate a configuration file." in section
 
 
 def test_hacluster_yaml_5_has_every_key_of_the_reference(pages: Path) -> None:
