@@ -1199,11 +1199,13 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, valued: bool = False) -> Handler:
-    """`keyword [VALUE]` → `key: true/false`; `valued`: VALUE is a <BOOL> keepalived reads."""
+def _flag(key: str, invert: bool = False, *, ignores_value: bool = False) -> Handler:
+    """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
+    check_true_false() reads it; `ignores_value`: keepalived 2.2.7 sets this flag
+    whatever follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp, valued=valued)
+        value = c.flag(stmt, kp, valued=not ignores_value)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -1666,10 +1668,10 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_gna_interval": _set("vrrp_gna_interval", _timer),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security"),
+    "enable_script_security": _flag("enable_script_security", ignores_value=True),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
-    "lvs_flush": _flag("lvs_flush"),
+    "lvs_flush": _flag("lvs_flush", ignores_value=True),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1681,7 +1683,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail"),
+    "init_fail": _flag("init_fail", ignores_value=True),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1709,9 +1711,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt"),
-    "no_preempt": _flag("nopreempt"),
-    "preempt": _flag("nopreempt", invert=True),  # keepalived keeps it for old files
+    "nopreempt": _flag("nopreempt", ignores_value=True),
+    "no_preempt": _flag("nopreempt", ignores_value=True),
+    # `preempt`: keepalived keeps it for old files
+    "preempt": _flag("nopreempt", invert=True, ignores_value=True),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1723,9 +1726,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary"),
-    "accept": _flag("accept"),
-    "no_accept": _flag("accept", invert=True),
+    "dont_track_primary": _flag("dont_track_primary", ignores_value=True),
+    "accept": _flag("accept", ignores_value=True),
+    "no_accept": _flag("accept", invert=True, ignores_value=True),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -1750,8 +1753,8 @@ _CHECK_TIMING: dict[str, Handler] = {
     "delay_before_retry": _set("delay_before_retry", _timer),
     "delay_loop": _set("delay_loop", _timer),
     "warmup": _set("warmup", _timer),
-    "alpha": _flag("alpha", valued=True),
-    "log_all_failures": _flag("log_all_failures", valued=True),
+    "alpha": _flag("alpha"),
+    "log_all_failures": _flag("log_all_failures"),
 }
 
 _NETWORK_CHECK: dict[str, Handler] = {
@@ -1777,7 +1780,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match"),
+    "regex_no_match": _flag("regex_no_match", ignores_value=True),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -1785,12 +1788,12 @@ _HTTP_CHECK: dict[str, Handler] = {
     "url": _url,
     "http_protocol": _set("http_protocol", _choice("1.0", "1.0C", "1.1", upper=True)),
     "virtualhost": _set("virtualhost", _text),
-    "fast_recovery": _flag("fast_recovery", valued=True),
+    "fast_recovery": _flag("fast_recovery"),
 }
 
 _CHECKERS: dict[str, Handler] = {
     "HTTP_GET": _checker("HTTP_GET", _HTTP_CHECK),
-    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni", valued=True)}),
+    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni")}),
     "TCP_CHECK": _checker("TCP_CHECK", _NETWORK_CHECK),
     "SMTP_CHECK": _checker(
         "SMTP_CHECK", {**_NETWORK_CHECK, "helo_name": _set("helo_name", _text)}
@@ -1810,7 +1813,7 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic"),
+            "misc_dynamic": _flag("misc_dynamic", ignores_value=True),
             "user": _user("user", "group"),
         },
     ),
@@ -1830,15 +1833,15 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure"),
-    "alpha": _flag("alpha"),
+    "inhibit_on_failure": _flag("inhibit_on_failure", ignores_value=True),
+    "alpha": _flag("alpha", ignores_value=True),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
     **_CHECKERS,
-    "inhibit_on_failure": _flag("inhibit_on_failure", valued=True),
-    "alpha": _flag("alpha", valued=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure"),
+    "alpha": _flag("alpha"),
     "weight": _set("weight", _int),
     "lvs_method": _lb_kind("lb_kind"),
     "lb_kind": _lb_kind("lb_kind"),  # old name
@@ -1856,16 +1859,16 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops"),
-    "ha_suspend": _flag("ha_suspend"),
-    "omega": _flag("omega"),
+    "ops": _flag("ops", ignores_value=True),
+    "ha_suspend": _flag("ha_suspend", ignores_value=True),
+    "omega": _flag("omega", ignores_value=True),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "sorry_server_inhibit": _flag("sorry_server_inhibit"),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,
