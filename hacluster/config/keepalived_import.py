@@ -1320,7 +1320,9 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
     try:
         address = ipaddress.ip_interface(words[0])
     except ValueError:
-        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over")
+        # keepalived: "VRRP parsed invalid IP X. skipping IP..."
+        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over, as "
+               "keepalived skips it", same=True)
         return None
     parts = [str(address) if "/" in words[0] else str(address.ip)]
     rest = words[1:]

@@ -251,3 +251,18 @@ def test_values_keepalived_corrects_or_ignores() -> None:
         "vrrp_instance.virtual_ipaddress", "vrrp_script.weight",
     ]
     assert not any(n.changes_behaviour for n in notes)
+
+
+def test_a_parameter_glued_to_a_mask_is_not_substituted_as_in_keepalived() -> None:
+    # keepalived substitutes $NAME only before a blank or the end ("${NAME}" anywhere):
+    # "$VIP/24" stays as written, is not an address, and the instance has no VIP left
+    config, notes = imported("$VIP=10.9.0.7\n"
+                             + instance("", vips="virtual_ipaddress {\n $VIP/24\n }"))
+    assert config.vrrp_instances["VI_1"].virtual_ipaddress == ()
+    assert [(n.keyword, n.changes_behaviour) for n in notes] == [
+        ("vrrp_instance", False), ("vrrp_instance.virtual_ipaddress", False)]
+    config, notes = imported("$VIP=10.9.0.7\n"
+                             + instance("", vips="virtual_ipaddress {\n ${VIP}/24\n }"))
+    assert [str(v.address) for v in config.vrrp_instances["VI_1"].virtual_ipaddress] == [
+        "10.9.0.7/24"]
+    assert notes == []
