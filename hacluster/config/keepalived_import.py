@@ -7,6 +7,13 @@ with keepalived's old keyword names folded in, and records a `Skipped` note for 
 keyword it cannot carry over. Finally the result is run through the real loader: anything
 the loader still rejects (a duplicate address, a clash between sections) is removed and
 noted too, so the YAML printed always passes `hacluster check-config`.
+
+keepalived 2.2.7 is the reference for reading: what it forgives (a flag with a value, an
+address with a mask, a missing `}`...) is forgiven, what it corrects as it loads (`lb_kind
+dr` rejected, `state SLAVE` taken as BACKUP...) is corrected the same way, each with a
+note. `Skipped.changes_behaviour` says whether a note leaves a difference from what
+keepalived would run, or none (keepalived ignores or rewrites the same, or the keyword
+only tunes keepalived's own processes).
 """
 
 from __future__ import annotations
