@@ -782,6 +782,7 @@ class _Converter:
             else:
                 self.unhandled(stmt, kw)
         self.apply_min_garp()
+        self.note_sync_group_weights()
         for name, stmt in self.vs_groups.items():
             if name not in self.used_vs_groups:
                 self.skip(stmt, "virtual_server_group",
@@ -829,6 +830,32 @@ class _Converter:
             section[name] = target
             self.mark(target, stmt, kw)
             self.origins[(id(section), name)] = _Origin(stmt.file, stmt.line, kw)
+
+    def note_sync_group_weights(self) -> None:
+        """keepalived ignores tracking weights of a sync group's members ("ignoring ...
+        weight due to SYNC group"): they only fault the instance. hacluster does too."""
+        for group in self.groups.values():
+            for member in group.get("group", ()):
+                inst = self.instances.get(member)
+                if inst is None:
+                    continue
+                for kind, defined in (("track_interface", {}), ("track_script", self.scripts),
+                                      ("track_file", self.track_files)):
+                    items = inst.get(kind, [])
+                    for i, item in enumerate(items):
+                        if item is _DROPPED:
+                            continue
+                        name = item["name"] if isinstance(item, dict) else item
+                        weight = item.get("weight") if isinstance(item, dict) else None
+                        if weight is None:  # the script's or file's own weight applies
+                            weight = defined.get(name, {}).get("weight")
+                        if not weight:
+                            continue
+                        where = self.origins[(id(items), i)]
+                        self.skip(Statement((kind,), where.file, where.line), where.keyword,
+                                  f"{member} is in a sync group: keepalived ignores the weight "
+                                  f"{weight} (it only faults the instance), and so does "
+                                  "hacluster", same=True)
 
     def apply_min_garp(self) -> None:
         # vrrp_min_garp: one gratuitous ARP and no second burst, unless set explicitly
@@ -903,6 +930,17 @@ class _Converter:
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        tracked = target.get("track_interface", [])
+        for i, item in reversed(list(enumerate(tracked))):
+            if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
+                where = self.origins[(id(tracked), i)]
+                tracked[i] = _DROPPED
+                self.skip(Statement(("track_interface",), where.file, where.line),
+                          where.keyword, "the instance's own interface: keepalived ignores "
+                          "it (\"since own interface\"), as the instance faults with it "
+                          "anyway; so does the import", same=True)
+        if tracked and all(t is _DROPPED for t in tracked):
+            del target["track_interface"]
         if target.get("nopreempt") and target.get("state") == "MASTER":
             where = self.origins[(id(target), "nopreempt")]
             del target["nopreempt"]
@@ -989,6 +1027,12 @@ class _Converter:
             self.put(vs, key, value, stmt, "virtual_server")
         assert stmt.block is not None
         self.walk(stmt.block, _VIRTUAL_SERVER, vs, "virtual_server")
+        if "fwmark" in vs and "protocol" in vs:
+            where = self.origins[(id(vs), "protocol")]
+            del vs["protocol"]
+            self.skip(Statement(("protocol",), where.file, where.line), where.keyword,
+                      "keepalived ignores the protocol of a fwmark service (\"protocol will "
+                      "be ignored\"); so does the import", same=True)
         if "protocol" not in vs and "fwmark" not in vs:
             # keepalived: "no protocol set - defaulting to UDP"; hacluster's default is
             # TCP, so say it explicitly.
@@ -1512,9 +1556,26 @@ def _sync_group_members(c: _Converter, stmt: Statement, target: dict[str, Any], 
             c.skip(entry, kp, "one instance name per line; the rest is ignored")
 
 
+def _positive_timer(key: str) -> Handler:
+    """A timer keepalived refuses at 0 ("'0' is invalid"), keeping its default of 0."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if stmt.args and stmt.args[0] in ("0", "0.0"):
+            c.skip(stmt, kp, "keepalived refuses 0 (\"is invalid\") and keeps its default, "
+                   "which is 0 too; so does the import", same=True)
+            return
+        _set(key, _timer)(c, stmt, target, kp)
+
+    return handle
+
+
 def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:  # keepalived: no value means 6 minutes
         c.put(target, "persistence_timeout", 360, stmt, kp)
+        return
+    if stmt.args[0] == "0":
+        c.skip(stmt, kp, "keepalived refuses 0 (\"persistence_timeout invalid\", it takes "
+               "1..2678400) and leaves persistence off; so does the import", same=True)
         return
     _set("persistence_timeout", _int)(c, stmt, target, kp)
 
@@ -1673,8 +1734,8 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_master_refresh_repeat": _set("vrrp_garp_master_refresh_repeat", _int),
     "vrrp_garp_lower_prio_delay": _set("vrrp_garp_lower_prio_delay", _int),
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
-    "vrrp_garp_interval": _set("vrrp_garp_interval", _timer),
-    "vrrp_gna_interval": _set("vrrp_gna_interval", _timer),
+    "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
+    "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
     "enable_script_security": _flag("enable_script_security", ignores_value=True),
