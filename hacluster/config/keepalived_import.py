@@ -917,13 +917,15 @@ class _Converter:
         way (with a note); False when keepalived refuses the instance."""
         name = stmt.args[0]
         version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        # vrrp_strict / strict_mode, once carried over, tighten keepalived's rules
+        strict = bool(target.get("strict_mode", self.global_defs.get("vrrp_strict")))
         if not target.get("virtual_ipaddress"):
             target.pop("virtual_ipaddress", None)
             family = _instance_family(target)
-            if version == 3 or family == 6:
+            if version == 3 or family == 6 or strict:
                 self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived refuses "
-                          "that under VRRPv3 or IPv6 (\"No VIP specified; at least one is "
-                          "required\") and does not start; not carried over")
+                          "that under VRRPv3, IPv6 or strict mode (\"No VIP specified; at "
+                          "least one is required\") and does not start; not carried over")
                 return False
             self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived warns (\"at "
                       "least one is sensible\") and runs it, adverts without addresses; "
@@ -971,11 +973,12 @@ class _Converter:
             self.skip(Statement(("garp_master_repeat",), where.file, where.line),
                       f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
                       "than 0\"), and so does the import", same=True)
-        if version == 3 and "authentication" in target:
+        if (version == 3 or strict) and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
+            why = "VRRPv3 has" if version == 3 else "strict mode allows"
             self.skip(Statement(("authentication",), where.file, where.line),
-                      f"{kp}.authentication", "VRRPv3 has no authentication: keepalived "
+                      f"{kp}.authentication", f"{why} no authentication: keepalived "
                       "ignores it, and so does the import", same=True)
         return True
 
