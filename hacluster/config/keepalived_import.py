@@ -1737,6 +1737,8 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_master_refresh_repeat": _set("vrrp_garp_master_refresh_repeat", _int),
     "vrrp_garp_lower_prio_delay": _set("vrrp_garp_lower_prio_delay", _int),
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
+    "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
+    "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
     "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
@@ -1808,6 +1810,8 @@ _INSTANCE: dict[str, Handler] = {
     "garp_master_refresh_repeat": _set("garp_master_refresh_repeat", _int),
     "garp_lower_prio_delay": _set("garp_lower_prio_delay", _int),
     "garp_lower_prio_repeat": _set("garp_lower_prio_repeat", _int),
+    "lower_prio_no_advert": _flag("lower_prio_no_advert"),
+    "higher_prio_send_advert": _flag("higher_prio_send_advert"),
     "down_timer_adverts": _set("down_timer_adverts", _int),
     "lvs_sync_daemon_interface": _lvs_sync_daemon_interface,  # old form
     "native_ipv6": _ignore_with("not needed: the addresses give the family; left out",
@@ -1960,7 +1964,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime notify_fifo
     notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script lvs_notify_fifo
     lvs_notify_fifo_script lvs_timeouts default_interface dynamic_interfaces
-    vrrp_lower_prio_no_advert vrrp_higher_prio_send_advert vrrp_garp_extra_if
+    vrrp_garp_extra_if
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name
     bfd_process_name vrrp_cpu_affinity checker_cpu_affinity bfd_cpu_affinity
@@ -1978,7 +1982,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
     use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip check_unicast_src
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
-    lower_prio_no_advert higher_prio_send_advert virtual_routes virtual_rules
+    virtual_routes virtual_rules
     promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
     notify_priority_changes notify_deleted kernel_rx_buf_size track_process track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine

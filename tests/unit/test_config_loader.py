@@ -1016,3 +1016,36 @@ def test_lvs_sync_daemon_follows_a_defined_instance() -> None:
     p = only_problem(header.replace("VI_1", "VI_9") + INSTANCE)
     assert p.key_path == "global_defs.lvs_sync_daemon.instance"
     assert p.message == "no vrrp_instance named 'VI_9' (did you mean 'VI_1'?)"
+
+
+def test_lower_priority_keys_follow_keepalived_defaults_and_overrides() -> None:
+    # keepalived: instance garp_lower_prio_* <- global vrrp_garp_lower_prio_* <- global
+    # vrrp_garp_master_* (an instance's own garp_master_* does not carry over).
+    config = load(
+        textwrap.dedent(
+            """\
+        global_defs:
+          vrrp_garp_master_repeat: 3
+          vrrp_lower_prio_no_advert: true
+        vrrp_instances:
+          VI_1:
+            interface: eth0
+            virtual_router_id: 51
+            virtual_ipaddress: [10.0.0.9/24]
+            garp_master_delay: 1
+            higher_prio_send_advert: true
+          VI_2:
+            interface: eth0
+            virtual_router_id: 52
+            virtual_ipaddress: [10.0.0.10/24]
+            garp_lower_prio_delay: 0
+            garp_lower_prio_repeat: 0
+            lower_prio_no_advert: false
+        """
+        )
+    )
+    vi1, vi2 = config.vrrp_instances["VI_1"], config.vrrp_instances["VI_2"]
+    assert (vi1.garp_lower_prio_delay, vi1.garp_lower_prio_repeat) == (5, 3)
+    assert (vi1.lower_prio_no_advert, vi1.higher_prio_send_advert) == (True, True)
+    assert (vi2.garp_lower_prio_delay, vi2.garp_lower_prio_repeat) == (0, 0)
+    assert (vi2.lower_prio_no_advert, vi2.higher_prio_send_advert) == (False, False)

@@ -1105,7 +1105,7 @@ def test_command_writes_yaml_that_check_config_accepts(
     assert main(["import-keepalived", "-o", str(target), str(DATA / "full.conf")]) == 0
     assert capsys.readouterr().out == ""
     assert target.read_text() == out
-    assert main(["check-config", "-f", str(target)]) == 0
+    assert main(["check-config", "--offline", "-f", str(target)]) == 0
     assert "virtual_server FWM 7/TCP: sh DR" in capsys.readouterr().out
 
 
@@ -1180,3 +1180,17 @@ def test_multi_line_parameter_expands_to_blocks(tmp_path: Path) -> None:
             for i in config.vrrp_instances.values()] == [
         ("VI_1", 1, "10.9.0.1"), ("VI_2", 2, "10.9.0.2"),
     ]
+
+
+def test_lower_and_higher_priority_advert_options_carry_over(tmp_path: Path) -> None:
+    config, notes = convert(
+        tmp_path,
+        "global_defs {\n    vrrp_lower_prio_no_advert\n    vrrp_garp_lower_prio_repeat 2\n}\n"
+        + INSTANCE % "higher_prio_send_advert\n    lower_prio_no_advert false\n"
+        "    garp_lower_prio_delay 7",
+    )
+    assert config.global_defs.vrrp_lower_prio_no_advert is True
+    vi = config.vrrp_instances["VI_1"]
+    assert (vi.lower_prio_no_advert, vi.higher_prio_send_advert) == (False, True)
+    assert (vi.garp_lower_prio_repeat, vi.garp_lower_prio_delay) == (2, 7)
+    assert not notes_about(notes, "lower_prio_no_advert")
