@@ -224,9 +224,11 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "The VRID, shared by the instances of one virtual router on a link.", "51"),
     ("VrrpInstance", "virtual_ipaddress"): KeyDoc(
         "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
-        "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
+        "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys. A VRRPv2 IPv4 "
+        "instance may have none, as keepalived allows (a notify script moves a cloud "
+        "floating address); VRRPv3 and IPv6 instances need one.",
         '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]',
-        default="none: the instance only takes part in the election (as keepalived allows)"),
+        default="none (VRRPv2 IPv4 only, as keepalived allows)"),
     ("VrrpInstance", "state"): KeyDoc(
         "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
     ("VrrpInstance", "priority"): KeyDoc(
