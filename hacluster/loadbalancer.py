@@ -240,6 +240,11 @@ def _secure(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     return CheckPlan(p.kind, resolved, p.timing)
 
 
+#: Kinds planned again at every reload: MISC_CHECK's program is looked up again, and
+#: FILE_CHECK reads a vrrp_track_file whose path may have changed.
+_REPLANNED = ("MISC_CHECK", "FILE_CHECK")
+
+
 def prepare(
     config: Config, previous: Mapping[HealthKey, _Wanted] | None = None
 ) -> dict[HealthKey, _Wanted]:
@@ -270,12 +275,15 @@ def prepare(
             old = previous.get(key) if same and previous is not None else None
             plans: list[CheckPlan] = []
             for i, check in enumerate(rs.checks):
-                if old is not None and old.rs == rs and old.plans[i].kind != "MISC_CHECK":
+                if old is not None and old.rs == rs and old.plans[i].kind not in _REPLANNED:
                     plans.append(old.plans[i])
                     continue
                 what = where(vs, rs, check)
                 try:
-                    plans.append(_secure(plan(check, vs, rs, config.global_defs), config, what))
+                    plans.append(_secure(
+                        plan(check, vs, rs, config.global_defs, config.vrrp_track_files),
+                        config, what,
+                    ))
                 except CheckConfigError as exc:
                     problems.append(str(exc))
                     continue
