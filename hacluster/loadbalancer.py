@@ -721,11 +721,12 @@ class LoadBalancer:
             return
         self._refresh_health(real)
         if real.up != event.up:
-            self._notify_real(real, event.up, event.reason)
+            kind = next((c.plan.kind for c in real.checks if c.check_id == event.check_id), None)
+            self._notify_real(real, event.up, event.reason, kind)
         self._dirty.add(real.key[0])
         self._wake.set()
 
-    def _notify_real(self, real: _Real, up: bool, reason: str) -> None:
+    def _notify_real(self, real: _Real, up: bool, reason: str, check: str | None = None) -> None:
         real.up = up
         real.reason = reason
         with contextlib.suppress(RuntimeError):
@@ -734,7 +735,7 @@ class LoadBalancer:
         log.info("[%s] real server %s %s (%s)", real.vs, real.rs, "UP" if up else "DOWN", reason)
         if self._notifier is not None:
             try:
-                self._notifier.real_server(real.vs, real.rs, up, reason)
+                self._notifier.real_server(real.vs, real.rs, up, reason, check)
             except Exception:
                 log.exception("[%s] notify for %s failed", real.vs, real.rs)
 
@@ -791,7 +792,10 @@ class LoadBalancer:
                     )
                     if self._notifier is not None:
                         try:
-                            self._notifier.quorum(vs, up, reason)
+                            self._notifier.quorum(
+                                vs, up, reason, weight_sum=event.weight_sum,
+                                threshold=event.threshold,
+                            )
                         except Exception:
                             log.exception("[%s] quorum notify failed", vs)
                 case RealServerDown():
