@@ -144,7 +144,7 @@ async def test_udp_silence_is_up_unless_a_reply_is_required(udp) -> None:  # typ
     up = await make_checker(UdpCheckParams("127.0.0.1", port, connect_timeout=0.3)).check()
     assert up.ok and up.reason == "no ICMP error"
     # keepalived's default payload: 32 bytes of "keepalived check - ..."
-    assert server.received == [b"keepalived check - keepalived c"]
+    assert server.received == [b"keepalived check - keepalived ch"]
     down = await make_checker(UdpCheckParams(
         "127.0.0.1", port, require_reply=True, connect_timeout=0.3)).check()
     assert not down.ok and "no reply" in down.reason
