@@ -51,6 +51,7 @@ from hacluster.config.diff import diff_configs
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
     Backend,
+    BackendError,
     DelService,
     Op,
     describe,
@@ -66,6 +67,7 @@ from hacluster.ipvs.model import (
     ServiceKey,
     Table,
     TableStats,
+    Timeouts,
 )
 from hacluster.ipvs.reconcile import ALL, Managed, reconcile
 from hacluster.policy import (
@@ -400,6 +402,7 @@ class LoadBalancer:
         self._regroup()
         self._dirty = set(self._servers)
         await self._runner.start()
+        await self._apply_timeouts(self._config)
         await self.reconcile("start")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
@@ -510,8 +513,28 @@ class LoadBalancer:
         touched |= {service_of(c.new).key for c in diff.changed}
         self._dirty |= {k for k in servers if k in touched or k not in self._entries}
         self._wanted = wanted
-        self._config = config
+        old, self._config = self._config, config
+        if config.global_defs.lvs_timeouts != old.global_defs.lvs_timeouts:
+            await self._apply_timeouts(config)
         await self.reconcile("reload", full=False)
+
+    async def _apply_timeouts(self, config: Config) -> None:
+        """global_defs.lvs_timeouts, on a dataplane that has them (IPVS); logged, not fatal."""
+        wanted, backend = config.global_defs.lvs_timeouts, self._backend
+        if wanted is None or backend is None:
+            return
+        setter = getattr(backend, "set_timeouts", None)
+        if setter is None:
+            log.warning("[%s] lvs_timeouts does not apply to this dataplane (IPVS only)",
+                        backend.name)
+            return
+        timeouts = Timeouts(wanted.tcp, wanted.tcpfin, wanted.udp)
+        try:
+            await setter(timeouts)
+        except BackendError as exc:
+            log.error("[%s] lvs_timeouts: %s", backend.name, exc)
+            return
+        log.info("[%s] lvs_timeouts set: %s (0: unchanged)", backend.name, timeouts)
 
     def _update_real(self, real: _Real, want: _Wanted) -> None:
         real.vs, real.rs = want.vs, want.rs
