@@ -8,6 +8,7 @@ from healthchecks.params import FileCheckParams
 from healthchecks.result import CheckResult
 
 _INT32_MIN = -(2**31)
+_INT32_MAX = 2**31 - 1
 
 
 def read_number(path: str) -> int:
@@ -59,12 +60,17 @@ def judge(value: int, params: FileCheckParams) -> CheckResult:
 
 
 class FileCheck:
-    """Reads the file at each run; the result's weight is the real server's new weight."""
+    """Reads the file at each run; the result's weight is the real server's new weight.
 
-    __slots__ = ("params",)
+    A number outside -2**31..2**31 is ignored and the last one kept (keepalived logs
+    "Invalid number ... ignoring").
+    """
+
+    __slots__ = ("_last", "params")
 
     def __init__(self, params: FileCheckParams) -> None:
         self.params = params
+        self._last = 0
 
     @property
     def kind(self) -> str:
@@ -76,7 +82,10 @@ class FileCheck:
 
     async def check(self) -> CheckResult:
         # A read of a small local file: cheaper than handing it to a thread.
-        return judge(read_number(self.params.path), self.params)
+        value = read_number(self.params.path)
+        if _INT32_MIN <= value <= _INT32_MAX + 1:
+            self._last = value
+        return judge(self._last, self.params)
 
     async def close(self) -> None:
         return None
