@@ -1714,7 +1714,7 @@ _CHECKERS: dict[str, Handler] = {
     ),
     "BFD_CHECK": _unsupported_checker("BFD_CHECK"),
     "PING_CHECK": _checker("PING_CHECK", _NETWORK_CHECK),
-    "ICMP_CHECK": _checker("PING_CHECK", _NETWORK_CHECK),  # keepalived's other name
+    "ICMP_CHECK": _unsupported_checker("ICMP_CHECK"),
     "UDP_CHECK": _checker(
         "UDP_CHECK",
         {
