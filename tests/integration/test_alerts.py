@@ -290,3 +290,23 @@ def test_a_hanging_smtp_server_does_not_slow_vrrp(rig: Rig) -> None:
     assert rig.stop_daemon() == 0
 
 
+
+
+def test_a_reload_adds_a_fifo(rig: Rig) -> None:
+    config = rig.config()  # no mail server, no FIFO: no alert outputs at start
+    rig.start_daemon(config)
+    rig.wait_log(r"load balancer started")
+    fifo = rig.work / "all.fifo"
+    rig.config(notify_fifo=str(fifo))
+    assert rig.daemon is not None
+    rig.daemon.signal(signal.SIGHUP)
+    rig.wait_log(r"notify_fifo: writing events to")
+    lines = rig.work / "lines.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    # (lines written before the reader opens it wait in the pipe: the daemon holds it open)
+    rig.realserver.signal(signal.SIGTERM)
+    rs_line = f"RS [{RS_IP}]:tcp:80 [{VIP}]:tcp:80 DOWN"
+    wait_for("the RS line", lambda: lines.exists() and rs_line in lines.read_text(), 10,
+             rig.log)
+    assert rig.stop_daemon() == 0
+    assert 'INSTANCE "VI_1" STOP' in lines.read_text()

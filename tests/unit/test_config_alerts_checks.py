@@ -205,3 +205,39 @@ def test_checker_problems() -> None:
         "lb.yaml:17: virtual_servers[0].real_servers[1].UDP_CHECK.require_reply: "
         "'01 q' is not a hex string (at 'q')",
     ]
+
+
+@pytest.mark.parametrize("dataplane", ["nftables", "none"])
+def test_check_config_says_lvs_timeouts_do_not_apply_without_ipvs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dataplane: str
+) -> None:
+    from hacluster.cli import main
+
+    path = tmp_path / "lb.yaml"
+    path.write_text(f"global_defs:\n  dataplane: {dataplane}\n  lvs_timeouts: {{tcp: 900}}\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"note: lvs_timeouts (tcp 900 tcpfin 0 udp 0) does not apply with dataplane "
+            f"{dataplane}") in out
+    path.write_text("global_defs:\n  lvs_timeouts: {tcp: 900}\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lvs_timeouts tcp 900 tcpfin 0 udp 0 (0: the kernel's value is kept)" in out
+    assert "note:" not in out
+
+
+def test_check_config_summarises_mail_and_fifos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hacluster.cli import main
+
+    path = tmp_path / "lb.yaml"
+    path.write_text("global_defs:\n  smtp_server: 10.0.0.9\n  notification_email: [a@b, c@d]\n"
+                    "  lvs_notify_fifo: /run/lvs.fifo\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "email alerts to 2 address(es) via 10.0.0.9:25" in out
+    assert "lvs_notify_fifo /run/lvs.fifo" in out
+    path.write_text("global_defs:\n  notification_email: [a@b]\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    assert "email alerts need both smtp_server and notification_email" in capsys.readouterr().out
