@@ -204,6 +204,7 @@ _IN_PLACE: dict[str, Any] = {
     "notify_fault": None,
     "notify_stop": None,
     "notify": None,
+    "smtp_alert": None,  # read by the alert outputs at each event
 }
 
 

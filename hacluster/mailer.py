@@ -180,4 +180,7 @@ class Mailer:
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # anything else must not stop the queue either
+            log.exception("mail: unexpected failure")
+            return f"{type(exc).__name__}: {exc}"
         return None

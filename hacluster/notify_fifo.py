@@ -59,6 +59,7 @@ class NotifyFifo:
                 scripts.run(self.script, timeout=float("inf"), extra_args=(str(self.path),)),
                 name=f"fifo-reader {self.path}",
             )
+            self._reader.add_done_callback(self._reader_ended)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as exc:
@@ -108,6 +109,14 @@ class NotifyFifo:
             result = await reader
             if not result.ok and result.signal is None and done:
                 log.info("%s reader %s ended: %s", self.what, self.script, result.describe())
+
+    def _reader_ended(self, task: asyncio.Task[scripts.ScriptResult]) -> None:
+        if task.cancelled() or self._fd is None:
+            return  # stopped by close()
+        exc = task.exception()
+        outcome = str(exc) if exc is not None else task.result().describe()
+        log.warning("%s: the reader %s ended while the FIFO is open: %s",
+                    self.what, self.script, outcome)
 
     def _forget_created(self) -> None:
         if self._created:
