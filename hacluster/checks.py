@@ -8,15 +8,17 @@ equal to the new one.
 The loader has already resolved inheritance (virtual server -> real server -> checker)
 for the timing keys, `connect_timeout` and `virtualhost`; what is left here is filling
 in the real server's address and port where the checker does not name its own, and the
-global `script_user` for MISC_CHECK. A few keepalived keywords have no counterpart in
-the checkers (`bind_port`, `bind_if`, `fwmark` on the check, `http_protocol` other than
-1.0/1.1, `fast_recovery`): `unsupported()` names them so the caller can warn.
+global `script_user` for MISC_CHECK. The source settings (`bindto`, `bind_port`,
+`bind_if`, `fwmark`) and `http_protocol` pass through as they are; the one keepalived
+keyword the checkers do not carry out (`fast_recovery`) is named by `unsupported()` so
+the caller can warn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hacluster.config.model import (
     CheckBase,
@@ -111,6 +113,16 @@ def _urls(check: HttpCheckBase) -> tuple[UrlSpec, ...]:
     ) or (UrlSpec(),)
 
 
+def _source(check: NetworkCheckBase) -> dict[str, Any]:
+    """Where the check's packets come from: keepalived's bindto, bind_port, bind_if, fwmark."""
+    return {
+        "bindto": str(check.bindto) if check.bindto is not None else None,
+        "bind_port": check.bind_port,
+        "bind_if": check.bind_if,
+        "fwmark": check.fwmark,
+    }
+
+
 def _params(
     check: Checker,
     vs: VirtualServer,
@@ -118,15 +130,12 @@ def _params(
     defs: GlobalDefs,
     track_files: Mapping[str, VrrpTrackFile],
 ) -> CheckParams:
-    bindto = None
-    if isinstance(check, NetworkCheckBase) and check.bindto is not None:
-        bindto = str(check.bindto)
     match check:
         case PingCheck():
             target = check.connect_ip if check.connect_ip is not None else rs.ip
+            source = {**_source(check), "bind_port": None}  # ICMP has no ports
             return PingCheckParams(
-                str(target), bindto=bindto, bind_if=check.bind_if, fwmark=check.fwmark,
-                connect_timeout=check.connect_timeout,
+                str(target), **source, connect_timeout=check.connect_timeout,
             )
         case UdpCheck():
             ip, port = _connect(check, vs, rs)
@@ -140,8 +149,7 @@ def _params(
             return UdpCheckParams(
                 ip, port, payload=payload, require_reply=bool(check.require_reply),
                 reply_data=data, reply_mask=mask, min_reply_length=check.min_reply_length,
-                max_reply_length=check.max_reply_length, bindto=bindto,
-                bind_port=check.bind_port, bind_if=check.bind_if, fwmark=check.fwmark,
+                max_reply_length=check.max_reply_length, **_source(check),
                 connect_timeout=check.connect_timeout,
             )
         case FileCheck():
@@ -164,24 +172,27 @@ def _params(
                 urls=_urls(check),
                 tls=isinstance(check, SslGetCheck),
                 virtualhost=virtualhost,
-                bindto=bindto,
                 connect_timeout=check.connect_timeout,
                 enable_sni=isinstance(check, SslGetCheck) and check.enable_sni,
+                http_protocol=check.http_protocol,
+                **_source(check),
             )
         case TcpCheck():
             ip, port = _connect(check, vs, rs)
-            return TcpCheckParams(ip, port, bindto=bindto, connect_timeout=check.connect_timeout)
+            return TcpCheckParams(
+                ip, port, connect_timeout=check.connect_timeout, **_source(check)
+            )
         case DnsCheck():
             ip, port = _connect(check, vs, rs)
             return DnsCheckParams(
-                ip, port, type=check.type, name=check.name, bindto=bindto,
-                connect_timeout=check.connect_timeout,
+                ip, port, type=check.type, name=check.name,
+                connect_timeout=check.connect_timeout, **_source(check),
             )
         case SmtpCheck():
             ip, port = _connect(check, vs, rs)
             return SmtpCheckParams(
-                ip, port, helo_name=check.helo_name, bindto=bindto,
-                connect_timeout=check.connect_timeout,
+                ip, port, helo_name=check.helo_name,
+                connect_timeout=check.connect_timeout, **_source(check),
             )
         case MiscCheck():
             return MiscCheckParams(
@@ -231,10 +242,6 @@ def plans_of(config: Config, vs: VirtualServer, rs: RealServer) -> tuple[CheckPl
 def unsupported(check: Checker) -> list[str]:
     """keepalived keywords set on `check` that the checkers do not carry out."""
     notes: list[str] = []
-    if isinstance(check, NetworkCheckBase) and not isinstance(check, PingCheck | UdpCheck):
-        for key in ("bind_port", "bind_if", "fwmark"):
-            if getattr(check, key) is not None:
-                notes.append(f"{key} is not supported by the checker and is ignored")
     if isinstance(check, HttpCheckBase) and check.fast_recovery:
         notes.append("fast_recovery is not supported and is ignored")
     return notes
