@@ -1828,9 +1828,9 @@ _GLOBAL: dict[str, Handler] = {
     "smtp_server": _smtp_server,
     "smtp_helo_name": _set("smtp_helo_name", _text),
     "smtp_connect_timeout": _smtp_connect_timeout,
-    "smtp_alert": _flag("smtp_alert"),
-    "smtp_alert_vrrp": _flag("smtp_alert_vrrp"),
-    "smtp_alert_checker": _flag("smtp_alert_checker"),
+    "smtp_alert": _flag("smtp_alert", valued=True),
+    "smtp_alert_vrrp": _flag("smtp_alert_vrrp", valued=True),
+    "smtp_alert_checker": _flag("smtp_alert_checker", valued=True),
     "no_email_faults": _flag("no_email_faults"),
     "notify_fifo": _fifo("notify_fifo"),
     "notify_fifo_script": _cmd("notify_fifo_script"),
@@ -1867,7 +1867,7 @@ _TRACKING: dict[str, Handler] = {
     "notify_fault": _cmd("notify_fault"),
     "notify_stop": _cmd("notify_stop"),
     "notify": _cmd("notify"),
-    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert": _flag("smtp_alert", valued=True),
 }
 
 _INSTANCE: dict[str, Handler] = {
@@ -2026,7 +2026,7 @@ _REAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "notify_up": _cmd("notify_up"),
     "notify_down": _cmd("notify_down"),
-    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert": _flag("smtp_alert", valued=True),
     "uthreshold": _set("uthreshold", _int),
     "lthreshold": _set("lthreshold", _int),
 }
@@ -2048,7 +2048,7 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert": _flag("smtp_alert", valued=True),
     "sorry_server_inhibit": _flag("sorry_server_inhibit"),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
