@@ -1482,33 +1482,183 @@ def _lvs_sync_daemon_interface(
 
 
 def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_sync_daemon IFACE [inst NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`,
+    and the old `lvs_sync_daemon IFACE INSTANCE [SYNCID]` (keepalived's lvs_syncd_handler:
+    a bad value is noted and that option left out, the rest kept)."""
     words = list(stmt.args)
     if not words:
         c.skip(stmt, kp, "needs an interface; not carried over")
         return
-    sync: dict[str, Any] = {"interface": words.pop(0)}
-    options = {"id": ("syncid", _int), "maxlen": ("maxlen", _int), "port": ("port", _int),
-               "ttl": ("ttl", _int), "group": ("group", _ip)}
-    try:
-        while words:
-            word = words.pop(0)
-            if word in options and words:
-                key, parse = options[word]
-                sync[key] = parse(words.pop(0))
-            elif word == "inst" and words:
-                sync["instance"] = words.pop(0)
-            elif "instance" not in sync:
-                sync["instance"] = word
+    if "lvs_sync_daemon" in target:
+        c.skip(stmt, kp, "lvs_sync_daemon is already given; not carried over")
+        return
+    sync: dict[str, Any] = {"interface": words[0]}
+    options: dict[str, tuple[str, Callable[[str], Any]]] = {
+        "id": ("syncid", _bounded(0, 255)),
+        "maxlen": ("maxlen", _bounded(1, 65535 - 20 - 8)),
+        "port": ("port", _bounded(1, 65535)),
+        "ttl": ("ttl", _bounded(1, 255)),
+        "group": ("group", _multicast),
+    }
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "inst" or word in options:
+            if i + 1 >= len(words):
+                c.skip(stmt, kp, f"{word} needs a value; ignored")
+                i += 1
+                continue
+            value = words[i + 1]
+            if word == "inst":
+                sync.setdefault("instance", value)
             else:
-                raise _Bad(f"unknown word {word!r}")
+                key, parse = options[word]
+                try:
+                    sync[key] = parse(value)
+                except _Bad as exc:
+                    c.skip(stmt, kp, f"{word}: {exc}; ignored")
+            i += 2
+            continue
+        if i == 1:  # the old positional form: IFACE INSTANCE [SYNCID]
+            sync["instance"] = word
+        elif i == 2 and "syncid" not in sync:
+            try:
+                sync["syncid"] = _bounded(0, 255)(word)
+                c.skip(stmt, kp, "write the syncid as 'id N' (keepalived warns too); carried over")
+            except _Bad as exc:
+                c.skip(stmt, kp, f"syncid: {exc}; ignored")
+        else:
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+        i += 1
+    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise _Bad(f"{value} is not in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _multicast(text: str) -> str:
+    if not ipaddress.ip_address(_ip(text)).is_multicast:
+        raise _Bad(f"{text} is not a multicast address")
+    return _ip(text)
+
+
+def _lvs_timeouts(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_timeouts [tcp N] [tcpfin N] [udp N]` (seconds, 0..31 days)."""
+    words = list(stmt.args)
+    timeouts: dict[str, int] = dict(target.get("lvs_timeouts", {}))
+    if len(words) < 2:
+        c.skip(stmt, kp, "needs at least one option (tcp, tcpfin or udp) and its value")
+        return
+    parse = _bounded(0, 86400 * 31)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word not in ("tcp", "tcpfin", "udp"):
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+            i += 1
+            continue
+        if i + 1 >= len(words):
+            c.skip(stmt, kp, f"{word} needs a value; ignored")
+            break
+        try:
+            timeouts[word] = parse(words[i + 1])
+        except _Bad as exc:
+            c.skip(stmt, kp, f"{word}: {exc}; ignored")
+        i += 2
+    if timeouts:
+        c.put(target, "lvs_timeouts", timeouts, stmt, kp)
+
+
+def _smtp_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`smtp_server IP|NAME [PORT]`."""
+    if not 1 <= len(stmt.args) <= 2:
+        c.skip(stmt, kp, "needs a server and optionally a port; not carried over")
+        return
+    host, port = stmt.args[0], (stmt.args[1] if len(stmt.args) == 2 else None)
+    try:
+        number = _bounded(1, 65535)(port) if port is not None else None
+        try:
+            address = ipaddress.ip_address(host)
+            text = f"[{address}]" if address.version == 6 and number else str(address)
+        except ValueError:
+            text = host  # a host name, as keepalived resolves it
     except _Bad as exc:
         c.skip(stmt, kp, f"{exc}; not carried over")
         return
-    if "instance" not in sync:
-        c.skip(stmt, kp, "without a vrrp_instance is not supported (the instance's state "
-               "decides master or backup sync); not carried over")
+    c.put(target, "smtp_server", f"{text}:{number}" if number else text, stmt, kp)
+
+
+def _smtp_connect_timeout(
+    c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
+) -> None:
+    value = c.value(stmt, kp, _int)
+    if value is _DROPPED:
         return
-    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+    if value == 0:  # keepalived: "must be greater than 0, setting to 1"
+        c.skip(stmt, kp, "0 is taken as 1 (as keepalived does)")
+        value = 1
+    c.put(target, "smtp_connect_timeout", value, stmt, kp)
+
+
+def _email_list(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`notification_email { ADDRESS ... }`: one or more addresses per line."""
+    items: list[Any] = target.setdefault("notification_email", [])
+    c.origin_once(target, "notification_email", stmt, kp)
+    for entry in c.block(stmt, kp):
+        for address in (entry.keyword, *entry.args):
+            c.append(items, address, entry, kp)
+    if not items:
+        c.skip(stmt, kp, "empty notification_email block (keepalived warns too)")
+        del target["notification_email"]
+
+
+def _fifo(key: str) -> Handler:
+    """`notify_fifo FILE [username [groupname]]`."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a FIFO path; not carried over")
+            return
+        if key in target:
+            c.skip(stmt, kp, f"{key} is already given; not carried over")
+            return
+        c.put(target, key, stmt.args[0], stmt, kp)
+        if len(stmt.args) > 1:
+            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
+                   "supported (it is created as the daemon's user)")
+
+    return handle
+
+
+def _checker_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """FILE_CHECK's `track_file NAME`."""
+    value = c.value(stmt, kp, _text)
+    if value is not _DROPPED:
+        c.put(target, "track_file", value, stmt, kp)
+
+
+def _hex_words(key: str) -> Handler:
+    """UDP_CHECK's `payload HEX...` (the words joined, as keepalived does)."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a hex string; not carried over")
+            return
+        c.put(target, key, " ".join(stmt.args), stmt, kp)
+
+    return handle
+
+
+def _require_reply(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """UDP_CHECK's `require_reply [HEX...]`."""
+    c.put(target, "require_reply", " ".join(stmt.args) if stmt.args else True, stmt, kp)
 
 
 def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
@@ -1746,7 +1896,23 @@ _GLOBAL: dict[str, Handler] = {
     "enable_script_security": _flag("enable_script_security", ignores_value=True),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
+    "lvs_timeouts": _lvs_timeouts,
     "lvs_flush": _flag("lvs_flush", ignores_value=True),
+    "notification_email": _email_list,
+    "notification_email_from": _set("notification_email_from", _text),
+    "smtp_server": _smtp_server,
+    "smtp_helo_name": _set("smtp_helo_name", _text),
+    "smtp_connect_timeout": _smtp_connect_timeout,
+    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert_vrrp": _flag("smtp_alert_vrrp"),
+    "smtp_alert_checker": _flag("smtp_alert_checker"),
+    "no_email_faults": _flag("no_email_faults"),
+    "notify_fifo": _fifo("notify_fifo"),
+    "notify_fifo_script": _cmd("notify_fifo_script"),
+    "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),
+    "vrrp_notify_fifo_script": _cmd("vrrp_notify_fifo_script"),
+    "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
+    "lvs_notify_fifo_script": _cmd("lvs_notify_fifo_script"),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1776,6 +1942,7 @@ _TRACKING: dict[str, Handler] = {
     "notify_fault": _cmd("notify_fault"),
     "notify_stop": _cmd("notify_stop"),
     "notify": _cmd("notify"),
+    "smtp_alert": _flag("smtp_alert"),
 }
 
 _INSTANCE: dict[str, Handler] = {
@@ -1895,10 +2062,21 @@ _CHECKERS: dict[str, Handler] = {
         },
     ),
     "BFD_CHECK": _unsupported_checker("BFD_CHECK"),
-    "UDP_CHECK": _unsupported_checker("UDP_CHECK"),
-    "PING_CHECK": _unsupported_checker("PING_CHECK"),
+    "PING_CHECK": _checker("PING_CHECK", _NETWORK_CHECK),
     "ICMP_CHECK": _unsupported_checker("ICMP_CHECK"),
-    "FILE_CHECK": _unsupported_checker("FILE_CHECK"),
+    "UDP_CHECK": _checker(
+        "UDP_CHECK",
+        {
+            **_NETWORK_CHECK,
+            "payload": _hex_words("payload"),
+            "require_reply": _require_reply,
+            "min_reply_length": _set("min_reply_length", _int),
+            "max_reply_length": _set("max_reply_length", _int),
+        },
+    ),
+    "FILE_CHECK": _checker(
+        "FILE_CHECK", {"track_file": _checker_file, "weight": _vrrp_script_weight}
+    ),
 }
 
 _SERVER_TIMING: dict[str, Handler] = {
@@ -1924,6 +2102,7 @@ _REAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "notify_up": _cmd("notify_up"),
     "notify_down": _cmd("notify_down"),
+    "smtp_alert": _flag("smtp_alert"),
     "uthreshold": _set("uthreshold", _int),
     "lthreshold": _set("lthreshold", _int),
 }
@@ -1945,6 +2124,7 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
+    "smtp_alert": _flag("smtp_alert"),
     "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
@@ -1955,15 +2135,13 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
 # rather than "unknown keyword", so a reader can tell a typo from a missing feature.
 _KNOWN_UNSUPPORTED = frozenset(
     """
-    notification_email notification_email_from smtp_server smtp_connect_timeout smtp_helo_name
-    smtp_alert smtp_alert_vrrp smtp_alert_checker no_email_faults enable_snmp_vrrp
+    enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
     snmp_socket enable_dbus dbus_service_name vrrp_strict vrrp_iptables vrrp_ipsets vrrp_nftables
     vrrp_skip_check_adv_addr vrrp_check_unicast_src vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
-    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime notify_fifo
-    notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script lvs_notify_fifo
-    lvs_notify_fifo_script lvs_timeouts default_interface dynamic_interfaces
+    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
+    default_interface dynamic_interfaces
     vrrp_garp_extra_if
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name
