@@ -8,39 +8,52 @@ equal to the new one.
 The loader has already resolved inheritance (virtual server -> real server -> checker)
 for the timing keys, `connect_timeout` and `virtualhost`; what is left here is filling
 in the real server's address and port where the checker does not name its own, and the
-global `script_user` for MISC_CHECK. A few keepalived keywords have no counterpart in
-the checkers (`bind_port`, `bind_if`, `fwmark` on the check, `http_protocol` other than
-1.0/1.1, `fast_recovery`): `unsupported()` names them so the caller can warn.
+global `script_user` for MISC_CHECK. The source settings (`bindto`, `bind_port`,
+`bind_if`, `fwmark`) and `http_protocol` pass through as they are; the one keepalived
+keyword the checkers do not carry out (`fast_recovery`) is named by `unsupported()` so
+the caller can warn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hacluster.config.model import (
     CheckBase,
     Checker,
+    Config,
     DnsCheck,
+    FileCheck,
     GlobalDefs,
     HttpCheckBase,
     HttpGetCheck,
     MiscCheck,
     NetworkCheckBase,
+    PingCheck,
     RealServer,
     SmtpCheck,
     SslGetCheck,
     TcpCheck,
+    UdpCheck,
     VirtualServer,
+    VrrpTrackFile,
 )
 from healthchecks.params import (
+    DEFAULT_UDP_PAYLOAD,
     CheckParams,
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
     Timing,
+    UdpCheckParams,
     UrlSpec,
+    parse_hex,
 )
 
 
@@ -100,13 +113,56 @@ def _urls(check: HttpCheckBase) -> tuple[UrlSpec, ...]:
     ) or (UrlSpec(),)
 
 
+def _source(check: NetworkCheckBase) -> dict[str, Any]:
+    """Where the check's packets come from: keepalived's bindto, bind_port, bind_if, fwmark."""
+    return {
+        "bindto": str(check.bindto) if check.bindto is not None else None,
+        "bind_port": check.bind_port,
+        "bind_if": check.bind_if,
+        "fwmark": check.fwmark,
+    }
+
+
 def _params(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs,
+    track_files: Mapping[str, VrrpTrackFile],
 ) -> CheckParams:
-    bindto = None
-    if isinstance(check, NetworkCheckBase) and check.bindto is not None:
-        bindto = str(check.bindto)
     match check:
+        case PingCheck():
+            target = check.connect_ip if check.connect_ip is not None else rs.ip
+            source = {**_source(check), "bind_port": None}  # ICMP has no ports
+            return PingCheckParams(
+                str(target), **source, connect_timeout=check.connect_timeout,
+            )
+        case UdpCheck():
+            ip, port = _connect(check, vs, rs)
+            payload = (
+                parse_hex(check.payload, wildcards=False)[0]
+                if check.payload is not None else DEFAULT_UDP_PAYLOAD
+            )
+            data = mask = None
+            if isinstance(check.require_reply, str):
+                data, mask = parse_hex(check.require_reply, wildcards=True)
+            return UdpCheckParams(
+                ip, port, payload=payload, require_reply=bool(check.require_reply),
+                reply_data=data, reply_mask=mask, min_reply_length=check.min_reply_length,
+                max_reply_length=check.max_reply_length, **_source(check),
+                connect_timeout=check.connect_timeout,
+            )
+        case FileCheck():
+            tf = track_files.get(check.track_file)
+            if tf is None:
+                raise CheckConfigError(
+                    f"{where(vs, rs, check)}: no vrrp_track_file named {check.track_file!r}"
+                )
+            weight, reverse = (
+                (tf.weight, tf.reverse) if check.weight is None
+                else (check.weight, check.reverse)
+            )
+            return FileCheckParams(str(tf.file), weight, reverse, base_weight=rs.weight)
         case HttpGetCheck() | SslGetCheck():
             ip, port = _connect(check, vs, rs)
             virtualhost = check.virtualhost or rs.virtualhost or vs.virtualhost
@@ -116,24 +172,27 @@ def _params(
                 urls=_urls(check),
                 tls=isinstance(check, SslGetCheck),
                 virtualhost=virtualhost,
-                bindto=bindto,
                 connect_timeout=check.connect_timeout,
                 enable_sni=isinstance(check, SslGetCheck) and check.enable_sni,
+                http_protocol=check.http_protocol,
+                **_source(check),
             )
         case TcpCheck():
             ip, port = _connect(check, vs, rs)
-            return TcpCheckParams(ip, port, bindto=bindto, connect_timeout=check.connect_timeout)
+            return TcpCheckParams(
+                ip, port, connect_timeout=check.connect_timeout, **_source(check)
+            )
         case DnsCheck():
             ip, port = _connect(check, vs, rs)
             return DnsCheckParams(
-                ip, port, type=check.type, name=check.name, bindto=bindto,
-                connect_timeout=check.connect_timeout,
+                ip, port, type=check.type, name=check.name,
+                connect_timeout=check.connect_timeout, **_source(check),
             )
         case SmtpCheck():
             ip, port = _connect(check, vs, rs)
             return SmtpCheckParams(
-                ip, port, helo_name=check.helo_name, bindto=bindto,
-                connect_timeout=check.connect_timeout,
+                ip, port, helo_name=check.helo_name,
+                connect_timeout=check.connect_timeout, **_source(check),
             )
         case MiscCheck():
             return MiscCheckParams(
@@ -147,11 +206,18 @@ def _params(
 
 
 def plan(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> CheckPlan:
-    """The runnable form of one configured check; CheckConfigError names what is wrong."""
+    """The runnable form of one configured check; CheckConfigError names what is wrong.
+
+    `track_files` (the config's vrrp_track_files) is what FILE_CHECK reads.
+    """
     try:
-        params = _params(check, vs, rs, defs or GlobalDefs())
+        params = _params(check, vs, rs, defs or GlobalDefs(), track_files or {})
         timing = _timing(check, vs, rs)
     except CheckConfigError:
         raise
@@ -161,19 +227,21 @@ def plan(
 
 
 def plans(
-    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> tuple[CheckPlan, ...]:
     """Every check of a real server, in configuration order."""
-    return tuple(plan(check, vs, rs, defs) for check in rs.checks)
+    return tuple(plan(check, vs, rs, defs, track_files) for check in rs.checks)
+
+
+def plans_of(config: Config, vs: VirtualServer, rs: RealServer) -> tuple[CheckPlan, ...]:
+    """Every check of a real server of `config`."""
+    return plans(vs, rs, config.global_defs, config.vrrp_track_files)
 
 
 def unsupported(check: Checker) -> list[str]:
     """keepalived keywords set on `check` that the checkers do not carry out."""
     notes: list[str] = []
-    if isinstance(check, NetworkCheckBase):
-        for key in ("bind_port", "bind_if", "fwmark"):
-            if getattr(check, key) is not None:
-                notes.append(f"{key} is not supported by the checker and is ignored")
     if isinstance(check, HttpCheckBase) and check.fast_recovery:
         notes.append("fast_recovery is not supported and is ignored")
     return notes
