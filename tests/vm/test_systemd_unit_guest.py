@@ -76,6 +76,18 @@ class Systemd:
         res = self.guest.run(["sh", "-c", script], timeout=timeout, check=check)
         return res.stdout + res.stderr
 
+    def wait_for(self, script: str, text: str, timeout: float = 90.0) -> str:
+        """The output of `script` once it holds `text` (TCG is slow; this is no timing test)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.sh(script, check=False)
+            if text in out or time.monotonic() > deadline:
+                return out
+            time.sleep(2)
+
+    def journal(self) -> str:
+        return self.sh("journalctl -u hacluster --no-pager -o short-monotonic", check=False)
+
     def show(self, *props: str) -> dict[str, str]:
         out = self.sh(f"systemctl show hacluster -p {','.join(props)}")
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -125,8 +137,8 @@ def test_unit_under_systemd_ready_watchdog_reload_stop(systemd: Systemd) -> None
     assert int(later["WatchdogTimestampMonotonic"]) > int(state["WatchdogTimestampMonotonic"])
 
     # The instance took over; its notify script could set a sysctl and write under /run.
-    addresses = systemd.sh("ip -br addr show hcs0")
-    assert "10.78.0.100/24" in addresses
+    addresses = systemd.wait_for("ip -br addr show hcs0", "10.78.0.100/24")
+    assert "10.78.0.100/24" in addresses, systemd.journal()
     assert systemd.sh("cat /run/hc-notify").split() == ["master"]
     assert systemd.sh("sysctl -n net.ipv4.ip_forward").strip() == "1"
     assert "10.78.0.11:80" in systemd.sh("ipvsadm -L -n")
@@ -147,9 +159,14 @@ def test_unit_under_systemd_ready_watchdog_reload_stop(systemd: Systemd) -> None
     assert stopped == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}
     assert "10.78.0.100" not in systemd.sh("ip -br addr show hcs0")
 
-    journal = systemd.sh("journalctl -u hacluster --no-pager -o short-monotonic")
+    journal = systemd.journal()
     print(journal)
     assert "Started hacluster.service" in journal
     assert journal.count("Reloaded hacluster.service") == 2
     assert "priority: must be 1..255, got 300" in journal
     assert "Deactivated successfully" in journal
+    # The daemon's levels reach journald (sd-daemon <N> prefixes on a journal stream).
+    errors = systemd.sh("journalctl -u hacluster --no-pager -p err -o cat")
+    print(errors)
+    assert "reload refused" in errors
+    assert "SIGTERM received" not in errors
