@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hacluster.api import (
     InstanceStatus,
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from hacluster.api import ApiServer
     from hacluster.ipvs.backend import Backend
     from hacluster.loadbalancer import LoadBalancer
+    from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.sdnotify import Notifier as SdNotifier
@@ -217,6 +218,7 @@ class Daemon:
         self._tracking: Tracking | None = None
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
+        self._lvs_sync: SyncFollower | None = None
         self._lb: LoadBalancer | None = None
         self._backend: Backend | None = None
         self._api: ApiServer | None = None
@@ -447,6 +449,8 @@ class Daemon:
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        if self._lvs_sync is not None:
+            self._lvs_sync.vrrp_state(name, change.new)
         notifier = self._notifier
         if notifier is None:
             return
@@ -806,6 +810,7 @@ class Daemon:
             # The table is reconciled before any VIP can arrive: a restart after a
             # crash finds what it left and repairs it rather than adding twice.
             await self._lb.start()
+        await self._follow_lvs_sync(config)  # as backup before any instance can be master
         self._running = True
         await self._start_address_monitor()
         for driver in self._units.values():
@@ -837,6 +842,8 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._lvs_sync is not None:
+                await self._lvs_sync.stop()
             if self._lb is not None:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
@@ -943,6 +950,19 @@ class Daemon:
             self._notifier = Notifier(self.config)
         if alerts:
             self._attach_alerts(self.config)
+
+    async def _follow_lvs_sync(self, config: Config) -> None:
+        """global_defs.lvs_sync_daemon on an IPVS dataplane (hacluster.lvs_sync)."""
+        if self._lvs_sync is not None:
+            self._lvs_sync.reconfigure(config)
+            return
+        backend = self._backend
+        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+            return
+        from hacluster.lvs_sync import SyncBackend, SyncFollower
+
+        self._lvs_sync = SyncFollower(cast(SyncBackend, backend), config)
+        await self._lvs_sync.start()
 
     def _attach_alerts(self, config: Config) -> None:
         """Alert mail and notify FIFOs, fed by the notifier (hacluster.alert_outputs)."""
@@ -1137,6 +1157,7 @@ class Daemon:
         if new_lb is not None:
             self._lb = new_lb
             await new_lb.start()
+        await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
         if self._api is not None:
