@@ -1253,13 +1253,13 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, ignores_value: bool = False) -> Handler:
+def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
     """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
-    check_true_false() reads it; `ignores_value`: keepalived 2.2.7 sets this flag
-    whatever follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
+    check_true_false() reads it; `valued=False`: keepalived 2.2.7 sets this flag whatever
+    follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp, valued=not ignores_value)
+        value = c.flag(stmt, kp, valued=valued)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -1743,10 +1743,10 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security", ignores_value=True),
+    "enable_script_security": _flag("enable_script_security", valued=False),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
-    "lvs_flush": _flag("lvs_flush", ignores_value=True),
+    "lvs_flush": _flag("lvs_flush", valued=False),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1758,7 +1758,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail", ignores_value=True),
+    "init_fail": _flag("init_fail", valued=False),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1786,10 +1786,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt", ignores_value=True),
-    "no_preempt": _flag("nopreempt", ignores_value=True),
+    "nopreempt": _flag("nopreempt", valued=False),
+    "no_preempt": _flag("nopreempt", valued=False),
     # `preempt`: keepalived keeps it for old files
-    "preempt": _flag("nopreempt", invert=True, ignores_value=True),
+    "preempt": _flag("nopreempt", invert=True, valued=False),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1801,9 +1801,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary", ignores_value=True),
-    "accept": _flag("accept", ignores_value=True),
-    "no_accept": _flag("accept", invert=True, ignores_value=True),
+    "dont_track_primary": _flag("dont_track_primary", valued=False),
+    "accept": _flag("accept", valued=False),
+    "no_accept": _flag("accept", invert=True, valued=False),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -1857,7 +1857,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match", ignores_value=True),
+    "regex_no_match": _flag("regex_no_match", valued=False),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -1890,7 +1890,7 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic", ignores_value=True),
+            "misc_dynamic": _flag("misc_dynamic", valued=False),
             "user": _user("user", "group"),
         },
     ),
@@ -1910,8 +1910,8 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure", ignores_value=True),
-    "alpha": _flag("alpha", ignores_value=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure", valued=False),
+    "alpha": _flag("alpha", valued=False),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
@@ -1936,16 +1936,16 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops", ignores_value=True),
-    "ha_suspend": _flag("ha_suspend", ignores_value=True),
-    "omega": _flag("omega", ignores_value=True),
+    "ops": _flag("ops", valued=False),
+    "ha_suspend": _flag("ha_suspend", valued=False),
+    "omega": _flag("omega", valued=False),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", valued=False),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,
