@@ -362,12 +362,6 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
         default=_GARP.format("garp_lower_prio_repeat")
         + ", else global_defs.vrrp_garp_master_repeat"),
-    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
-        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
-        default=_GARP.format("lower_prio_no_advert")),
-    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
-        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
-        default=_GARP.format("higher_prio_send_advert")),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(
