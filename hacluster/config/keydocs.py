@@ -275,6 +275,12 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VirtualIpAddress", "no_track"): KeyDoc(
         "The address's interface going down does not put the instance in FAULT.", "true"),
     # ------------------------------------------------------------------ vrrp_instances
+    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
+        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
+        default="global_defs.vrrp_lower_prio_no_advert"),
+    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
+        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
+        default="global_defs.vrrp_higher_prio_send_advert"),
     ("VrrpInstance", "smtp_alert"): KeyDoc(
         "Mail this instance's state changes.", "true",
         default="smtp_alert_vrrp, else smtp_alert, else off"),
