@@ -148,6 +148,14 @@ class Metrics:
             registry=r,
         )
 
+        # Alerts
+        self._alert_mails = Counter(
+            "hacluster_alert_mails",
+            "Alert mail by outcome: sent, failed (an attempt), given_up, dropped (queue full)",
+            ["result"],
+            registry=r,
+        )
+
         # Config
         self._reloads = Counter(
             "hacluster_config_reloads",
@@ -244,6 +252,9 @@ class Metrics:
         self._reconciles.labels(backend=backend).inc()
 
     # ------------------------------------------------------------------ config
+
+    def alert_mail(self, result: str) -> None:
+        self._alert_mails.labels(result=result).inc()
 
     def reload(self, ok: bool) -> None:
         self._reloads.labels(result="ok" if ok else "refused").inc()

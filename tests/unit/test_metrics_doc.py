@@ -40,6 +40,8 @@ def _registry() -> tuple[dict[str, tuple[str, str, str]], str]:
     m.dataplane_error("nftables", "dump")
     m.reconciled("nftables")
     m.reload(True)
+    m.api_bad_request("unix", "bad_request_line")
+    m.alert_mail("sent")
     text = m.render()[0].decode()
     found = {}
     for fam in text_string_to_metric_families(text):
