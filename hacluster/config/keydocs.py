@@ -117,13 +117,6 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "lvs_flush_on_stop"): KeyDoc(
         "Remove hacluster's virtual servers at stop (otherwise they are left in place).",
         "true"),
-    ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
-        "A master that hears a lower-priority advert does not answer with its own (the "
-        "RFC's behaviour); default for every instance.", "true"),
-    ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
-        "A master that hears a higher-priority advert sends one more advert of its own "
-        "before it becomes backup, so that switches learn; default for every instance.",
-        "true"),
     ("GlobalDefs", "lvs_timeouts"): KeyDoc(
         "IPVS connection timeouts (IPVS only).", "{tcp: 900, tcpfin: 30, udp: 60}"),
     ("GlobalDefs", "notification_email"): KeyDoc(
@@ -375,12 +368,6 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
         default=_GARP.format("garp_lower_prio_repeat")
         + ", else global_defs.vrrp_garp_master_repeat"),
-    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
-        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
-        default=_GARP.format("lower_prio_no_advert")),
-    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
-        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
-        default=_GARP.format("higher_prio_send_advert")),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(
