@@ -1107,6 +1107,7 @@ class Daemon:
     async def _reload(self) -> str:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
+        from hacluster.config.errors import Problem
         from hacluster.config.loader import load_config_located
         from hacluster.loadbalancer import LoadBalancerError
         from hacluster.preflight import preflight
@@ -1127,8 +1128,10 @@ class Daemon:
         # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
-                            f"{new.global_defs.dataplane} needs a restart")
+            problems.append(str(Problem(
+                str(path), lines.get("global_defs.dataplane", 0), "global_defs.dataplane",
+                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
+            )))
         problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
