@@ -1253,13 +1253,13 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, ignores_value: bool = False) -> Handler:
+def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
     """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
-    check_true_false() reads it; `ignores_value`: keepalived 2.2.7 sets this flag
-    whatever follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
+    check_true_false() reads it; `valued=False`: keepalived 2.2.7 sets this flag whatever
+    follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp, valued=not ignores_value)
+        value = c.flag(stmt, kp, valued=valued)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -1893,11 +1893,11 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security", ignores_value=True),
+    "enable_script_security": _flag("enable_script_security", valued=False),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
     "lvs_timeouts": _lvs_timeouts,
-    "lvs_flush": _flag("lvs_flush", ignores_value=True),
+    "lvs_flush": _flag("lvs_flush", valued=False),
     "notification_email": _email_list,
     "notification_email_from": _set("notification_email_from", _text),
     "smtp_server": _smtp_server,
@@ -1906,7 +1906,7 @@ _GLOBAL: dict[str, Handler] = {
     "smtp_alert": _flag("smtp_alert"),
     "smtp_alert_vrrp": _flag("smtp_alert_vrrp"),
     "smtp_alert_checker": _flag("smtp_alert_checker"),
-    "no_email_faults": _flag("no_email_faults"),
+    "no_email_faults": _flag("no_email_faults", valued=False),
     "notify_fifo": _fifo("notify_fifo"),
     "notify_fifo_script": _cmd("notify_fifo_script"),
     "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),
@@ -1924,7 +1924,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail", ignores_value=True),
+    "init_fail": _flag("init_fail", valued=False),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1953,10 +1953,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt", ignores_value=True),
-    "no_preempt": _flag("nopreempt", ignores_value=True),
+    "nopreempt": _flag("nopreempt", valued=False),
+    "no_preempt": _flag("nopreempt", valued=False),
     # `preempt`: keepalived keeps it for old files
-    "preempt": _flag("nopreempt", invert=True, ignores_value=True),
+    "preempt": _flag("nopreempt", invert=True, valued=False),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1968,9 +1968,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary", ignores_value=True),
-    "accept": _flag("accept", ignores_value=True),
-    "no_accept": _flag("accept", invert=True, ignores_value=True),
+    "dont_track_primary": _flag("dont_track_primary", valued=False),
+    "accept": _flag("accept", valued=False),
+    "no_accept": _flag("accept", invert=True, valued=False),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -2024,7 +2024,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match", ignores_value=True),
+    "regex_no_match": _flag("regex_no_match", valued=False),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -2057,7 +2057,7 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic", ignores_value=True),
+            "misc_dynamic": _flag("misc_dynamic", valued=False),
             "user": _user("user", "group"),
         },
     ),
@@ -2088,8 +2088,8 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure", ignores_value=True),
-    "alpha": _flag("alpha", ignores_value=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure", valued=False),
+    "alpha": _flag("alpha", valued=False),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
@@ -2115,9 +2115,9 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops", ignores_value=True),
-    "ha_suspend": _flag("ha_suspend", ignores_value=True),
-    "omega": _flag("omega", ignores_value=True),
+    "ops": _flag("ops", valued=False),
+    "ha_suspend": _flag("ha_suspend", valued=False),
+    "omega": _flag("omega", valued=False),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
@@ -2125,7 +2125,7 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
     "smtp_alert": _flag("smtp_alert"),
-    "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", valued=False),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,
