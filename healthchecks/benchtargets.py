@@ -157,7 +157,7 @@ class Targets:
         d = self._dir
         mode = "tcp" if kind == "tcp" else "http"
         lines = [
-            "global", "    nbthread 1", "    maxconn 8000",
+            "global", "    nbthread 1", "    maxconn 1000",
             f"    stats socket {d}/haproxy.sock mode 600 level admin",
             "defaults", f"    mode {mode}", f"    timeout connect {int(timeout * 1000)}ms",
             f"    timeout check {int(timeout * 1000)}ms",
