@@ -163,15 +163,16 @@ def main() -> int:
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             if args.no_haproxy or not benchtargets.haproxy_available():
                 return 0
-            hcpu, up = net.haproxy(
+            hcpu, up, status = net.haproxy(
                 args.kind, benchtargets.server_addresses(args.servers),
                 benchtargets.PORTS[args.kind], args.interval, args.timeout,
                 warmup=args.interval + 1.0, duration=args.duration,
                 cpu=args.cpu if pin else None,
             )
             theirs = hcpu / (args.servers / args.interval * args.duration)
-            print(f"HAProxy: {up} of {args.servers} UP; CPU {hcpu:.2f} s, {theirs * 1e6:.1f} us "
-                  f"per check at the scheduled rate; load average {os.getloadavg()[0]:.1f}")
+            print(f"HAProxy: {up} of {args.servers} UP ({status}); CPU {hcpu:.2f} s, "
+                  f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
+                  f"load average {os.getloadavg()[0]:.1f}")
             print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check")
     finally:
         shutil.rmtree(work, ignore_errors=True)
