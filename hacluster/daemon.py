@@ -40,7 +40,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -48,7 +47,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hacluster.api import (
     InstanceStatus,
@@ -58,16 +57,21 @@ from hacluster.api import (
     UnknownVirtualServer,
 )
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from hacluster.logs import setup_logging
+from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
 if TYPE_CHECKING:
+    from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
     from hacluster.ipvs.backend import Backend
     from hacluster.loadbalancer import LoadBalancer
+    from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.sdnotify import Notifier as SdNotifier
+    from hacluster.single_instance import Locks
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -79,56 +83,6 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
-#: The fixed-width prefix that names what a log line concerns: "[VI_1] ...".
-_SUBJECT = re.compile(r"^\[([^\]]+)\]")
-
-
-class _HumanFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
-        line = f"{ts}.{int(record.msecs):03d} {record.levelname:<7} {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line; `subject` names the instance or service concerned
-    (taken from the `[NAME]` that starts the message), or `daemon` for the rest."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": msg,
-        }
-        for key in ("instance", "event", "old", "new", "reason"):
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
-        subject = getattr(record, "instance", None)
-        if subject is None:
-            m = _SUBJECT.match(msg)
-            subject = m.group(1) if m else "daemon"
-        entry["subject"] = subject
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def setup_logging(log_format: str, level: str) -> None:
-    """Log to stderr, one line per record, as human text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_format == "json" else _HumanFormatter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""
@@ -138,6 +92,9 @@ class DaemonOptions:
     status_file: Path | None = None
     config_file: Path | None = None  # read again on reload (None: reload refused)
     control_socket: Path | None = None  # overrides global_defs.control_socket
+    vip_state_file: Path | None = None  # VIPs added are recorded here (vrrp.vipstate)
+    leftovers: tuple[tuple[str, str], ...] = ()  # (level, line) logged at start
+    locks: Locks | None = None  # single-instance locks, extended to new instances on reload
 
 
 class StartupError(Exception):
@@ -149,8 +106,8 @@ class ReloadRefused(Exception):
 
 
 def state_label(state: State) -> str:
-    """The state as the API and metrics name it (INIT for INITIALIZE)."""
-    return "INIT" if state is State.INITIALIZE else str(state)
+    """The state as the API and metrics name it: as the logs do (INITIALIZE...)."""
+    return str(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +126,7 @@ class _ReloadPlan:
     added: list[str]
     changed: list[str] = dataclasses.field(default_factory=list)
     carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
+    in_place: list[InPlace] = dataclasses.field(default_factory=list)  # kept, reconfigured
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,16 +152,7 @@ def plan_units(config: Config) -> dict[str, _Unit]:
 
 #: Settings carried out by tracking and notify, which take a new config in place: a
 #: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = {
-    "track_interface": (),
-    "track_script": (),
-    "track_file": (),
-    "notify_master": None,
-    "notify_backup": None,
-    "notify_fault": None,
-    "notify_stop": None,
-    "notify": None,
-}
+_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
 
 
 def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
@@ -268,6 +217,8 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._notifier: Notifier | None = None
+        self._alerts: AlertOutputs | None = None
+        self._lvs_sync: SyncFollower | None = None
         self._lb: LoadBalancer | None = None
         self._backend: Backend | None = None
         self._api: ApiServer | None = None
@@ -304,8 +255,10 @@ class Daemon:
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
         from vrrp.transport import Transport
+        from vrrp.vipstate import VipRecord
 
-        self._addresses = Addresses()
+        state = self.options.vip_state_file
+        self._addresses = Addresses(None if state is None else VipRecord(state))
         # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
         # while the sockets are set up; run() waits for them before the instances start.
         self._addresses.warm_up()
@@ -405,6 +358,8 @@ class Daemon:
             preempt_delay=inst.preempt_delay,
             vips=tuple(vips),
             down_timer_adverts=inst.down_timer_adverts,
+            lower_prio_no_advert=inst.lower_prio_no_advert,
+            higher_prio_send_advert=inst.higher_prio_send_advert,
         )
         template = packet.Advert(
             version=inst.version,
@@ -422,6 +377,8 @@ class Daemon:
             refresh=inst.garp_master_refresh,
             refresh_repeat=inst.garp_master_refresh_repeat,
             interval=g.vrrp_garp_interval if family == 4 else g.vrrp_gna_interval,
+            lower_prio_repeat=inst.garp_lower_prio_repeat,
+            lower_prio_delay=inst.garp_lower_prio_delay,
         )
         announcer = Announcer(name, announce_params, self._frames)
         self._preparing.append(announcer.prepare(list(vips.values())))
@@ -492,6 +449,8 @@ class Daemon:
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        if self._lvs_sync is not None:
+            self._lvs_sync.vrrp_state(name, change.new)
         notifier = self._notifier
         if notifier is None:
             return
@@ -677,11 +636,10 @@ class Daemon:
 
     def _dump(self) -> None:
         """SIGUSR1: log every instance and counter, and refresh the status file."""
-        status = self.status_dump()
-        for name, inst in status["instances"].items():
-            log.info("[%s] %s priority %s master %s; counters %s", name, inst["state"],
-                     inst["priority"], inst["master"], inst["counters"])
-        log.info("transport counters: %s", status["transport"])
+        from hacluster.status_text import dump_lines
+
+        for line in dump_lines(self.status_dump()):
+            log.info("%s", line)
         self._write_status()
 
     def instance_status(self, name: str) -> InstanceStatus:
@@ -852,6 +810,7 @@ class Daemon:
             # The table is reconciled before any VIP can arrive: a restart after a
             # crash finds what it left and repairs it rather than adding twice.
             await self._lb.start()
+        await self._follow_lvs_sync(config)  # as backup before any instance can be master
         self._running = True
         await self._start_address_monitor()
         for driver in self._units.values():
@@ -883,10 +842,14 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._lvs_sync is not None:
+                await self._lvs_sync.stop()
             if self._lb is not None:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
                 await self._notifier.close(timeout=self.config.global_defs.notify_timeout)
+            if self._alerts is not None:  # queued mail gets a few seconds
+                await self._alerts.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -980,8 +943,35 @@ class Daemon:
             has_commands = bool(prepare_commands(self.config))
         except scripts.ScriptError as exc:
             raise StartupError(f"notify: {exc}") from exc
-        if has_commands or self.config.global_defs.event_log is not None:
+        from hacluster.alert_outputs import wanted
+
+        alerts = wanted(self.config.global_defs)
+        if has_commands or alerts or self.config.global_defs.event_log is not None:
             self._notifier = Notifier(self.config)
+        if alerts:
+            self._attach_alerts(self.config)
+
+    async def _follow_lvs_sync(self, config: Config) -> None:
+        """global_defs.lvs_sync_daemon on an IPVS dataplane (hacluster.lvs_sync)."""
+        if self._lvs_sync is not None:
+            self._lvs_sync.reconfigure(config)
+            return
+        backend = self._backend
+        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+            return
+        from hacluster.lvs_sync import SyncBackend, SyncFollower
+
+        self._lvs_sync = SyncFollower(cast(SyncBackend, backend), config)
+        await self._lvs_sync.start()
+
+    def _attach_alerts(self, config: Config) -> None:
+        """Alert mail and notify FIFOs, fed by the notifier (hacluster.alert_outputs)."""
+        from hacluster.alert_outputs import AlertOutputs
+
+        assert self._notifier is not None and self._metrics is not None
+        self._alerts = AlertOutputs(config, on_mail_count=self._metrics.alert_mail)
+        self._alerts.start()
+        self._notifier.add_observer(self._alerts.observe)
 
     async def _start_tracking(self) -> None:
         """Start track_script / track_interface / track_file, if the config has any.
@@ -1108,54 +1098,44 @@ class Daemon:
                 log.info("reload done in %.0f ms: %s", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
+            self._keep_locks()
             if sd is not None:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
             self._schedule_status()
             return ok, message
 
     async def _reload(self) -> str:
-        from hacluster import scripts
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
-        from hacluster.config.loader import load_config
-        from hacluster.loadbalancer import LoadBalancerError, prepare
-        from hacluster.notify import prepare_commands
-        from hacluster.tracking import plan_watches, prepare_scripts
+        from hacluster.config.errors import Problem
+        from hacluster.config.loader import load_config_located
+        from hacluster.loadbalancer import LoadBalancerError
+        from hacluster.preflight import preflight
 
         path = self.options.config_file
         if path is None:
             raise ReloadRefused("no configuration file to reload from")
         try:
-            new = with_overrides(load_config(path), self.options)
+            loaded, lines = load_config_located(path)
         except ConfigError as exc:
             raise ReloadRefused(str(exc)) from None
+        new = with_overrides(loaded, self.options)
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
             return "no change"
-        # Everything that can refuse the file, before anything is touched.
+        # Everything that can refuse the file, before anything is touched: the same
+        # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
-                            f"{new.global_defs.dataplane} needs a restart")
-        problems += [f"dataplane {new.global_defs.dataplane}: {p}"
-                     for p in dataplane_problems(new)]
-        try:
-            prepare_commands(new)
-        except scripts.ScriptError as exc:
-            problems.append(f"notify: {exc}")
-        try:
-            prepare_scripts(new, {w.name for w in plan_watches(new) if w.kind == "script"})
-        except scripts.ScriptError as exc:
-            problems.append(f"tracking: {exc}")
-        if self._lb is not None:
-            try:
-                prepare(new, None)
-            except LoadBalancerError as exc:
-                problems += str(exc).splitlines()
-        problems += self._vrrp_problems(new)
+            problems.append(str(Problem(
+                str(path), lines.get("global_defs.dataplane", 0), "global_defs.dataplane",
+                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
+            )))
+        problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
+        self._lock_instances(new)
         if self._lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)
@@ -1180,6 +1160,7 @@ class Daemon:
         if new_lb is not None:
             self._lb = new_lb
             await new_lb.start()
+        await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
         if self._api is not None:
@@ -1191,28 +1172,46 @@ class Daemon:
                 log.error("[api] %s", exc)
         return summary
 
-    def _vrrp_problems(self, new: Config) -> list[str]:
-        """Instances of `new` that cannot run here (interface gone...)."""
-        problems = []
-        for name, inst in new.vrrp_instances.items():
-            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
-                problems.append(f"vrrp_instances.{name}.interface: no interface "
-                                f"{inst.interface!r} on this machine")
-        return problems
+    def _lock_instances(self, new: Config) -> None:
+        """New instances take their single-instance locks (another daemon running one
+        of them refuses the reload); instances gone release theirs."""
+        locks = self.options.locks
+        if locks is None:
+            return
+        from hacluster.single_instance import AlreadyRunning, lock_specs
+
+        specs = lock_specs(new)
+        try:
+            locks.acquire(specs, wait=0)
+        except (AlreadyRunning, OSError) as exc:
+            raise ReloadRefused(str(exc)) from None
+
+    def _keep_locks(self) -> None:
+        """Hold the locks of the running configuration's instances, no others."""
+        if self.options.locks is not None:
+            from hacluster.single_instance import lock_specs
+
+            self.options.locks.keep_only(lock_specs(self.config))
 
     async def _reload_notify(self, new: Config) -> None:
         from hacluster import scripts
+        from hacluster.alert_outputs import wanted
         from hacluster.notify import Notifier, prepare_commands
 
+        alerts = wanted(new.global_defs)
         try:
             if self._notifier is not None:
                 self._notifier.reconfigure(new)
-            elif prepare_commands(new) or new.global_defs.event_log is not None:
+            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
                 self._notifier = Notifier(new)
                 if self._lb is not None:
                     self._lb.set_notifier(self._notifier)
         except scripts.ScriptError as exc:
             log.error("notify: %s", exc)
+        if self._alerts is not None:
+            await self._alerts.reconfigure(new)
+        elif alerts and self._notifier is not None:
+            self._attach_alerts(new)
 
     async def _reload_tracking(self, new: Config) -> None:
         from hacluster import scripts
@@ -1238,6 +1237,14 @@ class Daemon:
             added=[k for k in after if k not in before],
         )
         plan.changed = [k for k in after if k in before and k not in plan.kept]
+        # Only priority or preemption changed: the running machines take it in place.
+        for key in list(plan.changed):
+            unit = after[key]
+            changes = in_place_changes(old, new, unit.names, unit.group)
+            if changes is not None and before[key] == unit:
+                plan.changed.remove(key)
+                plan.kept.append(key)
+                plan.in_place += changes
         # Instances moving between units (into or out of a sync group) are rebuilt.
         moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
         leftovers: list[Vip] = []
@@ -1275,6 +1282,11 @@ class Daemon:
     async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
         """Build and start the changed and added units; a summary of the VRRP reload."""
         after = plan_units(new)
+        for change in plan.in_place:
+            driver = self._driver_of.get(change.instance)
+            if driver is not None:
+                driver.reconfigure(change.instance, change.priority, change.nopreempt,
+                                   change.preempt_delay)
         failed = []
         for key in plan.changed + plan.added:
             unit = after[key]
@@ -1294,6 +1306,8 @@ class Daemon:
                            ("failed", failed)):
             if keys:
                 parts.append(f"{what} {', '.join(keys)}")
+        if plan.in_place:
+            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
         if plan.carry:
             parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
         return "; ".join(parts) or "VRRP unchanged"
@@ -1341,6 +1355,8 @@ class DaemonController:
 def run_daemon(config: Config, options: DaemonOptions) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop)."""
     setup_logging(options.log_format, options.log_level)
+    for level, line in options.leftovers:  # what `hacluster run` did before logging
+        log.log(logging.getLevelName(level.upper()), "%s", line)
     # The event loop shares the interpreter with the netlink and scapy worker threads:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)

@@ -268,9 +268,36 @@ class TableStats:
 
     services: Mapping[ServiceKey, Stats] = field(default_factory=dict)
     destinations: Mapping[tuple[ServiceKey, DestKey], Stats] = field(default_factory=dict)
+    #: The counters the dataplane keeps, for services and for destinations (None: all of
+    #: them, as IPVS). A listing shows the others as unknown ("-"), not as zeros.
+    service_kept: frozenset[str] | None = None
+    destination_kept: frozenset[str] | None = None
+
+    def keeps(self, name: str, *, destination: bool) -> bool:
+        kept = self.destination_kept if destination else self.service_kept
+        return kept is None or name in kept
 
     def __hash__(self) -> int:
         return hash((tuple(self.services.items()), tuple(self.destinations.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """IPVS connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`); 0 in a
+    request leaves that timeout as it is, as the kernel reads it."""
+
+    tcp: int = 0
+    tcpfin: int = 0
+    udp: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("tcp", "tcpfin", "udp"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0x7FFFFFFF // 1000:  # the kernel keeps jiffies in an int
+                raise ValueError(f"IPVS {name} timeout {value} out of range")
+
+    def __str__(self) -> str:
+        return f"tcp {self.tcp} tcpfin {self.tcpfin} udp {self.udp}"
 
 
 @dataclass(frozen=True, slots=True)
