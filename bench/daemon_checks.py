@@ -173,7 +173,8 @@ def main() -> int:
             print(f"HAProxy: {up} of {args.servers} UP ({status}); CPU {hcpu:.2f} s, "
                   f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
                   f"load average {os.getloadavg()[0]:.1f}")
-            print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check")
+            print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check" if theirs else
+                  "ratio: n/a (HAProxy's CPU stayed below the clock tick; run longer)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -388,8 +388,11 @@ def _against_nginx(args: argparse.Namespace, argv: list[str]) -> int:
               f"({100 * cpu / args.duration:.0f}% of one core), "
               f"{theirs * 1e6:.1f} us per check at the scheduled {args.checks / args.interval:.0f}"
               f"/s; load average {os.getloadavg()[0]:.1f}")
-        print(f"ratio: {ours * 1e6:.1f} us / {theirs * 1e6:.1f} us = "
-              f"{ours / theirs if theirs else float('inf'):.2f}x HAProxy's CPU per check")
+        if theirs:
+            print(f"ratio: {ours * 1e6:.1f} us / {theirs * 1e6:.1f} us = "
+                  f"{ours / theirs:.2f}x HAProxy's CPU per check")
+        else:
+            print("ratio: n/a (HAProxy's CPU stayed below the clock tick; run longer)")
     return 0
 
 
