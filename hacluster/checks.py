@@ -16,33 +16,44 @@ the caller can warn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hacluster.config.model import (
     CheckBase,
     Checker,
+    Config,
     DnsCheck,
+    FileCheck,
     GlobalDefs,
     HttpCheckBase,
     HttpGetCheck,
     MiscCheck,
     NetworkCheckBase,
+    PingCheck,
     RealServer,
     SmtpCheck,
     SslGetCheck,
     TcpCheck,
+    UdpCheck,
     VirtualServer,
+    VrrpTrackFile,
 )
 from healthchecks.params import (
+    DEFAULT_UDP_PAYLOAD,
     CheckParams,
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
     Timing,
+    UdpCheckParams,
     UrlSpec,
+    parse_hex,
 )
 
 
@@ -113,9 +124,45 @@ def _source(check: NetworkCheckBase) -> dict[str, Any]:
 
 
 def _params(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs,
+    track_files: Mapping[str, VrrpTrackFile],
 ) -> CheckParams:
     match check:
+        case PingCheck():
+            target = check.connect_ip if check.connect_ip is not None else rs.ip
+            source = {**_source(check), "bind_port": None}  # ICMP has no ports
+            return PingCheckParams(
+                str(target), **source, connect_timeout=check.connect_timeout,
+            )
+        case UdpCheck():
+            ip, port = _connect(check, vs, rs)
+            payload = (
+                parse_hex(check.payload, wildcards=False)[0]
+                if check.payload is not None else DEFAULT_UDP_PAYLOAD
+            )
+            data = mask = None
+            if isinstance(check.require_reply, str):
+                data, mask = parse_hex(check.require_reply, wildcards=True)
+            return UdpCheckParams(
+                ip, port, payload=payload, require_reply=bool(check.require_reply),
+                reply_data=data, reply_mask=mask, min_reply_length=check.min_reply_length,
+                max_reply_length=check.max_reply_length, **_source(check),
+                connect_timeout=check.connect_timeout,
+            )
+        case FileCheck():
+            tf = track_files.get(check.track_file)
+            if tf is None:
+                raise CheckConfigError(
+                    f"{where(vs, rs, check)}: no vrrp_track_file named {check.track_file!r}"
+                )
+            weight, reverse = (
+                (tf.weight, tf.reverse) if check.weight is None
+                else (check.weight, check.reverse)
+            )
+            return FileCheckParams(str(tf.file), weight, reverse, base_weight=rs.weight)
         case HttpGetCheck() | SslGetCheck():
             ip, port = _connect(check, vs, rs)
             virtualhost = check.virtualhost or rs.virtualhost or vs.virtualhost
@@ -159,11 +206,18 @@ def _params(
 
 
 def plan(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> CheckPlan:
-    """The runnable form of one configured check; CheckConfigError names what is wrong."""
+    """The runnable form of one configured check; CheckConfigError names what is wrong.
+
+    `track_files` (the config's vrrp_track_files) is what FILE_CHECK reads.
+    """
     try:
-        params = _params(check, vs, rs, defs or GlobalDefs())
+        params = _params(check, vs, rs, defs or GlobalDefs(), track_files or {})
         timing = _timing(check, vs, rs)
     except CheckConfigError:
         raise
@@ -173,10 +227,16 @@ def plan(
 
 
 def plans(
-    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> tuple[CheckPlan, ...]:
     """Every check of a real server, in configuration order."""
-    return tuple(plan(check, vs, rs, defs) for check in rs.checks)
+    return tuple(plan(check, vs, rs, defs, track_files) for check in rs.checks)
+
+
+def plans_of(config: Config, vs: VirtualServer, rs: RealServer) -> tuple[CheckPlan, ...]:
+    """Every check of a real server of `config`."""
+    return plans(vs, rs, config.global_defs, config.vrrp_track_files)
 
 
 def unsupported(check: Checker) -> list[str]:

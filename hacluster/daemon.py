@@ -63,6 +63,7 @@ from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
 if TYPE_CHECKING:
+    from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
     from hacluster.ipvs.backend import Backend
     from hacluster.loadbalancer import LoadBalancer
@@ -104,8 +105,8 @@ class ReloadRefused(Exception):
 
 
 def state_label(state: State) -> str:
-    """The state as the API and metrics name it (INIT for INITIALIZE)."""
-    return "INIT" if state is State.INITIALIZE else str(state)
+    """The state as the API and metrics name it: as the logs do (INITIALIZE...)."""
+    return str(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,7 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._notifier: Notifier | None = None
+        self._alerts: AlertOutputs | None = None
         self._lb: LoadBalancer | None = None
         self._backend: Backend | None = None
         self._api: ApiServer | None = None
@@ -839,6 +841,8 @@ class Daemon:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
                 await self._notifier.close(timeout=self.config.global_defs.notify_timeout)
+            if self._alerts is not None:  # queued mail gets a few seconds
+                await self._alerts.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -932,8 +936,22 @@ class Daemon:
             has_commands = bool(prepare_commands(self.config))
         except scripts.ScriptError as exc:
             raise StartupError(f"notify: {exc}") from exc
-        if has_commands or self.config.global_defs.event_log is not None:
+        from hacluster.alert_outputs import wanted
+
+        alerts = wanted(self.config.global_defs)
+        if has_commands or alerts or self.config.global_defs.event_log is not None:
             self._notifier = Notifier(self.config)
+        if alerts:
+            self._attach_alerts(self.config)
+
+    def _attach_alerts(self, config: Config) -> None:
+        """Alert mail and notify FIFOs, fed by the notifier (hacluster.alert_outputs)."""
+        from hacluster.alert_outputs import AlertOutputs
+
+        assert self._notifier is not None and self._metrics is not None
+        self._alerts = AlertOutputs(config, on_mail_count=self._metrics.alert_mail)
+        self._alerts.start()
+        self._notifier.add_observer(self._alerts.observe)
 
     async def _start_tracking(self) -> None:
         """Start track_script / track_interface / track_file, if the config has any.
@@ -1069,7 +1087,9 @@ class Daemon:
     async def _reload(self) -> str:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
+        from hacluster.config.errors import Problem
         from hacluster.config.loader import load_config_located
+        from hacluster.loadbalancer import LoadBalancerError
         from hacluster.preflight import preflight
 
         path = self.options.config_file
@@ -1088,13 +1108,14 @@ class Daemon:
         # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
-                            f"{new.global_defs.dataplane} needs a restart")
+            problems.append(str(Problem(
+                str(path), lines.get("global_defs.dataplane", 0), "global_defs.dataplane",
+                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
+            )))
         problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
         self._lock_instances(new)
-        from hacluster.loadbalancer import LoadBalancerError
         if self._lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)
@@ -1153,17 +1174,23 @@ class Daemon:
 
     async def _reload_notify(self, new: Config) -> None:
         from hacluster import scripts
+        from hacluster.alert_outputs import wanted
         from hacluster.notify import Notifier, prepare_commands
 
+        alerts = wanted(new.global_defs)
         try:
             if self._notifier is not None:
                 self._notifier.reconfigure(new)
-            elif prepare_commands(new) or new.global_defs.event_log is not None:
+            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
                 self._notifier = Notifier(new)
                 if self._lb is not None:
                     self._lb.set_notifier(self._notifier)
         except scripts.ScriptError as exc:
             log.error("notify: %s", exc)
+        if self._alerts is not None:
+            await self._alerts.reconfigure(new)
+        elif alerts and self._notifier is not None:
+            self._attach_alerts(new)
 
     async def _reload_tracking(self, new: Config) -> None:
         from hacluster import scripts

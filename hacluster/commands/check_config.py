@@ -13,8 +13,9 @@ from hacluster.config.model import Config
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Validate a configuration file and run the preflight `hacluster run` and reload "
-        "run: dataplane limits, scripts, users and groups, script security, interfaces. "
+        "Validate a configuration file. The preflight that `hacluster run` and reload "
+        "run comes with it: dataplane limits, scripts, users and groups, script security, "
+        "interfaces. "
         "Exit 0 when it is valid; otherwise exit 1 and print one line per problem: "
         "FILE:LINE: key.path: message. Problems that depend on this machine are marked "
         "[this machine]; --offline leaves them out."
@@ -55,6 +56,25 @@ def summary(config: Config) -> list[str]:
             f"  virtual_server {vs}: {vs.lb_algo} {vs.lb_kind}, "
             f"{len(vs.real_servers)} real servers, {checks} checks"
         )
+    if g.smtp_server is not None and g.notification_email:
+        lines.append(f"  email alerts to {len(g.notification_email)} address(es) via "
+                     f"{g.smtp_server}")
+    elif g.smtp_server is not None or g.notification_email:
+        lines.append("  note: email alerts need both smtp_server and notification_email; "
+                     "none will be sent")
+    for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
+        if getattr(g, key) is not None:
+            lines.append(f"  {key} {getattr(g, key)}")
+    if g.lvs_timeouts is not None:
+        t = g.lvs_timeouts
+        text = f"tcp {t.tcp} tcpfin {t.tcpfin} udp {t.udp}"
+        if g.dataplane == "ipvs":
+            lines.append(f"  lvs_timeouts {text} (0: the kernel's value is kept)")
+        else:
+            lines.append(
+                f"  note: lvs_timeouts ({text}) does not apply with dataplane {g.dataplane}: "
+                "they are IPVS connection timeouts and are ignored"
+            )
     return lines
 
 

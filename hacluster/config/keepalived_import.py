@@ -7,6 +7,13 @@ with keepalived's old keyword names folded in, and records a `Skipped` note for 
 keyword it cannot carry over. Finally the result is run through the real loader: anything
 the loader still rejects (a duplicate address, a clash between sections) is removed and
 noted too, so the YAML printed always passes `hacluster check-config`.
+
+keepalived 2.2.7 is the reference for reading: what it forgives (a flag with a value, an
+address with a mask, a missing `}`...) is forgiven, what it corrects as it loads (`lb_kind
+dr` rejected, `state SLAVE` taken as BACKUP...) is corrected the same way, each with a
+note. `Skipped.changes_behaviour` says whether a note leaves a difference from what
+keepalived would run, or none (keepalived ignores or rewrites the same, or the keyword
+only tunes keepalived's own processes).
 """
 
 from __future__ import annotations
@@ -775,6 +782,7 @@ class _Converter:
             else:
                 self.unhandled(stmt, kw)
         self.apply_min_garp()
+        self.note_sync_group_weights()
         for name, stmt in self.vs_groups.items():
             if name not in self.used_vs_groups:
                 self.skip(stmt, "virtual_server_group",
@@ -822,6 +830,32 @@ class _Converter:
             section[name] = target
             self.mark(target, stmt, kw)
             self.origins[(id(section), name)] = _Origin(stmt.file, stmt.line, kw)
+
+    def note_sync_group_weights(self) -> None:
+        """keepalived ignores tracking weights of a sync group's members ("ignoring ...
+        weight due to SYNC group"): they only fault the instance. hacluster does too."""
+        for group in self.groups.values():
+            for member in group.get("group", ()):
+                inst = self.instances.get(member)
+                if inst is None:
+                    continue
+                for kind, defined in (("track_interface", {}), ("track_script", self.scripts),
+                                      ("track_file", self.track_files)):
+                    items = inst.get(kind, [])
+                    for i, item in enumerate(items):
+                        if item is _DROPPED:
+                            continue
+                        name = item["name"] if isinstance(item, dict) else item
+                        weight = item.get("weight") if isinstance(item, dict) else None
+                        if weight is None:  # the script's or file's own weight applies
+                            weight = defined.get(name, {}).get("weight")
+                        if not weight:
+                            continue
+                        where = self.origins[(id(items), i)]
+                        self.skip(Statement((kind,), where.file, where.line), where.keyword,
+                                  f"{member} is in a sync group: keepalived ignores the weight "
+                                  f"{weight} (it only faults the instance), and so does "
+                                  "hacluster", same=True)
 
     def apply_min_garp(self) -> None:
         # vrrp_min_garp: one gratuitous ARP and no second burst, unless set explicitly
@@ -883,19 +917,32 @@ class _Converter:
         way (with a note); False when keepalived refuses the instance."""
         name = stmt.args[0]
         version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        # vrrp_strict / strict_mode, once carried over, tighten keepalived's rules
+        strict = bool(target.get("strict_mode", self.global_defs.get("vrrp_strict")))
         if not target.get("virtual_ipaddress"):
             target.pop("virtual_ipaddress", None)
             family = _instance_family(target)
-            if version == 3 or family == 6:
+            if version == 3 or family == 6 or strict:
                 self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived refuses "
-                          "that under VRRPv3 or IPv6 (\"No VIP specified; at least one is "
-                          "required\") and does not start; not carried over")
+                          "that under VRRPv3, IPv6 or strict mode (\"No VIP specified; at "
+                          "least one is required\") and does not start; not carried over")
                 return False
             self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived warns (\"at "
                       "least one is sensible\") and runs it, adverts without addresses; "
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        tracked = target.get("track_interface", [])
+        for i, item in reversed(list(enumerate(tracked))):
+            if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
+                where = self.origins[(id(tracked), i)]
+                tracked[i] = _DROPPED
+                self.skip(Statement(("track_interface",), where.file, where.line),
+                          where.keyword, "the instance's own interface: keepalived ignores "
+                          "it (\"since own interface\"), as the instance faults with it "
+                          "anyway; so does the import", same=True)
+        if tracked and all(t is _DROPPED for t in tracked):
+            del target["track_interface"]
         if target.get("nopreempt") and target.get("state") == "MASTER":
             where = self.origins[(id(target), "nopreempt")]
             del target["nopreempt"]
@@ -926,11 +973,12 @@ class _Converter:
             self.skip(Statement(("garp_master_repeat",), where.file, where.line),
                       f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
                       "than 0\"), and so does the import", same=True)
-        if version == 3 and "authentication" in target:
+        if (version == 3 or strict) and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
+            why = "VRRPv3 has" if version == 3 else "strict mode allows"
             self.skip(Statement(("authentication",), where.file, where.line),
-                      f"{kp}.authentication", "VRRPv3 has no authentication: keepalived "
+                      f"{kp}.authentication", f"{why} no authentication: keepalived "
                       "ignores it, and so does the import", same=True)
         return True
 
@@ -982,6 +1030,12 @@ class _Converter:
             self.put(vs, key, value, stmt, "virtual_server")
         assert stmt.block is not None
         self.walk(stmt.block, _VIRTUAL_SERVER, vs, "virtual_server")
+        if "fwmark" in vs and "protocol" in vs:
+            where = self.origins[(id(vs), "protocol")]
+            del vs["protocol"]
+            self.skip(Statement(("protocol",), where.file, where.line), where.keyword,
+                      "keepalived ignores the protocol of a fwmark service (\"protocol will "
+                      "be ignored\"); so does the import", same=True)
         if "protocol" not in vs and "fwmark" not in vs:
             # keepalived: "no protocol set - defaulting to UDP"; hacluster's default is
             # TCP, so say it explicitly.
@@ -1199,8 +1253,10 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, valued: bool = False) -> Handler:
-    """`keyword [VALUE]` → `key: true/false`; `valued`: VALUE is a <BOOL> keepalived reads."""
+def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
+    """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
+    check_true_false() reads it; `valued=False`: keepalived 2.2.7 sets this flag whatever
+    follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         value = c.flag(stmt, kp, valued=valued)
@@ -1318,7 +1374,9 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
     try:
         address = ipaddress.ip_interface(words[0])
     except ValueError:
-        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over")
+        # keepalived: "VRRP parsed invalid IP X. skipping IP..."
+        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over, as "
+               "keepalived skips it", same=True)
         return None
     parts = [str(address) if "/" in words[0] else str(address.ip)]
     rest = words[1:]
@@ -1424,33 +1482,183 @@ def _lvs_sync_daemon_interface(
 
 
 def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_sync_daemon IFACE [inst NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`,
+    and the old `lvs_sync_daemon IFACE INSTANCE [SYNCID]` (keepalived's lvs_syncd_handler:
+    a bad value is noted and that option left out, the rest kept)."""
     words = list(stmt.args)
     if not words:
         c.skip(stmt, kp, "needs an interface; not carried over")
         return
-    sync: dict[str, Any] = {"interface": words.pop(0)}
-    options = {"id": ("syncid", _int), "maxlen": ("maxlen", _int), "port": ("port", _int),
-               "ttl": ("ttl", _int), "group": ("group", _ip)}
-    try:
-        while words:
-            word = words.pop(0)
-            if word in options and words:
-                key, parse = options[word]
-                sync[key] = parse(words.pop(0))
-            elif word == "inst" and words:
-                sync["instance"] = words.pop(0)
-            elif "instance" not in sync:
-                sync["instance"] = word
+    if "lvs_sync_daemon" in target:
+        c.skip(stmt, kp, "lvs_sync_daemon is already given; not carried over")
+        return
+    sync: dict[str, Any] = {"interface": words[0]}
+    options: dict[str, tuple[str, Callable[[str], Any]]] = {
+        "id": ("syncid", _bounded(0, 255)),
+        "maxlen": ("maxlen", _bounded(1, 65535 - 20 - 8)),
+        "port": ("port", _bounded(1, 65535)),
+        "ttl": ("ttl", _bounded(1, 255)),
+        "group": ("group", _multicast),
+    }
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "inst" or word in options:
+            if i + 1 >= len(words):
+                c.skip(stmt, kp, f"{word} needs a value; ignored")
+                i += 1
+                continue
+            value = words[i + 1]
+            if word == "inst":
+                sync.setdefault("instance", value)
             else:
-                raise _Bad(f"unknown word {word!r}")
+                key, parse = options[word]
+                try:
+                    sync[key] = parse(value)
+                except _Bad as exc:
+                    c.skip(stmt, kp, f"{word}: {exc}; ignored")
+            i += 2
+            continue
+        if i == 1:  # the old positional form: IFACE INSTANCE [SYNCID]
+            sync["instance"] = word
+        elif i == 2 and "syncid" not in sync:
+            try:
+                sync["syncid"] = _bounded(0, 255)(word)
+                c.skip(stmt, kp, "write the syncid as 'id N' (keepalived warns too); carried over")
+            except _Bad as exc:
+                c.skip(stmt, kp, f"syncid: {exc}; ignored")
+        else:
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+        i += 1
+    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise _Bad(f"{value} is not in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _multicast(text: str) -> str:
+    if not ipaddress.ip_address(_ip(text)).is_multicast:
+        raise _Bad(f"{text} is not a multicast address")
+    return _ip(text)
+
+
+def _lvs_timeouts(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_timeouts [tcp N] [tcpfin N] [udp N]` (seconds, 0..31 days)."""
+    words = list(stmt.args)
+    timeouts: dict[str, int] = dict(target.get("lvs_timeouts", {}))
+    if len(words) < 2:
+        c.skip(stmt, kp, "needs at least one option (tcp, tcpfin or udp) and its value")
+        return
+    parse = _bounded(0, 86400 * 31)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word not in ("tcp", "tcpfin", "udp"):
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+            i += 1
+            continue
+        if i + 1 >= len(words):
+            c.skip(stmt, kp, f"{word} needs a value; ignored")
+            break
+        try:
+            timeouts[word] = parse(words[i + 1])
+        except _Bad as exc:
+            c.skip(stmt, kp, f"{word}: {exc}; ignored")
+        i += 2
+    if timeouts:
+        c.put(target, "lvs_timeouts", timeouts, stmt, kp)
+
+
+def _smtp_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`smtp_server IP|NAME [PORT]`."""
+    if not 1 <= len(stmt.args) <= 2:
+        c.skip(stmt, kp, "needs a server and optionally a port; not carried over")
+        return
+    host, port = stmt.args[0], (stmt.args[1] if len(stmt.args) == 2 else None)
+    try:
+        number = _bounded(1, 65535)(port) if port is not None else None
+        try:
+            address = ipaddress.ip_address(host)
+            text = f"[{address}]" if address.version == 6 and number else str(address)
+        except ValueError:
+            text = host  # a host name, as keepalived resolves it
     except _Bad as exc:
         c.skip(stmt, kp, f"{exc}; not carried over")
         return
-    if "instance" not in sync:
-        c.skip(stmt, kp, "without a vrrp_instance is not supported (the instance's state "
-               "decides master or backup sync); not carried over")
+    c.put(target, "smtp_server", f"{text}:{number}" if number else text, stmt, kp)
+
+
+def _smtp_connect_timeout(
+    c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
+) -> None:
+    value = c.value(stmt, kp, _int)
+    if value is _DROPPED:
         return
-    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+    if value == 0:  # keepalived: "must be greater than 0, setting to 1"
+        c.skip(stmt, kp, "0 is taken as 1 (as keepalived does)")
+        value = 1
+    c.put(target, "smtp_connect_timeout", value, stmt, kp)
+
+
+def _email_list(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`notification_email { ADDRESS ... }`: one or more addresses per line."""
+    items: list[Any] = target.setdefault("notification_email", [])
+    c.origin_once(target, "notification_email", stmt, kp)
+    for entry in c.block(stmt, kp):
+        for address in (entry.keyword, *entry.args):
+            c.append(items, address, entry, kp)
+    if not items:
+        c.skip(stmt, kp, "empty notification_email block (keepalived warns too)")
+        del target["notification_email"]
+
+
+def _fifo(key: str) -> Handler:
+    """`notify_fifo FILE [username [groupname]]`."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a FIFO path; not carried over")
+            return
+        if key in target:
+            c.skip(stmt, kp, f"{key} is already given; not carried over")
+            return
+        c.put(target, key, stmt.args[0], stmt, kp)
+        if len(stmt.args) > 1:
+            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
+                   "supported (it is created as the daemon's user)")
+
+    return handle
+
+
+def _checker_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """FILE_CHECK's `track_file NAME`."""
+    value = c.value(stmt, kp, _text)
+    if value is not _DROPPED:
+        c.put(target, "track_file", value, stmt, kp)
+
+
+def _hex_words(key: str) -> Handler:
+    """UDP_CHECK's `payload HEX...` (the words joined, as keepalived does)."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a hex string; not carried over")
+            return
+        c.put(target, key, " ".join(stmt.args), stmt, kp)
+
+    return handle
+
+
+def _require_reply(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """UDP_CHECK's `require_reply [HEX...]`."""
+    c.put(target, "require_reply", " ".join(stmt.args) if stmt.args else True, stmt, kp)
 
 
 def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
@@ -1501,9 +1709,26 @@ def _sync_group_members(c: _Converter, stmt: Statement, target: dict[str, Any], 
             c.skip(entry, kp, "one instance name per line; the rest is ignored")
 
 
+def _positive_timer(key: str) -> Handler:
+    """A timer keepalived refuses at 0 ("'0' is invalid"), keeping its default of 0."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if stmt.args and stmt.args[0] in ("0", "0.0"):
+            c.skip(stmt, kp, "keepalived refuses 0 (\"is invalid\") and keeps its default, "
+                   "which is 0 too; so does the import", same=True)
+            return
+        _set(key, _timer)(c, stmt, target, kp)
+
+    return handle
+
+
 def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:  # keepalived: no value means 6 minutes
         c.put(target, "persistence_timeout", 360, stmt, kp)
+        return
+    if stmt.args[0] == "0":
+        c.skip(stmt, kp, "keepalived refuses 0 (\"persistence_timeout invalid\", it takes "
+               "1..2678400) and leaves persistence off; so does the import", same=True)
         return
     _set("persistence_timeout", _int)(c, stmt, target, kp)
 
@@ -1664,14 +1889,30 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
     "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
     "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
-    "vrrp_garp_interval": _set("vrrp_garp_interval", _timer),
-    "vrrp_gna_interval": _set("vrrp_gna_interval", _timer),
+    "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
+    "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security"),
+    "enable_script_security": _flag("enable_script_security", valued=False),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
-    "lvs_flush": _flag("lvs_flush"),
+    "lvs_timeouts": _lvs_timeouts,
+    "lvs_flush": _flag("lvs_flush", valued=False),
+    "notification_email": _email_list,
+    "notification_email_from": _set("notification_email_from", _text),
+    "smtp_server": _smtp_server,
+    "smtp_helo_name": _set("smtp_helo_name", _text),
+    "smtp_connect_timeout": _smtp_connect_timeout,
+    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert_vrrp": _flag("smtp_alert_vrrp"),
+    "smtp_alert_checker": _flag("smtp_alert_checker"),
+    "no_email_faults": _flag("no_email_faults", valued=False),
+    "notify_fifo": _fifo("notify_fifo"),
+    "notify_fifo_script": _cmd("notify_fifo_script"),
+    "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),
+    "vrrp_notify_fifo_script": _cmd("vrrp_notify_fifo_script"),
+    "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
+    "lvs_notify_fifo_script": _cmd("lvs_notify_fifo_script"),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1683,7 +1924,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail"),
+    "init_fail": _flag("init_fail", valued=False),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1701,6 +1942,7 @@ _TRACKING: dict[str, Handler] = {
     "notify_fault": _cmd("notify_fault"),
     "notify_stop": _cmd("notify_stop"),
     "notify": _cmd("notify"),
+    "smtp_alert": _flag("smtp_alert"),
 }
 
 _INSTANCE: dict[str, Handler] = {
@@ -1711,9 +1953,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt"),
-    "no_preempt": _flag("nopreempt"),
-    "preempt": _flag("nopreempt", invert=True),  # keepalived keeps it for old files
+    "nopreempt": _flag("nopreempt", valued=False),
+    "no_preempt": _flag("nopreempt", valued=False),
+    # `preempt`: keepalived keeps it for old files
+    "preempt": _flag("nopreempt", invert=True, valued=False),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1725,9 +1968,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary"),
-    "accept": _flag("accept"),
-    "no_accept": _flag("accept", invert=True),
+    "dont_track_primary": _flag("dont_track_primary", valued=False),
+    "accept": _flag("accept", valued=False),
+    "no_accept": _flag("accept", invert=True, valued=False),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -1754,8 +1997,8 @@ _CHECK_TIMING: dict[str, Handler] = {
     "delay_before_retry": _set("delay_before_retry", _timer),
     "delay_loop": _set("delay_loop", _timer),
     "warmup": _set("warmup", _timer),
-    "alpha": _flag("alpha", valued=True),
-    "log_all_failures": _flag("log_all_failures", valued=True),
+    "alpha": _flag("alpha"),
+    "log_all_failures": _flag("log_all_failures"),
 }
 
 _NETWORK_CHECK: dict[str, Handler] = {
@@ -1781,7 +2024,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match"),
+    "regex_no_match": _flag("regex_no_match", valued=False),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -1789,12 +2032,12 @@ _HTTP_CHECK: dict[str, Handler] = {
     "url": _url,
     "http_protocol": _set("http_protocol", _choice("1.0", "1.0C", "1.1", upper=True)),
     "virtualhost": _set("virtualhost", _text),
-    "fast_recovery": _flag("fast_recovery", valued=True),
+    "fast_recovery": _flag("fast_recovery"),
 }
 
 _CHECKERS: dict[str, Handler] = {
     "HTTP_GET": _checker("HTTP_GET", _HTTP_CHECK),
-    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni", valued=True)}),
+    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni")}),
     "TCP_CHECK": _checker("TCP_CHECK", _NETWORK_CHECK),
     "SMTP_CHECK": _checker(
         "SMTP_CHECK", {**_NETWORK_CHECK, "helo_name": _set("helo_name", _text)}
@@ -1814,15 +2057,26 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic"),
+            "misc_dynamic": _flag("misc_dynamic", valued=False),
             "user": _user("user", "group"),
         },
     ),
     "BFD_CHECK": _unsupported_checker("BFD_CHECK"),
-    "UDP_CHECK": _unsupported_checker("UDP_CHECK"),
-    "PING_CHECK": _unsupported_checker("PING_CHECK"),
+    "PING_CHECK": _checker("PING_CHECK", _NETWORK_CHECK),
     "ICMP_CHECK": _unsupported_checker("ICMP_CHECK"),
-    "FILE_CHECK": _unsupported_checker("FILE_CHECK"),
+    "UDP_CHECK": _checker(
+        "UDP_CHECK",
+        {
+            **_NETWORK_CHECK,
+            "payload": _hex_words("payload"),
+            "require_reply": _require_reply,
+            "min_reply_length": _set("min_reply_length", _int),
+            "max_reply_length": _set("max_reply_length", _int),
+        },
+    ),
+    "FILE_CHECK": _checker(
+        "FILE_CHECK", {"track_file": _checker_file, "weight": _vrrp_script_weight}
+    ),
 }
 
 _SERVER_TIMING: dict[str, Handler] = {
@@ -1834,20 +2088,21 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure"),
-    "alpha": _flag("alpha"),
+    "inhibit_on_failure": _flag("inhibit_on_failure", valued=False),
+    "alpha": _flag("alpha", valued=False),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
     **_CHECKERS,
-    "inhibit_on_failure": _flag("inhibit_on_failure", valued=True),
-    "alpha": _flag("alpha", valued=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure"),
+    "alpha": _flag("alpha"),
     "weight": _set("weight", _int),
     "lvs_method": _lb_kind("lb_kind"),
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "notify_up": _cmd("notify_up"),
     "notify_down": _cmd("notify_down"),
+    "smtp_alert": _flag("smtp_alert"),
     "uthreshold": _set("uthreshold", _int),
     "lthreshold": _set("lthreshold", _int),
 }
@@ -1860,16 +2115,17 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops"),
-    "ha_suspend": _flag("ha_suspend"),
-    "omega": _flag("omega"),
+    "ops": _flag("ops", valued=False),
+    "ha_suspend": _flag("ha_suspend", valued=False),
+    "omega": _flag("omega", valued=False),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "sorry_server_inhibit": _flag("sorry_server_inhibit"),
+    "smtp_alert": _flag("smtp_alert"),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", valued=False),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,
@@ -1879,15 +2135,13 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
 # rather than "unknown keyword", so a reader can tell a typo from a missing feature.
 _KNOWN_UNSUPPORTED = frozenset(
     """
-    notification_email notification_email_from smtp_server smtp_connect_timeout smtp_helo_name
-    smtp_alert smtp_alert_vrrp smtp_alert_checker no_email_faults enable_snmp_vrrp
+    enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
     snmp_socket enable_dbus dbus_service_name vrrp_strict vrrp_iptables vrrp_ipsets vrrp_nftables
     vrrp_skip_check_adv_addr vrrp_check_unicast_src vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
-    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime notify_fifo
-    notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script lvs_notify_fifo
-    lvs_notify_fifo_script lvs_timeouts default_interface dynamic_interfaces
+    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
+    default_interface dynamic_interfaces
     vrrp_garp_extra_if
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name

@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from hacluster.config import model as m
 from hacluster.config.errors import ConfigError, Problem
+from healthchecks.params import parse_hex
 
 # libyaml's parser when present: it is an order of magnitude faster and keeps marks too
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -63,20 +64,56 @@ def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
     that report `FILE:LINE: key: message`, such as the preflight)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), 0, "", "no such file")]) from None
     except IsADirectoryError:
         raise ConfigError([Problem(str(path), 0, "", "is a directory, not a file")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(str(path), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(str(path), data, exc)]) from None
     ctx = _Ctx(str(path))
     config = ctx.load(text, path)
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
     return config, dict(ctx.lines)
+
+
+def _not_utf8(file: str, data: bytes, exc: UnicodeDecodeError) -> Problem:
+    """The first byte that is not UTF-8, by line and column (columns count bytes)."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - line_start + 1
+    return Problem(file, line, "", f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
+                                   f"{column} ({exc.reason})")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML says is wrong, on one line and without its own position ("in
+    <unicode string>, line 3, column 5"): the problem line already says where."""
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = " ".join(str(p) for p in parts if p)
+    if isinstance(exc, yaml.reader.ReaderError):
+        text = _reader_problem(exc)
+    if not text:
+        text = str(exc).split("\n", 1)[0]
+    return " ".join(text.split())
+
+
+def _reader_problem(exc: yaml.reader.ReaderError) -> str:
+    char = exc.character
+    code = char if isinstance(char, int) else ord(char) if char else 0
+    return f"unacceptable character #x{code:04x}: {exc.reason}"
+
+
+def _reader_line(text: str, exc: yaml.reader.ReaderError) -> tuple[int, int]:
+    """Line and column (1-based) of a character the YAML reader refused."""
+    position = max(0, min(int(exc.position), len(text)))
+    line_start = text.rfind("\n", 0, position) + 1
+    return text.count("\n", 0, position) + 1, position - line_start + 1
 
 
 def parse_config(
@@ -104,7 +141,13 @@ def yaml_fields(cls: type[Any]) -> dict[str, Field[Any]]:
 
 
 def inherited_keys(cls: type[m.CheckBase]) -> tuple[str, ...]:
-    """Checker keys that, when not given, come from the real server, else the virtual server."""
+    """Checker keys that, when not given, come from the real server, else the virtual server.
+
+    FILE_CHECK has none of keepalived's checker timing: its delay_loop is how often the
+    file is read, not inherited from the servers.
+    """
+    if cls is m.FileCheck:
+        return ("alpha",)
     keys = list(_TRACK_INHERITED)
     if issubclass(cls, m.NetworkCheckBase):
         keys.append("connect_timeout")
@@ -214,8 +257,7 @@ class _Ctx:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            return self.error(node, path, f"cannot read value: {problem}")
+            return self.error(node, path, f"cannot read value: {_yaml_problem(exc)}")
 
     def mapping(
         self, node: Node, path: str, what: str = "a mapping"
@@ -243,8 +285,7 @@ class _Ctx:
             self.error(node, path, "merge keys (<<) refer to themselves")
             return None
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.error(node, path, f"bad merge key: {problem}")
+            self.error(node, path, f"bad merge key: {_yaml_problem(exc)}")
             return None
         pairs: dict[str, tuple[str, Node]] = {}
         for key_node, value in node.value:
@@ -265,11 +306,14 @@ class _Ctx:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = int(mark.line) + 1 if mark is not None else 1
-            problem = " ".join(p for p in (exc.context, exc.problem) if p)
-            self.error(line, "", f"YAML syntax error: {problem or exc}")
+            self.error(line, "", f"YAML syntax error: {_yaml_problem(exc)}")
+            return None
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line, column = _reader_line(text, exc)
+            self.error(line, "", f"YAML error: {_yaml_problem(exc)} (column {column})")
             return None
         except yaml.YAMLError as exc:
-            self.error(1, "", f"YAML error: {exc}")
+            self.error(1, "", f"YAML error: {_yaml_problem(exc)}")
             return None
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL_TAG):
             self.error(1, "", "file is empty")
@@ -318,7 +362,13 @@ class _Ctx:
                         servers.append(vs)
 
         sync = global_defs.lvs_sync_daemon
-        if sync is not None and sync.instance not in self.names.instances:
+        if sync is not None and sync.group is not None and not sync.group.is_multicast:
+            self.at("global_defs.lvs_sync_daemon.group", f"{sync.group} is not a multicast address")
+        if (
+            sync is not None
+            and sync.instance is not None
+            and sync.instance not in self.names.instances
+        ):
             self.at(
                 "global_defs.lvs_sync_daemon.instance",
                 f"no vrrp_instance named '{sync.instance}'"
@@ -839,12 +889,24 @@ class _Ctx:
                 if level.get(key) is not None:
                     values[key] = level[key]
                     break
-        if "delay_loop" not in values:
+        if "delay_loop" not in values and cls is not m.FileCheck:
             values["delay_loop"] = 60.0
         if cls is m.DnsCheck and "delay_before_retry" not in values:
             values["delay_before_retry"] = values["delay_loop"]  # keepalived's DNS_CHECK default
         if cls is m.MiscCheck:
             ok = self.check_run_as(path, values) and ok
+        if cls is m.FileCheck:
+            name = values.get("track_file")
+            if name is not None and name not in self.names.track_files:
+                hint = _suggest(name, self.names.track_files)
+                self.at(_join(path, "track_file"), f"no vrrp_track_file named '{name}'{hint}")
+                ok = False
+        if cls is m.UdpCheck and values.get("payload") is not None:
+            try:
+                parse_hex(values["payload"], wildcards=False)
+            except ValueError as exc:
+                self.at(_join(path, "payload"), str(exc))
+                ok = False
         if issubclass(cls, m.HttpCheckBase) and "url" in values and not values["url"]:
             self.at(_join(path, "url"), "must list at least one url")
             ok = False
@@ -853,6 +915,7 @@ class _Ctx:
             ok = False
         if (
             issubclass(cls, m.NetworkCheckBase)
+            and cls is not m.PingCheck
             and values.get("connect_port") is None
             and not rs.get("port")
         ):
@@ -1047,6 +1110,69 @@ def _parse_listen(ctx: _Ctx, node: Node, path: str) -> Any:
     if value is not _INVALID and value.port == 0:
         return ctx.error(node, path, f"needs a port: IP:PORT or [IPv6]:PORT, got {node.value!r}")
     return value
+
+
+_SMTP_SERVER_RE = re.compile(
+    r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^\s:\[\]]+))(?:(?::|\s+)(?P<port>\d+))?$"
+)
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+                          r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$")
+
+
+def _parse_smtp_server(ctx: _Ctx, node: Node, path: str) -> Any:
+    """`HOST`, `HOST:PORT`, `[IPv6]:PORT`, keepalived's `HOST PORT`, or {host, port}."""
+    if isinstance(node, MappingNode):
+        read = ctx.read(m.SmtpServer, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        host = read[0]["host"]
+        if not _is_host(host):
+            return ctx.error(node, path, f"host: not an IP address or host name: {host!r}")
+        return m.SmtpServer(**read[0])
+    text = _text(ctx, node, path, "HOST[:PORT] (an IP address or host name)")
+    if text is _INVALID:
+        return text
+    match = _SMTP_SERVER_RE.match(text)
+    host = None
+    port = 25
+    if match is not None:
+        host = match["v6"] or match["host"]
+        port = int(match["port"]) if match["port"] else 25
+    else:
+        with_colons = text.rsplit(None, 1)
+        try:  # a bare IPv6 address, perhaps followed by a port
+            host = str(ipaddress.ip_address(with_colons[0]))
+            port = int(with_colons[1]) if len(with_colons) == 2 else 25
+        except ValueError:
+            host = None
+    bracketed_v4 = match is not None and match["v6"] and ":" not in (host or "")
+    if host is None or not _is_host(host) or bracketed_v4:
+        return ctx.error(node, path, f"must be HOST[:PORT] or [IPv6]:PORT, got {text!r}")
+    if not 1 <= port <= 65535:
+        return ctx.error(node, path, f"port must be 1..65535, got {port}")
+    return m.SmtpServer(host, port)
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_HOSTNAME_RE.match(text))
+    return True
+
+
+def _parse_reply_pattern(ctx: _Ctx, node: Node, path: str) -> Any:
+    """UDP_CHECK's require_reply: true/false, or a hex pattern (x: any nibble)."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+        return ctx.scalar(node, path)
+    text = _text(ctx, node, path, "true, false or a hex pattern")
+    if text is _INVALID:
+        return text
+    try:
+        parse_hex(text, wildcards=True)
+    except ValueError as exc:
+        return ctx.error(node, path, str(exc))
+    return text
 
 
 def _parse_command(ctx: _Ctx, node: Node, path: str) -> Any:
@@ -1305,6 +1431,9 @@ def _build_auth(ctx: _Ctx, node: Node, path: str) -> Any:
     return m.Authentication(**values)
 
 
+_FIFO_KEYS = ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo")
+
+
 def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
     read = ctx.read(m.GlobalDefs, node, path)
     if read is None:
@@ -1313,6 +1442,18 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
     if values.get("api_token") is not None and values.get("api_listen") is None:
         ctx.at(_join(path, "api_token"), "only used with api_listen")
         ok = False
+    fifos: dict[Path, str] = {}
+    for key in _FIFO_KEYS:
+        fifo = values.get(key)
+        if values.get(f"{key}_script") is not None and fifo is None:
+            ctx.at(_join(path, f"{key}_script"), f"only used with {key}")
+            ok = False
+        if fifo is None:
+            continue
+        if fifo in fifos:  # keepalived refuses one FIFO under two names too
+            ctx.at(_join(path, key), f"{fifo} is already {fifos[fifo]}")
+            ok = False
+        fifos[fifo] = key
     if not ok:
         return _INVALID
     return m.GlobalDefs(**values)
@@ -1325,6 +1466,8 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.Command: _parse_command,
     m.NotifyCommand: _parse_notify_command,
     m.VirtualIpAddress: _parse_vip,
+    m.SmtpServer: _parse_smtp_server,
+    bool | str: _parse_reply_pattern,
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
     m.TrackScript: _named_or_mapping(m.TrackScript, "name"),
     m.TrackFile: _named_or_mapping(m.TrackFile, "name"),

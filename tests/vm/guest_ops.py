@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 
 from hacluster.ipvs.backend import ApplyResult, Op
-from hacluster.ipvs.model import IpvsInfo, ServiceKey, Table, TableStats
+from hacluster.ipvs.model import IpvsInfo, ServiceKey, Table, TableStats, Timeouts
 from hacluster.ipvs.netlink import NetlinkBackend, SyncDaemon, SyncState
 from hacluster.ipvs.reconcile import ALL, reconcile
 
@@ -69,6 +69,14 @@ async def timed_reconcile(desired: Table) -> tuple[int, float, float, ApplyResul
     ops = reconcile(desired, actual, managed=ALL)
     result = await backend().apply(ops)
     return len(ops), dumped - started, time.perf_counter() - dumped, result
+
+
+async def get_timeouts() -> Timeouts:
+    return await backend().get_timeouts()
+
+
+async def set_timeouts(timeouts: Timeouts) -> None:
+    await backend().set_timeouts(timeouts)
 
 
 async def sync_daemons() -> list[SyncDaemon]:

@@ -31,6 +31,7 @@ from hacluster.ipvs.model import (
     Stats,
     Table,
     TableStats,
+    Timeouts,
 )
 from hacluster.ipvs.netlink import SyncDaemon, SyncState
 from hacluster.lab.vm import VmError
@@ -382,3 +383,19 @@ def test_sync_daemon_carries_connections_to_the_backup_director(ipvs: GuestLab) 
     finally:
         ipvs.call("stop_sync", SyncState.MASTER)
         ipvs.guest.run(["sh", "-c", PEER_TEARDOWN], check=False)
+
+
+def test_lvs_timeouts_are_set_and_read_back(ipvs: GuestLab) -> None:
+    """global_defs.lvs_timeouts through IPVS_CMD_SET_CONFIG: what ipvsadm then shows."""
+    before = ipvs.call("get_timeouts")
+    try:
+        ipvs.call("set_timeouts", Timeouts(7200, 30, 60))
+        assert ipvs.call("get_timeouts") == Timeouts(7200, 30, 60)
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--timeout"]).stdout
+        assert "Timeout (tcp tcpfin udp): 7200 30 60" in shown, shown
+        # A 0 leaves that timeout as it is (the request does not carry it).
+        ipvs.call("set_timeouts", Timeouts(tcp=900))
+        assert ipvs.call("get_timeouts") == Timeouts(900, 30, 60)
+    finally:
+        ipvs.call("set_timeouts", before)
+    assert ipvs.call("get_timeouts") == before
