@@ -873,7 +873,11 @@ class Daemon:
             raise StartupError("dataplane " + config.global_defs.dataplane + ": "
                                + "; ".join(problems))
         from hacluster.ipvs.backend import BackendUnavailable
+        from hacluster.ipvs.dataplane import from_dataplane
 
+        if self._addresses is not None and from_dataplane(
+                config.global_defs.dataplane) == "netlink":
+            await self._addresses.imported()  # the IPVS backend imports pyroute2 too
         try:
             backend = backend_for(config)
             if backend is not None:
@@ -963,6 +967,8 @@ class Daemon:
 
         if not plan_watches(self.config):
             return
+        if self._addresses is not None:
+            await self._addresses.imported()  # link tracking imports pyroute2 too
         from hacluster import scripts
         from hacluster.tracking import Tracking
 

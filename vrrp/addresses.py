@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -168,6 +169,19 @@ class Addresses:
 
             threading.Thread(target=work, name="pyroute2-import", daemon=True).start()
             self._import = fut
+
+    async def imported(self) -> None:
+        """Wait until the warm-up import of pyroute2 has finished (failed or not).
+
+        Another thread that imports pyroute2 while the warm-up thread does can be handed
+        a partially initialised module (pyroute2's modules import each other), and then
+        fails, so the daemon's own pyroute2 users (the IPVS backend, link tracking) wait
+        for this first.
+        """
+        self.warm_up()
+        assert self._import is not None
+        with contextlib.suppress(Exception):  # the first change reports it
+            await asyncio.wrap_future(self._import)
 
     async def ready(self) -> None:
         """Finish loading pyroute2 and open the netlink socket (before the first change)."""
