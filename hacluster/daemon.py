@@ -883,7 +883,6 @@ class Daemon:
             raise StartupError("dataplane " + config.global_defs.dataplane + ": "
                                + "; ".join(problems))
         from hacluster.ipvs.backend import BackendUnavailable
-
         try:
             backend = backend_for(config)
             if backend is not None:
