@@ -24,6 +24,7 @@ TAKEN_BY_OTHERS: dict[str, Any] = {
     "track_interface": (),
     "track_script": (),
     "track_file": (),
+    "track_process": (),
     "notify_master": None,
     "notify_backup": None,
     "notify_fault": None,

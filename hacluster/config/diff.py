@@ -21,6 +21,7 @@ from hacluster.config.model import (
     VrrpScript,
     VrrpSyncGroup,
     VrrpTrackFile,
+    VrrpTrackProcess,
 )
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ class ConfigDiff:
     global_defs: tuple[str, ...]  # names of the global_defs settings that differ
     vrrp_scripts: Section[VrrpScript, Change[VrrpScript]]
     vrrp_track_files: Section[VrrpTrackFile, Change[VrrpTrackFile]]
+    vrrp_track_processes: Section[VrrpTrackProcess, Change[VrrpTrackProcess]]
     vrrp_instances: Section[VrrpInstance, Change[VrrpInstance]]
     vrrp_sync_groups: Section[VrrpSyncGroup, Change[VrrpSyncGroup]]
     virtual_servers: Section[VirtualServer, VirtualServerChange]
@@ -97,6 +99,7 @@ class ConfigDiff:
             for s in (
                 self.vrrp_scripts,
                 self.vrrp_track_files,
+                self.vrrp_track_processes,
                 self.vrrp_instances,
                 self.vrrp_sync_groups,
                 self.virtual_servers,
@@ -111,6 +114,7 @@ class ConfigDiff:
         named: list[tuple[str, Section[Any, Change[Any]]]] = [
             ("vrrp_scripts", self.vrrp_scripts),
             ("vrrp_track_files", self.vrrp_track_files),
+            ("vrrp_track_processes", self.vrrp_track_processes),
             ("vrrp_instances", self.vrrp_instances),
             ("vrrp_sync_groups", self.vrrp_sync_groups),
         ]
@@ -150,6 +154,7 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         global_defs=_changed_fields(old.global_defs, new.global_defs),
         vrrp_scripts=_named(old.vrrp_scripts, new.vrrp_scripts),
         vrrp_track_files=_named(old.vrrp_track_files, new.vrrp_track_files),
+        vrrp_track_processes=_named(old.vrrp_track_processes, new.vrrp_track_processes),
         vrrp_instances=_named(old.vrrp_instances, new.vrrp_instances),
         vrrp_sync_groups=_named(old.vrrp_sync_groups, new.vrrp_sync_groups),
         virtual_servers=_keyed(

@@ -582,6 +582,7 @@ class _Converter:
         self.global_defs: dict[str, Any] = {}
         self.scripts: dict[str, Any] = {}
         self.track_files: dict[str, Any] = {}
+        self.track_processes: dict[str, Any] = {}
         self.instances: dict[str, Any] = {}
         self.groups: dict[str, Any] = {}
         self.servers: list[Any] = []
@@ -768,6 +769,9 @@ class _Converter:
                 self.named(stmt, self.scripts, _SCRIPT, self.finish_script)
             elif kw in ("track_file", "vrrp_track_file"):
                 self.named(stmt, self.track_files, _TRACK_FILE, self.finish_track_file)
+            elif kw == "vrrp_track_process":
+                self.named(stmt, self.track_processes, _TRACK_PROCESS,
+                           self.finish_track_process)
             elif kw == "vrrp_instance":
                 self.named(stmt, self.instances, _INSTANCE, self.finish_instance)
             elif kw == "vrrp_sync_group":
@@ -791,6 +795,7 @@ class _Converter:
             ("global_defs", self.global_defs),
             ("vrrp_scripts", self.scripts),
             ("vrrp_track_files", self.track_files),
+            ("vrrp_track_processes", self.track_processes),
             ("vrrp_instances", self.instances),
             ("vrrp_sync_groups", self.groups),
             ("virtual_servers", self.servers),
@@ -840,7 +845,8 @@ class _Converter:
                 if inst is None:
                     continue
                 for kind, defined in (("track_interface", {}), ("track_script", self.scripts),
-                                      ("track_file", self.track_files)):
+                                      ("track_file", self.track_files),
+                                      ("track_process", self.track_processes)):
                     items = inst.get(kind, [])
                     for i, item in enumerate(items):
                         if item is _DROPPED:
@@ -886,6 +892,14 @@ class _Converter:
     def finish_track_file(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if "file" not in target:
             self.skip(stmt, kp, f"{stmt.args[0]} has no file; not carried over")
+            return False
+        return True
+
+    def finish_track_process(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
+        if "process" not in target:
+            # keepalived: "track process 'X' process name not specified", and drops it
+            self.skip(stmt, kp, f"{stmt.args[0]} has no process; not carried over, as "
+                      "keepalived drops it", same=True)
             return False
         return True
 
@@ -1686,6 +1700,28 @@ def _vrrp_script_weight(c: _Converter, stmt: Statement, target: dict[str, Any], 
         c.put(target, key, value, stmt, kp)
 
 
+def _process(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`process NAME [PARAM...]`: one word as text, several (or one with a space) as a list."""
+    if not stmt.args:
+        c.skip(stmt, kp, "needs a process name; not carried over")
+        return
+    if "process" in target:  # keepalived: "Process already set ... - ignoring"
+        c.skip(stmt, kp, "process already set; ignored, as keepalived does", same=True)
+        return
+    words = list(stmt.args)
+    simple = len(words) == 1 and not any(ch.isspace() or ch in "'\"\\" for ch in words[0])
+    c.put(target, "process", words[0] if simple else words, stmt, kp)
+
+
+def _param_match(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    word = stmt.args[0] if stmt.args else "exact"
+    if word not in ("exact", "initial", "partial") or (word == "exact" and stmt.args):
+        c.skip(stmt, kp, f"{word!r} is not initial|partial: keepalived ignores it, and so "
+               "does the import", same=True)
+        return
+    c.put(target, "param_match", word, stmt, kp)
+
+
 def _init_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     words = list(stmt.args)
     value = 0
@@ -1933,10 +1969,23 @@ _TRACK_FILE: dict[str, Handler] = {
     "init_file": _init_file,
 }
 
+_TRACK_PROCESS: dict[str, Handler] = {
+    "process": _process,
+    "param_match": _param_match,
+    "weight": _vrrp_script_weight,
+    "quorum": _set("quorum", _int),
+    "quorum_max": _set("quorum_max", _int),
+    "delay": _set("delay", _timer),
+    "terminate_delay": _set("terminate_delay", _timer),
+    "fork_delay": _set("fork_delay", _timer),
+    "full_command": _flag("full_command", valued=False),
+}
+
 _TRACKING: dict[str, Handler] = {
     "track_interface": _track_list("track_interface"),
     "track_script": _track_list("track_script"),
     "track_file": _track_list("track_file"),
+    "track_process": _track_list("track_process"),
     "notify_master": _cmd("notify_master"),
     "notify_backup": _cmd("notify_backup"),
     "notify_fault": _cmd("notify_fault"),
@@ -2162,11 +2211,11 @@ _KNOWN_UNSUPPORTED = frozenset(
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
     virtual_routes virtual_rules
     promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
-    notify_priority_changes notify_deleted kernel_rx_buf_size track_process track_bfd
+    notify_priority_changes notify_deleted kernel_rx_buf_size track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
     flag-1 flag-2 flag-3 sh-port sh-fallback mh-port mh-fallback snmp_name regex_options
     regex_stack regex_min_offset regex_max_offset static_ipaddress static_routes static_rules
-    garp_group bfd_instance vrrp_track_process SSL interface_up_down_delays
+    garp_group bfd_instance SSL interface_up_down_delays
     track_file_check
     """.split()  # noqa: SIM905 - a word list reads better than 150 quoted strings
 )
@@ -2244,6 +2293,8 @@ _REQUIRED_KEYS = frozenset(
 _KEEPALIVED_IGNORES = (
     # "(VI) track script X not found, ignoring..."
     (re.compile(r"\.track_script\[\d+\]$"), "no vrrp_script named"),
+    # "(VI) track process X not found, ignoring..."
+    (re.compile(r"\.track_process\[\d+\]$"), "no vrrp_track_process named"),
     # "Virtual router X specified in sync group G doesn't exist - ignoring"
     (re.compile(r"^vrrp_sync_groups\.[^.]+\.group\[\d+\]$"), "no vrrp_instance named"),
     # "(VI): address family must match VRRP instance [ADDR] - ignoring"

@@ -229,7 +229,47 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Invert the weight's sense.", "true", keepalived="weight N reverse"),
     ("VrrpTrackFile", "init_file"): KeyDoc(
         "Create the file with this value when it does not exist.", "0"),
+    # ------------------------------------------------------------------ vrrp_track_processes
+    ("VrrpTrackProcess", "process"): KeyDoc(
+        "Process to count: its name (`/proc/PID/comm`, as `pgrep -x`), or with parameters "
+        "(or `param_match` / `full_command`) argv[0] exactly and then the parameters. A "
+        "list keeps a name with spaces whole.", "haproxy",
+        keepalived="process NAME [PARAM...] (in vrrp_track_process NAME)"),
+    ("VrrpTrackProcess", "param_match"): KeyDoc(
+        "How the parameters match: `exact` (all of them, no more), `partial` (the first "
+        "ones given match exactly, more may follow), `initial` (as partial, and the last "
+        "given one may be the start of a longer one).", "partial",
+        keepalived="param_match [initial|partial]", default="exact when parameters are given"),
+    ("VrrpTrackProcess", "weight"): KeyDoc(
+        "Priority change while the quorum holds (positive) or is lost (negative); 0: FAULT "
+        "while it is lost.", "10", keepalived="weight N [reverse]"),
+    ("VrrpTrackProcess", "reverse"): KeyDoc(
+        "Invert the weight's sense (weight 0: FAULT while the quorum holds).", "true",
+        keepalived="weight N reverse"),
+    ("VrrpTrackProcess", "quorum"): KeyDoc(
+        "Fewest matching processes that count as up.", "2"),
+    ("VrrpTrackProcess", "quorum_max"): KeyDoc(
+        "Most matching processes that count as up (0 alone: up while none runs).", "1",
+        default="no limit"),
+    ("VrrpTrackProcess", "delay"): KeyDoc(
+        "Sets both `terminate_delay` and `fork_delay`.", "2"),
+    ("VrrpTrackProcess", "terminate_delay"): KeyDoc(
+        "Seconds a quorum lost by a process exiting must stay lost before it counts "
+        "(a restart within that time changes nothing).", "1.5", default="`delay`, else 0"),
+    ("VrrpTrackProcess", "fork_delay"): KeyDoc(
+        "Seconds a quorum gained by a fork must hold before it counts.", "0.5",
+        default="`delay`, else 0"),
+    ("VrrpTrackProcess", "full_command"): KeyDoc(
+        "Match `process` against the command line's argv[0] (`/proc/PID/cmdline`) rather "
+        "than the process name.", "true"),
     # ------------------------------------------------------------------ track entries
+    ("TrackProcess", "name"): KeyDoc(
+        "A vrrp_track_processes name.", "tp", keepalived="PROCESS_NAME"),
+    ("TrackProcess", "weight"): KeyDoc(
+        "Overrides the tracked process's own weight for this instance or group.", "-20",
+        keepalived="PROCESS_NAME weight N", default="the tracked process's weight"),
+    ("TrackProcess", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="PROCESS_NAME weight N reverse"),
     ("TrackInterface", "name"): KeyDoc("Interface to follow (up = admin up and carrier).", "eth1"),
     ("TrackInterface", "weight"): KeyDoc(
         "Priority change while the interface is down (a positive one while up); 0: FAULT "
@@ -336,6 +376,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "vrrp_scripts followed: a name or `{name, weight, reverse}`.", "[chk]"),
     ("VrrpInstance", "track_file"): KeyDoc(
         "vrrp_track_files followed: a name or `{name, weight, reverse}`.", "[tf]"),
+    ("VrrpInstance", "track_process"): KeyDoc(
+        "vrrp_track_processes followed: a name or `{name, weight, reverse}`.", "[tp]"),
     ("VrrpInstance", "dont_track_primary"): KeyDoc(
         "The instance's own interface going down does not put it in FAULT.", "true"),
     ("VrrpInstance", "accept"): KeyDoc(
@@ -389,6 +431,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Interfaces followed by every member.", "[eth1]"),
     ("VrrpSyncGroup", "track_script"): KeyDoc("vrrp_scripts followed by every member.", "[chk]"),
     ("VrrpSyncGroup", "track_file"): KeyDoc("vrrp_track_files followed by every member.", "[tf]"),
+    ("VrrpSyncGroup", "track_process"): KeyDoc(
+        "vrrp_track_processes followed by every member.", "[tp]"),
     ("VrrpSyncGroup", "notify_master"): KeyDoc(
         "Run when the group becomes MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpSyncGroup", "notify_backup"): KeyDoc(

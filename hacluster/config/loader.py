@@ -41,6 +41,7 @@ _SECTIONS = (
     "global_defs",
     "vrrp_scripts",
     "vrrp_track_files",
+    "vrrp_track_processes",
     "vrrp_instances",
     "vrrp_sync_groups",
     "virtual_servers",
@@ -333,6 +334,7 @@ class _Ctx:
         self.names = _Names(
             scripts=set(self.defined_names(nodes, "vrrp_scripts")),
             track_files=set(self.defined_names(nodes, "vrrp_track_files")),
+            track_processes=set(self.defined_names(nodes, "vrrp_track_processes")),
             instances=set(self.defined_names(nodes, "vrrp_instances")),
         )
         global_defs = m.GlobalDefs()
@@ -342,6 +344,9 @@ class _Ctx:
                 global_defs = built
         scripts = self.named(nodes, "vrrp_scripts", m.VrrpScript, self.vrrp_script)
         track_files = self.named(nodes, "vrrp_track_files", m.VrrpTrackFile)
+        track_processes = self.named(
+            nodes, "vrrp_track_processes", m.VrrpTrackProcess, self.track_process
+        )
         instances = self.named(
             nodes,
             "vrrp_instances",
@@ -384,6 +389,7 @@ class _Ctx:
             global_defs=global_defs,
             vrrp_scripts=m.frozen_map(scripts),
             vrrp_track_files=m.frozen_map(track_files),
+            vrrp_track_processes=m.frozen_map(track_processes),
             vrrp_instances=m.frozen_map(instances),
             vrrp_sync_groups=m.frozen_map(groups),
             virtual_servers=tuple(servers),
@@ -596,6 +602,22 @@ class _Ctx:
         if not ok:
             return _INVALID
         return m.VrrpScript(name=name, **values)
+
+    def track_process(self, node: Node, path: str, name: str) -> Any:
+        read = self.read(m.VrrpTrackProcess, node, path)
+        if read is None:
+            return _INVALID
+        values, given, ok = read
+        quorum, quorum_max = values.get("quorum", 1), values.get("quorum_max")
+        if quorum_max is not None and quorum_max < quorum:
+            if quorum_max == 0 and "quorum" not in given:
+                values["quorum"] = 0  # keepalived: quorum_max 0 alone means "none may run"
+            else:
+                self.at(_join(path, "quorum_max"), f"{quorum_max} is below quorum {quorum}")
+                ok = False
+        if not ok:
+            return _INVALID
+        return m.VrrpTrackProcess(name=name, **values)
 
     # ---------------------------------------------------------------- VRRP instances
 
@@ -936,6 +958,7 @@ class _Ctx:
         for key, defined, what in (
             ("track_script", self.names.scripts, "vrrp_script"),
             ("track_file", self.names.track_files, "vrrp_track_file"),
+            ("track_process", self.names.track_processes, "vrrp_track_process"),
         ):
             kpath = _join(path, key)
             for i, ref in enumerate(values.get(key, self.partial.get(kpath, ()))):
@@ -1032,9 +1055,13 @@ class _Ctx:
 class _Names:
     """Names defined in the file, whether or not their settings were valid."""
 
-    def __init__(self, scripts: set[str], track_files: set[str], instances: set[str]) -> None:
+    def __init__(
+        self, scripts: set[str], track_files: set[str], instances: set[str],
+        track_processes: set[str] | None = None,
+    ) -> None:
         self.scripts = scripts
         self.track_files = track_files
+        self.track_processes = track_processes or set()
         self.instances = instances
 
 
@@ -1471,6 +1498,7 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
     m.TrackScript: _named_or_mapping(m.TrackScript, "name"),
     m.TrackFile: _named_or_mapping(m.TrackFile, "name"),
+    m.TrackProcess: _named_or_mapping(m.TrackProcess, "name"),
     m.UnicastPeer: _named_or_mapping(m.UnicastPeer, "ip"),
     tuple[m.StatusCodeRange, ...]: _parse_status_codes,
 }
@@ -1479,6 +1507,7 @@ _BUILDERS: dict[type, Callable[[_Ctx, Node, str], Any]] = {
     m.TrackInterface: _build_track(m.TrackInterface),
     m.TrackScript: _build_track(m.TrackScript),
     m.TrackFile: _build_track(m.TrackFile),
+    m.TrackProcess: _build_track(m.TrackProcess),
     m.UnicastPeer: _build_track(m.UnicastPeer),
     m.UrlCheck: _build_url,
     m.Authentication: _build_auth,

@@ -245,6 +245,63 @@ class VrrpTrackFile:
 
 
 @dataclass(frozen=True, slots=True)
+class VrrpTrackProcess:
+    """`vrrp_track_processes.NAME`: how many processes of a name run decides up or down.
+
+    ``process`` is the name (``/proc/PID/comm``), or with parameters, ``param_match`` or
+    ``full_command`` the command line (argv[0] exactly, then the parameters).
+    """
+
+    name: str = field(metadata=spec(from_key=True))
+    process: Command
+    param_match: Literal["exact", "initial", "partial"] | None = None  # None: exact with params
+    weight: int = field(default=0, metadata=spec(min=-254, max=254))
+    reverse: bool = False
+    quorum: int = field(default=1, metadata=spec(min=0, max=65535))
+    quorum_max: int | None = field(default=None, metadata=spec(min=0, max=65535))  # None: any
+    delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    terminate_delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    fork_delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    full_command: bool = False
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.process.argv[1:]
+
+    @property
+    def uses_cmdline(self) -> bool:
+        """keepalived's rule: parameters or param_match imply the full command line."""
+        return self.full_command or bool(self.params) or self.param_match is not None
+
+    @property
+    def match(self) -> Literal["none", "exact", "initial", "partial"]:
+        if self.param_match is not None:
+            return self.param_match
+        return "exact" if self.params else "none"
+
+    @property
+    def effective_terminate_delay(self) -> float:
+        if self.terminate_delay is not None:
+            return self.terminate_delay
+        return self.delay or 0.0
+
+    @property
+    def effective_fork_delay(self) -> float:
+        if self.fork_delay is not None:
+            return self.fork_delay
+        return self.delay or 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackProcess:
+    """One `track_process` entry; weight None means the tracked process's own weight."""
+
+    name: str
+    weight: int | None = field(default=None, metadata=spec(min=-254, max=254))
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TrackInterface:
     """One `track_interface` entry; weight 0 means link down puts the instance in FAULT."""
 
@@ -355,6 +412,7 @@ class VrrpInstance:
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
+    track_process: tuple[TrackProcess, ...] = ()
     dont_track_primary: bool = False
     accept: bool = True  # accept mode: the VIPs answer even when not the address owner
     checksum_pseudo_header: bool = True  # v3/IPv4 checksum includes the pseudo-header
@@ -406,6 +464,7 @@ class VrrpSyncGroup:
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
+    track_process: tuple[TrackProcess, ...] = ()
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None
@@ -722,6 +781,9 @@ class Config:
     global_defs: GlobalDefs = field(default_factory=GlobalDefs)
     vrrp_scripts: Mapping[str, VrrpScript] = field(default_factory=_frozen_map, hash=False)
     vrrp_track_files: Mapping[str, VrrpTrackFile] = field(
+        default_factory=_frozen_map, hash=False
+    )
+    vrrp_track_processes: Mapping[str, VrrpTrackProcess] = field(
         default_factory=_frozen_map, hash=False
     )
     vrrp_instances: Mapping[str, VrrpInstance] = field(default_factory=_frozen_map, hash=False)

@@ -37,6 +37,7 @@ _INSTANCE: Entry = {
 _NAMED: Entry = {
     "vrrp_scripts": {"chk": {"script": "/bin/true"}},
     "vrrp_track_files": {"tf": {"file": "/run/hacluster/tf"}},
+    "vrrp_track_processes": {"tp": {"process": "haproxy"}},
 }
 
 
@@ -129,6 +130,14 @@ CONTAINERS: tuple[Container, ...] = (
         lambda c: c.vrrp_track_files["tf"],
     ),
     Container(
+        "vrrp_track_processes.NAME", m.VrrpTrackProcess,
+        "vrrp_track_process NAME { }",
+        "Processes counted through the kernel's process events; instances and sync groups "
+        "follow them with `track_process`. Up while `quorum` to `quorum_max` match.",
+        {"process": "haproxy"}, lambda e: {"vrrp_track_processes": {"tp": e}},
+        lambda c: c.vrrp_track_processes["tp"],
+    ),
+    Container(
         "vrrp_instances.NAME", m.VrrpInstance, "vrrp_instance NAME { }",
         "One virtual router on one interface and address family.",
         _INSTANCE, lambda e: {**_NAMED, "vrrp_instances": {"VI_1": e}}, _instance,
@@ -179,6 +188,14 @@ CONTAINERS: tuple[Container, ...] = (
         "sync groups).",
         {"name": "tf"}, lambda e: _with_instance(track_file=[e]),
         lambda c: _instance(c).track_file[0],
+    ),
+    Container(
+        "vrrp_instances.NAME.track_process[]", m.TrackProcess,
+        "track_process { NAME [weight N [reverse]] }",
+        "A tracked process followed, written as its name or as a mapping of these keys "
+        "(also in sync groups).",
+        {"name": "tp"}, lambda e: _with_instance(track_process=[e]),
+        lambda c: _instance(c).track_process[0],
     ),
     Container(
         "vrrp_instances.NAME.notify_master", None, "notify_master SCRIPT [USER [GROUP]]",
@@ -294,6 +311,7 @@ def _hint_text(hint: Any) -> str:
         m.TrackInterface: "name or mapping",
         m.TrackScript: "name or mapping",
         m.TrackFile: "name or mapping",
+        m.TrackProcess: "name or mapping",
         m.UnicastPeer: "address or mapping",
         tuple[m.StatusCodeRange, ...]: "code, range or list",
     }

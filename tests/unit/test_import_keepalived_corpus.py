@@ -73,9 +73,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     "11-nvkeep-init-fail.conf": set(),
     "12-pihole-track-process.conf": {
         (8, "global_defs.max_auto_priority", SAME),
-        (11, "vrrp_track_process", CHANGES),
-        (17, "vrrp_track_process", CHANGES),
-        (40, "vrrp_instance.track_process", CHANGES),
     },
     "13-iscsi-vmac.conf": {
         (25, "vrrp_instance.use_vmac", CHANGES),
