@@ -59,6 +59,7 @@ from hacluster.api import (
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
 from hacluster.logs import setup_logging
 from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
+from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -215,6 +216,7 @@ class Daemon:
         self._addresses: Addresses | None = None
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
+        self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lb: LoadBalancer | None = None
@@ -441,6 +443,8 @@ class Daemon:
         driver.advert_received(name, rx.src, a.priority, a.max_advert_int)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
+        if self._routes is not None:
+            self._routes.on_state(name, change.old, change.new)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -793,6 +797,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self._start_tracking()
+            if RouteFollower.wanted(config):
+                self._routes = RouteFollower(config)
+                await self._routes.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -837,6 +844,8 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._routes is not None:
+                await self._routes.stop()
             if self._lb is not None:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
@@ -1201,6 +1210,11 @@ class Daemon:
                 await self._tracking.start(wait_first=False)
         except scripts.ScriptError as exc:
             log.error("tracking: %s", exc)
+        if self._routes is not None:
+            self._routes.reconfigure(new)
+        elif RouteFollower.wanted(new):
+            self._routes = RouteFollower(new)
+            await self._routes.start()
 
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the

@@ -91,10 +91,11 @@ class ConfigDiff:
     vrrp_instances: Section[VrrpInstance, Change[VrrpInstance]]
     vrrp_sync_groups: Section[VrrpSyncGroup, Change[VrrpSyncGroup]]
     virtual_servers: Section[VirtualServer, VirtualServerChange]
+    static: tuple[str, ...] = ()  # static_ipaddress / static_routes / static_rules that differ
 
     @property
     def is_empty(self) -> bool:
-        return not self.global_defs and all(
+        return not self.global_defs and not self.static and all(
             s.is_empty
             for s in (
                 self.vrrp_scripts,
@@ -111,6 +112,8 @@ class ConfigDiff:
         lines: list[str] = []
         if self.global_defs:
             lines.append(f"global_defs: changed {', '.join(self.global_defs)}")
+        if self.static:
+            lines.append(f"changed {', '.join(self.static)}")
         named: list[tuple[str, Section[Any, Change[Any]]]] = [
             ("vrrp_scripts", self.vrrp_scripts),
             ("vrrp_track_files", self.vrrp_track_files),
@@ -160,6 +163,8 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         virtual_servers=_keyed(
             old.virtual_servers, new.virtual_servers, lambda v: v.key, _virtual_server_change
         ),
+        static=tuple(k for k in ("static_ipaddress", "static_routes", "static_rules")
+                     if getattr(old, k) != getattr(new, k)),
     )
 
 

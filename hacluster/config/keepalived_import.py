@@ -22,6 +22,7 @@ import contextlib
 import glob
 import gzip
 import ipaddress
+import itertools
 import math
 import os
 import re
@@ -583,6 +584,8 @@ class _Converter:
         self.scripts: dict[str, Any] = {}
         self.track_files: dict[str, Any] = {}
         self.track_processes: dict[str, Any] = {}
+        self.statics: dict[str, Any] = {}
+        self.rule_pref = 16384  # the next default rule preference (keepalived's countdown)
         self.instances: dict[str, Any] = {}
         self.groups: dict[str, Any] = {}
         self.servers: list[Any] = []
@@ -776,6 +779,9 @@ class _Converter:
                 self.named(stmt, self.instances, _INSTANCE, self.finish_instance)
             elif kw == "vrrp_sync_group":
                 self.named(stmt, self.groups, _SYNC_GROUP, self.finish_group)
+            elif kw in ("static_ipaddress", "static_routes", "static_rules"):
+                handler = _vip_list(kw) if kw == "static_ipaddress" else _route_list(kw)
+                handler(self, stmt, self.statics, kw)
             elif kw == "virtual_server":
                 self.virtual_server(stmt)
             elif kw == "virtual_server_group":
@@ -799,6 +805,7 @@ class _Converter:
             ("vrrp_instances", self.instances),
             ("vrrp_sync_groups", self.groups),
             ("virtual_servers", self.servers),
+            *self.statics.items(),
         ):
             if section:
                 self.data[key] = section
@@ -1353,6 +1360,44 @@ def _track_list(kind: str) -> Handler:
             c.append(items, item, entry, kp)
         if not items:
             del target[kind]
+
+    return handle
+
+
+def _rule_addresses_valid(words: tuple[str, ...]) -> bool:
+    """Whether a rule's from/to addresses parse (keepalived gives a preference only then)."""
+    for keyword, value in itertools.pairwise(words):
+        if keyword in ("from", "to") and value != "all":
+            try:
+                ipaddress.ip_interface(value)
+            except ValueError:
+                return False
+    return True
+
+
+def _route_list(key: str) -> Handler:
+    """virtual_routes / virtual_rules / static_*: each line's words, as `ip route` / `ip rule`
+    read them; what the loader cannot take is dropped (noted) by the validation."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        items: list[Any] = target.setdefault(key, [])
+        c.origin_once(target, key, stmt, kp)
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
+        for entry in entries:
+            if entry.block is not None:
+                c.skip(entry, kp, "unexpected { } block; not carried over")
+                continue
+            text = " ".join(entry.words)
+            if key.endswith("rules") and _rule_addresses_valid(entry.words) and not {
+                    "priority", "preference", "pref", "prio"} & set(entry.words):
+                # keepalived counts down from 16384 for each rule without one
+                c.skip(entry, kp, f"no priority: keepalived sets {c.rule_pref} (\"Rule has "
+                       "no preference specified\"), and so does the import", same=True)
+                text += f" priority {c.rule_pref}"
+                c.rule_pref -= 1
+            c.append(items, text, entry, kp)
+        if not items:
+            del target[key]
 
     return handle
 
@@ -2017,6 +2062,8 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
+    "virtual_routes": _route_list("virtual_routes"),
+    "virtual_rules": _route_list("virtual_rules"),
     "dont_track_primary": _flag("dont_track_primary", valued=False),
     "accept": _flag("accept", valued=False),
     "no_accept": _flag("accept", invert=True, valued=False),
@@ -2209,12 +2256,11 @@ _KNOWN_UNSUPPORTED = frozenset(
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
     use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip check_unicast_src
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
-    virtual_routes virtual_rules
     promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
     notify_priority_changes notify_deleted kernel_rx_buf_size track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
     flag-1 flag-2 flag-3 sh-port sh-fallback mh-port mh-fallback snmp_name regex_options
-    regex_stack regex_min_offset regex_max_offset static_ipaddress static_routes static_rules
+    regex_stack regex_min_offset regex_max_offset
     garp_group bfd_instance SSL interface_up_down_delays
     track_file_check
     """.split()  # noqa: SIM905 - a word list reads better than 150 quoted strings
@@ -2293,6 +2339,8 @@ _REQUIRED_KEYS = frozenset(
 _KEEPALIVED_IGNORES = (
     # "(VI) track script X not found, ignoring..."
     (re.compile(r"\.track_script\[\d+\]$"), "no vrrp_script named"),
+    # "VRRP parsed invalid IP X. skipping IP..." / "Invalid rule to address X"
+    (re.compile(r"_(routes|rules)\[\d+\]\.(to|from|via|src)$"), "not an address"),
     # "(VI) track process X not found, ignoring..."
     (re.compile(r"\.track_process\[\d+\]$"), "no vrrp_track_process named"),
     # "Virtual router X specified in sync group G doesn't exist - ignoring"

@@ -262,6 +262,41 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VrrpTrackProcess", "full_command"): KeyDoc(
         "Match `process` against the command line's argv[0] (`/proc/PID/cmdline`) rather "
         "than the process name.", "true"),
+    # ------------------------------------------------------------------ routes and rules
+    ("Route", "to"): KeyDoc(
+        "Destination prefix; `default` is 0.0.0.0/0 (::/0 with an IPv6 gateway).",
+        "192.0.2.0/24", keepalived="DEST (or: to DEST)"),
+    ("Route", "via"): KeyDoc("Gateway.", "10.99.0.254", keepalived="via|gw IP"),
+    ("Route", "dev"): KeyDoc("Outgoing interface.", "eth1", default="the kernel's choice"),
+    ("Route", "src"): KeyDoc("Preferred source address.", "10.99.0.100"),
+    ("Route", "scope"): KeyDoc(
+        "Route scope.", "link", default="link with a device and no gateway, else global"),
+    ("Route", "table"): KeyDoc("Routing table number.", "100", default="main (254)"),
+    ("Route", "metric"): KeyDoc("Route priority.", "10", keepalived="metric|preference N"),
+    ("Route", "protocol"): KeyDoc(
+        "Route protocol number (names: boot, static, kernel, dhcp, ... in the text form).",
+        "4", keepalived="protocol|proto P", default="boot (3)"),
+    ("Route", "type"): KeyDoc(
+        "Route type: `blackhole`, `unreachable`, `prohibit`, `throw` written first in the "
+        "text form.", "blackhole", keepalived="TYPE DEST"),
+    ("Route", "no_track"): KeyDoc(
+        "Accepted as keepalived does; hacluster does not watch routes, so it changes "
+        "nothing.", "true"),
+    ("Rule", "table"): KeyDoc("Table looked up.", "100", keepalived="table|lookup N"),
+    ("Rule", "from"): KeyDoc("Source prefix.", "10.99.0.0/24", default="all"),
+    ("Rule", "to"): KeyDoc("Destination prefix.", "192.0.2.0/24", default="all"),
+    ("Rule", "fwmark"): KeyDoc("Firewall mark matched.", "3"),
+    ("Rule", "iif"): KeyDoc("Incoming interface matched.", "eth1"),
+    ("Rule", "oif"): KeyDoc("Outgoing interface matched.", "eth1"),
+    ("Rule", "priority"): KeyDoc(
+        "Rule preference; keepalived sets 16384 (with a warning) when none is given.", "100",
+        keepalived="priority|preference|pref N"),
+    ("Rule", "family"): KeyDoc(
+        "Address family of a rule without addresses (`from all fwmark 3 ...`).", "6",
+        keepalived=None, default="from the addresses, else 4"),
+    ("Rule", "no_track"): KeyDoc(
+        "Accepted as keepalived does; hacluster does not watch rules, so it changes "
+        "nothing.", "true"),
     # ------------------------------------------------------------------ track entries
     ("TrackProcess", "name"): KeyDoc(
         "A vrrp_track_processes name.", "tp", keepalived="PROCESS_NAME"),
@@ -376,6 +411,12 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "vrrp_scripts followed: a name or `{name, weight, reverse}`.", "[chk]"),
     ("VrrpInstance", "track_file"): KeyDoc(
         "vrrp_track_files followed: a name or `{name, weight, reverse}`.", "[tf]"),
+    ("VrrpInstance", "virtual_routes"): KeyDoc(
+        "Routes added (after the VIPs) on becoming MASTER and removed on leaving it.",
+        '["0.0.0.0/0 via 203.0.113.1 dev eth0"]'),
+    ("VrrpInstance", "virtual_rules"): KeyDoc(
+        "Policy-routing rules added on becoming MASTER and removed on leaving it.",
+        '["from 198.51.100.10/32 table 1 priority 100"]'),
     ("VrrpInstance", "track_process"): KeyDoc(
         "vrrp_track_processes followed: a name or `{name, weight, reverse}`.", "[tp]"),
     ("VrrpInstance", "dont_track_primary"): KeyDoc(

@@ -45,6 +45,9 @@ _SECTIONS = (
     "vrrp_instances",
     "vrrp_sync_groups",
     "virtual_servers",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
 )
 _NAME_RE = re.compile(r"^[^\s/]+$")
 _DIGEST_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -379,6 +382,13 @@ class _Ctx:
                 f"no vrrp_instance named '{sync.instance}'"
                 f"{_suggest(sync.instance, self.names.instances)}",
             )
+        statics = {
+            key: self.convert(_hints(m.Config)[key], nodes[key], key, {})
+            for key in ("static_ipaddress", "static_routes", "static_rules") if key in nodes
+        }
+        for i, vip in enumerate(statics.get("static_ipaddress") or ()):
+            if vip is not _INVALID and vip.dev is None:  # no instance to lend its interface
+                self.at(f"static_ipaddress[{i}]", "needs 'dev IFACE'")
         self.check_instances_together(instances)
         self.check_sync_groups()
         self.check_virtual_servers_together()
@@ -393,6 +403,7 @@ class _Ctx:
             vrrp_instances=m.frozen_map(instances),
             vrrp_sync_groups=m.frozen_map(groups),
             virtual_servers=tuple(servers),
+            **statics,
         )
 
     def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
@@ -1340,6 +1351,80 @@ def _parse_vip(ctx: _Ctx, node: Node, path: str) -> Any:
     return _finish_vip(ctx, node, path, m.VirtualIpAddress(address, **options))
 
 
+_ROUTE_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
+_ROUTE_WORDS = {"via": "via", "gw": "via", "dev": "dev", "src": "src", "scope": "scope",
+                "table": "table", "metric": "metric", "preference": "metric",
+                "protocol": "protocol", "proto": "protocol", "to": "to"}
+_RULE_WORDS = {"from": "from", "to": "to", "fwmark": "fwmark", "iif": "iif", "oif": "oif",
+               "table": "table", "lookup": "table", "priority": "priority",
+               "preference": "priority", "pref": "priority", "prio": "priority"}
+# /etc/iproute2/rt_protos
+_RT_PROTOS = {"redirect": 1, "kernel": 2, "boot": 3, "static": 4, "ra": 9, "dhcp": 16,
+              "bird": 12, "zebra": 11, "keepalived": 18}
+
+
+def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
+    """Text in `ip route` / `ip rule` words (keepalived's virtual_routes / virtual_rules),
+    or a mapping: read as the same mapping, errors on the text's line."""
+    words_of = _ROUTE_WORDS if cls is m.Route else _RULE_WORDS
+
+    def parse(ctx: _Ctx, node: Node, path: str) -> Any:
+        if isinstance(node, ScalarNode) and not _is_null(node):
+            words = str(node.value).split()
+            given: dict[str, str] = {}
+            while words:
+                word = words.pop(0)
+                if word == "no_track":
+                    given["no_track"] = "true"
+                elif cls is m.Route and word in _ROUTE_TYPES and "type" not in given:
+                    given["type"] = word
+                elif word in words_of and words:
+                    value = words.pop(0)
+                    if words_of[word] == "protocol" and value in _RT_PROTOS:
+                        value = str(_RT_PROTOS[value])
+                    if cls is m.Rule and value == "all" and word in ("from", "to"):
+                        continue
+                    given[words_of[word]] = value
+                elif cls is m.Route and "to" not in given and word not in words_of:
+                    given["to"] = word
+                else:
+                    known = sorted(words_of)
+                    return ctx.error(node, path, f"unknown or incomplete word '{word}' "
+                                     f"(known: {', '.join(known)}){_suggest(word, known)}")
+            if given.get("to") == "default":
+                six = ":" in given.get("via", "")
+                given["to"] = "::/0" if six else "0.0.0.0/0"
+            node = _synthetic_mapping(node, given)
+        if not isinstance(node, MappingNode):
+            return ctx.error(node, path, f"must be text or a mapping, got {_describe(node)}")
+        read = ctx.read(cls, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        value = cls(**read[0])
+        families = {a.version for a in _addresses_of(value)}
+        if len(families) > 1:
+            return ctx.error(node, path, "mixes IPv4 and IPv6 addresses")
+        return value
+
+    return parse
+
+
+def _addresses_of(value: Any) -> list[Any]:
+    keys = ("to", "via", "src") if isinstance(value, m.Route) else ("from_", "to")
+    return [a for a in (getattr(value, k) for k in keys) if a is not None]
+
+
+def _synthetic_mapping(node: Node, given: Mapping[str, str]) -> MappingNode:
+    """A mapping node of plain scalars, marked at `node` (so errors name its line)."""
+    def scalar(text: str) -> ScalarNode:
+        tag: str = yaml.resolver.Resolver().resolve(  # type: ignore[no-untyped-call]
+            ScalarNode, text, (True, False))
+        return ScalarNode(tag, text, node.start_mark, node.end_mark)
+
+    pairs = [(scalar(k), scalar(v)) for k, v in given.items()]
+    return MappingNode("tag:yaml.org,2002:map", pairs, node.start_mark, node.end_mark)
+
+
 def _finish_vip(ctx: _Ctx, node: Node, path: str, vip: m.VirtualIpAddress) -> Any:
     ip = vip.ip
     if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
@@ -1493,6 +1578,8 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.Command: _parse_command,
     m.NotifyCommand: _parse_notify_command,
     m.VirtualIpAddress: _parse_vip,
+    m.Route: _route_or_rule(m.Route),
+    m.Rule: _route_or_rule(m.Rule),
     m.SmtpServer: _parse_smtp_server,
     bool | str: _parse_reply_pattern,
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),

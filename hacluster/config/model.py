@@ -386,6 +386,76 @@ class VirtualIpAddress:
         return text
 
 
+RouteType: TypeAlias = Literal["unicast", "blackhole", "unreachable", "prohibit", "throw"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route (virtual_routes, static_routes): `[TYPE] DEST [via GW] [dev IFACE] [src IP]
+    [scope S] [table N] [metric N] [protocol N] [no_track]` or a mapping of these keys."""
+
+    to: IPInterface  # "default" reads as 0.0.0.0/0 (::/0 with an IPv6 gateway)
+    via: IPAddress | None = None
+    dev: str | None = None
+    src: IPAddress | None = None
+    scope: Literal["global", "site", "link", "host", "nowhere"] | None = None
+    table: int | None = field(default=None, metadata=spec(min=1, max=0xFFFFFFFF))  # None: main
+    metric: int | None = field(default=None, metadata=spec(min=0, max=0xFFFFFFFF))
+    protocol: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: boot
+    type: RouteType = "unicast"
+    no_track: bool = False
+
+    @property
+    def family(self) -> int:
+        return self.to.version
+
+    @property
+    def rt_scope(self) -> int | None:
+        return None if self.scope is None else _RT_SCOPES[self.scope]
+
+    def __str__(self) -> str:
+        text = ("" if self.type == "unicast" else f"{self.type} ") + str(self.to.network)
+        for key in ("via", "dev", "src", "scope", "table", "metric", "protocol"):
+            value = getattr(self, key)
+            if value is not None:
+                text += f" {key} {value}"
+        return text + (" no_track" if self.no_track else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A policy-routing rule (virtual_rules, static_rules): `[from P] [to P] [fwmark N]
+    [iif IFACE] [oif IFACE] table N [priority N] [no_track]` or a mapping of these keys."""
+
+    table: int = field(metadata=spec(min=1, max=0xFFFFFFFF))
+    from_: IPInterface | None = field(default=None, metadata=spec(key="from"))  # None: all
+    to: IPInterface | None = None
+    fwmark: int | None = field(default=None, metadata=spec(min=0, max=0xFFFFFFFF))
+    iif: str | None = None
+    oif: str | None = None
+    # keepalived: "Rule has no preference specified - setting to 16384"
+    priority: int = field(default=16384, metadata=spec(min=0, max=0xFFFFFFFF))
+    family: Literal[4, 6] | None = None  # None: from the addresses, else 4
+    no_track: bool = False
+
+    @property
+    def ip_family(self) -> int:
+        for net in (self.from_, self.to):
+            if net is not None:
+                return net.version
+        return self.family or 4
+
+    def __str__(self) -> str:
+        parts = [f"from {self.from_.network if self.from_ else 'all'}"]
+        if self.to is not None:
+            parts.append(f"to {self.to.network}")
+        for key in ("fwmark", "iif", "oif"):
+            if getattr(self, key) is not None:
+                parts.append(f"{key} {getattr(self, key)}")
+        parts.append(f"table {self.table} priority {self.priority}")
+        return " ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class VrrpInstance:
     """`vrrp_instances.NAME`: one virtual router on one interface and address family."""
@@ -409,6 +479,8 @@ class VrrpInstance:
     mcast_dst_ip: IPAddress | None = None  # None: global vrrp_mcast_group4/6
     authentication: Authentication | None = None
     virtual_ipaddress_excluded: tuple[VirtualIpAddress, ...] = ()
+    virtual_routes: tuple[Route, ...] = ()  # added while MASTER, removed on leaving it
+    virtual_rules: tuple[Rule, ...] = ()
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
@@ -791,6 +863,9 @@ class Config:
         default_factory=_frozen_map, hash=False
     )
     virtual_servers: tuple[VirtualServer, ...] = ()
+    static_ipaddress: tuple[VirtualIpAddress, ...] = ()  # set at start, whatever the state
+    static_routes: tuple[Route, ...] = ()
+    static_rules: tuple[Rule, ...] = ()
 
     def sync_group_of(self, instance: str) -> VrrpSyncGroup | None:
         """The sync group that `instance` belongs to, if any."""

@@ -53,12 +53,9 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (19, "vrrp_instance.track_interface", SAME),
         (27, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
         (28, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
-        (30, "vrrp_instance.virtual_routes", CHANGES),
     },
     "08-octavia-amphora.conf": {
         (25, "vrrp_instance.nopreempt", SAME),
-        (44, "vrrp_instance.virtual_routes", CHANGES),
-        (48, "vrrp_instance.virtual_rules", CHANGES),
     },
     "09-debian-sample-smtp.conf": {
         (18, "global_defs.vrrp_skip_check_adv_addr", CHANGES),
@@ -104,7 +101,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (26, "vrrp_instance.preempt_delay", SAME),
     },
     "27-router-track-interfaces.conf": {
-        (9, "static_routes", CHANGES),
         (27, "vrrp_instance.track_interface", SAME),
         (42, "vrrp_instance.track_interface", SAME),
     },
@@ -115,9 +111,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (11, "vrrp_track_file.init_file", CHANGES),
     },
     "30-gateway-virtual-routes.conf": {
-        (8, "static_ipaddress", CHANGES),
-        (21, "vrrp_instance.virtual_routes", CHANGES),
-        (24, "vrrp_instance.virtual_rules", CHANGES),
+        (25, "vrrp_instance.virtual_rules", SAME),
     },
     "31-lvs-tun-virtualhost.conf": set(),
     "32-conditional-config.conf": {
