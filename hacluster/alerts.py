@@ -52,6 +52,7 @@ class RealServerEvent:
     rs: RealServer
     up: bool
     check: str | None = None
+    reason: str = ""  # "stopping" / "removed...": taken out, not failed (omega)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,10 @@ def mail_for(event: AlertEvent, router_id: str) -> Mail | None:
                 f"[{router_id}] Realserver {rs_trio(event.vs, event.rs)} of virtual server "
                 f"{vs_trio(event.vs)} - {state}"
             )
+            if not event.up and event.reason == "stopping":  # ipwrapper.c clear_service_rs
+                return Mail(subject, "=> Shutting down <=")
+            if not event.up and event.reason.startswith("removed"):
+                return Mail(subject, "=> Removing <=")
             return Mail(subject, _check_body(event.check, event.up))
         case QuorumEvent():
             vs = event.vs

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hacluster.api import (
     InstanceStatus,
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from hacluster.api import ApiServer
     from hacluster.ipvs.backend import Backend
     from hacluster.loadbalancer import LoadBalancer
+    from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.sdnotify import Notifier as SdNotifier
@@ -219,6 +220,7 @@ class Daemon:
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
+        self._lvs_sync: SyncFollower | None = None
         self._lb: LoadBalancer | None = None
         self._backend: Backend | None = None
         self._api: ApiServer | None = None
@@ -451,6 +453,8 @@ class Daemon:
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        if self._lvs_sync is not None:
+            self._lvs_sync.vrrp_state(name, change.new)
         notifier = self._notifier
         if notifier is None:
             return
@@ -813,6 +817,7 @@ class Daemon:
             # The table is reconciled before any VIP can arrive: a restart after a
             # crash finds what it left and repairs it rather than adding twice.
             await self._lb.start()
+        await self._follow_lvs_sync(config)  # as backup before any instance can be master
         self._running = True
         await self._start_address_monitor()
         for driver in self._units.values():
@@ -846,6 +851,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._lvs_sync is not None:
+                await self._lvs_sync.stop()
             if self._lb is not None:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
@@ -952,6 +959,19 @@ class Daemon:
             self._notifier = Notifier(self.config)
         if alerts:
             self._attach_alerts(self.config)
+
+    async def _follow_lvs_sync(self, config: Config) -> None:
+        """global_defs.lvs_sync_daemon on an IPVS dataplane (hacluster.lvs_sync)."""
+        if self._lvs_sync is not None:
+            self._lvs_sync.reconfigure(config)
+            return
+        backend = self._backend
+        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+            return
+        from hacluster.lvs_sync import SyncBackend, SyncFollower
+
+        self._lvs_sync = SyncFollower(cast(SyncBackend, backend), config)
+        await self._lvs_sync.start()
 
     def _attach_alerts(self, config: Config) -> None:
         """Alert mail and notify FIFOs, fed by the notifier (hacluster.alert_outputs)."""
@@ -1096,6 +1116,7 @@ class Daemon:
     async def _reload(self) -> str:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
+        from hacluster.config.errors import Problem
         from hacluster.config.loader import load_config_located
         from hacluster.loadbalancer import LoadBalancerError
         from hacluster.preflight import preflight
@@ -1116,8 +1137,10 @@ class Daemon:
         # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
-                            f"{new.global_defs.dataplane} needs a restart")
+            problems.append(str(Problem(
+                str(path), lines.get("global_defs.dataplane", 0), "global_defs.dataplane",
+                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
+            )))
         problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
@@ -1146,6 +1169,7 @@ class Daemon:
         if new_lb is not None:
             self._lb = new_lb
             await new_lb.start()
+        await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
         if self._api is not None:

@@ -299,7 +299,7 @@ class Notifier:
         """A real server went up or down: its notify_up / notify_down. `check` is the
         kind of checker that decided (for the alert mail's text)."""
         cmd = rs.notify_up if up else rs.notify_down
-        self._observe(RealServerEvent(vs, rs, up, check))
+        self._observe(RealServerEvent(vs, rs, up, check, reason))
         return self._submit(
             "real_server", rs_label(vs, rs), "UP" if up else "DOWN",
             f"virtual_server {vs_label(vs)}", self._jobs([cmd]), None, reason,

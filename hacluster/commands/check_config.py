@@ -65,6 +65,13 @@ def summary(config: Config) -> list[str]:
     for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
         if getattr(g, key) is not None:
             lines.append(f"  {key} {getattr(g, key)}")
+    sync = g.lvs_sync_daemon
+    if sync is not None and g.dataplane != "ipvs":
+        lines.append(f"  note: lvs_sync_daemon does not apply with dataplane {g.dataplane}: "
+                     "it is IPVS connection synchronisation and is ignored")
+    elif sync is not None:
+        follows = f"follows {sync.instance}" if sync.instance else "master and backup"
+        lines.append(f"  lvs_sync_daemon on {sync.interface}: {follows}")
     if g.lvs_timeouts is not None:
         t = g.lvs_timeouts
         text = f"tcp {t.tcp} tcpfin {t.tcpfin} udp {t.udp}"

@@ -310,3 +310,35 @@ def test_a_reload_adds_a_fifo(rig: Rig) -> None:
              rig.log)
     assert rig.stop_daemon() == 0
     assert 'INSTANCE "VI_1" STOP' in lines.read_text()
+
+
+KEEPALIVED_SAMPLE = Path("/usr/share/doc/keepalived/samples/sample_notify_fifo.sh.gz")
+
+
+def test_keepalived_s_own_fifo_reader_understands_the_lines(rig: Rig) -> None:
+    """keepalived's sample_notify_fifo.sh as notify_fifo_script: it parses each line by
+    its type and logs what it read to /tmp/FIFONAME.log."""
+    import gzip
+
+    assert KEEPALIVED_SAMPLE.exists(), "keepalived's samples are installed with it"
+    script = rig.work / "sample_notify_fifo.sh"
+    script.write_bytes(gzip.decompress(KEEPALIVED_SAMPLE.read_bytes()))
+    script.chmod(0o755)
+    fifo = rig.work / f"{rig.lab.tag}.fifo"
+    log = Path("/tmp") / f"{fifo.name}.log"
+    pid_file = Path("/run") / f"{fifo.name}.pid"
+    try:
+        rig.start_daemon(rig.config(notify_fifo=str(fifo), notify_fifo_script=str(script)))
+        wait_for("the reader's MASTER line", lambda: log.exists()
+                 and "INSTANCE VI_1 MASTER 150" in log.read_text(), 15, rig.log)
+        rig.realserver.signal(signal.SIGTERM)
+        wait_for("the reader's RS and VS lines", lambda: (
+            f"RS [{RS_IP}]:tcp:80 [{VIP}]:tcp:80 DOWN" in log.read_text()
+            and f"VS [{VIP}]:tcp:80 DOWN" in log.read_text()), 15, rig.log)
+        assert "unknown" not in log.read_text()
+        assert rig.stop_daemon() == 0
+        text = log.read_text()
+        assert "INSTANCE VI_1 STOP" in text, text
+    finally:
+        log.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)

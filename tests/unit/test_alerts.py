@@ -114,6 +114,10 @@ def test_mail_texts_are_keepalived_s() -> None:
     ):
         m = mail_for(RealServerEvent(vs, rs, up, kind), "lb1")
         assert m is not None and m.body == body
+    for reason, body in (("stopping", "=> Shutting down <="),
+                         ("removed from the configuration", "=> Removing <=")):
+        m = mail_for(RealServerEvent(vs, rs, False, None, reason), "lb1")
+        assert m is not None and m.body == body and m.subject.endswith(" - DOWN")
     m = mail_for(e["vs"], "lb1")
     assert m is not None and (m.subject, m.body) == (
         "[lb1] Virtualserver [10.0.0.1]:tcp:80 - DOWN", "=> Lost quorum 1+0=1 <= 0 <=")
@@ -141,3 +145,26 @@ def test_names_of_fwmark_udp_and_ipv6_services() -> None:
     assert rs_trio(fw, fw.real_servers[0]) == "[10.0.0.11]:tcp:53"
     assert vs_trio(v6) == "[fd00::1]:udp:53"
     assert rs_trio(v6, v6.real_servers[0]) == "[fd00::11]:udp:53"
+
+
+async def test_outputs_mail_a_state_once_and_mark_the_first_quorum_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hacluster.alert_outputs import AlertOutputs
+    from hacluster.alerts import Mail
+
+    c = config({**MAIL, "smtp_alert": True, "router_id": "lb1"})
+    outputs = AlertOutputs(c)
+    sent: list[Mail] = []
+    monkeypatch.setattr(outputs.mailer, "submit", sent.append)
+    for state in ("BACKUP", "MASTER", "MASTER", "BACKUP"):
+        outputs.observe(InstanceEvent("VI_1", state, 100))
+    assert [m.subject.rsplit(" - ", 1)[1] for m in sent] == [
+        "Entering BACKUP state", "Entering MASTER state", "Entering BACKUP state"]
+    sent.clear()
+    vs = c.virtual_servers[0]
+    outputs.observe(QuorumEvent(vs, True, 1, 1))
+    outputs.observe(QuorumEvent(vs, False, 0, 1))
+    assert [m.body for m in sent] == ["=> Starting with quorum up 1+0=1 <= 1 <=",
+                                      "=> Lost quorum 1+0=1 <= 0 <="]
+    await outputs.close(timeout=0)

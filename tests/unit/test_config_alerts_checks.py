@@ -241,3 +241,17 @@ def test_check_config_summarises_mail_and_fifos(
     path.write_text("global_defs:\n  notification_email: [a@b]\n")
     assert main(["check-config", "-f", str(path)]) == 0
     assert "email alerts need both smtp_server and notification_email" in capsys.readouterr().out
+
+
+def test_check_config_on_lvs_sync_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    from hacluster.cli import main
+
+    path = tmp_path / "lb.yaml"
+    path.write_text("global_defs:\n  dataplane: nftables\n  lvs_sync_daemon: {interface: eth1}\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    assert "note: lvs_sync_daemon does not apply with dataplane nftables" in (
+        capsys.readouterr().out)
+    path.write_text("global_defs:\n  lvs_sync_daemon: {interface: eth1}\n")
+    assert main(["check-config", "-f", str(path)]) == 0
+    assert "lvs_sync_daemon on eth1: master and backup" in capsys.readouterr().out

@@ -399,3 +399,39 @@ def test_lvs_timeouts_are_set_and_read_back(ipvs: GuestLab) -> None:
     finally:
         ipvs.call("set_timeouts", before)
     assert ipvs.call("get_timeouts") == before
+
+
+FOLLOWER_CONFIG = """
+global_defs:
+  lvs_sync_daemon: {interface: hcv-s0, instance: VI_1, port: 8849}
+vrrp_instances:
+  VI_1: {interface: hcv-s0, virtual_router_id: 61, virtual_ipaddress: [192.168.99.1/24]}
+"""
+
+
+def test_lvs_sync_daemon_follows_the_instance_at_run_time(ipvs: GuestLab) -> None:
+    """hacluster.lvs_sync against the kernel: backup at start, master while the instance
+    is MASTER, backup again after, none at stop; ipvsadm shows the same."""
+    ipvs.guest.run(
+        ["sh", "-c", "ip link show hcv-s0 >/dev/null 2>&1 || "
+         "{ ip link add hcv-s0 type veth peer name hcv-s1 && ip link set hcv-s0 up && "
+         "ip link set hcv-s1 up; }"]
+    )  # fmt: skip
+    try:
+        running = ipvs.call("follower_start", FOLLOWER_CONFIG)
+        assert [(d.state, d.interface, d.syncid, d.port) for d in running] == [
+            (SyncState.BACKUP, "hcv-s0", 61, 8849)]  # syncid: the VRID
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--daemon"]).stdout
+        assert "backup sync daemon (mcast=hcv-s0, syncid=61" in shown, shown
+        running = ipvs.call("follower_state", "VI_1", "MASTER")
+        assert [(d.state, d.syncid) for d in running] == [(SyncState.MASTER, 61)]
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--daemon"]).stdout
+        assert "master sync daemon (mcast=hcv-s0, syncid=61" in shown, shown
+        assert "backup" not in shown
+        running = ipvs.call("follower_state", "VI_1", "FAULT")
+        assert [d.state for d in running] == [SyncState.BACKUP]
+        assert ipvs.call("follower_stop") == []
+    finally:
+        ipvs.call("follower_stop")
+        for state in SyncState:
+            ipvs.call("stop_sync", state)
