@@ -331,6 +331,9 @@ class Daemon:
             auth_pass=auth.auth_pass if auth is not None else "",
             advert_int=inst.advert_int,
             pseudo_header=inst.checksum_pseudo_header,
+            check_unicast_src=inst.check_unicast_src,
+            vips=tuple(v.ip for v in inst.virtual_ipaddress),
+            skip_check_adv_addr=inst.skip_check_adv_addr,
         )
         endpoint = self._transport.register(
             inst.interface, binding, lambda rx: self._on_advert(name, rx)

@@ -994,6 +994,8 @@ class _Converter:
             self.skip(Statement(("garp_master_repeat",), where.file, where.line),
                       f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
                       "than 0\"), and so does the import", same=True)
+        if strict and not self.strict_rules(stmt, target, kp):
+            return False
         if (version == 3 or strict) and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
@@ -1001,6 +1003,40 @@ class _Converter:
             self.skip(Statement(("authentication",), where.file, where.line),
                       f"{kp}.authentication", f"{why} no authentication: keepalived "
                       "ignores it, and so does the import", same=True)
+        return True
+
+    def strict_rules(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
+        """What keepalived 2.2.7 resets in strict mode (vrrp_complete_instance), reset the
+        same way with a note; False when it refuses the instance (unicast peers)."""
+        name = stmt.args[0]
+        if target.get("unicast_peers"):
+            self.skip(stmt, kp, f"{name}: keepalived refuses unicast peers in strict mode "
+                      "(\"Unicast peers are not supported in strict mode\") and does not run "
+                      "the instance; not carried over", same=True)
+            return False
+        owner = target.get("priority", 100) == 255
+        if "state" in target and (target["state"] == "MASTER") != owner:
+            where = self.origins[(id(target), "state")]
+            target["state"] = "MASTER" if owner else "BACKUP"
+            self.skip(Statement(("state",), where.file, where.line), f"{kp}.state",
+                      "strict mode: keepalived makes the state follow the priority (\"State "
+                      f"MASTER must match being address owner\"): {target['state']}, and so "
+                      "does the import", same=True)
+        version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        resets = [
+            ("preempt_delay", bool(target.get("preempt_delay"))),
+            ("higher_prio_send_advert", bool(target.get("higher_prio_send_advert"))),
+            ("lower_prio_no_advert", target.get("lower_prio_no_advert") is False),
+            ("accept", bool(target.get("accept")) and not owner and version == 2),
+            ("garp_lower_prio_repeat", bool(target.get("garp_lower_prio_repeat"))),
+            ("garp_lower_prio_delay", bool(target.get("garp_lower_prio_delay"))),
+        ]
+        for key, bad in resets:
+            if bad:
+                where = self.origins[(id(target), key)]
+                del target[key]
+                self.skip(Statement((key,), where.file, where.line), f"{kp}.{key}",
+                          "keepalived resets it in strict mode; so does the import", same=True)
         return True
 
     def finish_group(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
@@ -1969,6 +2005,9 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_lower_prio_delay": _set("vrrp_garp_lower_prio_delay", _int),
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
     "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
+    "vrrp_strict": _flag("vrrp_strict", valued=False),
+    "vrrp_skip_check_adv_addr": _flag("vrrp_skip_check_adv_addr", valued=False),
+    "vrrp_check_unicast_src": _flag("vrrp_check_unicast_src", valued=False),
     "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
     "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
@@ -2075,6 +2114,9 @@ _INSTANCE: dict[str, Handler] = {
     "garp_lower_prio_repeat": _set("garp_lower_prio_repeat", _int),
     "lower_prio_no_advert": _flag("lower_prio_no_advert"),
     "higher_prio_send_advert": _flag("higher_prio_send_advert"),
+    "strict_mode": _flag("strict_mode"),
+    "skip_check_adv_addr": _flag("skip_check_adv_addr"),
+    "check_unicast_src": _flag("check_unicast_src", valued=False),
     "down_timer_adverts": _set("down_timer_adverts", _int),
     "lvs_sync_daemon_interface": _lvs_sync_daemon_interface,  # old form
     "native_ipv6": _ignore_with("not needed: the addresses give the family; left out",
@@ -2233,8 +2275,8 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_strict vrrp_iptables vrrp_ipsets vrrp_nftables
-    vrrp_skip_check_adv_addr vrrp_check_unicast_src vrrp_priority checker_priority bfd_priority
+    snmp_socket enable_dbus dbus_service_name  vrrp_iptables vrrp_ipsets vrrp_nftables
+      vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
     default_interface dynamic_interfaces
@@ -2254,9 +2296,9 @@ _KNOWN_UNSUPPORTED = frozenset(
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
-    use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip check_unicast_src
+    use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
-    promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
+    promote_secondaries debug notify_master_rx_lower_pri
     notify_priority_changes notify_deleted kernel_rx_buf_size track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
     flag-1 flag-2 flag-3 sh-port sh-fallback mh-port mh-fallback snmp_name regex_options

@@ -94,6 +94,15 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
         "A master that hears a lower-priority advert does not answer with an advert of its "
         "own (it still sends the garp_lower_prio burst); instances' default.", "true"),
+    ("GlobalDefs", "vrrp_strict"): KeyDoc(
+        "Strict RFC 3768/5798 compliance for every instance (each may say otherwise with "
+        "`strict_mode`): no unicast peers, no authentication, no preempt_delay, MASTER only "
+        "at priority 255, at least one VIP (the first IPv6 one link-local); no advert "
+        "answers a lower-priority master; accept only for the address owner.", "true"),
+    ("GlobalDefs", "vrrp_skip_check_adv_addr"): KeyDoc(
+        "Default of the instances' `skip_check_adv_addr`.", "true"),
+    ("GlobalDefs", "vrrp_check_unicast_src"): KeyDoc(
+        "Default of the instances' `check_unicast_src`.", "true"),
     ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
         "A master that hears a higher-priority advert sends one advert before yielding, so "
         "the new master hears it and re-announces the VIPs; instances' default.", "true"),
@@ -411,6 +420,18 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "vrrp_scripts followed: a name or `{name, weight, reverse}`.", "[chk]"),
     ("VrrpInstance", "track_file"): KeyDoc(
         "vrrp_track_files followed: a name or `{name, weight, reverse}`.", "[tf]"),
+    ("VrrpInstance", "strict_mode"): KeyDoc(
+        "Strict RFC compliance for this instance (see `global_defs.vrrp_strict`).", "true",
+        default="global_defs.vrrp_strict"),
+    ("VrrpInstance", "skip_check_adv_addr"): KeyDoc(
+        "Skip checking the addresses of adverts from the master last heard (the first "
+        "advert of a new master is still checked). Without it, an advert whose address "
+        "list differs from `virtual_ipaddress` is dropped (counted as address_mismatch).",
+        "true", default="global_defs.vrrp_skip_check_adv_addr"),
+    ("VrrpInstance", "check_unicast_src"): KeyDoc(
+        "Take unicast adverts only from the `unicast_peers`; without it (keepalived's "
+        "default) an advert from any source is taken.", "true",
+        default="global_defs.vrrp_check_unicast_src; on when a peer has min_ttl or max_ttl"),
     ("VrrpInstance", "virtual_routes"): KeyDoc(
         "Routes added (after the VIPs) on becoming MASTER and removed on leaving it.",
         '["0.0.0.0/0 via 203.0.113.1 dev eth0"]'),

@@ -614,6 +614,46 @@ class _Ctx:
             return _INVALID
         return m.VrrpScript(name=name, **values)
 
+    def check_strict(self, path: str, values: dict[str, Any], given: Mapping[str, Any]) -> bool:
+        """vrrp_strict / strict_mode (keepalived's vrrp_complete_instance): what keepalived
+        refuses or resets is refused here, naming the key; what it enforces is set (no
+        advert answers a lower-priority master, no lower-priority GARP repeats, accept
+        only for the address owner)."""
+        owner = values.get("priority", 100) == 255
+        refused = {
+            "unicast_peers": bool(values.get("unicast_peers")),
+            "authentication": values.get("authentication") is not None,
+            "preempt_delay": bool(values.get("preempt_delay")),
+            "higher_prio_send_advert": bool(values.get("higher_prio_send_advert")),
+            "lower_prio_no_advert": "lower_prio_no_advert" in given
+                                    and not values["lower_prio_no_advert"],
+            "accept": "accept" in given and values.get("accept") and not owner
+                      and values["version"] == 2,
+            "garp_lower_prio_repeat": bool(values.get("garp_lower_prio_repeat"))
+                                      and "garp_lower_prio_repeat" in given,
+            "garp_lower_prio_delay": bool(values.get("garp_lower_prio_delay"))
+                                     and "garp_lower_prio_delay" in given,
+        }
+        ok = True
+        for key, bad in refused.items():
+            if bad:
+                self.at(_join(path, key), "not allowed in strict mode (vrrp_strict / "
+                        "strict_mode: RFC 3768/5798 compliance, as keepalived)")
+                ok = False
+        if "state" in given and (values.get("state") == "MASTER") != owner:
+            self.at(_join(path, "state"), "strict mode: MASTER exactly when priority is 255 "
+                    "(the address owner)")
+            ok = False
+        if not values.get("virtual_ipaddress"):
+            self.at(_join(path, "virtual_ipaddress"), "strict mode needs at least one VIP")
+            ok = False
+        values["lower_prio_no_advert"] = True
+        values.setdefault("garp_lower_prio_repeat", 0)
+        values.setdefault("garp_lower_prio_delay", 0)
+        if "accept" not in given:
+            values["accept"] = owner
+        return ok
+
     def track_process(self, node: Node, path: str, name: str) -> Any:
         read = self.read(m.VrrpTrackProcess, node, path)
         if read is None:
@@ -744,8 +784,16 @@ class _Ctx:
             ("checksum_pseudo_header", "vrrp_checksum_pseudo_header"),
             ("lower_prio_no_advert", "vrrp_lower_prio_no_advert"),
             ("higher_prio_send_advert", "vrrp_higher_prio_send_advert"),
+            ("strict_mode", "vrrp_strict"),
+            ("skip_check_adv_addr", "vrrp_skip_check_adv_addr"),
         ):
             values.setdefault(key, getattr(g, gkey))
+        # keepalived: "Specifying min_ttl or max_ttl turns on check_unicast_src"
+        values.setdefault("check_unicast_src", g.vrrp_check_unicast_src or any(
+            p.min_ttl is not None or p.max_ttl is not None
+            for p in values.get("unicast_peers", ())))
+        if values["strict_mode"]:
+            ok = self.check_strict(path, values, _given) and ok
         # keepalived: an instance's garp_lower_prio_* default to the global ones, and those
         # to the global vrrp_garp_master_* (not to the instance's garp_master_*).
         values.setdefault(

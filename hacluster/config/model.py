@@ -176,6 +176,9 @@ class GlobalDefs:
     vrrp_garp_lower_prio_repeat: int | None = field(default=None, metadata=spec(min=0, max=255))
     vrrp_lower_prio_no_advert: bool = False  # a master hearing a lower advert: no advert back
     vrrp_higher_prio_send_advert: bool = False  # a master leaving for a higher one: advert first
+    vrrp_strict: bool = False  # RFC compliance enforced (strict_mode of every instance)
+    vrrp_skip_check_adv_addr: bool = False  # don't re-check the VIPs of the same master's adverts
+    vrrp_check_unicast_src: bool = False  # unicast adverts only from the unicast peers
     vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
@@ -498,6 +501,10 @@ class VrrpInstance:
     garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
     lower_prio_no_advert: bool = False  # default: global_defs.vrrp_lower_prio_no_advert
     higher_prio_send_advert: bool = False  # default: global_defs.vrrp_higher_prio_send_advert
+    strict_mode: bool = False  # default: global_defs.vrrp_strict
+    skip_check_adv_addr: bool = False  # default: global_defs.vrrp_skip_check_adv_addr
+    # default: global_defs.vrrp_check_unicast_src, or on when a peer has min_ttl/max_ttl
+    check_unicast_src: bool = False
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None

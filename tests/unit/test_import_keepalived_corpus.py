@@ -41,7 +41,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (19, "vrrp_instance", SAME),
     },
     "06-aws-eip-unicast-prefix.conf": {
-        (7, "global_defs.vrrp_check_unicast_src", CHANGES),
         (8, "global_defs.vrrp_priority", SAME),
         (9, "global_defs.checker_priority", SAME),
         (10, "global_defs.vrrp_no_swap", SAME),
@@ -58,7 +57,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (25, "vrrp_instance.nopreempt", SAME),
     },
     "09-debian-sample-smtp.conf": {
-        (18, "global_defs.vrrp_skip_check_adv_addr", CHANGES),
         (19, "global_defs.vrrp_garp_interval", SAME),
         (20, "global_defs.vrrp_gna_interval", SAME),
     },
@@ -104,9 +102,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (27, "vrrp_instance.track_interface", SAME),
         (42, "vrrp_instance.track_interface", SAME),
     },
-    "28-strict-multicast-group.conf": {
-        (6, "global_defs.vrrp_strict", CHANGES),
-    },
+    "28-strict-multicast-group.conf": set(),
     "29-track-file.conf": {
         (11, "vrrp_track_file.init_file", CHANGES),
     },
