@@ -2006,6 +2006,7 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
     "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
     "vrrp_strict": _flag("vrrp_strict", valued=False),
+    "vrrp_notify_priority_changes": _flag("vrrp_notify_priority_changes"),
     "vrrp_skip_check_adv_addr": _flag("vrrp_skip_check_adv_addr", valued=False),
     "vrrp_check_unicast_src": _flag("vrrp_check_unicast_src", valued=False),
     "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
@@ -2115,6 +2116,7 @@ _INSTANCE: dict[str, Handler] = {
     "lower_prio_no_advert": _flag("lower_prio_no_advert"),
     "higher_prio_send_advert": _flag("higher_prio_send_advert"),
     "strict_mode": _flag("strict_mode"),
+    "notify_priority_changes": _flag("notify_priority_changes"),
     "skip_check_adv_addr": _flag("skip_check_adv_addr"),
     "check_unicast_src": _flag("check_unicast_src", valued=False),
     "down_timer_adverts": _set("down_timer_adverts", _int),
@@ -2275,8 +2277,8 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name  vrrp_iptables vrrp_ipsets vrrp_nftables
-      vrrp_priority checker_priority bfd_priority
+    snmp_socket enable_dbus dbus_service_name vrrp_iptables vrrp_ipsets vrrp_nftables
+    vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
     default_interface dynamic_interfaces
@@ -2284,7 +2286,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name
     bfd_process_name vrrp_cpu_affinity checker_cpu_affinity bfd_cpu_affinity
-    checker_log_all_failures vmac_prefix vmac_addr_prefix vrrp_notify_priority_changes
+    checker_log_all_failures vmac_prefix vmac_addr_prefix
     linkbeat_use_polling linkbeat_interfaces net_namespace net_namespace_ipvs
     namespace_with_ipsets instance startup_script startup_script_timeout shutdown_script
     shutdown_script_timeout max_auto_priority min_auto_priority_delay umask
@@ -2299,7 +2301,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
     promote_secondaries debug notify_master_rx_lower_pri
-    notify_priority_changes notify_deleted kernel_rx_buf_size track_bfd
+    notify_deleted kernel_rx_buf_size track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
     flag-1 flag-2 flag-3 sh-port sh-fallback mh-port mh-fallback snmp_name regex_options
     regex_stack regex_min_offset regex_max_offset

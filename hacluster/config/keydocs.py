@@ -99,6 +99,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "`strict_mode`): no unicast peers, no authentication, no preempt_delay, MASTER only "
         "at priority 255, at least one VIP (the first IPv6 one link-local); no advert "
         "answers a lower-priority master; accept only for the address owner.", "true"),
+    ("GlobalDefs", "vrrp_notify_priority_changes"): KeyDoc(
+        "Default of the instances' `notify_priority_changes`.", "true"),
     ("GlobalDefs", "vrrp_skip_check_adv_addr"): KeyDoc(
         "Default of the instances' `skip_check_adv_addr`.", "true"),
     ("GlobalDefs", "vrrp_check_unicast_src"): KeyDoc(
@@ -428,6 +430,10 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "advert of a new master is still checked). Without it, an advert whose address "
         "list differs from `virtual_ipaddress` is dropped (counted as address_mismatch).",
         "true", default="global_defs.vrrp_skip_check_adv_addr"),
+    ("VrrpInstance", "notify_priority_changes"): KeyDoc(
+        "Write `INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs "
+        "whenever the effective priority changes (trackers, maintenance).", "true",
+        default="global_defs.vrrp_notify_priority_changes"),
     ("VrrpInstance", "check_unicast_src"): KeyDoc(
         "Take unicast adverts only from the `unicast_peers`; without it (keepalived's "
         "default) an advert from any source is taken.", "true",

@@ -786,6 +786,7 @@ class _Ctx:
             ("higher_prio_send_advert", "vrrp_higher_prio_send_advert"),
             ("strict_mode", "vrrp_strict"),
             ("skip_check_adv_addr", "vrrp_skip_check_adv_addr"),
+            ("notify_priority_changes", "vrrp_notify_priority_changes"),
         ):
             values.setdefault(key, getattr(g, gkey))
         # keepalived: "Specifying min_ttl or max_ttl turns on check_unicast_src"

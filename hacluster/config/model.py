@@ -179,6 +179,7 @@ class GlobalDefs:
     vrrp_strict: bool = False  # RFC compliance enforced (strict_mode of every instance)
     vrrp_skip_check_adv_addr: bool = False  # don't re-check the VIPs of the same master's adverts
     vrrp_check_unicast_src: bool = False  # unicast adverts only from the unicast peers
+    vrrp_notify_priority_changes: bool = False  # FIFO lines for effective priority changes
     vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
@@ -505,6 +506,7 @@ class VrrpInstance:
     skip_check_adv_addr: bool = False  # default: global_defs.vrrp_skip_check_adv_addr
     # default: global_defs.vrrp_check_unicast_src, or on when a peer has min_ttl/max_ttl
     check_unicast_src: bool = False
+    notify_priority_changes: bool = False  # default: global_defs.vrrp_notify_priority_changes
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None

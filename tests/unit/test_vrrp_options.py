@@ -87,3 +87,27 @@ def test_import_resets_as_keepalived_and_drops_strict_unicast() -> None:
         True, True, True)
     assert list(cfg.vrrp_instances) == ["A"]
     assert cfg.vrrp_instances["A"].state == "BACKUP"
+
+
+def test_priority_events_are_fifo_lines_and_never_mail() -> None:
+    from hacluster.alerts import InstanceEvent, alert_enabled, fifo_line
+
+    cfg = parse_config(
+        "global_defs: {notification_email: [a@b.c], smtp_server: 127.0.0.1, smtp_alert: true,"
+        " vrrp_notify_priority_changes: true}\n"
+        "vrrp_instances:\n  V:\n    interface: eth0\n    virtual_router_id: 1\n"
+        "    virtual_ipaddress: [10.0.0.1/24]\n")
+    assert cfg.vrrp_instances["V"].notify_priority_changes
+    event = InstanceEvent("V", "BACKUP_PRIORITY", 90)
+    assert fifo_line(event) == ("vrrp", 'INSTANCE "V" BACKUP_PRIORITY 90\n')
+    assert not alert_enabled(event, cfg)
+    assert alert_enabled(InstanceEvent("V", "MASTER", 100), cfg)
+    imported = import_keepalived_text(
+        "global_defs {\n  vrrp_notify_priority_changes true\n}\n"
+        "vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n"
+        "  notify_priority_changes off\n"
+        "  virtual_ipaddress {\n    10.0.0.1/24\n  }\n}\n", "k.conf")
+    assert imported.skipped == ()
+    icfg = parse_config(imported.yaml_text)
+    assert icfg.global_defs.vrrp_notify_priority_changes
+    assert not icfg.vrrp_instances["V"].notify_priority_changes
