@@ -59,6 +59,7 @@ from hacluster.api import (
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
 from hacluster.logs import setup_logging
 from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
+from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -216,6 +217,7 @@ class Daemon:
         self._addresses: Addresses | None = None
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
+        self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lvs_sync: SyncFollower | None = None
@@ -329,6 +331,9 @@ class Daemon:
             auth_pass=auth.auth_pass if auth is not None else "",
             advert_int=inst.advert_int,
             pseudo_header=inst.checksum_pseudo_header,
+            check_unicast_src=inst.check_unicast_src,
+            vips=tuple(v.ip for v in inst.virtual_ipaddress),
+            skip_check_adv_addr=inst.skip_check_adv_addr,
         )
         endpoint = self._transport.register(
             inst.interface, binding, lambda rx: self._on_advert(name, rx)
@@ -443,6 +448,8 @@ class Daemon:
         driver.advert_received(name, rx.src, a.priority, a.max_advert_int)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
+        if self._routes is not None:
+            self._routes.on_state(name, change.old, change.new)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -575,7 +582,13 @@ class Daemon:
         delta = self._track_delta.get(name, 0)
         if name in self._maintenance:
             delta = -1000  # clamped to priority 1 by the machine
+        machine = driver.members[name].machine
+        before = machine.priority
         driver.set_priority_delta(name, delta)
+        inst = self.config.vrrp_instances.get(name)
+        if (machine.priority != before and inst is not None and inst.notify_priority_changes
+                and self._notifier is not None):
+            self._notifier.vrrp_priority(name, machine.state is State.MASTER, machine.priority)
 
     def _schedule_status(self) -> None:
         if self.options.status_file is None or self._status_pending:
@@ -800,6 +813,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self._start_tracking()
+            if RouteFollower.wanted(config):
+                self._routes = RouteFollower(config)
+                await self._routes.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -845,6 +861,8 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._routes is not None:
+                await self._routes.stop()
             if self._lvs_sync is not None:
                 await self._lvs_sync.stop()
             if self._lb is not None:
@@ -1227,6 +1245,11 @@ class Daemon:
                 await self._tracking.start(wait_first=False)
         except scripts.ScriptError as exc:
             log.error("tracking: %s", exc)
+        if self._routes is not None:
+            self._routes.reconfigure(new)
+        elif RouteFollower.wanted(new):
+            self._routes = RouteFollower(new)
+            await self._routes.start()
 
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
