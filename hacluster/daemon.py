@@ -802,6 +802,9 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
+            if self._addresses is not None:
+                # Before the dataplane and the trackers import pyroute2 on this thread.
+                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()
@@ -906,7 +909,6 @@ class Daemon:
             raise StartupError("dataplane " + config.global_defs.dataplane + ": "
                                + "; ".join(problems))
         from hacluster.ipvs.backend import BackendUnavailable
-
         try:
             backend = backend_for(config)
             if backend is not None:

@@ -359,7 +359,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "IPv4 address label, as `ip addr add label` takes it.", "eth0:vip",
         keepalived="label LABEL"),
     ("VirtualIpAddress", "no_track"): KeyDoc(
-        "The address's interface going down does not put the instance in FAULT.", "true"),
+        "keepalived: the address's interface going down does not put the instance in "
+        "FAULT." " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     # ------------------------------------------------------------------ vrrp_instances
     ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
         "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
@@ -459,7 +460,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VrrpInstance", "track_process"): KeyDoc(
         "vrrp_track_processes followed: a name or `{name, weight, reverse}`.", "[tp]"),
     ("VrrpInstance", "dont_track_primary"): KeyDoc(
-        "The instance's own interface going down does not put it in FAULT.", "true"),
+        "keepalived: the instance's own interface going down does not put it in FAULT."
+        " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("VrrpInstance", "accept"): KeyDoc(
         "Accept mode: the VIPs answer traffic even when this is not the address owner "
         "(false: keepalived's `no_accept`).", "false", keepalived="accept / no_accept"),
@@ -588,8 +590,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VirtualServer", "virtualhost"): KeyDoc(
         "Host header of HTTP_GET / SSL_GET checks, passed down.", "www.example.com"),
     ("VirtualServer", "ha_suspend"): KeyDoc(
-        "Check the real servers only while this director holds the virtual address.",
-        "true"),
+        "keepalived: check the real servers only while this director holds the virtual "
+        "address. Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("VirtualServer", "real_servers"): KeyDoc(
         "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
         keepalived="real_server IP PORT"),
@@ -642,7 +644,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("CheckBase", "alpha"): KeyDoc(
         "The real server starts down until this check passes.", "true"),
     ("CheckBase", "log_all_failures"): KeyDoc(
-        "Log every failed attempt, not only state changes.", "true"),
+        "keepalived: log every failed attempt, not only state changes."
+        " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("NetworkCheckBase", "connect_ip"): KeyDoc(
         "Address to check.", "10.99.1.21", default="the real server's"),
     ("NetworkCheckBase", "connect_port"): KeyDoc(
