@@ -166,7 +166,8 @@ def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
         config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
     )
     return (
-        None if group is None else dataclasses.replace(group, **_IN_PLACE),
+        None if group is None else dataclasses.replace(
+            group, **{k: v for k, v in _IN_PLACE.items() if hasattr(group, k)}),
         tuple(dataclasses.replace(config.vrrp_instances[n], **_IN_PLACE) for n in unit.names),
         g.vrrp_garp_interval,
         g.vrrp_gna_interval,
