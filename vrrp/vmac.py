@@ -7,7 +7,7 @@ does, each instance gets a macvlan in private mode on its interface with that MA
 adverts are sent from it unless ``vmac_xmit_base`` (then the base interface sends and
 receives them). The sysctls keepalived sets come with it: on the macvlan
 arp_ignore=1, accept_local=1, rp_filter=0, promote_secondaries=1 and no IPv6 address
-of its own; on the base interface arp_ignore=1, arp_filter=1, arp_announce=2 (put back
+of its own (an IPv6 one gets the base's link-local); on the base interface arp_ignore=1, arp_filter=1, arp_announce=2 (put back
 as they were when the last macvlan on it goes), and net.ipv4.conf.all.rp_filter=0 while
 any macvlan exists (put back after). Sysctls are written under /proc/sys, which shows
 the network namespace of the process.
@@ -30,6 +30,7 @@ _VMAC_SYSCTLS = {"arp_ignore": "1", "accept_local": "1", "rp_filter": "0",
 # arp_announce=2 beyond keepalived's two: the base then never sends an ARP request with
 # a VIP as sender address (replies from a VIP leave by the base's route), which would
 # teach the neighbours the base's MAC for the VIP instead of the virtual one.
+_IFA_F_NODAD = 0x02
 _BASE_SYSCTLS = {"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"}
 
 
@@ -127,6 +128,15 @@ class Vmacs:
             self._all_rp_filter = _read(_SYS / "ipv4/conf/all/rp_filter") or "0"
             _write(_SYS / "ipv4/conf/all/rp_filter", "0")
         await ipr.link("set", index=index, state="up")
+        if spec.family == 6:
+            # keepalived's way: the base's link-local on the macvlan too (no DAD: it is
+            # the base's), so adverts can leave the macvlan from that source address
+            from vrrp.transport import interface_source
+
+            ll = interface_source(spec.base, 6)
+            if ll is not None:
+                await ipr.addr("add", index=index, address=str(ll), prefixlen=64,
+                               flags=_IFA_F_NODAD)
         self._made[spec.ifname] = spec
         log.info("vmac %s on %s with MAC %s (macvlan, private)", spec.ifname, spec.base,
                  spec.mac)

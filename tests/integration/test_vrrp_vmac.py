@@ -14,7 +14,14 @@ from collections.abc import Callable
 import pytest
 
 from hacluster.lab.netns import Netns
-from tests.integration.vrrp_director import VIP4, Director, PairLab, config_yaml, instance_yaml
+from tests.integration.vrrp_director import (
+    VIP4,
+    VIP6,
+    Director,
+    PairLab,
+    config_yaml,
+    instance_yaml,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -35,7 +42,7 @@ def sysctl(ns: Netns, key: str) -> str:
 # director holding it answers with ICMP port unreachable (ECONNREFUSED on the socket).
 PROBE = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(2)
 s.connect((sys.argv[1], 9))
 s.send(b"x")
@@ -48,16 +55,16 @@ except OSError as exc:
 """
 
 
-def probe(pair: PairLab) -> bool:
+def probe(pair: PairLab, vip: str = VIP4) -> bool:
     out = subprocess.run(["ip", "netns", "exec", pair.obs.name, sys.executable, "-c", PROBE,
-                          VIP4], capture_output=True, text=True)
+                          vip], capture_output=True, text=True)
     return "answered" in out.stdout
 
 
-def client_mac(pair: PairLab) -> str | None:
+def client_mac(pair: PairLab, vip: str = VIP4) -> str | None:
     """Reach the VIP from the client once, then read its neighbour entry's MAC."""
-    probe(pair)
-    m = re.search(r"lladdr (\S+)", ip(pair.obs, "neigh", "show", VIP4))
+    probe(pair, vip)
+    m = re.search(r"lladdr (\S+)", ip(pair.obs, "neigh", "show", vip))
     return m.group(1) if m else None
 
 
@@ -100,3 +107,24 @@ def test_the_client_keeps_the_virtual_mac_across_a_failover(pair: PairLab) -> No
     assert "vrrp.51" not in ip(pair.b_ns, "link")
     assert sysctl(pair.b_ns, "net.ipv4.conf.eth0.arp_ignore") == "0"
     assert sysctl(pair.b_ns, "net.ipv4.conf.eth0.arp_filter") == "0"
+
+
+def test_ipv6_the_client_keeps_the_virtual_mac_across_a_failover(pair: PairLab) -> None:
+    vmac6 = "00:00:5e:00:02:33"
+    extra = "use_vmac: true"
+    a = pair.director("a", config_yaml(instance_yaml(priority=150, vips=(f"{VIP6}/64",),
+                                                     extra=extra)))
+    b = pair.director("b", config_yaml(instance_yaml(priority=100, vips=(f"{VIP6}/64",),
+                                                     extra=extra)))
+    a.start()
+    b.start()
+    a.wait_state("MASTER")
+    b.wait_state("BACKUP")  # the adverts leave vrrp6.51 from the base's link-local
+    assert vmac6 in ip(pair.a_ns, "link", "show", "vrrp6.51")
+    wait(lambda: VIP6 in ip(pair.a_ns, "addr", "show", "dev", "vrrp6.51"), a, "VIP on vmac")
+    assert client_mac(pair, VIP6) == vmac6
+    a.proc.kill()
+    b.wait_state("MASTER", timeout=5)
+    wait(lambda: VIP6 in ip(pair.b_ns, "addr", "show", "dev", "vrrp6.51"), b, "VIP moved")
+    assert client_mac(pair, VIP6) == vmac6
+    assert probe(pair, VIP6)
