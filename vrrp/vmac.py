@@ -7,10 +7,10 @@ does, each instance gets a macvlan in private mode on its interface with that MA
 adverts are sent from it unless ``vmac_xmit_base`` (then the base interface sends and
 receives them). The sysctls keepalived sets come with it: on the macvlan
 arp_ignore=1, accept_local=1, rp_filter=0, promote_secondaries=1 and no IPv6 address
-of its own (an IPv6 one gets the base's link-local); on the base interface arp_ignore=1, arp_filter=1, arp_announce=2 (put back
-as they were when the last macvlan on it goes), and net.ipv4.conf.all.rp_filter=0 while
-any macvlan exists (put back after). Sysctls are written under /proc/sys, which shows
-the network namespace of the process.
+of its own (an IPv6 one gets the base's link-local); on the base interface
+arp_ignore=1, arp_filter=1, arp_announce=2 (put back as they were when the last macvlan
+on it goes), and net.ipv4.conf.all.rp_filter=0 while any macvlan exists (put back
+after). Sysctls are written under /proc/sys, which shows the network namespace of the process.
 """
 
 from __future__ import annotations
