@@ -1195,6 +1195,8 @@ class Daemon:
         await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
+        if self._vmacs is not None:
+            await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
         if self._api is not None:
             from hacluster.api import ApiError, Listeners
 

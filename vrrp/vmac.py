@@ -141,6 +141,25 @@ class Vmacs:
         log.info("vmac %s on %s with MAC %s (macvlan, private)", spec.ifname, spec.base,
                  spec.mac)
 
+    async def remove_unused(self, wanted: set[str]) -> None:
+        """Delete the macvlans made here whose name is not in `wanted` (after a reload)."""
+        from pyroute2 import AsyncIPRoute
+
+        gone = [name for name in self._made if name not in wanted]
+        if not gone:
+            return
+        ipr = AsyncIPRoute()
+        try:
+            for name in gone:
+                with contextlib.suppress(Exception):
+                    await ipr.link("del", index=socket.if_nametoindex(name))
+                spec = self._made.pop(name)
+                log.info("vmac %s on %s removed", name, spec.base)
+        finally:
+            ipr.close()
+        if not self._made:
+            await self.remove_all()  # the sysctls back as they were
+
     async def remove_all(self) -> None:
         """Delete every macvlan made here and put the sysctls back."""
         from pyroute2 import AsyncIPRoute

@@ -128,3 +128,17 @@ def test_ipv6_the_client_keeps_the_virtual_mac_across_a_failover(pair: PairLab) 
     wait(lambda: VIP6 in ip(pair.b_ns, "addr", "show", "dev", "vrrp6.51"), b, "VIP moved")
     assert client_mac(pair, VIP6) == vmac6
     assert probe(pair, VIP6)
+
+
+def test_a_reload_without_use_vmac_removes_the_macvlan(pair: PairLab) -> None:
+    a = pair.director("a", config_yaml(instance_yaml(priority=150, extra="use_vmac: true")))
+    a.start()
+    a.wait_state("MASTER")
+    wait(lambda: VIP4 in ip(pair.a_ns, "addr", "show", "dev", "vrrp.51"), a, "VIP on vmac")
+    a.config.write_text(config_yaml(instance_yaml(priority=150)))
+    a.proc.signal(signal.SIGHUP)
+    a.wait_log("vmac vrrp.51 on eth0 removed")
+    wait(lambda: VIP4 in ip(pair.a_ns, "addr", "show", "dev", "eth0"), a, "VIP on eth0")
+    assert "vrrp.51" not in ip(pair.a_ns, "link")
+    assert sysctl(pair.a_ns, "net.ipv4.conf.eth0.arp_ignore") == "0"
+    a.wait_state("MASTER")
