@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -327,9 +326,13 @@ class Daemon:
         from vrrp.transport import TransportError
 
         assert self._addresses is not None
+        from hacluster.config.lower import unsupported_instance
+
         members: list[Member] = []
         try:
             for name in unit.names:
+                for note in unsupported_instance(config.vrrp_instances[name]):
+                    log.warning("[%s] %s", name, note)
                 members.append(self._member(config, name, config.vrrp_instances[name],
                                             master=name in carry, cleanup=cleanup))
         except (TransportError, ValueError, StartupError) as exc:
@@ -350,90 +353,37 @@ class Daemon:
     def _member(
         self, config: Config, name: str, inst: VrrpInstance, *, master: bool, cleanup: bool
     ) -> Member:
-        from vrrp import packet
-        from vrrp.addresses import Vip
-        from vrrp.announce import AnnounceParams, Announcer
+        from hacluster.config.lower import lower_instance
+        from vrrp.announce import Announcer
         from vrrp.driver import Member
-        from vrrp.machine import InstanceParams, Machine
-        from vrrp.transport import Binding, Peer
+        from vrrp.machine import Machine
 
         assert self._transport is not None and self._frames is not None
-        family = inst.family
-        auth = inst.authentication
-        binding = Binding(
-            vrid=inst.virtual_router_id,
-            version=inst.version,
-            family=family,
-            unicast_src=inst.unicast_src_ip if inst.is_unicast else (inst.mcast_src_ip),
-            peers=tuple(
-                Peer(p.ip, 0 if p.min_ttl is None else p.min_ttl,
-                     255 if p.max_ttl is None else p.max_ttl)
-                for p in inst.unicast_peers
-            ),
-            group=inst.mcast_dst_ip,
-            unicast_ttl=inst.unicast_ttl,
-            auth_type=1 if auth is not None else 0,
-            auth_pass=auth.auth_pass if auth is not None else "",
-            advert_int=inst.advert_int,
-            pseudo_header=inst.checksum_pseudo_header,
-        )
+        plan = lower_instance(config, name)
         endpoint = self._transport.register(
-            inst.interface, binding, lambda rx: self._on_advert(name, rx)
+            plan.interface, plan.binding, lambda rx: self._on_advert(name, rx)
         )
         self._endpoints[name] = endpoint
-        primary = endpoint.source
+        params = plan.params
         self._no_source.pop(name, None)
-        if primary is None:
+        if endpoint.source is None:
             # keepalived's way: the instance waits in FAULT until the interface has an
-            # address (followed from rtnetlink events); a placeholder until then.
-            primary = ipaddress.ip_address(0 if family == 4 else "::")
-            self._no_source[name] = _no_source_cause(inst.interface, family)
-        # virtual_ipaddress_excluded: held and released like the others, but not carried
-        # in adverts (keepalived's way to have more VIPs, or another family, than fit).
-        vips: dict[str, Vip] = {}
-        for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
-            vips[str(v)] = Vip(v.address, v.dev or inst.interface, v.rt_scope, v.label)
-        params = InstanceParams(
-            name=name,
-            vrid=inst.virtual_router_id,
-            primary_ip=primary,
-            priority=inst.priority,
-            version=inst.version,
-            advert_int=inst.advert_int,
-            initial_state=State.MASTER if inst.state == "MASTER" else State.BACKUP,
-            nopreempt=inst.nopreempt,
-            preempt_delay=inst.preempt_delay,
-            vips=tuple(vips),
-            down_timer_adverts=inst.down_timer_adverts,
-        )
-        template = packet.Advert(
-            version=inst.version,
-            vrid=inst.virtual_router_id,
-            priority=inst.priority,
-            max_advert_int=inst.advert_int,
-            addresses=tuple(v.address.ip for v in inst.virtual_ipaddress),
-            auth_type=binding.auth_type,
-            auth_data=packet.auth_pass_data(binding.auth_pass) if auth is not None else b"",
-        )
-        g = config.global_defs
-        announce_params = AnnounceParams(
-            delay=inst.garp_master_delay,
-            repeat=inst.garp_master_repeat,
-            refresh=inst.garp_master_refresh,
-            refresh_repeat=inst.garp_master_refresh_repeat,
-            interval=g.vrrp_garp_interval if family == 4 else g.vrrp_gna_interval,
-        )
-        announcer = Announcer(name, announce_params, self._frames)
+            # address (followed from rtnetlink events); the placeholder until then.
+            self._no_source[name] = _no_source_cause(inst.interface, inst.family)
+        else:
+            params = dataclasses.replace(params, primary_ip=endpoint.source)
+        vips = dict(plan.vips)
+        announcer = Announcer(name, plan.announce, self._frames)
         self._preparing.append(announcer.prepare(list(vips.values())))
         return Member(
             machine=Machine(params),
             sender=endpoint,
-            template=template,
+            template=plan.template,
             vips=vips,
             announcer=announcer,
             # An address owner's VIPs are its own addresses: never remove them; a
             # master kept across a reload holds them.
-            cleanup_at_start=cleanup and not inst.is_owner and not master,
+            cleanup_at_start=cleanup and not plan.owner and not master,
         )
 
     def _start_unit(self, driver: Driver, carry: Iterable[str] = ()) -> None:

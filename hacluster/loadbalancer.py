@@ -19,7 +19,7 @@ comes before the quorum change it causes. Backend errors are logged with the ser
 they concern and counted; they never stop the loop.
 
 A reload (`reconfigure`) matches real servers by (service, ip, port) and checks by
-their runnable form (`hacluster.checks.CheckPlan`): what did not change keeps its
+their runnable form (`hacluster.config.lower.CheckPlan`): what did not change keeps its
 health, timers and rise/fall state. A check that changed is replaced by a new one
 that starts in the state the server is in (so nothing flaps), then the old one is
 removed. `drain`/`undrain` is an operator override (weight 0, connections stay) kept
@@ -46,8 +46,8 @@ from hacluster.api import (
     normalize_real_server,
     normalize_virtual_server,
 )
-from hacluster.checks import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.diff import diff_configs
+from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
     Backend,

@@ -1,4 +1,4 @@
-"""hacluster.checks: configured checkers become healthchecks parameters and timing."""
+"""hacluster.config.lower: configured checkers become healthchecks parameters and timing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hacluster.checks import CheckConfigError, CheckPlan, plan, plans, unsupported
 from hacluster.config.loader import parse_config
+from hacluster.config.lower import CheckConfigError, CheckPlan, plan, plans, unsupported
 from hacluster.config.model import Config, RealServer, TcpCheck, VirtualServer
 from hacluster.loadbalancer import LoadBalancerError, prepare
 from healthchecks.params import (
@@ -130,12 +130,23 @@ def test_equal_settings_give_equal_plans() -> None:
     assert a != c
 
 
-def test_unsupported_keywords_are_named() -> None:
+def test_source_settings_and_http_protocol_reach_the_checker() -> None:
+    """bind_port, bind_if, fwmark and http_protocol were once dropped on the way."""
+    p = the_plan({"ip": "10.0.1.1", "port": 80, "HTTP_GET": {
+        "bindto": "10.0.0.5", "bind_port": 1234, "bind_if": "eth0", "fwmark": 3,
+        "http_protocol": "1.1", "url": [{"path": "/"}]}})
+    assert isinstance(p.params, HttpGetParams)
+    assert (p.params.bindto, p.params.bind_port, p.params.bind_if, p.params.fwmark,
+            p.params.http_protocol) == ("10.0.0.5", 1234, "eth0", 3, "1.1")
     cfg = config({"ip": "10.0.1.1", "TCP_CHECK": {"bind_port": 1234, "fwmark": 3}})
-    assert unsupported(only(cfg)[1].checks[0]) == [
-        "bind_port is not supported by the checker and is ignored",
-        "fwmark is not supported by the checker and is ignored",
-    ]
+    assert unsupported(only(cfg)[1].checks[0]) == []
+
+
+def test_unsupported_keywords_are_named() -> None:
+    cfg = config({"ip": "10.0.1.1", "HTTP_GET": {"fast_recovery": True, "url": [{"path": "/"}],
+                                                 "log_all_failures": True}})
+    notes = unsupported(only(cfg)[1].checks[0])
+    assert [n.split()[0] for n in notes] == ["fast_recovery", "log_all_failures"]
 
 
 def test_a_check_without_a_port_is_a_clear_error() -> None:

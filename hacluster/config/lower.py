@@ -1,0 +1,313 @@
+"""Config lowered to library types, in one place: checks, VRRP instances, what is not carried out.
+
+- One configured check of one real server becomes a `CheckPlan`: the checker kind, the
+  `healthchecks` parameters (`HttpGetParams`, `TcpCheckParams`, ...) and its `Timing`.
+  Plans are frozen values, so a reload keeps a running check exactly when its plan is
+  equal to the new one. The loader has already resolved inheritance (virtual server ->
+  real server -> checker) for the timing keys, `connect_timeout` and `virtualhost`; what
+  is left here is filling in the real server's address and port where the checker does
+  not name its own, and the global `script_user` for MISC_CHECK.
+- One VRRP instance becomes an `InstancePlan`: the transport `Binding`, the machine's
+  `InstanceParams` (its primary address filled in when the socket knows it), the advert
+  template, the VIPs and the announcement settings.
+- `unsupported()` and `unsupported_instance()` name the keywords that are accepted but
+  not carried out, so the caller can warn. A test proves that every field of these
+  config types either changes the lowered value or is named there.
+
+Does no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hacluster.config.model import (
+    CheckBase,
+    Checker,
+    Config,
+    DnsCheck,
+    GlobalDefs,
+    HttpCheckBase,
+    HttpGetCheck,
+    MiscCheck,
+    NetworkCheckBase,
+    RealServer,
+    SmtpCheck,
+    SslGetCheck,
+    TcpCheck,
+    VirtualServer,
+    VrrpInstance,
+)
+from healthchecks.params import (
+    CheckParams,
+    DnsCheckParams,
+    HttpGetParams,
+    MiscCheckParams,
+    SmtpCheckParams,
+    TcpCheckParams,
+    Timing,
+    UrlSpec,
+)
+
+if TYPE_CHECKING:
+    from vrrp.addresses import Vip
+    from vrrp.announce import AnnounceParams
+    from vrrp.machine import InstanceParams
+    from vrrp.packet import Advert
+    from vrrp.transport import Binding
+
+
+class CheckConfigError(ValueError):
+    """A configured check cannot be turned into a runnable one (message names it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    """One check to run: kind, checker parameters and timing, all frozen values."""
+
+    kind: str
+    params: CheckParams
+    timing: Timing
+
+
+def where(vs: VirtualServer, rs: RealServer, check: CheckBase | None = None) -> str:
+    """How log lines and errors name a check: `10.0.0.1:80/TCP 10.0.0.11:80 HTTP_GET`."""
+    text = f"{vs} {rs}"
+    return f"{text} {check.KIND}" if check is not None else text
+
+
+def _connect(check: NetworkCheckBase, vs: VirtualServer, rs: RealServer) -> tuple[str, int]:
+    ip = check.connect_ip if check.connect_ip is not None else rs.ip
+    port = check.connect_port or rs.port or (vs.port or 0)
+    if not port:
+        raise CheckConfigError(
+            f"{where(vs, rs, check)}: no port to check (set connect_port)"
+        )
+    return str(ip), port
+
+
+def _timing(check: Checker, vs: VirtualServer, rs: RealServer) -> Timing:
+    # keepalived's alpha is inherited (virtual server -> real server -> check): a check
+    # starts down when any level asks for it.
+    alpha = check.alpha or (vs.alpha if rs.alpha is None else rs.alpha)
+    return Timing(
+        delay_loop=check.delay_loop,
+        retry=check.retry,
+        delay_before_retry=check.delay_before_retry,
+        warmup=check.warmup,
+        alpha=alpha,
+    )
+
+
+def _urls(check: HttpCheckBase) -> tuple[UrlSpec, ...]:
+    return tuple(
+        UrlSpec(
+            path=u.path,
+            status_code=tuple((r.first, r.last) for r in u.status_code),
+            digest=u.digest,
+            regex=u.regex,
+            regex_no_match=u.regex_no_match,
+            virtualhost=u.virtualhost,
+        )
+        for u in check.url
+    ) or (UrlSpec(),)
+
+
+def _source(check: NetworkCheckBase) -> dict[str, Any]:
+    """Where a check's connection comes from: address, port, interface, mark."""
+    return {
+        "bindto": None if check.bindto is None else str(check.bindto),
+        "bind_port": check.bind_port,
+        "bind_if": check.bind_if,
+        "fwmark": check.fwmark,
+    }
+
+
+def _params(
+    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs
+) -> CheckParams:
+    match check:
+        case HttpGetCheck() | SslGetCheck():
+            ip, port = _connect(check, vs, rs)
+            virtualhost = check.virtualhost or rs.virtualhost or vs.virtualhost
+            return HttpGetParams(
+                connect_ip=ip,
+                connect_port=port,
+                urls=_urls(check),
+                tls=isinstance(check, SslGetCheck),
+                virtualhost=virtualhost,
+                connect_timeout=check.connect_timeout,
+                enable_sni=isinstance(check, SslGetCheck) and check.enable_sni,
+                http_protocol=check.http_protocol,
+                **_source(check),
+            )
+        case TcpCheck():
+            ip, port = _connect(check, vs, rs)
+            return TcpCheckParams(ip, port, connect_timeout=check.connect_timeout, **_source(check))
+        case DnsCheck():
+            ip, port = _connect(check, vs, rs)
+            return DnsCheckParams(
+                ip, port, type=check.type, name=check.name,
+                connect_timeout=check.connect_timeout, **_source(check),
+            )
+        case SmtpCheck():
+            ip, port = _connect(check, vs, rs)
+            return SmtpCheckParams(
+                ip, port, helo_name=check.helo_name,
+                connect_timeout=check.connect_timeout, **_source(check),
+            )
+        case MiscCheck():
+            return MiscCheckParams(
+                misc_path=check.misc_path.text,
+                misc_timeout=check.effective_timeout,
+                misc_dynamic=check.misc_dynamic,
+                script_user=check.user if check.user is not None else defs.script_user,
+                script_group=check.group if check.user is not None else None,
+            )
+    raise CheckConfigError(f"{where(vs, rs)}: unknown checker {type(check).__name__}")
+
+
+def plan(
+    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+) -> CheckPlan:
+    """The runnable form of one configured check; CheckConfigError names what is wrong."""
+    try:
+        params = _params(check, vs, rs, defs or GlobalDefs())
+        timing = _timing(check, vs, rs)
+    except CheckConfigError:
+        raise
+    except ValueError as exc:
+        raise CheckConfigError(f"{where(vs, rs, check)}: {exc}") from None
+    return CheckPlan(check.KIND, params, timing)
+
+
+def plans(
+    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+) -> tuple[CheckPlan, ...]:
+    """Every check of a real server, in configuration order."""
+    return tuple(plan(check, vs, rs, defs) for check in rs.checks)
+
+
+def unsupported(check: Checker) -> list[str]:
+    """keepalived keywords set on `check` that the checkers do not carry out."""
+    notes: list[str] = []
+    if isinstance(check, HttpCheckBase) and check.fast_recovery:
+        notes.append("fast_recovery is not supported and is ignored")
+    if check.log_all_failures:
+        notes.append("log_all_failures is not supported and is ignored "
+                     "(failures that change a check's state are logged)")
+    return notes
+
+
+# --------------------------------------------------------------------------- VRRP
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePlan:
+    """One VRRP instance in the library's terms; `params.primary_ip` is a placeholder
+    (0.0.0.0 or ::) until the socket knows the address adverts come from."""
+
+    name: str
+    interface: str
+    binding: Binding
+    params: InstanceParams
+    template: Advert
+    vips: tuple[tuple[str, Vip], ...]  # label -> VIP, adverts' ones first
+    announce: AnnounceParams
+    owner: bool
+
+
+def lower_instance(config: Config, name: str) -> InstancePlan:
+    """The runnable form of `config.vrrp_instances[name]` (pure: no socket is opened)."""
+    from vrrp import packet
+    from vrrp.addresses import Vip
+    from vrrp.announce import AnnounceParams
+    from vrrp.machine import InstanceParams, State
+    from vrrp.transport import Binding, Peer
+
+    inst = config.vrrp_instances[name]
+    auth = inst.authentication
+    binding = Binding(
+        vrid=inst.virtual_router_id,
+        version=inst.version,
+        family=inst.family,
+        # keepalived reads unicast_src_ip and mcast_src_ip as one setting: the source
+        # address of the adverts, whether they go to peers or to the group.
+        unicast_src=inst.unicast_src_ip if inst.unicast_src_ip is not None else inst.mcast_src_ip,
+        peers=tuple(
+            Peer(p.ip, 0 if p.min_ttl is None else p.min_ttl,
+                 255 if p.max_ttl is None else p.max_ttl)
+            for p in inst.unicast_peers
+        ),
+        group=inst.mcast_dst_ip,
+        unicast_ttl=inst.unicast_ttl,
+        auth_type=1 if auth is not None else 0,
+        auth_pass=auth.auth_pass if auth is not None else "",
+        advert_int=inst.advert_int,
+        pseudo_header=inst.checksum_pseudo_header,
+    )
+    # virtual_ipaddress_excluded: held and released like the others, but not carried
+    # in adverts (keepalived's way to have more VIPs, or another family, than fit).
+    vips: dict[str, Vip] = {}
+    for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+        vips[str(v)] = Vip(v.address, v.dev or inst.interface, v.rt_scope, v.label)
+    params = InstanceParams(
+        name=name,
+        vrid=inst.virtual_router_id,
+        primary_ip=ipaddress.ip_address(0 if inst.family == 4 else "::"),
+        priority=inst.priority,
+        version=inst.version,
+        advert_int=inst.advert_int,
+        initial_state=State.MASTER if inst.state == "MASTER" else State.BACKUP,
+        nopreempt=inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        vips=tuple(vips),
+        down_timer_adverts=inst.down_timer_adverts,
+    )
+    template = packet.Advert(
+        version=inst.version,
+        vrid=inst.virtual_router_id,
+        priority=inst.priority,
+        max_advert_int=inst.advert_int,
+        addresses=tuple(v.address.ip for v in inst.virtual_ipaddress),
+        auth_type=binding.auth_type,
+        auth_data=packet.auth_pass_data(binding.auth_pass) if auth is not None else b"",
+    )
+    g = config.global_defs
+    announce = AnnounceParams(
+        delay=inst.garp_master_delay,
+        repeat=inst.garp_master_repeat,
+        refresh=inst.garp_master_refresh,
+        refresh_repeat=inst.garp_master_refresh_repeat,
+        interval=g.vrrp_garp_interval if inst.family == 4 else g.vrrp_gna_interval,
+    )
+    return InstancePlan(name, inst.interface, binding, params, template,
+                        tuple(vips.items()), announce, inst.is_owner)
+
+
+#: Instance keys carried out outside the instance's plan: by tracking
+#: (`hacluster.tracking.plan_watches`) and notify (`hacluster.notify`), which take a new
+#: config in place, and by the instance's name.
+INSTANCE_ELSEWHERE = frozenset({
+    "name", "track_interface", "track_script", "track_file",
+    "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
+})
+
+
+def unsupported_instance(inst: VrrpInstance) -> list[str]:
+    """keepalived keywords set on a VRRP instance that are not carried out."""
+    notes: list[str] = []
+    if inst.dont_track_primary:
+        notes.append("dont_track_primary is not supported and is ignored "
+                     "(the interface's own link is not tracked unless track_interface names it)")
+    if not inst.accept:
+        notes.append("no_accept is not supported and is ignored (VIPs always answer)")
+    if (inst.garp_lower_prio_delay, inst.garp_lower_prio_repeat) != (5, 5):
+        notes.append("garp_lower_prio_delay/garp_lower_prio_repeat are not supported and "
+                     "are ignored")
+    for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+        if v.no_track:
+            notes.append(f"no_track on {v} is not supported and is ignored")
+    return notes
