@@ -83,6 +83,7 @@ from hacluster.policy import (
 )
 from healthchecks import CheckResult, CheckSpec, HealthChanged, HttpSessions, Runner, make_checker
 from healthchecks.params import MiscCheckParams
+from healthchecks.result import result_label
 
 if TYPE_CHECKING:
     from hacluster.metrics import Metrics
@@ -113,17 +114,6 @@ class LastResult:
     reason: str
     at: float  # monotonic
     duration: float
-
-
-def result_label(result: CheckResult) -> str:
-    """The metrics label of a result: success, timeout, error or failure."""
-    if result.ok:
-        return "success"
-    if result.reason.startswith("timeout"):
-        return "timeout"
-    if result.reason.startswith(("checker raised", "cannot run")):
-        return "error"
-    return "failure"
 
 
 class _Measured:
