@@ -860,7 +860,12 @@ class Daemon:
         if not config.virtual_servers:
             return None
         from hacluster.ipvs.backend import BackendError
-        from hacluster.loadbalancer import LoadBalancer, LoadBalancerError, backend_for
+        from hacluster.loadbalancer import (
+            LoadBalancer,
+            LoadBalancerError,
+            backend_for,
+            checker_processes,
+        )
 
         problems = dataplane_problems(config)
         if problems:
@@ -883,7 +888,11 @@ class Daemon:
         except (BackendError, OSError, ValueError) as exc:
             raise StartupError(f"dataplane {config.global_defs.dataplane}: {exc}") from exc
         try:
-            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics)
+            workers = checker_processes(config)
+            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
+                              workers=workers)
+            if workers:
+                log.info("health checks run in %d worker process(es)", workers)
         except LoadBalancerError as exc:
             if backend is not None:
                 await backend.close()
@@ -1270,6 +1279,9 @@ class DaemonController:
         self.daemon = daemon
 
     async def status(self) -> Status:
+        lb = self.daemon.load_balancer
+        if lb is not None:
+            await lb.refresh()
         return self.daemon.api_status()
 
     async def ipvs(self) -> dict[str, Any]:

@@ -32,6 +32,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
+import os
 import shlex
 import time
 from collections import Counter
@@ -81,7 +83,15 @@ from hacluster.policy import (
     on_removal,
     service_of,
 )
-from healthchecks import CheckResult, CheckSpec, HealthChanged, HttpSessions, Runner, make_checker
+from healthchecks import (
+    CheckResult,
+    CheckSpec,
+    HealthChanged,
+    HttpSessions,
+    Runner,
+    ShardedRunner,
+    make_checker,
+)
 from healthchecks.params import MiscCheckParams
 from healthchecks.result import result_label
 
@@ -97,6 +107,9 @@ log = logging.getLogger("hacluster.loadbalancer")
 DEFAULT_COALESCE = 0.02
 #: How long `stop()` waits for a reconcile in flight before cancelling it.
 STOP_GRACE = 10.0
+#: Checks a second one worker process is given at most when their number is derived
+#: (a TCP_CHECK worker does ~10,000/s on a core, an HTTP_GET one a few thousand).
+CHECKS_PER_WORKER = 2500.0
 
 
 class LoadBalancerError(ValueError):
@@ -277,6 +290,21 @@ def prepare(
     return wanted
 
 
+def checker_processes(config: Config, cpus: int | None = None) -> int:
+    """How many health-check worker processes `config` asks for (0: none, in-process)."""
+    configured = config.global_defs.checker_processes
+    if configured is not None:
+        return configured
+    rate = sum(
+        1.0 / check.delay_loop
+        for vs in config.virtual_servers for rs in vs.real_servers for check in rs.checks
+    )
+    if not rate:
+        return 0
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, math.ceil(rate / CHECKS_PER_WORKER)))
+
+
 # --------------------------------------------------------------------------- the component
 
 
@@ -303,6 +331,7 @@ class LoadBalancer:
         reconcile_interval: float | None = None,
         coalesce: float = DEFAULT_COALESCE,
         max_concurrency: int = 4096,
+        workers: int = 0,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         self._config = config
@@ -311,7 +340,18 @@ class LoadBalancer:
         self._metrics = metrics
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
-        self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
+        # With workers, checks run in worker processes (so no amount of checking delays
+        # this process's loop) and their outcomes come back as data.
+        self._sharded: ShardedRunner | None = None
+        self._runner: Runner | ShardedRunner
+        if workers:
+            self._runner = self._sharded = ShardedRunner(
+                workers, max_concurrency=max_concurrency, on_change=self._on_change,
+                on_results=self._on_results,
+            )
+        else:
+            self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
+        self._runner_start: asyncio.Task[None] | None = None
         self._http = HttpSessions()
         self._servers: dict[ServiceKey, VirtualServer] = {}
         self._reals: dict[HealthKey, _Real] = {}
@@ -381,7 +421,12 @@ class LoadBalancer:
                 await asyncio.sleep(0)  # thousands of checks: let VRRP timers run meanwhile
         self._regroup()
         self._dirty = set(self._servers)
-        await self._runner.start()
+        if self._sharded is not None:
+            # Worker processes take a moment to start: the first reconcile (from the
+            # starting states) and the caller need not wait for them.
+            self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
+        else:
+            await self._runner.start()
         await self.reconcile("start")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
@@ -419,6 +464,9 @@ class LoadBalancer:
         state = PolicyState(dict(self._quorum))
         for vs in self._servers.values():
             self._handle_events(on_removal(vs, self._health, state), "stopping")
+        if self._runner_start is not None:
+            with contextlib.suppress(Exception):
+                await self._runner_start
         await self._runner.stop()
         await self._http.close()
         if flush is None:
@@ -629,6 +677,10 @@ class LoadBalancer:
             st = self._runner.status(check.check_id)
         except KeyError:  # stopped
             return row
+        counters = self._sharded.counters(check.check_id) if self._sharded else None
+        if counters is not None and counters.last_ok is not None:
+            row.update(ok=counters.last_ok, age_seconds=round(counters.last_age or 0.0, 3),
+                       duration_seconds=round(counters.last_duration or 0.0, 6))
         # The tracker's view: its state, and the reason of its last result (which also
         # covers a run the runner gave up on, which the checker never reported).
         row.update(up=st.up, reason=st.reason, last_failure=st.last_failure, runs=st.runs,
@@ -673,7 +725,9 @@ class LoadBalancer:
                 alpha, timing.rise, timing.fall,
             )
         check = _Check(check_id, p, checker)
-        self._runner.add(CheckSpec(check_id, real.key, checker, timing))
+        # A worker process rebuilds the checker from its parameters: it gets the bare one.
+        self._runner.add(CheckSpec(check_id, real.key,
+                                   inner if self._sharded is not None else checker, timing))
         return check
 
     def _refresh_health(self, real: _Real) -> None:
@@ -692,6 +746,19 @@ class LoadBalancer:
         self.counters["checks"] += 1
         if self._metrics is not None:
             self._metrics.check_done(kind, result_label(result), max(0.0, seconds))
+
+    def _on_results(self, batches: list[tuple[str, str, list[float]]]) -> None:
+        """Outcomes of the runs done in the worker processes since their last batch."""
+        for kind, label, seconds in batches:
+            self.counters["checks"] += len(seconds)
+            if self._metrics is not None:
+                for s in seconds:
+                    self._metrics.check_done(kind, label, max(0.0, s))
+
+    async def refresh(self) -> None:
+        """Read the checks' counters from the worker processes (status is then current)."""
+        if self._sharded is not None and self._started:
+            await self._sharded.refresh()
 
     def _on_change(self, event: HealthChanged) -> None:
         real = self._reals.get(cast(HealthKey, event.server))

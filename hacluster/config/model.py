@@ -156,6 +156,9 @@ class GlobalDefs:
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
+    # Health-check worker processes; None: enough for the configured check rate, at
+    # most one per CPU; 0: checks run in the daemon's own process.
+    checker_processes: int | None = field(default=None, metadata=spec(min=0, max=64))
 
 
 # --------------------------------------------------------------------------- VRRP
