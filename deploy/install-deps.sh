@@ -8,6 +8,7 @@ SYSTEM_PACKAGES=(
     python3 python3-venv python3-pip
     iproute2 nftables keepalived ipvsadm tcpdump procps util-linux
     qemu-system-x86 busybox-static kmod cpio openssl systemd
+    nginx
 )
 
 if [ "$(id -u)" -eq 0 ]; then
