@@ -5,9 +5,10 @@ itself as local, so every real server address (10.87.x.y) is answered by it. The
 director runs `hacluster run` with N real servers (HTTP_GET or TCP_CHECK, delay_loop 1,
 nftables dataplane) and a VRRP instance at advert_int 0.1 (v3, address owner, so it is
 master at once); a raw socket on the peer side timestamps every advert in the kernel
-(SO_TIMESTAMPNS). Each case runs with the checks in the daemon's process
-(`checker_processes: 0`, the single-process daemon) and in worker processes (derived
-count), with and without `GET /v1/status` every 0.5 s. Printed per case:
+(SO_TIMESTAMPNS). Each case runs "before" (`--single-process`, `checker_processes: 0`:
+VRRP, checks, dataplane and API in one process) and "after" (the supervisor with a
+VRRP role process and check workers of the derived count), with and without
+`GET /v1/status` every 0.5 s. Printed per case:
 
 - checks/s done (from hacluster_checks_total), of the N/s configured;
 - CPU per process (daemon, each check worker) and PSS per process and in total;
@@ -106,9 +107,14 @@ def http_get(sock_path: Path, path: str, timeout: float = 10.0) -> bytes:
         s.close()
 
 
-def checks_total(sock_path: Path) -> float:
+def checks_total(sock_path: Path) -> float | None:
+    """hacluster_checks_total summed; None when /metrics did not answer within 30 s."""
     total = 0.0
-    for line in http_get(sock_path, "/metrics").decode().splitlines():
+    try:
+        text = http_get(sock_path, "/metrics", timeout=30).decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
         if line.startswith("hacluster_checks_total{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
@@ -145,15 +151,17 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-def name_of(pid: int) -> str:
+def name_of(pid: int, top: int) -> str:
     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return "check worker" if b"worker_main" in b" ".join(cmd) else "daemon"
+    if b"worker_main" in b" ".join(cmd):
+        return "check worker"
+    return "supervisor" if pid == top else "VRRP role"
 
 
 @dataclass
 class Result:
     label: str
-    checks_per_s: float = 0.0
+    checks_per_s: float | None = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     pss: dict[str, float] = field(default_factory=dict)
     max_late_ms: float = 0.0
@@ -164,7 +172,7 @@ class Result:
 
 
 def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
-             seconds: float, poll_status: bool) -> Result:
+             seconds: float, poll_status: bool, single: bool) -> Result:
     sock_path = lab.workdir / "ctl.sock"
     conf = lab.workdir / "c.yaml"
     conf.write_text(text)
@@ -173,7 +181,8 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
     rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                   socket.inet_aton("224.0.0.18") + socket.inet_aton("10.86.0.2"))
     rx.settimeout(1.0)
-    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf)])
+    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf),
+                                *(["--single-process"] if single else [])])
     result = Result(label)
     try:
         deadline = time.monotonic() + 60
@@ -215,10 +224,13 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
         if poll_status:
             poller.join(15)
         elapsed = time.monotonic() - t0
-        result.checks_per_s = (checks_total(sock_path) - checks0) / elapsed
+        checks1 = checks_total(sock_path)
+        result.checks_per_s = (
+            None if checks0 is None or checks1 is None else (checks1 - checks0) / elapsed
+        )
         for p in pids:
             try:
-                name = f"{name_of(p)} {p}"
+                name = f"{name_of(p, proc.pid)} {p}"
                 result.cpu[name] = (cpu_seconds(p) - cpu0[p]) / elapsed * 100
                 result.pss[name] = pss_mb(p)
             except OSError:
@@ -235,7 +247,10 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
 
 def show(r: Result, wanted: int) -> None:
     print(f"== {r.label}")
-    print(f"   checks/s {r.checks_per_s:.0f} of {wanted} ({r.checks_per_s / wanted:.0%})")
+    if r.checks_per_s is None:
+        print("   checks/s unknown: /metrics did not answer within 30 s")
+    else:
+        print(f"   checks/s {r.checks_per_s:.0f} of {wanted} ({r.checks_per_s / wanted:.0%})")
     print("   CPU %: " + ", ".join(f"{k} {v:.0f}" for k, v in r.cpu.items()))
     print("   PSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in r.pss.items())
           + f"; total {sum(r.pss.values()):.0f}")
@@ -279,12 +294,15 @@ def main() -> int:
                     continue
                 polls = {"with": [True], "without": [False], "both": [False, True]}[args.status]
                 for poll in polls:
-                    for workers, what in ((0, "one process (checker_processes 0)"),
-                                          (None, "check workers (derived count)")):
+                    for workers, single, what in (
+                        (0, True, "before: one process"),
+                        (None, False, "after: supervisor, VRRP role, check workers"),
+                    ):
                         label = (f"{n} {kind}, {what}, "
                                  f"{'with' if poll else 'without'} /v1/status every 0.5 s")
                         text = config(kind, n, lab.workdir / "ctl.sock", workers)
-                        show(run_case(lab, director, peer, label, text, args.seconds, poll), n)
+                        show(run_case(lab, director, peer, label, text, args.seconds, poll,
+                                      single), n)
                         print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         finally:
             nginx.stop()

@@ -75,12 +75,16 @@ def first_advert(lab: Lab, director: Netns, conf: Path, timeout: float = 10.0) -
     started = time.time()
     proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf)])
     try:
-        _, anc, _, _ = rx.recvmsg(2048, 64)
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                sec, nsec = struct.unpack("qq", data[:16])
-                return sec + nsec / 1e9 - started
-        raise RuntimeError("no timestamp")
+        while True:
+            packet, anc, _, _ = rx.recvmsg(2048, 64)
+            ihl = (packet[0] & 0x0F) * 4
+            if len(packet) < ihl + 3 or packet[ihl + 2] == 0:
+                continue  # a priority-0 advert: the previous run resigning
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    if sec + nsec / 1e9 >= started:
+                        return sec + nsec / 1e9 - started
     except TimeoutError:
         proc.stop(10)
         raise RuntimeError("no advert; daemon output:\n" + proc.output()) from None

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hacluster.api import (
+from hacluster.apitypes import (
     InstanceStatus,
     Status,
     Transition,
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from hacluster.loadbalancer import LoadBalancer
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
@@ -137,6 +138,9 @@ class DaemonOptions:
     status_file: Path | None = None
     config_file: Path | None = None  # read again on reload (None: reload refused)
     control_socket: Path | None = None  # overrides global_defs.control_socket
+    # "all": everything in this process; "supervisor": VRRP in a role process of its
+    # own (hacluster.roles.vrrp), the rest here; "vrrp": that role's process.
+    role: str = "all"
 
 
 class StartupError(Exception):
@@ -287,6 +291,8 @@ class Daemon:
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
         self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
+        self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self.started = asyncio.Event()  # set once the instances run
 
     @property
     def drivers(self) -> list[Driver]:
@@ -295,6 +301,10 @@ class Daemon:
     @property
     def load_balancer(self) -> LoadBalancer | None:
         return self._lb
+
+    @property
+    def vrrp_role(self) -> VrrpRole | None:
+        return self._vrrp_role
 
     # ------------------------------------------------------------------ building VRRP
 
@@ -676,20 +686,48 @@ class Daemon:
             counters=counters,
         )
 
-    def api_status(self) -> Status:
-        from hacluster import __version__
-
-        g = self.config.global_defs
-        lb = self._lb.status() if self._lb is not None else None
+    def role_status(self) -> dict[str, Any]:
+        """What the VRRP role tells the supervisor: instances and VRRP counters."""
         transport = self._transport
-        counters: dict[str, Any] = {
+        return {
+            "instances": [self.instance_status(n) for n in self.config.vrrp_instances
+                          if n in self._driver_of],
             "transport": {} if transport is None else transport.stats(),
             "dropped": {} if transport is None else {
                 k: v for k, v in transport.totals().items()
                 if k not in ("received", "accepted", "sent")
             },
+        }
+
+    def vrrp_metric_families(self) -> list[Any]:
+        """The VRRP metric families, as plain data for the supervisor's /metrics."""
+        if self._metrics is None:
+            return []
+        self._push_metrics()
+        return self._metrics.families("hacluster_vrrp_")
+
+    async def role_maintenance(self, name: str, on: bool) -> bool:
+        try:
+            await self.maintenance(name, on)
+        except UnknownInstance:
+            return False
+        return True
+
+    def api_status(self, vrrp: dict[str, Any] | None = None) -> Status:
+        """Status; `vrrp` is what the VRRP role said (supervisor), else read here."""
+        from hacluster import __version__
+
+        g = self.config.global_defs
+        lb = self._lb.status() if self._lb is not None else None
+        if vrrp is None:
+            vrrp = self.role_status()
+        counters: dict[str, Any] = {
+            "transport": vrrp["transport"],
+            "dropped": vrrp["dropped"],
             "reloads": dict(self.reloads),
         }
+        if self._vrrp_role is not None:
+            counters["role_restarts"] = {"vrrp": self._vrrp_role.restarts}
         if lb is not None:
             counters["load_balancer"] = lb["counters"]
         return Status(
@@ -698,8 +736,7 @@ class Daemon:
             dataplane=g.dataplane,
             uptime_seconds=round(time.monotonic() - self._started, 3),
             config_file=str(self.options.config_file) if self.options.config_file else None,
-            instances=[self.instance_status(n) for n in self.config.vrrp_instances
-                       if n in self._driver_of],
+            instances=vrrp["instances"],
             virtual_servers=lb["virtual_servers"] if lb is not None else [],
             dataplane_error=lb["dataplane_error"] if lb is not None else None,
             counters=counters,
@@ -770,6 +807,9 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
+        if self._vrrp_role is not None:
+            self._metrics = Metrics(version=__version__, vrrp=False)
+            return await self._run_supervisor()
         self._metrics = Metrics(version=__version__)
         config = self.config
         await self._wait_for_sources(config)
@@ -808,9 +848,11 @@ class Daemon:
             self._start_unit(driver)
         for name, driver in self._driver_of.items():
             self._metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
-        await self._start_api()
+        if self.options.role != "vrrp":
+            await self._start_api()
         self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
+        self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
         await self._stop.wait()
@@ -820,10 +862,77 @@ class Daemon:
         log.info("hacluster stopped")
         return 0
 
+    async def _run_supervisor(self) -> int:
+        """The supervisor: the VRRP role (forked already), load balancer, API, systemd."""
+        from hacluster.sdnotify import Notifier as SdNotifier
+
+        role = self._vrrp_role
+        assert role is not None and self._metrics is not None
+        self._metrics.refresh = self._refresh_vrrp_metrics
+        loop = asyncio.get_running_loop()
+        config = self.config
+        # The VRRP role is starting meanwhile: nothing here holds it up.
+        try:
+            self._start_notify()
+            self._lb = await self._make_load_balancer(config)
+        except StartupError as exc:
+            log.error("%s", exc)
+            await role.stop()
+            await self._close()
+            return 1
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if not await role.start():
+            log.error("the VRRP role could not start")
+            if self._lb is not None:
+                await self._lb.stop(flush=False)
+            await self._close()
+            return 1
+        log.info("hacluster supervisor (pid %d): VRRP role pid %s; %d virtual server(s), "
+                 "dataplane %s", os.getpid(), role.pid, len(config.virtual_servers),
+                 config.global_defs.dataplane)
+        if self._lb is not None:
+            await self._lb.start()
+        self._running = True
+        await self._start_api()
+        self.started.set()
+        sd = self._sd
+        assert sd is not None
+        sd.ready(status=f"VRRP instances: {', '.join(config.vrrp_instances) or 'none'}")
+        # WATCHDOG only while the VRRP role answers its heartbeat: a hung VRRP is the
+        # one failure a restart of the whole director should follow.
+        interval = sd.watchdog_interval
+        sd.start_watchdog(
+            alive=lambda: role.answering(max(2 * (interval or 1.0), 3.0))
+        )
+        del SdNotifier
+        await self._stop.wait()
+        await self._shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        log.info("hacluster stopped")
+        return 0
+
+    def attach_vrrp_role(self, role: VrrpRole) -> None:
+        """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
+        self._vrrp_role = role
+
+    def role_restarted(self) -> None:
+        if self._metrics is not None:
+            self._metrics.role_restarted("vrrp")
+
+    async def _refresh_vrrp_metrics(self) -> None:
+        if self._vrrp_role is not None and self._metrics is not None:
+            self._metrics.set_foreign(await self._vrrp_role.metric_families())
+
     async def _shutdown(self) -> None:
         assert self._sd is not None
         self._sd.stopping()
         log.info("stopping: masters resign with priority 0 and release their VIPs")
+        if self._vrrp_role is not None:  # VRRP first: resigning matters most
+            await self._vrrp_role.stop()
         # A reload in flight finishes first: it may be half way through a unit.
         async with self._reload_lock:
             self._running = False
@@ -1000,6 +1109,10 @@ class Daemon:
     # ------------------------------------------------------------------ control
 
     async def maintenance(self, name: str, on: bool) -> None:
+        if self._vrrp_role is not None:
+            if not await self._vrrp_role.maintenance(name, on):
+                raise UnknownInstance(name)
+            return
         if name not in self._driver_of:
             raise UnknownInstance(name)
         if on == (name in self._maintenance):
@@ -1033,8 +1146,9 @@ class Daemon:
         log.info("SIGHUP received: reloading %s", self.options.config_file)
         self._spawn(self.reload(), "reload")
 
-    async def reload(self) -> tuple[bool, str]:
-        """Load the config file again and switch to it by difference: (done, message)."""
+    async def reload(self, given: Config | None = None) -> tuple[bool, str]:
+        """Load the config file again (or take `given`, already loaded) and switch to it
+        by difference: (done, message)."""
         async with self._reload_lock:
             if not self._running:
                 return False, "the daemon is not running (starting or stopping)"
@@ -1043,7 +1157,7 @@ class Daemon:
                 sd.reloading()
             started = time.monotonic()
             try:
-                message = await self._reload()
+                message = await self._reload(given)
             except ReloadRefused as exc:
                 self.reloads["refused"] += 1
                 if self._metrics is not None:
@@ -1064,7 +1178,9 @@ class Daemon:
                 self.reloads["ok"] += 1
                 if self._metrics is not None:
                     self._metrics.reload(True)
-                log.info("reload done in %.0f ms: %s", (time.monotonic() - started) * 1000,
+                log.info("%s in %.0f ms: %s",
+                         "[vrrp role] reload applied" if self.options.role == "vrrp"
+                         else "reload done", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
             if sd is not None:
@@ -1072,7 +1188,7 @@ class Daemon:
             self._schedule_status()
             return ok, message
 
-    async def _reload(self) -> str:
+    async def _reload(self, given: Config | None = None) -> str:
         from hacluster import scripts
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
@@ -1082,12 +1198,15 @@ class Daemon:
         from hacluster.tracking import plan_watches, prepare_scripts
 
         path = self.options.config_file
-        if path is None:
+        if given is not None:
+            new = given
+        elif path is None:
             raise ReloadRefused("no configuration file to reload from")
-        try:
-            new = with_overrides(load_config(path), self.options)
-        except ConfigError as exc:
-            raise ReloadRefused(str(exc)) from None
+        else:
+            try:
+                new = with_overrides(load_config(path), self.options)
+            except ConfigError as exc:
+                raise ReloadRefused(str(exc)) from None
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
@@ -1133,6 +1252,16 @@ class Daemon:
                 raise ReloadRefused(str(exc)) from None
         # Nothing below refuses: log what fails and carry on with the rest.
         self.config = new
+        if self._vrrp_role is not None:
+            await self._reload_notify(new)
+            if new_lb is not None:
+                self._lb = new_lb
+                await new_lb.start()
+            ok, summary = await self._vrrp_role.reload(new)
+            if not ok:
+                log.error("[reload] the VRRP role: %s", summary)
+            await self._reload_api(new)
+            return summary
         # Instances going away first, so their STOP runs the scripts they had.
         plan = await self._vrrp_retire(old, new)
         await self._reload_notify(new)
@@ -1141,6 +1270,10 @@ class Daemon:
             await new_lb.start()
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
+        await self._reload_api(new)
+        return summary
+
+    async def _reload_api(self, new: Config) -> None:
         if self._api is not None:
             from hacluster.api import ApiError, Listeners
 
@@ -1148,7 +1281,6 @@ class Daemon:
                 await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
             except ApiError as exc:
                 log.error("[api] %s", exc)
-        return summary
 
     def _vrrp_problems(self, new: Config) -> list[str]:
         """Instances of `new` that cannot run here (interface gone...)."""
@@ -1279,10 +1411,17 @@ class DaemonController:
         self.daemon = daemon
 
     async def status(self) -> Status:
-        lb = self.daemon.load_balancer
+        daemon = self.daemon
+        lb = daemon.load_balancer
         if lb is not None:
             await lb.refresh()
-        return self.daemon.api_status()
+        role = daemon.vrrp_role
+        if role is None:
+            return daemon.api_status()
+        vrrp = await role.status()
+        if vrrp is None:  # restarting: say so rather than fail the request
+            vrrp = {"instances": [], "transport": {}, "dropped": {}}
+        return daemon.api_status(vrrp)
 
     async def ipvs(self) -> dict[str, Any]:
         return await self.daemon.ipvs()
@@ -1306,7 +1445,16 @@ def run_daemon(config: Config, options: DaemonOptions) -> int:
     # The event loop shares the interpreter with the netlink and scapy worker threads:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)
-    daemon = Daemon(config, options)
+    if options.role == "supervisor":
+        from hacluster.roles.vrrp import VrrpRole
+
+        # The VRRP role writes the status file (its instances are what it shows).
+        daemon = Daemon(config, dataclasses.replace(options, status_file=None))
+        role = VrrpRole(daemon.config, options, on_restart=daemon.role_restarted)
+        role.fork()  # first, before anything else is built: VRRP waits for nothing
+        daemon.attach_vrrp_role(role)
+    else:
+        daemon = Daemon(config, options)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

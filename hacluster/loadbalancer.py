@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import scripts
-from hacluster.api import (
+from hacluster.apitypes import (
     UnknownRealServer,
     UnknownVirtualServer,
     normalize_real_server,

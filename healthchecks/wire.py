@@ -1,11 +1,12 @@
 """Plain-data messages between processes: JSON of named frozen dataclasses, length-prefixed.
 
-A message is any nesting of None, bool, int, float, str, list, tuple, dict, bytes, IP
-addresses and instances of the dataclasses a `Codec` was given. Decoding builds only
-those types (by name, through their constructors, so their own checks run): bytes a
-peer sends can never make the receiver run code of the peer's choosing, as unpickling
-would. Frames are a 4-byte big-endian length and the JSON text; `read_frame` refuses a
-frame longer than `MAX_FRAME`. Does no I/O except `read_frame`/`write_frame` on streams.
+A message is any nesting of None, bool, int, float, str, list, tuple, dict (or mapping
+proxy), bytes, IP addresses, interfaces and networks, paths and instances of the
+dataclasses a `Codec` was given. Decoding builds only those types (by name, through
+their constructors, so their own checks run): bytes a peer sends can never make the
+receiver run code of the peer's choosing, as unpickling would. Frames are a 4-byte
+big-endian length and the JSON text; `Codec.read` refuses a frame longer than
+`MAX_FRAME`. Does no I/O but `Codec.read` on a stream.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ import dataclasses
 import ipaddress
 import json
 import struct
+import types
 from collections.abc import Iterable
+from pathlib import Path, PurePath
 from typing import Any
 
 _LEN = struct.Struct("!I")
 #: The longest frame accepted (a status of 10,000 real servers is ~5 MB).
 MAX_FRAME = 64 << 20
 
-_TUPLE, _DICT, _TYPE, _IP, _BYTES = "()", "{}", "@", "ip", "b64"
+# Markers start with "$", which no dataclass field name can: a type's fields never
+# look like a marker.
+_TUPLE, _DICT, _TYPE, _IP, _BYTES = "$t", "$d", "$c", "$ip", "$b"
+_IFACE, _NET, _PATH = "$if", "$net", "$path"
 
 
 class WireError(ValueError):
@@ -54,10 +60,16 @@ class Codec:
             return {_TUPLE: [self._plain(v) for v in obj]}
         if isinstance(obj, list):
             return [self._plain(v) for v in obj]
-        if isinstance(obj, dict):
+        if isinstance(obj, dict | types.MappingProxyType):
             return {_DICT: [[self._plain(k), self._plain(v)] for k, v in obj.items()]}
+        if isinstance(obj, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+            return {_IFACE: str(obj)}  # (an interface is also an address: first)
         if isinstance(obj, ipaddress.IPv4Address | ipaddress.IPv6Address):
             return {_IP: str(obj)}
+        if isinstance(obj, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            return {_NET: str(obj)}
+        if isinstance(obj, PurePath):
+            return {_PATH: str(obj)}
         if isinstance(obj, bytes):
             return {_BYTES: base64.b64encode(obj).decode()}
         name = type(obj).__name__
@@ -84,6 +96,12 @@ class Codec:
                 return {_key(k): v for k, v in value}
             if key == _IP and isinstance(value, str):
                 return ipaddress.ip_address(value)
+            if key == _IFACE and isinstance(value, str):
+                return ipaddress.ip_interface(value)
+            if key == _NET and isinstance(value, str):
+                return ipaddress.ip_network(value)
+            if key == _PATH and isinstance(value, str):
+                return Path(value)
             if key == _BYTES and isinstance(value, str):
                 return base64.b64decode(value, validate=True)
         if set(d) == {_TYPE, "f"} and isinstance(d["f"], dict):

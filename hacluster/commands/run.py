@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JSON status (states, counters) here on every change and on SIGUSR1",
     )
     parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run VRRP in the same process as the rest (default: a VRRP role process "
+             "of its own under the supervisor)",
+    )
+    parser.add_argument(
         "--control-socket",
         type=Path,
         default=None,
@@ -60,5 +66,6 @@ def run(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         config_file=args.file,
         control_socket=args.control_socket,
+        role="all" if args.single_process else "supervisor",
     )
     return run_daemon(config, options)

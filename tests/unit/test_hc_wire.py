@@ -40,12 +40,12 @@ def test_an_unknown_type_is_refused_both_ways() -> None:
     with pytest.raises(WireError):
         CODEC.encode(Unknown(1))
     with pytest.raises(WireError, match="unknown type 'Unknown'"):
-        CODEC.decode(b'{"@":"Unknown","f":{"x":1}}')
+        CODEC.decode(b'{"$c":"Unknown","f":{"x":1}}')
 
 
 @pytest.mark.parametrize("data", [
-    b"not json", b'{"@":"Timing","f":{"bogus":1}}', b'{"@":"Timing"}',
-    b'{"@":"Timing","f":{"delay_loop":-1}}', pickle.dumps(("events", [])),
+    b"not json", b'{"$c":"Timing","f":{"bogus":1}}', b'{"$c":"Timing"}',
+    b'{"$c":"Timing","f":{"delay_loop":-1}}', pickle.dumps(("events", [])),
 ])
 def test_bad_bytes_are_a_wire_error(data: bytes) -> None:
     with pytest.raises(WireError):
