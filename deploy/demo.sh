@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README's first command on a fresh Debian 12 machine, as root: install hacluster and what
-# it needs (deploy/install-deps.sh), then run the failover drills in a network-namespace
-# lab of two directors, three real servers and a client (`hacluster lab drill`, ~40 s).
+# the demo needs (deploy/install-deps.sh --demo: no test tools, no QEMU), then run the
+# failover drills in a network-namespace lab of two directors, three real servers and a
+# client (`hacluster lab drill`, ~40 s).
 # Arguments are passed to `hacluster lab drill` (e.g. --only 1,2). Exit status: the drill's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-echo "== installing dependencies (deploy/install-deps.sh)"
-deploy/install-deps.sh
+echo "== installing what the demo needs (deploy/install-deps.sh --demo)"
+deploy/install-deps.sh --demo
 echo "== hacluster lab drill"
 exec .venv/bin/hacluster lab drill "$@"

@@ -1,3 +1,9 @@
 """hacluster: VRRP, health checks and an IPVS adapter for load-balancer directors."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # pyproject.toml is the one place the version is written; the installed metadata carries it.
+    __version__ = version("hacluster")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -227,7 +227,8 @@ async def _server_action(request: web.Request) -> web.Response:
         await controller.drain(vs, rs)
     else:
         await controller.undrain(vs, rs)
-    log.info("[%s] %s %s (via %s)", vs, action, rs, request.app[_LISTENER])
+    # The load balancer logs the change itself: this says only where it came from.
+    log.debug("[%s] %s %s (via %s)", vs, action, rs, request.app[_LISTENER])
     return web.json_response(
         {"ok": True, "virtual_server": vs, "real_server": rs, "drained": action == "drain"}
     )
@@ -260,7 +261,7 @@ async def _maintenance(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     on = await _on_flag(request)
     await request.app[_CONTROLLER].maintenance(name, on)
-    log.info("[%s] maintenance %s (via %s)", name, "on" if on else "off",
+    log.debug("[%s] maintenance %s (via %s)", name, "on" if on else "off",
              request.app[_LISTENER])
     return web.json_response({"ok": True, "instance": name, "maintenance": on})
 

@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
+from hacluster import __version__
+
 # Each subcommand lives in its own module under hacluster.commands and exposes
 # `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
 # their subcommand is chosen, so `hacluster check-config` stays fast.
@@ -19,8 +21,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "convert keepalived.conf to hacluster YAML",
     ),
     "status": ("hacluster.commands.status", "show the running daemon's state"),
+    "drain": ("hacluster.commands.drain", "drain a real server (weight 0)"),
+    "undrain": ("hacluster.commands.undrain", "give a drained real server its weight back"),
+    "maintenance": ("hacluster.commands.maintenance", "VRRP instance maintenance on or off"),
+    "reload": ("hacluster.commands.reload", "reload the running daemon's configuration"),
     "ipvs": ("hacluster.commands.ipvs", "IPVS table commands"),
     "lab": ("hacluster.commands.lab", "network-namespace lab and failover drills"),
+    "completion": ("hacluster.commands.completion", "print a shell completion script"),
 }
 
 
@@ -32,9 +39,25 @@ def _available() -> dict[str, tuple[str, str]]:
     return found
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line in one parser, every subcommand's module imported (for
+    shell completion and documentation; `main` imports only the chosen one)."""
+    parser = argparse.ArgumentParser(
+        prog="hacluster",
+        description="High availability for Linux load-balancer directors: VRRP, health "
+        "checks and an IPVS or nftables dataplane, configured in keepalived's vocabulary.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, helptext) in _available().items():
+        subparser = sub.add_parser(name, help=helptext)
+        importlib.import_module(module_name).add_arguments(subparser)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand."""
     parser = argparse.ArgumentParser(prog="hacluster")
+    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     available = _available()
     for name, (_module, helptext) in available.items():

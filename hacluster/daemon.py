@@ -39,12 +39,11 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,8 @@ from hacluster.apitypes import (
     UnknownVirtualServer,
 )
 from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from hacluster.logs import setup_logging
+from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from hacluster.notify import Notifier
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
+    from hacluster.single_instance import Locks
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -79,56 +81,6 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
-#: The fixed-width prefix that names what a log line concerns: "[VI_1] ...".
-_SUBJECT = re.compile(r"^\[([^\]]+)\]")
-
-
-class _HumanFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
-        line = f"{ts}.{int(record.msecs):03d} {record.levelname:<7} {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line; `subject` names the instance or service concerned
-    (taken from the `[NAME]` that starts the message), or `daemon` for the rest."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": msg,
-        }
-        for key in ("instance", "event", "old", "new", "reason"):
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
-        subject = getattr(record, "instance", None)
-        if subject is None:
-            m = _SUBJECT.match(msg)
-            subject = m.group(1) if m else "daemon"
-        entry["subject"] = subject
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def setup_logging(log_format: str, level: str) -> None:
-    """Log to stderr, one line per record, as human text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_format == "json" else _HumanFormatter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""
@@ -138,6 +90,9 @@ class DaemonOptions:
     status_file: Path | None = None
     config_file: Path | None = None  # read again on reload (None: reload refused)
     control_socket: Path | None = None  # overrides global_defs.control_socket
+    vip_state_file: Path | None = None  # VIPs added are recorded here (vrrp.vipstate)
+    leftovers: tuple[tuple[str, str], ...] = ()  # (level, line) logged at start
+    locks: Locks | None = None  # single-instance locks, extended to new instances on reload
     # "all": everything in this process; "supervisor": VRRP in a role process of its
     # own (hacluster.roles.vrrp), the rest here; "vrrp": that role's process.
     role: str = "all"
@@ -172,6 +127,7 @@ class _ReloadPlan:
     added: list[str]
     changed: list[str] = dataclasses.field(default_factory=list)
     carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
+    in_place: list[InPlace] = dataclasses.field(default_factory=list)  # kept, reconfigured
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,16 +153,7 @@ def plan_units(config: Config) -> dict[str, _Unit]:
 
 #: Settings carried out by tracking and notify, which take a new config in place: a
 #: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = {
-    "track_interface": (),
-    "track_script": (),
-    "track_file": (),
-    "notify_master": None,
-    "notify_backup": None,
-    "notify_fault": None,
-    "notify_stop": None,
-    "notify": None,
-}
+_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
 
 
 def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
@@ -313,8 +260,10 @@ class Daemon:
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
         from vrrp.transport import Transport
+        from vrrp.vipstate import VipRecord
 
-        self._addresses = Addresses()
+        state = self.options.vip_state_file
+        self._addresses = Addresses(None if state is None else VipRecord(state))
         # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
         # while the sockets are set up; run() waits for them before the instances start.
         self._addresses.warm_up()
@@ -637,11 +586,10 @@ class Daemon:
 
     def _dump(self) -> None:
         """SIGUSR1: log every instance and counter, and refresh the status file."""
-        status = self.status_dump()
-        for name, inst in status["instances"].items():
-            log.info("[%s] %s priority %s master %s; counters %s", name, inst["state"],
-                     inst["priority"], inst["master"], inst["counters"])
-        log.info("transport counters: %s", status["transport"])
+        from hacluster.status_text import dump_lines
+
+        for line in dump_lines(self.status_dump()):
+            log.info("%s", line)
         self._write_status()
 
     def instance_status(self, name: str) -> InstanceStatus:
@@ -1183,57 +1131,46 @@ class Daemon:
                          else "reload done", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
+            self._keep_locks()
             if sd is not None:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
             self._schedule_status()
             return ok, message
 
     async def _reload(self, given: Config | None = None) -> str:
-        from hacluster import scripts
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
-        from hacluster.config.loader import load_config
-        from hacluster.loadbalancer import LoadBalancerError, prepare
-        from hacluster.notify import prepare_commands
-        from hacluster.tracking import plan_watches, prepare_scripts
+        from hacluster.config.loader import load_config_located
+        from hacluster.preflight import preflight
 
         path = self.options.config_file
+        lines: Mapping[str, int] | None = None
         if given is not None:
             new = given
         elif path is None:
             raise ReloadRefused("no configuration file to reload from")
         else:
             try:
-                new = with_overrides(load_config(path), self.options)
+                loaded, lines = load_config_located(path)
             except ConfigError as exc:
                 raise ReloadRefused(str(exc)) from None
+            new = with_overrides(loaded, self.options)
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
             return "no change"
-        # Everything that can refuse the file, before anything is touched.
+        # Everything that can refuse the file, before anything is touched: the same
+        # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
             problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
                             f"{new.global_defs.dataplane} needs a restart")
-        problems += [f"dataplane {new.global_defs.dataplane}: {p}"
-                     for p in dataplane_problems(new)]
-        try:
-            prepare_commands(new)
-        except scripts.ScriptError as exc:
-            problems.append(f"notify: {exc}")
-        try:
-            prepare_scripts(new, {w.name for w in plan_watches(new) if w.kind == "script"})
-        except scripts.ScriptError as exc:
-            problems.append(f"tracking: {exc}")
-        if self._lb is not None:
-            try:
-                prepare(new, None)
-            except LoadBalancerError as exc:
-                problems += str(exc).splitlines()
-        problems += self._vrrp_problems(new)
+        if given is None:  # (a config handed over was checked by whoever loaded it)
+            problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
+        self._lock_instances(new)
+        from hacluster.loadbalancer import LoadBalancerError
         if self._lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)
@@ -1282,14 +1219,26 @@ class Daemon:
             except ApiError as exc:
                 log.error("[api] %s", exc)
 
-    def _vrrp_problems(self, new: Config) -> list[str]:
-        """Instances of `new` that cannot run here (interface gone...)."""
-        problems = []
-        for name, inst in new.vrrp_instances.items():
-            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
-                problems.append(f"vrrp_instances.{name}.interface: no interface "
-                                f"{inst.interface!r} on this machine")
-        return problems
+    def _lock_instances(self, new: Config) -> None:
+        """New instances take their single-instance locks (another daemon running one
+        of them refuses the reload); instances gone release theirs."""
+        locks = self.options.locks
+        if locks is None:
+            return
+        from hacluster.single_instance import AlreadyRunning, lock_specs
+
+        specs = lock_specs(new)
+        try:
+            locks.acquire(specs, wait=0)
+        except (AlreadyRunning, OSError) as exc:
+            raise ReloadRefused(str(exc)) from None
+
+    def _keep_locks(self) -> None:
+        """Hold the locks of the running configuration's instances, no others."""
+        if self.options.locks is not None:
+            from hacluster.single_instance import lock_specs
+
+            self.options.locks.keep_only(lock_specs(self.config))
 
     async def _reload_notify(self, new: Config) -> None:
         from hacluster import scripts
@@ -1329,6 +1278,14 @@ class Daemon:
             added=[k for k in after if k not in before],
         )
         plan.changed = [k for k in after if k in before and k not in plan.kept]
+        # Only priority or preemption changed: the running machines take it in place.
+        for key in list(plan.changed):
+            unit = after[key]
+            changes = in_place_changes(old, new, unit.names, unit.group)
+            if changes is not None and before[key] == unit:
+                plan.changed.remove(key)
+                plan.kept.append(key)
+                plan.in_place += changes
         # Instances moving between units (into or out of a sync group) are rebuilt.
         moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
         leftovers: list[Vip] = []
@@ -1366,6 +1323,11 @@ class Daemon:
     async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
         """Build and start the changed and added units; a summary of the VRRP reload."""
         after = plan_units(new)
+        for change in plan.in_place:
+            driver = self._driver_of.get(change.instance)
+            if driver is not None:
+                driver.reconfigure(change.instance, change.priority, change.nopreempt,
+                                   change.preempt_delay)
         failed = []
         for key in plan.changed + plan.added:
             unit = after[key]
@@ -1385,6 +1347,8 @@ class Daemon:
                            ("failed", failed)):
             if keys:
                 parts.append(f"{what} {', '.join(keys)}")
+        if plan.in_place:
+            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
         if plan.carry:
             parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
         return "; ".join(parts) or "VRRP unchanged"
@@ -1442,6 +1406,8 @@ class DaemonController:
 def run_daemon(config: Config, options: DaemonOptions) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop)."""
     setup_logging(options.log_format, options.log_level)
+    for level, line in options.leftovers:  # what `hacluster run` did before logging
+        log.log(logging.getLevelName(level.upper()), "%s", line)
     # The event loop shares the interpreter with the netlink and scapy worker threads:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)
@@ -1450,7 +1416,10 @@ def run_daemon(config: Config, options: DaemonOptions) -> int:
 
         # The VRRP role writes the status file (its instances are what it shows).
         daemon = Daemon(config, dataclasses.replace(options, status_file=None))
-        role = VrrpRole(daemon.config, options, on_restart=daemon.role_restarted)
+        # The supervisor holds the single-instance locks (a copy released in the role
+        # would release them for both) and has logged the leftovers already.
+        role = VrrpRole(daemon.config, dataclasses.replace(options, locks=None, leftovers=()),
+                        on_restart=daemon.role_restarted)
         role.fork()  # first, before anything else is built: VRRP waits for nothing
         daemon.attach_vrrp_role(role)
     else:

@@ -217,7 +217,7 @@ def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
     return DestKey(rs.ip, port)
 
 
-def _secure(p: CheckPlan, config: Config, what: str) -> CheckPlan:
+def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     """A MISC_CHECK's program found in PATH and checked as `enable_script_security` says."""
     params = p.params
     if not isinstance(params, MiscCheckParams):
@@ -278,7 +278,8 @@ def prepare(
                     continue
                 what = where(vs, rs, check)
                 try:
-                    plans.append(_secure(plan(check, vs, rs, config.global_defs), config, what))
+                    planned = plan(check, vs, rs, config.global_defs)
+                    plans.append(secure_check(planned, config, what))
                 except CheckConfigError as exc:
                     problems.append(str(exc))
                     continue
@@ -303,6 +304,15 @@ def checker_processes(config: Config, cpus: int | None = None) -> int:
         return 0
     cpus = cpus or os.cpu_count() or 1
     return max(1, min(cpus, math.ceil(rate / CHECKS_PER_WORKER)))
+
+
+def _server_reason(reason: str, checks: list[dict[str, Any]]) -> str:
+    """Why a real server is up or down now: its checks' latest reasons once any has run
+    (the reason of its last up/down change otherwise: "not checked yet", "no checks")."""
+    ran = [c for c in checks if c.get("age_seconds") is not None or c.get("runs")]
+    if not ran:
+        return reason
+    return "; ".join(f"{c['checker']}: {c['reason']}" for c in ran)
 
 
 # --------------------------------------------------------------------------- the component
@@ -637,14 +647,15 @@ class LoadBalancer:
             reals = []
             for real in self._members.get(skey, []):
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
+                checks = [self._check_row(c, now) for c in real.checks]
                 reals.append({
                     "name": str(real.rs),
                     "up": real.up,
                     "weight": real.rs.weight,
                     "effective_weight": dest.weight if dest is not None else None,
                     "drained": real.key in self._drained,
-                    "reason": real.reason,
-                    "checks": [self._check_row(c, now) for c in real.checks],
+                    "reason": _server_reason(real.reason, checks),
+                    "checks": checks,
                 })
             rows.append({
                 "name": str(vs),

@@ -132,7 +132,7 @@ def rs_label(vs: VirtualServer, rs: RealServer) -> str:
     return f"{rs} of {vs}"
 
 
-def _commands(config: Config) -> list[tuple[str, Command]]:
+def notify_commands(config: Config) -> list[tuple[str, Command]]:
     """Every notify command in `config`, with where it is configured."""
     out: list[tuple[str, Command]] = []
     hooks = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
@@ -193,7 +193,7 @@ def prepare_commands(config: Config) -> dict[PreparedKey, scripts.Script]:
     failed: set[PreparedKey] = set()
     problems: list[str] = []
     refused = False
-    for where, cmd in _commands(config):
+    for where, cmd in notify_commands(config):
         key = prepared_key(cmd, script_user)
         if key in prepared or key in failed:
             continue
@@ -357,10 +357,11 @@ class Notifier:
             kind, name, state, queue, priority, reason, tuple(jobs),
             monotonic=time.monotonic(), wall=time.time(), seq=self._seq,
         )
-        log.info("[%s] notify %s%s", name, state, f" ({reason})" if reason else "")
         self._write_event_log(event)
-        if not event.jobs:
+        if not event.jobs:  # no script for this event: nothing to say
             return event
+        log.info("[%s] notify %s%s: %s", name, state, f" ({reason})" if reason else "",
+                 ", ".join(job.script.path for job in event.jobs))
         if self._closed:
             log.warning("[%s] notify %s after stop: not run", name, state)
             return event

@@ -280,6 +280,7 @@ class TrackingCore:
     def __init__(self, config: Config) -> None:
         self._watches: tuple[Watch, ...] = ()
         self._scripts: dict[str, RiseFall] = {}
+        self._last_failure: dict[str, str] = {}  # vrrp_script -> how its last failure ended
         self._links: dict[str, tuple[bool, float | None]] = {}
         self._files: dict[str, tuple[int, float | None]] = {}
         self._reported: dict[str, InstanceTracking] = {}
@@ -331,15 +332,24 @@ class TrackingCore:
 
     # ------------------------------------------------------------------ inputs
 
-    def script_result(self, name: str, ok: bool, now: float) -> list[TrackChange]:
-        """A run of vrrp_script `name` succeeded (`ok`) or failed."""
+    def script_result(
+        self, name: str, ok: bool, now: float, detail: str | None = None
+    ) -> list[TrackChange]:
+        """A run of vrrp_script `name` succeeded (`ok`) or failed (`detail` says how:
+        the exit status, the signal, a timeout)."""
         counter = self._scripts.get(name)
         if counter is None:
             return []
+        if not ok and detail is not None:
+            self._last_failure[name] = detail
         changed = counter.observe(ok, now)
         if changed is None:
             return []
-        log.info("vrrp_script %s now %s", name, "succeeding" if changed else "failing")
+        if changed:
+            log.info("vrrp_script %s now succeeding", name)
+        else:
+            why = self._last_failure.get(name)
+            log.warning("vrrp_script %s now failing%s", name, f" ({why})" if why else "")
         return self._after_input()
 
     def link_state(self, ifname: str, up: bool, now: float) -> list[TrackChange]:
@@ -359,7 +369,8 @@ class TrackingCore:
             return False
         self._links[ifname] = (up, now)
         if old[0] != up:
-            log.info("track_interface %s now %s", ifname, "up" if up else "down")
+            log.log(logging.INFO if up else logging.WARNING, "track_interface %s now %s",
+                    ifname, "up" if up else "down")
         return True
 
     def file_value(self, name: str, value: int, now: float) -> list[TrackChange]:
@@ -846,7 +857,8 @@ class Tracking:
             now = loop.time()
             if not result.ok:
                 log.debug("vrrp_script %s: %s", name, result.describe())
-            self._emit(self._core.script_result(name, result.ok, now))
+            self._emit(self._core.script_result(name, result.ok, now,
+                                                None if result.ok else result.describe()))
             first.set()
             due += params.interval
             if due < now:  # the script overran: skip the slots it missed, keep the phase

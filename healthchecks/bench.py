@@ -1,9 +1,15 @@
 """Benchmark: N checks against local listeners; prints rate, start lateness, CPU and RSS.
 
     python -m healthchecks.bench --checks 10000 --kind tcp --interval 1 --duration 20
-    python -m healthchecks.bench --checks 2000 --kind http --interval 1 --duration 20 --workers 2
+    python -m healthchecks.bench --checks 5000 --kind http --interval 1 --duration 20
+    python -m healthchecks.bench --checks 2000 --kind ssl --target local --workers 2
 
-The listeners run in a child process so the figures are the checker's own. With
+``--target nginx`` (the default where nginx is installed and we are root) checks real
+servers behind nginx in a network namespace, each check a real server address of its own
+(``benchtargets``); the checker runs in a second namespace, pinned to ``--cpu`` and nginx
+to another CPU. Where HAProxy is installed it then checks the same targets, on the same
+CPU, after ours (not at the same time), and the ratio of CPU per check is printed.
+``--target local`` uses listeners in a child process on loopback instead. With
 ``--workers N`` the checks run in N worker processes (``ShardedRunner``); CPU is then
 the workers' and the parent's together.
 """
@@ -16,6 +22,7 @@ import contextlib
 import gc
 import math
 import os
+import re
 import resource
 import selectors
 import signal
@@ -25,6 +32,7 @@ import sys
 import time
 from array import array
 
+from healthchecks import benchtargets
 from healthchecks.base import Checker
 from healthchecks.http import HttpCheck, HttpSessions
 from healthchecks.params import HttpGetParams, TcpCheckParams, Timing
@@ -124,7 +132,9 @@ def _checks(
         if args.kind == "tcp":
             checker = TcpCheck(TcpCheckParams(ip, port, connect_timeout=args.timeout))
         else:
-            checker = HttpCheck(HttpGetParams(ip, port, connect_timeout=args.timeout), sessions)
+            tls = args.kind.startswith("ssl")
+            params = HttpGetParams(ip, port, connect_timeout=args.timeout, tls=tls)
+            checker = HttpCheck(params, sessions)
         specs.append(CheckSpec(f"c{i}", (ip, port, i), checker, timing))
     return specs
 
@@ -137,7 +147,7 @@ def _report(
     late = array("d", sorted(lateness))
     mode = "in one process" if not args.workers else f"in {args.workers} worker processes"
     print(f"kind={args.kind} checks={args.checks} interval={args.interval}s "
-          f"duration={elapsed:.1f}s loop={loop_name} {mode} "
+          f"duration={elapsed:.1f}s loop={loop_name} {mode} target={args.target} "
           f"cpus={sorted(os.sched_getaffinity(0))}")
     print(f"checks done: {runs} ({runs / elapsed:.0f}/s of {args.checks / args.interval:.0f}/s"
           f" scheduled), failures: {failures}"
@@ -256,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--checks", type=int, default=10000)
-    ap.add_argument("--kind", choices=("tcp", "http"), default="tcp")
+    ap.add_argument("--kind", choices=("tcp", "http", "ssl", "ssl12"), default="tcp",
+                    help="ssl: TLS as the server offers (1.3 with nginx); ssl12: TLS 1.2")
+    ap.add_argument("--target", choices=("nginx", "local"),
+                    default="nginx" if benchtargets.available() else "local",
+                    help="real servers behind nginx in a namespace, or local listeners")
+    ap.add_argument("--no-haproxy", action="store_true",
+                    help="do not run HAProxy against the same targets afterwards")
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--listeners", type=int, default=32)
@@ -269,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gc-freeze", action="store_true",
                     help="gc.freeze() once the checks are set up (as a daemon may after start)")
     ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
-    ap.add_argument("--serve", choices=("tcp", "http"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=("tcp", "http", "ssl"), help=argparse.SUPPRESS)
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -282,6 +299,18 @@ def main(argv: list[str] | None = None) -> int:
     hard = raise_nofile()
     if args.max_concurrency + 64 > hard:
         ap.error(f"--max-concurrency must stay under the open-files limit ({hard})")
+    if args.target == "nginx" and not args.in_netns:
+        if not benchtargets.available():
+            ap.error("--target nginx needs root, nginx and ip")
+        return _against_nginx(args, sys.argv[1:] if argv is None else argv)
+    if args.kind.startswith("ssl") and args.target == "local":
+        ap.error("--kind ssl needs --target nginx")
+    if args.in_netns:
+        if args.cpu >= 0 and args.cpu in os.sched_getaffinity(0):
+            os.sched_setaffinity(0, {args.cpu})
+        port = benchtargets.PORTS[args.kind]
+        targets = [(a, port) for a in benchtargets.server_addresses(args.checks)]
+        return _measure(args, targets)
     cpus = sorted(os.sched_getaffinity(0))
     # Workers would inherit the pinning and share one CPU: they are not pinned.
     pin = args.cpu >= 0 and args.cpu in cpus and len(cpus) > 1 and not args.workers
@@ -300,16 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if pin:
             os.sched_setaffinity(0, {args.cpu})
         targets = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in line.split()]
-        if args.uvloop:
-            try:
-                import uvloop  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                print("bench: uvloop is not installed; using asyncio's loop", file=sys.stderr)
-            else:
-                uvloop.install()
-        started = time.monotonic()
-        asyncio.run(run_sharded(args, targets) if args.workers else run(args, targets))
-        print(f"wall: {time.monotonic() - started:.1f} s, pid {os.getpid()}")
+        _measure(args, targets)
     finally:
         server.terminate()
         try:
@@ -318,6 +338,64 @@ def main(argv: list[str] | None = None) -> int:
             server.kill()
             server.wait()
     return 0
+
+
+def _measure(args: argparse.Namespace, targets: list[tuple[str, int]]) -> int:
+    if args.uvloop:
+        try:
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            print("bench: uvloop is not installed; using asyncio's loop", file=sys.stderr)
+        else:
+            uvloop.install()
+    started = time.monotonic()
+    asyncio.run(run_sharded(args, targets) if args.workers else run(args, targets))
+    print(f"wall: {time.monotonic() - started:.1f} s, pid {os.getpid()}", flush=True)
+    return 0
+
+
+_PER_1000 = re.compile(r"([0-9.]+) s per 1000 checks")
+
+
+def _against_nginx(args: argparse.Namespace, argv: list[str]) -> int:
+    """Ours, then HAProxy, against the same nginx targets; prints both and the ratio."""
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.cpu >= 0 and args.cpu in cpus and len(cpus) > 1 and not args.workers
+    checker_cpu = args.cpu if pin else None
+    others = [c for c in cpus if c != args.cpu]
+    nginx_cpu = others[0] if pin and others else None
+    with benchtargets.Targets(nginx_cpu) as net:
+        inner = ["ip", "netns", "exec", net.client, sys.executable, "-m", "healthchecks.bench",
+                 *argv, "--in-netns", "--cpu", str(args.cpu)]
+        out = subprocess.run(inner, stdout=subprocess.PIPE, text=True, check=False)
+        sys.stdout.write(out.stdout)
+        if out.returncode != 0:
+            return out.returncode
+        found = _PER_1000.search(out.stdout)
+        if args.no_haproxy or not benchtargets.haproxy_available() or found is None:
+            return 0
+        ours = float(found.group(1)) / 1000
+        addresses = benchtargets.server_addresses(args.checks)
+        cpu, up = net.haproxy(
+            args.kind, addresses, benchtargets.PORTS[args.kind], args.interval, args.timeout,
+            warmup=args.interval + 1.0, duration=args.duration, cpu=checker_cpu,
+        )
+        checks = args.checks / args.interval * args.duration  # as scheduled: inter each
+        theirs = cpu / checks
+        print(f"{_haproxy_version()} against the same targets: {up} of "
+              f"{args.checks} servers UP; CPU {cpu:.2f} s in {args.duration:.1f} s "
+              f"({100 * cpu / args.duration:.0f}% of one core), "
+              f"{theirs * 1e6:.1f} us per check at the scheduled {args.checks / args.interval:.0f}"
+              f"/s; load average {os.getloadavg()[0]:.1f}")
+        print(f"ratio: {ours * 1e6:.1f} us / {theirs * 1e6:.1f} us = "
+              f"{ours / theirs if theirs else float('inf'):.2f}x HAProxy's CPU per check")
+    return 0
+
+
+def _haproxy_version() -> str:
+    out = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"version (\S+)", out)
+    return f"HAProxy {m.group(1)}" if m else "HAProxy"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from healthchecks.tcp import TcpCheck
 def make_checker(
     params: CheckParams, timing: Timing | None = None, *, http: HttpSessions | None = None
 ) -> Checker:
-    """The checker for ``params``; ``http`` shares aiohttp sessions between HTTP checks.
+    """The checker for ``params``; ``http`` shares TLS contexts between HTTP checks.
 
     ``timing`` only supplies MISC_CHECK's default misc_timeout (delay_loop).
     """

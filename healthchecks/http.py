@@ -1,127 +1,137 @@
-"""HTTP_GET and SSL_GET with aiohttp: status code, MD5 digest and regex of the body."""
+"""HTTP_GET and SSL_GET: keepalived's request per url, status code, MD5 digest and regex.
+
+Each check opens one connection per url (as keepalived does) and runs on callbacks
+(``exchange.py``) with no task or coroutine of its own; ``launch_on`` is the runner's fast
+path and ``check()`` the awaitable form. The request is keepalived's, byte for byte:
+``GET path HTTP/1.x``, ``User-Agent: KeepAliveClient``, the ``Connection``
+header ``http_protocol`` asks for, and ``Host`` (the virtualhost, else ip:port).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
-import socket
 import ssl
 from collections.abc import Callable
 
-import aiohttp
-from aiohappyeyeballs import AddrInfoType
-from aiohttp import HttpVersion
-from yarl import URL
-
-from healthchecks.base import Source
+from healthchecks.base import Source, family_of
+from healthchecks.exchange import Exchange, TlsExchange, compile_pattern
 from healthchecks.params import HttpGetParams, UrlSpec
-from healthchecks.result import CheckResult, describe_error
+from healthchecks.reactor import reactor_for
+from healthchecks.result import CheckResult
 
-_CHUNK = 64 * 1024
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
-# One shared result per passing status (a handful of values at most): a frozen
-# dataclass and its text would otherwise be built for every check.
-_UP_BY_STATUS: dict[int, CheckResult] = {}
-
-
-def _up(status: int) -> CheckResult:
-    result = _UP_BY_STATUS.get(status)
-    if result is None:
-        result = _UP_BY_STATUS[status] = CheckResult.up(f"status {status}")
-    return result
+# http_protocol -> (minor version, Connection header), as keepalived's check_http.c and
+# genhash define them: 1.0C and 1.1 ask the server to close; 1.0K asks it to keep the
+# connection (a test setting there; here the check still closes it once it has read
+# what it needs).
+_PROTOCOLS: dict[str, tuple[int, bytes]] = {
+    "1.0": (0, b""),
+    "1.0C": (0, b"Connection: close\r\n"),
+    "1.0K": (0, b"Connection: keep-alive\r\n"),
+    "1.1": (1, b"Connection: close\r\n"),
+}
 
 
 class HttpSessions:
-    """aiohttp client sessions shared by many checks (one per source address).
+    """What many HTTP checks share: one TLS context per verification setting.
 
-    Connections are never reused (a health check must open its own, as keepalived's
-    does), so sharing costs nothing in isolation and saves a session per check.
+    A single unverified client context serves every SSL_GET that does not verify (as
+    keepalived); checks that verify against the same CA file share one more.
     """
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple[Source, HttpVersion], aiohttp.ClientSession] = {}
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
 
-    def get(self, source: Source, version: HttpVersion) -> aiohttp.ClientSession:
-        session = self._sessions.get((source, version))
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                force_close=True,
-                use_dns_cache=False,
-                socket_factory=None if source == Source() else _factory(source),
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "hacluster-healthcheck"},
-                version=version,
-            )
-            self._sessions[(source, version)] = session
-        return session
+    def context(self, verify: bool, ca_file: str | None) -> ssl.SSLContext:
+        if not verify:
+            return unverified_context()
+        ctx = self._contexts.get(ca_file)
+        if ctx is None:
+            try:
+                ctx = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"ca_file: {ca_file}: {exc}") from None
+            self._contexts[ca_file] = ctx
+        return ctx
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        self._contexts.clear()
 
 
-def _factory(source: Source) -> Callable[[AddrInfoType], socket.socket]:
-    def make(addr_info: AddrInfoType) -> socket.socket:
-        return source.open(socket.AddressFamily(addr_info[0]), socket.SOCK_STREAM)
-
-    return make
+_UNVERIFIED: ssl.SSLContext | None = None
 
 
-def _tls_context(params: HttpGetParams) -> ssl.SSLContext | bool:
-    if not params.tls:
-        return True  # aiohttp's default; unused for http:// URLs
-    if not params.verify:
-        return False  # no verification, as keepalived
-    try:
-        return ssl.create_default_context(cafile=params.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"ca_file: {params.ca_file}: {exc}") from None
+def unverified_context() -> ssl.SSLContext:
+    """The process's one client context that checks no certificate (keepalived's default)."""
+    global _UNVERIFIED
+    if _UNVERIFIED is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _UNVERIFIED = ctx
+    return _UNVERIFIED
 
 
-def _host_for_url(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
+class Target:
+    """One url of a check, ready to send: its request bytes and what its answer needs."""
+
+    __slots__ = ("needs_body", "pattern", "request", "server_hostname", "spec")
+
+    def __init__(self, params: HttpGetParams, spec: UrlSpec) -> None:
+        self.spec = spec
+        vhost = spec.virtualhost or params.virtualhost
+        if vhost:
+            host = vhost
+        elif ":" in params.connect_ip:
+            host = f"[{params.connect_ip}]:{params.connect_port}"
+        else:
+            host = f"{params.connect_ip}:{params.connect_port}"
+        minor, connection = _PROTOCOLS[params.http_protocol]
+        self.request = (
+            f"GET {spec.path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n".encode()
+            + connection + f"Host: {host}\r\n\r\n".encode()
+        )
+        self.pattern: re.Pattern[bytes] | None = compile_pattern(spec.regex)
+        self.needs_body = spec.digest is not None or spec.regex is not None
+        # SNI only when asked for (keepalived's enable_sni); a verifying check names the
+        # server so its certificate can be matched (an IP address is not sent as SNI).
+        if params.enable_sni and vhost:
+            self.server_hostname: str | None = vhost
+        elif params.verify:
+            self.server_hostname = params.connect_ip
+        else:
+            self.server_hostname = None
 
 
 class HttpCheck:
-    """Fetches every ``url`` in turn; up only when each passes."""
+    """Fetches every ``url`` in turn, each over its own connection; up only when each passes.
+
+    ``connect_timeout`` bounds each url's exchange (connect, TLS handshake, request and
+    the response as far as it is read), as keepalived bounds each of its steps.
+    """
 
     __slots__ = (
-        "_owned", "_sessions", "_source", "_ssl", "_timeout", "_urls", "_version", "params",
+        "_exchange_cls", "address", "family", "io_timeout", "params", "source", "targets",
+        "timeout_reason", "tls_context", "tls_session",
     )
 
     def __init__(self, params: HttpGetParams, sessions: HttpSessions | None = None) -> None:
         self.params = params
-        self._owned = sessions is None
-        self._sessions = sessions if sessions is not None else HttpSessions()
-        self._ssl = _tls_context(params)
-        self._source = params.source
-        self._version = (
-            aiohttp.HttpVersion11 if params.http_protocol == "1.1" else aiohttp.HttpVersion10
-        )
-        scheme = "https" if params.tls else "http"
-        base = f"{scheme}://{_host_for_url(params.connect_ip)}:{params.connect_port}"
-        self._urls = [
-            (URL(base + u.path, encoded=True), u, self._headers_for(u)) for u in params.urls
-        ]
-        # The one deadline is check()'s own: aiohttp's per-request timers would only
-        # repeat it at a cost per request.
-        self._timeout = _NO_TIMEOUT
-
-    def _headers_for(self, spec: UrlSpec) -> dict[str, str]:
-        p = self.params
-        headers = {"Connection": "close"} if p.http_protocol != "1.0" else {}
-        vhost = spec.virtualhost or p.virtualhost
-        if vhost:
-            headers["Host"] = vhost
-        return headers
+        self.family = family_of(params.connect_ip)
+        self.address = (params.connect_ip, params.connect_port)
+        source = params.source
+        self.source: Source | None = source if source != Source() else None
+        self.targets = tuple(Target(params, spec) for spec in params.urls)
+        self.io_timeout = params.connect_timeout
+        self.timeout_reason = f"timeout after {params.connect_timeout:g}s"
+        self.tls_session: ssl.SSLSession | None = None
+        if params.tls:
+            shared = sessions if sessions is not None else HttpSessions()
+            self.tls_context: ssl.SSLContext | None = shared.context(params.verify, params.ca_file)
+            self._exchange_cls: type[Exchange] = TlsExchange
+        else:
+            self.tls_context = None
+            self._exchange_cls = Exchange
 
     @property
     def kind(self) -> str:
@@ -129,96 +139,36 @@ class HttpCheck:
 
     @property
     def timeout(self) -> float:
-        return self.params.connect_timeout
+        return self.params.connect_timeout * len(self.targets)
+
+    def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        """Start a check on the running loop; ``on_done`` gets the result later (never now).
+
+        Returns a function that abandons the check (``on_done`` is then not called).
+        """
+        return self.launch_on(asyncio.get_running_loop(), on_done)
+
+    def launch_on(
+        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[CheckResult], None]
+    ) -> Callable[[], None]:
+        """``launch`` on a loop the caller names: it must be the running one."""
+        exchange = self._exchange_cls(self, reactor_for(loop), on_done)
+        exchange.start(loop.time())
+        exchange.in_launch = False
+        return exchange.cancel
 
     async def check(self) -> CheckResult:
-        p = self.params
-        session = self._sessions.get(self._source, self._version)
-        result = CheckResult.down("no url")
-        try:
-            async with asyncio.timeout(p.connect_timeout):
-                for url, spec, headers in self._urls:
-                    result = await self._fetch(session, url, spec, headers)
-                    if not result.ok:
-                        return result
-        except (OSError, TimeoutError, aiohttp.ClientError, ssl.SSLError) as exc:
-            return CheckResult.down(_reason(exc, p.connect_timeout))
-        return result
+        fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
 
-    async def _fetch(
-        self, session: aiohttp.ClientSession, url: URL, spec: UrlSpec, headers: dict[str, str]
-    ) -> CheckResult:
-        p = self.params
-        vhost = spec.virtualhost or p.virtualhost
-        server_hostname = vhost if (p.tls and p.enable_sni and vhost) else None
-        async with session.get(
-            url,
-            headers=headers,
-            ssl=self._ssl,
-            server_hostname=server_hostname,
-            allow_redirects=False,
-            timeout=self._timeout,
-        ) as resp:
-            status = resp.status
-            if not spec.status_ok(status):
-                return CheckResult.down(f"{url.path}: status {status}")
-            if spec.digest is not None:
-                # The digest needs the whole body; a regex then searches what was read.
-                md5 = hashlib.md5(usedforsecurity=False)
-                head = bytearray()
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    md5.update(chunk)
-                    if spec.regex is not None and len(head) < spec.max_body:
-                        head += chunk
-                digest = md5.hexdigest()
-                if digest != spec.digest:
-                    return CheckResult.down(f"{url.path}: digest mismatch ({digest})")
-                found = _match(spec, head) if spec.regex is not None else None
-            elif spec.regex is not None:
-                found = await _search(resp, spec)
-            else:
-                found = None
-            if found is not None and found == spec.regex_no_match:
-                what = "regex matched" if spec.regex_no_match else "regex not matched"
-                return CheckResult.down(f"{url.path}: {what}")
-            # Anything not needed is left unread: leaving the block closes the connection.
-            return _up(status)
+        def done(result: CheckResult) -> None:
+            if not fut.done():
+                fut.set_result(result)
+
+        abandon = self.launch(done)
+        try:
+            return await fut
+        finally:
+            abandon()  # a no-op once finished; on cancellation it closes the socket
 
     async def close(self) -> None:
-        if self._owned:
-            await self._sessions.close()
-
-
-def _match(spec: UrlSpec, body: bytes | bytearray) -> bool:
-    assert spec.regex is not None
-    return re.search(spec.regex.encode(), body[: spec.max_body]) is not None
-
-
-async def _search(resp: aiohttp.ClientResponse, spec: UrlSpec) -> bool:
-    """Read the body chunk by chunk until the regex matches or max_body is reached."""
-    assert spec.regex is not None
-    pattern = re.compile(spec.regex.encode())
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        buf += chunk
-        if pattern.search(buf) is not None:
-            return True
-        if len(buf) >= spec.max_body:
-            break
-    return pattern.search(buf[: spec.max_body]) is not None
-
-
-def _reason(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
-        return f"TLS error: {exc}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return describe_error(exc.os_error, timeout)
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"bad body: {exc}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad response: {exc.message}"
-    return describe_error(exc, timeout)
+        return None

@@ -221,14 +221,16 @@ class HttpGetParams(_Endpoint):
     enable_sni: bool = False
     verify: bool = False  # keepalived does not verify the server certificate
     ca_file: str | None = None
-    http_protocol: str = "1.0"  # keepalived's: 1.0, 1.0C (1.0 + Connection: close) or 1.1
+    # keepalived's: 1.0, 1.0C (1.0 + Connection: close), 1.0K (1.0 + Connection:
+    # keep-alive) or 1.1 (with Connection: close)
+    http_protocol: str = "1.0"
 
     def __post_init__(self) -> None:
         self._check_endpoint()
         _require(bool(self.urls), "url: at least one url entry is needed")
         _require(all(isinstance(u, UrlSpec) for u in self.urls), "url: entries must be UrlSpec")
-        _require(self.http_protocol in ("1.0", "1.0C", "1.1"),
-                 f"http_protocol: {self.http_protocol!r} is not one of 1.0, 1.0C, 1.1")
+        _require(self.http_protocol in ("1.0", "1.0C", "1.0K", "1.1"),
+                 f"http_protocol: {self.http_protocol!r} is not one of 1.0, 1.0C, 1.0K, 1.1")
 
     @property
     def kind(self) -> CheckKind:

@@ -12,9 +12,11 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from vrrp.vipstate import Recorded, VipRecord
 
 log = logging.getLogger("vrrp.addresses")
 
@@ -74,6 +76,7 @@ class VipOp:
         self.errors: list[tuple[Vip, str]] = []
         self._left = len(self.vips)
         self._future: asyncio.Future[None] | None = None
+        self._on_done: Callable[[VipOp], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -90,8 +93,18 @@ class VipOp:
         else:
             self.unchanged.append(vip)
         self._left -= 1
-        if self.done and self._future is not None and not self._future.done():
-            self._future.set_result(None)
+        if self.done:
+            if self._future is not None and not self._future.done():
+                self._future.set_result(None)
+            if self._on_done is not None:
+                self._on_done(self)
+
+    def when_done(self, callback: Callable[[VipOp], None]) -> None:
+        """Call ``callback(self)`` once every VIP is settled (now, if they are)."""
+        if self.done:
+            callback(self)
+        else:
+            self._on_done = callback
 
     def fail(self, why: str) -> None:
         """Settle every VIP not settled yet with the error ``why``."""
@@ -125,7 +138,8 @@ class Addresses:
     address or removing an absent one (or one whose interface is gone) is not an error.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, record: VipRecord | None = None) -> None:
+        self._record = record  # the state file of the VIPs we added (vrrp.vipstate)
         self._import: concurrent.futures.Future[None] | None = None
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -229,6 +243,8 @@ class Addresses:
         op = VipOp(command, vips)
         if op.done:
             return op
+        if self._record is not None:
+            op.when_done(self._note)
         if self._closed:
             op.fail("address manager is closed")
         elif self._sock is None or self._backlog:
@@ -239,6 +255,26 @@ class Addresses:
         else:
             self._send(op)
         return op
+
+    def _note(self, op: VipOp) -> None:
+        """Keep the state file in step: the VIPs we added, less those since removed.
+        Written once the current callback is done, so a takeover's first GARP burst
+        waits for no file write (a crash in between leaves one VIP to the old clean-up)."""
+        record = self._record
+        if record is None:
+            return
+        if op.command == "add":
+            vips = [_recorded(v) for v in op.changed]
+            update = record.added
+        else:
+            vips = [_recorded(v) for v in (*op.changed, *op.unchanged)]
+            update = record.removed
+        if not vips:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon(update, vips)
+        else:
+            update(vips)
 
     async def _open_and_flush(self) -> None:
         try:
@@ -374,6 +410,10 @@ class Addresses:
 _VERB = {"add": "add", "del": "delete"}
 # Answers that mean the address already was as wanted: present, or absent (or no interface).
 _ALREADY = {"add": (errno.EEXIST,), "del": (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV)}
+
+
+def _recorded(vip: Vip) -> Recorded:
+    return Recorded(str(vip.address), vip.dev)
 
 
 def _settle(op: VipOp, vip: Vip, code: int, why: str = "") -> None:

@@ -66,6 +66,10 @@ class AnnounceParams:
     refresh: float = 0.0  # garp_master_refresh: repeat a burst this often while master; 0 = off
     refresh_repeat: int = 1  # garp_master_refresh_repeat
     interval: float = 0.0  # garp_interval: pause between frames of one burst
+    # A master heard a lower-priority advert (keepalived's garp_lower_prio_*): this many
+    # frames per VIP at once and again after lower_prio_delay; 0 frames = none, 0 s = once.
+    lower_prio_repeat: int = 5
+    lower_prio_delay: float = 5.0
 
 
 def interface_mac(dev: str) -> str:
@@ -168,7 +172,11 @@ class FrameSockets:
 
 class Announcer:
     """Announces one instance's VIPs while it is master: a burst at once, a second burst
-    after ``delay``, then a refresh burst every ``refresh`` seconds until stopped."""
+    after ``delay``, then a refresh burst every ``refresh`` seconds until stopped.
+
+    `reannounce` adds keepalived's answer to a lower-priority advert heard as master:
+    ``lower_prio_repeat`` frames at once and again ``lower_prio_delay`` later, beside
+    the schedule above (which it leaves running)."""
 
     def __init__(self, name: str, params: AnnounceParams, sockets: FrameSender) -> None:
         self.name = name
@@ -176,6 +184,7 @@ class Announcer:
         self.sockets = sockets
         self.counts: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._lower_task: asyncio.Task[None] | None = None
         self._cache: tuple[tuple[tuple[Vip, ...], tuple[str, ...]],
                            list[tuple[Vip, bytes]]] | None = None
 
@@ -242,6 +251,41 @@ class Announcer:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._lower_task is not None:
+            self._lower_task.cancel()
+            self._lower_task = None
+
+    def reannounce(self, vips: Sequence[Vip]) -> None:
+        """A lower-priority advert was heard as master: a burst now (when the frames are
+        ready), and one more after ``lower_prio_delay``. Another lower advert before that
+        sends its own burst at once and moves the later one (one pending at a time)."""
+        p = self.params
+        if not vips or p.lower_prio_repeat <= 0:
+            return
+        if self._lower_task is not None:
+            self._lower_task.cancel()
+        key = tuple(vips)
+        frames = self._cached(key)
+        if frames is not None and p.interval > 0 and p.lower_prio_repeat > 1:
+            frames = None  # a paced burst is sent by the task
+        if frames is not None:
+            self._send_burst(frames, p.lower_prio_repeat, " (lower priority advert heard)")
+        self._lower_task = asyncio.get_running_loop().create_task(
+            self._run_lower(key, first_sent=frames is not None), name=f"reannounce-{self.name}"
+        )
+
+    async def _run_lower(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
+        try:
+            frames = await self._frames(vips)
+        except (OSError, ImportError) as exc:
+            log.error("[%s] cannot build announcements: %s", self.name, exc)
+            return
+        p = self.params
+        if not first_sent:
+            await self._burst(frames, p.lower_prio_repeat, " (lower priority advert heard)")
+        if p.lower_prio_delay > 0:
+            await asyncio.sleep(p.lower_prio_delay)
+            await self._burst(frames, p.lower_prio_repeat, " (garp_lower_prio_delay)")
 
     async def _run(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
         try:

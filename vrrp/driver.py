@@ -18,6 +18,8 @@ returns them:
   straight after the VIP is added (keepalived's order), with no loop iteration in
   between. Otherwise it waits, in order, behind the outstanding changes in a queue
   worked by a task, and is skipped if the member has left MASTER meanwhile;
+- `Reannounce` (a master heard a lower-priority advert) has the announcer send its
+  garp_lower_prio burst at once;
 - `StateChanged` is logged with its cause, ``[VI_1] BACKUP -> MASTER (master down
   timer)``, and reported to an optional callback.
 
@@ -54,6 +56,8 @@ from vrrp.machine import (
     FaultRaised,
     Machine,
     PriorityChanged,
+    Reannounce,
+    Reconfigured,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -101,6 +105,8 @@ class AnnouncerLike(Protocol):
     def start(self, vips: Sequence[Vip]) -> None: ...
 
     def stop(self) -> None: ...
+
+    def reannounce(self, vips: Sequence[Vip]) -> None: ...
 
 
 class _Core(Protocol):
@@ -286,6 +292,12 @@ class Driver:
         """Trackers changed `member`'s priority by `delta` from its configured one."""
         self._feed(member, PriorityChanged(delta))
 
+    def reconfigure(self, member: str, priority: int, nopreempt: bool,
+                    preempt_delay: float) -> None:
+        """A reload changed `member`'s priority or preemption: taken in place, no state
+        change, VIPs untouched."""
+        self._feed(member, Reconfigured(priority, nopreempt, preempt_delay))
+
     def raise_fault(self, member: str, cause: str) -> None:
         self._feed(member, FaultRaised(cause))
 
@@ -400,13 +412,19 @@ class Driver:
                 self._begin("remove", member, vips)
             case Announce(vips):
                 self._submit(_Job("announce", member, vips))
+            case Reannounce(vips):
+                # A master answering a lower-priority advert: it holds its VIPs already,
+                # so the frames go out now, beside any announcement still scheduled.
+                member.announcer.reannounce(member.addresses(vips))
             case StateChanged(old, new, reason):
                 member.transitions += 1
                 member.last_change = action
-                log.info(
-                    "[%s] %s -> %s (%s)", member.name, old, new, reason,
-                    extra={"instance": member.name, "event": "state",
-                           "old": str(old), "new": str(new), "reason": reason},
+                priority = member.machine.priority
+                log.log(
+                    logging.WARNING if new is State.FAULT else logging.INFO,
+                    "[%s] %s -> %s (%s) priority %d", member.name, old, new, reason, priority,
+                    extra={"instance": member.name, "event": "state", "old": str(old),
+                           "new": str(new), "reason": reason, "priority": priority},
                 )
                 if self.on_state is not None:
                     self.on_state(member.name, action)

@@ -22,8 +22,12 @@ BACKUP
 MASTER
   advert prio 0   send an advert at once.
   advert higher   (or equal priority from a higher primary address) -> BACKUP, learn the
-                  interval, VIPs removed.
-  advert lower    discarded (RFC 5798 §6.4.3; keepalived would answer with an advert).
+                  interval, VIPs removed (with higher_prio_send_advert, keepalived's
+                  option, our advert goes first: the winner hears a lower advert).
+  advert lower    (or equal priority from a lower address) keepalived's rule, not the
+                  RFC's discard (§6.4.3): answer with our own advert at once (unless
+                  lower_prio_no_advert) and re-announce the VIPs (`Reannounce`), so that
+                  after a split brain heals the clients' ARP caches point at us again.
   timer           send an advert.
   VipRemoved      a VIP vanished under us (removed by someone else): send priority 0,
                   remove the others, -> BACKUP with the master-down timer (keepalived).
@@ -93,6 +97,9 @@ class InstanceParams:
     preempt_delay: float = 0.0
     vips: tuple[str, ...] = ()
     down_timer_adverts: int = timing.DEFAULT_DOWN_TIMER_ADVERTS
+    lower_prio_no_advert: bool = False  # keepalived: a master heard a lower one: no advert
+    higher_prio_send_advert: bool = False  # keepalived: a master leaving for a higher one
+    #                                        advertises first, so that one re-announces
 
     def __post_init__(self) -> None:
         where = f"instance {self.name!r}"
@@ -191,6 +198,18 @@ class SourceChanged:
     primary_ip: IPAddress
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """A reload changed the configured priority or preemption settings: taken in place,
+    with no state change (the protocol then does what the new values imply: a master
+    that is now lower is preempted by a higher backup, a backup now higher takes over
+    when its master-down timer runs out on the lower master's adverts)."""
+
+    priority: int
+    nopreempt: bool
+    preempt_delay: float
+
+
 Event = (
     Startup
     | AdvertReceived
@@ -201,6 +220,7 @@ Event = (
     | Shutdown
     | VipRemoved
     | SourceChanged
+    | Reconfigured
 )
 
 
@@ -237,6 +257,14 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class Reannounce:
+    """A master heard a lower-priority advert: announce the VIPs again (keepalived's
+    garp_lower_prio_repeat frames at once and again after garp_lower_prio_delay)."""
+
+    vips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StateChanged:
     """The instance moved from `old` to `new`; `reason` says why, for logs and notify."""
 
@@ -245,7 +273,7 @@ class StateChanged:
     reason: str
 
 
-Action = SendAdvert | AddVips | RemoveVips | Announce | StateChanged
+Action = SendAdvert | AddVips | RemoveVips | Announce | Reannounce | StateChanged
 
 
 # ---------------------------------------------------------------------------- status
@@ -266,6 +294,7 @@ class Counters:
     adverts_received: int = 0
     adverts_sent: int = 0
     adverts_discarded_lower: int = 0
+    lower_prio_heard_as_master: int = 0
     adverts_invalid: int = 0
     priority_zero_received: int = 0
     priority_zero_sent: int = 0
@@ -407,6 +436,8 @@ class Machine:
                 # loop back: nothing else changes.
                 self.params = replace(self.params, primary_ip=primary_ip)
                 return []
+            case Reconfigured(priority, nopreempt, preempt_delay):
+                return self._on_reconfigured(priority, nopreempt, preempt_delay, now)
         raise TypeError(f"not a VRRP machine event: {event!r}")
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -543,7 +574,7 @@ class Machine:
         return preempt_at is None or now < preempt_at
 
     def _master_advert(self, advert: AdvertReceived, now: float) -> list[Action]:
-        """RFC 5798 §6.4.3."""
+        """RFC 5798 §6.4.3, but a lower advert is answered as keepalived does."""
         src, prio = advert.src_ip, advert.priority
         if prio == RESIGN_PRIORITY:
             # Someone resigned: assert ourselves at once so backups do not take over.
@@ -554,12 +585,25 @@ class Machine:
         elif prio == self._priority and int(src) > int(self.params.primary_ip):
             reason = f"equal priority advert from higher address {src}"
         else:
-            self._counters.adverts_discarded_lower += 1
-            return []
+            return self._lower_advert_as_master()
         if self.params.version == timing.V3:
             self._master_adver_int = timing.check_interval(timing.V3, advert.max_advert_int)
         self._master = MasterInfo(src, prio)
-        return self._leave_master_for_backup(now, reason)
+        first: list[Action] = []
+        if self.params.higher_prio_send_advert:
+            first.append(self._advert(self._priority))
+        return first + self._leave_master_for_backup(now, reason)
+
+    def _lower_advert_as_master(self) -> list[Action]:
+        """Another router believes it is master (a split brain healing, or a restarted
+        peer): keepalived asserts us with an advert, which sends the other back to
+        BACKUP, and refreshes the clients' neighbour caches, which may point at it."""
+        self._counters.lower_prio_heard_as_master += 1
+        actions: list[Action] = []
+        if not self.params.lower_prio_no_advert:
+            actions.append(self._advert(self._priority))
+        actions.append(Reannounce(self.params.vips))
+        return actions
 
     # ------------------------------------------------------------------ MASTER
 
@@ -636,6 +680,19 @@ class Machine:
             if shorter_by > 0:
                 self._timers.deadline = max(now, deadline - shorter_by)
         return []
+
+    def _on_reconfigured(
+        self, priority: int, nopreempt: bool, preempt_delay: float, now: float
+    ) -> list[Action]:
+        if (priority == OWNER_PRIORITY) != self.params.owner:
+            raise ValueError(f"instance {self.name!r}: becoming or ceasing to be the address "
+                             "owner (priority 255) is a new virtual router, not a change")
+        self.params = replace(self.params, priority=priority, nopreempt=nopreempt,
+                              preempt_delay=preempt_delay)
+        if preempt_delay == 0:
+            self._timers.preempt_at = None
+        # The effective priority follows the new base, as it follows a tracker's change.
+        return self._on_priority(self._delta, now)
 
     # ------------------------------------------------------------------ FAULT
 

@@ -5,26 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hacluster.commands.common import add_config_argument
 from hacluster.config.errors import ConfigError
-from hacluster.config.loader import load_config
+from hacluster.config.loader import load_config_located
 from hacluster.config.model import Config
-
-DEFAULT_CONFIG = "/etc/hacluster/hacluster.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Validate a configuration file. Exit 0 when it is valid; otherwise exit 1 and "
-        "print one line per problem: FILE:LINE: key.path: message."
+        "Validate a configuration file and run the preflight `hacluster run` and reload "
+        "run: dataplane limits, scripts, users and groups, script security, interfaces. "
+        "Exit 0 when it is valid; otherwise exit 1 and print one line per problem: "
+        "FILE:LINE: key.path: message. Problems that depend on this machine are marked "
+        "[this machine]; --offline leaves them out."
     )
+    add_config_argument(parser)
     parser.add_argument(
-        "-f",
-        "--config",
-        "--file",
-        dest="config",
-        default=DEFAULT_CONFIG,
-        metavar="FILE",
-        help=f"configuration file (default {DEFAULT_CONFIG})",
+        "--offline",
+        action="store_true",
+        help="skip what depends on this machine (scripts, users, interfaces, kernel), "
+        "to check a file on a build host",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing when the file is valid"
@@ -39,7 +39,7 @@ def summary(config: Config) -> list[str]:
         f"  router_id {g.router_id or '(host name)'}, dataplane {g.dataplane}",
     ]
     for inst in config.vrrp_instances.values():
-        vips = ", ".join(str(v.address) for v in inst.virtual_ipaddress)
+        vips = ", ".join(str(v.address) for v in inst.virtual_ipaddress) or "none"
         mode = "unicast" if inst.is_unicast else "multicast"
         lines.append(
             f"  vrrp_instance {inst.name}: {inst.interface} VRID {inst.virtual_router_id} "
@@ -59,12 +59,17 @@ def summary(config: Config) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hacluster.preflight import preflight
+
     try:
-        config = load_config(args.config)
+        config, lines = load_config_located(args.config)
+        problems: list[object] = list(preflight(config, lines, offline=args.offline))
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = list(exc.problems)
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
-        count = len(exc.problems)
+        count = len(problems)
         print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
     if not args.quiet:

@@ -16,10 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hacluster.commands.common import add_config_argument, control_socket_of
 from hacluster.commands.daemon_client import get, seconds
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import load_config
-from hacluster.ipvs.backend import ApplyResult, Backend, BackendError, describe
+from hacluster.ipvs.backend import (
+    ApplyResult,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    describe,
+)
 from hacluster.ipvs.dataplane import (
     BACKENDS,
     NO_IPVS,
@@ -34,12 +41,24 @@ from hacluster.ipvs.model import IpvsInfo, Table, TableStats
 from hacluster.ipvs.reconcile import ALL, Managed, reconcile
 from hacluster.policy import evaluate, managed_keys
 
+NETNS_DIR = Path("/run/netns")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "IPVS table commands."
+    parser.description = (
+        "The load-balancing table: list it in `ipvsadm -L -n` layout (from the running "
+        "daemon, the kernel's IPVS or nftables), or apply a configuration's virtual "
+        "servers once."
+    )
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = sub.add_parser(
-        "list", help="print the table in `ipvsadm -L -n` layout", prog="hacluster ipvs list"
+        "list", help="print the table in `ipvsadm -L -n` layout", prog="hacluster ipvs list",
+        description=(
+            "Print the table in `ipvsadm -L -n` layout. With --backend or --netns the "
+            "dataplane is read here; otherwise the running daemon is asked when the "
+            "configuration's dataplane is nftables (or the kernel has no IPVS), else the "
+            "kernel's IPVS is read. Counters a dataplane does not keep show as '-'."
+        ),
     )
     layout = listing.add_mutually_exclusive_group()
     layout.add_argument("--stats", action="store_true", help="counters (ipvsadm --stats)")
@@ -51,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataplane to read directly: the kernel's IPVS (netlink, the default when no "
         "--control-socket is given) or nftables",
     )
-    listing.add_argument("--netns", metavar="NS", help="read the table in network namespace NS")
+    listing.add_argument("--netns", metavar="NS",
+                         help="read the table in network namespace NS (it must exist)")
+    add_config_argument(listing, help_extra="; its dataplane and control_socket")
     listing.add_argument(
         "--control-socket",
         type=Path,
@@ -85,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "global_defs.lvs_flush is set. Prints one line per operation."
         ),
     )
-    apply.add_argument("-f", "--config", required=True, metavar="FILE", help="configuration")
+    add_config_argument(apply)
     apply.add_argument(
         "--dry-run", action="store_true", help="print the operations, change nothing"
     )
@@ -160,26 +181,51 @@ def _apply(args: argparse.Namespace) -> int:
         return 1
 
 
+def _configured_dataplane(path: Path) -> str | None:
+    try:
+        return load_config(path).global_defs.dataplane
+    except (ConfigError, OSError):
+        return None
+
+
 def _list(args: argparse.Namespace) -> int:
     if args.control_socket is not None and args.backend is None and args.netns is None:
         return _list_daemon(args, args.control_socket)
+    if args.netns is not None and not (NETNS_DIR / args.netns).exists():
+        # Opening it would create it (and leave it behind).
+        print(f"hacluster ipvs list: no network namespace {args.netns!r} "
+              f"(see `ip netns list`)", file=sys.stderr)
+        return 1
+    explicit = args.backend is not None or args.netns is not None
+    if not explicit and _configured_dataplane(args.config) == "nftables":
+        return _list_daemon(args, control_socket_of(args.config, None))
     name: BackendName = args.backend or "netlink"
     try:
         backend = open_backend(name, netns=args.netns)
         table, stats, info = asyncio.run(_read(backend))
     except (BackendError, OSError, ValueError) as exc:
+        if not explicit and (isinstance(exc, BackendUnavailable) or is_missing_ipvs(exc)):
+            return _list_daemon(args, control_socket_of(args.config, None), fallback=True)
         print(f"hacluster ipvs list: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         # pyroute2's NetlinkError for a missing IPVS family is not an OSError.
         if name == "netlink" and is_missing_ipvs(exc):
+            if not explicit:
+                return _list_daemon(args, control_socket_of(args.config, None),
+                                    fallback=True)
             print(f"hacluster ipvs list: {NO_IPVS}", file=sys.stderr)
             return 1
         raise
     return _print(args, table, stats, info, {"backend": backend.name}, sort=not args.nosort)
 
 
-def _list_daemon(args: argparse.Namespace, control_socket: Path) -> int:
+def _list_daemon(args: argparse.Namespace, control_socket: Path, *,
+                 fallback: bool = False) -> int:
+    if fallback and not control_socket.exists():
+        print(f"hacluster ipvs list: {NO_IPVS}; and no daemon on {control_socket} to ask",
+              file=sys.stderr)
+        return 1
     if args.nosort:
         print("hacluster ipvs list: --nosort needs --backend: the daemon sends its table "
               "in ipvsadm's order", file=sys.stderr)

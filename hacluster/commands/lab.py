@@ -12,6 +12,11 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hacluster.lab.drill import DrillSpec
+    from hacluster.lab.topology import Topology
 
 DEFAULT_PREFIX = "hclab"
 DRILL_PREFIX = "hcdrill"
@@ -20,10 +25,21 @@ DRILL_PREFIX = "hcdrill"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hacluster.lab.topology import DEFAULT_STATE_DIR
 
+    parser.description = (
+        "A network-namespace lab on this machine: two directors running hacluster, real "
+        "servers and a client, and failover drills over it. Needs root, ip and nft."
+    )
     sub = parser.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
-    up = sub.add_parser("up", help="build the lab and leave it running")
-    down = sub.add_parser("down", help="stop the lab's processes and remove its namespaces")
-    drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it")
+    up = sub.add_parser("up", help="build the lab and leave it running",
+                        description="Build the lab (namespaces, bridges, directors, real "
+                        "servers, client) and leave it running; `lab down` removes it.")
+    down = sub.add_parser("down", help="stop the lab's processes and remove its namespaces",
+                          description="Stop the processes of a lab built by `lab up` and "
+                          "remove its namespaces.")
+    drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it",
+                           description="Build a lab, run the failover drills (master "
+                           "killed, link down, real server down, reload), print a verdict "
+                           "and figures for each, and remove the lab.")
     for p, prefix in ((up, DEFAULT_PREFIX), (down, DEFAULT_PREFIX), (drill, DRILL_PREFIX)):
         p.add_argument("--prefix", default=prefix,
                        help=f"namespace name prefix, 1-8 lowercase letters/digits "
@@ -33,12 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"where the lab's state file, configs and logs live "
                             f"(default {DEFAULT_STATE_DIR})")
     for p in (up, drill):
-        p.add_argument("--advert-int", type=float, default=0.5,
-                       help="VRRP advert interval of the directors, seconds (default 0.5)")
-    drill.add_argument("--only", default="1,2,3,4", metavar="N,...",
-                       help="which drills to run, in order (default 1,2,3,4)")
+        p.add_argument("--advert-int", type=float, default=None,
+                       help="VRRP advert interval of the directors, seconds "
+                            "(default 0.5 x --time-scale)")
+        p.add_argument("--dataplane", choices=("ipvs", "nftables"), default=None,
+                       help="what the directors balance with (default: ipvs when this "
+                            "kernel has IPVS, else nftables)")
+        p.add_argument("--time-scale", type=float, default=1.0, metavar="F",
+                       help="multiply every lab timing (check intervals and timeouts, the "
+                            "client's pacing and timeouts, settle times and bounds) by F, "
+                            "for a slow machine or VM (default 1)")
+    drill.add_argument("--drills", default=None, metavar="NAME,...",
+                       help="which drills to run, by name or number, in catalogue order: "
+                            + ", ".join(f"{d.number} {d.name}" for d in _catalogue())
+                            + " (default all)")
+    drill.add_argument("--only", default=None, metavar="N,...",
+                       help="the same as --drills (kept for scripts that use it)")
     drill.add_argument("--json", type=Path, default=None, metavar="FILE",
                        help="also write the results (verdicts, checks, figures) as JSON")
+
+
+def _catalogue() -> tuple[DrillSpec, ...]:
+    from hacluster.lab.drill import CATALOGUE
+
+    return CATALOGUE
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +88,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"hacluster lab: --prefix must be 1-8 lowercase letters/digits, starting with "
               f"a letter: {args.prefix!r}", file=sys.stderr)
         return 2
-    if args.lab_command != "down" and not 0.01 <= args.advert_int <= 40:
-        print("hacluster lab: --advert-int must be between 0.01 and 40 seconds",
-              file=sys.stderr)
-        return 2
+    if args.lab_command != "down":
+        if not 0.1 <= args.time_scale <= 100:
+            print("hacluster lab: --time-scale must be between 0.1 and 100", file=sys.stderr)
+            return 2
+        if args.advert_int is not None and not 0.01 <= args.advert_int <= 40:
+            print("hacluster lab: --advert-int must be between 0.01 and 40 seconds",
+                  file=sys.stderr)
+            return 2
     if args.lab_command == "up":
         return _up(args)
     if args.lab_command == "down":
@@ -80,17 +118,19 @@ def _hold_signals() -> None:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from hacluster.lab.drill import as_json, run_drills, summary
+    from hacluster.lab.drill import as_json, run_drills, select, summary
+    from hacluster.lab.faults import FaultDrills
     from hacluster.lab.netns import Lab, LabError, sweep
-    from hacluster.lab.topology import Topology, build
+    from hacluster.lab.topology import build
 
+    if args.drills is not None and args.only is not None:
+        print("hacluster lab drill: give --drills or --only, not both", file=sys.stderr)
+        return 2
+    option = "--only" if args.only is not None else "--drills"
     try:
-        only = sorted({int(x) for x in args.only.split(",") if x.strip()})
-    except ValueError:
-        only = []
-    if not only or any(n not in (1, 2, 3, 4) for n in only):
-        print(f"hacluster lab drill: --only takes drill numbers 1-4, got {args.only!r}",
-              file=sys.stderr)
+        only = select(args.only or args.drills or "all")
+    except ValueError as exc:
+        print(f"hacluster lab drill: {option}: {exc}", file=sys.stderr)
         return 2
     from hacluster.lab.topology import DEFAULT_STATE_DIR, state_file
 
@@ -105,15 +145,17 @@ def _drill(args: argparse.Namespace) -> int:
     leftovers = sweep(args.prefix)
     if leftovers:
         print(f"removed {len(leftovers)} namespaces left by an earlier crashed run")
-    topo = Topology(prefix=args.prefix, advert_int=args.advert_int)
+    topo, why = _topology(args)
     lab = Lab(args.prefix)
     started = time.monotonic()
     status = 1
     try:
         print(f"building the lab (namespaces {lab.tag}-*): 2 directors running "
-              f"`hacluster run` (dataplane nftables), 3 real servers, 1 client", flush=True)
+              f"`hacluster run` (dataplane {topo.dataplane}: {why}), 3 real servers, 1 client"
+              + (f"; timings x{args.time_scale:g}" if args.time_scale != 1 else "")
+              + f"; advert_int {topo.advert_int:g} s", flush=True)
         run = build(topo, lab)
-        results = run_drills(run, sys.stdout, only)
+        results = run_drills(FaultDrills(run, sys.stdout), only)
         summary(results, sys.stdout)
         if args.json is not None:
             args.json.write_text(json.dumps(as_json(results), indent=1) + "\n")
@@ -137,7 +179,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     from hacluster.lab.netns import Lab, LabError, list_namespaces
-    from hacluster.lab.topology import Topology, build, state_file, teardown, write_state
+    from hacluster.lab.topology import build, state_file, teardown, write_state
 
     path = state_file(args.state_dir, args.prefix)
     if path.exists() or list_namespaces(args.prefix):
@@ -151,7 +193,7 @@ def _up(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_stop)
-    topo = Topology(prefix=args.prefix, advert_int=args.advert_int)
+    topo, _ = _topology(args)
     lab = Lab(args.prefix, workdir=workdir)
     try:
         run = build(topo, lab)
@@ -198,6 +240,36 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print(f"  answered: {answer.rs} via {answer.director}")
     return 0
+
+
+def _topology(args: argparse.Namespace) -> tuple[Topology, str]:
+    """The lab's topology from the arguments, and why it uses the dataplane it uses."""
+    from hacluster.lab.topology import Topology
+
+    fields: dict[str, object] = {"prefix": args.prefix}
+    if args.advert_int is not None:
+        fields["advert_int"] = args.advert_int
+    if args.dataplane is not None:
+        fields["dataplane"], why = args.dataplane, "chosen with --dataplane"
+    else:
+        problem = _ipvs_problem()
+        fields["dataplane"] = "nftables" if problem else "ipvs"
+        why = f"no IPVS here: {problem}" if problem else "this kernel has IPVS"
+    return Topology.paced(args.time_scale, **fields), why
+
+
+def _ipvs_problem() -> str | None:
+    """None when this kernel's IPVS can be driven, else why not (in a few words)."""
+    import asyncio
+
+    try:
+        from hacluster.ipvs.netlink import probe
+    except ImportError as exc:
+        return f"the netlink backend cannot be loaded ({exc})"
+    problem = asyncio.run(probe())
+    if problem is None:
+        return None
+    return "the kernel has no IPVS" if problem.startswith("the kernel has no IPVS") else problem
 
 
 def _default_state_dir() -> Path:

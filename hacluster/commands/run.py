@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrrp import vipstate
+
+from hacluster.commands.common import add_config_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--file", required=True, type=Path, help="configuration file")
+    parser.description = (
+        "Run the daemon in the foreground: VRRP instances, health checks, the dataplane "
+        "and the control API. The file is checked first (as check-config does); a second "
+        "run of the same director is refused before it touches anything. SIGHUP reloads, "
+        "SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
+    )
+    add_config_argument(parser)
     parser.add_argument(
         "--log-format",
         choices=("human", "json"),
@@ -34,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "of its own under the supervisor)",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the VIPs this daemon added are recorded, to be removed first after a "
+        "crash (default: /run/hacluster)",
+    )
+    parser.add_argument(
         "--control-socket",
         type=Path,
         default=None,
@@ -42,30 +61,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before anything slow (heavy imports, parsing the configuration): take off the VIPs
+    # a crashed predecessor left, so that clients stop being sent here at once.
+    from vrrp import vipstate
+
+    vip_state = vipstate.state_file(args.state_dir or vipstate.DEFAULT_STATE_DIR, args.config)
+    leftovers = vipstate.clear_leftovers(vip_state)
+
     from hacluster.config import ConfigError
-    from hacluster.config.loader import load_config
+    from hacluster.config.loader import load_config_located
+    from hacluster.preflight import preflight
 
     try:
-        config = load_config(args.file)
+        config, lines = load_config_located(args.config)
     except ConfigError as exc:
+        _report(leftovers)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
+        _report(leftovers)
+        print(f"{args.config}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    findings = preflight(config, lines)
+    if findings:
+        _report(leftovers)
+        for finding in findings:
+            print(finding, file=sys.stderr)
+        print(f"{args.config}: refused, {len(findings)} problem(s)", file=sys.stderr)
         return 1
 
-    from hacluster.daemon import DaemonOptions, run_daemon
+    from hacluster.daemon import DaemonOptions, run_daemon, with_overrides
+    from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
     log_format = args.log_format
     if log_format is None:
         log_format = "json" if config.global_defs.log_format == "json" else "human"
+    locks = Locks()
     options = DaemonOptions(
         log_format=log_format,
         log_level=args.log_level or config.global_defs.log_level,
         status_file=args.status_file,
-        config_file=args.file,
+        config_file=args.config,
         control_socket=args.control_socket,
+        vip_state_file=vip_state,
+        leftovers=tuple(leftovers.report()),
+        locks=locks,
         role="all" if args.single_process else "supervisor",
     )
-    return run_daemon(config, options)
+    # Before anything else is touched (the control socket, VIPs from the configuration):
+    # one daemon only. The recorded leftovers above were left alone if their writer lives.
+    try:
+        locks.acquire(lock_specs(with_overrides(config, options)))
+    except AlreadyRunning as exc:
+        print(f"hacluster run: refused: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"hacluster run: cannot take the single-instance lock: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return run_daemon(config, options)
+    finally:
+        locks.release()
+
+
+def _report(leftovers: vipstate.Cleared) -> None:
+    for _level, message in leftovers.report():
+        print(message, file=sys.stderr)

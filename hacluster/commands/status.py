@@ -5,33 +5,66 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from hacluster.commands.daemon_client import get, seconds
-from hacluster.config.model import GlobalDefs
+from hacluster.commands.daemon_client import add_target_arguments, get, target_of
 
-DEFAULT_SOCKET = GlobalDefs().control_socket
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be within [0.1, 3600]: {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Show the running daemon's VRRP states, real servers and weights."
+    parser.description = (
+        "Show the running daemon's VRRP states, real servers and weights; with --watch, "
+        "again every few seconds until interrupted. Against the local control socket, or "
+        "a remote director with --api."
+    )
     parser.add_argument("--json", action="store_true", help="the daemon's answer as JSON")
     parser.add_argument(
-        "--control-socket",
-        type=Path,
-        default=DEFAULT_SOCKET,
-        metavar="PATH",
-        help=f"the daemon's control socket (default {DEFAULT_SOCKET})",
+        "-w", "--watch", nargs="?", type=_interval, const=2.0, default=None,
+        metavar="SECONDS", help="show it again every SECONDS (2) until Ctrl-C",
     )
     parser.add_argument(
-        "--timeout", type=seconds, default=10.0, metavar="SECONDS", help="give up after (10)"
+        "--count", type=int, default=None, metavar="N",
+        help="with --watch: stop after N times",
     )
+    add_target_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    ok, data = get("hacluster status", args.control_socket, "/v1/status", args.timeout)
+    if args.watch is None:
+        return _once(args)
+    shown = 0
+    clear = sys.stdout.isatty()
+    try:
+        while args.count is None or shown < args.count:
+            if shown:
+                time.sleep(args.watch)
+            if clear:
+                sys.stdout.write("\x1b[H\x1b[2J")
+            elif shown:
+                sys.stdout.write("\n")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S%z")
+            sys.stdout.write(f"Every {args.watch:g}s: hacluster status    {stamp}\n\n")
+            _once(args)
+            sys.stdout.flush()
+            shown += 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _once(args: argparse.Namespace) -> int:
+    ok, data = get("hacluster status", target_of(args), "/v1/status", args.timeout)
     if not ok:
         return 1
     if not isinstance(data, dict):

@@ -11,9 +11,11 @@ noted too, so the YAML printed always passes `hacluster check-config`.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import ipaddress
+import math
 import os
 import re
 import shlex
@@ -53,6 +55,8 @@ _SLOW_LINE_RE = re.compile(r"[\"'\\]")
 _COMMENT_RE = re.compile(r"[#!]")
 _WORD_RE = re.compile(r"[{}]|[^\s{}]+")
 _SHELL_SYNTAX_RE = re.compile(r"[<>|;&`]|\$\(")
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
+# keepalived's check_true_false(): these six words, in lower case only
 _BOOL_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 
 
@@ -85,6 +89,10 @@ class Skipped:
     line: int
     keyword: str  # keepalived keyword path, e.g. "virtual_server.persistence_granularity"
     message: str
+    # False when the imported configuration behaves as keepalived does with the file
+    # anyway: keepalived ignores or rewrites the same thing (and warns), or the keyword
+    # only tunes keepalived's own processes. See `_Converter.skip` and `_NO_EFFECT`.
+    changes_behaviour: bool = True
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.keyword}: {self.message}"
@@ -285,7 +293,8 @@ class _Reader:
             return rest
         label = f"@{'^' if negate else ''}{wanted}"
         self.skipped.append(
-            Skipped(file, line, label, f"not for config id {self.config_id!r}; left out")
+            Skipped(file, line, label, f"not for config id {self.config_id!r}; left out",
+                    changes_behaviour=False)  # as keepalived -i ID
         )
         return None
 
@@ -337,13 +346,15 @@ class _Reader:
     def include(self, raw: str, base: Path, shown: str, number: int, depth: int) -> None:
         words = [t.text for t in _split_line(raw, shown, number) if t.kind == "word"]
         if len(words) < 2:
-            self.skipped.append(Skipped(shown, number, words[0], "needs a file name; ignored"))
+            self.skipped.append(Skipped(shown, number, words[0], "needs a file name; ignored",
+                                        changes_behaviour=False))
             return
         matches = sorted(glob.glob(os.path.join(str(base), words[1])))
         files = [m for m in matches if not os.path.isdir(m)]
         if not files:
             self.skipped.append(
-                Skipped(shown, number, words[0], f"no file matches {words[1]!r}; nothing included")
+                Skipped(shown, number, words[0], f"no file matches {words[1]!r}; nothing included",
+                        changes_behaviour=False)  # keepalived warns and goes on too
             )
             return
         for match in files:
@@ -359,19 +370,26 @@ class _Reader:
                     self.skipped.append(Skipped(
                         shown, number, words[0],
                         f"{display} is not a regular non-executable file; skipped, as keepalived",
+                        changes_behaviour=False,
                     ))
                     continue
                 self.read(Path(match), display, depth + 1, (shown, number))
             except _Unreadable as exc:  # keepalived goes on without a file it cannot open
-                self.skipped.append(Skipped(shown, number, words[0], f"{exc.message}; skipped"))
+                self.skipped.append(Skipped(shown, number, words[0], f"{exc.message}; skipped",
+                                            changes_behaviour=False))
             except OSError as exc:
                 self.skipped.append(
-                    Skipped(shown, number, words[0], f"{display}: {exc.strerror}; skipped")
+                    Skipped(shown, number, words[0], f"{display}: {exc.strerror}; skipped",
+                            changes_behaviour=False)
                 )
 
 
-def _build_tree(tokens: list[_Token], file: str) -> tuple[Statement, ...]:
-    """Group the token stream into statements and `{ }` blocks."""
+def _build_tree(tokens: list[_Token], notes: list[Skipped]) -> tuple[Statement, ...]:
+    """Group the token stream into statements and `{ }` blocks.
+
+    Unbalanced braces are taken as keepalived takes them, with a note: an extra `}` is
+    ignored, and blocks still open at the end of the input are closed there.
+    """
     # each level: (statements so far, the words of the statement being read, opener)
     stack: list[tuple[list[dict[str, Any]], _Token | None]] = [([], None)]
     node: dict[str, Any]
@@ -404,15 +422,25 @@ def _build_tree(tokens: list[_Token], file: str) -> tuple[Statement, ...]:
         else:  # "}"
             flush()
             if len(stack) == 1:
-                raise KeepalivedSyntaxError(tok.file, tok.line, "'}' without a matching '{'")
+                notes.append(Skipped(
+                    tok.file, tok.line, "}",
+                    "'}' without a matching '{': ignored, as keepalived does "
+                    "(it warns \"Extra '}' found\")",
+                    changes_behaviour=False,
+                ))
+                continue
             stack.pop()
     flush()
-    if len(stack) > 1:
-        opener = stack[-1][1]
+    while len(stack) > 1:
+        opener = stack.pop()[1]
         assert opener is not None
-        raise KeepalivedSyntaxError(
-            opener.file, opener.line, "'{' opened here is never closed"
-        )
+        owner = stack[-1][0][-1]["tokens"][0].text
+        notes.append(Skipped(
+            opener.file, opener.line, owner,
+            "the '{' opened here is never closed: closed at the end of the input, as "
+            "keepalived does (it warns \"There are N missing '}'s or extra '{'s\")",
+            changes_behaviour=False,
+        ))
 
     def freeze(nodes: list[dict[str, Any]]) -> tuple[Statement, ...]:
         out = []
@@ -439,7 +467,8 @@ def read_keepalived(
     reader = _Reader(config_id)
     shown = str(path)
     reader.read(Path(path), shown, 0, None)
-    return _build_tree(reader.tokens, shown), tuple(reader.skipped)
+    tree = _build_tree(reader.tokens, reader.skipped)
+    return tree, tuple(reader.skipped)
 
 
 def read_keepalived_text(
@@ -448,7 +477,8 @@ def read_keepalived_text(
     """Like `read_keepalived` for text already in hand; includes are relative to `base`."""
     reader = _Reader(config_id)
     reader.feed(text, Path(base), filename, 0)
-    return _build_tree(reader.tokens, filename), tuple(reader.skipped)
+    tree = _build_tree(reader.tokens, reader.skipped)
+    return tree, tuple(reader.skipped)
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -477,7 +507,7 @@ def _timer(text: str) -> int | float:
 
 def _bool(text: str) -> bool:
     try:
-        return _BOOL_WORDS[text.lower()]
+        return _BOOL_WORDS[text]
     except KeyError:
         raise _Bad(f"not a boolean (on|off|true|false|yes|no): {text!r}") from None
 
@@ -501,9 +531,9 @@ def _text(text: str) -> str:
     return text
 
 
-def _choice(*options: str, upper: bool = False) -> Callable[[str], str]:
+def _choice(*options: str, upper: bool = False, exact: bool = False) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        value = text.upper() if upper else text.lower()
+        value = text if exact else text.upper() if upper else text.lower()
         if value not in options:
             raise _Bad(f"{text!r} is not one of {' | '.join(options)}")
         return value
@@ -511,10 +541,11 @@ def _choice(*options: str, upper: bool = False) -> Callable[[str], str]:
     return parse
 
 
-_LB_KIND = _choice("NAT", "DR", "TUN", upper=True)
+_LB_KIND = _choice("NAT", "DR", "TUN", exact=True)  # keepalived: case-sensitive
 _PROTOCOL = _choice("TCP", "UDP", "SCTP", upper=True)
-_LB_ALGO = _choice(
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"
+_LB_ALGO = _choice(  # keepalived: case-sensitive
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+    exact=True,
 )
 
 
@@ -555,9 +586,15 @@ class _Converter:
 
     # ---------------------------------------------------------------- bookkeeping
 
-    def skip(self, stmt: Statement, kpath: str, message: str = "not supported") -> None:
+    def skip(
+        self, stmt: Statement, kpath: str, message: str = "not supported", *,
+        same: bool = False,
+    ) -> None:
+        """Note what is not carried over; `same`: the result behaves as keepalived's anyway."""
         if not self.quiet:
-            self.skipped.append(Skipped(stmt.file, stmt.line, kpath, message))
+            self.skipped.append(
+                Skipped(stmt.file, stmt.line, kpath, message, changes_behaviour=not same)
+            )
 
     def put(self, target: dict[str, Any], key: str, value: Any, stmt: Statement, kp: str) -> None:
         target[key] = value
@@ -586,19 +623,47 @@ class _Converter:
             return _DROPPED
         if len(stmt.args) > 1:
             extra = " ".join(stmt.args[1:])
-            self.skip(stmt, kp, f"extra words ignored: {extra!r}")
+            self.skip(stmt, kp, f"extra words ignored: {extra!r}", same=True)
         try:
             return parse(stmt.args[0])
         except _Bad as exc:
             self.skip(stmt, kp, f"{exc}; not carried over")
             return _DROPPED
 
-    def flag(self, stmt: Statement, kp: str) -> bool | None:
-        """A keyword alone means true; `keyword <BOOL>` gives the value."""
+    def address(self, stmt: Statement, kp: str, text: str) -> str:
+        """An address as keepalived's inet_stosockaddr() reads it: a `-range` or `/mask`
+        after it is ignored (noted). Raises `_Bad` for anything else."""
+        cut = text.find("-") if "-" in text else text.find("/")
+        if cut <= 0:
+            return _ip(text)
+        address = _ip(text[:cut])
+        self.skip(stmt, kp, f"keepalived ignores {text[cut:]!r} after the address; "
+                  f"imported as {address}", same=True)
+        return address
+
+    def flag(self, stmt: Statement, kp: str, *, valued: bool) -> bool | None:
+        """A keyword alone means true; with a value, what keepalived 2.2.7 makes of it.
+
+        Most of keepalived's flags ignore any value (`nopreempt 1`, even `omega off`,
+        set the flag). Those it reads with check_true_false() (`valued`) take
+        true|on|yes|false|off|no in lower case and leave the flag unset on any other
+        word, with an error: None then, noted.
+        """
         if not stmt.args:
             return True
-        value = self.value(stmt, kp, _bool)
-        return None if value is _DROPPED else bool(value)
+        word = stmt.args[0]
+        if not valued:
+            if _BOOL_WORDS.get(word) is not True and word != "1":
+                self.skip(stmt, kp, f"keepalived ignores the value {word!r} of this flag and "
+                          "sets it; imported the same way", same=True)
+            return True
+        if len(stmt.args) > 1:
+            self.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[1:])!r}", same=True)
+        if word not in _BOOL_WORDS:
+            self.skip(stmt, kp, f"{word!r} is not true|on|yes|false|off|no: keepalived "
+                      "leaves the flag unset, and so does the import", same=True)
+            return None
+        return _BOOL_WORDS[word]
 
     def command(self, stmt: Statement, kp: str, *, user_words: bool) -> str | dict[str, str] | None:
         """A script: one (usually quoted) string; for notify scripts, then [user [group]].
@@ -624,13 +689,31 @@ class _Converter:
         if not argv:
             self.skip(stmt, kp, "empty script; not carried over")
             return None
-        if _SHELL_SYNTAX_RE.search(text):
+        shell_c = os.path.basename(argv[0]) in _SHELLS and "-c" in argv[1:2]
+        if _SHELL_SYNTAX_RE.search(text) and not shell_c:
+            # keepalived (since 1.4) runs scripts without a shell too: the same result
             self.skip(
                 stmt, kp,
-                f"{text!r} looks like shell syntax, but scripts run without a shell: "
-                "wrap it (e.g. sh -c '...') if it needs one",
+                f"{text!r} looks like shell syntax, but scripts run without a shell, in "
+                "keepalived as here: wrap it (e.g. sh -c '...') if it needs one",
+                same=True,
             )
         return {"script": text, **run_as} if run_as else text
+
+    def one_line_block(self, stmt: Statement, kp: str) -> tuple[Statement, ...]:
+        """`keyword VALUE...` where keepalived wants a block: carried as one entry.
+
+        keepalived 2.2.7 reports "Block KEYWORD has extra parameters" (a configuration
+        error) and reads the lines after it, up to the next '}', as the block's entries,
+        swallowing whatever follows; the import takes the line as the author meant it
+        and says so: the result differs from what keepalived would run.
+        """
+        self.skip(stmt, kp, f"keepalived wants a {{ }} block here: it reports \"Block "
+                  f"{stmt.keyword} has extra parameters\" and reads the following lines up "
+                  f"to the next '}}' as entries; imported as the one entry "
+                  f"{' '.join(stmt.args)!r}")
+        entries = (Statement(stmt.args, stmt.file, stmt.line),)
+        return entries + (stmt.block or ())
 
     def block(self, stmt: Statement, kp: str) -> tuple[Statement, ...]:
         if stmt.block is None:
@@ -649,10 +732,19 @@ class _Converter:
             handler = table.get(stmt.keyword)
             path = f"{kp}.{stmt.keyword}" if kp else stmt.keyword
             if handler is None:
-                known = stmt.keyword in _KNOWN_UNSUPPORTED
-                self.skip(stmt, path, "not supported" if known else "unknown keyword")
+                self.unhandled(stmt, path)
                 continue
             handler(self, stmt, target, path)
+
+    def unhandled(self, stmt: Statement, path: str) -> None:
+        """A keyword without a handler: unsupported, without effect here, or unknown."""
+        if stmt.keyword in _NO_EFFECT:
+            self.skip(stmt, path, "tunes keepalived's own processes; nothing to carry over",
+                      same=True)
+        elif stmt.keyword in _KNOWN_UNSUPPORTED:
+            self.skip(stmt, path)
+        else:  # keepalived too reports "Unknown keyword" and goes on without it
+            self.skip(stmt, path, "unknown keyword; ignored, as keepalived does", same=True)
 
     # ---------------------------------------------------------------- top level
 
@@ -680,15 +772,13 @@ class _Converter:
                     self.skip(stmt, kw, "needs a name; not carried over")
                 elif stmt.block is None:
                     self.skip(stmt, kw, "needs a { } block; not carried over")
-            elif kw in _KNOWN_UNSUPPORTED:
-                self.skip(stmt, kw)
             else:
-                self.skip(stmt, kw, "unknown keyword")
+                self.unhandled(stmt, kw)
         self.apply_min_garp()
         for name, stmt in self.vs_groups.items():
             if name not in self.used_vs_groups:
                 self.skip(stmt, "virtual_server_group",
-                          f"{name} is used by no virtual_server; left out")
+                          f"{name} is used by no virtual_server; left out", same=True)
         for key, section in (
             ("global_defs", self.global_defs),
             ("vrrp_scripts", self.scripts),
@@ -714,7 +804,8 @@ class _Converter:
             return
         name = stmt.args[0]
         if len(stmt.args) > 1:
-            self.skip(stmt, kw, f"extra words ignored: {' '.join(stmt.args[1:])!r}")
+            self.skip(stmt, kw, f"extra words ignored: {' '.join(stmt.args[1:])!r}",
+                      same=True)
         if name in section:
             first = self.origins[(id(section[name]), None)]
             where = f"{first.file}:{first.line}"
@@ -752,7 +843,9 @@ class _Converter:
 
     def finish_script(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if "script" not in target:
-            self.skip(stmt, kp, f"{stmt.args[0]} has no script; not carried over")
+            # keepalived: "No script set for vrrp_script X - removing"
+            self.skip(stmt, kp, f"{stmt.args[0]} has no script; not carried over",
+                      same=True)
             return False
         return True
 
@@ -765,13 +858,13 @@ class _Converter:
     def finish_instance(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         name = stmt.args[0]
         missing = [k for k in ("interface", "virtual_router_id") if k not in target]
-        if not target.get("virtual_ipaddress"):
-            missing.append("virtual_ipaddress")
         if missing:
             self.skip(
                 stmt, kp,
                 f"{name} lacks {', '.join(missing)} (required here); not carried over",
             )
+            return False
+        if not self.keepalived_rules(stmt, target, kp):
             return False
         sync = target.pop("_lvs_sync_daemon_interface", None)
         if sync is not None:
@@ -785,9 +878,67 @@ class _Converter:
                          f"{kp}.lvs_sync_daemon_interface")
         return True
 
+    def keepalived_rules(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
+        """What keepalived 2.2.7 corrects in an instance as it loads it, corrected the same
+        way (with a note); False when keepalived refuses the instance."""
+        name = stmt.args[0]
+        version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        if not target.get("virtual_ipaddress"):
+            target.pop("virtual_ipaddress", None)
+            family = _instance_family(target)
+            if version == 3 or family == 6:
+                self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived refuses "
+                          "that under VRRPv3 or IPv6 (\"No VIP specified; at least one is "
+                          "required\") and does not start; not carried over")
+                return False
+            self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived warns (\"at "
+                      "least one is sensible\") and runs it, adverts without addresses; "
+                      "so does hacluster", same=True)
+        elif version == 2 and _instance_family(target) == 6:
+            version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        if target.get("nopreempt") and target.get("state") == "MASTER":
+            where = self.origins[(id(target), "nopreempt")]
+            del target["nopreempt"]
+            self.skip(Statement(("nopreempt",), where.file, where.line), f"{kp}.nopreempt",
+                      "keepalived clears nopreempt with state MASTER (\"nopreempt will not "
+                      "work with initial state MASTER\"); so does the import", same=True)
+        if target.get("nopreempt") and target.get("preempt_delay"):
+            where = self.origins[(id(target), "preempt_delay")]
+            del target["preempt_delay"]
+            self.skip(Statement(("preempt_delay",), where.file, where.line),
+                      f"{kp}.preempt_delay", "keepalived resets it with nopreempt "
+                      "(\"preempt_delay is incompatible with nopreempt mode\"); so does "
+                      "the import", same=True)
+        advert = target.get("advert_int")
+        if version == 2 and isinstance(advert, int | float) and (
+            advert >= 256 or not float(advert).is_integer()
+        ):
+            where = self.origins[(id(target), "advert_int")]
+            fixed = 255 if advert >= 256 else max(1, math.floor(advert + 0.5))
+            self.put(target, "advert_int", fixed, Statement(("advert_int",), where.file,
+                                                              where.line), where.keyword)
+            self.skip(Statement(("advert_int",), where.file, where.line), f"{kp}.advert_int",
+                      f"VRRPv2 takes whole seconds (up to 255): keepalived makes {advert:g} "
+                      f"{fixed}, and so does the import", same=True)
+        if target.get("garp_master_repeat") == 0:
+            where = self.origins[(id(target), "garp_master_repeat")]
+            target["garp_master_repeat"] = 1
+            self.skip(Statement(("garp_master_repeat",), where.file, where.line),
+                      f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
+                      "than 0\"), and so does the import", same=True)
+        if version == 3 and "authentication" in target:
+            where = self.origins[(id(target), "authentication")]
+            del target["authentication"]
+            self.skip(Statement(("authentication",), where.file, where.line),
+                      f"{kp}.authentication", "VRRPv3 has no authentication: keepalived "
+                      "ignores it, and so does the import", same=True)
+        return True
+
     def finish_group(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if not target.get("group"):
-            self.skip(stmt, kp, f"{stmt.args[0]} has no group {{ }} of instances; not carried over")
+            # keepalived: "Sync group G has no virtual router(s). removing"
+            self.skip(stmt, kp, f"{stmt.args[0]} has no group {{ }} of instances; not carried "
+                      "over", same=True)
             return False
         return True
 
@@ -814,7 +965,7 @@ class _Converter:
             else:
                 if len(args) > 2:
                     raise _Bad(f"extra words {' '.join(args[2:])!r}")
-                head["ip"] = _ip(args[0])
+                head["ip"] = self.address(stmt, kp, args[0])
                 if len(args) == 2:
                     head["port"] = _int(args[1])
         except _Bad as exc:
@@ -832,17 +983,60 @@ class _Converter:
         assert stmt.block is not None
         self.walk(stmt.block, _VIRTUAL_SERVER, vs, "virtual_server")
         if "protocol" not in vs and "fwmark" not in vs:
-            # keepalived leaves an address service without `protocol` to the kernel's
-            # default, which is UDP; hacluster's default is TCP, so say it explicitly.
+            # keepalived: "no protocol set - defaulting to UDP"; hacluster's default is
+            # TCP, so say it explicitly.
             self.put(vs, "protocol", "UDP", stmt, "virtual_server")
             self.skip(stmt, "virtual_server.protocol",
-                      "not given: keepalived uses UDP then; imported as protocol UDP")
+                      "not given: keepalived uses UDP then; imported as protocol UDP",
+                      same=True)
         reals = vs.pop("real_servers", None)
+        self.correct_ports(vs, reals or [])
         if reals:
             vs["real_servers"] = reals  # keep the list last, after the service's own keys
             self.origins[(id(vs), "real_servers")] = self.origins[(id(reals), None)]
         self.mark(vs, stmt, "virtual_server")
         return vs
+
+    def correct_ports(self, vs: dict[str, Any], reals: list[Any]) -> None:
+        """keepalived's port corrections for DR and TUN servers, as it loads the config.
+
+        The port of a fwmark service's DR/TUN real or sorry server is cleared ("has port
+        specified - clearing"); that of an address service's one is set to the service's
+        port ("ports don't match - resetting"). Its checkers were set up before, so they
+        still probe the port written: the import gives them that as connect_port.
+        """
+        kind = vs.get("lb_kind", "NAT")
+        vport = vs.get("port")
+        fwmark = "fwmark" in vs
+        for rs in reals:
+            if not isinstance(rs, dict) or rs.get("lb_kind", kind) == "NAT" or "port" not in rs:
+                continue
+            if fwmark:
+                message = ("keepalived clears the port of a DR/TUN server of a fwmark "
+                           "service (\"has port specified - clearing\")")
+            elif rs["port"] != vport and vport is not None:
+                message = (f"keepalived resets a DR/TUN server's port to the service's "
+                           f"{vport} (\"ports don't match - resetting\")")
+            else:
+                continue
+            where = self.origins[(id(rs), "port")]
+            written = rs.pop("port")
+            if not fwmark:
+                self.put(rs, "port", vport, Statement(("real_server",), where.file,
+                                                       where.line), where.keyword)
+            for check in _checks_of(rs):
+                check.setdefault("connect_port", written)
+            self.skip(Statement(("real_server",), where.file, where.line), where.keyword,
+                      f"{message}; so does the import, and its checks still probe port "
+                      f"{written}", same=True)
+        sorry = vs.get("sorry_server")
+        if (fwmark and isinstance(sorry, str) and not _is_bare_ip(sorry)
+                and vs.get("sorry_server_lb_kind", kind) != "NAT"):
+            where = self.origins[(id(vs), "sorry_server")]
+            vs["sorry_server"] = sorry.rsplit(":", 1)[0].strip("[]")
+            self.skip(Statement(("sorry_server",), where.file, where.line), where.keyword,
+                      "keepalived clears the port of a fwmark service's DR/TUN sorry server "
+                      "(\"has port specified - clearing\"); so does the import", same=True)
 
     def virtual_server_group(self, stmt: Statement, name: str | None) -> None:
         kp = "virtual_server.group"
@@ -884,6 +1078,34 @@ class _Converter:
             self.origins[(id(self.servers), len(self.servers) - 1)] = _Origin(
                 stmt.file, stmt.line, "virtual_server"
             )
+
+
+def _checks_of(rs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The network checks of a real server (MISC_CHECK has no port)."""
+    for kind, value in rs.items():
+        if kind in _CHECKERS and kind != "MISC_CHECK":
+            yield from (value if isinstance(value, list) else [value])
+
+
+def _is_bare_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _instance_family(instance: dict[str, Any]) -> int:
+    """4 or 6, as keepalived decides it: the first address, else the unicast ones."""
+    vips = instance.get("virtual_ipaddress") or ()
+    candidates = [str(v).split()[0].split("/")[0] for v in vips[:1]]
+    candidates += [str(instance[k]) for k in ("unicast_src_ip", "mcast_src_ip") if k in instance]
+    for peer in instance.get("unicast_peers", ()):
+        candidates.append(str(peer["ip"] if isinstance(peer, dict) else peer))
+    for text in candidates:
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(text).version
+    return 4
 
 
 def _group_entry(entry: Statement) -> list[dict[str, Any]]:
@@ -966,11 +1188,22 @@ def _set(key: str, parse: Callable[[str], Any]) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False) -> Handler:
-    """`keyword [<BOOL>]` → `key: true/false`."""
+def _address(key: str) -> Handler:
+    """`keyword ADDRESS[/MASK]` → `key: ADDRESS`, as keepalived reads it."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp)
+        value = c.value(stmt, kp, lambda text: c.address(stmt, kp, text))
+        if value is not _DROPPED:
+            c.put(target, key, value, stmt, kp)
+
+    return handle
+
+
+def _flag(key: str, invert: bool = False, *, valued: bool = False) -> Handler:
+    """`keyword [VALUE]` → `key: true/false`; `valued`: VALUE is a <BOOL> keepalived reads."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        value = c.flag(stmt, kp, valued=valued)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -986,9 +1219,9 @@ def _cmd(key: str, *, user_words: bool = True) -> Handler:
     return handle
 
 
-def _ignore_with(message: str) -> Handler:
+def _ignore_with(message: str, *, same: bool = False) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        c.skip(stmt, kp, message)
+        c.skip(stmt, kp, message, same=same)
 
     return handle
 
@@ -1039,7 +1272,8 @@ def _track_list(kind: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(kind, [])
         c.origin_once(target, kind, stmt, kp)
-        for entry in c.block(stmt, kp):
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
+        for entry in entries:
             if entry.block is not None:
                 c.skip(entry, kp, "unexpected { } block; not carried over")
                 continue
@@ -1057,10 +1291,8 @@ def _vip_list(key: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(key, [])
         c.origin_once(target, key, stmt, kp)
-        if stmt.args and stmt.block is None:  # `virtual_ipaddress ADDR` on one line
-            entries: tuple[Statement, ...] = (Statement(stmt.args, stmt.file, stmt.line),)
-        else:
-            entries = c.block(stmt, kp)
+        # `virtual_ipaddress ADDR` on one line: keepalived misreads it, see one_line_block
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
         for entry in entries:
             vip = _vip(c, entry, kp)
             if vip is not None:
@@ -1097,6 +1329,11 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
             if word == "scope" and value not in _SCOPES:
                 c.skip(entry, f"{kp}.scope", f"scope {value!r} is not supported; left out")
                 continue
+            if word == "scope" and address.version == 6:
+                c.skip(entry, f"{kp}.scope", "keepalived ignores a scope on IPv6 addresses "
+                       "(\"Cannot specify scope for IPv6 addresses\"); so does the import",
+                       same=True)
+                continue
             parts += [word, value]
         elif word == "no_track":
             parts.append(word)
@@ -1118,7 +1355,7 @@ def _unicast_peers(c: _Converter, stmt: Statement, target: dict[str, Any], kp: s
         entries = c.block(stmt, kp)
     for entry in entries:
         try:
-            ip = _ip(entry.keyword)
+            ip = c.address(entry, kp, entry.keyword)
         except _Bad as exc:
             c.skip(entry, kp, f"{exc}; not carried over")
             continue
@@ -1143,28 +1380,36 @@ def _authentication(c: _Converter, stmt: Statement, target: dict[str, Any], kp: 
     for entry in c.block(stmt, kp):
         ekp = f"{kp}.{entry.keyword}"
         if entry.keyword == "auth_type":
-            value = c.value(entry, ekp, _choice("PASS", "AH", upper=True))
+            value = entry.args[0] if entry.args else ""
+            if value not in ("PASS", "AH"):
+                c.skip(entry, ekp, "keepalived knows only PASS and AH (in capitals) and sends "
+                       "no authentication then; so does the import", same=True)
+                return
             if value == "AH":
                 c.skip(entry, ekp, "AH (IPsec) authentication is not supported; "
                        "the instance is imported without authentication")
                 return
-            if value is not _DROPPED:
-                auth["auth_type"] = value
+            auth["auth_type"] = value
         elif entry.keyword == "auth_pass":
             if not entry.args:
                 c.skip(entry, ekp, "needs a password; not carried over")
                 continue
             password = entry.args[0]
             if len(password.encode()) > 8:  # keepalived uses the first eight characters
-                c.skip(entry, ekp, "longer than 8 bytes: only the first 8 are used, as keepalived")
+                c.skip(entry, ekp, "longer than 8 bytes: only the first 8 are used, as keepalived",
+                       same=True)
                 password = password.encode()[:8].decode("utf-8", "ignore")
             auth["auth_pass"] = password
         else:
-            c.skip(entry, ekp, "unknown keyword")
+            c.skip(entry, ekp, "unknown keyword; ignored, as keepalived does", same=True)
     if "auth_pass" not in auth:
-        c.skip(stmt, kp, "no auth_pass; authentication not carried over")
+        c.skip(stmt, kp, "no auth_pass: keepalived ignores the authentication then, and so "
+               "does the import", same=True)
         return
-    auth.setdefault("auth_type", "PASS")
+    if "auth_type" not in auth:
+        c.skip(stmt, kp, "no auth_type: keepalived sends no authentication then, and "
+               "neither does the import", same=True)
+        return
     c.put(target, "authentication", auth, stmt, kp)
 
 
@@ -1213,7 +1458,7 @@ def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
 
 
 def _min_garp(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-    if c.flag(stmt, kp):
+    if c.flag(stmt, kp, valued=True):
         c.min_garp = stmt
 
 
@@ -1263,6 +1508,25 @@ def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any],
     _set("persistence_timeout", _int)(c, stmt, target, kp)
 
 
+def _state(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    word = stmt.args[0] if stmt.args else ""
+    if word in ("MASTER", "BACKUP"):  # case-sensitive, as keepalived
+        c.put(target, "state", word, stmt, kp)
+        return
+    c.skip(stmt, kp, f"keepalived knows no state {word!r} (only MASTER and BACKUP, in "
+           "capitals) and starts as BACKUP; so does the import", same=True)
+    c.put(target, "state", "BACKUP", stmt, kp)
+
+
+def _lb_algo(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    word = stmt.args[0] if stmt.args else ""
+    try:
+        c.put(target, "lb_algo", _LB_ALGO(word), stmt, kp)
+    except _Bad:
+        c.skip(stmt, kp, f"keepalived ignores the unknown scheduler {word!r} (names are "
+               "lower case) and uses wlc; so does the import", same=True)
+
+
 def _lb_kind(key: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
@@ -1270,8 +1534,10 @@ def _lb_kind(key: str) -> Handler:
             return
         try:
             kind = _LB_KIND(stmt.args[0])
-        except _Bad as exc:
-            c.skip(stmt, kp, f"{exc}; not carried over")
+        except _Bad:
+            c.skip(stmt, kp, f"keepalived rejects {stmt.args[0]!r} (it knows NAT, DR and TUN, "
+                   "in capitals) and keeps the method it had, NAT by default; so does the "
+                   "import", same=True)
             return
         if len(stmt.args) > 1:
             c.skip(stmt, kp, f"tunnel options {' '.join(stmt.args[1:])!r} are not supported; "
@@ -1286,7 +1552,8 @@ def _sorry_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: st
         c.skip(stmt, kp, "needs IP [PORT]; not carried over")
         return
     try:
-        value = _hostport(stmt.args[0], stmt.args[1] if len(stmt.args) == 2 else None)
+        ip = c.address(stmt, kp, stmt.args[0])
+        value = _hostport(ip, stmt.args[1] if len(stmt.args) == 2 else None)
     except _Bad as exc:
         c.skip(stmt, kp, f"{exc}; not carried over")
         return
@@ -1302,7 +1569,7 @@ def _real_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
         return
     rs: dict[str, Any] = {}
     try:
-        c.put(rs, "ip", _ip(args[0]), stmt, kp)
+        c.put(rs, "ip", c.address(stmt, kp, args[0]), stmt, kp)
         if len(args) == 2:
             c.put(rs, "port", _int(args[1]), stmt, kp)
     except _Bad as exc:
@@ -1387,14 +1654,16 @@ _GLOBAL: dict[str, Handler] = {
     "router_id": _set("router_id", _text),
     "lvs_id": _set("router_id", _text),  # old name
     "vrrp_version": _set("vrrp_version", _int),
-    "vrrp_mcast_group4": _set("vrrp_mcast_group4", _ip),
-    "vrrp_mcast_group6": _set("vrrp_mcast_group6", _ip),
+    "vrrp_mcast_group4": _address("vrrp_mcast_group4"),
+    "vrrp_mcast_group6": _address("vrrp_mcast_group6"),
     "vrrp_garp_master_delay": _set("vrrp_garp_master_delay", _int),
     "vrrp_garp_master_repeat": _set("vrrp_garp_master_repeat", _int),
     "vrrp_garp_master_refresh": _set("vrrp_garp_master_refresh", _int),
     "vrrp_garp_master_refresh_repeat": _set("vrrp_garp_master_refresh_repeat", _int),
     "vrrp_garp_lower_prio_delay": _set("vrrp_garp_lower_prio_delay", _int),
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
+    "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
+    "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
     "vrrp_garp_interval": _set("vrrp_garp_interval", _timer),
     "vrrp_gna_interval": _set("vrrp_gna_interval", _timer),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
@@ -1436,7 +1705,7 @@ _TRACKING: dict[str, Handler] = {
 
 _INSTANCE: dict[str, Handler] = {
     **_TRACKING,
-    "state": _set("state", _choice("MASTER", "BACKUP", upper=True)),
+    "state": _state,
     "interface": _set("interface", _text),
     "virtual_router_id": _set("virtual_router_id", _int),
     "priority": _set("priority", _int),
@@ -1446,13 +1715,13 @@ _INSTANCE: dict[str, Handler] = {
     "no_preempt": _flag("nopreempt"),
     "preempt": _flag("nopreempt", invert=True),  # keepalived keeps it for old files
     "preempt_delay": _set("preempt_delay", _timer),
-    "unicast_src_ip": _set("unicast_src_ip", _ip),
-    "vrrp_unicast_bind": _set("unicast_src_ip", _ip),  # old name
+    "unicast_src_ip": _address("unicast_src_ip"),
+    "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
     "unicast_peer": _unicast_peers,
     "vrrp_unicast_peer": _unicast_peers,  # old name
     "unicast_ttl": _set("unicast_ttl", _int),
-    "mcast_src_ip": _set("mcast_src_ip", _ip),
-    "mcast_dst_ip": _set("mcast_dst_ip", _ip),
+    "mcast_src_ip": _address("mcast_src_ip"),
+    "mcast_dst_ip": _address("mcast_dst_ip"),
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
@@ -1465,9 +1734,13 @@ _INSTANCE: dict[str, Handler] = {
     "garp_master_refresh_repeat": _set("garp_master_refresh_repeat", _int),
     "garp_lower_prio_delay": _set("garp_lower_prio_delay", _int),
     "garp_lower_prio_repeat": _set("garp_lower_prio_repeat", _int),
+    "lower_prio_no_advert": _flag("lower_prio_no_advert"),
+    "higher_prio_send_advert": _flag("higher_prio_send_advert"),
     "down_timer_adverts": _set("down_timer_adverts", _int),
     "lvs_sync_daemon_interface": _lvs_sync_daemon_interface,  # old form
-    "native_ipv6": _ignore_with("not needed: the addresses give the family; left out"),
+    "native_ipv6": _ignore_with("not needed: the addresses give the family; left out",
+                                same=True),
+    "debug": _ignore_with("keepalived's debug level for the instance; left out", same=True),
 }
 
 _SYNC_GROUP: dict[str, Handler] = {
@@ -1481,15 +1754,15 @@ _CHECK_TIMING: dict[str, Handler] = {
     "delay_before_retry": _set("delay_before_retry", _timer),
     "delay_loop": _set("delay_loop", _timer),
     "warmup": _set("warmup", _timer),
-    "alpha": _flag("alpha"),
-    "log_all_failures": _flag("log_all_failures"),
+    "alpha": _flag("alpha", valued=True),
+    "log_all_failures": _flag("log_all_failures", valued=True),
 }
 
 _NETWORK_CHECK: dict[str, Handler] = {
     **_CHECK_TIMING,
-    "connect_ip": _set("connect_ip", _ip),
+    "connect_ip": _address("connect_ip"),
     "connect_port": _set("connect_port", _int),
-    "bindto": _set("bindto", _ip),
+    "bindto": _address("bindto"),
     "bind_port": _set("bind_port", _int),
     "bind_if": _set("bind_if", _text),
     "fwmark": _set("fwmark", _int),
@@ -1516,12 +1789,12 @@ _HTTP_CHECK: dict[str, Handler] = {
     "url": _url,
     "http_protocol": _set("http_protocol", _choice("1.0", "1.0C", "1.1", upper=True)),
     "virtualhost": _set("virtualhost", _text),
-    "fast_recovery": _flag("fast_recovery"),
+    "fast_recovery": _flag("fast_recovery", valued=True),
 }
 
 _CHECKERS: dict[str, Handler] = {
     "HTTP_GET": _checker("HTTP_GET", _HTTP_CHECK),
-    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni")}),
+    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni", valued=True)}),
     "TCP_CHECK": _checker("TCP_CHECK", _NETWORK_CHECK),
     "SMTP_CHECK": _checker(
         "SMTP_CHECK", {**_NETWORK_CHECK, "helo_name": _set("helo_name", _text)}
@@ -1560,6 +1833,7 @@ _SERVER_TIMING: dict[str, Handler] = {
     "warmup": _set("warmup", _timer),
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
+    # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
     "inhibit_on_failure": _flag("inhibit_on_failure"),
     "alpha": _flag("alpha"),
 }
@@ -1567,6 +1841,8 @@ _SERVER_TIMING: dict[str, Handler] = {
 _REAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
     **_CHECKERS,
+    "inhibit_on_failure": _flag("inhibit_on_failure", valued=True),
+    "alpha": _flag("alpha", valued=True),
     "weight": _set("weight", _int),
     "lvs_method": _lb_kind("lb_kind"),
     "lb_kind": _lb_kind("lb_kind"),  # old name
@@ -1578,8 +1854,8 @@ _REAL_SERVER: dict[str, Handler] = {
 
 _VIRTUAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
-    "lvs_sched": _set("lb_algo", _LB_ALGO),
-    "lb_algo": _set("lb_algo", _LB_ALGO),  # old name
+    "lvs_sched": _lb_algo,
+    "lb_algo": _lb_algo,  # old name
     "lvs_method": _lb_kind("lb_kind"),
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
@@ -1612,7 +1888,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime notify_fifo
     notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script lvs_notify_fifo
     lvs_notify_fifo_script lvs_timeouts default_interface dynamic_interfaces
-    vrrp_lower_prio_no_advert vrrp_higher_prio_send_advert vrrp_garp_extra_if
+    vrrp_garp_extra_if
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name
     bfd_process_name vrrp_cpu_affinity checker_cpu_affinity bfd_cpu_affinity
@@ -1630,7 +1906,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
     use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip check_unicast_src
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
-    lower_prio_no_advert higher_prio_send_advert virtual_routes virtual_rules
+    virtual_routes virtual_rules
     promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
     notify_priority_changes notify_deleted kernel_rx_buf_size track_process track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
@@ -1639,6 +1915,27 @@ _KNOWN_UNSUPPORTED = frozenset(
     garp_group bfd_instance vrrp_track_process SSL interface_up_down_delays
     track_file_check
     """.split()  # noqa: SIM905 - a word list reads better than 150 quoted strings
+)
+
+
+# Keywords that only tune keepalived's own processes (scheduling priority, memory
+# locking, CPU affinity, process names, netlink buffer sizes): they change nothing in
+# what the cluster does, so leaving them out changes no behaviour. hacluster has its
+# own process model.
+_NO_EFFECT = frozenset(
+    """
+    vrrp_priority checker_priority bfd_priority vrrp_no_swap checker_no_swap bfd_no_swap
+    vrrp_rt_priority checker_rt_priority bfd_rt_priority vrrp_rlimit_rttime
+    checker_rlimit_rttime bfd_rlimit_rttime vrrp_cpu_affinity checker_cpu_affinity
+    bfd_cpu_affinity vrrp_process_name checker_process_name bfd_process_name
+    max_auto_priority min_auto_priority_delay vrrp_netlink_cmd_rcv_bufs
+    vrrp_netlink_cmd_rcv_bufs_force vrrp_netlink_monitor_rcv_bufs
+    vrrp_netlink_monitor_rcv_bufs_force lvs_netlink_cmd_rcv_bufs
+    lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
+    lvs_netlink_monitor_rcv_bufs_force process_monitor_rcv_bufs
+    process_monitor_rcv_bufs_force vrrp_rx_bufs_policy vrrp_rx_bufs_multiplier
+    kernel_rx_buf_size
+    """.split()  # noqa: SIM905 - a word list reads better than quoted strings
 )
 
 
@@ -1688,6 +1985,28 @@ _REQUIRED_KEYS = frozenset(
 )
 
 
+# What the loader refuses that keepalived 2.2.7 also ignores (with an error message),
+# so that leaving it out behaves the same: (key path pattern, loader message part).
+_KEEPALIVED_IGNORES = (
+    # "(VI) track script X not found, ignoring..."
+    (re.compile(r"\.track_script\[\d+\]$"), "no vrrp_script named"),
+    # "Virtual router X specified in sync group G doesn't exist - ignoring"
+    (re.compile(r"^vrrp_sync_groups\.[^.]+\.group\[\d+\]$"), "no vrrp_instance named"),
+    # "(VI): address family must match VRRP instance [ADDR] - ignoring"
+    (re.compile(r"\.virtual_ipaddress\[\d+\]$"), "one instance carries one family"),
+    # "vrrp_script S weight W must be in [-253, 253]": weight 0, as here
+    (re.compile(r"^vrrp_scripts\.[^.]+\.weight$"), "must be -253..253"),
+    # "vrrp script interval must be greater than 0, setting to 1": 1 s, as here
+    (re.compile(r"^vrrp_scripts\.[^.]+\.interval$"), ", got 0"),
+    # "Real server weight W is outside range 0-65535": weight 1, as here
+    (re.compile(r"\.real_servers\[\d+\]\.weight$"), "must be 0..65535"),
+)
+
+
+def _keepalived_ignores_too(key_path: str, message: str) -> bool:
+    return any(path.search(key_path) and part in message for path, part in _KEEPALIVED_IGNORES)
+
+
 def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Drop what the loader refuses, noting each, until the YAML loads."""
     for _ in range(200):
@@ -1700,7 +2019,7 @@ def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]
             problems = exc.problems
         else:
             return text, clean
-        targets: dict[tuple[int, Any], tuple[Any, Any, str, _Origin | None]] = {}
+        targets: dict[tuple[int, Any], tuple[Any, Any, str, _Origin | None, bool]] = {}
         for problem in problems:
             for candidate in _parent_paths(problem.key_path):
                 if candidate not in where:
@@ -1723,13 +2042,17 @@ def _validate(c: _Converter, data: dict[str, Any]) -> tuple[str, dict[str, Any]]
                 if candidate != problem.key_path:  # a key it needs: the whole entry goes
                     inner = problem.key_path[len(candidate):].lstrip(".")
                     message = f"{inner}: {message}"
-                targets.setdefault((id(container), key), (container, key, message, origin))
+                same = _keepalived_ignores_too(problem.key_path, problem.message)
+                if same:
+                    message += ", as keepalived ignores it"
+                targets.setdefault((id(container), key), (container, key, message, origin, same))
                 break
         if not targets:
             break
-        for container, key, message, origin in targets.values():
+        for container, key, message, origin, same in targets.values():
             if origin is not None:
-                c.skipped.append(Skipped(origin.file, origin.line, origin.keyword, message))
+                c.skipped.append(Skipped(origin.file, origin.line, origin.keyword, message,
+                                         changes_behaviour=not same))
             if isinstance(container, list):
                 container[key] = _DROPPED
             else:

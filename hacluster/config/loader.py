@@ -17,7 +17,7 @@ import shlex
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, Field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +55,12 @@ _TRACK_INHERITED = ("retry", "delay_before_retry", "delay_loop", "warmup", "alph
 
 def load_config(path: str | Path) -> m.Config:
     """Read and validate the YAML file at `path`; raise `ConfigError` listing every problem."""
+    return load_config_located(path)[0]
+
+
+def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
+    """`load_config`, and the line of every key path the file gives (for later checks
+    that report `FILE:LINE: key: message`, such as the preflight)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -66,7 +72,11 @@ def load_config(path: str | Path) -> m.Config:
         raise ConfigError([Problem(str(path), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path), source_path=path)
+    ctx = _Ctx(str(path))
+    config = ctx.load(text, path)
+    if ctx.problems or config is None:
+        raise ConfigError(ctx.problems)
+    return config, dict(ctx.lines)
 
 
 def parse_config(
@@ -78,6 +88,29 @@ def parse_config(
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
     return config
+
+
+def yaml_fields(cls: type[Any]) -> dict[str, Field[Any]]:
+    """The YAML keys a mapping of `cls` takes, with their model fields.
+
+    A field named by the mapping's own key (`from_key`) or built from other keys
+    (`derived`) is not a key of its own.
+    """
+    return {
+        f.metadata.get("key", f.name): f
+        for f in fields(cls)
+        if not f.metadata.get("from_key") and not f.metadata.get("derived")
+    }
+
+
+def inherited_keys(cls: type[m.CheckBase]) -> tuple[str, ...]:
+    """Checker keys that, when not given, come from the real server, else the virtual server."""
+    keys = list(_TRACK_INHERITED)
+    if issubclass(cls, m.NetworkCheckBase):
+        keys.append("connect_timeout")
+    if issubclass(cls, m.HttpCheckBase):
+        keys.append("virtualhost")
+    return tuple(keys)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -352,9 +385,7 @@ class _Ctx:
         pairs = self.mapping(node, path)
         if pairs is None:
             return None
-        by_key = {
-            f.metadata.get("key", f.name): f for f in fields(cls) if not f.metadata.get("from_key")
-        }
+        by_key = yaml_fields(cls)
         skip = set(skip)
         values: dict[str, Any] = {}
         given: dict[str, Node] = {}
@@ -528,10 +559,17 @@ class _Ctx:
         vips: list[m.VirtualIpAddress] = list(
             values.get("virtual_ipaddress", self.partial.get(vpath, ()))
         )
-        if "virtual_ipaddress" in values and not vips:
-            self.at(vpath, "must list at least one address")
-            ok = False
         family = vips[0].family if vips else None
+        if not vips and vpath not in self.partial:
+            # keepalived's rule: VRRPv2 over IPv4 may run without VIPs, v3 and IPv6 not
+            own = [values.get("unicast_src_ip"), values.get("mcast_src_ip"),
+                   *(p.ip for p in values.get("unicast_peers", ()))]
+            family = next((ip.version for ip in own if ip is not None), None)
+            wanted = values.get("version", 3 if family == 6 else g.vrrp_version)
+            if wanted == 3 or family == 6:
+                self.at(vpath, "must list at least one address under VRRPv3 or IPv6 "
+                        "(keepalived's rule; VRRPv2 over IPv4 may run without)")
+                ok = False
         for i, vip in enumerate(vips[1:], start=1):
             if vip.family != family:
                 self.at(
@@ -621,19 +659,23 @@ class _Ctx:
             ("garp_master_refresh_repeat", "vrrp_garp_master_refresh_repeat"),
             ("down_timer_adverts", "vrrp_down_timer_adverts"),
             ("checksum_pseudo_header", "vrrp_checksum_pseudo_header"),
+            ("lower_prio_no_advert", "vrrp_lower_prio_no_advert"),
+            ("higher_prio_send_advert", "vrrp_higher_prio_send_advert"),
         ):
             values.setdefault(key, getattr(g, gkey))
+        # keepalived: an instance's garp_lower_prio_* default to the global ones, and those
+        # to the global vrrp_garp_master_* (not to the instance's garp_master_*).
         values.setdefault(
             "garp_lower_prio_delay",
             g.vrrp_garp_lower_prio_delay
             if g.vrrp_garp_lower_prio_delay is not None
-            else values["garp_master_delay"],
+            else g.vrrp_garp_master_delay,
         )
         values.setdefault(
             "garp_lower_prio_repeat",
             g.vrrp_garp_lower_prio_repeat
             if g.vrrp_garp_lower_prio_repeat is not None
-            else values["garp_master_repeat"],
+            else g.vrrp_garp_master_repeat,
         )
         if not ok:
             return _INVALID
@@ -790,12 +832,7 @@ class _Ctx:
         if read is None:
             return _INVALID
         values, _given, ok = read
-        inherited = list(_TRACK_INHERITED)
-        if issubclass(cls, m.NetworkCheckBase):
-            inherited.append("connect_timeout")
-        if issubclass(cls, m.HttpCheckBase):
-            inherited.append("virtualhost")
-        for key in inherited:
+        for key in inherited_keys(cls):
             if key in values:
                 continue
             for level in (rs, vs):

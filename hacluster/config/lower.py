@@ -265,6 +265,8 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
         preempt_delay=inst.preempt_delay,
         vips=tuple(vips),
         down_timer_adverts=inst.down_timer_adverts,
+        lower_prio_no_advert=inst.lower_prio_no_advert,
+        higher_prio_send_advert=inst.higher_prio_send_advert,
     )
     template = packet.Advert(
         version=inst.version,
@@ -282,6 +284,8 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
         refresh=inst.garp_master_refresh,
         refresh_repeat=inst.garp_master_refresh_repeat,
         interval=g.vrrp_garp_interval if inst.family == 4 else g.vrrp_gna_interval,
+        lower_prio_repeat=inst.garp_lower_prio_repeat,
+        lower_prio_delay=inst.garp_lower_prio_delay,
     )
     return InstancePlan(name, inst.interface, binding, params, template,
                         tuple(vips.items()), announce, inst.is_owner)
@@ -304,9 +308,6 @@ def unsupported_instance(inst: VrrpInstance) -> list[str]:
                      "(the interface's own link is not tracked unless track_interface names it)")
     if not inst.accept:
         notes.append("no_accept is not supported and is ignored (VIPs always answer)")
-    if (inst.garp_lower_prio_delay, inst.garp_lower_prio_repeat) != (5, 5):
-        notes.append("garp_lower_prio_delay/garp_lower_prio_repeat are not supported and "
-                     "are ignored")
     for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
         if v.no_track:
             notes.append(f"no_track on {v} is not supported and is ignored")

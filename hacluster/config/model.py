@@ -36,7 +36,7 @@ LB_ALGOS: tuple[str, ...] = (
 
 
 def spec(**kwargs: Any) -> dict[str, Any]:
-    """Field metadata read by the loader: key (YAML name), min, max, from_key."""
+    """Field metadata read by the loader: key (YAML name), min, max, from_key, derived."""
     return kwargs
 
 
@@ -148,6 +148,8 @@ class GlobalDefs:
     vrrp_garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
     vrrp_garp_lower_prio_delay: int | None = field(default=None, metadata=spec(min=0, max=86400))
     vrrp_garp_lower_prio_repeat: int | None = field(default=None, metadata=spec(min=0, max=255))
+    vrrp_lower_prio_no_advert: bool = False  # a master hearing a lower advert: no advert back
+    vrrp_higher_prio_send_advert: bool = False  # a master leaving for a higher one: advert first
     vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
@@ -289,7 +291,9 @@ class VrrpInstance:
     name: str = field(metadata=spec(from_key=True))
     interface: str
     virtual_router_id: int = field(metadata=spec(min=1, max=255))
-    virtual_ipaddress: tuple[VirtualIpAddress, ...]
+    # May be empty under VRRPv2/IPv4, as keepalived allows ("No VIP specified; at least
+    # one is sensible"): cloud floating addresses moved by a notify script.
+    virtual_ipaddress: tuple[VirtualIpAddress, ...] = ()
     state: InitialState = "BACKUP"
     priority: int = field(default=100, metadata=spec(min=1, max=255))
     advert_int: float = 1.0  # seconds; the loader checks it against the version
@@ -317,6 +321,8 @@ class VrrpInstance:
     garp_master_refresh_repeat: int = field(default=1, metadata=spec(min=1, max=255))
     garp_lower_prio_delay: int = field(default=5, metadata=spec(min=0, max=86400))
     garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
+    lower_prio_no_advert: bool = False  # default: global_defs.vrrp_lower_prio_no_advert
+    higher_prio_send_advert: bool = False  # default: global_defs.vrrp_higher_prio_send_advert
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None
@@ -325,8 +331,15 @@ class VrrpInstance:
 
     @property
     def family(self) -> int:
-        """4 or 6: the family of the VIPs carried in adverts."""
-        return self.virtual_ipaddress[0].family
+        """4 or 6: the family of the VIPs carried in adverts (without VIPs, as keepalived
+        decides it: the unicast source or peers, else IPv4)."""
+        if self.virtual_ipaddress:
+            return self.virtual_ipaddress[0].family
+        for ip in (self.unicast_src_ip, self.mcast_src_ip,
+                   *(p.ip for p in self.unicast_peers)):
+            if ip is not None:
+                return ip.version
+        return 4
 
     @property
     def is_unicast(self) -> bool:
@@ -512,7 +525,8 @@ class RealServer:
     delay_before_retry: float | None = field(default=None, metadata=spec(min=0, max=86400))
     delay_loop: float | None = field(default=None, metadata=spec(min=0.01, max=86400))
     warmup: float | None = field(default=None, metadata=spec(min=0, max=86400))
-    checks: tuple[Checker, ...] = ()  # from the HTTP_GET / TCP_CHECK / ... keys
+    # built from the HTTP_GET / TCP_CHECK / ... keys, not a key of its own
+    checks: tuple[Checker, ...] = field(default=(), metadata=spec(derived=True))
 
     @property
     def family(self) -> int:

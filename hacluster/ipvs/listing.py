@@ -146,14 +146,23 @@ def _service_name(service: Service) -> str:
     return name if service.family == 6 else name[:33]
 
 
-def _service_line(service: Service, stats: Stats, mode: Mode, exact: bool) -> str:
+_STATS_COLUMNS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
+_RATE_COLUMNS = ("cps", "inpps", "outpps", "inbps", "outbps")
+
+
+def _numbers(stats: Stats, names: tuple[str, ...], kept: frozenset[str] | None,
+             exact: bool) -> str:
+    """The counters in ipvsadm's columns; one the dataplane does not keep shows "-"."""
+    return "".join(largenum(getattr(stats, n), exact=exact) if kept is None or n in kept
+                   else f"{'-':>9s}" for n in names)
+
+
+def _service_line(service: Service, stats: Stats, mode: Mode, exact: bool,
+                  kept: frozenset[str] | None = None) -> str:
     name = _service_name(service)
-    if mode == "stats":
-        values = (stats.conns, stats.inpkts, stats.outpkts, stats.inbytes, stats.outbytes)
-        return f"{name:<33s}" + "".join(largenum(v, exact=exact) for v in values)
-    if mode == "rate":
-        values = (stats.cps, stats.inpps, stats.outpps, stats.inbps, stats.outbps)
-        return f"{name:<33s}" + "".join(largenum(v, exact=exact) for v in values)
+    if mode in ("stats", "rate"):
+        columns = _STATS_COLUMNS if mode == "stats" else _RATE_COLUMNS
+        return f"{name:<33s}" + _numbers(stats, columns, kept, exact)
     line = f"{name} {service.scheduler}{_sched_flags(service)}"
     if service.persistent:
         line += f" persistent {service.timeout}"
@@ -168,15 +177,18 @@ def _service_line(service: Service, stats: Stats, mode: Mode, exact: bool) -> st
 
 
 def _dest_line(
-    entry: ServiceEntry, dkey: DestKey, stats: Stats, mode: Mode, exact: bool
+    entry: ServiceEntry, dkey: DestKey, stats: Stats, mode: Mode, exact: bool,
+    kept: frozenset[str] | None = None,
 ) -> str:
     dest = entry.destinations[dkey]
     name = _addrport(dest.address, dest.port)
     if dest.address.version != 6:  # ipvsadm cuts at 28 by the destination's family
         name = name[:28]
-    if mode == "stats":
-        values = (stats.conns, stats.inpkts, stats.outpkts, stats.inbytes, stats.outbytes)
-        return f"  -> {name:<28s}" + "".join(largenum(v, exact=exact) for v in values)
+    if mode == "stats" or (mode == "rate" and kept is not None):
+        columns = _STATS_COLUMNS if mode == "stats" else _RATE_COLUMNS
+        return f"  -> {name:<28s}" + _numbers(stats, columns, kept, exact)
+    if kept is not None and "activeconns" not in kept:
+        return f"  -> {name:<28s} {dest.forward.value:<7s} {dest.weight:<6d} {'-':<10s} -"
     if mode == "rate":
         return (
             f"  -> {name:<28s} {stats.cps:8d} {stats.inpps:8d} {stats.outpps:8d}"
@@ -226,23 +238,27 @@ def render(
     zero = Stats()
     for entry in ordered(table, sort):
         key = entry.service.key
-        out.append(_service_line(entry.service, stats.services.get(key, zero), mode, exact))
+        out.append(_service_line(entry.service, stats.services.get(key, zero), mode, exact,
+                                 stats.service_kept))
         out.append("\n")
         for dkey in _dest_keys(entry, sort):
             dstats = stats.destinations.get((key, dkey), zero)
-            out.append(_dest_line(entry, dkey, dstats, mode, exact))
+            out.append(_dest_line(entry, dkey, dstats, mode, exact, stats.destination_kept))
             out.append("\n")
     return "".join(out)
 
 
-def _stats_json(stats: Stats, *, dest: bool) -> dict[str, int]:
+def _stats_json(stats: Stats, *, dest: bool, kept: frozenset[str] | None = None
+                ) -> dict[str, int | None]:
+    """The counters; null for one the dataplane does not keep."""
     fields: tuple[str, ...] = (
         "conns", "inpkts", "outpkts", "inbytes", "outbytes",
         "cps", "inpps", "outpps", "inbps", "outbps",
     )  # fmt: skip
     if dest:
         fields += ("activeconns", "inactconns", "persistconns")
-    return {name: getattr(stats, name) for name in fields}
+    return {name: getattr(stats, name) if kept is None or name in kept else None
+            for name in fields}
 
 
 def _dest_keys(entry: ServiceEntry, sort: bool) -> list[DestKey]:
@@ -268,7 +284,8 @@ def service_json(
         "flags": [f.name for f in ServiceFlag if f and f in s.flags and f.name],
         "persistence_timeout": s.timeout,
         "netmask": s.netmask,
-        "stats": _stats_json(stats.services.get(key, zero), dest=False),
+        "stats": _stats_json(stats.services.get(key, zero), dest=False,
+                             kept=stats.service_kept),
         "destinations": [
             {
                 "address": str(d.address),
@@ -277,7 +294,8 @@ def service_json(
                 "forward": d.forward.name,
                 "u_threshold": d.u_threshold,
                 "l_threshold": d.l_threshold,
-                "stats": _stats_json(stats.destinations.get((key, dk), zero), dest=True),
+                "stats": _stats_json(stats.destinations.get((key, dk), zero), dest=True,
+                                     kept=stats.destination_kept),
             }
             for dk in _dest_keys(entry, sort)
             for d in (entry.destinations[dk],)
@@ -370,9 +388,18 @@ def _enum_name(kind: type[_E], obj: Mapping[str, Any], key: str, where: str) -> 
         raise JsonTableError(f"{where}.{key}: {name!r} is not one of {known}") from None
 
 
-def _stats(value: Any, fields: tuple[str, ...], where: str) -> Stats:
+def _stats(value: Any, fields: tuple[str, ...], where: str,
+           unknown: set[str] | None = None) -> Stats:
+    """Counters from JSON; a null one (not kept by the dataplane) is added to `unknown`."""
     obj = _mapping(value, where)
-    return Stats(**{name: _int(obj, name, where) for name in fields})
+    values = {}
+    for name in fields:
+        if obj.get(name, 0) is None:
+            if unknown is not None:
+                unknown.add(name)
+            continue
+        values[name] = _int(obj, name, where)
+    return Stats(**values)
 
 
 def _flags(value: Any, where: str) -> ServiceFlag:
@@ -433,6 +460,8 @@ def from_json(data: Any) -> tuple[Table, TableStats]:
     service_stats: dict[ServiceKey, Stats] = {}
     dest_stats: dict[tuple[ServiceKey, DestKey], Stats] = {}
     seen: set[ServiceKey] = set()
+    unknown_service: set[str] = set()
+    unknown_dest: set[str] = set()
     for i, item in enumerate(_list(_field(root, "services", "table"), "services")):
         where = f"services[{i}]"
         obj = _mapping(item, where)
@@ -441,7 +470,8 @@ def from_json(data: Any) -> tuple[Table, TableStats]:
         if key in seen:
             raise JsonTableError(f"{where}: duplicate service {key}")
         seen.add(key)
-        stats = _stats(_field(obj, "stats", where), _SERVICE_STATS, f"{where}.stats")
+        stats = _stats(_field(obj, "stats", where), _SERVICE_STATS, f"{where}.stats",
+                       unknown_service)
         if stats != zero:
             service_stats[key] = stats
         dests: list[Destination] = []
@@ -455,11 +485,16 @@ def from_json(data: Any) -> tuple[Table, TableStats]:
                 raise JsonTableError(f"{dwhere}: duplicate destination {dest.key}")
             dkeys.add(dest.key)
             dests.append(dest)
-            dstats = _stats(_field(dobj, "stats", dwhere), _DEST_STATS, f"{dwhere}.stats")
+            dstats = _stats(_field(dobj, "stats", dwhere), _DEST_STATS, f"{dwhere}.stats",
+                            unknown_dest)
             if dstats != zero:
                 dest_stats[(key, dest.key)] = dstats
         entries.append((service, dests))
-    return Table.of(entries), TableStats(service_stats, dest_stats)
+    return Table.of(entries), TableStats(
+        service_stats, dest_stats,
+        service_kept=frozenset(_SERVICE_STATS) - unknown_service if unknown_service else None,
+        destination_kept=frozenset(_DEST_STATS) - unknown_dest if unknown_dest else None,
+    )
 
 
 def info_from_json(data: Any) -> IpvsInfo:

@@ -268,6 +268,14 @@ class TableStats:
 
     services: Mapping[ServiceKey, Stats] = field(default_factory=dict)
     destinations: Mapping[tuple[ServiceKey, DestKey], Stats] = field(default_factory=dict)
+    #: The counters the dataplane keeps, for services and for destinations (None: all of
+    #: them, as IPVS). A listing shows the others as unknown ("-"), not as zeros.
+    service_kept: frozenset[str] | None = None
+    destination_kept: frozenset[str] | None = None
+
+    def keeps(self, name: str, *, destination: bool) -> bool:
+        kept = self.destination_kept if destination else self.service_kept
+        return kept is None or name in kept
 
     def __hash__(self) -> int:
         return hash((tuple(self.services.items()), tuple(self.destinations.items())))

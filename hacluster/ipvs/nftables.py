@@ -405,6 +405,10 @@ def update_script(old: NftState, new: Table, name: str = "hacluster") -> tuple[s
     return _two_phase(lines), state
 
 
+#: The only counter nftables keeps: new connections per service (the NAT rule's named
+#: counter). Packets, bytes, rates and per-destination counts are not kept.
+NFT_KEPT = frozenset({"conns"})
+
 #: Separates a script's two transactions (see `_two_phase`); a comment to nft.
 SWITCH = "# switch"
 _GEN_RE = re.compile(r"_g(\d+)$")
@@ -507,7 +511,8 @@ def parse_ruleset(data: dict[str, Any]) -> tuple[NftState, TableStats]:
         gens[key] = gen
         conns[key] = Stats(conns=counters.get(sid, 0))
     table = Table.of(pairs)
-    return NftState(table, gens, _dispatch_gen(objects)), TableStats(conns, {})
+    stats = TableStats(conns, {}, service_kept=NFT_KEPT, destination_kept=frozenset())
+    return NftState(table, gens, _dispatch_gen(objects)), stats
 
 
 # --------------------------------------------------------------------------- the backend
@@ -590,7 +595,7 @@ class NftablesBackend:
         """Connections per service (the NAT rule's named counter); nothing else is kept."""
         data = await self._list()
         if data is None:
-            return TableStats()
+            return TableStats(service_kept=NFT_KEPT, destination_kept=frozenset())
         try:
             return parse_ruleset(data)[1]
         except (KeyError, ValueError, TypeError) as exc:

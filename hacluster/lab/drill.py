@@ -1,9 +1,11 @@
 """Failover drills over the director-pair lab, measured from the client's side, with a report.
 
-The drills run in order on one lab: (1) a real server dies and comes back, (2) the master
-director is killed with SIGKILL, (3) it comes back and preempts, (4) it hands over
-gracefully on SIGTERM. Each drill marks the moment of its event, waits until the client's
-traffic has settled (every request of the last `SETTLE` seconds answered, and by the
+The drills run in catalogue order on one lab: (1) a real server dies and comes back, (2)
+the master director is killed with SIGKILL, (3) it comes back and preempts, (4) it hands
+over gracefully on SIGTERM; the fault drills 5-8 (partition, starvation, crash loop,
+reload under traffic) are in `hacluster.lab.faults`. An operator picks drills by name or
+number (`select`). Each drill marks the moment of its event, waits until the client's
+traffic has settled (every request of the last `settle` seconds answered, and by the
 expected director and real servers) or a bound has passed, then judges the client's
 records: failover time is the gap in successful answers, and which director and real
 server answered each request comes from the answer itself (see `hacluster.lab.topology`).
@@ -22,8 +24,52 @@ from typing import Any, TextIO
 from hacluster.lab.client import Record, RecordReader
 from hacluster.lab.topology import RunningLab
 
-SETTLE = 1.5  # seconds of clean traffic that count as settled
 POLL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class DrillSpec:
+    """One drill as an operator picks it: its number, its name and what it does."""
+
+    number: int
+    name: str
+    title: str
+
+
+CATALOGUE = (
+    DrillSpec(1, "real-server", "a real server dies and comes back"),
+    DrillSpec(2, "kill", "the master director is killed (SIGKILL)"),
+    DrillSpec(3, "preempt", "the master comes back and preempts"),
+    DrillSpec(4, "handover", "graceful hand-over (SIGTERM)"),
+    DrillSpec(5, "partition", "the directors are cut apart (split brain), then healed"),
+    DrillSpec(6, "starvation", "the master is frozen (SIGSTOP) for 3x the master-down interval"),
+    DrillSpec(7, "crash-loop", "the master crashes and restarts 10 times, 1 s apart"),
+    DrillSpec(8, "reload", "30 reloads (SIGHUP) of the master under traffic"),
+)
+
+
+def select(text: str) -> list[int]:
+    """Drill numbers from `name,name` or `1,5` (mixed is fine), in catalogue order.
+
+    ValueError names what is not a drill and lists the drills there are.
+    """
+    by_name = {d.name: d.number for d in CATALOGUE}
+    chosen: set[int] = set()
+    for word in (w.strip().lower() for w in text.split(",")):
+        if not word:
+            continue
+        if word.isdigit() and 1 <= int(word) <= len(CATALOGUE):
+            chosen.add(int(word))
+        elif word in by_name:
+            chosen.add(by_name[word])
+        elif word == "all":
+            chosen.update(by_name.values())
+        else:
+            names = ", ".join(f"{d.number} {d.name}" for d in CATALOGUE)
+            raise ValueError(f"no drill {word!r} (drills: {names}; or all)")
+    if not chosen:
+        raise ValueError("no drill named")
+    return sorted(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +161,9 @@ class Drills:
         return self.reader.records
 
     def settled(self, director: str, servers: Sequence[str], absent: Sequence[str] = ()) -> bool:
-        """True when the last SETTLE seconds of traffic were all answered as expected."""
+        """True when the last `settle` seconds of traffic were all answered as expected."""
         now = time.monotonic()
-        recent = [r for r in self.records if r.t0 >= now - SETTLE]
+        recent = [r for r in self.records if r.t0 >= now - self.topo.settle]
         if len(recent) < 5 or not all(r.ok for r in recent):
             return False
         if any(r.director != director or r.rs in absent for r in recent):
@@ -127,9 +173,10 @@ class Drills:
 
     def wait_settled(self, since: float, timeout: float, director: str,
                      servers: Sequence[str], absent: Sequence[str] = ()) -> float | None:
-        """Wait until traffic settled (at least SETTLE after `since`); the time, or None."""
-        deadline = since + timeout + SETTLE
-        time.sleep(max(0.0, since + SETTLE - time.monotonic()))
+        """Wait until traffic settled (at least `settle` after `since`); the time, or None."""
+        settle = self.topo.settle
+        deadline = since + timeout + settle
+        time.sleep(max(0.0, since + settle - time.monotonic()))
         while time.monotonic() < deadline:
             if self.settled(director, servers, absent):
                 return time.monotonic()
@@ -140,10 +187,10 @@ class Drills:
         """The lines every drill shows: requests, gap, directors and real servers."""
         names = self.topo.real_servers
         # Let requests that were waiting on a connect timeout at `end` be counted too.
-        time.sleep(max(0.0, end + 0.35 - time.monotonic()))
+        time.sleep(max(0.0, end + self.topo.client_connect_timeout + 0.05 - time.monotonic()))
         recs = self.records
         pre = between(recs, before, event)
-        post = between(recs, end - SETTLE, end)
+        post = between(recs, end - self.topo.settle, end)
         during = between(recs, event, end)
         gap = longest_gap(recs, event - 0.5, end)
         result.figures["longest_gap_s"] = round(gap, 3)
@@ -165,28 +212,45 @@ class Drills:
         Drills run in order, so this only acts when some were left out (`--only`).
         """
         proc = self.run.procs.get(self.master)
-        if (proc is not None and proc.running()) == master_running:
-            return True
-        t = time.monotonic()
         servers = self.topo.real_servers
+        if (proc is not None and proc.running()) == master_running:
+            if not master_running or self.settled(self.master, servers):
+                return True
+            # Running, but traffic is not (yet) on it: an earlier drill left it recovering,
+            # or left the ARP entries for the VIPs on the backup (which the traffic through
+            # it keeps confirmed): forget those entries, as a reboot of those hosts would.
+            t = time.monotonic()
+            what = f"wait for traffic to settle on {self.master}"
+            done = self.wait_settled(t, self.topo.margin, self.master, servers)
+            if done is None:
+                what += ", flushing the client's and real servers' ARP entries for the VIPs"
+                self.run.forget_vip_neighbours()
+                done = self.wait_settled(time.monotonic(), self.topo.startup, self.master,
+                                         servers)
+            res.add("setup", f"{what}: {'done' if done else 'FAILED'} "
+                    f"({time.monotonic() - t:.1f} s)")
+            return res.expect(done is not None, f"setup: {what}")
+        t = time.monotonic()
         if master_running:
             what = f"start {self.master} and settle traffic on it"
             self.run.start_director(self.master)
-            done = self.wait_settled(t, 30.0, self.master, servers)
+            done = self.wait_settled(t, self.topo.startup, self.master, servers)
         else:
             what = f"stop {self.master} and settle traffic on {self.backup}"
             if proc is not None:
                 proc.kill()
             d_backup = self.topo.director(self.backup)
-            done = self.wait_settled(t, self.topo.master_down_interval(d_backup.priority) + 5,
+            done = self.wait_settled(t, self.topo.master_down_interval(d_backup.priority)
+                                     + 2 * self.topo.margin,
                                      self.backup, servers)
         res.add("setup", f"{what}: {'done' if done else 'FAILED'}")
         return res.expect(done is not None, f"setup: {what}")
 
     # -- the drills ---------------------------------------------------------------------------
 
-    def prepare(self, timeout: float = 30.0) -> str | None:
+    def prepare(self, timeout: float | None = None) -> str | None:
         """Wait for lvs-a MASTER and clean traffic through the VIP; None, or why not."""
+        timeout = self.topo.startup if timeout is None else timeout
         t = time.monotonic()
         master_at = self.run.wait_state(self.master, "MASTER", timeout)
         if master_at is None:
@@ -194,13 +258,13 @@ class Drills:
         deadline = t + timeout
         settled = None
         while settled is None and time.monotonic() < deadline:
-            settled = self.wait_settled(time.monotonic() - SETTLE, 1.0, self.master,
+            settled = self.wait_settled(time.monotonic() - self.topo.settle, 1.0, self.master,
                                         self.topo.real_servers)
             # Not one answer 10 s after becoming MASTER and no table to answer from: waiting
             # longer changes nothing.
             if (settled is None and time.monotonic() > master_at + 10
                     and not any(r.ok for r in self.records)
-                    and not self.run.has_nft_table(self.master)):
+                    and not self.run.has_table(self.master)):
                 break
         if settled is None:
             recs = between(self.records, t, time.monotonic())
@@ -216,8 +280,9 @@ class Drills:
         victim_index = 1
         victim = self.topo.real_servers[victim_index]
         others = [n for n in self.topo.real_servers if n != victim]
-        bound = self.topo.check_time() + 3.0
-        before = time.monotonic() - SETTLE
+        margin = self.topo.margin
+        bound = self.topo.check_time() + margin
+        before = time.monotonic() - self.topo.settle
         t = time.monotonic()
         self.run.procs[victim].kill()
         res.add("event", f"{victim} killed (SIGKILL) at +0.00 s")
@@ -232,20 +297,21 @@ class Drills:
                 f"{spread(down_recs, self.topo.real_servers)}")
         res.expect(out_at is not None,
                    f"{victim} out of rotation and traffic clean within {bound:.1f} s "
-                   "(check interval + timeouts + 3 s)")
+                   f"(check interval + timeouts + {margin:g} s)")
         t_up = time.monotonic()
         self.run.start_real_server(victim_index)
         res.add("event", f"{victim} restarted at +{t_up - t:.2f} s")
-        back = self.wait_settled(t_up, bound + 2.0, self.master, self.topo.real_servers)
+        back_bound = bound + 2 * margin / 3
+        back = self.wait_settled(t_up, back_bound, self.master, self.topo.real_servers)
         first = first_ok(self.records, t_up, lambda r: r.rs == victim)
         if first is not None:
             res.add("back", f"{victim} answering again at +{first - t:.2f} s "
                     f"({first - t_up:.2f} s after its restart)")
             res.figures["back_in_rotation_s"] = round(first - t_up, 3)
         res.expect(back is not None and first is not None,
-                   f"{victim} back in rotation with clean traffic within {bound + 2:.1f} s")
+                   f"{victim} back in rotation with clean traffic within {back_bound:.1f} s")
         if back is not None:
-            time.sleep(SETTLE)  # so that "after" shows the spread with the server back
+            time.sleep(self.topo.settle)  # so that "after" shows the spread with the server back
         end = time.monotonic()
         self.report(res, t, end, before)
         served = Counter(r.director for r in between(self.records, before, end) if r.ok)
@@ -259,22 +325,23 @@ class Drills:
             return res
         d_backup = self.topo.director(self.backup)
         down = self.topo.master_down_interval(d_backup.priority)
-        bound = down + 3.0
-        before = time.monotonic() - SETTLE
+        margin = self.topo.margin
+        bound = down + margin
+        before = time.monotonic() - self.topo.settle
         t = time.monotonic()
         self.run.procs[self.master].kill()
         res.add("event", f"{self.master} killed (SIGKILL) at +0.00 s")
-        master_at = self.run.wait_state(self.backup, "MASTER", bound + 2)
+        master_at = self.run.wait_state(self.backup, "MASTER", bound + 2 * margin / 3)
         if master_at is not None:
             res.add("VRRP", f"{self.backup} MASTER at +{master_at - t:.2f} s "
                     f"(master-down interval {down:.2f} s)")
         ns = self.run.ns[self.topo.director(self.master).role]
         if self.run.lab.has_address(ns, "eth0", self.topo.vip):
-            kept = "the VIPs and its nftables table" if self.run.has_nft_table(
-                self.master) else "the VIPs"
+            kept = (f"the VIPs and its {self.run.table_name()}"
+                    if self.run.has_table(self.master) else "the VIPs")
             res.add("note", f"{self.master}'s kernel kept {kept} after the crash, so it "
                     "forwarded until gratuitous ARP moved the clients")
-        end = self.wait_settled(t, bound + 3.0, self.backup, self.topo.real_servers)
+        end = self.wait_settled(t, bound + margin, self.backup, self.topo.real_servers)
         first = first_ok(self.records, t, lambda r: r.director == self.backup)
         if first is not None:
             res.add("failover", f"first answer via {self.backup} at +{first - t:.2f} s")
@@ -282,7 +349,7 @@ class Drills:
         res.expect(master_at is not None, f"{self.backup} became MASTER")
         res.expect(first is not None and first - t <= bound,
                    f"traffic via {self.backup} within {bound:.1f} s "
-                   f"(master-down interval {down:.2f} s + 3 s)")
+                   f"(master-down interval {down:.2f} s + {margin:g} s)")
         res.expect(end is not None,
                    f"traffic settled on {self.backup}, every request answered, all real servers")
         self.report(res, t, end or time.monotonic(), before)
@@ -292,8 +359,8 @@ class Drills:
         res = DrillResult(3, f"{self.master} comes back and preempts")
         if not self._setup(res, master_running=False):
             return res
-        bound = 30.0  # process start-up (imports, netlink, first checks; slow on a busy machine)
-        before = time.monotonic() - SETTLE
+        bound = self.topo.startup  # imports, netlink, first checks; slow on a busy machine
+        before = time.monotonic() - self.topo.settle
         t = time.monotonic()
         self.run.start_director(self.master)
         res.add("event", f"{self.master} restarted at +0.00 s")
@@ -323,7 +390,7 @@ class Drills:
         skew = self.topo.skew_time(d_backup.priority)
         down = self.topo.master_down_interval(d_backup.priority)
         bound = skew + 2.0
-        before = time.monotonic() - SETTLE
+        before = time.monotonic() - self.topo.settle
         t = time.monotonic()
         proc = self.run.procs[self.master]
         proc.signal(signal.SIGTERM)
@@ -353,22 +420,19 @@ class Drills:
         self.report(res, t, end or time.monotonic(), before)
         return res
 
-    def all(self) -> list[Callable[[], DrillResult]]:
-        return [self.real_server_dies, self.master_killed, self.master_returns,
-                self.graceful_handover]
+    def by_number(self) -> dict[int, Callable[[], DrillResult]]:
+        """The drills this class runs, by catalogue number."""
+        return {1: self.real_server_dies, 2: self.master_killed, 3: self.master_returns,
+                4: self.graceful_handover}
 
 
-TITLES = (
-    "a real server dies and comes back",
-    "the master director is killed (SIGKILL)",
-    "the master comes back and preempts",
-    "graceful hand-over (SIGTERM)",
-)
+def title(number: int) -> str:
+    return CATALOGUE[number - 1].title
 
 
 def print_result(res: DrillResult, out: TextIO) -> None:
     verdict = "PASS" if res.passed else "FAIL"
-    print(f"drill {res.number}/4: {res.title} ... {verdict}", file=out)
+    print(f"drill {res.number}/{len(CATALOGUE)}: {res.title} ... {verdict}", file=out)
     for line in res.lines:
         print(line, file=out)
     for c in res.checks:
@@ -376,10 +440,9 @@ def print_result(res: DrillResult, out: TextIO) -> None:
     print(file=out, flush=True)
 
 
-def run_drills(run: RunningLab, out: TextIO,
-               only: Sequence[int] = (1, 2, 3, 4)) -> list[DrillResult]:
+def run_drills(drills: Drills, only: Sequence[int]) -> list[DrillResult]:
     """Prepare the lab's traffic, run the drills, print each report as it completes."""
-    drills = Drills(run, out)
+    run, out = drills.run, drills.out
     run.start_client()
     problem = drills.prepare()
     if problem is not None:
@@ -389,22 +452,21 @@ def run_drills(run: RunningLab, out: TextIO,
         print(file=out, flush=True)
         results = []
         for n in only:
-            res = DrillResult(n, TITLES[n - 1])
+            res = DrillResult(n, title(n))
             res.expect(False, "not run: the lab is not serving (see above)")
             results.append(res)
             print_result(res, out)
         return results
     recs = drills.records
-    recent = [r for r in recs if r.t0 >= time.monotonic() - SETTLE]
+    recent = [r for r in recs if r.t0 >= time.monotonic() - run.topo.settle]
     print(f"lab serving: VIP {run.topo.vip}:{run.topo.port} answered by "
           f"{spread(recent, run.topo.real_servers)} via {drills.master} "
           f"({drills.master} MASTER, {drills.backup} {run.vrrp_state(drills.backup)})\n",
           file=out, flush=True)
     results = []
-    for n, drill in enumerate(drills.all(), start=1):
-        if n not in only:
-            continue
-        res = drill()
+    available = drills.by_number()
+    for n in only:
+        res = available[n]()
         results.append(res)
         if not res.passed:
             for d in run.topo.directors:

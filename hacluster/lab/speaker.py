@@ -22,7 +22,7 @@ import yaml
 from hacluster.lab.keepalived import KeepalivedInstance, KeepalivedPeer, LabSpeaker, vip_dev
 from hacluster.lab.netns import Lab, LabError, LabProcess, Netns
 
-# `[VI_1] BACKUP -> MASTER (master down timer)`; the JSON log carries the same words.
+# `[VI_1] BACKUP -> MASTER (master down timer) priority 100`; the JSON log carries the same.
 _HC_STATE_RE = re.compile(
     r"\[(?P<name>[^\]\s]+)\]\s+(?P<old>[A-Z]+)\s*->\s*(?P<state>MASTER|BACKUP|FAULT|INIT)\b"
 )

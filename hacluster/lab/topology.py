@@ -74,6 +74,15 @@ class Topology:
     connect_timeout: float = 1.0
     retry: int = 1
     delay_before_retry: float = 0.5
+    dataplane: str = "nftables"  # the directors' global_defs.dataplane: nftables or ipvs
+    # The client: each worker opens a new connection every `client_interval` seconds.
+    client_workers: int = 4
+    client_interval: float = 0.04
+    client_connect_timeout: float = 0.3
+    client_read_timeout: float = 1.0
+    settle: float = 1.5  # seconds of clean traffic that count as settled
+    startup: float = 30.0  # bound on a director's start-up (imports, netlink, first checks)
+    margin: float = 3.0  # slack on top of protocol times for process and scheduling delays
     directors: tuple[Director, ...] = (
         Director("lvs-a", "lvsa", 2, 150, "MASTER", 8081),
         Director("lvs-b", "lvsb", 3, 100, "BACKUP", 8082),
@@ -91,6 +100,22 @@ class Topology:
     @property
     def client_ip(self) -> str:
         return f"{self.front}.{self.client_host}"
+
+    @classmethod
+    def paced(cls, scale: float = 1.0, **fields: Any) -> Topology:
+        """A topology whose timings are all `scale` times the defaults (a slow machine, a VM).
+
+        Explicit `fields` (advert_int, dataplane, ...) are taken as given.
+        """
+        base = cls()
+        scaled: dict[str, Any] = {
+            name: getattr(base, name) * scale
+            for name in ("advert_int", "delay_loop", "connect_timeout", "delay_before_retry",
+                         "client_interval", "client_connect_timeout", "client_read_timeout",
+                         "settle", "startup", "margin")
+        }
+        scaled.update(fields)
+        return cls(**scaled)
 
     def rs_ip(self, index: int) -> str:
         return f"{self.back}.{11 + index}"
@@ -128,7 +153,7 @@ def director_config(topo: Topology, d: Director, workdir: Path) -> dict[str, Any
     return {
         "global_defs": {
             "router_id": d.name,
-            "dataplane": "nftables",
+            "dataplane": topo.dataplane,
             "control_socket": str(workdir / f"{d.role}.sock"),
         },
         "vrrp_instances": {
@@ -186,6 +211,8 @@ class RunningLab:
     lab: Lab
     ns: dict[str, Netns] = field(default_factory=dict)
     procs: dict[str, LabProcess] = field(default_factory=dict)
+    # The switch's port of each (namespace role, bridge), e.g. ("lvsa", "brf").
+    ports: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def workdir(self) -> Path:
@@ -224,8 +251,12 @@ class RunningLab:
         return proc
 
     def start_client(self) -> LabProcess:
-        argv = [sys.executable, "-m", "hacluster.lab.client", "--host", self.topo.vip,
-                "--port", str(self.topo.port), "--out", str(self.client_out)]
+        t = self.topo
+        argv = [sys.executable, "-m", "hacluster.lab.client", "--host", t.vip,
+                "--port", str(t.port), "--out", str(self.client_out),
+                "--workers", str(t.client_workers), "--interval", str(t.client_interval),
+                "--connect-timeout", str(t.client_connect_timeout),
+                "--read-timeout", str(t.client_read_timeout)]
         proc = self.lab.start(self.ns["client"], argv, log_name="client")
         self.procs["client"] = proc
         return proc
@@ -237,6 +268,45 @@ class RunningLab:
                 "--read-timeout", str(timeout / 2)]
         res = self.lab.run(self.ns["client"], argv, check=False, timeout=timeout + 10)
         return record_from_json(res.stdout.strip())
+
+    def signal_director(self, director: str, signum: int) -> None:
+        """Send a signal to the director's whole process group (it runs in its own session)."""
+        proc = self.procs[director]
+        if proc.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+
+    def crash_director(self, director: str) -> None:
+        """A crash: freeze every process of the director, then SIGKILL them all, and reap.
+
+        Freezing first means no process of the group sees another die and reacts (a
+        child cleaning up after its parent): all stop at one instant, as on a real crash.
+        """
+        self.signal_director(director, signal.SIGSTOP)
+        self.signal_director(director, signal.SIGKILL)
+        self.procs[director].popen.wait(10.0)
+
+    def cut_directors(self, cut: bool) -> None:
+        """Cut (or heal) the directors' links to each other on both bridges.
+
+        Their switch ports become isolated: an isolated port reaches every port but the
+        other isolated one, so the client and the real servers still reach both directors
+        while the directors no longer hear each other (a split brain).
+        """
+        for d in self.topo.directors:
+            for bridge in ("brf", "brb"):
+                self.lab.run(self.ns["sw"], ["bridge", "link", "set", "dev",
+                                             self.ports[d.role, bridge], "isolated",
+                                             "on" if cut else "off"])
+
+    def forget_vip_neighbours(self) -> None:
+        """Remove the ARP entries for the VIPs (the client's for the VIP, the real servers'
+        for the gateway VIP), so that each asks anew who holds them."""
+        hosts = [("client", self.topo.vip)] + [(rs, self.topo.gateway_vip)
+                                                for rs in self.topo.real_servers]
+        for role, address in hosts:
+            self.lab.run(self.ns[role], ["ip", "neigh", "flush", "to", address, "dev", "eth0"],
+                         check=False)
 
     # -- observation ----------------------------------------------------------------------
 
@@ -263,9 +333,20 @@ class RunningLab:
             time.sleep(0.05)
         return None
 
-    def has_nft_table(self, director: str) -> bool:
+    def table_name(self) -> str:
+        """What the directors balance with, as an operator would look for it."""
+        if self.topo.dataplane == "ipvs":
+            return f"IPVS service {self.topo.vip}:{self.topo.port}"
+        return f"nftables table inet {NFT_TABLE}"
+
+    def has_table(self, director: str) -> bool:
+        """True when the director's namespace holds its load-balancing table for the VIP."""
         ns = self.ns[self.topo.director(director).role]
-        res = self.lab.run(ns, ["nft", "list", "table", "inet", NFT_TABLE], check=False)
+        if self.topo.dataplane == "ipvs":
+            res = self.lab.run(ns, ["ipvsadm", "-L", "-n", "-t",
+                                    f"{self.topo.vip}:{self.topo.port}"], check=False)
+        else:
+            res = self.lab.run(ns, ["nft", "list", "table", "inet", NFT_TABLE], check=False)
         return res.returncode == 0
 
     def log_tail(self, name: str, lines: int = 6) -> list[str]:
@@ -287,13 +368,13 @@ class RunningLab:
                 found += [f"    {line}" for line in self.log_tail(d.name)]
                 continue
             state = self.vrrp_state(d.name) or "unknown"
-            table = self.has_nft_table(d.name)
-            found.append(f"{d.name}: VRRP {state}; nftables table inet {NFT_TABLE} "
+            table = self.has_table(d.name)
+            found.append(f"{d.name}: VRRP {state}; {self.table_name()} "
                          f"{'present' if table else 'MISSING'}")
             if not table:
                 found.append(f"{d.name}: `hacluster run` installed no load-balancing table "
-                             "for its virtual server (dataplane nftables): the daemon is not "
-                             "balancing, so nothing answers on the VIP")
+                             f"for its virtual server (dataplane {self.topo.dataplane}): the "
+                             "daemon is not balancing, so nothing answers on the VIP")
             warnings = [line for line in proc.output().splitlines()
                         if " WARNING " in line or " ERROR " in line]
             found += [f"{d.name} log: {line}" for line in warnings[-3:]]
@@ -336,8 +417,10 @@ def build(topo: Topology, lab: Lab) -> RunningLab:
     for d in topo.directors:
         ns = lab.namespace(d.role)
         run.ns[d.role] = ns
-        lab.attach(ns, "eth0", sw, "brf", [f"{topo.front}.{d.host}/24"])
-        lab.attach(ns, "eth1", sw, "brb", [f"{topo.back}.{d.host}/24"])
+        run.ports[d.role, "brf"] = lab.attach(ns, "eth0", sw, "brf",
+                                              [f"{topo.front}.{d.host}/24"])
+        run.ports[d.role, "brb"] = lab.attach(ns, "eth1", sw, "brb",
+                                              [f"{topo.back}.{d.host}/24"])
         lab.run(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
         run.config_path(d.name).write_text(render_config(topo, d, lab.workdir))
     for i, name in enumerate(topo.real_servers):

@@ -110,7 +110,7 @@ class Rig:
 
     def start_daemon(self, *extra: str, env: dict[str, str] | None = None) -> LabProcess:
         argv = [HACLUSTER, "run", "-f", str(self.config_path), "--control-socket",
-                str(self.socket), *extra]
+                str(self.socket), "--state-dir", str(self.lab.workdir / "state"), *extra]
         self.daemon = self.lab.start(self.director, argv, env=env,
                                      log_name=f"daemon-{time.monotonic_ns()}")
         self.logs.append(self.daemon)
@@ -445,6 +445,9 @@ def test_reload_by_diff_under_traffic(rig: Rig) -> None:
     new = json.loads(json.dumps(old))
     new["vrrp_instances"]["VI_1"]["notify_master"] = "/bin/true"  # taken in place
     new["vrrp_instances"]["VI_2"]["priority"] = 120
+    # A priority change alone is taken in place (test_reload_in_place); with another
+    # interval the instance is rebuilt, keeping its mastership.
+    new["vrrp_instances"]["VI_2"]["advert_int"] = 0.3
     del new["vrrp_instances"]["VI_3"]
     new["vrrp_instances"]["VI_4"] = instance(54, [vip4])
     new["virtual_servers"][1]["real_servers"].append(
@@ -569,7 +572,7 @@ def test_crash_then_restart_cleans_up_and_reconciles(rig: Rig) -> None:
     rig.wait_state("VI_1", "MASTER")
     wait_for("the VIP", lambda: rig.has_vip(VIP), 5, rig.output)
     text = rig.output()
-    assert "removed VIPs left behind by a previous run" in text, text
+    assert "removed VIPs a crashed run left behind" in text, text
     # The table it left was found as it is: nothing added, nothing duplicated.
     assert _svc_chains(rig) == chains
     assert rig.nft("list", "ruleset") == before

@@ -14,13 +14,13 @@ import pytest
 from hacluster.config.loader import parse_config
 from hacluster.daemon import (
     DaemonOptions,
-    _JsonFormatter,
     dataplane_problems,
     identity,
     plan_units,
     unit_settings,
     with_overrides,
 )
+from hacluster.logs import JsonFormatter as _JsonFormatter
 
 HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from healthchecks import benchtargets
+
 
 @pytest.mark.parametrize(
     ("kind", "workers"), [("tcp", "0"), ("http", "0"), ("http", "2")], ids=str
@@ -15,7 +17,8 @@ import pytest
 def test_bench_runs_and_reports(kind: str, workers: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "healthchecks.bench", "--checks", "40", "--kind", kind,
-         "--interval", "0.2", "--duration", "1", "--timeout", "5", "--workers", workers],
+         "--interval", "0.2", "--duration", "1", "--timeout", "5", "--workers", workers,
+         "--target", "local"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     done = re.search(r"checks done: (\d+) .*failures: (\d+)", out)
@@ -25,3 +28,21 @@ def test_bench_runs_and_reports(kind: str, workers: str) -> None:
         assert figure in out, out
     if workers != "0":
         assert f"in {workers} worker processes" in out, out
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(not benchtargets.available(), reason="needs root, nginx, ip and openssl")
+@pytest.mark.parametrize("kind", ["tcp", "http", "ssl", "ssl12"])
+def test_bench_against_nginx_and_haproxy(kind: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "healthchecks.bench", "--checks", "50", "--kind", kind,
+         "--interval", "0.25", "--duration", "1", "--timeout", "5", "--target", "nginx"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    done = re.search(r"checks done: (\d+) .*failures: (\d+)", out)
+    assert done is not None, out
+    assert int(done.group(1)) > 50 and int(done.group(2)) == 0, out
+    assert "target=nginx" in out, out
+    if benchtargets.haproxy_available():
+        assert "50 of 50 servers UP" in out, out
+        assert re.search(r"ratio: [0-9.]+ us / [0-9.]+ us = [0-9.]+x", out), out

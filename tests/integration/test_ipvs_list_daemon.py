@@ -127,12 +127,23 @@ def test_listing_from_the_daemon_is_the_dataplane_listing(director: Director) ->
     lines = director.from_daemon().stdout.splitlines()
     assert lines[3:] == [
         f"TCP  {VIP}:80 wrr",
-        "  -> 10.66.1.11:80                Masq    3      0          0         ",
-        "  -> 10.66.1.12:8080              Masq    1      0          0         ",
-        "  -> 127.0.0.1:9                  Masq    0      0          0         ",
+        # nftables keeps no per-destination connection counts: "-", not zeros.
+        "  -> 10.66.1.11:80                Masq    3      -          -",
+        "  -> 10.66.1.12:8080              Masq    1      -          -",
+        "  -> 127.0.0.1:9                  Masq    0      -          -",
         f"UDP  {VIP}:53 rr",
-        "  -> 10.66.1.13:53                Masq    1      0          0         ",
+        "  -> 10.66.1.13:53                Masq    1      -          -",
     ]
+    # --stats: the connections per service are all nftables counts.
+    stats = director.from_daemon("--stats").stdout
+    print(stats)
+    lines = stats.splitlines()
+    assert lines[3].split() == ["TCP", f"{VIP}:80", "0", "-", "-", "-", "-"]
+    assert lines[4].split() == ["->", "10.66.1.11:80", "-", "-", "-", "-", "-"]
+    # Plain `ipvs list -f FILE` on an nftables director asks the running daemon.
+    plain = director.cli("-f", str(director.lab.workdir / "hacluster.yaml"))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == director.from_daemon().stdout
 
     via_daemon = director.from_daemon("--json")
     direct = director.from_dataplane("--json")
@@ -142,6 +153,13 @@ def test_listing_from_the_daemon_is_the_dataplane_listing(director: Director) ->
     assert expected.pop("backend") == f"nftables@{director.ns.name}"
     assert data == expected
     assert [d["weight"] for d in data["services"][0]["destinations"]] == [3, 1, 0]
+
+    # --netns of a namespace that does not exist: a clear error, nothing created.
+    missing = f"{PREFIX}-no-such-ns"
+    res = director.cli("--netns", missing)
+    assert (res.returncode, res.stderr) == (
+        1, f"hacluster ipvs list: no network namespace {missing!r} (see `ip netns list`)\n")
+    assert not Path(f"/run/netns/{missing}").exists()
 
     # The daemon stops: the same command says so in one line and exits 1.
     director.daemon.signal(signal.SIGTERM)

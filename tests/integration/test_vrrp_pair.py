@@ -65,10 +65,12 @@ def test_election_failover_on_sigkill_and_gratuitous_arp(pair: PairLab) -> None:
     assert a.has_vip()
     a.start()
     a.wait_state("MASTER")
-    a.wait_log("[VI_1] removed VIPs left behind by a previous run: 10.9.0.100/24 dev eth0")
+    # (first thing, from the state file of the VIPs it added: test_vrrp_restart_leftovers)
+    a.wait_log("removed VIPs a crashed run left behind")
+    a.wait_log("10.9.0.100/24 dev eth0")
     # ... before its machine started: it never removes a VIP it holds as MASTER.
     out = a.output()
-    assert out.index("removed VIPs left behind") < out.index("[VI_1] INITIALIZE -> BACKUP")
+    assert out.index("removed VIPs a crashed run") < out.index("[VI_1] INITIALIZE -> BACKUP")
     assert out.count("removed VIPs") == 1
     b.wait_state("BACKUP", timeout=3)
     b.wait_vip(present=False)
@@ -216,7 +218,8 @@ def test_json_logs_and_sigint_stop(pair: PairLab) -> None:
         ("INITIALIZE", "BACKUP"), ("BACKUP", "MASTER"), ("MASTER", "INITIALIZE")]
     assert all(r["instance"] == "VI_1" and r["level"] == "info" for r in changes)
     assert changes[1]["reason"] == "master down timer"
-    assert changes[1]["msg"] == "[VI_1] BACKUP -> MASTER (master down timer)"
+    assert changes[1]["msg"] == "[VI_1] BACKUP -> MASTER (master down timer) priority 150"
+    assert changes[1]["priority"] == 150
 
 
 def test_track_script_lowers_priority_and_the_peer_preempts(pair: PairLab) -> None:

@@ -19,7 +19,7 @@ HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 VIP4 = "10.9.0.100"
 VIP6 = "fd00:9::100"
 
-_LINE = re.compile(r"^(\S+) +(\w+) +\[(\w+)\] (\w+) -> (\w+) \((.*)\)$")
+_LINE = re.compile(r"^(\S+) +(\w+) +\[(\w+)\] (\w+) -> (\w+) \((.*)\) priority \d+$")
 
 
 def instance_yaml(
@@ -65,6 +65,10 @@ class Director:
     status_path: Path
     process: LabProcess | None = None
 
+    @property
+    def state_dir(self) -> Path:
+        return self.status_path.with_name(f"{self.name}.state")
+
     def start(self, *extra: str) -> Director:
         if self.status_path.exists():
             self.status_path.unlink()
@@ -73,6 +77,8 @@ class Director:
             [HACLUSTER, "run", "-f", str(self.config), "--status-file", str(self.status_path),
              # Each director its own control socket: never the host's default path.
              "--control-socket", str(self.status_path.with_name(f"{self.name}.sock")),
+             # ... and its own VIP state directory, never the host's /run/hacluster.
+             "--state-dir", str(self.state_dir),
              *extra],
             log_name=f"{self.name}-{time.monotonic_ns()}",
         )

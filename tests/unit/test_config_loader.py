@@ -116,8 +116,8 @@ def test_unknown_checker_key_suggests_case() -> None:
 
 
 def test_missing_required_key() -> None:
-    p = only_problem("vrrp_instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 5\n")
-    assert (p.line, p.key_path) == (2, "vrrp_instances.VI_1.virtual_ipaddress")
+    p = only_problem("vrrp_instances:\n  VI_1:\n    interface: eth0\n    priority: 5\n")
+    assert (p.line, p.key_path) == (2, "vrrp_instances.VI_1.virtual_router_id")
     assert p.message == "required key is missing"
 
 
@@ -405,9 +405,25 @@ def test_only_ipv4_virtual_addresses_carry_a_label() -> None:
     assert p.message == "label: only IPv4 addresses carry a label"
 
 
-def test_empty_virtual_ipaddress() -> None:
-    p = only_problem(INSTANCE.replace("[10.99.0.100/24]", "[]"))
-    assert p.message == "must list at least one address"
+def test_vrrpv2_ipv4_instance_may_have_no_virtual_ipaddress() -> None:
+    # keepalived warns ("at least one is sensible") and runs it: cloud floating IPs
+    # moved by notify scripts; the adverts carry no address
+    for text in (INSTANCE.replace("[10.99.0.100/24]", "[]"),
+                 INSTANCE.replace("    virtual_ipaddress: [10.99.0.100/24]\n",
+                                  "    unicast_src_ip: 10.0.0.1\n    unicast_peers: [10.0.0.2]\n")):
+        (inst,) = load(text).vrrp_instances.values()
+        assert inst.virtual_ipaddress == ()
+        assert (inst.family, inst.version) == (4, 2)
+
+
+def test_no_virtual_ipaddress_under_vrrpv3_or_ipv6_is_refused() -> None:
+    # keepalived: "No VIP specified; at least one is required", and it does not start
+    ipv6_unicast = "    unicast_src_ip: fd00::1\n    unicast_peers: [fd00::2]\n"
+    for extra in ("    version: 3\n", ipv6_unicast):
+        text = INSTANCE.replace("    virtual_ipaddress: [10.99.0.100/24]\n", extra)
+        p = only_problem(text)
+        assert p.key_path == "vrrp_instances.VI_1.virtual_ipaddress"
+        assert "at least one address under VRRPv3 or IPv6" in p.message
 
 
 def test_same_vip_in_two_instances() -> None:
@@ -1000,3 +1016,36 @@ def test_lvs_sync_daemon_follows_a_defined_instance() -> None:
     p = only_problem(header.replace("VI_1", "VI_9") + INSTANCE)
     assert p.key_path == "global_defs.lvs_sync_daemon.instance"
     assert p.message == "no vrrp_instance named 'VI_9' (did you mean 'VI_1'?)"
+
+
+def test_lower_priority_keys_follow_keepalived_defaults_and_overrides() -> None:
+    # keepalived: instance garp_lower_prio_* <- global vrrp_garp_lower_prio_* <- global
+    # vrrp_garp_master_* (an instance's own garp_master_* does not carry over).
+    config = load(
+        textwrap.dedent(
+            """\
+        global_defs:
+          vrrp_garp_master_repeat: 3
+          vrrp_lower_prio_no_advert: true
+        vrrp_instances:
+          VI_1:
+            interface: eth0
+            virtual_router_id: 51
+            virtual_ipaddress: [10.0.0.9/24]
+            garp_master_delay: 1
+            higher_prio_send_advert: true
+          VI_2:
+            interface: eth0
+            virtual_router_id: 52
+            virtual_ipaddress: [10.0.0.10/24]
+            garp_lower_prio_delay: 0
+            garp_lower_prio_repeat: 0
+            lower_prio_no_advert: false
+        """
+        )
+    )
+    vi1, vi2 = config.vrrp_instances["VI_1"], config.vrrp_instances["VI_2"]
+    assert (vi1.garp_lower_prio_delay, vi1.garp_lower_prio_repeat) == (5, 3)
+    assert (vi1.lower_prio_no_advert, vi1.higher_prio_send_advert) == (True, True)
+    assert (vi2.garp_lower_prio_delay, vi2.garp_lower_prio_repeat) == (0, 0)
+    assert (vi2.lower_prio_no_advert, vi2.higher_prio_send_advert) == (False, False)

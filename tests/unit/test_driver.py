@@ -113,6 +113,9 @@ class FakeAnnouncer:
     def stop(self) -> None:
         self.running = False
 
+    def reannounce(self, vips: Sequence[Vip]) -> None:
+        self.log.add(self.name, "reannounce", tuple(vips))
+
 
 def member(
     log: Log, name: str = "VI_1", priority: int = 100, vrid: int = 1, **kw: object

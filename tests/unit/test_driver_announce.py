@@ -91,3 +91,35 @@ async def test_announcing_nothing_starts_nothing() -> None:
     announcer.start([])
     await asyncio.sleep(0.01)
     assert not announcer.active and sockets.sent == []
+
+
+async def test_reannounce_sends_the_lower_prio_burst_now_and_after_the_delay() -> None:
+    # keepalived's answer to a lower-priority advert heard as master: garp_lower_prio_repeat
+    # frames at once, again after garp_lower_prio_delay; the master schedule keeps running.
+    layers()
+    sockets = RecordingSockets()
+    params = AnnounceParams(delay=0, repeat=1, refresh=0.3, lower_prio_repeat=4,
+                            lower_prio_delay=0.1)
+    announcer = Announcer("VI_1", params, sockets)
+    loop = asyncio.get_running_loop()
+    await announcer.prepare([VIP4])
+    announcer.start([VIP4])
+    start = loop.time()
+    announcer.reannounce([VIP4])
+    assert len(sockets.sent) == 1 + 4  # the takeover burst, then the lower-prio one at once
+    await asyncio.sleep(0.2)
+    late = [t - start for t, _, _ in sockets.sent[5:]]
+    assert len(late) == 4 and min(late) >= 0.1  # the delayed burst, never early
+    assert announcer.active  # the master's refresh schedule is still there
+    announcer.stop()
+    assert announcer.counts["garp"] == 9
+
+
+async def test_reannounce_with_zero_repeat_sends_nothing() -> None:
+    layers()
+    sockets = RecordingSockets()
+    announcer = Announcer("VI_1", AnnounceParams(lower_prio_repeat=0), sockets)
+    await announcer.prepare([VIP4])
+    announcer.reannounce([VIP4])
+    await asyncio.sleep(0.01)
+    assert sockets.sent == []

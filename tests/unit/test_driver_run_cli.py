@@ -49,5 +49,6 @@ def test_missing_interface_exits_1_naming_the_instance(tmp_path: Path) -> None:
     )
     res = _run("-f", str(conf))
     assert res.returncode == 1
-    assert "[VI_7]" in res.stderr and "hcwnosuchif0" in res.stderr
+    assert "noif.yaml:3: vrrp_instances.VI_7.interface: [this machine] no interface " \
+        "'hcwnosuchif0'" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr

@@ -262,8 +262,6 @@ def test_blocks_on_one_line_and_braces_on_the_next(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("vrrp_instance VI_1 {\n  interface eth0\n", 1, "never closed"),
-        ("global_defs {\n}\n}\n", 3, "without a matching"),
         ("\n\n{\n}\n", 3, "without a keyword"),
         ('vrrp_script x {\n  script "/bin/true\n}\n', 2, "unterminated"),
     ],
@@ -325,7 +323,8 @@ def test_include_glob_is_relative_to_the_including_file(
     assert config.vrrp_instances["VI_1"].priority == 120
     # notes name included files as seen from where the main file was named
     assert [str(s) for s in result.skipped] == [
-        "etc/conf.d/more/router:2: global_defs.bogus_kw: unknown keyword"
+        "etc/conf.d/more/router:2: global_defs.bogus_kw: unknown keyword; ignored, as "
+        "keepalived does"
     ]
 
 
@@ -507,21 +506,25 @@ def test_authentication(tmp_path: Path) -> None:
     config, notes = convert(
         tmp_path,
         text % (1, 1, 1, "", "PASS", "short")
-        + text % (2, 2, 2, "", "pass", "longer-than-8")
+        + text % (2, 2, 2, "", "PASS", "longer-than-8")
         + text % (3, 3, 3, "", "AH", "secret")
-        + text % (4, 4, 4, "version 3", "PASS", "secret"),
+        + text % (4, 4, 4, "version 3", "PASS", "secret")
+        + text % (5, 5, 5, "", "pass", "secret"),
     )
     instances = config.vrrp_instances
     assert instances["VI_1"].authentication == m.Authentication("PASS", "short")
     assert instances["VI_2"].authentication == m.Authentication("PASS", "longer-t")
     assert instances["VI_3"].authentication is None
-    assert instances["VI_4"].authentication is None  # VRRPv3 has none: the loader refuses it
+    assert instances["VI_4"].authentication is None  # keepalived ignores it under VRRPv3
+    assert instances["VI_5"].authentication is None  # "pass": keepalived knows only PASS
     assert [NOTE_RE.match(n)["keyword"] for n in notes] == [  # type: ignore[index]
         "vrrp_instance.authentication.auth_pass",
         "vrrp_instance.authentication.auth_type",
         "vrrp_instance.authentication",
+        "vrrp_instance.authentication.auth_type",
     ]
     assert "first 8" in notes[0] and "AH" in notes[1] and "VRRPv3" in notes[2]
+    assert "only PASS and AH (in capitals)" in notes[3]
 
 
 def test_unicast_peers_and_old_names(tmp_path: Path) -> None:
@@ -629,12 +632,14 @@ def test_what_the_loader_refuses_is_dropped_and_listed(tmp_path: Path) -> None:
     )
     vi1 = config.vrrp_instances["VI_1"]
     assert (vi1.interface, vi1.nopreempt, len(vi1.virtual_ipaddress)) == ("eth0", False, 1)
-    assert "VI_2" not in config.vrrp_instances or not config.vrrp_instances["VI_2"]
+    # its only address was refused: left without VIPs, as keepalived would run it
+    assert config.vrrp_instances["VI_2"].virtual_ipaddress == ()
     text = "\n".join(notes)
-    assert ":4: vrrp_instance.nopreempt: needs state BACKUP" in text
+    assert ":4: vrrp_instance.nopreempt: keepalived clears nopreempt with state MASTER" in text
     assert ":9: vrrp_instance.virtual_ipaddress: 10.9.0.1 is already a virtual address" in text
     assert ":12: vrrp_instance: VI_1 is already defined on line 2" in text
-    assert ":21: vrrp_instance.advert_int: VRRPv2 allows whole seconds" in text
+    assert ":21: vrrp_instance.advert_int: VRRPv2 takes whole seconds (up to 255): " \
+           "keepalived makes 0.5 1" in text
 
 
 def test_scripts_with_shell_syntax_and_a_global_script_group_are_noted(tmp_path: Path) -> None:
@@ -791,7 +796,8 @@ def test_global_defs(tmp_path: Path) -> None:
     assert config.vrrp_instances["VI_1"].version == 3
     assert notes[0].endswith(":12: global_defs.vrrp_strict: not supported")
     assert notes[1].endswith(":13: global_defs.smtp_alert: not supported")
-    assert notes[2].endswith(":14: global_defs.frobnicate: unknown keyword")
+    assert notes[2].endswith(":14: global_defs.frobnicate: unknown keyword; ignored, as "
+                             "keepalived does")
     assert len(notes) == 3
 
 
@@ -1019,10 +1025,14 @@ def test_checkers(tmp_path: Path) -> None:
     assert all(c.helo_name == "mx.example.net" for c in smtp)
     (misc,) = (c for c in checks if isinstance(c, m.MiscCheck))
     assert misc.misc_path.argv == ("/usr/local/bin/probe", "--host", "10.9.0.10")
+    # keepalived 2.2.7's misc_dynamic ignores its value: "off" sets it too
     assert (misc.misc_timeout, misc.misc_dynamic, misc.user, misc.retry) == (
-        3.0, False, "nobody", 1,
+        3.0, True, "nobody", 1,
     )
     assert len(checks) == 6
+    (dynamic,) = (n for n in notes if "MISC_CHECK.misc_dynamic" in n)
+    assert "keepalived ignores the value 'off'" in dynamic
+    notes.remove(dynamic)
     kinds = [NOTE_RE.match(n)["keyword"] for n in notes]  # type: ignore[index]
     assert kinds == [
         "virtual_server.real_server.HTTP_GET.url.regex_options",
@@ -1084,7 +1094,7 @@ def test_command_writes_yaml_that_check_config_accepts(
     assert main(["import-keepalived", "-o", str(target), str(DATA / "full.conf")]) == 0
     assert capsys.readouterr().out == ""
     assert target.read_text() == out
-    assert main(["check-config", "-f", str(target)]) == 0
+    assert main(["check-config", "--offline", "-f", str(target)]) == 0
     assert "virtual_server FWM 7/TCP: sh DR" in capsys.readouterr().out
 
 
@@ -1159,3 +1169,17 @@ def test_multi_line_parameter_expands_to_blocks(tmp_path: Path) -> None:
             for i in config.vrrp_instances.values()] == [
         ("VI_1", 1, "10.9.0.1"), ("VI_2", 2, "10.9.0.2"),
     ]
+
+
+def test_lower_and_higher_priority_advert_options_carry_over(tmp_path: Path) -> None:
+    config, notes = convert(
+        tmp_path,
+        "global_defs {\n    vrrp_lower_prio_no_advert\n    vrrp_garp_lower_prio_repeat 2\n}\n"
+        + INSTANCE % "higher_prio_send_advert\n    lower_prio_no_advert false\n"
+        "    garp_lower_prio_delay 7",
+    )
+    assert config.global_defs.vrrp_lower_prio_no_advert is True
+    vi = config.vrrp_instances["VI_1"]
+    assert (vi.lower_prio_no_advert, vi.higher_prio_send_advert) == (False, True)
+    assert (vi.garp_lower_prio_repeat, vi.garp_lower_prio_delay) == (2, 7)
+    assert not notes_about(notes, "lower_prio_no_advert")

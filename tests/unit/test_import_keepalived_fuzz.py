@@ -93,7 +93,7 @@ def test_stdin_is_read(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert main(["import-keepalived", "-"]) == 0
     out, err = capsys.readouterr()
     assert parse_config(out).global_defs.router_id == "from-stdin"
-    assert err == "<stdin>:4: bogus: unknown keyword\n"
+    assert err == "<stdin>:4: bogus: unknown keyword; ignored, as keepalived does\n"
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,9 +30,19 @@ WEB = Service(Protocol.TCP, ipaddress.IPv4Address("10.0.0.1"), 80, scheduler="wr
 TABLE = Table.of([(WEB, [Destination(ipaddress.IPv4Address("10.0.1.1"), 8080, 2)])])
 
 
+def _fake_namespaces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Namespaces ns0..ns9 "exist" (`--netns` of a missing one is refused)."""
+    netns = tmp_path / "netns"
+    netns.mkdir()
+    for i in range(10):
+        (netns / f"ns{i}").touch()
+    monkeypatch.setattr(command, "NETNS_DIR", netns)
+
+
 @pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+def opened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, str | None]]:
     calls: list[tuple[str, str | None]] = []
+    _fake_namespaces(monkeypatch, tmp_path)
 
     def fake_open(name: str, *, netns: str | None = None) -> Backend:
         calls.append((name, netns))
@@ -212,8 +222,9 @@ def daemon(sockdir: Path) -> Iterator[FakeDaemon]:
 
 
 @pytest.fixture
-def dataplane(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+def dataplane(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, str | None]]:
     calls: list[tuple[str, str | None]] = []
+    _fake_namespaces(monkeypatch, tmp_path)
 
     def fake_open(name: str, *, netns: str | None = None) -> Backend:
         calls.append((name, netns))

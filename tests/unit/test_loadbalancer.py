@@ -217,6 +217,13 @@ async def test_server_down_is_removed_and_comes_back(tmp_path: Path, webs: list[
     lb, notifier = await running(config, backend)
     try:
         assert backend.weights() == {a.name: 3, b.name: 2}
+        # Up from the start, so never changed: its reason is its checks', once they ran.
+        await wait_until(lambda: servers_of(lb.status())[f"{VS} {b.name}"]["checks"][0]
+                         ["age_seconds"] is not None)
+        row = servers_of(lb.status())[f"{VS} {b.name}"]
+        print(row)
+        assert row["up"] is True and row["reason"] == f"HTTP_GET: {row['checks'][0]['reason']}"
+        assert "not checked yet" not in row["reason"]
         a.status = 503
         await wait_until(lambda: a.name not in backend.weights())
         assert backend.weights() == {b.name: 2}
@@ -307,7 +314,7 @@ async def test_misc_dynamic_weight_and_alpha(tmp_path: Path, tcps: list[Tcp]) ->
         await wait_until(lambda: backend.weights().get("127.0.0.2:80") == 2)
         (tmp_path / "weight.sh.code").write_text("1\n")
         await wait_until(lambda: "127.0.0.2:80" not in backend.weights())
-        assert servers_of(lb.status())[f"{VS} 127.0.0.2:80"]["reason"] == "exit 1"
+        assert servers_of(lb.status())[f"{VS} 127.0.0.2:80"]["reason"] == "MISC_CHECK: exit 1"
     finally:
         await lb.stop()
         await notifier.close()

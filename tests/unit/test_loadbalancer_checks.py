@@ -131,15 +131,29 @@ def test_equal_settings_give_equal_plans() -> None:
 
 
 def test_source_settings_and_http_protocol_reach_the_checker() -> None:
-    """bind_port, bind_if, fwmark and http_protocol were once dropped on the way."""
-    p = the_plan({"ip": "10.0.1.1", "port": 80, "HTTP_GET": {
-        "bindto": "10.0.0.5", "bind_port": 1234, "bind_if": "eth0", "fwmark": 3,
-        "http_protocol": "1.1", "url": [{"path": "/"}]}})
-    assert isinstance(p.params, HttpGetParams)
-    assert (p.params.bindto, p.params.bind_port, p.params.bind_if, p.params.fwmark,
-            p.params.http_protocol) == ("10.0.0.5", 1234, "eth0", 3, "1.1")
-    cfg = config({"ip": "10.0.1.1", "TCP_CHECK": {"bind_port": 1234, "fwmark": 3}})
+    source = {"bindto": "10.0.0.9", "bind_port": 1234, "bind_if": "eth1", "fwmark": 3}
+    cfg = config({"ip": "10.0.1.1", "TCP_CHECK": source})
     assert unsupported(only(cfg)[1].checks[0]) == []
+    p = the_plan({"ip": "10.0.1.1", "TCP_CHECK": source})
+    assert p.params == TcpCheckParams("10.0.1.1", 80, **source)  # type: ignore[arg-type]
+    p = the_plan({"ip": "10.0.1.1", "SSL_GET": {
+        "url": [{"path": "/"}], "http_protocol": "1.0C", **source}})
+    assert isinstance(p.params, HttpGetParams)
+    assert p.params.http_protocol == "1.0C"
+    assert (p.params.bindto, p.params.bind_port, p.params.bind_if, p.params.fwmark) == (
+        "10.0.0.9", 1234, "eth1", 3,
+    )
+    for kind in ("DNS_CHECK", "SMTP_CHECK"):
+        p = the_plan({"ip": "10.0.1.1", kind: source})
+        assert (p.params.bindto, p.params.bind_port, p.params.bind_if,  # type: ignore[union-attr]
+                p.params.fwmark) == ("10.0.0.9", 1234, "eth1", 3)  # type: ignore[union-attr]
+
+
+def test_fast_recovery_is_named_as_unsupported() -> None:
+    cfg = config({"ip": "10.0.1.1", "HTTP_GET": {"url": [{"path": "/"}], "fast_recovery": True}})
+    assert unsupported(only(cfg)[1].checks[0]) == [
+        "fast_recovery is not supported and is ignored",
+    ]
 
 
 def test_unsupported_keywords_are_named() -> None:

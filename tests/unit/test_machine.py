@@ -18,6 +18,7 @@ from vrrp.machine import (
     Machine,
     MasterInfo,
     PriorityChanged,
+    Reannounce,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -287,13 +288,36 @@ def test_master_yields_to_higher_priority_and_removes_its_vips() -> None:
     assert m.master == MasterInfo(LOWER_IP, 150)
 
 
-def test_master_keeps_its_place_against_lower_priority() -> None:
+def test_master_keeps_its_place_against_lower_priority_and_asserts_itself() -> None:
+    # keepalived, not RFC 5798 §6.4.3's discard: our advert at once, then re-announce.
     m = started_master()
     due = m.next_deadline()
-    assert m.handle(advert(HIGHER_IP, 99), 5.0) == []
+    sent = m.counters.adverts_sent
+    assert m.handle(advert(HIGHER_IP, 99), 5.0) == [SendAdvert(100, 1.0), Reannounce(VIPS)]
     assert m.state is State.MASTER
-    assert m.next_deadline() == due
-    assert m.counters.adverts_discarded_lower == 1
+    assert m.next_deadline() == due  # the advert cadence is not disturbed
+    assert m.counters.adverts_sent == sent + 1
+    assert m.counters.lower_prio_heard_as_master == 1
+    assert m.counters.adverts_discarded_lower == 0
+
+
+def test_master_hearing_equal_priority_from_a_lower_address_asserts_itself() -> None:
+    m = started_master()
+    assert m.handle(advert(LOWER_IP, 100), 5.0) == [SendAdvert(100, 1.0), Reannounce(VIPS)]
+    assert m.state is State.MASTER
+
+
+def test_lower_prio_no_advert_only_reannounces() -> None:
+    m = started_master(lower_prio_no_advert=True)
+    sent = m.counters.adverts_sent
+    assert m.handle(advert(LOWER_IP, 50), 5.0) == [Reannounce(VIPS)]
+    assert m.counters.adverts_sent == sent
+
+
+def test_backup_hearing_a_lower_advert_sends_nothing() -> None:
+    m = make(priority=100)
+    m.handle(Startup(), 0.0)
+    assert m.handle(advert(LOWER_IP, 50), 0.5) == []
 
 
 def test_master_answers_priority_zero_with_an_advert_at_once() -> None:
@@ -313,8 +337,19 @@ def test_equal_priority_from_a_higher_address_wins() -> None:
 
 def test_equal_priority_from_a_lower_address_loses() -> None:
     m = started_master()
-    assert m.handle(advert(LOWER_IP, 100), 4.0) == []
+    assert m.handle(advert(LOWER_IP, 100), 4.0) == [SendAdvert(100, 1.0), Reannounce(VIPS)]
     assert m.state is State.MASTER
+
+
+def test_higher_prio_send_advert_makes_a_leaving_master_advertise_first() -> None:
+    # keepalived's higher_prio_send_advert: the new master hears us as a lower-priority
+    # master and re-announces its VIPs, whichever advert crossed first at a heal.
+    m = started_master(higher_prio_send_advert=True)
+    actions = m.handle(advert(HIGHER_IP, 150), 4.0)
+    assert actions[:2] == [SendAdvert(100, 1.0), RemoveVips(VIPS)]
+    assert m.state is State.BACKUP
+    plain = started_master()
+    assert not any(isinstance(a, SendAdvert) for a in plain.handle(advert(HIGHER_IP, 150), 4.0))
 
 
 def test_addresses_compare_as_integers_not_text() -> None:

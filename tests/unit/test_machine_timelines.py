@@ -17,6 +17,7 @@ from vrrp.machine import (
     InstanceParams,
     Machine,
     PriorityChanged,
+    Reannounce,
     RemoveVips,
     SendAdvert,
     SourceChanged,
@@ -479,3 +480,38 @@ def test_routers_of_other_vrids_and_families_do_not_interfere() -> None:
     seg.run_for(10.0)
     assert seg.masters() == ["A", "B", "C"]
     assert [seg[n].counters.adverts_received for n in "ABC"] == [0, 0, 0]
+
+
+def _reannounced(seg: Segment, name: str, after: float) -> list[float]:
+    return [p.time for p in seg.log
+            if p.name == name and p.time >= after and isinstance(p.action, Reannounce)]
+
+
+def test_a_healed_split_brain_makes_the_winner_reannounce_as_keepalived_does() -> None:
+    # Both MASTER while the cable is out; at the heal the lower one's advert reaches the
+    # winner, which answers with its own advert (sending the other back) and announces
+    # its VIPs again, so clients that followed the loser's ARP come back.
+    seg = steady(higher_prio_send_advert=True)
+    seg.cut("A")
+    seg.run_until_state("B", State.MASTER)
+    seg.run_for(3.0)
+    healed = seg.now
+    seg.heal("A")
+    seg.run_for(1.0)
+    assert seg.masters() == ["A"]
+    times = _reannounced(seg, "A", healed)
+    assert times and times[0] - healed <= 1.0  # at the first advert to cross
+
+
+def test_without_higher_prio_send_advert_only_a_lower_advert_heard_reannounces() -> None:
+    seg = steady()
+    seg.cut("A")
+    seg.run_until_state("B", State.MASTER)
+    seg.run_for(2.5)
+    healed = seg.now
+    seg.heal("A")
+    seg.run_for(1.0)
+    assert seg.masters() == ["A"]
+    b_spoke = [s.time for s in seg.adverts("B") if s.time > healed and s.priority > 0]
+    # A re-announces exactly when it heard B as master (B's advert crossed first).
+    assert bool(_reannounced(seg, "A", healed)) == bool(b_spoke)

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Builds the Debian package of hacluster with Debian's own dpkg-deb:
+#   /opt/hacluster                  a virtualenv holding hacluster and its Python dependencies
+#   /usr/sbin/hacluster             the command (a link into the virtualenv)
+#   /lib/systemd/system/hacluster.service
+#   /etc/hacluster/hacluster.yaml.example   (a conffile; the unit starts once hacluster.yaml exists)
+#   /usr/share/man/man8/hacluster.8.gz, man5/hacluster.yaml.5.gz, /usr/share/doc/hacluster/
+# Depends: python3 (the virtualenv's interpreter), nftables, iproute2, ipvsadm.
+# Usage: deploy/build-deb.sh [OUTDIR]  (default build/deb); prints the path of the .deb.
+# Needs network access to PyPI for the dependencies, like deploy/install-deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+umask 022
+
+OUT=$(realpath -m "${1:-build/deb}")
+PREFIX=/opt/hacluster
+# Debian's own interpreter: the package depends on it, whatever python3 is first in PATH.
+PYTHON=/usr/bin/python3
+VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+NEXT_PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % (sys.version_info[0], sys.version_info[1] + 1))')
+ARCH=$(dpkg --print-architecture)
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+
+STAGE=$(mktemp -d /tmp/hacluster-deb.XXXXXX)
+trap 'rm -rf "$STAGE"' EXIT
+ROOT=$STAGE/root
+VENV=$ROOT$PREFIX
+mkdir -p "$ROOT" "$OUT"
+chmod 0755 "$ROOT"
+
+echo "== virtualenv in $PREFIX (python$PYVER)" >&2
+"/usr/bin/python$PYVER" -m venv "$VENV"
+# Built from a copy of the source, so that the working tree is left as it was.
+mkdir "$STAGE/src"
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$STAGE/src"
+"$VENV/bin/pip" install -q --no-cache-dir --no-compile --disable-pip-version-check \
+    --no-warn-script-location "$STAGE/src"
+"$VENV/bin/python" -m pip uninstall -q -y pip setuptools
+rm -f "$VENV"/bin/activate* "$VENV"/bin/Activate.ps1 "$VENV"/bin/pip*
+# Where it was installed from means nothing on the target machine.
+for url in "$VENV"/lib/python*/site-packages/*.dist-info/direct_url.json; do
+    [ -e "$url" ] || continue
+    sed -i '/direct_url.json/d' "$(dirname "$url")/RECORD"
+    rm "$url"
+done
+# The virtualenv was made under the staging directory: give its scripts their real path.
+grep -rlF --null "$VENV" "$VENV" | xargs -0 -r sed -i "s|$VENV|$PREFIX|g"
+if grep -rqF "$STAGE" "$VENV"; then
+    echo "build-deb: the staging path is still named in:" >&2
+    grep -rlF "$STAGE" "$VENV" >&2
+    exit 1
+fi
+# Bytecode compiled now, naming the installed paths; unchecked hashes, since dpkg may not
+# keep the sources' mtimes and the files are never edited in place.
+"$VENV/bin/python" -m compileall -q -j 0 -s "$ROOT" -p / \
+    --invalidation-mode unchecked-hash "$VENV/lib"
+
+echo "== command, unit, configuration example, docs" >&2
+install -d "$ROOT/usr/sbin" "$ROOT/lib/systemd/system" "$ROOT/etc/hacluster" \
+    "$ROOT/usr/share/man/man8" "$ROOT/usr/share/man/man5" \
+    "$ROOT/usr/share/doc/hacluster/examples"
+ln -s "../..$PREFIX/bin/hacluster" "$ROOT/usr/sbin/hacluster"
+install -m 0644 deploy/systemd/hacluster.service "$ROOT/lib/systemd/system/"
+install -m 0644 examples/director-a.yaml "$ROOT/etc/hacluster/hacluster.yaml.example"
+install -m 0644 README.md docs/CONFIG.md docs/configuration.md docs/systemd.md \
+    "$ROOT/usr/share/doc/hacluster/"
+install -m 0644 examples/*.yaml deploy/systemd/strict.conf \
+    "$ROOT/usr/share/doc/hacluster/examples/"
+cat > "$ROOT/usr/share/doc/hacluster/copyright" <<'EOF'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: hacluster
+
+Files: *
+License: GPL-2.0-or-later
+ On Debian systems, the full text of the GNU General Public License version 2 can be
+ found in /usr/share/common-licenses/GPL-2.
+EOF
+
+echo "== man pages" >&2
+"$VENV/bin/python" -m hacluster.manpages --example examples/director-a.yaml "$STAGE/man" >&2
+gzip -9n -c "$STAGE/man/hacluster.8" > "$ROOT/usr/share/man/man8/hacluster.8.gz"
+gzip -9n -c "$STAGE/man/hacluster.yaml.5" > "$ROOT/usr/share/man/man5/hacluster.yaml.5.gz"
+
+echo "== control files" >&2
+install -d "$ROOT/DEBIAN"
+echo /etc/hacluster/hacluster.yaml.example > "$ROOT/DEBIAN/conffiles"
+cat > "$ROOT/DEBIAN/control" <<EOF
+Package: hacluster
+Version: $VERSION
+Architecture: $ARCH
+Section: net
+Priority: optional
+Maintainer: hacluster maintainers <hacluster@localhost>
+Installed-Size: $(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
+Depends: python$PYVER, python3 (>= $PYVER), python3 (<< $NEXT_PYVER), nftables, iproute2, ipvsadm
+Description: high-availability director for Linux load balancers
+ VRRP v2/v3 (interoperating with keepalived), health checks with keepalived's
+ semantics, and an IPVS or nftables dataplane kept equal to the configuration
+ and the health results. YAML configuration in keepalived's vocabulary,
+ keepalived.conf import, a control API and Prometheus metrics.
+ .
+ Installed in a virtualenv under $PREFIX; the command is /usr/sbin/hacluster.
+EOF
+cat > "$ROOT/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# The unit is not enabled here: it starts once /etc/hacluster/hacluster.yaml exists and
+# the operator enables it (systemctl enable --now hacluster).
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+    if systemctl is-active --quiet hacluster.service; then
+        systemctl try-restart hacluster.service || true
+    fi
+fi
+exit 0
+EOF
+cat > "$ROOT/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl stop hacluster.service >/dev/null 2>&1 || true
+fi
+exit 0
+EOF
+cat > "$ROOT/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+exit 0
+EOF
+chmod 0755 "$ROOT/DEBIAN/postinst" "$ROOT/DEBIAN/prerm" "$ROOT/DEBIAN/postrm"
+
+DEB=$OUT/hacluster_${VERSION}_${ARCH}.deb
+dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >&2
+echo "$DEB"

@@ -1,0 +1,504 @@
+"""What each configuration key means, its keepalived keyword and an example. Data only.
+
+`hacluster.config.reference` joins this text with what the model and the loader say about
+each key (type, bounds, default) to write docs/configuration.md and hacluster.yaml(5).
+Entries are keyed by (model class, YAML key); a key inherited from a base class is looked
+up along the class's MRO, so a subclass may give its own entry. A new key needs an entry
+here: the reference tests fail until it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SAME = "="  # keepalived's keyword is the key's own name
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDoc:
+    """The human part of one key's reference entry."""
+
+    text: str
+    example: str  # the value as written in YAML (flow style)
+    keepalived: str | None = SAME  # keepalived's keyword; None: hacluster only
+    default: str | None = None  # said instead of the model's default when the loader resolves it
+    needs: Mapping[str, Any] = field(default_factory=dict)  # keys the example needs beside it
+
+
+_GARP = "global_defs.vrrp_{}"
+_FROM_VS = "the virtual server's"
+
+KEYS: dict[tuple[str, str], KeyDoc] = {
+    # ------------------------------------------------------------------ global_defs
+    ("GlobalDefs", "router_id"): KeyDoc(
+        "Name of this director in logs, status, metrics and the event log.", "lvs-a",
+        default="the host name"),
+    ("GlobalDefs", "dataplane"): KeyDoc(
+        "Where virtual servers are carried out: the kernel's IPVS, an nftables table "
+        "(`inet hacluster`) for kernels without IPVS, or nowhere (VRRP only).", "nftables",
+        keepalived=None),
+    ("GlobalDefs", "control_socket"): KeyDoc(
+        "Unix socket of the control API (mode 0600) used by `hacluster status` and the "
+        "other client commands.", "/run/hacluster/hacluster.sock", keepalived=None),
+    ("GlobalDefs", "metrics_listen"): KeyDoc(
+        "Address that serves Prometheus metrics on `/metrics` alone.", "127.0.0.1:9650",
+        keepalived=None),
+    ("GlobalDefs", "api_listen"): KeyDoc(
+        "A TCP listener for the control API: reading is open, changes need `api_token`.",
+        "127.0.0.1:9651", keepalived=None),
+    ("GlobalDefs", "api_token"): KeyDoc(
+        "Bearer token that `api_listen` requires for changes (drain, maintenance, "
+        "reload); without it the TCP API is read-only.", "s3cret-token", keepalived=None,
+        needs={"api_listen": "127.0.0.1:9651"}),
+    ("GlobalDefs", "enable_script_security"): KeyDoc(
+        "Refuse to run a script as root when any part of its path is owned by or "
+        "writable by a non-root user.", "true"),
+    ("GlobalDefs", "script_user"): KeyDoc(
+        "User that scripts and notify commands run as unless they name their own.",
+        "nobody", default="root (the daemon's user)"),
+    ("GlobalDefs", "notify_timeout"): KeyDoc(
+        "Seconds a notify command may run before it is killed with its children.", "10",
+        keepalived=None),
+    ("GlobalDefs", "event_log"): KeyDoc(
+        "File to which one JSON object per state change and notification is appended.",
+        "/var/log/hacluster/events.jsonl", keepalived=None),
+    ("GlobalDefs", "log_format"): KeyDoc(
+        "Log line format on stderr (`hacluster run --log-format` overrides it).", "json",
+        keepalived=None),
+    ("GlobalDefs", "log_level"): KeyDoc(
+        "Lowest level logged (`hacluster run --log-level` overrides it).", "debug",
+        keepalived=None),
+    ("GlobalDefs", "vrrp_version"): KeyDoc(
+        "VRRP version of instances that do not set `version` (IPv6 instances use 3).", "3"),
+    ("GlobalDefs", "vrrp_mcast_group4"): KeyDoc(
+        "IPv4 multicast group adverts are sent to (RFC 5798 §5.1.1.2).", "224.0.0.18"),
+    ("GlobalDefs", "vrrp_mcast_group6"): KeyDoc(
+        "IPv6 multicast group adverts are sent to (RFC 5798 §5.1.2.2).", "ff02::12"),
+    ("GlobalDefs", "vrrp_garp_master_delay"): KeyDoc(
+        "Seconds after becoming master before the second burst of gratuitous ARPs / "
+        "unsolicited NAs; 0: no second burst.", "10"),
+    ("GlobalDefs", "vrrp_garp_master_repeat"): KeyDoc(
+        "Gratuitous ARPs / NAs sent per burst.", "3"),
+    ("GlobalDefs", "vrrp_garp_master_refresh"): KeyDoc(
+        "Seconds between repeated bursts while master; 0: none.", "60"),
+    ("GlobalDefs", "vrrp_garp_master_refresh_repeat"): KeyDoc(
+        "Gratuitous ARPs / NAs sent per refresh.", "2"),
+    ("GlobalDefs", "vrrp_garp_lower_prio_delay"): KeyDoc(
+        "Seconds before a master that hears a lower-priority advert sends its burst again.",
+        "10", default="vrrp_garp_master_delay"),
+    ("GlobalDefs", "vrrp_garp_lower_prio_repeat"): KeyDoc(
+        "Gratuitous ARPs / NAs sent after a lower-priority advert.", "1",
+        default="vrrp_garp_master_repeat"),
+    ("GlobalDefs", "vrrp_garp_interval"): KeyDoc(
+        "Seconds between gratuitous ARPs within a burst.", "0.001"),
+    ("GlobalDefs", "vrrp_gna_interval"): KeyDoc(
+        "Seconds between unsolicited neighbour advertisements within a burst.", "0.001"),
+    ("GlobalDefs", "vrrp_down_timer_adverts"): KeyDoc(
+        "Adverts missed before a backup declares the master down (instances' default).",
+        "4"),
+    ("GlobalDefs", "vrrp_checksum_pseudo_header"): KeyDoc(
+        "Whether VRRPv3 over IPv4 includes the IPv4 pseudo-header in its checksum, as "
+        "keepalived and FRR do; false sends the RFC 9568 form (both are accepted).",
+        "false", keepalived="old_unicast_checksum (the opposite sense, per instance)"),
+    ("GlobalDefs", "lvs_sync_daemon"): KeyDoc(
+        "IPVS connection synchronisation that follows a VRRP instance: master sync while "
+        "it is MASTER, backup sync otherwise.", "{interface: eth1, instance: VI_1}"),
+    ("GlobalDefs", "lvs_flush"): KeyDoc(
+        "Flush the whole IPVS table at start, services hacluster did not configure too.",
+        "true"),
+    ("GlobalDefs", "lvs_flush_on_stop"): KeyDoc(
+        "Remove hacluster's virtual servers at stop (otherwise they are left in place).",
+        "true"),
+    ("GlobalDefs", "reconcile_interval"): KeyDoc(
+        "Seconds between full read-backs of the dataplane that put right what was changed "
+        "by hand.", "30", keepalived=None),
+    # ------------------------------------------------------------------ lvs_sync_daemon
+    ("LvsSyncDaemon", "interface"): KeyDoc(
+        "Interface the sync messages are sent and received on.", "eth1",
+        keepalived="lvs_sync_daemon INTERFACE"),
+    ("LvsSyncDaemon", "instance"): KeyDoc(
+        "The vrrp_instance whose state decides master or backup sync.", "VI_1",
+        keepalived="lvs_sync_daemon INTERFACE INSTANCE"),
+    ("LvsSyncDaemon", "syncid"): KeyDoc(
+        "Sync ID carried in the messages.", "5", keepalived="id", default="the instance's VRID"),
+    ("LvsSyncDaemon", "maxlen"): KeyDoc(
+        "Largest sync message in bytes.", "1472", default="the kernel's (from the MTU)"),
+    ("LvsSyncDaemon", "port"): KeyDoc("UDP port of the sync messages.", "8849"),
+    ("LvsSyncDaemon", "ttl"): KeyDoc("TTL of the sync messages.", "2"),
+    ("LvsSyncDaemon", "group"): KeyDoc(
+        "Multicast group of the sync messages.", "224.0.0.82", default="224.0.0.81"),
+    # ------------------------------------------------------------------ vrrp_scripts
+    ("VrrpScript", "script"): KeyDoc(
+        "The command, run without a shell (split into arguments as a shell would). Exit 0 "
+        "is success.", '"/usr/local/bin/check-proxy --quiet"'),
+    ("VrrpScript", "interval"): KeyDoc("Seconds between runs.", "2"),
+    ("VrrpScript", "timeout"): KeyDoc(
+        "Seconds a run may take; a run that takes longer is killed and counts as a failure.",
+        "3", default="interval"),
+    ("VrrpScript", "weight"): KeyDoc(
+        "Priority change: a positive weight is added while the script succeeds, a "
+        "negative one subtracted while it fails; 0 puts tracking instances in FAULT "
+        "while it fails.", "-20"),
+    ("VrrpScript", "reverse"): KeyDoc(
+        "Invert the weight's sense (keepalived's `weight N reverse`).", "true",
+        keepalived="weight N reverse"),
+    ("VrrpScript", "rise"): KeyDoc("Consecutive successes before the script counts as up.", "2"),
+    ("VrrpScript", "fall"): KeyDoc("Consecutive failures before the script counts as down.", "2"),
+    ("VrrpScript", "user"): KeyDoc(
+        "User the script runs as.", "nobody", keepalived="user USER [GROUP]",
+        default="global_defs.script_user"),
+    ("VrrpScript", "group"): KeyDoc(
+        "Group the script runs as (only with `user`).", "nogroup",
+        keepalived="user USER GROUP", default="the user's own group", needs={"user": "nobody"}),
+    ("VrrpScript", "init_fail"): KeyDoc(
+        "Start in the failed state rather than the succeeded one.", "true"),
+    # ------------------------------------------------------------------ vrrp_track_files
+    ("VrrpTrackFile", "file"): KeyDoc(
+        "File holding an integer; value x weight is added to the priority of tracking "
+        "instances. Read when its writer closes it or it is renamed into place.",
+        "/run/hacluster/prio", keepalived="file (in track_file NAME)"),
+    ("VrrpTrackFile", "weight"): KeyDoc(
+        "Multiplier of the value; 0: a non-zero value puts tracking instances in FAULT.",
+        "-1"),
+    ("VrrpTrackFile", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="weight N reverse"),
+    ("VrrpTrackFile", "init_file"): KeyDoc(
+        "Create the file with this value when it does not exist.", "0"),
+    # ------------------------------------------------------------------ track entries
+    ("TrackInterface", "name"): KeyDoc("Interface to follow (up = admin up and carrier).", "eth1"),
+    ("TrackInterface", "weight"): KeyDoc(
+        "Priority change while the interface is down (a positive one while up); 0: FAULT "
+        "while down.", "-30", keepalived="IFACE weight N"),
+    ("TrackInterface", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="IFACE weight N reverse"),
+    ("TrackScript", "name"): KeyDoc("A vrrp_scripts name.", "chk", keepalived="SCRIPT_NAME"),
+    ("TrackScript", "weight"): KeyDoc(
+        "Overrides the script's own weight for this instance or group.", "-30",
+        keepalived="SCRIPT_NAME weight N", default="the script's weight"),
+    ("TrackScript", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="SCRIPT_NAME weight N reverse"),
+    ("TrackFile", "name"): KeyDoc("A vrrp_track_files name.", "tf", keepalived="FILE_NAME"),
+    ("TrackFile", "weight"): KeyDoc(
+        "Overrides the track file's own weight for this instance or group.", "2",
+        keepalived="FILE_NAME weight N", default="the track file's weight"),
+    ("TrackFile", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="FILE_NAME weight N reverse"),
+    ("UnicastPeer", "ip"): KeyDoc("The peer's address.", "10.0.0.3",
+                                  keepalived="unicast_peer { IP }"),
+    ("UnicastPeer", "min_ttl"): KeyDoc(
+        "Lowest TTL / hop limit accepted from the peer.", "250",
+        keepalived="IP min_ttl N", default="any"),
+    ("UnicastPeer", "max_ttl"): KeyDoc(
+        "Highest TTL / hop limit accepted from the peer.", "255",
+        keepalived="IP max_ttl N", default="any"),
+    ("Authentication", "auth_type"): KeyDoc(
+        "VRRPv2 simple-text authentication (RFC 2338 type 1).", "PASS"),
+    ("Authentication", "auth_pass"): KeyDoc(
+        "The password, 1 to 8 bytes; carried in clear in every advert.", "s3cret"),
+    ("VirtualIpAddress", "address"): KeyDoc(
+        "The address, with its prefix (default /32 or /128).", "10.99.0.100/24",
+        keepalived="the address itself"),
+    ("VirtualIpAddress", "dev"): KeyDoc(
+        "Interface the address is added to.", "eth1", keepalived="dev IFACE",
+        default="the instance's interface"),
+    ("VirtualIpAddress", "scope"): KeyDoc(
+        "Address scope, as `ip addr add scope` takes it.", "link", keepalived="scope SCOPE",
+        default="global"),
+    ("VirtualIpAddress", "label"): KeyDoc(
+        "IPv4 address label, as `ip addr add label` takes it.", "eth0:vip",
+        keepalived="label LABEL"),
+    ("VirtualIpAddress", "no_track"): KeyDoc(
+        "The address's interface going down does not put the instance in FAULT.", "true"),
+    # ------------------------------------------------------------------ vrrp_instances
+    ("VrrpInstance", "interface"): KeyDoc(
+        "Interface the adverts are sent and received on.", "eth0"),
+    ("VrrpInstance", "virtual_router_id"): KeyDoc(
+        "The VRID, shared by the instances of one virtual router on a link.", "51"),
+    ("VrrpInstance", "virtual_ipaddress"): KeyDoc(
+        "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
+        "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
+        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]'),
+    ("VrrpInstance", "state"): KeyDoc(
+        "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
+    ("VrrpInstance", "priority"): KeyDoc(
+        "Election priority; 255 is the address owner.", "150"),
+    ("VrrpInstance", "advert_int"): KeyDoc(
+        "Seconds between adverts: whole seconds 1..255 for v2, 0.01..40.95 in 0.01 steps "
+        "for v3.", "1"),
+    ("VrrpInstance", "version"): KeyDoc(
+        "VRRP version, 2 (RFC 3768, IPv4) or 3 (RFC 5798).", "3",
+        default="global_defs.vrrp_version; 3 for IPv6"),
+    ("VrrpInstance", "nopreempt"): KeyDoc(
+        "Do not take over from a lower-priority master (needs state BACKUP).", "true"),
+    ("VrrpInstance", "preempt_delay"): KeyDoc(
+        "Seconds after start before preempting a lower-priority master.", "30"),
+    ("VrrpInstance", "unicast_src_ip"): KeyDoc(
+        "Source address of unicast adverts.", "10.0.0.1",
+        default="the interface's primary address"),
+    ("VrrpInstance", "unicast_peers"): KeyDoc(
+        "Send adverts to these peers, and accept only theirs, instead of multicast; each "
+        "an address or `{ip, min_ttl, max_ttl}`.", "[10.0.0.2, {ip: 10.0.0.3, min_ttl: 250}]",
+        keepalived="unicast_peer"),
+    ("VrrpInstance", "unicast_ttl"): KeyDoc("TTL / hop limit of unicast adverts.", "64"),
+    ("VrrpInstance", "mcast_src_ip"): KeyDoc(
+        "Source address of multicast adverts.", "10.0.0.1",
+        default="the interface's primary address"),
+    ("VrrpInstance", "mcast_dst_ip"): KeyDoc(
+        "Multicast group of this instance's adverts.", "224.0.0.19",
+        default="global_defs.vrrp_mcast_group4 / 6"),
+    ("VrrpInstance", "authentication"): KeyDoc(
+        "VRRPv2 only: `{auth_type: PASS, auth_pass: SECRET}`.",
+        "{auth_type: PASS, auth_pass: s3cret}", needs={"version": 2}),
+    ("VrrpInstance", "virtual_ipaddress_excluded"): KeyDoc(
+        "Addresses the master holds that are not carried in adverts (other families too).",
+        "[fd00::100/64]"),
+    ("VrrpInstance", "track_interface"): KeyDoc(
+        "Interfaces followed: a name or `{name, weight, reverse}`.",
+        "[eth1, {name: eth2, weight: -30}]"),
+    ("VrrpInstance", "track_script"): KeyDoc(
+        "vrrp_scripts followed: a name or `{name, weight, reverse}`.", "[chk]"),
+    ("VrrpInstance", "track_file"): KeyDoc(
+        "vrrp_track_files followed: a name or `{name, weight, reverse}`.", "[tf]"),
+    ("VrrpInstance", "dont_track_primary"): KeyDoc(
+        "The instance's own interface going down does not put it in FAULT.", "true"),
+    ("VrrpInstance", "accept"): KeyDoc(
+        "Accept mode: the VIPs answer traffic even when this is not the address owner "
+        "(false: keepalived's `no_accept`).", "false", keepalived="accept / no_accept"),
+    ("VrrpInstance", "checksum_pseudo_header"): KeyDoc(
+        "VRRPv3 over IPv4: include the pseudo-header in the checksum.", "false",
+        keepalived="old_unicast_checksum (the opposite sense)",
+        default="global_defs.vrrp_checksum_pseudo_header"),
+    ("VrrpInstance", "down_timer_adverts"): KeyDoc(
+        "Adverts missed before this backup declares the master down.", "4",
+        default="global_defs.vrrp_down_timer_adverts"),
+    ("VrrpInstance", "garp_master_delay"): KeyDoc(
+        "As global_defs.vrrp_garp_master_delay, for this instance.", "10",
+        default=_GARP.format("garp_master_delay")),
+    ("VrrpInstance", "garp_master_repeat"): KeyDoc(
+        "As global_defs.vrrp_garp_master_repeat, for this instance.", "3",
+        default=_GARP.format("garp_master_repeat")),
+    ("VrrpInstance", "garp_master_refresh"): KeyDoc(
+        "As global_defs.vrrp_garp_master_refresh, for this instance.", "60",
+        default=_GARP.format("garp_master_refresh")),
+    ("VrrpInstance", "garp_master_refresh_repeat"): KeyDoc(
+        "As global_defs.vrrp_garp_master_refresh_repeat, for this instance.", "2",
+        default=_GARP.format("garp_master_refresh_repeat")),
+    ("VrrpInstance", "garp_lower_prio_delay"): KeyDoc(
+        "As global_defs.vrrp_garp_lower_prio_delay, for this instance.", "10",
+        default=_GARP.format("garp_lower_prio_delay") + ", else garp_master_delay"),
+    ("VrrpInstance", "garp_lower_prio_repeat"): KeyDoc(
+        "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
+        default=_GARP.format("garp_lower_prio_repeat") + ", else garp_master_repeat"),
+    ("VrrpInstance", "notify_master"): KeyDoc(
+        "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
+    ("VrrpInstance", "notify_backup"): KeyDoc(
+        "Run on becoming BACKUP.", "/etc/hacluster/notify.sh backup"),
+    ("VrrpInstance", "notify_fault"): KeyDoc(
+        "Run on entering FAULT.", "/etc/hacluster/notify.sh fault"),
+    ("VrrpInstance", "notify_stop"): KeyDoc(
+        "Run when the instance stops.", "/etc/hacluster/notify.sh stop"),
+    ("VrrpInstance", "notify"): KeyDoc(
+        "Run on every change, with `INSTANCE NAME STATE PRIORITY` appended.",
+        "/etc/hacluster/notify-any.sh"),
+    # ------------------------------------------------------------------ vrrp_sync_groups
+    ("VrrpSyncGroup", "group"): KeyDoc(
+        "Instances that move between states together.", "[VI_1]"),
+    ("VrrpSyncGroup", "track_interface"): KeyDoc(
+        "Interfaces followed by every member.", "[eth1]"),
+    ("VrrpSyncGroup", "track_script"): KeyDoc("vrrp_scripts followed by every member.", "[chk]"),
+    ("VrrpSyncGroup", "track_file"): KeyDoc("vrrp_track_files followed by every member.", "[tf]"),
+    ("VrrpSyncGroup", "notify_master"): KeyDoc(
+        "Run when the group becomes MASTER.", "/etc/hacluster/notify.sh master"),
+    ("VrrpSyncGroup", "notify_backup"): KeyDoc(
+        "Run when the group becomes BACKUP.", "/etc/hacluster/notify.sh backup"),
+    ("VrrpSyncGroup", "notify_fault"): KeyDoc(
+        "Run when the group enters FAULT.", "/etc/hacluster/notify.sh fault"),
+    ("VrrpSyncGroup", "notify_stop"): KeyDoc(
+        "Run when the group stops.", "/etc/hacluster/notify.sh stop"),
+    ("VrrpSyncGroup", "notify"): KeyDoc(
+        "Run on every change, with `GROUP NAME STATE PRIORITY` appended.",
+        "/etc/hacluster/notify-any.sh"),
+    # ------------------------------------------------------------------ virtual_servers
+    ("VirtualServer", "ip"): KeyDoc(
+        "Virtual address of the service (or give `fwmark`).", "10.99.0.100",
+        keepalived="virtual_server IP PORT", default="required, unless fwmark"),
+    ("VirtualServer", "port"): KeyDoc(
+        "Virtual port; may be left out only by a persistent service (all ports).", "80",
+        keepalived="virtual_server IP PORT",
+        default="required with ip, unless persistence_timeout"),
+    ("VirtualServer", "fwmark"): KeyDoc(
+        "A firewall-mark service instead of ip and port.", "1",
+        keepalived="virtual_server fwmark N", needs={"ip": None, "port": None}),
+    ("VirtualServer", "protocol"): KeyDoc("Transport protocol.", "UDP"),
+    ("VirtualServer", "ip_family"): KeyDoc(
+        "Address family of a fwmark service.", "inet6", default="inet (or the real servers')",
+        needs={"ip": None, "port": None, "fwmark": 1}),
+    ("VirtualServer", "lb_algo"): KeyDoc(
+        "Scheduler. nftables carries rr, wrr and sh.", "rr", keepalived="lb_algo / lvs_sched"),
+    ("VirtualServer", "lb_kind"): KeyDoc(
+        "Forwarding method. nftables carries NAT.", "DR", keepalived="lb_kind / lvs_method"),
+    ("VirtualServer", "persistence_timeout"): KeyDoc(
+        "Seconds a client sticks to its real server; 0: no persistence.", "300"),
+    ("VirtualServer", "ops"): KeyDoc("One-packet scheduling (UDP).", "true",
+                                     needs={"protocol": "UDP"}),
+    ("VirtualServer", "delay_loop"): KeyDoc(
+        "Seconds between checks, for checkers that do not set their own.", "6"),
+    ("VirtualServer", "connect_timeout"): KeyDoc(
+        "Connect timeout passed down to the checkers.", "3", default="none (checker's 5)"),
+    ("VirtualServer", "retry"): KeyDoc(
+        "Retries passed down to the checkers.", "2", default="none (checker's own)"),
+    ("VirtualServer", "delay_before_retry"): KeyDoc(
+        "Seconds before a retry, passed down to the checkers.", "2",
+        default="none (checker's own)"),
+    ("VirtualServer", "warmup"): KeyDoc(
+        "Upper bound of the random delay before a checker's first check, passed down.",
+        "5", default="none (delay_loop)"),
+    ("VirtualServer", "quorum"): KeyDoc(
+        "Sum of the live real servers' weights needed for the service to be up; below it "
+        "the sorry server serves.", "2"),
+    ("VirtualServer", "hysteresis"): KeyDoc(
+        "Slack around quorum before the service changes state.", "1"),
+    ("VirtualServer", "quorum_up"): KeyDoc(
+        "Run when quorum is gained.", "/etc/hacluster/quorum.sh up"),
+    ("VirtualServer", "quorum_down"): KeyDoc(
+        "Run when quorum is lost.", "/etc/hacluster/quorum.sh down"),
+    ("VirtualServer", "sorry_server"): KeyDoc(
+        "Server that takes the traffic while the service is below quorum; the port "
+        "defaults to the virtual port.", "10.99.0.50:80", keepalived="sorry_server IP PORT"),
+    ("VirtualServer", "sorry_server_inhibit"): KeyDoc(
+        "Keep the sorry server in the table with weight 0 while it is not needed.", "true"),
+    ("VirtualServer", "sorry_server_lb_kind"): KeyDoc(
+        "Forwarding method of the sorry server.", "DR", default="lb_kind",
+        keepalived="sorry_server_lvs_method"),
+    ("VirtualServer", "alpha"): KeyDoc(
+        "Real servers start down and must pass a check before they get traffic.", "true"),
+    ("VirtualServer", "omega"): KeyDoc(
+        "Run quorum_down and remove the service when it is removed or at stop.", "true"),
+    ("VirtualServer", "inhibit_on_failure"): KeyDoc(
+        "A failed real server is kept with weight 0 instead of being removed.", "true"),
+    ("VirtualServer", "virtualhost"): KeyDoc(
+        "Host header of HTTP_GET / SSL_GET checks, passed down.", "www.example.com"),
+    ("VirtualServer", "ha_suspend"): KeyDoc(
+        "Check the real servers only while this director holds the virtual address.",
+        "true"),
+    ("VirtualServer", "real_servers"): KeyDoc(
+        "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
+        keepalived="real_server IP PORT"),
+    # ------------------------------------------------------------------ real_servers
+    ("RealServer", "ip"): KeyDoc("Address of the real server.", "10.99.1.11",
+                                 keepalived="real_server IP PORT"),
+    ("RealServer", "port"): KeyDoc(
+        "Port of the real server.", "8080", keepalived="real_server IP PORT",
+        default="the virtual port"),
+    ("RealServer", "weight"): KeyDoc("Scheduling weight; 0 takes no new connections.", "3"),
+    ("RealServer", "lb_kind"): KeyDoc(
+        "Forwarding method of this real server.", "NAT", keepalived="lvs_method",
+        default=_FROM_VS),
+    ("RealServer", "inhibit_on_failure"): KeyDoc(
+        "As the virtual server's key, for this real server.", "true", default=_FROM_VS),
+    ("RealServer", "notify_up"): KeyDoc(
+        "Run when the real server comes up.", "/etc/hacluster/rs.sh up"),
+    ("RealServer", "notify_down"): KeyDoc(
+        "Run when the real server goes down.", "/etc/hacluster/rs.sh down"),
+    ("RealServer", "uthreshold"): KeyDoc(
+        "Most connections the real server is given (IPVS); 0: no limit.", "1000"),
+    ("RealServer", "lthreshold"): KeyDoc(
+        "Connections below which an overloaded real server takes new ones again (IPVS).",
+        "500"),
+    ("RealServer", "virtualhost"): KeyDoc(
+        "Host header of this real server's HTTP checks.", "www.example.com", default=_FROM_VS),
+    ("RealServer", "alpha"): KeyDoc("As the virtual server's key, for this real server.",
+                                    "true", default=_FROM_VS),
+    ("RealServer", "connect_timeout"): KeyDoc(
+        "Passed down to this real server's checkers.", "3", default=_FROM_VS),
+    ("RealServer", "retry"): KeyDoc("Passed down to this real server's checkers.", "2",
+                                    default=_FROM_VS),
+    ("RealServer", "delay_before_retry"): KeyDoc(
+        "Passed down to this real server's checkers.", "2", default=_FROM_VS),
+    ("RealServer", "delay_loop"): KeyDoc(
+        "Passed down to this real server's checkers.", "5", default=_FROM_VS),
+    ("RealServer", "warmup"): KeyDoc("Passed down to this real server's checkers.", "5",
+                                     default=_FROM_VS),
+    # ------------------------------------------------------------------ checkers
+    ("CheckBase", "retry"): KeyDoc(
+        "Failed attempts retried before the check counts as failed.", "3",
+        keepalived="retry (old: nb_get_retry)"),
+    ("CheckBase", "delay_before_retry"): KeyDoc("Seconds before a retry.", "2"),
+    ("CheckBase", "delay_loop"): KeyDoc("Seconds between checks.", "6"),
+    ("CheckBase", "warmup"): KeyDoc(
+        "Upper bound of the random delay before the first check.", "5", default="delay_loop"),
+    ("CheckBase", "alpha"): KeyDoc(
+        "The real server starts down until this check passes.", "true"),
+    ("CheckBase", "log_all_failures"): KeyDoc(
+        "Log every failed attempt, not only state changes.", "true"),
+    ("NetworkCheckBase", "connect_ip"): KeyDoc(
+        "Address to check.", "10.99.1.21", default="the real server's"),
+    ("NetworkCheckBase", "connect_port"): KeyDoc(
+        "Port to check.", "8081", default="the real server's"),
+    ("NetworkCheckBase", "bindto"): KeyDoc("Source address of the check.", "10.99.1.1"),
+    ("NetworkCheckBase", "bind_port"): KeyDoc("Source port of the check.", "40000"),
+    ("NetworkCheckBase", "bind_if"): KeyDoc(
+        "Interface the check's socket is bound to.", "eth1"),
+    ("NetworkCheckBase", "fwmark"): KeyDoc("Firewall mark set on the check's packets.", "7"),
+    ("NetworkCheckBase", "connect_timeout"): KeyDoc(
+        "Seconds a connection (and, for HTTP, the whole request) may take.", "3"),
+    ("HttpCheckBase", "url"): KeyDoc(
+        "URLs fetched; every one must pass. Each `{path, status_code, digest, "
+        "virtualhost, regex, regex_no_match}`.", "[{path: /health, status_code: 200}]",
+        default="required"),
+    ("HttpCheckBase", "http_protocol"): KeyDoc(
+        "HTTP version of the request; 1.0C adds `Connection: close`.", "1.1"),
+    ("HttpCheckBase", "virtualhost"): KeyDoc(
+        "Host header of the requests.", "www.example.com", default="the real server's"),
+    ("HttpCheckBase", "fast_recovery"): KeyDoc(
+        "Check a failed server again at once instead of after delay_loop.", "true"),
+    ("HttpCheckBase", "delay_before_retry"): KeyDoc("Seconds before a retry.", "1"),
+    ("SslGetCheck", "enable_sni"): KeyDoc(
+        "Send the virtualhost as TLS SNI.", "true"),
+    ("SmtpCheck", "helo_name"): KeyDoc(
+        "Name sent in HELO.", "lvs-a.example.com", default="the host name"),
+    ("DnsCheck", "type"): KeyDoc("Query type.", "A"),
+    ("DnsCheck", "name"): KeyDoc("Name queried.", "example.com."),
+    ("DnsCheck", "delay_before_retry"): KeyDoc(
+        "Seconds before a retry.", "2", default="delay_loop (keepalived's DNS_CHECK rule)"),
+    ("MiscCheck", "misc_path"): KeyDoc(
+        "Program run for the check, without a shell. Exit 0 is up.",
+        '"/usr/local/bin/probe 10.99.1.11"'),
+    ("MiscCheck", "misc_timeout"): KeyDoc(
+        "Seconds a run may take; on timeout its whole process group is killed.", "5",
+        default="delay_loop"),
+    ("MiscCheck", "misc_dynamic"): KeyDoc(
+        "Exit 1 is down, 2..255 is up with weight (exit - 2).", "true"),
+    ("MiscCheck", "user"): KeyDoc(
+        "User the program runs as.", "nobody", keepalived="user USER [GROUP]",
+        default="global_defs.script_user"),
+    ("MiscCheck", "group"): KeyDoc(
+        "Group the program runs as (only with `user`).", "nogroup",
+        keepalived="user USER GROUP", default="the user's own group", needs={"user": "nobody"}),
+    # ------------------------------------------------------------------ url entries
+    ("UrlCheck", "path"): KeyDoc("Path requested.", "/health"),
+    ("UrlCheck", "status_code"): KeyDoc(
+        "Accepted status codes: a code, a range, or a list of them.", "[200, 301-302]",
+        default="200-299"),
+    ("UrlCheck", "digest"): KeyDoc(
+        "MD5 of the body, as `genhash` prints it.", "9b3a0c85a887a256d6939da88aabd8cd"),
+    ("UrlCheck", "virtualhost"): KeyDoc(
+        "Host header of this URL.", "api.example.com", default="the checker's"),
+    ("UrlCheck", "regex"): KeyDoc(
+        "Regular expression the body must match.", '"status: ok"'),
+    ("UrlCheck", "regex_no_match"): KeyDoc(
+        "The body must not match `regex`.", "true", needs={"regex": "error"}),
+}
+
+# The mapping form of a notify command: keys the loader reads, beside keydocs of the model.
+NOTIFY_KEYS: dict[str, KeyDoc] = {
+    "script": KeyDoc("The command, as a command line or a list.",
+                     '"/etc/hacluster/notify.sh master"', keepalived="the command"),
+    "user": KeyDoc("User it runs as.", "nobody", keepalived="SCRIPT USER",
+                   default="global_defs.script_user"),
+    "group": KeyDoc("Group it runs as (only with `user`).", "nogroup",
+                    keepalived="SCRIPT USER GROUP", default="the user's own group",
+                    needs={"user": "nobody"}),
+}

@@ -1,0 +1,136 @@
+"""Many sockets watched edge-triggered on one private epoll set, each with a deadline.
+
+The HTTP checkers' sockets are not registered with the loop one by one: each costs the
+loop several Python objects and dict operations per registration, and a check is over in
+a few round trips. One epoll set, watched by the loop as a single reader, costs one
+``epoll_ctl`` per connection (edge-triggered, so it is never modified) and the kernel drops
+the entry when the socket is closed. Deadlines wait in one FIFO per timeout value under one
+loop timer, as in ``tcp.py``: the loop's clock only moves forward, so each FIFO is already
+in deadline order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import select
+import weakref
+from collections import deque
+from typing import Protocol
+
+_BATCH = 1024
+_EXPIRY_TICK = 0.005
+#: Readable, writable (the connect completing), peer hang-up; edge-triggered.
+EDGE = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+
+
+class Watcher(Protocol):
+    """What the reactor calls: ``on_event(mask)`` on readiness, ``expired()`` at the deadline."""
+
+    deadline: float
+
+    def on_event(self, mask: int) -> None: ...
+
+    def expired(self) -> None: ...
+
+
+class Reactor:
+    """One loop's epoll set for the HTTP checkers (see the module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A weak reference: the loop keys the reactor in a WeakKeyDictionary.
+        self.loop = weakref.ref(loop)
+        self._epoll = select.epoll()
+        self._register = self._epoll.register
+        self._waiting: dict[int, Watcher] = {}
+        self._deadlines: dict[float, tuple[deque[float], deque[int]]] = {}
+        self._timer_at = math.inf
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def watch(self, fd: int, watcher: Watcher, timeout: float, now: float) -> None:
+        """Report ``fd``'s readiness to ``watcher`` until ``forget``, deadline now + timeout."""
+        self._register(fd, EDGE)
+        self._waiting[fd] = watcher
+        fifo = self._deadlines.get(timeout)
+        if fifo is None:
+            fifo = self._deadlines[timeout] = (deque(), deque())
+        watcher.deadline = deadline = now + timeout
+        fifo[0].append(deadline)
+        fifo[1].append(fd)
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def forget(self, fd: int) -> None:
+        """Stop reporting ``fd``; the caller closes it next (which drops it from the set)."""
+        self._waiting.pop(fd, None)
+
+    def _ready(self) -> None:
+        # Every ready watcher is looked up before any runs: a callback may close its
+        # socket and open another with the same fd number, and an event later in this
+        # batch must not be taken for the new one's.
+        get = self._waiting.get
+        ready: list[tuple[Watcher | None, int]] = []
+        while True:
+            events = self._epoll.poll(0, _BATCH)
+            ready.extend([(get(fd), mask) for fd, mask in events])
+            if len(events) < _BATCH:
+                break
+        for watcher, mask in ready:
+            if watcher is not None:
+                watcher.on_event(mask)
+
+    def _arm(self, when: float) -> None:
+        loop = self.loop()
+        if loop is not None:
+            self._timer_at = when
+            loop.call_at(when, self._expire, when)
+
+    def _expire(self, when: float) -> None:
+        loop = self.loop()
+        if loop is None or when != self._timer_at:
+            return  # superseded by an earlier timer
+        now = loop.time() + 1e-6
+        self._ready()  # what arrived in time is not a timeout
+        earliest = math.inf
+        waiting = self._waiting
+        for deadlines, fds in self._deadlines.values():
+            while deadlines and deadlines[0] <= now:
+                deadline = deadlines.popleft()
+                watcher = waiting.get(fds.popleft())
+                # Not waiting: finished. Another deadline: a later watcher on that fd number.
+                if watcher is not None and watcher.deadline == deadline:
+                    watcher.expired()
+            if deadlines and deadlines[0] < earliest:
+                earliest = deadlines[0]
+        self._timer_at = math.inf
+        if earliest < math.inf:
+            # A timeout told a few ms late is fine; waking for each deadline is not.
+            self._arm(max(earliest, now + _EXPIRY_TICK))
+
+    def close(self) -> None:
+        loop = self.loop()
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._waiting.clear()
+
+
+_REACTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Reactor] = (
+    weakref.WeakKeyDictionary()
+)
+_last: Reactor | None = None  # the one most recently used: a lookup saved per check
+
+
+def reactor_for(loop: asyncio.AbstractEventLoop) -> Reactor:
+    global _last
+    reactor = _last
+    if reactor is not None and reactor.loop() is loop:
+        return reactor
+    reactor = _REACTORS.get(loop)
+    if reactor is None:
+        reactor = _REACTORS[loop] = Reactor(loop)
+        weakref.finalize(loop, reactor.close)
+    _last = reactor
+    return reactor

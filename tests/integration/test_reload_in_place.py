@@ -1,0 +1,69 @@
+"""A reload that changes only priority or preemption is taken in place: no transition,
+VIPs and announcements untouched, "since" and counters kept (prefix hco)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hacluster.lab.netns import Lab, sweep
+from tests.integration.vrrp_director import HACLUSTER, Director, config_yaml, instance_yaml
+
+pytestmark = [pytest.mark.netns]
+
+PREFIX = "hco"
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    sweep(PREFIX)
+    with Lab(PREFIX) as the_lab:
+        yield the_lab
+
+
+def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
+    a, b = lab.namespace("a"), lab.namespace("b")
+    lab.veth(a, "eth0", b, "eth0")
+    lab.add_address(a, "eth0", "10.9.0.1/24")
+    config = lab.workdir / "a.yaml"
+    sock = lab.workdir / "a.sock"
+    config.write_text(config_yaml(instance_yaml(priority=150)))
+    env = {**os.environ, "HACLUSTER_LOCK_DIR": str(lab.workdir / "locks")}
+    d = Director(lab, a, "a", config, lab.workdir / "a.status.json")
+    d.process = lab.start(a, [HACLUSTER, "run", "-f", str(config), "--status-file",
+                              str(d.status_path), "--control-socket", str(sock)],
+                          log_name="a", env=env)
+    d.wait_state("MASTER")
+    d.wait_vip()
+    time.sleep(0.5)
+
+    def status() -> dict[str, Any]:
+        res = lab.run(a, [HACLUSTER, "status", "--json", "--control-socket", str(sock)])
+        (inst,) = json.loads(res.stdout)["instances"]
+        inst["last_transition"].pop("age_seconds")
+        return dict(inst)
+
+    before = status()
+    log_before = d.output()
+    config.write_text(config_yaml(instance_yaml(priority=120, extra="preempt_delay: 2")))
+    res = lab.run(a, [HACLUSTER, "reload", "--control-socket", str(sock)])
+    print(res.stdout)
+    assert res.stdout == "reloaded: kept instance VI_1; changed in place VI_1 priority " \
+        "150 -> 120\n"
+    time.sleep(0.5)
+    after = status()
+    new_lines = d.output()[len(log_before):]
+    print(new_lines)
+    assert " -> " not in new_lines.replace("150 -> 120", "")  # no state transition
+    assert "VIPs" not in new_lines and "gratuitous ARP" not in new_lines
+    assert d.has_vip()
+    assert (after["state"], after["base_priority"], after["effective_priority"]) == (
+        "MASTER", 120, 120)
+    assert after["last_transition"] == before["last_transition"]  # "since" kept
+    assert after["counters"]["transitions"] == before["counters"]["transitions"]
+    assert after["counters"]["adverts_sent_on_wire"] > before["counters"]["adverts_sent_on_wire"]
