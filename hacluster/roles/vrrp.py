@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config
+from hacluster.config.model import Config, GlobalDefs
 from hacluster.roles.channel import Channel, RoleError, RoleGone, serve
 from healthchecks.pdeath import die_with_parent
 
@@ -54,6 +56,40 @@ def vrrp_config(config: Config) -> Config:
 
 # --------------------------------------------------------------------------- child side
 
+#: RLIMIT_RTTIME with vrrp_rt_priority when vrrp_rlimit_rttime is not set (microseconds).
+DEFAULT_RLIMIT_RTTIME = 1_000_000
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
+
+
+def apply_process_settings(g: GlobalDefs) -> list[str]:
+    """vrrp_priority, vrrp_rt_priority (+ vrrp_rlimit_rttime) and vrrp_no_swap for this
+    process; what was done or refused, one line each (a refusal is not fatal)."""
+    done: list[str] = []
+    if g.vrrp_priority:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, g.vrrp_priority)
+            done.append(f"nice {g.vrrp_priority}")
+        except OSError as exc:
+            done.append(f"vrrp_priority {g.vrrp_priority} refused: {exc.strerror}")
+    if g.vrrp_rt_priority is not None:
+        limit = g.vrrp_rlimit_rttime or DEFAULT_RLIMIT_RTTIME
+        try:
+            # A runaway real-time loop would starve the machine: the kernel stops it
+            # after `limit` microseconds of CPU without blocking.
+            resource.setrlimit(resource.RLIMIT_RTTIME, (limit, limit))
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(g.vrrp_rt_priority))
+            done.append(f"SCHED_RR priority {g.vrrp_rt_priority}, RLIMIT_RTTIME {limit} us")
+        except OSError as exc:
+            done.append(f"vrrp_rt_priority {g.vrrp_rt_priority} refused: {exc.strerror}")
+    if g.vrrp_no_swap:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) == 0:
+            done.append("memory locked (mlockall)")
+        else:
+            done.append(f"vrrp_no_swap refused: {os.strerror(ctypes.get_errno())}")
+    return done
+
+
 
 def _child(sock: socket.socket, config: Config, options: DaemonOptions, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
@@ -68,6 +104,8 @@ def _child(sock: socket.socket, config: Config, options: DaemonOptions, parent: 
         signal.signal(sig, signal.SIG_DFL)
     from hacluster.daemon import Daemon
 
+    for line in apply_process_settings(config.global_defs):
+        log.info("[vrrp role] %s", line)
     daemon = Daemon(vrrp_config(config), dataclasses.replace(options, role="vrrp"))
     try:
         return asyncio.run(_serve(daemon, sock))
