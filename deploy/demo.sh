@@ -2,8 +2,9 @@
 # README's first command on a fresh Debian 12 machine, as root: install hacluster and what
 # the demo needs (deploy/install-deps.sh --demo: no test tools, no QEMU), then run the
 # failover drills in a network-namespace lab of two directors, three real servers and a
-# client (`hacluster lab drill`, ~40 s).
-# Arguments are passed to `hacluster lab drill` (e.g. --only 1,2). Exit status: the drill's.
+# client (`hacluster lab drill`, 1-2 minutes).
+# Arguments are passed to `hacluster lab drill` (e.g. --drills kill,partition). Exit status:
+# the drill's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

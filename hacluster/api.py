@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from hacluster.api_badrequests import BadRequestFilter, LogBudget, server_logger
 from hacluster.apitypes import (  # noqa: F401  (re-exported: the API's names)
     ActionRefused,
     CheckStatus,
@@ -95,6 +97,7 @@ _GATE = web.AppKey("gate", _Gate)
 _CONTROLLER = web.AppKey("controller", Controller)
 _METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 _LISTENER = web.AppKey("listener", str)
+_BAD_REQUESTS = web.AppKey("bad_requests", BadRequestFilter)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -125,6 +128,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ControllerError as exc:
         return _error(exc.http_status, str(exc))
+    except HttpProcessingError as exc:  # a body found malformed as it was read
+        bad = request.app.get(_BAD_REQUESTS)
+        if bad is not None:
+            bad.report(exc, request.remote or "")
+        return _error(400, f"malformed request: {exc.message}")
+    except ConnectionError as exc:  # the client went away mid-request: no one to answer
+        log.debug("[api] %s %s: client gone: %s", request.method, request.path, exc)
+        return _error(400, "connection lost")
     except _BadRequest as exc:
         return _error(400, str(exc))
     except web.HTTPException as exc:
@@ -159,8 +170,22 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if scheme.lower() != "bearer" or not token.strip():
             return _error(401, "Authorization must be: Bearer <token>", challenge)
         assert gate.token is not None
-        if not hmac.compare_digest(token.strip().encode(), gate.token):
+        # Header values arrive as text decoded with surrogateescape: encode them back the
+        # same way, so that any bytes compare (a non-UTF-8 token is just a wrong one).
+        if not hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"), gate.token):
             return _error(403, "wrong token")
+    return await handler(request)
+
+
+@web.middleware
+async def _body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every body is read, and its size checked, before any endpoint runs: one that never
+    reads its body (POST /v1/reload) would otherwise answer whatever was sent (413)."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        return _error(413, f"the body is {length} bytes; at most {MAX_BODY} are accepted")
+    if request.body_exists:
+        await request.read()  # kept for the handler; over client_max_size: 413
     return await handler(request)
 
 
@@ -290,7 +315,7 @@ def make_app(
     """The control API as an aiohttp application, gated as `access` says."""
     if access is Access.TOKEN and not token:
         raise ValueError("Access.TOKEN needs a non-empty token")
-    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[_errors, _auth, _body_limit], client_max_size=MAX_BODY)
     app[_GATE] = _Gate(access, token.encode() if token else None)
     app[_CONTROLLER] = controller
     app[_METRICS] = metrics
@@ -306,7 +331,7 @@ def make_app(
 
 def make_metrics_app(metrics: Metrics) -> web.Application:
     """Only GET /metrics (for `metrics_listen`)."""
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[_errors, _body_limit], client_max_size=MAX_BODY)
     app[_METRICS] = metrics
     app.router.add_get("/metrics", _metrics)
     return app
@@ -419,6 +444,7 @@ class ApiServer:
         self._socket_id: tuple[int, int] | None = None
         self._socket_path: Path | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._bad_log = LogBudget()  # malformed requests: one line a second, all listeners
         self.tcp_address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
 
@@ -457,7 +483,11 @@ class ApiServer:
             log.info("[api] metrics on http://%s/metrics", _fmt(self.metrics_address))
 
     async def _runner(self, kind: str, app: web.Application) -> web.AppRunner:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        # Unparsable requests: counted and logged once a second, never a traceback.
+        bad = BadRequestFilter(kind, self.metrics, self._bad_log)
+        app[_BAD_REQUESTS] = bad
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0,
+                               logger=server_logger(kind, bad))
         self._runners[kind] = runner
         await runner.setup()
         return runner

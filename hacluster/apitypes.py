@@ -70,7 +70,7 @@ class InstanceStatus(TypedDict):
     """One VRRP instance."""
 
     name: str
-    state: str  # INIT | BACKUP | MASTER | FAULT
+    state: str  # INITIALIZE | BACKUP | MASTER | FAULT
     interface: str
     virtual_router_id: int
     base_priority: int  # as configured

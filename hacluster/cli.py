@@ -41,12 +41,13 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line in one parser, every subcommand's module imported (for
-    shell completion and documentation; `main` imports only the chosen one)."""
+    shell completion and the man page; `main` imports only the chosen one)."""
     parser = argparse.ArgumentParser(
         prog="hacluster",
         description="High availability for Linux load-balancer directors: VRRP, health "
         "checks and an IPVS or nftables dataplane, configured in keepalived's vocabulary.",
     )
+    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, helptext) in _available().items():
         subparser = sub.add_parser(name, help=helptext)

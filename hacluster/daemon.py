@@ -107,8 +107,8 @@ class ReloadRefused(Exception):
 
 
 def state_label(state: State) -> str:
-    """The state as the API and metrics name it (INIT for INITIALIZE)."""
-    return "INIT" if state is State.INITIALIZE else str(state)
+    """The state as the API and metrics name it: as the logs do (INITIALIZE...)."""
+    return str(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1141,6 +1141,7 @@ class Daemon:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
         from hacluster.config.loader import load_config_located
+        from hacluster.loadbalancer import LoadBalancerError
         from hacluster.preflight import preflight
 
         path = self.options.config_file
@@ -1170,7 +1171,6 @@ class Daemon:
         if problems:
             raise ReloadRefused("\n".join(problems))
         self._lock_instances(new)
-        from hacluster.loadbalancer import LoadBalancerError
         if self._lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)

@@ -954,7 +954,7 @@ class LoadBalancer:
         self.counters["ops"] += len(ops)
         self.counters["op_errors"] += len(result.failed)
         if self._metrics is not None:
-            self._metrics.ipvs_applied(backend.name, ops, result)
+            self._metrics.dataplane_applied(backend.name, ops, result)
         failing: dict[str, str] = {}
         for failure in result.failed:
             what = describe(failure.op)
@@ -976,7 +976,7 @@ class LoadBalancer:
         message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         self.counters["backend_errors"] += 1
         if self._metrics is not None:
-            self._metrics.ipvs_error(name, call)
+            self._metrics.dataplane_error(name, call)
         if self._backend_down != message:
             log.error("[%s] %s failed: %s", name, call, message)
         self._backend_down = message
@@ -998,7 +998,6 @@ class LoadBalancer:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
                 metrics.real_server(vs_name, str(real.rs), up=real.up,
                                     weight=dest.weight if dest is not None else 0)
-            metrics.real_servers_up(vs_name, sum(r.up for r in reals), len(reals))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,6 @@ command line builds, every key from `hacluster.config.reference`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
@@ -60,21 +59,8 @@ def _header(name: str, section: int, title: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line, every subcommand's parser included."""
-    parser = argparse.ArgumentParser(
-        prog="hacluster",
-        description="High availability for Linux load-balancer directors.",
-    )
-    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, entry in cli.SUBCOMMANDS.items():
-        module_name, helptext = entry[0], entry[1]
-        module = importlib.import_module(module_name)
-        subparser = sub.add_parser(name, help=helptext)
-        module.add_arguments(subparser)
-        if subparser.description is None:
-            subparser.description = helptext[:1].upper() + helptext[1:] + "."
-    return parser
+    """The whole command line, every subcommand's parser included (as completion sees it)."""
+    return cli.build_parser()
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[

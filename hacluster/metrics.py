@@ -23,6 +23,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -32,8 +33,13 @@ from hacluster.ipvs.backend import ApplyResult, Op
 
 log = logging.getLogger("hacluster.metrics")
 
-VRRP_STATES: tuple[str, ...] = ("INIT", "BACKUP", "MASTER", "FAULT")
-"""Every state an instance can report; exactly one of them is 1 per instance."""
+VRRP_STATES: tuple[str, ...] = ("INITIALIZE", "BACKUP", "MASTER", "FAULT")
+"""Every state an instance can report (as the logs and the API name them); exactly one
+of them is 1 per instance."""
+
+# A `_created` series per counter and histogram child doubles the series for nothing a
+# dashboard uses (the process start time says when counting began).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CHECK_RESULTS: tuple[str, ...] = ("success", "failure", "timeout", "error")
 """The usual check results; any other short word is accepted too."""
@@ -118,6 +124,13 @@ class Metrics:
         )
 
         r = self.registry
+        # Control API
+        self._api_bad_requests = Counter(
+            "hacluster_api_bad_requests",
+            "Malformed HTTP requests refused by the control API, by listener and kind",
+            ["listener", "kind"],
+            registry=r,
+        )
 
         # Health checks
         self._checks = Counter(
@@ -133,35 +146,22 @@ class Metrics:
             buckets=CHECK_BUCKETS,
             registry=r,
         )
-        self._rs_count_up = Gauge(
-            "hacluster_real_servers_up",
-            "Real servers of a virtual server that are up",
-            ["virtual_server"],
-            registry=r,
-        )
-        self._rs_count = Gauge(
-            "hacluster_real_servers",
-            "Real servers configured for a virtual server",
-            ["virtual_server"],
-            registry=r,
-        )
-
-        # IPVS dataplane
-        self._ipvs_ops = Counter(
-            "hacluster_ipvs_operations",
-            "Dataplane operations applied, by backend and operation",
+        # Dataplane (IPVS over netlink, or nftables): the backend label names which.
+        self._dp_ops = Counter(
+            "hacluster_dataplane_operations",
+            "Dataplane operations applied, by backend (netlink, nftables) and operation",
             ["backend", "op"],
             registry=r,
         )
-        self._ipvs_errors = Counter(
-            "hacluster_ipvs_errors",
+        self._dp_errors = Counter(
+            "hacluster_dataplane_errors",
             "Dataplane operations that failed, by backend and operation",
             ["backend", "op"],
             registry=r,
         )
         self._reconciles = Counter(
-            "hacluster_ipvs_reconciles",
-            "Reconcile passes (desired table compared with the dataplane)",
+            "hacluster_dataplane_reconciles",
+            "Reconcile passes (desired table compared with the dataplane), by backend",
             ["backend"],
             registry=r,
         )
@@ -220,6 +220,11 @@ class Metrics:
         for metric in (self._priority, self._adverts_sent, self._adverts_received):
             _remove(metric, instance)
 
+    def api_bad_request(self, listener: str, kind: str) -> None:
+        """A malformed HTTP request reached `listener` (unix, tcp, metrics); `kind` is the
+        parser's error class (BadStatusLine, LineTooLong, InvalidHeader...)."""
+        self._api_bad_requests.labels(listener=listener, kind=kind).inc()
+
     # ------------------------------------------------------------------ health checks
 
     def check_done(self, checker: str, result: str, seconds: float) -> None:
@@ -233,34 +238,25 @@ class Metrics:
         """A real server's health and its weight in the dataplane now."""
         self._real_servers.set(virtual_server, real_server, int(up), weight)
 
-    def real_servers_up(self, virtual_server: str, up: int, total: int) -> None:
-        """How many of a virtual server's real servers are up, out of how many."""
-        if not 0 <= up <= total:
-            raise ValueError(f"real servers up must be within 0..{total}, not {up}")
-        self._rs_count_up.labels(virtual_server=virtual_server).set(up)
-        self._rs_count.labels(virtual_server=virtual_server).set(total)
-
     def forget_real_server(self, virtual_server: str, real_server: str) -> None:
         self._real_servers.remove(virtual_server, real_server)
 
     def forget_virtual_server(self, virtual_server: str, real_servers: Iterable[str] = ()) -> None:
         for rs in real_servers:
             self.forget_real_server(virtual_server, rs)
-        for metric in (self._rs_count_up, self._rs_count):
-            _remove(metric, virtual_server)
 
-    # ------------------------------------------------------------------ IPVS
+    # ------------------------------------------------------------------ dataplane
 
-    def ipvs_applied(self, backend: str, ops: Sequence[Op], result: ApplyResult) -> None:
+    def dataplane_applied(self, backend: str, ops: Sequence[Op], result: ApplyResult) -> None:
         """Count what a `Backend.apply(ops)` call did: each op, and each one that failed."""
         for op in ops:
-            self._ipvs_ops.labels(backend=backend, op=op_name(op)).inc()
+            self._dp_ops.labels(backend=backend, op=op_name(op)).inc()
         for failure in result.failed:
-            self._ipvs_errors.labels(backend=backend, op=op_name(failure.op)).inc()
+            self._dp_errors.labels(backend=backend, op=op_name(failure.op)).inc()
 
-    def ipvs_error(self, backend: str, op: str) -> None:
+    def dataplane_error(self, backend: str, op: str) -> None:
         """A dataplane call failed outside `apply` (`op` names it: dump, stats, flush...)."""
-        self._ipvs_errors.labels(backend=backend, op=op).inc()
+        self._dp_errors.labels(backend=backend, op=op).inc()
 
     def reconciled(self, backend: str) -> None:
         self._reconciles.labels(backend=backend).inc()
@@ -304,8 +300,8 @@ class Metrics:
         """`render()` in slices of about `chunk` samples, yielding to the event loop between
         them: a scrape of 10,000 real servers must not hold up VRRP timers. Same bytes.
 
-        Only gauges are cut (counters and histograms carry `_created` series that must stay
-        with their family); they are the metrics whose size grows with the real servers.
+        Only gauges are cut (counters and histograms stay whole with their family); they
+        are the metrics whose size grows with the real servers.
         """
         if self.refresh is not None:
             try:

@@ -13,8 +13,9 @@ from hacluster.config.model import Config
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Validate a configuration file and run the preflight `hacluster run` and reload "
-        "run: dataplane limits, scripts, users and groups, script security, interfaces. "
+        "Validate a configuration file. The preflight that `hacluster run` and reload "
+        "run comes with it: dataplane limits, scripts, users and groups, script security, "
+        "interfaces. "
         "Exit 0 when it is valid; otherwise exit 1 and print one line per problem: "
         "FILE:LINE: key.path: message. Problems that depend on this machine are marked "
         "[this machine]; --offline leaves them out."

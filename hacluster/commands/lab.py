@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           description="Stop the processes of a lab built by `lab up` and "
                           "remove its namespaces.")
     drill = sub.add_parser("drill", help="build a lab, run the failover drills, remove it",
-                           description="Build a lab, run the failover drills (master "
-                           "killed, link down, real server down, reload), print a verdict "
+                           description="Build a lab, run the failover and fault drills "
+                           "(real server down, master killed, preempt, hand-over, partition, "
+                           "starvation, crash loop, reload under traffic), print a verdict "
                            "and figures for each, and remove the lab.")
     for p, prefix in ((up, DEFAULT_PREFIX), (down, DEFAULT_PREFIX), (drill, DRILL_PREFIX)):
         p.add_argument("--prefix", default=prefix,
@@ -59,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="multiply every lab timing (check intervals and timeouts, the "
                             "client's pacing and timeouts, settle times and bounds) by F, "
                             "for a slow machine or VM (default 1)")
+        p.add_argument("--client-rate", type=float, default=None, metavar="N",
+                       help="requests per second the lab client sends through the VIP "
+                            "(default 100 / --time-scale)")
     drill.add_argument("--drills", default=None, metavar="NAME,...",
                        help="which drills to run, by name or number, in catalogue order: "
                             + ", ".join(f"{d.number} {d.name}" for d in _catalogue())
@@ -91,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command != "down":
         if not 0.1 <= args.time_scale <= 100:
             print("hacluster lab: --time-scale must be between 0.1 and 100", file=sys.stderr)
+            return 2
+        if args.client_rate is not None and not 0.5 <= args.client_rate <= 1000:
+            print("hacluster lab: --client-rate must be between 0.5 and 1000 requests/s",
+                  file=sys.stderr)
             return 2
         if args.advert_int is not None and not 0.01 <= args.advert_int <= 40:
             print("hacluster lab: --advert-int must be between 0.01 and 40 seconds",
@@ -225,8 +233,8 @@ def _up(args: argparse.Namespace) -> int:
           f"hacluster.lab.client --host {topo.vip} --once")
     if shutil.which("curl"):
         print(f"                        ip netns exec {client} curl -si http://{topo.vip}/")
-    print(f"  a director's table:   ip netns exec {run.ns['lvsa'].name} nft list table inet "
-          "hacluster")
+    table = ("ipvsadm -L -n" if topo.dataplane == "ipvs" else "nft list table inet hacluster")
+    print(f"  a director's table:   ip netns exec {run.ns['lvsa'].name} {table}")
     print(f"  configs, logs, status: {workdir}/")
     print(f"  remove it:            hacluster lab down --prefix {args.prefix}"
           + ("" if args.state_dir == _default_state_dir() else
@@ -249,6 +257,11 @@ def _topology(args: argparse.Namespace) -> tuple[Topology, str]:
     fields: dict[str, object] = {"prefix": args.prefix}
     if args.advert_int is not None:
         fields["advert_int"] = args.advert_int
+    if args.client_rate is not None:
+        # Up to 4 workers, each sending one request at a time at its own pace.
+        workers = max(1, min(4, round(args.client_rate)))
+        fields["client_workers"] = workers
+        fields["client_interval"] = workers / args.client_rate
     if args.dataplane is not None:
         fields["dataplane"], why = args.dataplane, "chosen with --dataplane"
     else:

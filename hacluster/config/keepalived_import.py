@@ -7,6 +7,13 @@ with keepalived's old keyword names folded in, and records a `Skipped` note for 
 keyword it cannot carry over. Finally the result is run through the real loader: anything
 the loader still rejects (a duplicate address, a clash between sections) is removed and
 noted too, so the YAML printed always passes `hacluster check-config`.
+
+keepalived 2.2.7 is the reference for reading: what it forgives (a flag with a value, an
+address with a mask, a missing `}`...) is forgiven, what it corrects as it loads (`lb_kind
+dr` rejected, `state SLAVE` taken as BACKUP...) is corrected the same way, each with a
+note. `Skipped.changes_behaviour` says whether a note leaves a difference from what
+keepalived would run, or none (keepalived ignores or rewrites the same, or the keyword
+only tunes keepalived's own processes).
 """
 
 from __future__ import annotations
@@ -775,6 +782,7 @@ class _Converter:
             else:
                 self.unhandled(stmt, kw)
         self.apply_min_garp()
+        self.note_sync_group_weights()
         for name, stmt in self.vs_groups.items():
             if name not in self.used_vs_groups:
                 self.skip(stmt, "virtual_server_group",
@@ -822,6 +830,32 @@ class _Converter:
             section[name] = target
             self.mark(target, stmt, kw)
             self.origins[(id(section), name)] = _Origin(stmt.file, stmt.line, kw)
+
+    def note_sync_group_weights(self) -> None:
+        """keepalived ignores tracking weights of a sync group's members ("ignoring ...
+        weight due to SYNC group"): they only fault the instance. hacluster does too."""
+        for group in self.groups.values():
+            for member in group.get("group", ()):
+                inst = self.instances.get(member)
+                if inst is None:
+                    continue
+                for kind, defined in (("track_interface", {}), ("track_script", self.scripts),
+                                      ("track_file", self.track_files)):
+                    items = inst.get(kind, [])
+                    for i, item in enumerate(items):
+                        if item is _DROPPED:
+                            continue
+                        name = item["name"] if isinstance(item, dict) else item
+                        weight = item.get("weight") if isinstance(item, dict) else None
+                        if weight is None:  # the script's or file's own weight applies
+                            weight = defined.get(name, {}).get("weight")
+                        if not weight:
+                            continue
+                        where = self.origins[(id(items), i)]
+                        self.skip(Statement((kind,), where.file, where.line), where.keyword,
+                                  f"{member} is in a sync group: keepalived ignores the weight "
+                                  f"{weight} (it only faults the instance), and so does "
+                                  "hacluster", same=True)
 
     def apply_min_garp(self) -> None:
         # vrrp_min_garp: one gratuitous ARP and no second burst, unless set explicitly
@@ -883,19 +917,32 @@ class _Converter:
         way (with a note); False when keepalived refuses the instance."""
         name = stmt.args[0]
         version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        # vrrp_strict / strict_mode, once carried over, tighten keepalived's rules
+        strict = bool(target.get("strict_mode", self.global_defs.get("vrrp_strict")))
         if not target.get("virtual_ipaddress"):
             target.pop("virtual_ipaddress", None)
             family = _instance_family(target)
-            if version == 3 or family == 6:
+            if version == 3 or family == 6 or strict:
                 self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived refuses "
-                          "that under VRRPv3 or IPv6 (\"No VIP specified; at least one is "
-                          "required\") and does not start; not carried over")
+                          "that under VRRPv3, IPv6 or strict mode (\"No VIP specified; at "
+                          "least one is required\") and does not start; not carried over")
                 return False
             self.skip(stmt, kp, f"{name} has no virtual_ipaddress: keepalived warns (\"at "
                       "least one is sensible\") and runs it, adverts without addresses; "
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        tracked = target.get("track_interface", [])
+        for i, item in reversed(list(enumerate(tracked))):
+            if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
+                where = self.origins[(id(tracked), i)]
+                tracked[i] = _DROPPED
+                self.skip(Statement(("track_interface",), where.file, where.line),
+                          where.keyword, "the instance's own interface: keepalived ignores "
+                          "it (\"since own interface\"), as the instance faults with it "
+                          "anyway; so does the import", same=True)
+        if tracked and all(t is _DROPPED for t in tracked):
+            del target["track_interface"]
         if target.get("nopreempt") and target.get("state") == "MASTER":
             where = self.origins[(id(target), "nopreempt")]
             del target["nopreempt"]
@@ -926,11 +973,12 @@ class _Converter:
             self.skip(Statement(("garp_master_repeat",), where.file, where.line),
                       f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
                       "than 0\"), and so does the import", same=True)
-        if version == 3 and "authentication" in target:
+        if (version == 3 or strict) and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
+            why = "VRRPv3 has" if version == 3 else "strict mode allows"
             self.skip(Statement(("authentication",), where.file, where.line),
-                      f"{kp}.authentication", "VRRPv3 has no authentication: keepalived "
+                      f"{kp}.authentication", f"{why} no authentication: keepalived "
                       "ignores it, and so does the import", same=True)
         return True
 
@@ -982,6 +1030,12 @@ class _Converter:
             self.put(vs, key, value, stmt, "virtual_server")
         assert stmt.block is not None
         self.walk(stmt.block, _VIRTUAL_SERVER, vs, "virtual_server")
+        if "fwmark" in vs and "protocol" in vs:
+            where = self.origins[(id(vs), "protocol")]
+            del vs["protocol"]
+            self.skip(Statement(("protocol",), where.file, where.line), where.keyword,
+                      "keepalived ignores the protocol of a fwmark service (\"protocol will "
+                      "be ignored\"); so does the import", same=True)
         if "protocol" not in vs and "fwmark" not in vs:
             # keepalived: "no protocol set - defaulting to UDP"; hacluster's default is
             # TCP, so say it explicitly.
@@ -1199,11 +1253,13 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, valued: bool = False) -> Handler:
-    """`keyword [VALUE]` → `key: true/false`; `valued`: VALUE is a <BOOL> keepalived reads."""
+def _flag(key: str, invert: bool = False, *, ignores_value: bool = False) -> Handler:
+    """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
+    check_true_false() reads it; `ignores_value`: keepalived 2.2.7 sets this flag
+    whatever follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp, valued=valued)
+        value = c.flag(stmt, kp, valued=not ignores_value)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -1318,7 +1374,9 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
     try:
         address = ipaddress.ip_interface(words[0])
     except ValueError:
-        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over")
+        # keepalived: "VRRP parsed invalid IP X. skipping IP..."
+        c.skip(entry, kp, f"not an address IP[/prefix]: {words[0]!r}; not carried over, as "
+               "keepalived skips it", same=True)
         return None
     parts = [str(address) if "/" in words[0] else str(address.ip)]
     rest = words[1:]
@@ -1501,9 +1559,26 @@ def _sync_group_members(c: _Converter, stmt: Statement, target: dict[str, Any], 
             c.skip(entry, kp, "one instance name per line; the rest is ignored")
 
 
+def _positive_timer(key: str) -> Handler:
+    """A timer keepalived refuses at 0 ("'0' is invalid"), keeping its default of 0."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if stmt.args and stmt.args[0] in ("0", "0.0"):
+            c.skip(stmt, kp, "keepalived refuses 0 (\"is invalid\") and keeps its default, "
+                   "which is 0 too; so does the import", same=True)
+            return
+        _set(key, _timer)(c, stmt, target, kp)
+
+    return handle
+
+
 def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:  # keepalived: no value means 6 minutes
         c.put(target, "persistence_timeout", 360, stmt, kp)
+        return
+    if stmt.args[0] == "0":
+        c.skip(stmt, kp, "keepalived refuses 0 (\"persistence_timeout invalid\", it takes "
+               "1..2678400) and leaves persistence off; so does the import", same=True)
         return
     _set("persistence_timeout", _int)(c, stmt, target, kp)
 
@@ -1664,14 +1739,14 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
     "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
     "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
-    "vrrp_garp_interval": _set("vrrp_garp_interval", _timer),
-    "vrrp_gna_interval": _set("vrrp_gna_interval", _timer),
+    "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
+    "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security"),
+    "enable_script_security": _flag("enable_script_security", ignores_value=True),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
-    "lvs_flush": _flag("lvs_flush"),
+    "lvs_flush": _flag("lvs_flush", ignores_value=True),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1683,7 +1758,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail"),
+    "init_fail": _flag("init_fail", ignores_value=True),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1711,9 +1786,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt"),
-    "no_preempt": _flag("nopreempt"),
-    "preempt": _flag("nopreempt", invert=True),  # keepalived keeps it for old files
+    "nopreempt": _flag("nopreempt", ignores_value=True),
+    "no_preempt": _flag("nopreempt", ignores_value=True),
+    # `preempt`: keepalived keeps it for old files
+    "preempt": _flag("nopreempt", invert=True, ignores_value=True),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1725,9 +1801,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary"),
-    "accept": _flag("accept"),
-    "no_accept": _flag("accept", invert=True),
+    "dont_track_primary": _flag("dont_track_primary", ignores_value=True),
+    "accept": _flag("accept", ignores_value=True),
+    "no_accept": _flag("accept", invert=True, ignores_value=True),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -1754,8 +1830,8 @@ _CHECK_TIMING: dict[str, Handler] = {
     "delay_before_retry": _set("delay_before_retry", _timer),
     "delay_loop": _set("delay_loop", _timer),
     "warmup": _set("warmup", _timer),
-    "alpha": _flag("alpha", valued=True),
-    "log_all_failures": _flag("log_all_failures", valued=True),
+    "alpha": _flag("alpha"),
+    "log_all_failures": _flag("log_all_failures"),
 }
 
 _NETWORK_CHECK: dict[str, Handler] = {
@@ -1781,7 +1857,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match"),
+    "regex_no_match": _flag("regex_no_match", ignores_value=True),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -1789,12 +1865,12 @@ _HTTP_CHECK: dict[str, Handler] = {
     "url": _url,
     "http_protocol": _set("http_protocol", _choice("1.0", "1.0C", "1.1", upper=True)),
     "virtualhost": _set("virtualhost", _text),
-    "fast_recovery": _flag("fast_recovery", valued=True),
+    "fast_recovery": _flag("fast_recovery"),
 }
 
 _CHECKERS: dict[str, Handler] = {
     "HTTP_GET": _checker("HTTP_GET", _HTTP_CHECK),
-    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni", valued=True)}),
+    "SSL_GET": _checker("SSL_GET", {**_HTTP_CHECK, "enable_sni": _flag("enable_sni")}),
     "TCP_CHECK": _checker("TCP_CHECK", _NETWORK_CHECK),
     "SMTP_CHECK": _checker(
         "SMTP_CHECK", {**_NETWORK_CHECK, "helo_name": _set("helo_name", _text)}
@@ -1814,7 +1890,7 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic"),
+            "misc_dynamic": _flag("misc_dynamic", ignores_value=True),
             "user": _user("user", "group"),
         },
     ),
@@ -1834,15 +1910,15 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure"),
-    "alpha": _flag("alpha"),
+    "inhibit_on_failure": _flag("inhibit_on_failure", ignores_value=True),
+    "alpha": _flag("alpha", ignores_value=True),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
     **_CHECKERS,
-    "inhibit_on_failure": _flag("inhibit_on_failure", valued=True),
-    "alpha": _flag("alpha", valued=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure"),
+    "alpha": _flag("alpha"),
     "weight": _set("weight", _int),
     "lvs_method": _lb_kind("lb_kind"),
     "lb_kind": _lb_kind("lb_kind"),  # old name
@@ -1860,16 +1936,16 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops"),
-    "ha_suspend": _flag("ha_suspend"),
-    "omega": _flag("omega"),
+    "ops": _flag("ops", ignores_value=True),
+    "ha_suspend": _flag("ha_suspend", ignores_value=True),
+    "omega": _flag("omega", ignores_value=True),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "sorry_server_inhibit": _flag("sorry_server_inhibit"),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,

@@ -91,6 +91,12 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "vrrp_garp_lower_prio_repeat"): KeyDoc(
         "Gratuitous ARPs / NAs sent after a lower-priority advert.", "1",
         default="vrrp_garp_master_repeat"),
+    ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
+        "A master that hears a lower-priority advert does not answer with an advert of its "
+        "own (it still sends the garp_lower_prio burst); instances' default.", "true"),
+    ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
+        "A master that hears a higher-priority advert sends one advert before yielding, so "
+        "the new master hears it and re-announces the VIPs; instances' default.", "true"),
     ("GlobalDefs", "vrrp_garp_interval"): KeyDoc(
         "Seconds between gratuitous ARPs within a burst.", "0.001"),
     ("GlobalDefs", "vrrp_gna_interval"): KeyDoc(
@@ -234,8 +240,11 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "The VRID, shared by the instances of one virtual router on a link.", "51"),
     ("VrrpInstance", "virtual_ipaddress"): KeyDoc(
         "The addresses the master holds, all of one family; each `IP[/prefix] [dev IFACE] "
-        "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys.",
-        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]'),
+        "[scope SCOPE] [label LABEL] [no_track]` or a mapping of those keys. A VRRPv2 IPv4 "
+        "instance may have none, as keepalived allows (a notify script moves a cloud "
+        "floating address); VRRPv3 and IPv6 instances need one.",
+        '[10.99.0.100/24, "10.99.0.101/24 dev eth1"]',
+        default="none (VRRPv2 IPv4 only, as keepalived allows)"),
     ("VrrpInstance", "state"): KeyDoc(
         "Initial state. MASTER takes over at once when no better master is heard.", "MASTER"),
     ("VrrpInstance", "priority"): KeyDoc(
@@ -303,10 +312,18 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         default=_GARP.format("garp_master_refresh_repeat")),
     ("VrrpInstance", "garp_lower_prio_delay"): KeyDoc(
         "As global_defs.vrrp_garp_lower_prio_delay, for this instance.", "10",
-        default=_GARP.format("garp_lower_prio_delay") + ", else garp_master_delay"),
+        default=_GARP.format("garp_lower_prio_delay")
+        + ", else global_defs.vrrp_garp_master_delay"),
     ("VrrpInstance", "garp_lower_prio_repeat"): KeyDoc(
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
-        default=_GARP.format("garp_lower_prio_repeat") + ", else garp_master_repeat"),
+        default=_GARP.format("garp_lower_prio_repeat")
+        + ", else global_defs.vrrp_garp_master_repeat"),
+    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
+        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
+        default=_GARP.format("lower_prio_no_advert")),
+    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
+        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
+        default=_GARP.format("higher_prio_send_advert")),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(

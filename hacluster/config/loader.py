@@ -63,20 +63,56 @@ def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
     that report `FILE:LINE: key: message`, such as the preflight)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), 0, "", "no such file")]) from None
     except IsADirectoryError:
         raise ConfigError([Problem(str(path), 0, "", "is a directory, not a file")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(str(path), 0, "", f"not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(str(path), data, exc)]) from None
     ctx = _Ctx(str(path))
     config = ctx.load(text, path)
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
     return config, dict(ctx.lines)
+
+
+def _not_utf8(file: str, data: bytes, exc: UnicodeDecodeError) -> Problem:
+    """The first byte that is not UTF-8, by line and column (columns count bytes)."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - line_start + 1
+    return Problem(file, line, "", f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column "
+                                   f"{column} ({exc.reason})")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML says is wrong, on one line and without its own position ("in
+    <unicode string>, line 3, column 5"): the problem line already says where."""
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = " ".join(str(p) for p in parts if p)
+    if isinstance(exc, yaml.reader.ReaderError):
+        text = _reader_problem(exc)
+    if not text:
+        text = str(exc).split("\n", 1)[0]
+    return " ".join(text.split())
+
+
+def _reader_problem(exc: yaml.reader.ReaderError) -> str:
+    char = exc.character
+    code = char if isinstance(char, int) else ord(char) if char else 0
+    return f"unacceptable character #x{code:04x}: {exc.reason}"
+
+
+def _reader_line(text: str, exc: yaml.reader.ReaderError) -> tuple[int, int]:
+    """Line and column (1-based) of a character the YAML reader refused."""
+    position = max(0, min(int(exc.position), len(text)))
+    line_start = text.rfind("\n", 0, position) + 1
+    return text.count("\n", 0, position) + 1, position - line_start + 1
 
 
 def parse_config(
@@ -214,8 +250,7 @@ class _Ctx:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            return self.error(node, path, f"cannot read value: {problem}")
+            return self.error(node, path, f"cannot read value: {_yaml_problem(exc)}")
 
     def mapping(
         self, node: Node, path: str, what: str = "a mapping"
@@ -243,8 +278,7 @@ class _Ctx:
             self.error(node, path, "merge keys (<<) refer to themselves")
             return None
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.error(node, path, f"bad merge key: {problem}")
+            self.error(node, path, f"bad merge key: {_yaml_problem(exc)}")
             return None
         pairs: dict[str, tuple[str, Node]] = {}
         for key_node, value in node.value:
@@ -265,11 +299,14 @@ class _Ctx:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = int(mark.line) + 1 if mark is not None else 1
-            problem = " ".join(p for p in (exc.context, exc.problem) if p)
-            self.error(line, "", f"YAML syntax error: {problem or exc}")
+            self.error(line, "", f"YAML syntax error: {_yaml_problem(exc)}")
+            return None
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line, column = _reader_line(text, exc)
+            self.error(line, "", f"YAML error: {_yaml_problem(exc)} (column {column})")
             return None
         except yaml.YAMLError as exc:
-            self.error(1, "", f"YAML error: {exc}")
+            self.error(1, "", f"YAML error: {_yaml_problem(exc)}")
             return None
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL_TAG):
             self.error(1, "", "file is empty")

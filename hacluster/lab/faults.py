@@ -18,7 +18,9 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 
+from hacluster.lab.capture import Capture, Frame
 from hacluster.lab.drill import DrillResult, Drills, between, first_ok
+from hacluster.lab.netns import LabError
 from hacluster.lab.watch import AddressWatch, NeighbourWatch
 
 CRASH_CYCLES = 10
@@ -77,7 +79,7 @@ class FaultDrills(Drills):
         elsewhere = [r for r in recs if r.ok and r.director != self.master]
         res.add(f"after {label}", f"{len(recs)} sent, {len(lost)} failed, "
                 f"{len(elsewhere)} answered via {self.backup}")
-        res.figures[f"lost_after_{label}"] = len(lost)
+        res.figures[f"lost_after_{label.lower()}"] = len(lost)
         if back is not None:
             res.add("reached", f"traffic on {self.master} for good from "
                     f"{back - since:+.2f} s after the {label}")
@@ -107,48 +109,98 @@ class FaultDrills(Drills):
         before = time.monotonic() - self.topo.settle
         split_at: float | None = None
         both: set[str] = set()
-        with self._watching() as (vips, arp):
-            t = time.monotonic()
-            self.run.cut_directors(True)
-            res.add("event", "the directors' links to each other cut at +0.00 s (client and "
-                    "real servers still reach both)")
-            try:
-                split_at = self.run.wait_state(self.backup, "MASTER", down + margin)
-                if split_at is not None:
-                    res.add("split", f"{self.backup} MASTER at +{split_at - t:.2f} s "
-                            f"(master-down interval {down:.2f} s); {self.master} "
-                            f"{self.run.vrrp_state(self.master)}")
-                    # Hold the cut until the client follows the backup's gratuitous ARPs
-                    # (the situation a heal has to undo), within a bound.
-                    deadline = split_at + margin
-                    while time.monotonic() < deadline and first_ok(
-                            self.records, split_at, lambda r: r.director == self.backup) is None:
-                        time.sleep(0.05)
-                    time.sleep(2 * self.topo.advert_int)
-                both = {d.name for d in self.topo.directors
-                        if self.run.vrrp_state(d.name) == "MASTER"}
-                during = between(self.records, t, time.monotonic())
-                res.add("during", f"{len(during)} sent, {sum(not r.ok for r in during)} "
-                        f"failed; VIP held by {', '.join(sorted(vips.holders())) or 'none'}")
-            finally:
-                t_heal = time.monotonic()
-                self.run.cut_directors(False)
-            res.add("event", f"healed at +{t_heal - t:.2f} s")
-            res.figures["split_s"] = round(t_heal - (split_at or t_heal), 3)
-            res.expect(both == {self.master, self.backup},
-                       "both directors were MASTER during the cut (the split brain happened)")
-            gone = self.run.wait_state(self.backup, "BACKUP", 3 * self.topo.advert_int + margin)
-            if gone is not None:
-                res.add("VRRP", f"{self.backup} BACKUP at +{gone - t_heal:.2f} s after the heal")
-            res.expect(gone is not None and self.run.vrrp_state(self.master) == "MASTER",
-                       f"after the heal {self.master} MASTER and {self.backup} BACKUP")
-            end = self._reach(res, t_heal, "heal", arp, self._reach_bound(),
-                              self.topo.startup / 2)
-            res.expect(vips.holders() == {self.master},
-                       f"the VIP held by {self.master} alone at the end "
-                       f"(held by {', '.join(sorted(vips.holders())) or 'none'})")
+        addr = {d.name: f"{self.topo.front}.{d.host}" for d in self.topo.directors}
+        # The client's wire shows both directors' adverts and gratuitous ARPs.
+        cap = Capture(self.run.lab, self.run.ns["client"], "eth0", name="partition")
+        cap.start()
+        wall = time.time() - time.monotonic()  # capture times are the kernel's wall clock
+        try:
+            with self._watching() as (vips, arp):
+                t = time.monotonic()
+                self.run.cut_directors(True)
+                res.add("event", "the directors' links to each other cut at +0.00 s (client "
+                        "and real servers still reach both)")
+                try:
+                    split_at = self.run.wait_state(self.backup, "MASTER", down + margin)
+                    if split_at is not None:
+                        res.add("split", f"{self.backup} MASTER at +{split_at - t:.2f} s "
+                                f"(master-down interval {down:.2f} s); {self.master} "
+                                f"{self.run.vrrp_state(self.master)}")
+                        # Hold the cut until the client follows the backup's gratuitous
+                        # ARPs (the situation a heal has to undo), within a bound.
+                        deadline = split_at + margin
+                        while time.monotonic() < deadline and first_ok(
+                                self.records, split_at,
+                                lambda r: r.director == self.backup) is None:
+                            time.sleep(0.05)
+                        time.sleep(2 * self.topo.advert_int)
+                    both = {d.name for d in self.topo.directors
+                            if self.run.vrrp_state(d.name) == "MASTER"}
+                    during = between(self.records, t, time.monotonic())
+                    res.add("during", f"{len(during)} sent, {sum(not r.ok for r in during)} "
+                            f"failed; VIP held by "
+                            f"{', '.join(sorted(vips.holders())) or 'none'}")
+                    # Heal just after the master's advert: the first advert across the
+                    # healed link is then the backup's lower-priority one, which the
+                    # master must answer (keepalived's garp_lower_prio rule).
+                    with contextlib.suppress(LabError):
+                        cap.wait_for(lambda f: f.is_advert and f.src == addr[self.master],
+                                     2 * self.topo.advert_int, since=cap.mark())
+                finally:
+                    t_heal = time.monotonic()
+                    self.run.cut_directors(False)
+                res.add("event", f"healed at +{t_heal - t:.2f} s, just after an advert of "
+                        f"{self.master}")
+                res.figures["split_s"] = round(t_heal - (split_at or t_heal), 3)
+                res.expect(both == {self.master, self.backup},
+                           "both directors were MASTER during the cut (the split brain "
+                           "happened)")
+                gone = self.run.wait_state(self.backup, "BACKUP",
+                                           3 * self.topo.advert_int + margin)
+                if gone is not None:
+                    res.add("VRRP", f"{self.backup} BACKUP at +{gone - t_heal:.2f} s after "
+                            "the heal")
+                res.expect(gone is not None and self.run.vrrp_state(self.master) == "MASTER",
+                           f"after the heal {self.master} MASTER and {self.backup} BACKUP")
+                end = self._reach(res, t_heal, "heal", arp, self._reach_bound(),
+                                  self.topo.startup / 2)
+                res.expect(vips.holders() == {self.master},
+                           f"the VIP held by {self.master} alone at the end "
+                           f"(held by {', '.join(sorted(vips.holders())) or 'none'})")
+                self._after_heal(res, cap.frames(), t_heal + wall, addr)
+        finally:
+            cap.stop()
         self.report(res, t, end or time.monotonic(), before)
         return res
+
+    def _after_heal(self, res: DrillResult, frames: list[Frame], heal: float,
+                    addr: dict[str, str]) -> None:
+        """What crossed the client's wire after the heal: adverts, and the master's GARPs."""
+        after = [f for f in frames if f.time >= heal]
+        adverts = [f for f in after if f.is_advert and f.vrid == self.topo.vrid]
+        who = {a: n for n, a in addr.items()}
+        first: dict[str, Frame] = {}
+        for f in adverts:
+            first.setdefault(who.get(f.src, f.src), f)
+        order = sorted(first.items(), key=lambda kv: kv[1].time)
+        res.add("adverts", ", ".join(f"{name} (priority {f.priority}) first at "
+                                     f"+{f.time - heal:.2f} s" for name, f in order)
+                or "none seen after the heal")
+        loser = first.get(self.backup)
+        res.expect(loser is not None and (self.master not in first
+                                          or loser.time < first[self.master].time),
+                   f"the first advert across the healed link was {self.backup}'s "
+                   "lower-priority one (the heal's timing)")
+        mac = self.run.lab.mac(self.run.ns[self.topo.director(self.master).role], "eth0")
+        garps = [f for f in after if f.kind == "arp" and f.gratuitous
+                 and f.src == self.topo.vip and f.src_mac == mac]
+        res.figures["master_garps_after_heal"] = len(garps)
+        if garps and loser is not None:
+            res.add("GARP", f"{self.master} sent {len(garps)} gratuitous ARPs for the VIP "
+                    f"after the heal, the first {1000 * (garps[0].time - loser.time):.0f} ms "
+                    f"after {self.backup}'s advert")
+        else:
+            res.add("GARP", f"{self.master} sent no gratuitous ARP for the VIP after the heal")
 
     def starvation(self) -> DrillResult:
         d_backup = self.topo.director(self.backup)

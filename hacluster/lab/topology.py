@@ -12,9 +12,9 @@ Layout (every namespace named by `hacluster.lab.netns.Lab`, ``PREFIX-PID-N-ROLE`
 Both bridges live in one `sw` namespace. The directors run `hacluster run` with a
 generated YAML config: one VRRP v3 instance holding both VIPs (the front one clients use
 and the back one the real servers route their answers through, as LVS-NAT needs),
-`dataplane: nftables`, and a virtual server VIP:80 with the three real servers and
-HTTP_GET checks. Each director reaches the real servers on its own port (lvs-a 8081,
-lvs-b 8082) so every answer tells which director forwarded it.
+the dataplane the topology names (`ipvs` or `nftables`), and a virtual server VIP:80 with
+the three real servers and HTTP_GET checks. Each director reaches the real servers on its
+own port (lvs-a 8081, lvs-b 8082) so every answer tells which director forwarded it.
 
 `lab up` records what it started in a state file (namespaces, and PIDs with their start
 times so that a recycled PID is never signalled); `lab down` reads it back.
@@ -244,8 +244,9 @@ class RunningLab:
         status = self.status_path(name)
         with contextlib.suppress(FileNotFoundError):
             status.unlink()  # a stale status must not pass for the new process's
+        # The VIP state file (VIPs to remove after a crash) stays in the lab's directory.
         argv = [sys.executable, "-m", "hacluster.cli", "run", "-f", str(self.config_path(name)),
-                "--status-file", str(status)]
+                "--status-file", str(status), "--state-dir", str(self.workdir / "state")]
         proc = self.lab.start(self.ns[d.role], argv, log_name=d.role)
         self.procs[name] = proc
         return proc

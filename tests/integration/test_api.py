@@ -483,15 +483,15 @@ async def test_metrics_on_api_and_own_listener(
 ) -> None:
     metrics.vrrp_transition("VI_1", "MASTER")
     metrics.check_done("HTTP_GET", "success", 0.004)
-    metrics.real_servers_up(VS, 2, 3)
+    metrics.real_server(VS, "10.0.0.11:80", up=True, weight=2)
     code, text, headers = await _tcp("GET", _url(server.metrics_address, "/metrics"))
     assert code == 200
     assert headers["Content-Type"].startswith("text/plain")
     fams = _families(text)
     states = {s.labels["state"]: s.value for s in fams["hacluster_vrrp_state"].samples}
-    assert states == {"INIT": 0, "BACKUP": 0, "MASTER": 1, "FAULT": 0}
-    up = fams["hacluster_real_servers_up"].samples[0]
-    assert (up.labels["virtual_server"], up.value) == (VS, 2)
+    assert states == {"INITIALIZE": 0, "BACKUP": 0, "MASTER": 1, "FAULT": 0}
+    up = fams["hacluster_real_server_up"].samples[0]
+    assert (up.labels["virtual_server"], up.value) == (VS, 1)
     # The same registry behind the API's own /metrics (unix socket).
     async with (
         aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock_path))) as s,

@@ -151,3 +151,69 @@ def test_down_signals_only_the_processes_it_started(tmp_path: Path) -> None:
         for p in (ours, stranger):
             p.kill()
             p.wait()
+
+
+def test_drills_are_picked_by_name_or_number_in_catalogue_order() -> None:
+    from hacluster.lab.drill import CATALOGUE, select
+
+    assert [d.name for d in CATALOGUE] == ["real-server", "kill", "preempt", "handover",
+                                           "partition", "starvation", "crash-loop", "reload"]
+    assert select("reload,partition") == [5, 8]
+    assert select("2, crash-loop,2") == [2, 7]
+    assert select("all") == list(range(1, 9))
+    for bad in ("", "9", "0", "kill,bogus"):
+        with pytest.raises(ValueError):
+            select(bad)
+
+
+def test_a_paced_topology_scales_every_timing_but_what_is_given() -> None:
+    base = Topology()
+    slow = Topology.paced(10, advert_int=2.0, dataplane="ipvs")
+    assert (slow.advert_int, slow.dataplane) == (2.0, "ipvs")
+    for name in ("delay_loop", "connect_timeout", "delay_before_retry", "client_interval",
+                 "client_connect_timeout", "client_read_timeout", "settle", "startup",
+                 "margin"):
+        assert getattr(slow, name) == pytest.approx(10 * getattr(base, name)), name
+    assert slow.client_workers == base.client_workers and slow.retry == base.retry
+    assert Topology.paced(1.0) == Topology()
+    assert Topology.paced(2.0).advert_int == 1.0
+
+
+def test_generated_config_uses_the_topology_dataplane(tmp_path: Path) -> None:
+    import yaml
+
+    topo = Topology(dataplane="ipvs")
+    doc = yaml.safe_load(render_config(topo, topo.directors[0], tmp_path))
+    assert doc["global_defs"]["dataplane"] == "ipvs"
+
+
+def test_address_and_neighbour_lines_from_ip_monitor() -> None:
+    from hacluster.lab.watch import _address_event, _neighbour_event
+
+    add = "2: eth0    inet 10.213.0.100/24 scope global secondary eth0\\       valid_lft forever"
+    assert _address_event(add, "eth0", "10.213.0.100") is True
+    assert _address_event("Deleted " + add, "eth0", "10.213.0.100") is False
+    assert _address_event(add, "eth1", "10.213.0.100") is None
+    assert _address_event(add, "eth0", "10.213.0.10") is None
+    assert _address_event("3: eth1    inet6 fe80::1/64 scope link", "eth0", "10.0.0.1") is None
+    line = "10.213.0.100 dev eth0 lladdr 22:f9:55:90:dc:df REACHABLE"
+    assert _neighbour_event(line, "10.213.0.100") == (True, "22:f9:55:90:dc:df")
+    assert _neighbour_event(line, "10.213.0.1") is None
+    assert _neighbour_event("10.213.0.100 dev eth0 STALE", "10.213.0.100") == (True, None)
+    assert _neighbour_event("10.213.0.100 dev eth0 FAILED", "10.213.0.100") == (False, None)
+    assert _neighbour_event("Deleted " + line, "10.213.0.100") == (False, None)
+
+
+def test_time_held_by_all_adds_up_the_overlaps() -> None:
+    from hacluster.lab.netns import Lab
+    from hacluster.lab.watch import AddressWatch, Change
+
+    watch = AddressWatch(Lab("hcdp"), {}, "eth0", "10.0.0.1")  # never started: no I/O
+    watch.started, watch.initial = 10.0, frozenset({"a"})
+    watch._changes = [Change(11.0, "b", True), Change(11.5, "a", False),
+                      Change(12.0, "a", True), Change(13.0, "b", False)]
+    assert watch.time_held_by_all(10.0, 20.0, ["a", "b"]) == pytest.approx(0.5 + 1.0)
+    assert watch.time_held_by_all(12.5, 20.0, ["a", "b"]) == pytest.approx(0.5)
+    assert watch.holders(11.7) == {"b"} and watch.holders() == {"a"}
+    assert watch.count("b", True, 10.0, 20.0) == 1 and watch.count("a", False, 10, 20) == 1
+    assert watch.last_change(12.5) == 13.0 and watch.last_change(13.5) is None

@@ -120,9 +120,15 @@ def test_example_is_accepted_by_the_loader(item: tuple[ref.Container, str]) -> N
     assert container.pick(config) is not None
 
 
-@pytest.mark.parametrize(
-    "item", [i for i in ALL_KEYS if ref.entry_for(*i).quotes_model_default], ids=_id
-)
+def _quotes_model_default(item: tuple[ref.Container, str]) -> bool:
+    # A key without its text is reported by the test above, not at collection.
+    try:
+        return ref.entry_for(*item).quotes_model_default
+    except ref.MissingKeyDoc:
+        return False
+
+
+@pytest.mark.parametrize("item", [i for i in ALL_KEYS if _quotes_model_default(i)], ids=_id)
 def test_documented_default_is_what_the_loader_gives(item: tuple[ref.Container, str]) -> None:
     container, key = item
     assert container.cls is not None

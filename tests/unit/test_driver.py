@@ -441,3 +441,18 @@ async def test_events_for_an_unknown_member_are_refused() -> None:
     with pytest.raises(KeyError):
         driver.advert_received("VI_9", PEER, 100, INTERVAL)
     await driver.stop()
+
+
+async def test_a_master_hearing_a_lower_advert_advertises_and_reannounces_at_once() -> None:
+    log = Log(asyncio.get_running_loop())
+    m, sender, _ = member(log, priority=200)
+    driver = Driver([m], FakeVips(log))
+    driver.start()
+    await wait_for(lambda: state_of(m) is State.MASTER)
+    sent = len(sender.sent)
+    driver.advert_received("VI_1", PEER, 100, INTERVAL)  # the other side of a healed split
+    assert len(sender.sent) == sent + 1 and sender.sent[-1][1].priority == 200
+    assert log.kinds("VI_1")[-2:] == ["send", "reannounce"]
+    assert log.entries[-1][2] == (VIP,)
+    assert state_of(m) is State.MASTER
+    await driver.stop()

@@ -150,8 +150,15 @@ def test_full_sample_with_includes_converts_everything(monkeypatch: pytest.Monke
 
     notes = [str(s) for s in result.skipped]
     main_file, web_file = str(DATA / "full.conf"), str(DATA / "conf.d" / "10-web.conf")
+    in_group = "VI_1 is in a sync group: keepalived ignores the weight"
     assert notes == [
         f"{main_file}:12: global_defs.notification_email: not supported",
+        f"{main_file}:53: vrrp_instance.track_interface: {in_group} -30 (it only faults "
+        "the instance), and so does hacluster",
+        f"{main_file}:57: vrrp_instance.track_script: {in_group} -25 (it only faults "
+        "the instance), and so does hacluster",
+        f"{main_file}:60: vrrp_instance.track_file: {in_group} 5 (it only faults "
+        "the instance), and so does hacluster",
         f"{web_file}:8: virtual_server.persistence_granularity: not supported",
     ]
 
@@ -484,8 +491,12 @@ def test_track_blocks_with_weights(tmp_path: Path) -> None:
     group = config.vrrp_sync_groups["G"]
     assert group.track_script == (m.TrackScript("b", 5),)
     assert group.track_interface == (m.TrackInterface("eth9", -4, reverse=True),)
+    # in a sync group, keepalived (and hacluster) ignore the members' weights: noted
+    weighted = [n for n in notes if "is in a sync group: keepalived ignores the weight" in n]
+    lines = [NOTE_RE.match(n)["line"] for n in weighted]  # type: ignore[index]
+    assert lines == ["18", "19", "24", "25"]
     # the reference to an undefined script is refused by the loader and listed
-    (note,) = notes
+    (note,) = (n for n in notes if n not in weighted)
     assert NOTE_RE.match(note)["line"] == "20"  # type: ignore[index]
     assert "track_script: no vrrp_script named 'ghost'" in note
 
@@ -1087,7 +1098,7 @@ def test_command_writes_yaml_that_check_config_accepts(
     assert main(["import-keepalived", str(DATA / "full.conf")]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"# hacluster configuration imported from {DATA / 'full.conf'}\n")
-    assert len(err.splitlines()) == 2
+    assert len(err.splitlines()) == 5
     for line in err.splitlines():
         assert NOTE_RE.match(line), line
     target = tmp_path / "hacluster.yaml"

@@ -35,6 +35,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     "03-lvs-nat-sync-group.conf": set(),
     "04-lvs-dr-apiserver-ssl.conf": {
         (29, "virtual_server.net_mask", SAME),
+        (30, "virtual_server.persistence_timeout", SAME),
     },
     "05-cloud-floating-ip-no-vip.conf": {
         (19, "vrrp_instance", SAME),
@@ -50,6 +51,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     },
     "07-neutron-l3-ha.conf": {
         (7, "global_defs.notification_email_from", CHANGES),
+        (19, "vrrp_instance.track_interface", SAME),
         (27, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
         (28, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
         (30, "vrrp_instance.virtual_routes", CHANGES),
@@ -65,9 +67,13 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (15, "global_defs.smtp_server", CHANGES),
         (16, "global_defs.smtp_connect_timeout", CHANGES),
         (18, "global_defs.vrrp_skip_check_adv_addr", CHANGES),
+        (19, "global_defs.vrrp_garp_interval", SAME),
+        (20, "global_defs.vrrp_gna_interval", SAME),
     },
     "10-dualstack-sync-group.conf": {
+        (41, "vrrp_instance.track_script", SAME),
         (50, "vrrp_instance.native_ipv6", SAME),
+        (63, "vrrp_instance.track_script", SAME),
     },
     "11-nvkeep-init-fail.conf": {
         (6, "global_defs.notify_fifo", CHANGES),
@@ -118,6 +124,8 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     },
     "27-router-track-interfaces.conf": {
         (9, "static_routes", CHANGES),
+        (27, "vrrp_instance.track_interface", SAME),
+        (42, "vrrp_instance.track_interface", SAME),
     },
     "28-strict-multicast-group.conf": {
         (6, "global_defs.vrrp_strict", CHANGES),
@@ -146,6 +154,9 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (9, "vrrp_instance.nopreempt", SAME),
     },
     "36-pgsql-http-check-api.conf": set(),
+    "37-fleet-template-params.conf": set(),
+    "38-nat-portless-real-servers.conf": set(),
+    "39-https-virtualhost-http11.conf": set(),
 }
 
 

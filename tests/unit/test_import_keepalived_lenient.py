@@ -251,3 +251,46 @@ def test_values_keepalived_corrects_or_ignores() -> None:
         "vrrp_instance.virtual_ipaddress", "vrrp_script.weight",
     ]
     assert not any(n.changes_behaviour for n in notes)
+
+
+def test_a_parameter_glued_to_a_mask_is_not_substituted_as_in_keepalived() -> None:
+    # keepalived substitutes $NAME only before a blank or the end ("${NAME}" anywhere):
+    # "$VIP/24" stays as written, is not an address, and the instance has no VIP left
+    config, notes = imported("$VIP=10.9.0.7\n"
+                             + instance("", vips="virtual_ipaddress {\n $VIP/24\n }"))
+    assert config.vrrp_instances["VI_1"].virtual_ipaddress == ()
+    assert [(n.keyword, n.changes_behaviour) for n in notes] == [
+        ("vrrp_instance", False), ("vrrp_instance.virtual_ipaddress", False)]
+    config, notes = imported("$VIP=10.9.0.7\n"
+                             + instance("", vips="virtual_ipaddress {\n ${VIP}/24\n }"))
+    assert [str(v.address) for v in config.vrrp_instances["VI_1"].virtual_ipaddress] == [
+        "10.9.0.7/24"]
+    assert notes == []
+
+
+def test_more_of_what_keepalived_warns_about_and_ignores() -> None:
+    # persistence_timeout 0 and vrrp_garp_interval 0 are refused (defaults kept); a
+    # fwmark service's protocol is ignored; tracking the instance's own interface is
+    # ignored; weights of a sync group member's tracking are ignored
+    config, notes = imported(
+        "global_defs {\n vrrp_garp_interval 0\n}\n"
+        'vrrp_script s {\n script "/bin/true"\n weight -5\n}\n'
+        "vrrp_sync_group G {\n group {\n VI_1\n }\n}\n"
+        + instance("track_interface {\n eth0\n eth1 weight -20\n }\n track_script {\n s\n }")
+        + "virtual_server fwmark 3 {\n protocol TCP\n persistence_timeout 0\n"
+        " real_server 10.9.1.10 80 {\n }\n}\n"
+    )
+    assert config.global_defs.vrrp_garp_interval == 0
+    inst = config.vrrp_instances["VI_1"]
+    assert [(t.name, t.weight) for t in inst.track_interface] == [("eth1", -20)]
+    (vs,) = config.virtual_servers
+    assert vs.persistence_timeout == 0
+    assert [(n.line, n.keyword) for n in notes] == [
+        (2, "global_defs.vrrp_garp_interval"),
+        (20, "vrrp_instance.track_interface"),  # eth0: its own interface
+        (21, "vrrp_instance.track_interface"),  # eth1 weight -20 in a sync group
+        (24, "vrrp_instance.track_script"),  # s and its weight -5 in a sync group
+        (28, "virtual_server.protocol"),
+        (29, "virtual_server.persistence_timeout"),
+    ]
+    assert not any(n.changes_behaviour for n in notes)

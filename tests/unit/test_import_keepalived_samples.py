@@ -44,6 +44,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str]]] = {
         (23, "vrrp_instance.use_vmac"),
         (25, "vrrp_instance.track_script"),  # refers to that script
     },
+    "keepalived.conf.fwmark": {(12, "virtual_server.protocol")},  # ignored with a fwmark
     "keepalived.conf.track_interface": {
         (7, "static_routes"), (28, "vrrp_instance.virtual_routes"),
     },

@@ -56,8 +56,8 @@ def test_one_state_at_a_time_and_transitions_counted() -> None:
     m.vrrp_transition("VI_1", "BACKUP")
     m.vrrp_state("VI_2", "fault")
     states = {s: value(m, "hacluster_vrrp_state", instance="VI_1", state=s)
-              for s in ("INIT", "BACKUP", "MASTER", "FAULT")}
-    assert states == {"INIT": 0, "BACKUP": 1, "MASTER": 0, "FAULT": 0}
+              for s in ("INITIALIZE", "BACKUP", "MASTER", "FAULT")}
+    assert states == {"INITIALIZE": 0, "BACKUP": 1, "MASTER": 0, "FAULT": 0}
     assert value(m, "hacluster_vrrp_state", instance="VI_2", state="FAULT") == 1
     assert value(m, "hacluster_vrrp_transitions_total", instance="VI_1", state="BACKUP") == 2
     assert value(m, "hacluster_vrrp_transitions_total", instance="VI_1", state="MASTER") == 1
@@ -105,36 +105,31 @@ def test_checks_latency_and_real_servers() -> None:
     vs = "10.99.0.100:80/TCP"
     m.real_server(vs, "10.99.0.11:80", up=True, weight=3)
     m.real_server(vs, "10.99.0.12:80", up=False, weight=0)
-    m.real_servers_up(vs, 1, 2)
     assert value(m, "hacluster_real_server_up", virtual_server=vs, real_server="10.99.0.11:80") == 1
     assert value(m, "hacluster_real_server_up", virtual_server=vs, real_server="10.99.0.12:80") == 0
     assert value(m, "hacluster_real_server_weight", virtual_server=vs,
                  real_server="10.99.0.11:80") == 3
-    assert value(m, "hacluster_real_servers_up", virtual_server=vs) == 1
-    assert value(m, "hacluster_real_servers", virtual_server=vs) == 2
-    with pytest.raises(ValueError, match=r"within 0\.\.2"):
-        m.real_servers_up(vs, 3, 2)
     m.forget_virtual_server(vs, ["10.99.0.11:80", "10.99.0.12:80"])
     assert {k for k in samples(m) if ("virtual_server", vs) in k[1]} == set()
 
 
-def test_ipvs_operations_and_errors() -> None:
+def test_dataplane_operations_and_errors() -> None:
     svc = Service(protocol=Protocol.TCP, address=ip_address("10.99.0.100"), port=80)
     dest = Destination(ip_address("10.99.0.11"), 80, weight=3)
     ops: list[Op] = [AddService(svc), AddDest(svc.key, dest), EditDest(svc.key, dest),
            DelDest(svc.key, DestKey(ip_address("10.99.0.12"), 80))]
     assert [op_name(op) for op in ops] == ["add_service", "add_dest", "edit_dest", "del_dest"]
     m = Metrics()
-    m.ipvs_applied("netlink", ops, ApplyResult(3, (OpFailure(ops[3], "no such destination"),)))
-    m.ipvs_applied("netlink", ops[1:2], ApplyResult(1))
-    m.ipvs_error("netlink", "dump")
+    m.dataplane_applied("netlink", ops, ApplyResult(3, (OpFailure(ops[3], "no such destination"),)))
+    m.dataplane_applied("netlink", ops[1:2], ApplyResult(1))
+    m.dataplane_error("netlink", "dump")
     m.reconciled("netlink")
-    assert value(m, "hacluster_ipvs_operations_total", backend="netlink", op="add_dest") == 2
-    assert value(m, "hacluster_ipvs_operations_total", backend="netlink", op="del_dest") == 1
-    assert value(m, "hacluster_ipvs_errors_total", backend="netlink", op="del_dest") == 1
-    assert value(m, "hacluster_ipvs_errors_total", backend="netlink", op="add_dest") is None
-    assert value(m, "hacluster_ipvs_errors_total", backend="netlink", op="dump") == 1
-    assert value(m, "hacluster_ipvs_reconciles_total", backend="netlink") == 1
+    assert value(m, "hacluster_dataplane_operations_total", backend="netlink", op="add_dest") == 2
+    assert value(m, "hacluster_dataplane_operations_total", backend="netlink", op="del_dest") == 1
+    assert value(m, "hacluster_dataplane_errors_total", backend="netlink", op="del_dest") == 1
+    assert value(m, "hacluster_dataplane_errors_total", backend="netlink", op="add_dest") is None
+    assert value(m, "hacluster_dataplane_errors_total", backend="netlink", op="dump") == 1
+    assert value(m, "hacluster_dataplane_reconciles_total", backend="netlink") == 1
 
 
 def test_reloads() -> None:
@@ -165,7 +160,6 @@ async def test_render_async_gives_the_same_bytes_in_slices(accept: str | None) -
         for r in range(450):
             m.real_server(f"10.0.0.{v}:80/TCP", f"10.1.{v}.{r % 250}:{8000 + r}", up=r % 3 > 0,
                           weight=r)
-        m.real_servers_up(f"10.0.0.{v}:80/TCP", 300, 450)
     m.vrrp_transition("VI_1", "MASTER")
     m.check_done("TCP_CHECK", "success", 0.001)
     expected, ctype = m.render(accept)
