@@ -55,9 +55,16 @@ from hacluster.apitypes import (
     UnknownInstance,
     UnknownVirtualServer,
 )
-from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from hacluster.config.model import Config, VrrpInstance
 from hacluster.logs import setup_logging
-from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
+from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
+    _ReloadPlan,
+    _Unit,
+    identity,
+    plan_units,
+    plan_vrrp_reload,
+    unit_settings,
+)
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -116,64 +123,6 @@ class _LastChange:
     change: StateChanged
     at: float  # monotonic
     wall: float
-
-
-@dataclass(slots=True)
-class _ReloadPlan:
-    """How a reload sorts the VRRP units (keys of `plan_units`)."""
-
-    kept: list[str]
-    removed: list[str]
-    added: list[str]
-    changed: list[str] = dataclasses.field(default_factory=list)
-    carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
-    in_place: list[InPlace] = dataclasses.field(default_factory=list)  # kept, reconfigured
-
-
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    """What one driver runs: a sync group (by name) or a lone instance."""
-
-    group: str | None
-    names: tuple[str, ...]
-
-
-def plan_units(config: Config) -> dict[str, _Unit]:
-    """One unit per sync group and per instance in none, keyed `group G` / `instance I`."""
-    units: dict[str, _Unit] = {}
-    grouped: set[str] = set()
-    for gname, group in config.vrrp_sync_groups.items():
-        units[f"group {gname}"] = _Unit(gname, tuple(group.group))
-        grouped.update(group.group)
-    for name in config.vrrp_instances:
-        if name not in grouped:
-            units[f"instance {name}"] = _Unit(None, (name,))
-    return units
-
-
-#: Settings carried out by tracking and notify, which take a new config in place: a
-#: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
-
-
-def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
-    """Everything a unit's machines are built from: equal settings mean the unit is kept
-    as it runs (tracking and notify settings are not among them: they change in place)."""
-    g = config.global_defs
-    group: VrrpSyncGroup | None = (
-        config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
-    )
-    return (
-        None if group is None else dataclasses.replace(group, **_IN_PLACE),
-        tuple(dataclasses.replace(config.vrrp_instances[n], **_IN_PLACE) for n in unit.names),
-        g.vrrp_garp_interval,
-        g.vrrp_gna_interval,
-    )
-
-
-def identity(inst: VrrpInstance) -> tuple[Any, ...]:
-    """What makes an instance the same virtual router: a change is a new router."""
-    return (inst.interface, inst.virtual_router_id, inst.family, inst.version)
 
 
 def with_overrides(config: Config, options: DaemonOptions) -> Config:
@@ -1270,49 +1219,25 @@ class Daemon:
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
         others detach, their masters keeping their VIPs for the unit that replaces them."""
-        before, after = plan_units(old), plan_units(new)
-        plan = _ReloadPlan(
-            kept=[k for k in after if k in before
-                  and unit_settings(old, before[k]) == unit_settings(new, after[k])],
-            removed=[k for k in before if k not in after],
-            added=[k for k in after if k not in before],
-        )
-        plan.changed = [k for k in after if k in before and k not in plan.kept]
-        # Only priority or preemption changed: the running machines take it in place.
-        for key in list(plan.changed):
-            unit = after[key]
-            changes = in_place_changes(old, new, unit.names, unit.group)
-            if changes is not None and before[key] == unit:
-                plan.changed.remove(key)
-                plan.kept.append(key)
-                plan.in_place += changes
-        # Instances moving between units (into or out of a sync group) are rebuilt.
-        moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
+        running = {name: driver.members[name].machine.state
+                   for name, driver in self._driver_of.items()}
+        plan = plan_vrrp_reload(old, new, running)
+        for key in plan.stop:
+            driver = self._units.pop(key)
+            await driver.stop()
+            self._forget_members(driver)
         leftovers: list[Vip] = []
-        for key in plan.removed + plan.changed:
-            driver = self._units[key]
-            if key in plan.removed and not any(n in moved for n in driver.members):
-                await driver.stop()
-                del self._units[key]
-                self._forget_members(driver)
-                continue
-            resign = []
-            for name, member in driver.members.items():
-                inst = new.vrrp_instances.get(name)
-                same = inst is not None and identity(inst) == identity(old.vrrp_instances[name])
-                if same and member.machine.state is State.MASTER:
-                    assert inst is not None
-                    plan.carry.add(name)
-                    leftovers += self._dropped_vips(member, inst)
-                else:
-                    resign.append(name)
+        for key, resign in plan.detach.items():
+            for name, member in self._units[key].members.items():
+                if name in plan.carry:
+                    leftovers += self._dropped_vips(member, new.vrrp_instances[name])
             await self._detach(key, resign)
         if leftovers and self._addresses is not None:
             for vip, why in await self._addresses.remove(leftovers):
                 log.error("cannot remove VIP %s no longer configured: %s", vip, why)
             log.info("removed VIPs no longer configured: %s",
                      ", ".join(str(v) for v in leftovers))
-        for name in set(old.vrrp_instances) - set(new.vrrp_instances):
+        for name in plan.forget:
             self._maintenance.discard(name)
             self._track_delta.pop(name, None)
             self._last_change.pop(name, None)
