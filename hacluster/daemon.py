@@ -341,7 +341,7 @@ class Daemon:
         if driver is None:
             return
         a = rx.advert
-        driver.advert_received(name, rx.src, a.priority, a.max_advert_int)
+        driver.advert_received(name, rx.src, a.priority, a.max_advert_int, rx.age)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
