@@ -9,6 +9,9 @@ listener when `metrics_listen` is set.
 Endpoints (JSON in and out; an error is `{"error": message}` with its status code):
 
     GET  /v1/status                          Status, plus "ipvs": the table as rows
+    GET  /v1/summary                         instances' states, each virtual server's
+                                             quorum and real servers up (small)
+    GET  /v1/virtual_servers/{vs}            one virtual server's status and table rows
     GET  /v1/ipvs                            the table as `hacluster ipvs list --json` prints it
     POST /v1/servers/{vs}/{rs}/drain         weight 0, connections stay (undrain: back)
     POST /v1/servers/{vs}/{rs}/undrain
@@ -239,6 +242,50 @@ async def _status(request: web.Request) -> web.Response:
     return await _json(result)
 
 
+def summarize(status: Status) -> dict[str, Any]:
+    """The status in a few lines: each instance's state and priority, each virtual
+    server's quorum and how many of its real servers are up (no checks, no table)."""
+    return {
+        "router_id": status["router_id"],
+        "uptime_seconds": status["uptime_seconds"],
+        "instances": [
+            {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
+             "master": i["master"], "maintenance": i["maintenance"]}
+            for i in status["instances"]
+        ],
+        "virtual_servers": [
+            {"name": v["name"], "quorum_up": v["quorum_up"],
+             "sorry_server_active": v["sorry_server_active"],
+             "real_servers_up": sum(1 for r in v["real_servers"] if r["up"]),
+             "real_servers": len(v["real_servers"])}
+            for v in status["virtual_servers"]
+        ],
+        "dataplane_error": status.get("dataplane_error"),
+    }
+
+
+async def _summary(request: web.Request) -> web.Response:
+    return await _json(summarize(await request.app[_CONTROLLER].status()))
+
+
+async def _virtual_server(request: web.Request) -> web.Response:
+    """One virtual server as the status shows it, with its rows of the table."""
+    name = normalize_virtual_server(request.match_info["vs"])
+    controller = request.app[_CONTROLLER]
+    status = await controller.status()
+    for row in status["virtual_servers"]:
+        if row["name"] == name:
+            result: dict[str, Any] = dict(row)
+            try:
+                rows = ipvs_rows(await controller.ipvs())
+                result["ipvs"] = [r for r in rows if r["service"] == name]
+            except Exception as exc:
+                result["ipvs"] = []
+                result["ipvs_error"] = str(exc)
+            return await _json(result)
+    raise UnknownVirtualServer(name)
+
+
 async def _ipvs(request: web.Request) -> web.Response:
     return await _json(await request.app[_CONTROLLER].ipvs())
 
@@ -321,6 +368,8 @@ def make_app(
     app[_METRICS] = metrics
     app[_LISTENER] = listener
     app.router.add_get("/v1/status", _status)
+    app.router.add_get("/v1/summary", _summary)
+    app.router.add_get("/v1/virtual_servers/{vs}", _virtual_server)
     app.router.add_get("/v1/ipvs", _ipvs)
     app.router.add_post("/v1/servers/{vs}/{rs}/{action:drain|undrain}", _server_action)
     app.router.add_post("/v1/instances/{name}/maintenance", _maintenance)
