@@ -205,7 +205,6 @@ class Daemon:
     # ------------------------------------------------------------------ building VRRP
 
     def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
-        from vrrp import announce
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
         from vrrp.transport import Transport
@@ -213,10 +212,9 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
-        # while the sockets are set up; run() waits for them before the instances start.
+        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
+        # set up; run() waits for it before the instances start.
         self._addresses.warm_up()
-        announce.preload()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
