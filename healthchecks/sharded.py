@@ -100,7 +100,8 @@ _frame = CODEC.frame
 
 
 class _Worker:
-    __slots__ = ("checks", "pending", "polls", "proc", "reader", "reader_task", "writer")
+    __slots__ = ("answered", "checks", "pending", "polls", "proc", "reader", "reader_task",
+                 "writer")
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class _Worker:
         self.pending: deque[asyncio.Future[WorkerSample]] = deque()
         self.polls: deque[asyncio.Future[list[CheckCounters]]] = deque()
         self.reader_task: asyncio.Task[None] | None = None
+        self.answered = asyncio.get_running_loop().time()  # its latest message
 
     def fail(self, exc: Exception) -> None:
         """Answer every request still waiting with `exc`."""
@@ -146,6 +148,7 @@ class ShardedRunner:
         guard: float = 1.0,
         measure: bool = False,
         uvloop: bool = False,
+        hung_after: float = 10.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -170,6 +173,8 @@ class ShardedRunner:
         self._started = False
         self._live = False  # the workers are up and have been given every check
         self._respawner: asyncio.Task[None] | None = None
+        self._hung_after = hung_after  # a worker silent this long is replaced
+        self._watcher: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class ShardedRunner:
         for spec, index in self._specs.values():
             self._send_add(index, spec)
         self._live = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -212,6 +218,11 @@ class ShardedRunner:
 
     async def stop(self) -> None:
         self._started = self._live = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._respawner is not None:
             # Not cancelled: a worker it is starting must not be left behind.
             with contextlib.suppress(Exception):
@@ -366,6 +377,25 @@ class ShardedRunner:
     def _send(self, index: int, message: object) -> None:
         self._workers[index].writer.write(_frame(message))
 
+    async def _watch(self) -> None:
+        """Ask every worker for a sign of life; one silent for `hung_after` (a loop stuck
+        in a checker, a frozen process) is killed, and so replaced like a dead one."""
+        interval = max(0.05, self._hung_after / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for index, worker in enumerate(list(self._workers)):
+                if now - worker.answered > self._hung_after and worker.proc.returncode is None:
+                    log.error("health-check worker %d has not answered for %.1f s: replacing it",
+                              worker.proc.pid, now - worker.answered)
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.proc.kill()
+                    worker.answered = now  # once: the reader sees it die and respawns
+                    continue
+                with contextlib.suppress(Exception):
+                    self._send(index, ("ping",))
+
     def _send_add(self, index: int, spec: CheckSpec) -> None:
         """Hand a worker a check, starting in the state it has now (a new check: its own)."""
         timing = spec.timing
@@ -379,6 +409,7 @@ class ShardedRunner:
         try:
             while True:
                 message = await _read(worker.reader)
+                worker.answered = asyncio.get_running_loop().time()
                 match message:
                     case ("events", list() as events):
                         for event in events:
@@ -393,6 +424,8 @@ class ShardedRunner:
                             poll = worker.polls.popleft()
                             if not poll.done():
                                 poll.set_result(rows)
+                    case ("pong",):
+                        pass
                     case ("results", list() as batches):
                         if self._on_results is not None:
                             self._on_results(batches)
@@ -532,6 +565,8 @@ async def _serve(fd: int) -> None:
                         last.pop(check_id, None)
                     case ("counters",):
                         writer.write(_frame(("counters", counters())))
+                    case ("ping",):
+                        writer.write(_frame(("pong",)))
                     case ("sample",):
                         usage = resource.getrusage(resource.RUSAGE_SELF)
                         statuses = [runner.status(c) for c in runner.check_ids()]

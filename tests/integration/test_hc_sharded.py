@@ -169,3 +169,26 @@ async def test_a_checker_without_params_is_refused() -> None:
 def test_bad_worker_count() -> None:
     with pytest.raises(ValueError, match="workers"):
         ShardedRunner(0)
+
+
+async def test_a_hung_worker_is_replaced(ports: tuple[int, int]) -> None:
+    """A worker that stops answering (SIGSTOP here; a checker stuck in a loop alike) is
+    killed and replaced; its server keeps its state."""
+    _, down_port = ports
+    down = tcp(down_port)
+    runner = ShardedRunner(1, hung_after=1.0)
+    runner.add(down)
+    async with runner:
+        changes = runner.events()
+        assert not (await asyncio.wait_for(anext(changes), 10)).up
+        [pid] = runner.worker_pids
+        os.kill(pid, signal.SIGSTOP)
+        for _ in range(400):
+            if runner.worker_pids not in ([], [pid]):
+                break
+            await asyncio.sleep(0.025)
+        [new] = runner.worker_pids
+        assert new != pid and not alive(pid)
+        assert runner.servers() == {down.server: False}
+        [sample] = await asyncio.wait_for(runner.sample(), 10)
+        assert sample.pid == new and sample.checks == 1
