@@ -7,11 +7,12 @@ nftables dataplane) and a VRRP instance at advert_int 0.1 (v3, address owner, so
 master at once); a raw socket on the peer side timestamps every advert in the kernel
 (SO_TIMESTAMPNS). Each case runs "before" (`--single-process`, `checker_processes: 0`:
 VRRP, checks, dataplane and API in one process) and "after" (the supervisor with a
-VRRP role process and check workers of the derived count), with and without
-`GET /v1/status` every 0.5 s. Printed per case:
+VRRP role process at `vrrp_rt_priority 20` and check workers of the derived count),
+with and without `GET /v1/status` every 0.5 s. Printed per case:
 
 - checks/s done (from hacluster_checks_total), of the N/s configured;
-- CPU per process (daemon, each check worker) and PSS per process and in total;
+- CPU per process (supervisor, VRRP role, each check worker) and PSS per process and
+  in total;
 - the largest gap between two adverts minus advert_int, and gaps longer than the
   master-down interval (a backup would have taken over);
 - /v1/status latency p50/p99/max and how many timed out (10 s).
@@ -64,7 +65,7 @@ def in_netns(ns: Netns, make: type[socket.socket] = socket.socket, *args: int) -
         os.close(own)
 
 
-def config(kind: str, servers: int, sock: Path, workers: int | None) -> str:
+def config(kind: str, servers: int, sock: Path, workers: int | None, rt: bool) -> str:
     check = ("HTTP_GET: {url: [{path: /}], connect_timeout: 2}" if kind == "HTTP_GET"
              else "TCP_CHECK: {connect_timeout: 2}")
     lines = [
@@ -72,6 +73,7 @@ def config(kind: str, servers: int, sock: Path, workers: int | None) -> str:
         "  dataplane: nftables",
         f"  control_socket: {sock}",
         *([f"  checker_processes: {workers}"] if workers is not None else []),
+        *(["  vrrp_rt_priority: 20"] if rt else []),
         "vrrp_instances:",
         "  VI_1:",
         "    interface: d0",
@@ -296,11 +298,11 @@ def main() -> int:
                 for poll in polls:
                     for workers, single, what in (
                         (0, True, "before: one process"),
-                        (None, False, "after: supervisor, VRRP role, check workers"),
+                        (None, False, "after: VRRP role (vrrp_rt_priority 20), check workers"),
                     ):
                         label = (f"{n} {kind}, {what}, "
                                  f"{'with' if poll else 'without'} /v1/status every 0.5 s")
-                        text = config(kind, n, lab.workdir / "ctl.sock", workers)
+                        text = config(kind, n, lab.workdir / "ctl.sock", workers, not single)
                         show(run_case(lab, director, peer, label, text, args.seconds, poll,
                                       single), n)
                         print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
