@@ -766,10 +766,11 @@ class LoadBalancer:
                 for s in seconds:
                     self._metrics.check_done(kind, label, max(0.0, s))
 
-    async def refresh(self) -> None:
-        """Read the checks' counters from the worker processes (status is then current)."""
+    async def refresh(self, max_age: float = 1.0) -> None:
+        """Read the checks' counters from the worker processes, when the last reading is
+        older than `max_age` (status asked for twice a second reads them once)."""
         if self._sharded is not None and self._started:
-            await self._sharded.refresh()
+            await self._sharded.refresh(max_age)
 
     def _on_change(self, event: HealthChanged) -> None:
         real = self._reals.get(cast(HealthKey, event.server))

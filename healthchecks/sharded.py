@@ -170,6 +170,7 @@ class ShardedRunner:
         self._weight: dict[str, int | None] = {}
         self._reason: dict[str, str] = {}
         self._counters: dict[str, CheckCounters] = {}  # as of the latest refresh()
+        self._refreshed = -1e9
         self._started = False
         self._live = False  # the workers are up and have been given every check
         self._respawner: asyncio.Task[None] | None = None
@@ -334,9 +335,13 @@ class ShardedRunner:
         """A check's counters and latest run as of the last `refresh()`."""
         return self._counters.get(check_id)
 
-    async def refresh(self) -> None:
-        """Read every check's counters from the workers (a worker that died is skipped)."""
+    async def refresh(self, max_age: float = 0.0) -> None:
+        """Read every check's counters from the workers (a worker that died is skipped),
+        unless the last reading is younger than `max_age` seconds."""
         loop = asyncio.get_running_loop()
+        if max_age and loop.time() - self._refreshed < max_age:
+            return
+        self._refreshed = loop.time()
         futures = []
         for index, worker in enumerate(self._workers):
             fut: asyncio.Future[list[CheckCounters]] = loop.create_future()

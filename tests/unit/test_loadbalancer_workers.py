@@ -62,7 +62,7 @@ async def test_killed_worker_replaced_without_a_flap(tmp_path: Path, tcps: list[
         await asyncio.sleep(1.0)
         assert len(backend.ops()) == applied
         assert backend.weights() == {live.name: 3}
-        await lb.refresh()
+        await lb.refresh(max_age=0)
         rows = {r["name"]: r for r in lb.status()["virtual_servers"][0]["real_servers"]}
         assert rows[live.name]["up"] and not rows[dead.name]["up"]
         check = rows[dead.name]["checks"][0]
