@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hacluster.apitypes import (
     InstanceStatus,
@@ -69,9 +69,11 @@ from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
 if TYPE_CHECKING:
+    from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
     from hacluster.ipvs.backend import Backend
     from hacluster.loadbalancer import LoadBalancer
+    from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.roles.vrrp import VrrpRole
@@ -167,6 +169,8 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._notifier: Notifier | None = None
+        self._alerts: AlertOutputs | None = None
+        self._lvs_sync: SyncFollower | None = None
         self._lb: LoadBalancer | None = None
         self._backend: Backend | None = None
         self._api: ApiServer | None = None
@@ -188,6 +192,9 @@ class Daemon:
         self._pushed: dict[tuple[str, str], int] = {}
         self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        #: Told of every instance state change (the VRRP role tells its supervisor).
+        self.on_state_change: Callable[[str, State], None] | None = None
+        self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
         self.started = asyncio.Event()  # set once the instances run
 
     @property
@@ -348,6 +355,10 @@ class Daemon:
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        if self._lvs_sync is not None:
+            self._lvs_sync.vrrp_state(name, change.new)
+        if self.on_state_change is not None:
+            self.on_state_change(name, change.new)
         notifier = self._notifier
         if notifier is None:
             return
@@ -737,6 +748,7 @@ class Daemon:
             # The table is reconciled before any VIP can arrive: a restart after a
             # crash finds what it left and repairs it rather than adding twice.
             await self._lb.start()
+        await self._follow_lvs_sync(config)  # as backup before any instance can be master
         self._running = True
         await self._start_address_monitor()
         for driver in self._units.values():
@@ -790,6 +802,10 @@ class Daemon:
                  config.global_defs.dataplane)
         if self._lb is not None:
             await self._lb.start()
+        await self._follow_lvs_sync(config)
+        if self._lvs_sync is not None:  # what the role said before the follower was there
+            for name, state in self._role_states.items():
+                self._lvs_sync.vrrp_state(name, state)
         self._running = True
         await self._start_api()
         self.started.set()
@@ -813,6 +829,15 @@ class Daemon:
     def attach_vrrp_role(self, role: VrrpRole) -> None:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
         self._vrrp_role = role
+        role.on_event = self._role_event
+
+    def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "state":
+            name, label = args
+            state = State[str(label)]
+            self._role_states[str(name)] = state
+            if self._lvs_sync is not None:
+                self._lvs_sync.vrrp_state(str(name), state)
 
     def role_restarted(self) -> None:
         if self._metrics is not None:
@@ -837,10 +862,14 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._lvs_sync is not None:
+                await self._lvs_sync.stop()
             if self._lb is not None:
                 await self._lb.stop()
             if self._notifier is not None:  # the STOP notifications run before we exit
                 await self._notifier.close(timeout=self.config.global_defs.notify_timeout)
+            if self._alerts is not None:  # queued mail gets a few seconds
+                await self._alerts.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -943,8 +972,35 @@ class Daemon:
             has_commands = bool(prepare_commands(self.config))
         except scripts.ScriptError as exc:
             raise StartupError(f"notify: {exc}") from exc
-        if has_commands or self.config.global_defs.event_log is not None:
+        from hacluster.alert_outputs import wanted
+
+        alerts = wanted(self.config.global_defs)
+        if has_commands or alerts or self.config.global_defs.event_log is not None:
             self._notifier = Notifier(self.config)
+        if alerts:
+            self._attach_alerts(self.config)
+
+    async def _follow_lvs_sync(self, config: Config) -> None:
+        """global_defs.lvs_sync_daemon on an IPVS dataplane (hacluster.lvs_sync)."""
+        if self._lvs_sync is not None:
+            self._lvs_sync.reconfigure(config)
+            return
+        backend = self._backend
+        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+            return
+        from hacluster.lvs_sync import SyncBackend, SyncFollower
+
+        self._lvs_sync = SyncFollower(cast(SyncBackend, backend), config)
+        await self._lvs_sync.start()
+
+    def _attach_alerts(self, config: Config) -> None:
+        """Alert mail and notify FIFOs, fed by the notifier (hacluster.alert_outputs)."""
+        from hacluster.alert_outputs import AlertOutputs
+
+        assert self._notifier is not None and self._metrics is not None
+        self._alerts = AlertOutputs(config, on_mail_count=self._metrics.alert_mail)
+        self._alerts.start()
+        self._notifier.add_observer(self._alerts.observe)
 
     async def _start_tracking(self) -> None:
         """Start track_script / track_interface / track_file, if the config has any.
@@ -1087,6 +1143,7 @@ class Daemon:
     async def _reload(self, given: Config | None = None) -> str:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
+        from hacluster.config.errors import Problem
         from hacluster.config.loader import load_config_located
         from hacluster.loadbalancer import LoadBalancerError
         from hacluster.preflight import preflight
@@ -1111,8 +1168,11 @@ class Daemon:
         # preflight as `hacluster run` and `check-config`.
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(f"global_defs.dataplane: {old.global_defs.dataplane} -> "
-                            f"{new.global_defs.dataplane} needs a restart")
+            problems.append(str(Problem(
+                str(path), (lines or {}).get("global_defs.dataplane", 0),
+                "global_defs.dataplane",
+                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
+            )))
         if given is None:  # (a config handed over was checked by whoever loaded it)
             problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
@@ -1152,6 +1212,7 @@ class Daemon:
         if new_lb is not None:
             self._lb = new_lb
             await new_lb.start()
+        await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
         await self._reload_api(new)
@@ -1189,17 +1250,23 @@ class Daemon:
 
     async def _reload_notify(self, new: Config) -> None:
         from hacluster import scripts
+        from hacluster.alert_outputs import wanted
         from hacluster.notify import Notifier, prepare_commands
 
+        alerts = wanted(new.global_defs)
         try:
             if self._notifier is not None:
                 self._notifier.reconfigure(new)
-            elif prepare_commands(new) or new.global_defs.event_log is not None:
+            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
                 self._notifier = Notifier(new)
                 if self._lb is not None:
                     self._lb.set_notifier(self._notifier)
         except scripts.ScriptError as exc:
             log.error("notify: %s", exc)
+        if self._alerts is not None:
+            await self._alerts.reconfigure(new)
+        elif alerts and self._notifier is not None:
+            self._attach_alerts(new)
 
     async def _reload_tracking(self, new: Config) -> None:
         from hacluster import scripts

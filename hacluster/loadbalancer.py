@@ -53,6 +53,7 @@ from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupporte
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
     Backend,
+    BackendError,
     DelService,
     Op,
     describe,
@@ -68,6 +69,7 @@ from hacluster.ipvs.model import (
     ServiceKey,
     Table,
     TableStats,
+    Timeouts,
 )
 from hacluster.ipvs.reconcile import ALL, Managed, reconcile
 from hacluster.policy import (
@@ -243,6 +245,11 @@ def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     return CheckPlan(p.kind, resolved, p.timing)
 
 
+#: Kinds planned again at every reload: MISC_CHECK's program is looked up again, and
+#: FILE_CHECK reads a vrrp_track_file whose path may have changed.
+_REPLANNED = ("MISC_CHECK", "FILE_CHECK")
+
+
 def prepare(
     config: Config, previous: Mapping[HealthKey, _Wanted] | None = None
 ) -> dict[HealthKey, _Wanted]:
@@ -273,12 +280,12 @@ def prepare(
             old = previous.get(key) if same and previous is not None else None
             plans: list[CheckPlan] = []
             for i, check in enumerate(rs.checks):
-                if old is not None and old.rs == rs and old.plans[i].kind != "MISC_CHECK":
+                if old is not None and old.rs == rs and old.plans[i].kind not in _REPLANNED:
                     plans.append(old.plans[i])
                     continue
                 what = where(vs, rs, check)
                 try:
-                    planned = plan(check, vs, rs, config.global_defs)
+                    planned = plan(check, vs, rs, config.global_defs, config.vrrp_track_files)
                     plans.append(secure_check(planned, config, what))
                 except CheckConfigError as exc:
                     problems.append(str(exc))
@@ -437,6 +444,7 @@ class LoadBalancer:
             self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
         else:
             await self._runner.start()
+        await self._apply_timeouts(self._config)
         await self.reconcile("start")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
@@ -550,8 +558,28 @@ class LoadBalancer:
         touched |= {service_of(c.new).key for c in diff.changed}
         self._dirty |= {k for k in servers if k in touched or k not in self._entries}
         self._wanted = wanted
-        self._config = config
+        old, self._config = self._config, config
+        if config.global_defs.lvs_timeouts != old.global_defs.lvs_timeouts:
+            await self._apply_timeouts(config)
         await self.reconcile("reload", full=False)
+
+    async def _apply_timeouts(self, config: Config) -> None:
+        """global_defs.lvs_timeouts, on a dataplane that has them (IPVS); logged, not fatal."""
+        wanted, backend = config.global_defs.lvs_timeouts, self._backend
+        if wanted is None or backend is None:
+            return
+        setter = getattr(backend, "set_timeouts", None)
+        if setter is None:
+            log.warning("[%s] lvs_timeouts does not apply to this dataplane (IPVS only)",
+                        backend.name)
+            return
+        timeouts = Timeouts(wanted.tcp, wanted.tcpfin, wanted.udp)
+        try:
+            await setter(timeouts)
+        except BackendError as exc:
+            log.error("[%s] lvs_timeouts: %s", backend.name, exc)
+            return
+        log.info("[%s] lvs_timeouts set: %s (0: unchanged)", backend.name, timeouts)
 
     def _update_real(self, real: _Real, want: _Wanted) -> None:
         real.vs, real.rs = want.vs, want.rs
@@ -782,11 +810,12 @@ class LoadBalancer:
             return
         self._refresh_health(real)
         if real.up != event.up:
-            self._notify_real(real, event.up, event.reason)
+            kind = next((c.plan.kind for c in real.checks if c.check_id == event.check_id), None)
+            self._notify_real(real, event.up, event.reason, kind)
         self._dirty.add(real.key[0])
         self._wake.set()
 
-    def _notify_real(self, real: _Real, up: bool, reason: str) -> None:
+    def _notify_real(self, real: _Real, up: bool, reason: str, check: str | None = None) -> None:
         real.up = up
         real.reason = reason
         with contextlib.suppress(RuntimeError):
@@ -795,7 +824,7 @@ class LoadBalancer:
         log.info("[%s] real server %s %s (%s)", real.vs, real.rs, "UP" if up else "DOWN", reason)
         if self._notifier is not None:
             try:
-                self._notifier.real_server(real.vs, real.rs, up, reason)
+                self._notifier.real_server(real.vs, real.rs, up, reason, check)
             except Exception:
                 log.exception("[%s] notify for %s failed", real.vs, real.rs)
 
@@ -852,7 +881,10 @@ class LoadBalancer:
                     )
                     if self._notifier is not None:
                         try:
-                            self._notifier.quorum(vs, up, reason)
+                            self._notifier.quorum(
+                                vs, up, reason, weight_sum=event.weight_sum,
+                                threshold=event.threshold,
+                            )
                         except Exception:
                             log.exception("[%s] quorum notify failed", vs)
                 case RealServerDown():

@@ -85,6 +85,7 @@ class Metrics:
             ["role"],
             registry=r,
         )
+        self._role_restarts.labels(role="vrrp")  # 0 from the start: rate() sees the first
         # VRRP (on a registry nobody renders when a role process reports them)
         if not vrrp:
             r.register(self._foreign)
@@ -163,6 +164,14 @@ class Metrics:
             "hacluster_dataplane_reconciles",
             "Reconcile passes (desired table compared with the dataplane), by backend",
             ["backend"],
+            registry=r,
+        )
+
+        # Alerts
+        self._alert_mails = Counter(
+            "hacluster_alert_mails",
+            "Alert mail by outcome: sent, failed (an attempt), given_up, dropped (queue full)",
+            ["result"],
             registry=r,
         )
 
@@ -262,6 +271,9 @@ class Metrics:
         self._reconciles.labels(backend=backend).inc()
 
     # ------------------------------------------------------------------ config
+
+    def alert_mail(self, result: str) -> None:
+        self._alert_mails.labels(result=result).inc()
 
     def reload(self, ok: bool) -> None:
         self._reloads.labels(result="ok" if ok else "refused").inc()

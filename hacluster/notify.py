@@ -23,6 +23,9 @@ Each command runs as its own ``user`` (and ``group``) when the configuration giv
 
 With ``global_defs.event_log`` every event is also appended to that file as one JSON
 object per line, when it happens, with a monotonic and a wall-clock timestamp.
+
+Every event is also handed, as an `hacluster.alerts` event, to the observers added
+with `add_observer` (alert mail and notify FIFOs: `hacluster.alert_outputs`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from hacluster import scripts
+from hacluster.alerts import AlertEvent, GroupEvent, InstanceEvent, QuorumEvent, RealServerEvent
 from hacluster.config.model import Command, Config, NotifyCommand, RealServer, VirtualServer
 from vrrp.machine import State
 
@@ -231,6 +235,18 @@ class Notifier:
         self._seq = 0
         self._closed = False
         self._log_warned = False
+        self._observers: list[Callable[[AlertEvent], None]] = []
+
+    def add_observer(self, observer: Callable[[AlertEvent], None]) -> None:
+        """Hand every event to `observer` too (called at once; it must not block)."""
+        self._observers.append(observer)
+
+    def _observe(self, event: AlertEvent) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("notify: an observer failed on %s", event)
 
     @property
     def timeout(self) -> float:
@@ -258,6 +274,7 @@ class Notifier:
         if inst is not None:
             jobs += self._jobs([_specific(inst, name)])
             jobs += self._jobs([inst.notify], ("INSTANCE", instance, name, str(priority)))
+        self._observe(InstanceEvent(instance, name, priority))
         return self._submit(
             "vrrp_instance", instance, name, f"vrrp_instance {instance}", jobs, priority, reason
         )
@@ -270,23 +287,31 @@ class Notifier:
         if grp is not None:
             jobs += self._jobs([_specific(grp, name)])
             jobs += self._jobs([grp.notify], ("GROUP", group, name, "0"))
+        self._observe(GroupEvent(group, name))
         return self._submit(
             "vrrp_sync_group", group, name, f"vrrp_sync_group {group}", jobs, 0, reason
         )
 
     def real_server(
-        self, vs: VirtualServer, rs: RealServer, up: bool, reason: str = ""
+        self, vs: VirtualServer, rs: RealServer, up: bool, reason: str = "",
+        check: str | None = None,
     ) -> NotifyEvent:
-        """A real server went up or down: its notify_up / notify_down."""
+        """A real server went up or down: its notify_up / notify_down. `check` is the
+        kind of checker that decided (for the alert mail's text)."""
         cmd = rs.notify_up if up else rs.notify_down
+        self._observe(RealServerEvent(vs, rs, up, check, reason))
         return self._submit(
             "real_server", rs_label(vs, rs), "UP" if up else "DOWN",
             f"virtual_server {vs_label(vs)}", self._jobs([cmd]), None, reason,
         )
 
-    def quorum(self, vs: VirtualServer, up: bool, reason: str = "") -> NotifyEvent:
+    def quorum(
+        self, vs: VirtualServer, up: bool, reason: str = "", *, weight_sum: int = 0,
+        threshold: int = 0,
+    ) -> NotifyEvent:
         """A virtual server gained or lost quorum: its quorum_up / quorum_down."""
         cmd = vs.quorum_up if up else vs.quorum_down
+        self._observe(QuorumEvent(vs, up, weight_sum, threshold))
         return self._submit(
             "quorum", vs_label(vs), "UP" if up else "DOWN",
             f"virtual_server {vs_label(vs)}", self._jobs([cmd]), None, reason,

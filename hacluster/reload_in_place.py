@@ -29,6 +29,7 @@ TAKEN_BY_OTHERS: dict[str, Any] = {
     "notify_fault": None,
     "notify_stop": None,
     "notify": None,
+    "smtp_alert": None,  # read by the alert outputs at each event
 }
 #: Settings the running state machine takes in place (`vrrp.machine.Reconfigured`).
 MACHINE_IN_PLACE: tuple[str, ...] = ("priority", "nopreempt", "preempt_delay")

@@ -50,9 +50,11 @@ class Source:
     bind_if: str | None = None
     fwmark: int | None = None
 
-    def open(self, family: socket.AddressFamily, kind: socket.SocketKind) -> socket.socket:
+    def open(
+        self, family: socket.AddressFamily, kind: socket.SocketKind, proto: int = 0
+    ) -> socket.socket:
         """A non-blocking socket with these source settings applied (raises OSError)."""
-        sock = socket.socket(family, kind | socket.SOCK_NONBLOCK)
+        sock = socket.socket(family, kind | socket.SOCK_NONBLOCK, proto)
         try:
             if self.fwmark is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.fwmark)

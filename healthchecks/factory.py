@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from healthchecks.base import Checker
 from healthchecks.dns import DnsCheck
+from healthchecks.file import FileCheck
 from healthchecks.http import HttpCheck, HttpSessions
 from healthchecks.params import (
     CheckParams,
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
     Timing,
+    UdpCheckParams,
 )
+from healthchecks.ping import PingCheck
 from healthchecks.script import MiscCheck
 from healthchecks.smtp import SmtpCheck
 from healthchecks.tcp import TcpCheck
+from healthchecks.udp import UdpCheck
 
 
 def make_checker(
@@ -37,4 +43,10 @@ def make_checker(
             return DnsCheck(params)
         case SmtpCheckParams():
             return SmtpCheck(params)
+        case PingCheckParams():
+            return PingCheck(params)
+        case UdpCheckParams():
+            return UdpCheck(params)
+        case FileCheckParams():
+            return FileCheck(params)
     raise TypeError(f"not checker parameters: {params!r}")

@@ -15,7 +15,10 @@ from typing import Literal
 from healthchecks.base import Source
 from healthchecks.dnswire import encode_name
 
-CheckKind = Literal["HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "DNS_CHECK", "SMTP_CHECK"]
+CheckKind = Literal[
+    "HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "DNS_CHECK", "SMTP_CHECK", "PING_CHECK",
+    "UDP_CHECK", "FILE_CHECK",
+]
 
 #: keepalived's default delay_loop (seconds between checks of one real server).
 DEFAULT_DELAY_LOOP = 60.0
@@ -23,7 +26,8 @@ DEFAULT_DELAY_LOOP = 60.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 # keepalived.conf(5): "retry ... Default: 1 unless specified below"; DNS_CHECK 3, MISC_CHECK 0.
-_DEFAULT_RETRY: dict[str, int] = {"DNS_CHECK": 3, "MISC_CHECK": 0}
+# FILE_CHECK has no retries: the file's value is the state.
+_DEFAULT_RETRY: dict[str, int] = {"DNS_CHECK": 3, "MISC_CHECK": 0, "FILE_CHECK": 0}
 # "delay_before_retry ... delay_loop for DNS_CHECK, 3 seconds for HTTP_GET and SSL_GET,
 # and 1 second otherwise."
 _DEFAULT_DELAY_BEFORE_RETRY: dict[str, float] = {"HTTP_GET": 3.0, "SSL_GET": 3.0}
@@ -344,4 +348,144 @@ class SmtpCheckParams(_Endpoint):
         return "SMTP_CHECK"
 
 
-CheckParams = HttpGetParams | TcpCheckParams | MiscCheckParams | DnsCheckParams | SmtpCheckParams
+def parse_hex(text: str, *, wildcards: bool) -> tuple[bytes, bytes | None]:
+    """keepalived's hex strings (`read_hex_str`): (data, mask or None).
+
+    Pairs of hex digits, spaces and tabs between octets; a lone digit before a space is
+    one octet. With `wildcards`, `x` or `X` is a nibble that matches anything: its bits
+    are set in the mask. Raises ValueError naming what is wrong.
+    """
+    data = bytearray()
+    mask = bytearray()
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        value, nibble_mask = _hex_nibble(text[i], wildcards, text)
+        i += 1
+        if i < n and text[i] != " " and text[i] != "\t":
+            low, low_mask = _hex_nibble(text[i], wildcards, text)
+            i += 1
+            value, nibble_mask = (value << 4) | low, (nibble_mask << 4) | low_mask
+        data.append(value)
+        mask.append(nibble_mask)
+    if not data:
+        raise ValueError(f"{text!r} holds no hex octets")
+    return bytes(data), (bytes(mask) if any(mask) else None)
+
+
+def _hex_nibble(char: str, wildcards: bool, text: str) -> tuple[int, int]:
+    if wildcards and char in "xX":
+        return 0, 0x0F
+    try:
+        return int(char, 16), 0
+    except ValueError:
+        raise ValueError(f"{text!r} is not a hex string (at {char!r})") from None
+
+
+#: What keepalived sends when UDP_CHECK has no payload (layer4.c set_buf, 32 bytes).
+DEFAULT_UDP_PAYLOAD = (b"keepalived check - " * 2)[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class PingCheckParams(_Endpoint):
+    """PING_CHECK: an ICMP / ICMPv6 echo answered within connect_timeout."""
+
+    connect_ip: str
+    connect_port: int = 1  # unused: kept so the endpoint checks hold
+    bindto: str | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    fwmark: int | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        self._check_endpoint()
+
+    @property
+    def kind(self) -> CheckKind:
+        return "PING_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class UdpCheckParams(_Endpoint):
+    """UDP_CHECK: send `payload`; up unless an ICMP error comes back within
+    connect_timeout, or with `require_reply` when a reply comes that fits."""
+
+    connect_ip: str
+    connect_port: int
+    payload: bytes = DEFAULT_UDP_PAYLOAD
+    require_reply: bool = False
+    reply_data: bytes | None = None  # the reply must start with this (mask: any bits)
+    reply_mask: bytes | None = None
+    min_reply_length: int = 0
+    max_reply_length: int = 255
+    bindto: str | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    fwmark: int | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        self._check_endpoint()
+        _require(isinstance(self.payload, bytes) and 0 < len(self.payload) <= 65507,
+                 "payload: 1 to 65507 bytes")
+        _require(self.reply_data is None or self.require_reply,
+                 "reply data needs require_reply")
+        _require(self.reply_mask is None or (
+            self.reply_data is not None and len(self.reply_mask) == len(self.reply_data)),
+            "reply_mask must be as long as reply_data")
+        for key in ("min_reply_length", "max_reply_length"):
+            value = getattr(self, key)
+            _require(type(value) is int and 0 <= value <= 65535, f"{key}: 0..65535")
+
+    @property
+    def kind(self) -> CheckKind:
+        return "UDP_CHECK"
+
+    def reply_fits(self, reply: bytes) -> bool:
+        """keepalived's check_udp_reply: length bounds, then the pattern over the
+        shorter of the reply and the pattern."""
+        if self.reply_data is None:
+            return True
+        if not self.min_reply_length <= len(reply) <= self.max_reply_length:
+            return False
+        mask = self.reply_mask or bytes(len(self.reply_data))
+        return all(
+            not ((got ^ want) & ~m & 0xFF)
+            for got, want, m in zip(reply, self.reply_data, mask, strict=False)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheckParams:
+    """FILE_CHECK: the number in `path` (as keepalived's track_file reads it) decides.
+
+    weight 0: down while the number is non-zero (reverse: while it is 0). Otherwise
+    up, with the real server's weight `base_weight + number x weight` (reverse:
+    minus), never below 0; down only when that product reaches -2**31.
+    """
+
+    path: str
+    weight: int = 0
+    reverse: bool = False
+    base_weight: int = 1
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.path, str) and bool(self.path), "path: empty")
+        _require(type(self.weight) is int and abs(self.weight) < 2**31,
+                 "weight: -2147483647..2147483647")
+        _require(type(self.base_weight) is int and self.base_weight >= 0,
+                 "base_weight: a non-negative integer")
+
+    @property
+    def kind(self) -> CheckKind:
+        return "FILE_CHECK"
+
+
+CheckParams = (
+    HttpGetParams | TcpCheckParams | MiscCheckParams | DnsCheckParams | SmtpCheckParams
+    | PingCheckParams | UdpCheckParams | FileCheckParams
+)

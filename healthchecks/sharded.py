@@ -41,11 +41,14 @@ from healthchecks.factory import make_checker
 from healthchecks.http import HttpSessions
 from healthchecks.params import (
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
     Timing,
+    UdpCheckParams,
     UrlSpec,
 )
 from healthchecks.pdeath import die_with_parent
@@ -55,7 +58,10 @@ from healthchecks.wire import Codec
 
 log = logging.getLogger("healthchecks")
 
-_PARAMS = (HttpGetParams, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams)
+_PARAMS = (
+    HttpGetParams, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams,
+    PingCheckParams, UdpCheckParams, FileCheckParams,
+)
 #: Seconds between two batches of run outcomes sent by a worker.
 RESULTS_INTERVAL = 1.0
 
@@ -93,7 +99,8 @@ class CheckCounters:
 
 CODEC = Codec([
     HttpGetParams, UrlSpec, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams,
-    Timing, HealthChanged, WorkerSample, CheckCounters,
+    PingCheckParams, UdpCheckParams, FileCheckParams, Timing, HealthChanged, WorkerSample,
+    CheckCounters,
 ])
 _read = CODEC.read
 _frame = CODEC.frame

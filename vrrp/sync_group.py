@@ -9,6 +9,9 @@ keepalived's semantics:
   step down with it.
 - FAULT: a fault on any member puts every member in FAULT (masters resign with priority
   0); the group leaves FAULT when no member has a fault of its own.
+- A MASTER member that hears a lower-priority advert re-announces its VIPs
+  (`Reannounce`); the other MASTER members re-announce theirs with it, since the clients
+  that followed the other router for one member's VIPs followed it for all of them.
 
 Members are fed through the group (`handle(member, event, now)`, `handle_timer(now)`);
 the answer maps each member's name to the actions to carry out for it, in order.
@@ -25,6 +28,7 @@ from vrrp.machine import (
     FaultCleared,
     FaultRaised,
     Machine,
+    Reannounce,
     State,
     StateChanged,
     TimerExpired,
@@ -87,7 +91,12 @@ class SyncGroup:
             return self.handle_timer(now)  # timers are the group's, so takeovers can be held
         out: Actions = {name: [] for name in self._members}
         changes: deque[tuple[str, StateChanged]] = deque()
-        self._record(out, changes, member, self.member(member).handle(event, now))
+        actions = self.member(member).handle(event, now)
+        self._record(out, changes, member, actions)
+        if any(isinstance(a, Reannounce) for a in actions):
+            for name, other in self._members.items():
+                if name != member and other.state is State.MASTER:
+                    out[name].append(Reannounce(other.params.vips))
         self._settle(now, out, changes)
         return out
 

@@ -56,6 +56,32 @@ def summary(config: Config) -> list[str]:
             f"  virtual_server {vs}: {vs.lb_algo} {vs.lb_kind}, "
             f"{len(vs.real_servers)} real servers, {checks} checks"
         )
+    if g.smtp_server is not None and g.notification_email:
+        lines.append(f"  email alerts to {len(g.notification_email)} address(es) via "
+                     f"{g.smtp_server}")
+    elif g.smtp_server is not None or g.notification_email:
+        lines.append("  note: email alerts need both smtp_server and notification_email; "
+                     "none will be sent")
+    for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
+        if getattr(g, key) is not None:
+            lines.append(f"  {key} {getattr(g, key)}")
+    sync = g.lvs_sync_daemon
+    if sync is not None and g.dataplane != "ipvs":
+        lines.append(f"  note: lvs_sync_daemon does not apply with dataplane {g.dataplane}: "
+                     "it is IPVS connection synchronisation and is ignored")
+    elif sync is not None:
+        follows = f"follows {sync.instance}" if sync.instance else "master and backup"
+        lines.append(f"  lvs_sync_daemon on {sync.interface}: {follows}")
+    if g.lvs_timeouts is not None:
+        t = g.lvs_timeouts
+        text = f"tcp {t.tcp} tcpfin {t.tcpfin} udp {t.udp}"
+        if g.dataplane == "ipvs":
+            lines.append(f"  lvs_timeouts {text} (0: the kernel's value is kept)")
+        else:
+            lines.append(
+                f"  note: lvs_timeouts ({text}) does not apply with dataplane {g.dataplane}: "
+                "they are IPVS connection timeouts and are ignored"
+            )
     return lines
 
 

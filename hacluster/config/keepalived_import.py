@@ -1253,13 +1253,13 @@ def _address(key: str) -> Handler:
     return handle
 
 
-def _flag(key: str, invert: bool = False, *, ignores_value: bool = False) -> Handler:
+def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
     """`keyword [<BOOL>]` → `key: true/false`, the value read as keepalived's
-    check_true_false() reads it; `ignores_value`: keepalived 2.2.7 sets this flag
-    whatever follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
+    check_true_false() reads it; `valued=False`: keepalived 2.2.7 sets this flag whatever
+    follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-        value = c.flag(stmt, kp, valued=not ignores_value)
+        value = c.flag(stmt, kp, valued=valued)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
 
@@ -1482,33 +1482,183 @@ def _lvs_sync_daemon_interface(
 
 
 def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_sync_daemon IFACE [inst NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`,
+    and the old `lvs_sync_daemon IFACE INSTANCE [SYNCID]` (keepalived's lvs_syncd_handler:
+    a bad value is noted and that option left out, the rest kept)."""
     words = list(stmt.args)
     if not words:
         c.skip(stmt, kp, "needs an interface; not carried over")
         return
-    sync: dict[str, Any] = {"interface": words.pop(0)}
-    options = {"id": ("syncid", _int), "maxlen": ("maxlen", _int), "port": ("port", _int),
-               "ttl": ("ttl", _int), "group": ("group", _ip)}
-    try:
-        while words:
-            word = words.pop(0)
-            if word in options and words:
-                key, parse = options[word]
-                sync[key] = parse(words.pop(0))
-            elif word == "inst" and words:
-                sync["instance"] = words.pop(0)
-            elif "instance" not in sync:
-                sync["instance"] = word
+    if "lvs_sync_daemon" in target:
+        c.skip(stmt, kp, "lvs_sync_daemon is already given; not carried over")
+        return
+    sync: dict[str, Any] = {"interface": words[0]}
+    options: dict[str, tuple[str, Callable[[str], Any]]] = {
+        "id": ("syncid", _bounded(0, 255)),
+        "maxlen": ("maxlen", _bounded(1, 65535 - 20 - 8)),
+        "port": ("port", _bounded(1, 65535)),
+        "ttl": ("ttl", _bounded(1, 255)),
+        "group": ("group", _multicast),
+    }
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "inst" or word in options:
+            if i + 1 >= len(words):
+                c.skip(stmt, kp, f"{word} needs a value; ignored")
+                i += 1
+                continue
+            value = words[i + 1]
+            if word == "inst":
+                sync.setdefault("instance", value)
             else:
-                raise _Bad(f"unknown word {word!r}")
+                key, parse = options[word]
+                try:
+                    sync[key] = parse(value)
+                except _Bad as exc:
+                    c.skip(stmt, kp, f"{word}: {exc}; ignored")
+            i += 2
+            continue
+        if i == 1:  # the old positional form: IFACE INSTANCE [SYNCID]
+            sync["instance"] = word
+        elif i == 2 and "syncid" not in sync:
+            try:
+                sync["syncid"] = _bounded(0, 255)(word)
+                c.skip(stmt, kp, "write the syncid as 'id N' (keepalived warns too); carried over")
+            except _Bad as exc:
+                c.skip(stmt, kp, f"syncid: {exc}; ignored")
+        else:
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+        i += 1
+    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise _Bad(f"{value} is not in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _multicast(text: str) -> str:
+    if not ipaddress.ip_address(_ip(text)).is_multicast:
+        raise _Bad(f"{text} is not a multicast address")
+    return _ip(text)
+
+
+def _lvs_timeouts(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`lvs_timeouts [tcp N] [tcpfin N] [udp N]` (seconds, 0..31 days)."""
+    words = list(stmt.args)
+    timeouts: dict[str, int] = dict(target.get("lvs_timeouts", {}))
+    if len(words) < 2:
+        c.skip(stmt, kp, "needs at least one option (tcp, tcpfin or udp) and its value")
+        return
+    parse = _bounded(0, 86400 * 31)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word not in ("tcp", "tcpfin", "udp"):
+            c.skip(stmt, kp, f"unknown option {word!r} ignored")
+            i += 1
+            continue
+        if i + 1 >= len(words):
+            c.skip(stmt, kp, f"{word} needs a value; ignored")
+            break
+        try:
+            timeouts[word] = parse(words[i + 1])
+        except _Bad as exc:
+            c.skip(stmt, kp, f"{word}: {exc}; ignored")
+        i += 2
+    if timeouts:
+        c.put(target, "lvs_timeouts", timeouts, stmt, kp)
+
+
+def _smtp_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`smtp_server IP|NAME [PORT]`."""
+    if not 1 <= len(stmt.args) <= 2:
+        c.skip(stmt, kp, "needs a server and optionally a port; not carried over")
+        return
+    host, port = stmt.args[0], (stmt.args[1] if len(stmt.args) == 2 else None)
+    try:
+        number = _bounded(1, 65535)(port) if port is not None else None
+        try:
+            address = ipaddress.ip_address(host)
+            text = f"[{address}]" if address.version == 6 and number else str(address)
+        except ValueError:
+            text = host  # a host name, as keepalived resolves it
     except _Bad as exc:
         c.skip(stmt, kp, f"{exc}; not carried over")
         return
-    if "instance" not in sync:
-        c.skip(stmt, kp, "without a vrrp_instance is not supported (the instance's state "
-               "decides master or backup sync); not carried over")
+    c.put(target, "smtp_server", f"{text}:{number}" if number else text, stmt, kp)
+
+
+def _smtp_connect_timeout(
+    c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
+) -> None:
+    value = c.value(stmt, kp, _int)
+    if value is _DROPPED:
         return
-    c.put(target, "lvs_sync_daemon", sync, stmt, kp)
+    if value == 0:  # keepalived: "must be greater than 0, setting to 1"
+        c.skip(stmt, kp, "0 is taken as 1 (as keepalived does)")
+        value = 1
+    c.put(target, "smtp_connect_timeout", value, stmt, kp)
+
+
+def _email_list(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`notification_email { ADDRESS ... }`: one or more addresses per line."""
+    items: list[Any] = target.setdefault("notification_email", [])
+    c.origin_once(target, "notification_email", stmt, kp)
+    for entry in c.block(stmt, kp):
+        for address in (entry.keyword, *entry.args):
+            c.append(items, address, entry, kp)
+    if not items:
+        c.skip(stmt, kp, "empty notification_email block (keepalived warns too)")
+        del target["notification_email"]
+
+
+def _fifo(key: str) -> Handler:
+    """`notify_fifo FILE [username [groupname]]`."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a FIFO path; not carried over")
+            return
+        if key in target:
+            c.skip(stmt, kp, f"{key} is already given; not carried over")
+            return
+        c.put(target, key, stmt.args[0], stmt, kp)
+        if len(stmt.args) > 1:
+            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
+                   "supported (it is created as the daemon's user)")
+
+    return handle
+
+
+def _checker_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """FILE_CHECK's `track_file NAME`."""
+    value = c.value(stmt, kp, _text)
+    if value is not _DROPPED:
+        c.put(target, "track_file", value, stmt, kp)
+
+
+def _hex_words(key: str) -> Handler:
+    """UDP_CHECK's `payload HEX...` (the words joined, as keepalived does)."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        if not stmt.args:
+            c.skip(stmt, kp, "needs a hex string; not carried over")
+            return
+        c.put(target, key, " ".join(stmt.args), stmt, kp)
+
+    return handle
+
+
+def _require_reply(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """UDP_CHECK's `require_reply [HEX...]`."""
+    c.put(target, "require_reply", " ".join(stmt.args) if stmt.args else True, stmt, kp)
 
 
 def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
@@ -1743,10 +1893,26 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
     "vrrp_down_timer_adverts": _set("vrrp_down_timer_adverts", _int),
     "vrrp_min_garp": _min_garp,
-    "enable_script_security": _flag("enable_script_security", ignores_value=True),
+    "enable_script_security": _flag("enable_script_security", valued=False),
     "script_user": _script_user,
     "lvs_sync_daemon": _lvs_sync_daemon,
-    "lvs_flush": _flag("lvs_flush", ignores_value=True),
+    "lvs_timeouts": _lvs_timeouts,
+    "lvs_flush": _flag("lvs_flush", valued=False),
+    "notification_email": _email_list,
+    "notification_email_from": _set("notification_email_from", _text),
+    "smtp_server": _smtp_server,
+    "smtp_helo_name": _set("smtp_helo_name", _text),
+    "smtp_connect_timeout": _smtp_connect_timeout,
+    "smtp_alert": _flag("smtp_alert"),
+    "smtp_alert_vrrp": _flag("smtp_alert_vrrp"),
+    "smtp_alert_checker": _flag("smtp_alert_checker"),
+    "no_email_faults": _flag("no_email_faults", valued=False),
+    "notify_fifo": _fifo("notify_fifo"),
+    "notify_fifo_script": _cmd("notify_fifo_script"),
+    "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),
+    "vrrp_notify_fifo_script": _cmd("vrrp_notify_fifo_script"),
+    "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
+    "lvs_notify_fifo_script": _cmd("lvs_notify_fifo_script"),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
 }
 
@@ -1758,7 +1924,7 @@ _SCRIPT: dict[str, Handler] = {
     "rise": _set("rise", _int),
     "fall": _set("fall", _int),
     "user": _user("user", "group"),
-    "init_fail": _flag("init_fail", ignores_value=True),
+    "init_fail": _flag("init_fail", valued=False),
 }
 
 _TRACK_FILE: dict[str, Handler] = {
@@ -1776,6 +1942,7 @@ _TRACKING: dict[str, Handler] = {
     "notify_fault": _cmd("notify_fault"),
     "notify_stop": _cmd("notify_stop"),
     "notify": _cmd("notify"),
+    "smtp_alert": _flag("smtp_alert"),
 }
 
 _INSTANCE: dict[str, Handler] = {
@@ -1786,10 +1953,10 @@ _INSTANCE: dict[str, Handler] = {
     "priority": _set("priority", _int),
     "advert_int": _set("advert_int", _timer),
     "version": _set("version", _int),
-    "nopreempt": _flag("nopreempt", ignores_value=True),
-    "no_preempt": _flag("nopreempt", ignores_value=True),
+    "nopreempt": _flag("nopreempt", valued=False),
+    "no_preempt": _flag("nopreempt", valued=False),
     # `preempt`: keepalived keeps it for old files
-    "preempt": _flag("nopreempt", invert=True, ignores_value=True),
+    "preempt": _flag("nopreempt", invert=True, valued=False),
     "preempt_delay": _set("preempt_delay", _timer),
     "unicast_src_ip": _address("unicast_src_ip"),
     "vrrp_unicast_bind": _address("unicast_src_ip"),  # old name
@@ -1801,9 +1968,9 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
-    "dont_track_primary": _flag("dont_track_primary", ignores_value=True),
-    "accept": _flag("accept", ignores_value=True),
-    "no_accept": _flag("accept", invert=True, ignores_value=True),
+    "dont_track_primary": _flag("dont_track_primary", valued=False),
+    "accept": _flag("accept", valued=False),
+    "no_accept": _flag("accept", invert=True, valued=False),
     "garp_master_delay": _set("garp_master_delay", _int),
     "garp_master_repeat": _set("garp_master_repeat", _int),
     "garp_master_refresh": _set("garp_master_refresh", _int),
@@ -1857,7 +2024,7 @@ _URL: dict[str, Handler] = {
     "status_code": _status_code,
     "virtualhost": _set("virtualhost", _text),
     "regex": _set("regex", _text),
-    "regex_no_match": _flag("regex_no_match", ignores_value=True),
+    "regex_no_match": _flag("regex_no_match", valued=False),
 }
 
 _HTTP_CHECK: dict[str, Handler] = {
@@ -1890,15 +2057,26 @@ _CHECKERS: dict[str, Handler] = {
             **_CHECK_TIMING,
             "misc_path": _cmd("misc_path", user_words=False),
             "misc_timeout": _set("misc_timeout", _timer),
-            "misc_dynamic": _flag("misc_dynamic", ignores_value=True),
+            "misc_dynamic": _flag("misc_dynamic", valued=False),
             "user": _user("user", "group"),
         },
     ),
     "BFD_CHECK": _unsupported_checker("BFD_CHECK"),
-    "UDP_CHECK": _unsupported_checker("UDP_CHECK"),
-    "PING_CHECK": _unsupported_checker("PING_CHECK"),
+    "PING_CHECK": _checker("PING_CHECK", _NETWORK_CHECK),
     "ICMP_CHECK": _unsupported_checker("ICMP_CHECK"),
-    "FILE_CHECK": _unsupported_checker("FILE_CHECK"),
+    "UDP_CHECK": _checker(
+        "UDP_CHECK",
+        {
+            **_NETWORK_CHECK,
+            "payload": _hex_words("payload"),
+            "require_reply": _require_reply,
+            "min_reply_length": _set("min_reply_length", _int),
+            "max_reply_length": _set("max_reply_length", _int),
+        },
+    ),
+    "FILE_CHECK": _checker(
+        "FILE_CHECK", {"track_file": _checker_file, "weight": _vrrp_script_weight}
+    ),
 }
 
 _SERVER_TIMING: dict[str, Handler] = {
@@ -1910,8 +2088,8 @@ _SERVER_TIMING: dict[str, Handler] = {
     "delay_loop": _set("delay_loop", _timer),
     "virtualhost": _set("virtualhost", _text),
     # a virtual server's flags ignore a value; a real server's read it (keepalived 2.2.7)
-    "inhibit_on_failure": _flag("inhibit_on_failure", ignores_value=True),
-    "alpha": _flag("alpha", ignores_value=True),
+    "inhibit_on_failure": _flag("inhibit_on_failure", valued=False),
+    "alpha": _flag("alpha", valued=False),
 }
 
 _REAL_SERVER: dict[str, Handler] = {
@@ -1924,6 +2102,7 @@ _REAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "notify_up": _cmd("notify_up"),
     "notify_down": _cmd("notify_down"),
+    "smtp_alert": _flag("smtp_alert"),
     "uthreshold": _set("uthreshold", _int),
     "lthreshold": _set("lthreshold", _int),
 }
@@ -1936,16 +2115,17 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
     "lb_kind": _lb_kind("lb_kind"),  # old name
     "protocol": _set("protocol", _PROTOCOL),
     "persistence_timeout": _persistence_timeout,
-    "ops": _flag("ops", ignores_value=True),
-    "ha_suspend": _flag("ha_suspend", ignores_value=True),
-    "omega": _flag("omega", ignores_value=True),
+    "ops": _flag("ops", valued=False),
+    "ha_suspend": _flag("ha_suspend", valued=False),
+    "omega": _flag("omega", valued=False),
     "quorum": _set("quorum", _int),
     "hysteresis": _set("hysteresis", _int),
     "quorum_up": _cmd("quorum_up"),
     "quorum_down": _cmd("quorum_down"),
     "ip_family": _set("ip_family", _choice("inet", "inet6")),
     "sorry_server": _sorry_server,
-    "sorry_server_inhibit": _flag("sorry_server_inhibit", ignores_value=True),
+    "smtp_alert": _flag("smtp_alert"),
+    "sorry_server_inhibit": _flag("sorry_server_inhibit", valued=False),
     "sorry_server_lvs_method": _lb_kind("sorry_server_lb_kind"),
     "sorry_server_lb_kind": _lb_kind("sorry_server_lb_kind"),  # old name
     "real_server": _real_server,
@@ -1955,15 +2135,13 @@ _VIRTUAL_SERVER: dict[str, Handler] = {
 # rather than "unknown keyword", so a reader can tell a typo from a missing feature.
 _KNOWN_UNSUPPORTED = frozenset(
     """
-    notification_email notification_email_from smtp_server smtp_connect_timeout smtp_helo_name
-    smtp_alert smtp_alert_vrrp smtp_alert_checker no_email_faults enable_snmp_vrrp
+    enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
     snmp_socket enable_dbus dbus_service_name vrrp_strict vrrp_iptables vrrp_ipsets vrrp_nftables
     vrrp_skip_check_adv_addr vrrp_check_unicast_src vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
-    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime notify_fifo
-    notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script lvs_notify_fifo
-    lvs_notify_fifo_script lvs_timeouts default_interface dynamic_interfaces
+    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
+    default_interface dynamic_interfaces
     vrrp_garp_extra_if
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name

@@ -117,6 +117,52 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "lvs_flush_on_stop"): KeyDoc(
         "Remove hacluster's virtual servers at stop (otherwise they are left in place).",
         "true"),
+    ("GlobalDefs", "lvs_timeouts"): KeyDoc(
+        "IPVS connection timeouts (IPVS only).", "{tcp: 900, tcpfin: 30, udp: 60}"),
+    ("GlobalDefs", "notification_email"): KeyDoc(
+        "Recipients of alert mail (`a@b` or `Name <a@b>`). Mail is sent only with "
+        "`smtp_server` too.", "[ops@example.com]"),
+    ("GlobalDefs", "notification_email_from"): KeyDoc(
+        "Sender of alert mail.", "lvs-a@example.com", default="USER@HOST, as keepalived"),
+    ("GlobalDefs", "smtp_server"): KeyDoc(
+        "SMTP server of alert mail (plain SMTP, no TLS, as keepalived).", "10.99.0.25:25"),
+    ("GlobalDefs", "smtp_helo_name"): KeyDoc(
+        "Name sent in HELO/EHLO.", "lvs-a.example.com", default="the host name"),
+    ("GlobalDefs", "smtp_connect_timeout"): KeyDoc(
+        "Seconds each step of a mail's delivery may take; a failed delivery is retried "
+        "after 5 s, 30 s, 2 min and 10 min, then given up (logged and counted).", "10"),
+    ("GlobalDefs", "smtp_alert"): KeyDoc(
+        "Mail state changes of everything that does not say otherwise (after "
+        "`smtp_alert_vrrp` / `smtp_alert_checker`).", "true",
+        default="off; real servers on (keepalived's rule)"),
+    ("GlobalDefs", "smtp_alert_vrrp"): KeyDoc(
+        "Mail VRRP instance and sync group state changes (before `smtp_alert`).", "true",
+        default="smtp_alert"),
+    ("GlobalDefs", "smtp_alert_checker"): KeyDoc(
+        "Mail real server and quorum changes (before `smtp_alert`).", "false",
+        default="smtp_alert"),
+    ("GlobalDefs", "no_email_faults"): KeyDoc(
+        "No mail when an instance or sync group enters FAULT.", "true"),
+    ("GlobalDefs", "notify_fifo"): KeyDoc(
+        "Named pipe that gets one line per event, keepalived's format "
+        "(`INSTANCE \"VI_1\" MASTER 100`, `RS [IP]:tcp:PORT [VIP]:tcp:PORT DOWN`); created if "
+        "missing.", "/run/hacluster/notify.fifo", keepalived="notify_fifo FIFO"),
+    ("GlobalDefs", "notify_fifo_script"): KeyDoc(
+        "Reader started with the FIFO's path as its last argument, running as long as "
+        "the daemon.", "/usr/local/bin/fifo-reader", keepalived="notify_fifo_script SCRIPT",
+        needs={"notify_fifo": "/run/hacluster/notify.fifo"}),
+    ("GlobalDefs", "vrrp_notify_fifo"): KeyDoc(
+        "As notify_fifo, for VRRP instance and sync group lines only.",
+        "/run/hacluster/vrrp.fifo"),
+    ("GlobalDefs", "vrrp_notify_fifo_script"): KeyDoc(
+        "As notify_fifo_script, for vrrp_notify_fifo.", "/usr/local/bin/fifo-reader",
+        needs={"vrrp_notify_fifo": "/run/hacluster/vrrp.fifo"}),
+    ("GlobalDefs", "lvs_notify_fifo"): KeyDoc(
+        "As notify_fifo, for virtual server (VS) and real server (RS) lines only.",
+        "/run/hacluster/lvs.fifo"),
+    ("GlobalDefs", "lvs_notify_fifo_script"): KeyDoc(
+        "As notify_fifo_script, for lvs_notify_fifo.", "/usr/local/bin/fifo-reader",
+        needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),
     ("GlobalDefs", "reconcile_interval"): KeyDoc(
         "Seconds between full read-backs of the dataplane that put right what was changed "
         "by hand.", "30", keepalived=None),
@@ -142,7 +188,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         keepalived="lvs_sync_daemon INTERFACE"),
     ("LvsSyncDaemon", "instance"): KeyDoc(
         "The vrrp_instance whose state decides master or backup sync.", "VI_1",
-        keepalived="lvs_sync_daemon INTERFACE INSTANCE"),
+        keepalived="inst NAME (old: lvs_sync_daemon INTERFACE INSTANCE [SYNCID])",
+        default="none (keepalived accepts the daemon without one; syncid is then 0)"),
     ("LvsSyncDaemon", "syncid"): KeyDoc(
         "Sync ID carried in the messages.", "5", keepalived="id", default="the instance's VRID"),
     ("LvsSyncDaemon", "maxlen"): KeyDoc(
@@ -151,6 +198,16 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("LvsSyncDaemon", "ttl"): KeyDoc("TTL of the sync messages.", "2"),
     ("LvsSyncDaemon", "group"): KeyDoc(
         "Multicast group of the sync messages.", "224.0.0.82", default="224.0.0.81"),
+    # ------------------------------------------------------------------ lvs_timeouts
+    ("LvsTimeouts", "tcp"): KeyDoc("Established TCP connections, seconds.", "900",
+                                   keepalived="tcp"),
+    ("LvsTimeouts", "tcpfin"): KeyDoc("TCP connections after a FIN, seconds.", "30",
+                                      keepalived="tcpfin"),
+    ("LvsTimeouts", "udp"): KeyDoc("UDP flows, seconds.", "60", keepalived="udp"),
+    # ------------------------------------------------------------------ smtp_server
+    ("SmtpServer", "host"): KeyDoc("IP address or host name.", "mail.example.com",
+                                   keepalived="smtp_server HOST"),
+    ("SmtpServer", "port"): KeyDoc("TCP port.", "587", keepalived="smtp_server HOST PORT"),
     # ------------------------------------------------------------------ vrrp_scripts
     ("VrrpScript", "script"): KeyDoc(
         "The command, run without a shell (split into arguments as a shell would). Exit 0 "
@@ -234,6 +291,15 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VirtualIpAddress", "no_track"): KeyDoc(
         "The address's interface going down does not put the instance in FAULT.", "true"),
     # ------------------------------------------------------------------ vrrp_instances
+    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
+        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
+        default="global_defs.vrrp_lower_prio_no_advert"),
+    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
+        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
+        default="global_defs.vrrp_higher_prio_send_advert"),
+    ("VrrpInstance", "smtp_alert"): KeyDoc(
+        "Mail this instance's state changes.", "true",
+        default="smtp_alert_vrrp, else smtp_alert, else off"),
     ("VrrpInstance", "interface"): KeyDoc(
         "Interface the adverts are sent and received on.", "eth0"),
     ("VrrpInstance", "virtual_router_id"): KeyDoc(
@@ -318,12 +384,6 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "As global_defs.vrrp_garp_lower_prio_repeat, for this instance.", "1",
         default=_GARP.format("garp_lower_prio_repeat")
         + ", else global_defs.vrrp_garp_master_repeat"),
-    ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
-        "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
-        default=_GARP.format("lower_prio_no_advert")),
-    ("VrrpInstance", "higher_prio_send_advert"): KeyDoc(
-        "As global_defs.vrrp_higher_prio_send_advert, for this instance.", "true",
-        default=_GARP.format("higher_prio_send_advert")),
     ("VrrpInstance", "notify_master"): KeyDoc(
         "Run on becoming MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpInstance", "notify_backup"): KeyDoc(
@@ -336,6 +396,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Run on every change, with `INSTANCE NAME STATE PRIORITY` appended.",
         "/etc/hacluster/notify-any.sh"),
     # ------------------------------------------------------------------ vrrp_sync_groups
+    ("VrrpSyncGroup", "smtp_alert"): KeyDoc(
+        "Mail this sync group's state changes.", "true",
+        default="smtp_alert_vrrp, else smtp_alert, else off"),
     ("VrrpSyncGroup", "group"): KeyDoc(
         "Instances that move between states together.", "[VI_1]"),
     ("VrrpSyncGroup", "track_interface"): KeyDoc(
@@ -354,6 +417,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Run on every change, with `GROUP NAME STATE PRIORITY` appended.",
         "/etc/hacluster/notify-any.sh"),
     # ------------------------------------------------------------------ virtual_servers
+    ("VirtualServer", "smtp_alert"): KeyDoc(
+        "Mail this virtual server's quorum changes.", "true",
+        default="smtp_alert_checker, else smtp_alert, else off"),
     ("VirtualServer", "ip"): KeyDoc(
         "Virtual address of the service (or give `fwmark`).", "10.99.0.100",
         keepalived="virtual_server IP PORT", default="required, unless fwmark"),
@@ -420,6 +486,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
         keepalived="real_server IP PORT"),
     # ------------------------------------------------------------------ real_servers
+    ("RealServer", "smtp_alert"): KeyDoc(
+        "Mail this real server's up and down (the checker's text).", "true",
+        default="smtp_alert_checker, else smtp_alert, else on"),
     ("RealServer", "ip"): KeyDoc("Address of the real server.", "10.99.1.11",
                                  keepalived="real_server IP PORT"),
     ("RealServer", "port"): KeyDoc(
@@ -510,6 +579,33 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("MiscCheck", "group"): KeyDoc(
         "Group the program runs as (only with `user`).", "nogroup",
         keepalived="user USER GROUP", default="the user's own group", needs={"user": "nobody"}),
+    ("UdpCheck", "payload"): KeyDoc(
+        "Datagram sent, as hex (spaces allowed between octets).", '"01 02 0a ff"',
+        default='32 bytes of "keepalived check - ..."'),
+    ("UdpCheck", "require_reply"): KeyDoc(
+        "A reply must come within connect_timeout: true, or the hex pattern the reply "
+        "must start with (`x` matches any nibble).", '"01 0x"',
+        keepalived="require_reply [HEX]"),
+    ("UdpCheck", "min_reply_length"): KeyDoc(
+        "Shortest reply accepted against a pattern.", "4"),
+    ("UdpCheck", "max_reply_length"): KeyDoc(
+        "Longest reply accepted against a pattern.", "512"),
+    ("FileCheck", "track_file"): KeyDoc(
+        "The vrrp_track_files entry read.", "tf"),
+    ("FileCheck", "weight"): KeyDoc(
+        "0: the number is up (0) or down; otherwise number x weight is added to the real "
+        "server's weight.", "5", keepalived="weight N [reverse]",
+        default="the track file's weight and reverse"),
+    ("FileCheck", "reverse"): KeyDoc(
+        "Negate: weight 0 is down while the number is 0; otherwise number x weight is "
+        "subtracted.", "true", keepalived="weight N reverse"),
+    ("FileCheck", "retry"): KeyDoc("Failed reads retried before the check counts as failed.",
+                                   "0", keepalived=None),
+    ("FileCheck", "delay_loop"): KeyDoc(
+        "Seconds between reads of the file (keepalived watches it with inotify).", "0.5",
+        keepalived=None),
+    ("FileCheck", "warmup"): KeyDoc("Upper bound of the random delay before the first read.",
+                                    "0", keepalived=None),
     # ------------------------------------------------------------------ url entries
     ("UrlCheck", "path"): KeyDoc("Path requested.", "/health"),
     ("UrlCheck", "status_code"): KeyDoc(

@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from hacluster.config import model as m
 from hacluster.config.errors import ConfigError, Problem
+from healthchecks.params import parse_hex
 
 # libyaml's parser when present: it is an order of magnitude faster and keeps marks too
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -140,7 +141,13 @@ def yaml_fields(cls: type[Any]) -> dict[str, Field[Any]]:
 
 
 def inherited_keys(cls: type[m.CheckBase]) -> tuple[str, ...]:
-    """Checker keys that, when not given, come from the real server, else the virtual server."""
+    """Checker keys that, when not given, come from the real server, else the virtual server.
+
+    FILE_CHECK has none of keepalived's checker timing: its delay_loop is how often the
+    file is read, not inherited from the servers.
+    """
+    if cls is m.FileCheck:
+        return ("alpha",)
     keys = list(_TRACK_INHERITED)
     if issubclass(cls, m.NetworkCheckBase):
         keys.append("connect_timeout")
@@ -355,7 +362,13 @@ class _Ctx:
                         servers.append(vs)
 
         sync = global_defs.lvs_sync_daemon
-        if sync is not None and sync.instance not in self.names.instances:
+        if sync is not None and sync.group is not None and not sync.group.is_multicast:
+            self.at("global_defs.lvs_sync_daemon.group", f"{sync.group} is not a multicast address")
+        if (
+            sync is not None
+            and sync.instance is not None
+            and sync.instance not in self.names.instances
+        ):
             self.at(
                 "global_defs.lvs_sync_daemon.instance",
                 f"no vrrp_instance named '{sync.instance}'"
@@ -876,12 +889,24 @@ class _Ctx:
                 if level.get(key) is not None:
                     values[key] = level[key]
                     break
-        if "delay_loop" not in values:
+        if "delay_loop" not in values and cls is not m.FileCheck:
             values["delay_loop"] = 60.0
         if cls is m.DnsCheck and "delay_before_retry" not in values:
             values["delay_before_retry"] = values["delay_loop"]  # keepalived's DNS_CHECK default
         if cls is m.MiscCheck:
             ok = self.check_run_as(path, values) and ok
+        if cls is m.FileCheck:
+            name = values.get("track_file")
+            if name is not None and name not in self.names.track_files:
+                hint = _suggest(name, self.names.track_files)
+                self.at(_join(path, "track_file"), f"no vrrp_track_file named '{name}'{hint}")
+                ok = False
+        if cls is m.UdpCheck and values.get("payload") is not None:
+            try:
+                parse_hex(values["payload"], wildcards=False)
+            except ValueError as exc:
+                self.at(_join(path, "payload"), str(exc))
+                ok = False
         if issubclass(cls, m.HttpCheckBase) and "url" in values and not values["url"]:
             self.at(_join(path, "url"), "must list at least one url")
             ok = False
@@ -890,6 +915,7 @@ class _Ctx:
             ok = False
         if (
             issubclass(cls, m.NetworkCheckBase)
+            and cls is not m.PingCheck
             and values.get("connect_port") is None
             and not rs.get("port")
         ):
@@ -1084,6 +1110,69 @@ def _parse_listen(ctx: _Ctx, node: Node, path: str) -> Any:
     if value is not _INVALID and value.port == 0:
         return ctx.error(node, path, f"needs a port: IP:PORT or [IPv6]:PORT, got {node.value!r}")
     return value
+
+
+_SMTP_SERVER_RE = re.compile(
+    r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^\s:\[\]]+))(?:(?::|\s+)(?P<port>\d+))?$"
+)
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+                          r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$")
+
+
+def _parse_smtp_server(ctx: _Ctx, node: Node, path: str) -> Any:
+    """`HOST`, `HOST:PORT`, `[IPv6]:PORT`, keepalived's `HOST PORT`, or {host, port}."""
+    if isinstance(node, MappingNode):
+        read = ctx.read(m.SmtpServer, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        host = read[0]["host"]
+        if not _is_host(host):
+            return ctx.error(node, path, f"host: not an IP address or host name: {host!r}")
+        return m.SmtpServer(**read[0])
+    text = _text(ctx, node, path, "HOST[:PORT] (an IP address or host name)")
+    if text is _INVALID:
+        return text
+    match = _SMTP_SERVER_RE.match(text)
+    host = None
+    port = 25
+    if match is not None:
+        host = match["v6"] or match["host"]
+        port = int(match["port"]) if match["port"] else 25
+    else:
+        with_colons = text.rsplit(None, 1)
+        try:  # a bare IPv6 address, perhaps followed by a port
+            host = str(ipaddress.ip_address(with_colons[0]))
+            port = int(with_colons[1]) if len(with_colons) == 2 else 25
+        except ValueError:
+            host = None
+    bracketed_v4 = match is not None and match["v6"] and ":" not in (host or "")
+    if host is None or not _is_host(host) or bracketed_v4:
+        return ctx.error(node, path, f"must be HOST[:PORT] or [IPv6]:PORT, got {text!r}")
+    if not 1 <= port <= 65535:
+        return ctx.error(node, path, f"port must be 1..65535, got {port}")
+    return m.SmtpServer(host, port)
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_HOSTNAME_RE.match(text))
+    return True
+
+
+def _parse_reply_pattern(ctx: _Ctx, node: Node, path: str) -> Any:
+    """UDP_CHECK's require_reply: true/false, or a hex pattern (x: any nibble)."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+        return ctx.scalar(node, path)
+    text = _text(ctx, node, path, "true, false or a hex pattern")
+    if text is _INVALID:
+        return text
+    try:
+        parse_hex(text, wildcards=True)
+    except ValueError as exc:
+        return ctx.error(node, path, str(exc))
+    return text
 
 
 def _parse_command(ctx: _Ctx, node: Node, path: str) -> Any:
@@ -1342,6 +1431,9 @@ def _build_auth(ctx: _Ctx, node: Node, path: str) -> Any:
     return m.Authentication(**values)
 
 
+_FIFO_KEYS = ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo")
+
+
 def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
     read = ctx.read(m.GlobalDefs, node, path)
     if read is None:
@@ -1350,6 +1442,18 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
     if values.get("api_token") is not None and values.get("api_listen") is None:
         ctx.at(_join(path, "api_token"), "only used with api_listen")
         ok = False
+    fifos: dict[Path, str] = {}
+    for key in _FIFO_KEYS:
+        fifo = values.get(key)
+        if values.get(f"{key}_script") is not None and fifo is None:
+            ctx.at(_join(path, f"{key}_script"), f"only used with {key}")
+            ok = False
+        if fifo is None:
+            continue
+        if fifo in fifos:  # keepalived refuses one FIFO under two names too
+            ctx.at(_join(path, key), f"{fifo} is already {fifos[fifo]}")
+            ok = False
+        fifos[fifo] = key
     if not ok:
         return _INVALID
     return m.GlobalDefs(**values)
@@ -1362,6 +1466,8 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.Command: _parse_command,
     m.NotifyCommand: _parse_notify_command,
     m.VirtualIpAddress: _parse_vip,
+    m.SmtpServer: _parse_smtp_server,
+    bool | str: _parse_reply_pattern,
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
     m.TrackScript: _named_or_mapping(m.TrackScript, "name"),
     m.TrackFile: _named_or_mapping(m.TrackFile, "name"),

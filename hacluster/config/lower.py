@@ -20,6 +20,7 @@ Does no I/O.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,27 +29,36 @@ from hacluster.config.model import (
     Checker,
     Config,
     DnsCheck,
+    FileCheck,
     GlobalDefs,
     HttpCheckBase,
     HttpGetCheck,
     MiscCheck,
     NetworkCheckBase,
+    PingCheck,
     RealServer,
     SmtpCheck,
     SslGetCheck,
     TcpCheck,
+    UdpCheck,
     VirtualServer,
     VrrpInstance,
+    VrrpTrackFile,
 )
 from healthchecks.params import (
+    DEFAULT_UDP_PAYLOAD,
     CheckParams,
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
     Timing,
+    UdpCheckParams,
     UrlSpec,
+    parse_hex,
 )
 
 if TYPE_CHECKING:
@@ -116,9 +126,9 @@ def _urls(check: HttpCheckBase) -> tuple[UrlSpec, ...]:
 
 
 def _source(check: NetworkCheckBase) -> dict[str, Any]:
-    """Where a check's connection comes from: address, port, interface, mark."""
+    """Where the check's packets come from: keepalived's bindto, bind_port, bind_if, fwmark."""
     return {
-        "bindto": None if check.bindto is None else str(check.bindto),
+        "bindto": str(check.bindto) if check.bindto is not None else None,
         "bind_port": check.bind_port,
         "bind_if": check.bind_if,
         "fwmark": check.fwmark,
@@ -126,9 +136,45 @@ def _source(check: NetworkCheckBase) -> dict[str, Any]:
 
 
 def _params(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs,
+    track_files: Mapping[str, VrrpTrackFile],
 ) -> CheckParams:
     match check:
+        case PingCheck():
+            target = check.connect_ip if check.connect_ip is not None else rs.ip
+            source = {**_source(check), "bind_port": None}  # ICMP has no ports
+            return PingCheckParams(
+                str(target), **source, connect_timeout=check.connect_timeout,
+            )
+        case UdpCheck():
+            ip, port = _connect(check, vs, rs)
+            payload = (
+                parse_hex(check.payload, wildcards=False)[0]
+                if check.payload is not None else DEFAULT_UDP_PAYLOAD
+            )
+            data = mask = None
+            if isinstance(check.require_reply, str):
+                data, mask = parse_hex(check.require_reply, wildcards=True)
+            return UdpCheckParams(
+                ip, port, payload=payload, require_reply=bool(check.require_reply),
+                reply_data=data, reply_mask=mask, min_reply_length=check.min_reply_length,
+                max_reply_length=check.max_reply_length, **_source(check),
+                connect_timeout=check.connect_timeout,
+            )
+        case FileCheck():
+            tf = track_files.get(check.track_file)
+            if tf is None:
+                raise CheckConfigError(
+                    f"{where(vs, rs, check)}: no vrrp_track_file named {check.track_file!r}"
+                )
+            weight, reverse = (
+                (tf.weight, tf.reverse) if check.weight is None
+                else (check.weight, check.reverse)
+            )
+            return FileCheckParams(str(tf.file), weight, reverse, base_weight=rs.weight)
         case HttpGetCheck() | SslGetCheck():
             ip, port = _connect(check, vs, rs)
             virtualhost = check.virtualhost or rs.virtualhost or vs.virtualhost
@@ -145,7 +191,9 @@ def _params(
             )
         case TcpCheck():
             ip, port = _connect(check, vs, rs)
-            return TcpCheckParams(ip, port, connect_timeout=check.connect_timeout, **_source(check))
+            return TcpCheckParams(
+                ip, port, connect_timeout=check.connect_timeout, **_source(check)
+            )
         case DnsCheck():
             ip, port = _connect(check, vs, rs)
             return DnsCheckParams(
@@ -170,11 +218,18 @@ def _params(
 
 
 def plan(
-    check: Checker, vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    check: Checker,
+    vs: VirtualServer,
+    rs: RealServer,
+    defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> CheckPlan:
-    """The runnable form of one configured check; CheckConfigError names what is wrong."""
+    """The runnable form of one configured check; CheckConfigError names what is wrong.
+
+    `track_files` (the config's vrrp_track_files) is what FILE_CHECK reads.
+    """
     try:
-        params = _params(check, vs, rs, defs or GlobalDefs())
+        params = _params(check, vs, rs, defs or GlobalDefs(), track_files or {})
         timing = _timing(check, vs, rs)
     except CheckConfigError:
         raise
@@ -184,10 +239,16 @@ def plan(
 
 
 def plans(
-    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None
+    vs: VirtualServer, rs: RealServer, defs: GlobalDefs | None = None,
+    track_files: Mapping[str, VrrpTrackFile] | None = None,
 ) -> tuple[CheckPlan, ...]:
     """Every check of a real server, in configuration order."""
-    return tuple(plan(check, vs, rs, defs) for check in rs.checks)
+    return tuple(plan(check, vs, rs, defs, track_files) for check in rs.checks)
+
+
+def plans_of(config: Config, vs: VirtualServer, rs: RealServer) -> tuple[CheckPlan, ...]:
+    """Every check of a real server of `config`."""
+    return plans(vs, rs, config.global_defs, config.vrrp_track_files)
 
 
 def unsupported(check: Checker) -> list[str]:
@@ -195,6 +256,11 @@ def unsupported(check: Checker) -> list[str]:
     notes: list[str] = []
     if isinstance(check, HttpCheckBase) and check.fast_recovery:
         notes.append("fast_recovery is not supported and is ignored")
+    if isinstance(check, PingCheck):
+        for key in ("connect_port", "bind_port"):
+            if getattr(check, key) is not None:
+                notes.append(f"{key} means nothing to PING_CHECK (ICMP has no ports) "
+                             "and is ignored")
     if check.log_all_failures:
         notes.append("log_all_failures is not supported and is ignored "
                      "(failures that change a check's state are logged)")
@@ -292,11 +358,11 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
 
 
 #: Instance keys carried out outside the instance's plan: by tracking
-#: (`hacluster.tracking.plan_watches`) and notify (`hacluster.notify`), which take a new
-#: config in place, and by the instance's name.
+#: (`hacluster.tracking.plan_watches`), notify (`hacluster.notify`) and alert mail
+#: (`hacluster.alerts`), which take a new config in place, and by the instance's name.
 INSTANCE_ELSEWHERE = frozenset({
     "name", "track_interface", "track_script", "track_file",
-    "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
+    "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert",
 })
 
 

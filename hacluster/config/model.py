@@ -115,12 +115,38 @@ class LvsSyncDaemon:
     """`global_defs.lvs_sync_daemon`: IPVS connection sync that follows a VRRP instance."""
 
     interface: str
-    instance: str  # the vrrp_instance whose state decides master or backup sync
+    # The vrrp_instance whose state decides master or backup sync. keepalived also takes
+    # the daemon without one (`lvs_sync_daemon IFACE [id N] ...`): syncid then defaults to 0.
+    instance: str | None = None
     syncid: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: the VRID
     maxlen: int | None = field(default=None, metadata=spec(min=1, max=65507))
     port: int = field(default=8848, metadata=spec(min=1, max=65535))
     ttl: int = field(default=1, metadata=spec(min=1, max=255))
     group: IPAddress | None = None  # None: 224.0.0.81
+
+
+@dataclass(frozen=True, slots=True)
+class LvsTimeouts:
+    """`global_defs.lvs_timeouts`: IPVS connection timeouts in seconds (0: leave as is).
+
+    Applied with IPVS_CMD_SET_CONFIG, as `ipvsadm --set tcp tcpfin udp`; IPVS only.
+    """
+
+    tcp: int = field(default=0, metadata=spec(min=0, max=86400 * 31))
+    tcpfin: int = field(default=0, metadata=spec(min=0, max=86400 * 31))
+    udp: int = field(default=0, metadata=spec(min=0, max=86400 * 31))
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """`global_defs.smtp_server`: where alert mail goes (an IP address or a host name)."""
+
+    host: str
+    port: int = field(default=25, metadata=spec(min=1, max=65535))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,28 @@ class GlobalDefs:
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
     vrrp_checksum_pseudo_header: bool = True  # v3 over IPv4 (keepalived's default)
     lvs_sync_daemon: LvsSyncDaemon | None = None
+    lvs_timeouts: LvsTimeouts | None = None
+    # Email alerts (keepalived's SMTP alerting): sent when notification_email and
+    # smtp_server are both set. smtp_alert* are None when not given; the precedence
+    # (object's own, then smtp_alert_vrrp / smtp_alert_checker, then smtp_alert) is
+    # resolved by hacluster.alerts.
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None  # None: USER@<host name>, as keepalived
+    smtp_server: SmtpServer | None = None
+    smtp_helo_name: str | None = None  # None: the local host name
+    smtp_connect_timeout: float = field(default=30.0, metadata=spec(min=1, max=3600))
+    smtp_alert: bool | None = None
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    no_email_faults: bool = False  # no mail when an instance or group enters FAULT
+    # notify FIFOs: one line per event (keepalived's format). notify_fifo gets every
+    # event, vrrp_notify_fifo the VRRP ones, lvs_notify_fifo the virtual/real server ones.
+    notify_fifo: Path | None = None
+    notify_fifo_script: NotifyCommand | None = None
+    vrrp_notify_fifo: Path | None = None
+    vrrp_notify_fifo_script: NotifyCommand | None = None
+    lvs_notify_fifo: Path | None = None
+    lvs_notify_fifo_script: NotifyCommand | None = None
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
@@ -334,6 +382,7 @@ class VrrpInstance:
     notify_fault: NotifyCommand | None = None
     notify_stop: NotifyCommand | None = None
     notify: NotifyCommand | None = None  # called as: notify INSTANCE NAME STATE PRIORITY
+    smtp_alert: bool | None = None  # None: global smtp_alert_vrrp, else smtp_alert, else off
 
     @property
     def family(self) -> int:
@@ -371,6 +420,7 @@ class VrrpSyncGroup:
     notify_fault: NotifyCommand | None = None
     notify_stop: NotifyCommand | None = None
     notify: NotifyCommand | None = None  # called as: notify GROUP NAME STATE PRIORITY
+    smtp_alert: bool | None = None  # None: global smtp_alert_vrrp, else smtp_alert, else off
 
 
 # --------------------------------------------------------------------------- checkers
@@ -492,7 +542,53 @@ class MiscCheck(CheckBase):
         return self.delay_loop if self.misc_timeout is None else self.misc_timeout
 
 
-Checker: TypeAlias = HttpGetCheck | SslGetCheck | TcpCheck | SmtpCheck | DnsCheck | MiscCheck
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PingCheck(NetworkCheckBase):
+    """`PING_CHECK`: an ICMP (IPv6: ICMPv6) echo is answered within connect_timeout."""
+
+    KIND: ClassVar[str] = "PING_CHECK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UdpCheck(NetworkCheckBase):
+    """`UDP_CHECK`: a datagram sent draws no ICMP error (or, with require_reply, a reply).
+
+    `payload` and a `require_reply` pattern are hex strings (spaces allowed; in the
+    pattern an `x` matches any nibble), as keepalived reads them.
+    """
+
+    KIND: ClassVar[str] = "UDP_CHECK"
+    payload: str | None = None  # None: 32 bytes of "keepalived check - ..."
+    require_reply: bool | str = False  # true, or the hex pattern the reply starts with
+    min_reply_length: int = field(default=0, metadata=spec(min=0, max=65535))
+    max_reply_length: int = field(default=255, metadata=spec(min=0, max=65535))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileCheck(CheckBase):
+    """`FILE_CHECK`: a vrrp_track_files entry's number decides up, down or a weight.
+
+    With weight 0 the server is down while the file holds a non-zero number (reverse:
+    while it holds 0); otherwise value x weight (negated by reverse) is added to the
+    real server's weight. The file is read every delay_loop (default 1 s): keepalived
+    watches it with inotify.
+    """
+
+    KIND: ClassVar[str] = "FILE_CHECK"
+    track_file: str
+    weight: int | None = field(  # None: the track file's own weight and reverse
+        default=None, metadata=spec(min=-(2**31 - 1), max=2**31 - 1)
+    )
+    reverse: bool = False
+    retry: int = field(default=0, metadata=spec(min=0, max=1000))
+    delay_loop: float = field(default=1.0, metadata=spec(min=0.01, max=86400))
+    warmup: float | None = field(default=0.0, metadata=spec(min=0, max=86400))
+
+
+Checker: TypeAlias = (
+    HttpGetCheck | SslGetCheck | TcpCheck | SmtpCheck | DnsCheck | MiscCheck | PingCheck
+    | UdpCheck | FileCheck
+)
 
 CHECKER_TYPES: tuple[type[CheckBase], ...] = (
     HttpGetCheck,
@@ -501,6 +597,9 @@ CHECKER_TYPES: tuple[type[CheckBase], ...] = (
     SmtpCheck,
     DnsCheck,
     MiscCheck,
+    PingCheck,
+    UdpCheck,
+    FileCheck,
 )
 
 
@@ -522,6 +621,8 @@ class RealServer:
     inhibit_on_failure: bool | None = None  # None: the virtual server's setting
     notify_up: NotifyCommand | None = None
     notify_down: NotifyCommand | None = None
+    # None: global smtp_alert_checker, else smtp_alert, else on (keepalived's default)
+    smtp_alert: bool | None = None
     uthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
     lthreshold: int = field(default=0, metadata=spec(min=0, max=0xFFFFFFFF))
     virtualhost: str | None = None
@@ -577,6 +678,7 @@ class VirtualServer:
     inhibit_on_failure: bool = False
     virtualhost: str | None = None
     ha_suspend: bool = False
+    smtp_alert: bool | None = None  # None: global smtp_alert_checker, else smtp_alert, else off
     real_servers: tuple[RealServer, ...] = ()
 
     @property

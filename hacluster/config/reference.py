@@ -45,7 +45,8 @@ def _with_instance(**instance: Any) -> Entry:
 
 
 def _with_real_server(**rs: Any) -> Entry:
-    return {"virtual_servers": [{"ip": "10.99.0.100", "port": 80,
+    return {"vrrp_track_files": _NAMED["vrrp_track_files"],  # for FILE_CHECK
+            "virtual_servers": [{"ip": "10.99.0.100", "port": 80,
                                  "real_servers": [{"ip": "10.99.1.11", **rs}]}]}
 
 
@@ -97,6 +98,21 @@ CONTAINERS: tuple[Container, ...] = (
         {"interface": "eth1", "instance": "VI_1"},
         lambda e: {**_with_instance(), "global_defs": {"lvs_sync_daemon": e}},
         lambda c: c.global_defs.lvs_sync_daemon,
+    ),
+    Container(
+        "global_defs.lvs_timeouts", m.LvsTimeouts, "lvs_timeouts [tcp N] [tcpfin N] [udp N]",
+        "IPVS connection timeouts in seconds, set with IPVS_CMD_SET_CONFIG as `ipvsadm --set` "
+        "does; 0 leaves the kernel's value. IPVS only: `check-config` says so with another "
+        "dataplane.",
+        {}, lambda e: {"global_defs": {"lvs_timeouts": e}},
+        lambda c: c.global_defs.lvs_timeouts,
+    ),
+    Container(
+        "global_defs.smtp_server", m.SmtpServer, "smtp_server HOST [PORT]",
+        "Where alert mail goes: written as `HOST[:PORT]` (`[IPv6]:PORT`) or as a mapping "
+        "of these keys.",
+        {"host": "mail.example.com"}, lambda e: {"global_defs": {"smtp_server": e}},
+        lambda c: c.global_defs.smtp_server,
     ),
     Container(
         "vrrp_scripts.NAME", m.VrrpScript, "vrrp_script NAME { }",
@@ -210,6 +226,15 @@ CONTAINERS: tuple[Container, ...] = (
     _checker("DNS_CHECK", {}, "A query over UDP gets an answer with records."),
     _checker("MISC_CHECK", {"misc_path": "/bin/true"},
              "Run a program; exit 0 is up. Its whole process group is killed on timeout."),
+    _checker("PING_CHECK", {}, "An ICMP (IPv6: ICMPv6) echo is answered within "
+             "connect_timeout; connect_port is not used."),
+    _checker("UDP_CHECK", {}, "A datagram sent draws no ICMP error within connect_timeout, "
+             "or with require_reply a reply that fits."),
+    _checker("FILE_CHECK", {"track_file": "tf"},
+             "The number in a vrrp_track_files entry's file decides: with weight 0 the server "
+             "is down while it is not 0 (reverse: while it is 0), otherwise the server's "
+             "weight is its configured weight + number x weight (never below 0). None of "
+             "the servers' timing keys are passed down to it."),
 )
 
 # Classes written as one value (text), not as a mapping of keys.
@@ -261,6 +286,8 @@ def _hint_text(hint: Any) -> str:
         ipaddress.IPv6Address: "IPv6 address",
         m.IPInterface: "IP[/prefix]",
         m.HostPort: "IP:PORT",
+        m.SmtpServer: "HOST[:PORT] or mapping",
+        bool | str: "boolean or hex pattern",
         m.Command: "command line or list",
         m.NotifyCommand: "notify command",
         m.VirtualIpAddress: "address",

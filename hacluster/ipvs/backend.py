@@ -15,6 +15,7 @@ from hacluster.ipvs.model import (
     ServiceKey,
     Table,
     TableStats,
+    Timeouts,
 )
 
 
@@ -106,6 +107,18 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release sockets or subprocesses."""
+        ...
+
+
+class TimeoutsBackend(Backend, Protocol):
+    """A backend with IPVS's connection timeouts (the kernel's; nftables has none)."""
+
+    async def get_timeouts(self) -> Timeouts:
+        """The timeouts in force (IPVS_CMD_GET_CONFIG)."""
+        ...
+
+    async def set_timeouts(self, timeouts: Timeouts) -> None:
+        """Set the non-zero ones (IPVS_CMD_SET_CONFIG); BackendError if refused."""
         ...
 
 

@@ -26,6 +26,7 @@ from hacluster.ipvs.model import (
     Stats,
     Table,
     TableStats,
+    Timeouts,
 )
 
 _OP_NAMES: dict[type, str] = {
@@ -115,6 +116,16 @@ class MemoryBackend:
         self._name = name
         self.counts: Counter[str] = Counter()
         self.transactions = 0
+        self.timeouts = Timeouts(900, 120, 300)  # the kernel's defaults
+
+    async def get_timeouts(self) -> Timeouts:
+        return self.timeouts
+
+    async def set_timeouts(self, timeouts: Timeouts) -> None:
+        """As the kernel: a 0 leaves that timeout unchanged."""
+        old = self.timeouts
+        self.timeouts = Timeouts(timeouts.tcp or old.tcp, timeouts.tcpfin or old.tcpfin,
+                                 timeouts.udp or old.udp)
 
     @property
     def name(self) -> str:

@@ -282,6 +282,25 @@ class TableStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """IPVS connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`); 0 in a
+    request leaves that timeout as it is, as the kernel reads it."""
+
+    tcp: int = 0
+    tcpfin: int = 0
+    udp: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("tcp", "tcpfin", "udp"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0x7FFFFFFF // 1000:  # the kernel keeps jiffies in an int
+                raise ValueError(f"IPVS {name} timeout {value} out of range")
+
+    def __str__(self) -> str:
+        return f"tcp {self.tcp} tcpfin {self.tcpfin} udp {self.udp}"
+
+
+@dataclass(frozen=True, slots=True)
 class IpvsInfo:
     """The header ipvsadm prints: IPVS version and connection hash table size."""
 

@@ -67,6 +67,7 @@ from hacluster.ipvs.model import (
     Stats,
     Table,
     TableStats,
+    Timeouts,
 )
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,33 @@ def packed_op(op: Op) -> tuple[int, int, bytes]:
             )
             return c.IPVS_CMD_DEL_DEST, _REQ, attrs
     raise TypeError(f"not an IPVS operation: {op!r}")
+
+
+_CMD_TIMEOUT_TCP, _CMD_TIMEOUT_TCP_FIN, _CMD_TIMEOUT_UDP = 4, 5, 6
+
+
+def packed_timeouts(timeouts: Timeouts) -> tuple[int, int, bytes]:
+    """The IPVS_CMD_SET_CONFIG request of `ipvsadm --set TCP TCPFIN UDP`: only the
+    non-zero timeouts are sent (the kernel keeps the others, as for a 0)."""
+    attrs = b"".join(
+        _nla(kind, _U32.pack(value))
+        for kind, value in (
+            (_CMD_TIMEOUT_TCP, timeouts.tcp),
+            (_CMD_TIMEOUT_TCP_FIN, timeouts.tcpfin),
+            (_CMD_TIMEOUT_UDP, timeouts.udp),
+        )
+        if value
+    )
+    return genl_ipvs.IPVS_CMD_SET_CONFIG, _REQ, attrs
+
+
+def timeouts_from(attrs: dict[int, bytes]) -> Timeouts:
+    """The timeouts of an IPVS_CMD_GET_CONFIG reply's attributes."""
+    return Timeouts(
+        _u(attrs.get(_CMD_TIMEOUT_TCP)),
+        _u(attrs.get(_CMD_TIMEOUT_TCP_FIN)),
+        _u(attrs.get(_CMD_TIMEOUT_UDP)),
+    )
 
 
 class _packedmsg(_ipvsmsg):
@@ -764,6 +792,31 @@ class NetlinkBackend:
             await self._request(genl_ipvs.IPVS_CMD_FLUSH, [], _REQ)
         except NetlinkError as exc:
             raise BackendError(f"cannot flush the IPVS table: {exc}") from exc
+
+    # -- connection timeouts (lvs_timeouts) ---------------------------------------------
+
+    async def get_timeouts(self) -> Timeouts:
+        """The connection timeouts in force (`ipvsadm -L --timeout`)."""
+        try:
+            replies = await self._request(genl_ipvs.IPVS_CMD_GET_CONFIG, [], _REQ)
+        except NetlinkError as exc:
+            raise BackendError(f"cannot read the IPVS timeouts: {exc}") from exc
+        for reply in replies:
+            attrs = message_attrs(reply)
+            if _CMD_TIMEOUT_TCP in attrs:
+                return timeouts_from(attrs)
+        raise BackendError("the kernel sent no IPVS timeouts")
+
+    async def set_timeouts(self, timeouts: Timeouts) -> None:
+        """Set the non-zero timeouts (`ipvsadm --set`)."""
+        cmd, flags, attrs = packed_timeouts(timeouts)
+        if not attrs:
+            return
+        try:
+            await self._packed_request(cmd, attrs, flags)
+        except NetlinkError as exc:
+            reason = os.strerror(exc.code) if exc.code else str(exc)
+            raise BackendError(f"IPVS refused the timeouts ({timeouts}): {reason}") from exc
 
     # -- connection sync daemon ------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Request/answer over a socketpair between the supervisor and a role, in plain data.
 
 Each request is `("req", id, method, args)` and gets `("ans", id, ok, value)`; the
+answering side may also send `("evt", kind, args)` at any time (a state change); the
 messages are `healthchecks.wire` frames, so neither side ever builds anything but
 plain values and the config's own types from what the other sends. `Channel` is the
 asking side; `serve()` the answering side, which calls a handler per request.
@@ -45,8 +46,10 @@ class RoleError(RuntimeError):
 class Channel:
     """The asking side: `await call(method, *args)`; one reader task matches answers."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
         self._reader = reader
+        self._on_event = on_event
         self._writer = writer
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
@@ -78,6 +81,12 @@ class Channel:
                                 fut.set_result(value)
                             else:
                                 fut.set_exception(RoleError(str(value)))
+                    case ("evt", str() as kind, tuple() as args):
+                        if self._on_event is not None:
+                            try:
+                                self._on_event(kind, args)
+                            except Exception:
+                                log.exception("handling a role's %s event failed", kind)
                     case _:
                         log.warning("a role sent an unexpected message; ignored")
         except (asyncio.IncompleteReadError, ConnectionError, WireError) as exc:
@@ -97,6 +106,11 @@ class Channel:
 
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
+
+
+def send_event(writer: asyncio.StreamWriter, kind: str, *args: Any) -> None:
+    """Tell the asking side something unasked (the answering side's use)."""
+    writer.write(CODEC.frame(("evt", kind, args)))
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

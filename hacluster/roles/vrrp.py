@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import Channel, RoleError, RoleGone, serve
+from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
 from healthchecks.pdeath import die_with_parent
 
 if TYPE_CHECKING:
@@ -142,6 +142,8 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
                 return None
         raise ValueError(f"unknown request {method!r}")
 
+    # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
+    daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
     server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
     # The supervisor gone (channel closed): stop gracefully, resigning as masters.
     server.add_done_callback(lambda _: daemon.request_stop())
@@ -161,8 +163,10 @@ class VrrpRole:
     """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart."""
 
     def __init__(self, config: Config, options: DaemonOptions,
-                 on_restart: Callable[[], None] | None = None) -> None:
+                 on_restart: Callable[[], None] | None = None,
+                 on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
         self.config = config
+        self.on_event = on_event
         self.options = options
         self.pid: int | None = None
         self.restarts = 0
@@ -212,7 +216,11 @@ class VrrpRole:
     async def _connect(self) -> None:
         assert self._sock is not None
         reader, writer = await asyncio.open_unix_connection(sock=self._sock)
-        self._channel = Channel(reader, writer)
+        self._channel = Channel(reader, writer, self._event)
+
+    def _event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
         assert self._channel is not None

@@ -52,7 +52,7 @@ def test_journal_lines_have_levels_and_transitions_say_why(lab: Lab) -> None:
                "HACLUSTER_LOCK_DIR": str(lab.workdir / "locks")}
         proc = lab.start(a, [HACLUSTER, "run", "-f", str(config), "--control-socket",
                              str(lab.workdir / "a.sock")], env=env, stdout=stream)
-    _wait(log, "BACKUP -> MASTER")
+    _wait(log, "BACKUP -> MASTER", timeout=20)  # start-up under load
     lab.set_link(a, "eth0", False)  # tracked with weight -20: priority 100
     text = _wait(log, "track_interface eth0 now down")
     lab.set_link(a, "eth0", True)

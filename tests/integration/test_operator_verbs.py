@@ -108,6 +108,12 @@ def test_verbs_on_the_socket_and_on_a_remote_api(rig: Rig) -> None:
     assert res.returncode == 1
     assert ".lb_algo: TCP 10.77.0.100:80: scheduler 'wlc' is not available with dataplane " \
         "nftables" in res.stderr
+    rig.write_config(good.replace("dataplane: nftables", "dataplane: ipvs"))
+    res = _cli(rig, "reload")
+    line = good.splitlines().index("  dataplane: nftables") + 1
+    assert res.returncode == 1
+    assert (f"{rig.config_path}:{line}: global_defs.dataplane: nftables -> ipvs needs a "
+            "restart") in res.stderr.splitlines()
     rig.write_config(good)
 
     # The same verbs on the remote API: refused without the token, done with it.

@@ -38,7 +38,7 @@ def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
     d.process = lab.start(a, [HACLUSTER, "run", "-f", str(config), "--status-file",
                               str(d.status_path), "--control-socket", str(sock)],
                           log_name="a", env=env)
-    d.wait_state("MASTER")
+    d.wait_state("MASTER", timeout=20)  # start-up under load
     d.wait_vip()
     time.sleep(0.5)
 

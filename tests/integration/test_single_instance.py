@@ -50,7 +50,7 @@ def test_second_run_is_refused_and_the_first_is_untouched(lab: Lab) -> None:
         a, [HACLUSTER, "run", "-f", str(first.config), "--status-file",
             str(first.status_path), "--control-socket", str(lab.workdir / "first.sock")],
         log_name="first", env=env)
-    first.wait_state("MASTER")
+    first.wait_state("MASTER", timeout=20)
     first.wait_vip()
     # Same interface names and VRID in another namespace: another router, not refused.
     other = _director(lab, b, "other", text)
@@ -58,7 +58,7 @@ def test_second_run_is_refused_and_the_first_is_untouched(lab: Lab) -> None:
         b, [HACLUSTER, "run", "-f", str(other.config), "--status-file",
             str(other.status_path), "--control-socket", str(lab.workdir / "other.sock")],
         log_name="other", env=env)
-    other.wait_log("hacluster started")
+    other.wait_log("hacluster started", timeout=20)
     before = first.transitions()
 
     # Another control socket: refused by the instance's lock, naming the first's PID.
@@ -93,5 +93,5 @@ def test_second_run_is_refused_and_the_first_is_untouched(lab: Lab) -> None:
         a, [HACLUSTER, "run", "-f", str(first.config), "--status-file",
             str(again.status_path), "--control-socket", str(lab.workdir / "again.sock")],
         log_name="again", env=env)
-    again.wait_log("hacluster started")
+    again.wait_log("hacluster started", timeout=20)
     again.wait_state("BACKUP")  # the other namespace's director took over meanwhile

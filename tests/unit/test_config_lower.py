@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from ipaddress import ip_address, ip_interface
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hacluster.alerts import InstanceEvent, alert_enabled
 from hacluster.config.loader import parse_config
 from hacluster.config.lower import (
     INSTANCE_ELSEWHERE,
@@ -28,9 +30,11 @@ from hacluster.config.model import (
     Command,
     Config,
     DnsCheck,
+    FileCheck,
     HttpGetCheck,
     MiscCheck,
     NotifyCommand,
+    PingCheck,
     RealServer,
     SmtpCheck,
     SslGetCheck,
@@ -39,10 +43,12 @@ from hacluster.config.model import (
     TrackFile,
     TrackInterface,
     TrackScript,
+    UdpCheck,
     UnicastPeer,
     UrlCheck,
     VirtualIpAddress,
     VirtualServer,
+    VrrpTrackFile,
 )
 from hacluster.notify import notify_commands
 from hacluster.tracking import plan_watches
@@ -75,7 +81,15 @@ CHECK_ALTERNATIVES: dict[str, Any] = {
     "misc_dynamic": True,
     "user": "daemon",
     "group": "nogroup",
+    "payload": "deadbeef",
+    "require_reply": True,
+    "min_reply_length": 4,
+    "max_reply_length": 64,
+    "track_file": "tf2",
+    "reverse": True,
 }
+# Per checker type where one name means another thing (FILE_CHECK's weight).
+TYPED_ALTERNATIVES: dict[tuple[str, str], Any] = {("FileCheck", "weight"): 7}
 
 CHECKERS = [
     HttpGetCheck(url=(UrlCheck("/"),)),
@@ -84,7 +98,14 @@ CHECKERS = [
     SmtpCheck(),
     DnsCheck(),
     MiscCheck(misc_path=Command(("/bin/true",), "/bin/true"), user="nobody"),
+    PingCheck(),
+    UdpCheck(),
+    FileCheck(track_file="tf", weight=3),
 ]
+TRACK_FILES = {
+    "tf": VrrpTrackFile(name="tf", file=Path("/run/tf")),
+    "tf2": VrrpTrackFile(name="tf2", file=Path("/run/tf2")),
+}
 
 VS = VirtualServer(ip=ip_address("10.0.0.1"), port=80)
 RS = RealServer(ip=ip_address("10.0.1.1"), port=80)
@@ -92,21 +113,26 @@ RS = RealServer(ip=ip_address("10.0.1.1"), port=80)
 
 @pytest.mark.parametrize("base", CHECKERS, ids=lambda c: type(c).__name__)
 def test_every_checker_field_is_consumed_or_reported(base: Any) -> None:
-    lowered = plan(base, VS, RS)
+    lowered = plan(base, VS, RS, None, TRACK_FILES)
     assert unsupported(base) == []
     for f in dataclasses.fields(base):
-        assert f.name in CHECK_ALTERNATIVES, f"{f.name}: give it an alternative value here"
-        alt = CHECK_ALTERNATIVES[f.name]
+        typed = (type(base).__name__, f.name)
+        assert f.name in CHECK_ALTERNATIVES or typed in TYPED_ALTERNATIVES, (
+            f"{f.name}: give it an alternative value here")
+        alt = TYPED_ALTERNATIVES.get(typed, CHECK_ALTERNATIVES.get(f.name))
         assert getattr(base, f.name) != alt, f.name
         variant = dataclasses.replace(base, **{f.name: alt})
         reported = any(note.startswith(f.name) for note in unsupported(variant))
-        assert reported or plan(variant, VS, RS) != lowered, (
+        assert reported or plan(variant, VS, RS, None, TRACK_FILES) != lowered, (
             f"{type(base).__name__}.{f.name} is neither carried into the checker's "
             f"parameters nor reported as unsupported"
         )
 
 
 BASE_INSTANCE = """
+global_defs:
+  notification_email: [ops@example.org]
+  smtp_server: 127.0.0.1
 vrrp_scripts:
   chk: {script: /bin/true}
 vrrp_instances:
@@ -153,6 +179,7 @@ INSTANCE_ALTERNATIVES: dict[str, Any] = {
     "notify_fault": NotifyCommand(("/bin/true",), "/bin/true"),
     "notify_stop": NotifyCommand(("/bin/true",), "/bin/true"),
     "notify": NotifyCommand(("/bin/true",), "/bin/true"),
+    "smtp_alert": True,
 }
 
 
@@ -162,8 +189,9 @@ def _with(config: Config, **changes: Any) -> Config:
 
 
 def _elsewhere(config: Config) -> tuple[Any, ...]:
-    """What tracking and notify are given from a configuration."""
-    return plan_watches(config), tuple(notify_commands(config))
+    """What tracking, notify and alert mail are given from a configuration."""
+    mail = alert_enabled(InstanceEvent("VI_1", "MASTER", 100), config)
+    return plan_watches(config), tuple(notify_commands(config)), mail
 
 
 def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:

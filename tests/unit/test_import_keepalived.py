@@ -152,7 +152,6 @@ def test_full_sample_with_includes_converts_everything(monkeypatch: pytest.Monke
     main_file, web_file = str(DATA / "full.conf"), str(DATA / "conf.d" / "10-web.conf")
     in_group = "VI_1 is in a sync group: keepalived ignores the weight"
     assert notes == [
-        f"{main_file}:12: global_defs.notification_email: not supported",
         f"{main_file}:53: vrrp_instance.track_interface: {in_group} -30 (it only faults "
         "the instance), and so does hacluster",
         f"{main_file}:57: vrrp_instance.track_script: {in_group} -25 (it only faults "
@@ -161,6 +160,7 @@ def test_full_sample_with_includes_converts_everything(monkeypatch: pytest.Monke
         "the instance), and so does hacluster",
         f"{web_file}:8: virtual_server.persistence_granularity: not supported",
     ]
+    assert config.global_defs.notification_email == ("ops@example.net",)
 
 
 @pytest.mark.keepalived
@@ -805,11 +805,11 @@ def test_global_defs(tmp_path: Path) -> None:
         "eth2", "VI_1", maxlen=1400, port=8849, ttl=2, group=ipaddress.ip_address("224.0.0.82")
     )
     assert config.vrrp_instances["VI_1"].version == 3
+    assert g.smtp_alert is True
     assert notes[0].endswith(":12: global_defs.vrrp_strict: not supported")
-    assert notes[1].endswith(":13: global_defs.smtp_alert: not supported")
-    assert notes[2].endswith(":14: global_defs.frobnicate: unknown keyword; ignored, as "
+    assert notes[1].endswith(":14: global_defs.frobnicate: unknown keyword; ignored, as "
                              "keepalived does")
-    assert len(notes) == 3
+    assert len(notes) == 2
 
 
 # --------------------------------------------------------------------------- virtual servers
@@ -1040,7 +1040,9 @@ def test_checkers(tmp_path: Path) -> None:
     assert (misc.misc_timeout, misc.misc_dynamic, misc.user, misc.retry) == (
         3.0, True, "nobody", 1,
     )
-    assert len(checks) == 6
+    (ping,) = (c for c in checks if isinstance(c, m.PingCheck))
+    assert ping.retry == 3
+    assert len(checks) == 7
     (dynamic,) = (n for n in notes if "MISC_CHECK.misc_dynamic" in n)
     assert "keepalived ignores the value 'off'" in dynamic
     notes.remove(dynamic)
@@ -1048,7 +1050,6 @@ def test_checkers(tmp_path: Path) -> None:
     assert kinds == [
         "virtual_server.real_server.HTTP_GET.url.regex_options",
         "virtual_server.real_server.HTTP_GET.url",
-        "virtual_server.real_server.PING_CHECK",
         "virtual_server.real_server.BFD_CHECK",
     ]
     assert "without a path" in notes[1]
@@ -1098,7 +1099,7 @@ def test_command_writes_yaml_that_check_config_accepts(
     assert main(["import-keepalived", str(DATA / "full.conf")]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"# hacluster configuration imported from {DATA / 'full.conf'}\n")
-    assert len(err.splitlines()) == 5
+    assert len(err.splitlines()) == 4
     for line in err.splitlines():
         assert NOTE_RE.match(line), line
     target = tmp_path / "hacluster.yaml"

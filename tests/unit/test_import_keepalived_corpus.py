@@ -50,7 +50,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (26, "vrrp_instance.unicast_peer", SAME),
     },
     "07-neutron-l3-ha.conf": {
-        (7, "global_defs.notification_email_from", CHANGES),
         (19, "vrrp_instance.track_interface", SAME),
         (27, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
         (28, "vrrp_instance.virtual_ipaddress_excluded.scope", SAME),
@@ -62,10 +61,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (48, "vrrp_instance.virtual_rules", CHANGES),
     },
     "09-debian-sample-smtp.conf": {
-        (9, "global_defs.notification_email", CHANGES),
-        (14, "global_defs.notification_email_from", CHANGES),
-        (15, "global_defs.smtp_server", CHANGES),
-        (16, "global_defs.smtp_connect_timeout", CHANGES),
         (18, "global_defs.vrrp_skip_check_adv_addr", CHANGES),
         (19, "global_defs.vrrp_garp_interval", SAME),
         (20, "global_defs.vrrp_gna_interval", SAME),
@@ -75,9 +70,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
         (50, "vrrp_instance.native_ipv6", SAME),
         (63, "vrrp_instance.track_script", SAME),
     },
-    "11-nvkeep-init-fail.conf": {
-        (6, "global_defs.notify_fifo", CHANGES),
-    },
+    "11-nvkeep-init-fail.conf": set(),
     "12-pihole-track-process.conf": {
         (8, "global_defs.max_auto_priority", SAME),
         (11, "vrrp_track_process", CHANGES),
@@ -95,20 +88,11 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     },
     "15-lvs-nat-misc-check.conf": set(),
     "16-dns-udp-director.conf": set(),
-    "17-mail-relay-smtp-check.conf": {
-        (5, "global_defs.notification_email", CHANGES),
-        (8, "global_defs.notification_email_from", CHANGES),
-        (9, "global_defs.smtp_server", CHANGES),
-        (10, "global_defs.smtp_connect_timeout", CHANGES),
-        (20, "vrrp_instance.smtp_alert", CHANGES),
-        (31, "virtual_server.smtp_alert", CHANGES),
-    },
+    "17-mail-relay-smtp-check.conf": set(),
     "18-vsg-range.conf": {
         (25, "virtual_server.group", CHANGES),
     },
-    "19-lvs-sync-daemon.conf": {
-        (7, "global_defs.lvs_timeouts", CHANGES),
-    },
+    "19-lvs-sync-daemon.conf": set(),
     "20-includes.conf": set(),
     "21-alpha-omega-flags.conf": set(),
     "22-lowercase-dr.conf": {

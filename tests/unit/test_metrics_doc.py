@@ -32,6 +32,7 @@ def _registry() -> tuple[dict[str, tuple[str, str, str]], str]:
     m.adverts_sent("VI_1")
     m.adverts_received("VI_1")
     m.packet_dropped("eth0", "ttl")
+    m.api_bad_request("tcp", "BadStatusLine")
     m.check_done("TCP_CHECK", "success", 0.01)
     m.real_server("10.0.0.1:80/TCP", "10.0.1.1:80", up=True, weight=1)
     service = Service(protocol=Protocol.TCP, address=ip_address("10.0.0.1"), port=80)
@@ -39,6 +40,8 @@ def _registry() -> tuple[dict[str, tuple[str, str, str]], str]:
     m.dataplane_error("nftables", "dump")
     m.reconciled("nftables")
     m.reload(True)
+    m.api_bad_request("unix", "bad_request_line")
+    m.alert_mail("sent")
     text = m.render()[0].decode()
     found = {}
     for fam in text_string_to_metric_families(text):

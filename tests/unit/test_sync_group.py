@@ -17,6 +17,7 @@ from vrrp.machine import (
     InstanceParams,
     Machine,
     PriorityChanged,
+    Reannounce,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -284,3 +285,13 @@ def test_groups_survive_a_turbulent_run_and_settle_on_the_best_director() -> Non
     seg.run_for(10.0)
     assert seg.masters() == ["A1", "A2"]
     assert seg.holders() == ["A1", "A2"]
+
+
+def test_a_lower_advert_heard_by_one_master_member_reannounces_the_whole_group() -> None:
+    seg = pair()
+    group = seg.group_of["A1"]
+    lower = AdvertReceived(ip_address("10.0.1.2"), 100, 1.0)
+    out = group.handle("A1", lower, seg.now)
+    assert out["A1"] == [SendAdvert(200, 1.0), Reannounce(("vip-A1",))]
+    assert out["A2"] == [Reannounce(("vip-A2",))]  # the partner's clients are told too
+    assert seg.masters() == ["A1", "A2"]

@@ -7,6 +7,7 @@ lives for the whole session on the agent's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import socket
@@ -15,10 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 
+from hacluster.config.loader import parse_config
 from hacluster.ipvs.backend import ApplyResult, Op
-from hacluster.ipvs.model import IpvsInfo, ServiceKey, Table, TableStats
+from hacluster.ipvs.model import IpvsInfo, ServiceKey, Table, TableStats, Timeouts
 from hacluster.ipvs.netlink import NetlinkBackend, SyncDaemon, SyncState
 from hacluster.ipvs.reconcile import ALL, reconcile
+from hacluster.lvs_sync import SyncFollower
+from vrrp.machine import State
 
 _backend: NetlinkBackend | None = None
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -69,6 +73,49 @@ async def timed_reconcile(desired: Table) -> tuple[int, float, float, ApplyResul
     ops = reconcile(desired, actual, managed=ALL)
     result = await backend().apply(ops)
     return len(ops), dumped - started, time.perf_counter() - dumped, result
+
+
+async def get_timeouts() -> Timeouts:
+    return await backend().get_timeouts()
+
+
+async def set_timeouts(timeouts: Timeouts) -> None:
+    await backend().set_timeouts(timeouts)
+
+
+_follower: SyncFollower | None = None
+
+
+async def _settled() -> None:
+    assert _follower is not None
+    for _ in range(500):
+        if _follower.settled:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the sync follower did not settle")
+
+
+async def follower_start(config_yaml: str) -> list[SyncDaemon]:
+    """A SyncFollower (global_defs.lvs_sync_daemon at run time) on the session's backend."""
+    global _follower
+    _follower = SyncFollower(backend(), parse_config(config_yaml, "guest.yaml"))
+    await _follower.start()
+    return await backend().sync_daemons()
+
+
+async def follower_state(instance: str, state: str) -> list[SyncDaemon]:
+    assert _follower is not None
+    _follower.vrrp_state(instance, State[state])
+    await _settled()
+    return await backend().sync_daemons()
+
+
+async def follower_stop() -> list[SyncDaemon]:
+    global _follower
+    if _follower is not None:
+        await _follower.stop()
+        _follower = None
+    return await backend().sync_daemons()
 
 
 async def sync_daemons() -> list[SyncDaemon]:

@@ -31,6 +31,7 @@ from hacluster.ipvs.model import (
     Stats,
     Table,
     TableStats,
+    Timeouts,
 )
 from hacluster.ipvs.netlink import SyncDaemon, SyncState
 from hacluster.lab.vm import VmError
@@ -382,3 +383,55 @@ def test_sync_daemon_carries_connections_to_the_backup_director(ipvs: GuestLab) 
     finally:
         ipvs.call("stop_sync", SyncState.MASTER)
         ipvs.guest.run(["sh", "-c", PEER_TEARDOWN], check=False)
+
+
+def test_lvs_timeouts_are_set_and_read_back(ipvs: GuestLab) -> None:
+    """global_defs.lvs_timeouts through IPVS_CMD_SET_CONFIG: what ipvsadm then shows."""
+    before = ipvs.call("get_timeouts")
+    try:
+        ipvs.call("set_timeouts", Timeouts(7200, 30, 60))
+        assert ipvs.call("get_timeouts") == Timeouts(7200, 30, 60)
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--timeout"]).stdout
+        assert "Timeout (tcp tcpfin udp): 7200 30 60" in shown, shown
+        # A 0 leaves that timeout as it is (the request does not carry it).
+        ipvs.call("set_timeouts", Timeouts(tcp=900))
+        assert ipvs.call("get_timeouts") == Timeouts(900, 30, 60)
+    finally:
+        ipvs.call("set_timeouts", before)
+    assert ipvs.call("get_timeouts") == before
+
+
+FOLLOWER_CONFIG = """
+global_defs:
+  lvs_sync_daemon: {interface: hcv-s0, instance: VI_1, port: 8849}
+vrrp_instances:
+  VI_1: {interface: hcv-s0, virtual_router_id: 61, virtual_ipaddress: [192.168.99.1/24]}
+"""
+
+
+def test_lvs_sync_daemon_follows_the_instance_at_run_time(ipvs: GuestLab) -> None:
+    """hacluster.lvs_sync against the kernel: backup at start, master while the instance
+    is MASTER, backup again after, none at stop; ipvsadm shows the same."""
+    ipvs.guest.run(
+        ["sh", "-c", "ip link show hcv-s0 >/dev/null 2>&1 || "
+         "{ ip link add hcv-s0 type veth peer name hcv-s1 && ip link set hcv-s0 up && "
+         "ip link set hcv-s1 up; }"]
+    )  # fmt: skip
+    try:
+        running = ipvs.call("follower_start", FOLLOWER_CONFIG)
+        assert [(d.state, d.interface, d.syncid, d.port) for d in running] == [
+            (SyncState.BACKUP, "hcv-s0", 61, 8849)]  # syncid: the VRID
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--daemon"]).stdout
+        assert "backup sync daemon (mcast=hcv-s0, syncid=61" in shown, shown
+        running = ipvs.call("follower_state", "VI_1", "MASTER")
+        assert [(d.state, d.syncid) for d in running] == [(SyncState.MASTER, 61)]
+        shown = ipvs.guest.run(["ipvsadm", "-L", "--daemon"]).stdout
+        assert "master sync daemon (mcast=hcv-s0, syncid=61" in shown, shown
+        assert "backup" not in shown
+        running = ipvs.call("follower_state", "VI_1", "FAULT")
+        assert [d.state for d in running] == [SyncState.BACKUP]
+        assert ipvs.call("follower_stop") == []
+    finally:
+        ipvs.call("follower_stop")
+        for state in SyncState:
+            ipvs.call("stop_sync", state)

@@ -23,7 +23,15 @@ from hacluster.ipvs.backend import (
     EditService,
     Op,
 )
-from hacluster.ipvs.model import Destination, Forward, Protocol, Service, ServiceFlag, Stats
+from hacluster.ipvs.model import (
+    Destination,
+    Forward,
+    Protocol,
+    Service,
+    ServiceFlag,
+    Stats,
+    Timeouts,
+)
 from hacluster.ipvs.netlink import (
     SyncDaemon,
     SyncState,
@@ -43,7 +51,9 @@ from hacluster.ipvs.netlink import (
     _service_key_attrs,
     message_attrs,
     packed_op,
+    packed_timeouts,
     probe,
+    timeouts_from,
 )
 
 SERVICES = [
@@ -203,3 +213,30 @@ def test_a_kernel_without_ipvs_gets_a_clear_message() -> None:
     else:
         assert reason is not None
         assert "no IPVS" in reason and "dataplane: nftables" in reason
+
+
+@pytest.mark.parametrize(("timeouts", "attrs"), [
+    (Timeouts(900, 30, 60), [("IPVS_CMD_ATTR_TIMEOUT_TCP", 900),
+                             ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", 30),
+                             ("IPVS_CMD_ATTR_TIMEOUT_UDP", 60)]),
+    (Timeouts(tcp=7200), [("IPVS_CMD_ATTR_TIMEOUT_TCP", 7200)]),  # 0: not sent, kept
+    (Timeouts(udp=5), [("IPVS_CMD_ATTR_TIMEOUT_UDP", 5)]),
+])
+def test_set_timeouts_request_is_what_pyroute2_would_send(
+    timeouts: Timeouts, attrs: list[tuple[str, object]]
+) -> None:
+    cmd, flags, packed = packed_timeouts(timeouts)
+    assert cmd == 12  # IPVS_CMD_SET_CONFIG (include/uapi/linux/ip_vs.h)
+    msg = _packedmsg()
+    msg["cmd"] = cmd
+    msg["version"] = 1
+    msg.attrs_bytes = packed
+    msg["header"].update({"type": 33, "flags": flags, "sequence_number": 7, "pid": 99})
+    msg.encode()
+    assert bytes(msg.data) == pyroute2_bytes(cmd, flags, attrs)
+
+
+def test_get_timeouts_reply_decodes() -> None:
+    msg = roundtrip([("IPVS_CMD_ATTR_TIMEOUT_TCP", 900), ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", 120),
+                     ("IPVS_CMD_ATTR_TIMEOUT_UDP", 300)])
+    assert timeouts_from(message_attrs(msg)) == Timeouts(900, 120, 300)

@@ -1,0 +1,143 @@
+"""Where notifier events go besides notify scripts: alert mail and the notify FIFOs.
+
+`AlertOutputs.observe()` is handed every event the notifier sees (it never blocks);
+mail goes to the `Mailer`'s queue when keepalived's smtp_alert rules say so (and, as
+keepalived, not twice in a row for the same state of an instance or group), and the
+event's line goes to ``notify_fifo`` and to ``vrrp_notify_fifo`` or ``lvs_notify_fifo``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from hacluster import scripts
+from hacluster.alerts import (
+    AlertEvent,
+    GroupEvent,
+    InstanceEvent,
+    QuorumEvent,
+    alert_enabled,
+    fifo_line,
+    local_name,
+    mail_configured,
+    mail_for,
+)
+from hacluster.config.model import Config, GlobalDefs, NotifyCommand
+from hacluster.mailer import Mailer
+from hacluster.notify import prepare_command
+from hacluster.notify_fifo import FifoError, NotifyFifo
+
+log = logging.getLogger("hacluster.notify")
+
+_FIFOS = (("notify_fifo", None), ("vrrp_notify_fifo", "vrrp"), ("lvs_notify_fifo", "lvs"))
+
+
+def wanted(g: GlobalDefs) -> bool:
+    """Whether `g` asks for mail or any FIFO."""
+    return mail_configured(g) or any(getattr(g, key) is not None for key, _ in _FIFOS)
+
+
+def _fifo_key(config: Config, key: str) -> tuple[Path, NotifyCommand | None] | None:
+    path = getattr(config.global_defs, key)
+    if path is None:
+        return None
+    return path, getattr(config.global_defs, f"{key}_script")
+
+
+class AlertOutputs:
+    """Mail and FIFOs of one configuration; `reconfigure` follows a reload."""
+
+    def __init__(
+        self, config: Config, *, on_mail_count: Callable[[str], None] | None = None
+    ) -> None:
+        self._config = config
+        self._mailer = Mailer(config.global_defs, on_count=on_mail_count)
+        self._fifos: dict[str, NotifyFifo] = {}
+        self._keys: dict[str, tuple[Path, NotifyCommand | None] | None] = {}
+        self._last_mailed: dict[tuple[str, str], str] = {}
+        self._quorum_seen: set[tuple[str, str, int]] = set()
+
+    @property
+    def mailer(self) -> Mailer:
+        return self._mailer
+
+    def fifo(self, key: str) -> NotifyFifo | None:
+        return self._fifos.get(key)
+
+    def start(self) -> None:
+        """Open the FIFOs (and start their readers); a FIFO that fails is logged, not fatal."""
+        for key, _ in _FIFOS:
+            self._open(key, self._config)
+
+    def _open(self, key: str, config: Config) -> None:
+        spec = _fifo_key(config, key)
+        self._keys[key] = spec
+        if spec is None:
+            return
+        path, cmd = spec
+        script = None
+        if cmd is not None:
+            try:
+                script = prepare_command(cmd, config, f"global_defs.{key}_script")
+            except scripts.ScriptError as exc:
+                log.error("%s: reader not started: %s", key, exc)
+        fifo = NotifyFifo(path, script, what=key)
+        try:
+            fifo.open()
+        except FifoError as exc:
+            log.error("%s", exc)
+            return
+        self._fifos[key] = fifo
+
+    async def reconfigure(self, config: Config) -> None:
+        """Use `config` from now on: a FIFO whose path or script changed is reopened."""
+        old, self._config = self._config, config
+        self._mailer.reconfigure(config.global_defs)
+        for key, _ in _FIFOS:
+            if _fifo_key(config, key) == self._keys.get(key):
+                continue
+            fifo = self._fifos.pop(key, None)
+            if fifo is not None:
+                await fifo.close()
+            self._open(key, config)
+        if old.global_defs.router_id != config.global_defs.router_id:
+            self._last_mailed.clear()
+
+    def observe(self, event: AlertEvent) -> None:
+        if isinstance(event, QuorumEvent) and event.vs.key not in self._quorum_seen:
+            self._quorum_seen.add(event.vs.key)  # keepalived: "Starting with quorum up"
+            event = dataclasses.replace(event, init=True)
+        channel, line = fifo_line(event)
+        for key, only in _FIFOS:
+            fifo = self._fifos.get(key)
+            if fifo is not None and only in (None, channel):
+                fifo.write(line)
+        if alert_enabled(event, self._config) and not self._repeat(event):
+            g = self._config.global_defs
+            mail = mail_for(event, g.router_id or local_name())
+            if mail is not None:
+                self._mailer.submit(mail)
+
+    def _repeat(self, event: AlertEvent) -> bool:
+        """keepalived mails an instance's or group's state once, not again until it changes."""
+        match event:
+            case InstanceEvent():
+                key, state = ("instance", event.instance), event.state
+            case GroupEvent():
+                key, state = ("group", event.group), event.state
+            case _:
+                return False
+        if self._last_mailed.get(key) == state:
+            return True
+        self._last_mailed[key] = state
+        return False
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Send queued mail for at most `timeout`, close the FIFOs, stop their readers."""
+        await self._mailer.close(timeout)
+        for fifo in self._fifos.values():
+            await fifo.close()
+        self._fifos.clear()
