@@ -272,6 +272,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--only", choices=("HTTP_GET", "TCP_CHECK"))
     ap.add_argument("--status", choices=("with", "without", "both"), default="both")
+    ap.add_argument("--variant", choices=("before", "after", "both"), default="both")
     args = ap.parse_args()
     print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with Lab("hciso") as lab:
@@ -300,6 +301,8 @@ def main() -> int:
                         (0, True, "before: one process"),
                         (None, False, "after: VRRP role (vrrp_rt_priority 20), check workers"),
                     ):
+                        if args.variant not in ("both", "before" if single else "after"):
+                            continue
                         label = (f"{n} {kind}, {what}, "
                                  f"{'with' if poll else 'without'} /v1/status every 0.5 s")
                         text = config(kind, n, lab.workdir / "ctl.sock", workers, not single)

@@ -209,6 +209,11 @@ class Daemon:
     def vrrp_role(self) -> VrrpRole | None:
         return self._vrrp_role
 
+    @property
+    def started_at(self) -> float:
+        """When this daemon was built (monotonic)."""
+        return self._started
+
     # ------------------------------------------------------------------ building VRRP
 
     def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -624,7 +629,7 @@ class Daemon:
         from hacluster import __version__
 
         g = self.config.global_defs
-        lb = self._lb.status() if self._lb is not None else None
+        lb = self._lb.status(table=False) if self._lb is not None else None
         if vrrp is None:
             vrrp = self.role_status()
         counters: dict[str, Any] = {
@@ -1363,6 +1368,29 @@ class DaemonController:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+
+    async def summary(self) -> dict[str, Any]:
+        """What `GET /v1/summary` shows, without building the whole status."""
+        daemon = self.daemon
+        role = daemon.vrrp_role
+        if role is not None:
+            vrrp = await role.status()
+            instances = list(vrrp["instances"]) if vrrp is not None else []
+        else:
+            instances = daemon.role_status()["instances"]
+        lb = daemon.load_balancer
+        g = daemon.config.global_defs
+        return {
+            "router_id": g.router_id or socket.gethostname(),
+            "uptime_seconds": round(time.monotonic() - daemon.started_at, 3),
+            "instances": [
+                {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
+                 "master": i["master"], "maintenance": i["maintenance"]}
+                for i in instances
+            ],
+            "virtual_servers": lb.summary() if lb is not None else [],
+            "dataplane_error": None if lb is None else lb.dataplane_error,
+        }
 
     async def status(self) -> Status:
         daemon = self.daemon

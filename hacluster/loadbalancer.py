@@ -203,6 +203,10 @@ class _Real:
     up: bool = True
     reason: str = "no checks"
     since: float = 0.0
+    name: str = ""  # as the API names it (str(rs)), computed once
+
+    def __post_init__(self) -> None:
+        self.name = str(self.rs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,17 +663,39 @@ class LoadBalancer:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> dict[str, Any]:
+    @property
+    def dataplane_error(self) -> str | None:
+        """Why the dataplane cannot be read or written now (None: it can)."""
+        return self._backend_down
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Each virtual server's quorum and how many of its real servers are up (cheap:
+        no checks, no table)."""
+        rows = []
+        for skey, vs in self._servers.items():
+            reals = self._members.get(skey, [])
+            quorum_up = self._quorum.get(skey)
+            rows.append({
+                "name": str(vs),
+                "quorum_up": bool(quorum_up),
+                "sorry_server_active": vs.sorry_server is not None and quorum_up is False,
+                "real_servers_up": sum(1 for r in reals if r.up),
+                "real_servers": len(reals),
+            })
+        return rows
+
+    def status(self, *, table: bool = True) -> dict[str, Any]:
         """Virtual servers with their real servers and checks, the table, and counters.
 
         `virtual_servers` rows have the shape of `hacluster.api.VirtualServerStatus`;
-        `ipvs` is the dataplane's table as last read or written (`listing.to_json`).
+        `ipvs` is the dataplane's table as last read or written (`listing.to_json`;
+        None with `table` false, as the API reads the table itself).
         """
         now = time.monotonic()
-        table = self._table
+        current = self._table
         rows: list[dict[str, Any]] = []
         for skey, vs in self._servers.items():
-            entry = table.entries.get(skey) if table is not None else None
+            entry = current.entries.get(skey) if current is not None else None
             quorum_up = self._quorum.get(skey)
             sorry = vs.sorry_server
             reals = []
@@ -677,7 +703,7 @@ class LoadBalancer:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
                 checks = [self._check_row(c, now) for c in real.checks]
                 reals.append({
-                    "name": str(real.rs),
+                    "name": real.name,
                     "up": real.up,
                     "weight": real.rs.weight,
                     "effective_weight": dest.weight if dest is not None else None,
@@ -699,7 +725,7 @@ class LoadBalancer:
             "virtual_servers": rows,
             "dataplane": self._backend.name if self._backend is not None else "none",
             "dataplane_error": self._backend_down,
-            "ipvs": to_json(table) if table is not None else None,
+            "ipvs": to_json(current) if current is not None and table else None,
             "counters": dict(self.counters),
         }
 

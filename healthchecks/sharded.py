@@ -435,7 +435,7 @@ class ShardedRunner:
                         if worker.polls:
                             poll = worker.polls.popleft()
                             if not poll.done():
-                                poll.set_result(rows)
+                                poll.set_result([CheckCounters(*row) for row in rows])
                     case ("pong",):
                         pass
                     case ("results", list() as batches):
@@ -533,16 +533,17 @@ async def _serve(fd: int) -> None:
             results.clear()
         timers[0] = loop.call_later(RESULTS_INTERVAL, send_results)
 
-    def counters() -> list[CheckCounters]:
+    def counters() -> list[list[Any]]:
+        """Each check's `CheckCounters` fields, as plain rows (thousands: cheap to send)."""
         now = loop.time()
-        rows = []
+        rows: list[list[Any]] = []
         for check_id in runner.check_ids():
             st = runner.status(check_id)
             ok, ended, seconds = last.get(check_id, (None, None, None))
-            rows.append(CheckCounters(
+            rows.append([
                 check_id, st.up, st.reason, st.last_failure, st.weight, st.runs, st.failures,
                 ok, None if ended is None else now - ended, seconds,
-            ))
+            ])
         return rows
 
     # This process is ours: what is alive now (modules, aiohttp, the loop) lives as

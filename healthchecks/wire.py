@@ -30,6 +30,7 @@ MAX_FRAME = 64 << 20
 # look like a marker.
 _TUPLE, _DICT, _TYPE, _IP, _BYTES = "$t", "$d", "$c", "$ip", "$b"
 _IFACE, _NET, _PATH = "$if", "$net", "$path"
+_SCALARS = (bool, int, float, str)
 
 
 class WireError(ValueError):
@@ -59,6 +60,8 @@ class Codec:
         if isinstance(obj, tuple):
             return {_TUPLE: [self._plain(v) for v in obj]}
         if isinstance(obj, list):
+            if all(v is None or type(v) in _SCALARS for v in obj):
+                return obj  # (rows of counters: thousands of these, no walk needed)
             return [self._plain(v) for v in obj]
         if isinstance(obj, dict | types.MappingProxyType):
             return {_DICT: [[self._plain(k), self._plain(v)] for k, v in obj.items()]}
