@@ -233,8 +233,11 @@ async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
     status = await controller.status()
     result: dict[str, Any] = dict(status)
+    # A controller that keeps a recent listing answers from it (the status page need
+    # not wait for the whole table to be read back).
+    listing = getattr(controller, "recent_ipvs", controller.ipvs)
     try:
-        result["ipvs"] = ipvs_rows(await controller.ipvs())
+        result["ipvs"] = ipvs_rows(await listing())
     except Exception as exc:  # the rest of the status is still worth showing
         log.warning("[api] IPVS table unavailable for status: %s", exc)
         result["ipvs"] = []

@@ -1408,6 +1408,11 @@ class DaemonController:
     async def ipvs(self) -> dict[str, Any]:
         return await self.daemon.ipvs()
 
+    async def recent_ipvs(self) -> dict[str, Any]:
+        """The table as last listed (at most about a second old), for the status page."""
+        lb = self.daemon.load_balancer
+        return {"services": []} if lb is None else await lb.recent_ipvs()
+
     async def drain(self, virtual_server: str, real_server: str) -> None:
         await self.daemon.drain(virtual_server, real_server, True)
 

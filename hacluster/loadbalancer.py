@@ -393,6 +393,8 @@ class LoadBalancer:
         self._conflicts: set[str] = set()
         self._failures: dict[str, str] = {}  # op description -> last message (log once)
         self._backend_down: str | None = None
+        self._listing: tuple[float, dict[str, Any]] | None = None  # (when, recent_ipvs())
+        self._listing_task: asyncio.Task[dict[str, Any]] | None = None
         self._started = False
         self._stopped = False
         self.counters: Counter[str] = Counter()
@@ -490,6 +492,10 @@ class LoadBalancer:
             with contextlib.suppress(Exception):
                 await self._runner_start
         await self._runner.stop()
+        if self._listing_task is not None:
+            self._listing_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listing_task
         await self._http.close()
         if flush is None:
             flush = self._config.global_defs.lvs_flush_on_stop
@@ -754,6 +760,25 @@ class LoadBalancer:
             row["ok"] = st.up
         return row
 
+    async def recent_ipvs(self, max_age: float = 1.0) -> dict[str, Any]:
+        """The dataplane's table as last listed, at once: read again in the background
+        when the listing is older than `max_age` (reading 10,000 destinations back from
+        nftables takes seconds; a status page asked for twice a second need not wait)."""
+        loop = asyncio.get_running_loop()
+        cached = self._listing
+        stale = cached is None or loop.time() - cached[0] > max_age
+        if stale and (self._listing_task is None or self._listing_task.done()):
+            self._listing_task = loop.create_task(self._list_again(), name="ipvs-listing")
+        if cached is None:
+            assert self._listing_task is not None
+            return await asyncio.shield(self._listing_task)
+        return cached[1]
+
+    async def _list_again(self) -> dict[str, Any]:
+        listing = await self.ipvs()
+        self._listing = (asyncio.get_running_loop().time(), listing)
+        return listing
+
     async def ipvs(self, *, stats: bool = True) -> dict[str, Any]:
         """The dataplane's table read now (with statistics), as `listing.to_json` gives it."""
         if self._backend is None:
@@ -1004,6 +1029,7 @@ class LoadBalancer:
         """Apply `ops` to the dataplane holding `base`; what it holds after (None: unknown)."""
         backend = self._backend
         assert backend is not None
+        self._listing = None  # the table changes: a recent listing is read again
         try:
             result = await backend.apply(ops)
         except Exception as exc:
