@@ -4,7 +4,8 @@
 #   /usr/sbin/hacluster             the command (a link into the virtualenv)
 #   /lib/systemd/system/hacluster.service
 #   /etc/hacluster/hacluster.yaml.example   (a conffile; the unit starts once hacluster.yaml exists)
-#   /usr/share/man/man8/hacluster.8.gz, man5/hacluster.yaml.5.gz, /usr/share/doc/hacluster/
+#   /usr/share/man/man8/hacluster.8.gz, man5/hacluster.yaml.5.gz, /usr/share/doc/hacluster/,
+#   /usr/share/bash-completion/completions/hacluster
 # Depends: python3 (the virtualenv's interpreter), nftables, iproute2, ipvsadm.
 # Usage: deploy/build-deb.sh [OUTDIR]  (default build/deb); prints the path of the .deb.
 # Needs network access to PyPI for the dependencies, like deploy/install-deps.sh.
@@ -82,6 +83,10 @@ echo "== man pages" >&2
 "$VENV/bin/python" -m hacluster.manpages --example examples/director-a.yaml "$STAGE/man" >&2
 gzip -9n -c "$STAGE/man/hacluster.8" > "$ROOT/usr/share/man/man8/hacluster.8.gz"
 gzip -9n -c "$STAGE/man/hacluster.yaml.5" > "$ROOT/usr/share/man/man5/hacluster.yaml.5.gz"
+
+echo "== bash completion" >&2
+install -d "$ROOT/usr/share/bash-completion/completions"
+"$VENV/bin/python" -m hacluster.cli completion bash > "$ROOT/usr/share/bash-completion/completions/hacluster"
 
 echo "== control files" >&2
 install -d "$ROOT/DEBIAN"

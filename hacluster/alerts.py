@@ -135,6 +135,8 @@ def alert_enabled(event: AlertEvent, config: Config) -> bool:
     if not mail_configured(g):
         return False
     match event:
+        case InstanceEvent() if event.state.endswith("_PRIORITY"):
+            return False  # notify_priority_changes: FIFO lines only, as keepalived
         case InstanceEvent():
             inst = config.vrrp_instances.get(event.instance)
             own = inst.smtp_alert if inst is not None else None

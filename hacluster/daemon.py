@@ -65,6 +65,7 @@ from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers k
     plan_vrrp_reload,
     unit_settings,
 )
+from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
 
@@ -168,6 +169,7 @@ class Daemon:
         self._addresses: Addresses | None = None
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
+        self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lvs_sync: SyncFollower | None = None
@@ -354,6 +356,8 @@ class Daemon:
         driver.advert_received(name, rx.src, a.priority, a.max_advert_int, rx.age)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
+        if self._routes is not None:
+            self._routes.on_state(name, change.old, change.new)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -488,7 +492,13 @@ class Daemon:
         delta = self._track_delta.get(name, 0)
         if name in self._maintenance:
             delta = -1000  # clamped to priority 1 by the machine
+        machine = driver.members[name].machine
+        before = machine.priority
         driver.set_priority_delta(name, delta)
+        inst = self.config.vrrp_instances.get(name)
+        if (machine.priority != before and inst is not None and inst.notify_priority_changes
+                and self._notifier is not None):
+            self._notifier.vrrp_priority(name, machine.state is State.MASTER, machine.priority)
 
     def _schedule_status(self) -> None:
         if self.options.status_file is None or self._status_pending:
@@ -726,6 +736,9 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
+            if self._addresses is not None:
+                # Before the dataplane and the trackers import pyroute2 on this thread.
+                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()
@@ -740,6 +753,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self._start_tracking()
+            if RouteFollower.wanted(config):
+                self._routes = RouteFollower(config)
+                await self._routes.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -867,6 +883,8 @@ class Daemon:
                 await self._address_monitor.stop()
                 self._address_monitor = None
             await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._routes is not None:
+                await self._routes.stop()
             if self._lvs_sync is not None:
                 await self._lvs_sync.stop()
             if self._lb is not None:
@@ -910,7 +928,6 @@ class Daemon:
             raise StartupError("dataplane " + config.global_defs.dataplane + ": "
                                + "; ".join(problems))
         from hacluster.ipvs.backend import BackendUnavailable
-
         try:
             backend = backend_for(config)
             if backend is not None:
@@ -1285,6 +1302,11 @@ class Daemon:
                 await self._tracking.start(wait_first=False)
         except scripts.ScriptError as exc:
             log.error("tracking: %s", exc)
+        if self._routes is not None:
+            self._routes.reconfigure(new)
+        elif RouteFollower.wanted(new):
+            self._routes = RouteFollower(new)
+            await self._routes.start()
 
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the

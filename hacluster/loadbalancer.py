@@ -175,15 +175,22 @@ class _MeasuredLaunch(_Measured):
     __slots__ = ()
 
     def launch(self, on_done: Callable[[CheckResult], None]) -> Callable[[], None]:
+        return self.launch_on(asyncio.get_running_loop(), on_done)
+
+    def launch_on(
+        self, loop: asyncio.AbstractEventLoop, on_done: Callable[[CheckResult], None]
+    ) -> Callable[[], None]:
+        # The runner names its loop: the inner checker is spared a loop lookup per run.
         started = time.monotonic()
 
         def done(result: CheckResult) -> None:
             self._record(result, started)
             on_done(result)
 
-        launch = self.inner.launch  # type: ignore[attr-defined]
-        abandon: Callable[[], None] = launch(done)
-        return abandon
+        launch_on = getattr(self.inner, "launch_on", None)
+        if launch_on is not None:
+            return cast("Callable[[], None]", launch_on(loop, done))
+        return cast("Callable[[], None]", self.inner.launch(done))  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True, eq=False)

@@ -58,11 +58,6 @@ def _header(name: str, section: int, title: str) -> list[str]:
 # --------------------------------------------------------------------------- hacluster(8)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line, every subcommand's parser included (as completion sees it)."""
-    return cli.build_parser()
-
-
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[
         argparse.ArgumentParser] | None:
     for action in parser._actions:
@@ -154,7 +149,7 @@ The systemd unit: \\fBsystemctl reload hacluster\\fR sends SIGHUP.
 
 def hacluster_8(parser: argparse.ArgumentParser | None = None) -> str:
     """The roff source of hacluster(8)."""
-    parser = parser or build_parser()
+    parser = parser or cli.build_parser()
     out = _header("hacluster", 8, "System Administration")
     out += [
         "hacluster \\- high availability for Linux load\\-balancer directors "

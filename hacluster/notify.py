@@ -279,6 +279,12 @@ class Notifier:
             "vrrp_instance", instance, name, f"vrrp_instance {instance}", jobs, priority, reason
         )
 
+    def vrrp_priority(self, instance: str, master: bool, priority: int) -> None:
+        """notify_priority_changes: the effective priority changed; keepalived writes
+        `INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs, no more."""
+        state = "MASTER_PRIORITY" if master else "BACKUP_PRIORITY"
+        self._observe(InstanceEvent(instance, state, priority))
+
     def sync_group_state(self, group: str, state: State | str, reason: str = "") -> NotifyEvent:
         """A sync group entered `state`; the generic notify gets priority 0 (keepalived)."""
         name = _state_name(state)

@@ -24,6 +24,9 @@ TAKEN_BY_OTHERS: dict[str, Any] = {
     "track_interface": (),
     "track_script": (),
     "track_file": (),
+    "track_process": (),
+    "virtual_routes": (),  # hacluster.vroutes follows them
+    "virtual_rules": (),
     "notify_master": None,
     "notify_backup": None,
     "notify_fault": None,

@@ -1,4 +1,4 @@
-"""Trackers: vrrp_scripts, track_interface and track_file turned into priority changes and faults.
+"""Trackers: vrrp_scripts, track_interface, track_file, track_process → priority changes, faults.
 
 Two layers, as everywhere in hacluster:
 
@@ -8,12 +8,15 @@ Two layers, as everywhere in hacluster:
   tracker delta, `FaultRaised` or `FaultCleared`) ready to be handed to its machine.
 - `Tracking` is the asyncio glue: it runs the scripts (via `hacluster.scripts`), follows
   link state through rtnetlink events in the process's own network namespace, watches
-  the tracked files' directories with inotify (and polls them as a safety net), feeds
+  the tracked files' directories with inotify (and polls them as a safety net), counts
+  tracked processes (`hacluster.proc_events`: the kernel's process events), feeds
   the core and calls ``on_change`` for every change. It can be started, stopped and
   reconfigured (objects that did not change keep their state).
 
 keepalived's semantics (keepalived.conf(5)):
 
+- a tracked process is up while ``quorum`` to ``quorum_max`` processes match
+  (`hacluster.process_track`);
 - weight 0: the instance is in FAULT while the object is down (``reverse``: while up);
 - weight > 0: +weight while up; weight < 0: weight (a decrease) while down; ``reverse``
   flips the sign of the adjustment;
@@ -43,14 +46,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
 from hacluster import scripts
-from hacluster.config.model import Config, VrrpScript, VrrpTrackFile
+from hacluster.config.model import Config, VrrpScript, VrrpTrackFile, VrrpTrackProcess
 from hacluster.filewatch import DirectoryWatch
+from hacluster.proc_events import ProcessMonitor
 from vrrp.addrwatch import RtnlFollower
 from vrrp.machine import FaultCleared, FaultRaised, PriorityChanged
 
 log = logging.getLogger("hacluster.tracking")
 
-Kind: TypeAlias = Literal["script", "interface", "file"]
+Kind: TypeAlias = Literal["script", "interface", "file", "process"]
 TrackEvent: TypeAlias = PriorityChanged | FaultRaised | FaultCleared
 
 #: A track_file result below this puts the instance in FAULT (keepalived).
@@ -60,6 +64,7 @@ _KIND_KEY: dict[Kind, str] = {
     "script": "track_script",
     "interface": "track_interface",
     "file": "track_file",
+    "process": "track_process",
 }
 
 
@@ -199,6 +204,8 @@ def fault_cause(watch: Watch) -> str:
         return f"{key} {watch.name} below {FILE_FAULT_BELOW}"
     if watch.kind == "interface":
         return f"{key} {watch.name} {'up (reverse)' if watch.reverse else 'down'}"
+    if watch.kind == "process":
+        return f"{key} {watch.name} {'quorum held (reverse)' if watch.reverse else 'quorum lost'}"
     return f"{key} {watch.name} {'succeeded (reverse)' if watch.reverse else 'failed'}"
 
 
@@ -218,6 +225,10 @@ def plan_watches(config: Config) -> tuple[Watch, ...]:
             tfile = _track_file(config, tf.name, inst.name)
             weight = tfile.weight if tf.weight is None else tf.weight
             own.append(Watch(inst.name, "file", tf.name, weight, tf.reverse or tfile.reverse))
+        for tp in inst.track_process:
+            tproc = _track_process(config, tp.name, inst.name)
+            weight = tproc.weight if tp.weight is None else tp.weight
+            own.append(Watch(inst.name, "process", tp.name, weight, tp.reverse or tproc.reverse))
         if group is not None:
             for w in own:
                 if w.weight != 0:
@@ -249,6 +260,13 @@ def plan_watches(config: Config) -> tuple[Watch, ...]:
                     Watch(member, "file", tf.name, weight, tf.reverse or tfile.reverse,
                           group.name)
                 )
+            for tp in group.track_process:
+                tproc = _track_process(config, tp.name, group.name)
+                weight = tproc.weight if tp.weight is None else tp.weight
+                watches.append(
+                    Watch(member, "process", tp.name, weight, tp.reverse or tproc.reverse,
+                          group.name)
+                )
     return tuple(watches)
 
 
@@ -264,6 +282,13 @@ def _track_file(config: Config, name: str, user: str) -> VrrpTrackFile:
         return config.vrrp_track_files[name]
     except KeyError:
         raise ValueError(f"{user}: track_file {name!r} is not a vrrp_track_file") from None
+
+
+def _track_process(config: Config, name: str, user: str) -> VrrpTrackProcess:
+    try:
+        return config.vrrp_track_processes[name]
+    except KeyError:
+        raise ValueError(f"{user}: track_process {name!r} is not a vrrp_track_process") from None
 
 
 class TrackingCore:
@@ -283,6 +308,7 @@ class TrackingCore:
         self._last_failure: dict[str, str] = {}  # vrrp_script -> how its last failure ended
         self._links: dict[str, tuple[bool, float | None]] = {}
         self._files: dict[str, tuple[int, float | None]] = {}
+        self._procs: dict[str, tuple[bool, float | None]] = {}
         self._reported: dict[str, InstanceTracking] = {}
         self._instances: tuple[str, ...] = ()
         #: While True, inputs update state but report nothing; `pending()` then gives
@@ -310,6 +336,9 @@ class TrackingCore:
         self._links = {n: self._links.get(n, (False, None)) for n in wanted_links}
         wanted_files = {w.name for w in self._watches if w.kind == "file"}
         self._files = {n: self._files.get(n, (0, None)) for n in wanted_files}
+        wanted_procs = {w.name for w in self._watches if w.kind == "process"}
+        # A tracked process nobody told us about yet counts as down until the monitor says.
+        self._procs = {n: self._procs.get(n, (False, None)) for n in wanted_procs}
         self._reported = {
             name: self._reported.get(name, InstanceTracking(0, frozenset()))
             for name in self._instances
@@ -393,6 +422,14 @@ class TrackingCore:
             log.info("track_file %s now %d", name, value)
         return True
 
+    def process_state(self, name: str, up: bool, now: float) -> list[TrackChange]:
+        """vrrp_track_process `name` now has its quorum (`up`) or not."""
+        old = self._procs.get(name)
+        if old is None or (old[0] == up and old[1] is not None):
+            return []
+        self._procs[name] = (up, now)
+        return self._after_input()
+
     def _after_input(self) -> list[TrackChange]:
         return [] if self.hold else self.pending()
 
@@ -407,6 +444,8 @@ class TrackingCore:
                 continue
             if w.kind == "file":
                 part, fault = file_contribution(w.weight, w.reverse, self._files[w.name][0])
+            elif w.kind == "process":
+                part, fault = state_contribution(w.weight, w.reverse, self._procs[w.name][0])
             elif w.kind == "script":
                 part, fault = state_contribution(w.weight, w.reverse, self._scripts[w.name].up)
             else:
@@ -448,6 +487,10 @@ class TrackingCore:
         out += [
             ObjectStatus("file", n, None, value=v, since=since)
             for n, (v, since) in sorted(self._files.items())
+        ]
+        out += [
+            ObjectStatus("process", n, up if since is not None else None, since=since)
+            for n, (up, since) in sorted(self._procs.items())
         ]
         return out
 
@@ -666,6 +709,7 @@ class Tracking:
         ] = {}
         self._first_done: dict[str, asyncio.Event] = {}
         self._links: LinkMonitor | None = None
+        self._processes: ProcessMonitor | None = None
         self._file_task: asyncio.Task[None] | None = None
         self._file_watch = DirectoryWatch(self._on_file_event)
         self._file_names: set[str] = set()
@@ -694,6 +738,7 @@ class Tracking:
         try:
             await self._sync_links()
             self._sync_files()
+            await self._sync_processes()
             self._sync_scripts()
             if wait_first and self._first_done:
                 longest = max(
@@ -724,6 +769,9 @@ class Tracking:
         if self._links is not None:
             await self._links.stop()
             self._links = None
+        if self._processes is not None:
+            await self._processes.stop()
+            self._processes = None
 
     async def reconfigure(self, config: Config) -> None:
         """Switch to `config`: unchanged objects keep their state and their schedule.
@@ -738,6 +786,7 @@ class Tracking:
         if self._started:
             await self._sync_links()
             self._sync_files()
+            await self._sync_processes()
             self._sync_scripts()
             changes += self._core.pending()
         self._emit(changes)
@@ -770,6 +819,30 @@ class Tracking:
             finally:
                 self._core.hold = held
         self._emit(self._core.link_states(self._links.states, self._now()))
+
+    async def _sync_processes(self) -> None:
+        wanted = self._core.names("process")
+        specs = {n: self._config.vrrp_track_processes[n] for n in sorted(wanted)}
+        if not specs:
+            if self._processes is not None:
+                await self._processes.stop()
+                self._processes = None
+            return
+        held, self._core.hold = self._core.hold, True  # the scan reports name by name
+        try:
+            if self._processes is None:
+                self._processes = ProcessMonitor(specs, self._on_process)
+                await self._processes.start()
+            else:
+                self._processes.reconfigure(specs)
+        finally:
+            self._core.hold = held
+        now = self._now()
+        for name, up in self._processes.states().items():
+            self._emit(self._core.process_state(name, up, now))
+
+    def _on_process(self, name: str, up: bool) -> None:
+        self._emit(self._core.process_state(name, up, self._now()))
 
     def _on_link(self, name: str, up: bool) -> None:
         if not self._started:

@@ -376,19 +376,23 @@ def _against_nginx(args: argparse.Namespace, argv: list[str]) -> int:
             return 0
         ours = float(found.group(1)) / 1000
         addresses = benchtargets.server_addresses(args.checks)
-        cpu, up = net.haproxy(
+        cpu, up, status = net.haproxy(
             args.kind, addresses, benchtargets.PORTS[args.kind], args.interval, args.timeout,
             warmup=args.interval + 1.0, duration=args.duration, cpu=checker_cpu,
         )
         checks = args.checks / args.interval * args.duration  # as scheduled: inter each
         theirs = cpu / checks
         print(f"{_haproxy_version()} against the same targets: {up} of "
-              f"{args.checks} servers UP; CPU {cpu:.2f} s in {args.duration:.1f} s "
+              f"{args.checks} servers UP (check status: {status}); "
+              f"CPU {cpu:.2f} s in {args.duration:.1f} s "
               f"({100 * cpu / args.duration:.0f}% of one core), "
               f"{theirs * 1e6:.1f} us per check at the scheduled {args.checks / args.interval:.0f}"
               f"/s; load average {os.getloadavg()[0]:.1f}")
-        print(f"ratio: {ours * 1e6:.1f} us / {theirs * 1e6:.1f} us = "
-              f"{ours / theirs if theirs else float('inf'):.2f}x HAProxy's CPU per check")
+        if theirs:
+            print(f"ratio: {ours * 1e6:.1f} us / {theirs * 1e6:.1f} us = "
+                  f"{ours / theirs:.2f}x HAProxy's CPU per check")
+        else:
+            print("ratio: n/a (HAProxy's CPU stayed below the clock tick; run longer)")
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import re
 import shutil
 import signal
 import socket
@@ -124,7 +123,8 @@ class Targets:
             "events { worker_connections 60000; multi_accept on; }\n"
             "http {\n    access_log off;\n" + temp +
             f"    server {{\n        listen {PORTS['http']} backlog=8192;\n"
-            f"        listen {PORTS['ssl']} ssl backlog=8192;\n" + tls +
+            f"        listen {PORTS['ssl']} ssl backlog=8192;\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;\n" + tls +
             "        location / { return 200 \"ok\\n\"; }\n    }\n"
             f"    server {{\n        listen {PORTS['ssl12']} ssl backlog=8192;\n"
             "        ssl_protocols TLSv1.2;\n" + tls +
@@ -152,12 +152,13 @@ class Targets:
     def haproxy(
         self, kind: str, addresses: list[str], port: int, interval: float, timeout: float,
         warmup: float, duration: float, cpu: int | None,
-    ) -> tuple[float, int]:
-        """Run HAProxy checking the same targets; (CPU seconds over ``duration``, servers up)."""
+    ) -> tuple[float, int, str]:
+        """HAProxy checking the same targets: CPU seconds over ``duration``, servers up, and
+        the commonest check status."""
         d = self._dir
         mode = "tcp" if kind == "tcp" else "http"
         lines = [
-            "global", "    nbthread 1", "    maxconn 8000",
+            "global", "    nbthread 1", "    maxconn 1000",
             f"    stats socket {d}/haproxy.sock mode 600 level admin",
             "defaults", f"    mode {mode}", f"    timeout connect {int(timeout * 1000)}ms",
             f"    timeout check {int(timeout * 1000)}ms",
@@ -187,7 +188,7 @@ class Targets:
             c0 = process_cpu(proc.pid)
             time.sleep(duration)
             c1 = process_cpu(proc.pid)
-            up = _servers_up(d / "haproxy.sock")
+            up, status = _servers_up(d / "haproxy.sock")
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -195,7 +196,7 @@ class Targets:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        return c1 - c0, up
+        return c1 - c0, up, status
 
     def close(self) -> None:
         if self._nginx is not None and self._nginx.poll() is None:
@@ -212,8 +213,8 @@ class Targets:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _servers_up(path: Path) -> int:
-    """How many of HAProxy's servers are UP, from its stats socket."""
+def _servers_up(path: Path) -> tuple[int, str]:
+    """How many of HAProxy's servers are UP, and the commonest check status, from its stats."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
         sock.connect(str(path))
@@ -221,5 +222,17 @@ def _servers_up(path: Path) -> int:
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    return sum(1 for line in data.decode().splitlines()
-               if line.startswith("targets,s") and re.search(r",UP,", line))
+    lines = data.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",") if lines else []
+    col = {name: i for i, name in enumerate(header)}
+    up = 0
+    statuses: dict[str, int] = {}
+    for line in lines[1:]:
+        row = line.split(",")
+        if len(row) < len(header) or row[0] != "targets" or not row[1].startswith("s"):
+            continue
+        up += row[col["status"]] == "UP"
+        desc = f"{row[col['check_status']]} {row[col['last_chk']]}".strip()
+        statuses[desc] = statuses.get(desc, 0) + 1
+    common = max(statuses, key=lambda k: statuses[k]) if statuses else "?"
+    return up, common

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from healthchecks import tlssession
 from healthchecks.reactor import Reactor
 from healthchecks.result import CheckResult, describe_error
 
@@ -396,20 +397,10 @@ class TlsExchange(Exchange):
         check = self.check
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
-        session = check.tls_session
         context = check.tls_context
         assert context is not None
-        try:
-            self.tls = context.wrap_bio(
-                self.incoming, self.outgoing, server_hostname=self.target.server_hostname,
-                session=session,
-            )
-        except (ssl.SSLError, ValueError):
-            # A session the context refuses (another context, or a stale one): start afresh.
-            check.tls_session = None
-            self.tls = context.wrap_bio(
-                self.incoming, self.outgoing, server_hostname=self.target.server_hostname,
-            )
+        self.tls = tlssession.wrap(context, self.incoming, self.outgoing,
+                                   self.target.server_hostname, check.tls_session)
         self._handshake()
 
     def _handshake(self) -> None:
@@ -436,6 +427,7 @@ class TlsExchange(Exchange):
             self._send(data)
 
     def _tls_failed(self, reason: str) -> None:
+        tlssession.release(self.check.tls_session)
         self.check.tls_session = None
         self._finish(CheckResult.down(reason))
 
@@ -480,10 +472,12 @@ class TlsExchange(Exchange):
 
     def connection_lost(self, result: CheckResult) -> None:
         tls = self.tls
-        if tls is not None and self.tls_done and result.ok:
-            # The session to offer next time: in TLS 1.3 it comes in a ticket after the
-            # handshake, read along with the response.
-            self.check.tls_session = tls.session
+        if tls is not None and self.tls_done:
+            if result.ok:
+                # The session to offer next time: in TLS 1.3 it comes in a ticket after
+                # the handshake, read along with the response.
+                self.check.tls_session = tlssession.take(tls, self.check.tls_session)
+            tlssession.done(tls)
         self.tls = None
 
 

@@ -14,6 +14,7 @@ import re
 import ssl
 from collections.abc import Callable
 
+from healthchecks import tlssession
 from healthchecks.base import Source, family_of
 from healthchecks.exchange import Exchange, TlsExchange, compile_pattern
 from healthchecks.params import HttpGetParams, UrlSpec
@@ -124,7 +125,7 @@ class HttpCheck:
         self.targets = tuple(Target(params, spec) for spec in params.urls)
         self.io_timeout = params.connect_timeout
         self.timeout_reason = f"timeout after {params.connect_timeout:g}s"
-        self.tls_session: ssl.SSLSession | None = None
+        self.tls_session: tlssession.Session | None = None
         if params.tls:
             shared = sessions if sessions is not None else HttpSessions()
             self.tls_context: ssl.SSLContext | None = shared.context(params.verify, params.ca_file)
@@ -172,3 +173,6 @@ class HttpCheck:
 
     async def close(self) -> None:
         return None
+
+    def __del__(self) -> None:
+        tlssession.release(getattr(self, "tls_session", None))

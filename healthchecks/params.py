@@ -243,7 +243,13 @@ class HttpGetParams(_Endpoint):
 
 @dataclass(frozen=True, slots=True)
 class TcpCheckParams(_Endpoint):
-    """TCP_CHECK: a connect that succeeds within connect_timeout."""
+    """TCP_CHECK: a connect that succeeds within connect_timeout.
+
+    The server's SYN-ACK is the success; by default the connection is then reset without
+    the handshake's last ACK (as HAProxy's TCP checks do), so the server never has a
+    connection to accept. ``complete_handshake`` sends that ACK first (keepalived's way):
+    the server then accepts a connection that is reset at once.
+    """
 
     connect_ip: str
     connect_port: int
@@ -252,6 +258,7 @@ class TcpCheckParams(_Endpoint):
     bind_if: str | None = None
     fwmark: int | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    complete_handshake: bool = False
 
     def __post_init__(self) -> None:
         self._check_endpoint()

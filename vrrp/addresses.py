@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -168,6 +169,20 @@ class Addresses:
 
             threading.Thread(target=work, name="pyroute2-import", daemon=True).start()
             self._import = fut
+
+    async def imported(self) -> None:
+        """Wait until warm_up's import of pyroute2 has finished (however it ended).
+
+        Whoever imports pyroute2 in another thread waits for this first: two threads
+        importing it at once can hand one of them a partially initialized module
+        (CPython breaks the import-lock cycle that pyroute2's circular imports make), and
+        the import fails with "cannot import name ... (most likely due to a circular
+        import)". Seen under a slow CPU, where the window is wide.
+        """
+        self.warm_up()
+        assert self._import is not None
+        with contextlib.suppress(Exception):  # the failure is reported by ready()
+            await asyncio.wrap_future(self._import)
 
     async def ready(self) -> None:
         """Finish loading pyroute2 and open the netlink socket (before the first change)."""

@@ -85,7 +85,13 @@ class Binding:
     peers, with the TTL checked against each peer's ``min_ttl``..``max_ttl`` (default
     any, as keepalived): keepalived itself sends unicast IPv6 adverts with hop limit 64,
     so insisting on 255 there would refuse a keepalived peer. Set ``min_ttl: 255`` on a
-    peer to get the strict check back.
+    peer to get the strict check back. With ``check_unicast_src`` off (keepalived's
+    default) a unicast advert from an address that is not a peer is accepted too.
+
+    ``vips`` (when given) are checked against every advert's addresses, as keepalived
+    does (RFC 5798 7.1 "MAY"): the count and each VIP must match, else the advert is
+    dropped; ``skip_check_adv_addr`` skips that for adverts from the same source as the
+    last accepted one.
     """
 
     vrid: int
@@ -101,6 +107,9 @@ class Binding:
     advert_int: float = 1.0
     pseudo_header: bool = True
     accept_no_pseudo: bool = True
+    check_unicast_src: bool = True
+    vips: tuple[IPAddress, ...] | None = None  # None: addresses not checked
+    skip_check_adv_addr: bool = False
 
     @property
     def unicast(self) -> bool:
@@ -187,6 +196,7 @@ class Endpoint:
         self.refresh_source()
         self.sent = 0
         self.received = 0
+        self.last_src: IPAddress | None = None  # source of the last advert accepted
 
     @property
     def source(self) -> IPAddress | None:
@@ -392,10 +402,10 @@ class Channel:
         b = endpoint.binding
         if b.unicast:
             peer = b.peer(src)
-            if peer is None:
+            if peer is None and b.check_unicast_src:
                 self._drop("unknown_peer", f"VRID {advert.vrid} from {src}, not a unicast peer")
                 return
-            if not peer.min_ttl <= ttl <= peer.max_ttl:
+            if peer is not None and not peer.min_ttl <= ttl <= peer.max_ttl:
                 self._drop("ttl", f"VRID {advert.vrid} from {src} with TTL {ttl}")
                 return
         elif ttl != VRRP_TTL:
@@ -426,6 +436,16 @@ class Channel:
                     f"ours {b.advert_int:g}s",
                 )
                 return
+        if (
+            b.vips is not None
+            and not (b.skip_check_adv_addr and src == endpoint.last_src)
+            and (len(advert.addresses) != len(b.vips) or not set(b.vips) <= set(advert.addresses))
+        ):
+            self._drop("address_mismatch", f"VRID {advert.vrid} from {src}: addresses "
+                       f"{', '.join(map(str, advert.addresses)) or 'none'}, ours "
+                       f"{', '.join(map(str, b.vips)) or 'none'}")
+            return
+        endpoint.last_src = src
         endpoint.received += 1
         self.count("accepted")
         endpoint.handler(ReceivedAdvert(advert, src, dst, ttl, decoded.checksum,

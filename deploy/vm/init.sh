@@ -4,8 +4,10 @@
 # read-only over 9p with tmpfs on the writable places, the repo and a writable share at
 # their host paths, and the unpacked kernel package; then switch_root into the host's root.
 # Stage 2 (PID 1 in the host's root): load IPVS, bring up lo, run the agent on the
-# virtio-serial port, and power off when it exits.
+# virtio-serial port, and power off when it exits; with hacluster.init=systemd, start
+# systemd as PID 1 instead, which runs the agent as a service.
 # Kernel command line: hacluster.repo=DIR hacluster.share=DIR [hacluster.python=PATH]
+#   [hacluster.init=systemd]
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 param() {
@@ -86,6 +88,33 @@ share=$(param hacluster.share)
 python=$(param hacluster.python)
 [ -n "$python" ] || python=$repo/.venv/bin/python
 cd "$share"
+if [ "$(param hacluster.init)" = systemd ]; then
+    # systemd as PID 1: the agent becomes a service of its own (hacluster-vm.target), and
+    # the guest powers off when it exits.
+    mkdir -p /run/systemd/system
+    cat >/run/systemd/system/hacluster-vm-agent.service <<UNIT
+[Unit]
+Description=hacluster VM agent on the virtio-serial port
+DefaultDependencies=no
+SuccessAction=poweroff-immediate
+FailureAction=poweroff-immediate
+
+[Service]
+WorkingDirectory=$share
+Environment=HOME=/root PYTHONPATH=$repo PYTHONDONTWRITEBYTECODE=1
+ExecStart=$python -m hacluster.lab.vm_agent
+UNIT
+    cat >/run/systemd/system/hacluster-vm.target <<UNIT
+[Unit]
+Description=hacluster VM guest under systemd
+Wants=hacluster-vm-agent.service
+AllowIsolate=yes
+UNIT
+    echo "hacluster-vm: starting systemd at $(cut -d' ' -f1 /proc/uptime) s" >&2
+    # The unit is named here: the host's root may be a container's (/.dockerenv), and
+    # systemd, believing it runs in one, ignores the kernel command line.
+    exec /lib/systemd/systemd --unit=hacluster-vm.target
+fi
 echo "hacluster-vm: starting agent ($python) at $(cut -d' ' -f1 /proc/uptime) s" >&2
 HOME=/root PYTHONPATH=$repo PYTHONDONTWRITEBYTECODE=1 "$python" -m hacluster.lab.vm_agent
 echo "hacluster-vm: agent exited ($?)" >&2

@@ -275,6 +275,9 @@ def _ipvs_problem() -> str | None:
     """None when this kernel's IPVS can be driven, else why not (in a few words)."""
     import asyncio
 
+    if Path("/proc/net/ip_vs").exists():
+        # ip_vs is loaded: no need to import pyroute2 (seconds on a slow machine) to ask.
+        return None
     try:
         from hacluster.ipvs.netlink import probe
     except ImportError as exc:

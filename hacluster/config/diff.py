@@ -21,6 +21,7 @@ from hacluster.config.model import (
     VrrpScript,
     VrrpSyncGroup,
     VrrpTrackFile,
+    VrrpTrackProcess,
 )
 
 T = TypeVar("T")
@@ -86,17 +87,20 @@ class ConfigDiff:
     global_defs: tuple[str, ...]  # names of the global_defs settings that differ
     vrrp_scripts: Section[VrrpScript, Change[VrrpScript]]
     vrrp_track_files: Section[VrrpTrackFile, Change[VrrpTrackFile]]
+    vrrp_track_processes: Section[VrrpTrackProcess, Change[VrrpTrackProcess]]
     vrrp_instances: Section[VrrpInstance, Change[VrrpInstance]]
     vrrp_sync_groups: Section[VrrpSyncGroup, Change[VrrpSyncGroup]]
     virtual_servers: Section[VirtualServer, VirtualServerChange]
+    static: tuple[str, ...] = ()  # static_ipaddress / static_routes / static_rules that differ
 
     @property
     def is_empty(self) -> bool:
-        return not self.global_defs and all(
+        return not self.global_defs and not self.static and all(
             s.is_empty
             for s in (
                 self.vrrp_scripts,
                 self.vrrp_track_files,
+                self.vrrp_track_processes,
                 self.vrrp_instances,
                 self.vrrp_sync_groups,
                 self.virtual_servers,
@@ -108,9 +112,12 @@ class ConfigDiff:
         lines: list[str] = []
         if self.global_defs:
             lines.append(f"global_defs: changed {', '.join(self.global_defs)}")
+        if self.static:
+            lines.append(f"changed {', '.join(self.static)}")
         named: list[tuple[str, Section[Any, Change[Any]]]] = [
             ("vrrp_scripts", self.vrrp_scripts),
             ("vrrp_track_files", self.vrrp_track_files),
+            ("vrrp_track_processes", self.vrrp_track_processes),
             ("vrrp_instances", self.vrrp_instances),
             ("vrrp_sync_groups", self.vrrp_sync_groups),
         ]
@@ -150,11 +157,14 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         global_defs=_changed_fields(old.global_defs, new.global_defs),
         vrrp_scripts=_named(old.vrrp_scripts, new.vrrp_scripts),
         vrrp_track_files=_named(old.vrrp_track_files, new.vrrp_track_files),
+        vrrp_track_processes=_named(old.vrrp_track_processes, new.vrrp_track_processes),
         vrrp_instances=_named(old.vrrp_instances, new.vrrp_instances),
         vrrp_sync_groups=_named(old.vrrp_sync_groups, new.vrrp_sync_groups),
         virtual_servers=_keyed(
             old.virtual_servers, new.virtual_servers, lambda v: v.key, _virtual_server_change
         ),
+        static=tuple(k for k in ("static_ipaddress", "static_routes", "static_rules")
+                     if getattr(old, k) != getattr(new, k)),
     )
 
 

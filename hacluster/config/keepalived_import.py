@@ -22,6 +22,7 @@ import contextlib
 import glob
 import gzip
 import ipaddress
+import itertools
 import math
 import os
 import re
@@ -582,6 +583,9 @@ class _Converter:
         self.global_defs: dict[str, Any] = {}
         self.scripts: dict[str, Any] = {}
         self.track_files: dict[str, Any] = {}
+        self.track_processes: dict[str, Any] = {}
+        self.statics: dict[str, Any] = {}
+        self.rule_pref = 16384  # the next default rule preference (keepalived's countdown)
         self.instances: dict[str, Any] = {}
         self.groups: dict[str, Any] = {}
         self.servers: list[Any] = []
@@ -768,10 +772,16 @@ class _Converter:
                 self.named(stmt, self.scripts, _SCRIPT, self.finish_script)
             elif kw in ("track_file", "vrrp_track_file"):
                 self.named(stmt, self.track_files, _TRACK_FILE, self.finish_track_file)
+            elif kw == "vrrp_track_process":
+                self.named(stmt, self.track_processes, _TRACK_PROCESS,
+                           self.finish_track_process)
             elif kw == "vrrp_instance":
                 self.named(stmt, self.instances, _INSTANCE, self.finish_instance)
             elif kw == "vrrp_sync_group":
                 self.named(stmt, self.groups, _SYNC_GROUP, self.finish_group)
+            elif kw in ("static_ipaddress", "static_routes", "static_rules"):
+                handler = _vip_list(kw) if kw == "static_ipaddress" else _route_list(kw)
+                handler(self, stmt, self.statics, kw)
             elif kw == "virtual_server":
                 self.virtual_server(stmt)
             elif kw == "virtual_server_group":
@@ -791,9 +801,11 @@ class _Converter:
             ("global_defs", self.global_defs),
             ("vrrp_scripts", self.scripts),
             ("vrrp_track_files", self.track_files),
+            ("vrrp_track_processes", self.track_processes),
             ("vrrp_instances", self.instances),
             ("vrrp_sync_groups", self.groups),
             ("virtual_servers", self.servers),
+            *self.statics.items(),
         ):
             if section:
                 self.data[key] = section
@@ -840,7 +852,8 @@ class _Converter:
                 if inst is None:
                     continue
                 for kind, defined in (("track_interface", {}), ("track_script", self.scripts),
-                                      ("track_file", self.track_files)):
+                                      ("track_file", self.track_files),
+                                      ("track_process", self.track_processes)):
                     items = inst.get(kind, [])
                     for i, item in enumerate(items):
                         if item is _DROPPED:
@@ -886,6 +899,14 @@ class _Converter:
     def finish_track_file(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
         if "file" not in target:
             self.skip(stmt, kp, f"{stmt.args[0]} has no file; not carried over")
+            return False
+        return True
+
+    def finish_track_process(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
+        if "process" not in target:
+            # keepalived: "track process 'X' process name not specified", and drops it
+            self.skip(stmt, kp, f"{stmt.args[0]} has no process; not carried over, as "
+                      "keepalived drops it", same=True)
             return False
         return True
 
@@ -973,6 +994,8 @@ class _Converter:
             self.skip(Statement(("garp_master_repeat",), where.file, where.line),
                       f"{kp}.garp_master_repeat", "keepalived sets 0 to 1 (\"must be greater "
                       "than 0\"), and so does the import", same=True)
+        if strict and not self.strict_rules(stmt, target, kp):
+            return False
         if (version == 3 or strict) and "authentication" in target:
             where = self.origins[(id(target), "authentication")]
             del target["authentication"]
@@ -980,6 +1003,40 @@ class _Converter:
             self.skip(Statement(("authentication",), where.file, where.line),
                       f"{kp}.authentication", f"{why} no authentication: keepalived "
                       "ignores it, and so does the import", same=True)
+        return True
+
+    def strict_rules(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
+        """What keepalived 2.2.7 resets in strict mode (vrrp_complete_instance), reset the
+        same way with a note; False when it refuses the instance (unicast peers)."""
+        name = stmt.args[0]
+        if target.get("unicast_peers"):
+            self.skip(stmt, kp, f"{name}: keepalived refuses unicast peers in strict mode "
+                      "(\"Unicast peers are not supported in strict mode\") and does not run "
+                      "the instance; not carried over", same=True)
+            return False
+        owner = target.get("priority", 100) == 255
+        if "state" in target and (target["state"] == "MASTER") != owner:
+            where = self.origins[(id(target), "state")]
+            target["state"] = "MASTER" if owner else "BACKUP"
+            self.skip(Statement(("state",), where.file, where.line), f"{kp}.state",
+                      "strict mode: keepalived makes the state follow the priority (\"State "
+                      f"MASTER must match being address owner\"): {target['state']}, and so "
+                      "does the import", same=True)
+        version = target.get("version", self.global_defs.get("vrrp_version", 2))
+        resets = [
+            ("preempt_delay", bool(target.get("preempt_delay"))),
+            ("higher_prio_send_advert", bool(target.get("higher_prio_send_advert"))),
+            ("lower_prio_no_advert", target.get("lower_prio_no_advert") is False),
+            ("accept", bool(target.get("accept")) and not owner and version == 2),
+            ("garp_lower_prio_repeat", bool(target.get("garp_lower_prio_repeat"))),
+            ("garp_lower_prio_delay", bool(target.get("garp_lower_prio_delay"))),
+        ]
+        for key, bad in resets:
+            if bad:
+                where = self.origins[(id(target), key)]
+                del target[key]
+                self.skip(Statement((key,), where.file, where.line), f"{kp}.{key}",
+                          "keepalived resets it in strict mode; so does the import", same=True)
         return True
 
     def finish_group(self, stmt: Statement, target: dict[str, Any], kp: str) -> bool:
@@ -1343,6 +1400,44 @@ def _track_list(kind: str) -> Handler:
     return handle
 
 
+def _rule_addresses_valid(words: tuple[str, ...]) -> bool:
+    """Whether a rule's from/to addresses parse (keepalived gives a preference only then)."""
+    for keyword, value in itertools.pairwise(words):
+        if keyword in ("from", "to") and value != "all":
+            try:
+                ipaddress.ip_interface(value)
+            except ValueError:
+                return False
+    return True
+
+
+def _route_list(key: str) -> Handler:
+    """virtual_routes / virtual_rules / static_*: each line's words, as `ip route` / `ip rule`
+    read them; what the loader cannot take is dropped (noted) by the validation."""
+
+    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+        items: list[Any] = target.setdefault(key, [])
+        c.origin_once(target, key, stmt, kp)
+        entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
+        for entry in entries:
+            if entry.block is not None:
+                c.skip(entry, kp, "unexpected { } block; not carried over")
+                continue
+            text = " ".join(entry.words)
+            if key.endswith("rules") and _rule_addresses_valid(entry.words) and not {
+                    "priority", "preference", "pref", "prio"} & set(entry.words):
+                # keepalived counts down from 16384 for each rule without one
+                c.skip(entry, kp, f"no priority: keepalived sets {c.rule_pref} (\"Rule has "
+                       "no preference specified\"), and so does the import", same=True)
+                text += f" priority {c.rule_pref}"
+                c.rule_pref -= 1
+            c.append(items, text, entry, kp)
+        if not items:
+            del target[key]
+
+    return handle
+
+
 def _vip_list(key: str) -> Handler:
     def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(key, [])
@@ -1686,6 +1781,28 @@ def _vrrp_script_weight(c: _Converter, stmt: Statement, target: dict[str, Any], 
         c.put(target, key, value, stmt, kp)
 
 
+def _process(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`process NAME [PARAM...]`: one word as text, several (or one with a space) as a list."""
+    if not stmt.args:
+        c.skip(stmt, kp, "needs a process name; not carried over")
+        return
+    if "process" in target:  # keepalived: "Process already set ... - ignoring"
+        c.skip(stmt, kp, "process already set; ignored, as keepalived does", same=True)
+        return
+    words = list(stmt.args)
+    simple = len(words) == 1 and not any(ch.isspace() or ch in "'\"\\" for ch in words[0])
+    c.put(target, "process", words[0] if simple else words, stmt, kp)
+
+
+def _param_match(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    word = stmt.args[0] if stmt.args else "exact"
+    if word not in ("exact", "initial", "partial") or (word == "exact" and stmt.args):
+        c.skip(stmt, kp, f"{word!r} is not initial|partial: keepalived ignores it, and so "
+               "does the import", same=True)
+        return
+    c.put(target, "param_match", word, stmt, kp)
+
+
 def _init_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     words = list(stmt.args)
     value = 0
@@ -1888,6 +2005,10 @@ _GLOBAL: dict[str, Handler] = {
     "vrrp_garp_lower_prio_delay": _set("vrrp_garp_lower_prio_delay", _int),
     "vrrp_garp_lower_prio_repeat": _set("vrrp_garp_lower_prio_repeat", _int),
     "vrrp_lower_prio_no_advert": _flag("vrrp_lower_prio_no_advert"),
+    "vrrp_strict": _flag("vrrp_strict", valued=False),
+    "vrrp_notify_priority_changes": _flag("vrrp_notify_priority_changes"),
+    "vrrp_skip_check_adv_addr": _flag("vrrp_skip_check_adv_addr", valued=False),
+    "vrrp_check_unicast_src": _flag("vrrp_check_unicast_src", valued=False),
     "vrrp_higher_prio_send_advert": _flag("vrrp_higher_prio_send_advert"),
     "vrrp_garp_interval": _positive_timer("vrrp_garp_interval"),
     "vrrp_gna_interval": _positive_timer("vrrp_gna_interval"),
@@ -1933,10 +2054,23 @@ _TRACK_FILE: dict[str, Handler] = {
     "init_file": _init_file,
 }
 
+_TRACK_PROCESS: dict[str, Handler] = {
+    "process": _process,
+    "param_match": _param_match,
+    "weight": _vrrp_script_weight,
+    "quorum": _set("quorum", _int),
+    "quorum_max": _set("quorum_max", _int),
+    "delay": _set("delay", _timer),
+    "terminate_delay": _set("terminate_delay", _timer),
+    "fork_delay": _set("fork_delay", _timer),
+    "full_command": _flag("full_command", valued=False),
+}
+
 _TRACKING: dict[str, Handler] = {
     "track_interface": _track_list("track_interface"),
     "track_script": _track_list("track_script"),
     "track_file": _track_list("track_file"),
+    "track_process": _track_list("track_process"),
     "notify_master": _cmd("notify_master"),
     "notify_backup": _cmd("notify_backup"),
     "notify_fault": _cmd("notify_fault"),
@@ -1968,6 +2102,8 @@ _INSTANCE: dict[str, Handler] = {
     "authentication": _authentication,
     "virtual_ipaddress": _vip_list("virtual_ipaddress"),
     "virtual_ipaddress_excluded": _vip_list("virtual_ipaddress_excluded"),
+    "virtual_routes": _route_list("virtual_routes"),
+    "virtual_rules": _route_list("virtual_rules"),
     "dont_track_primary": _flag("dont_track_primary", valued=False),
     "accept": _flag("accept", valued=False),
     "no_accept": _flag("accept", invert=True, valued=False),
@@ -1979,6 +2115,10 @@ _INSTANCE: dict[str, Handler] = {
     "garp_lower_prio_repeat": _set("garp_lower_prio_repeat", _int),
     "lower_prio_no_advert": _flag("lower_prio_no_advert"),
     "higher_prio_send_advert": _flag("higher_prio_send_advert"),
+    "strict_mode": _flag("strict_mode"),
+    "notify_priority_changes": _flag("notify_priority_changes"),
+    "skip_check_adv_addr": _flag("skip_check_adv_addr"),
+    "check_unicast_src": _flag("check_unicast_src", valued=False),
     "down_timer_adverts": _set("down_timer_adverts", _int),
     "lvs_sync_daemon_interface": _lvs_sync_daemon_interface,  # old form
     "native_ipv6": _ignore_with("not needed: the addresses give the family; left out",
@@ -2137,8 +2277,8 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_strict vrrp_iptables vrrp_ipsets vrrp_nftables
-    vrrp_skip_check_adv_addr vrrp_check_unicast_src vrrp_priority checker_priority bfd_priority
+    snmp_socket enable_dbus dbus_service_name vrrp_iptables vrrp_ipsets vrrp_nftables
+    vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
     default_interface dynamic_interfaces
@@ -2146,7 +2286,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     vrrp_netlink_cmd_rcv_bufs vrrp_netlink_monitor_rcv_bufs vrrp_rx_bufs_policy
     vrrp_rx_bufs_multiplier vrrp_startup_delay vrrp_process_name checker_process_name
     bfd_process_name vrrp_cpu_affinity checker_cpu_affinity bfd_cpu_affinity
-    checker_log_all_failures vmac_prefix vmac_addr_prefix vrrp_notify_priority_changes
+    checker_log_all_failures vmac_prefix vmac_addr_prefix
     linkbeat_use_polling linkbeat_interfaces net_namespace net_namespace_ipvs
     namespace_with_ipsets instance startup_script startup_script_timeout shutdown_script
     shutdown_script_timeout max_auto_priority min_auto_priority_delay umask
@@ -2158,15 +2298,14 @@ _KNOWN_UNSUPPORTED = frozenset(
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
-    use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip check_unicast_src
+    use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
-    virtual_routes virtual_rules
-    promote_secondaries skip_check_adv_addr strict_mode debug notify_master_rx_lower_pri
-    notify_priority_changes notify_deleted kernel_rx_buf_size track_process track_bfd
+    promote_secondaries debug notify_master_rx_lower_pri
+    notify_deleted kernel_rx_buf_size track_bfd
     global_tracking sync_group_tracking_weight persistence_granularity persistence_engine
     flag-1 flag-2 flag-3 sh-port sh-fallback mh-port mh-fallback snmp_name regex_options
-    regex_stack regex_min_offset regex_max_offset static_ipaddress static_routes static_rules
-    garp_group bfd_instance vrrp_track_process SSL interface_up_down_delays
+    regex_stack regex_min_offset regex_max_offset
+    garp_group bfd_instance SSL interface_up_down_delays
     track_file_check
     """.split()  # noqa: SIM905 - a word list reads better than 150 quoted strings
 )
@@ -2244,6 +2383,10 @@ _REQUIRED_KEYS = frozenset(
 _KEEPALIVED_IGNORES = (
     # "(VI) track script X not found, ignoring..."
     (re.compile(r"\.track_script\[\d+\]$"), "no vrrp_script named"),
+    # "VRRP parsed invalid IP X. skipping IP..." / "Invalid rule to address X"
+    (re.compile(r"_(routes|rules)\[\d+\]\.(to|from|via|src)$"), "not an address"),
+    # "(VI) track process X not found, ignoring..."
+    (re.compile(r"\.track_process\[\d+\]$"), "no vrrp_track_process named"),
     # "Virtual router X specified in sync group G doesn't exist - ignoring"
     (re.compile(r"^vrrp_sync_groups\.[^.]+\.group\[\d+\]$"), "no vrrp_instance named"),
     # "(VI): address family must match VRRP instance [ADDR] - ignoring"

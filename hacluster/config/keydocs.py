@@ -94,6 +94,17 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "vrrp_lower_prio_no_advert"): KeyDoc(
         "A master that hears a lower-priority advert does not answer with an advert of its "
         "own (it still sends the garp_lower_prio burst); instances' default.", "true"),
+    ("GlobalDefs", "vrrp_strict"): KeyDoc(
+        "Strict RFC 3768/5798 compliance for every instance (each may say otherwise with "
+        "`strict_mode`): no unicast peers, no authentication, no preempt_delay, MASTER only "
+        "at priority 255, at least one VIP (the first IPv6 one link-local); no advert "
+        "answers a lower-priority master; accept only for the address owner.", "true"),
+    ("GlobalDefs", "vrrp_notify_priority_changes"): KeyDoc(
+        "Default of the instances' `notify_priority_changes`.", "true"),
+    ("GlobalDefs", "vrrp_skip_check_adv_addr"): KeyDoc(
+        "Default of the instances' `skip_check_adv_addr`.", "true"),
+    ("GlobalDefs", "vrrp_check_unicast_src"): KeyDoc(
+        "Default of the instances' `check_unicast_src`.", "true"),
     ("GlobalDefs", "vrrp_higher_prio_send_advert"): KeyDoc(
         "A master that hears a higher-priority advert sends one advert before yielding, so "
         "the new master hears it and re-announces the VIPs; instances' default.", "true"),
@@ -245,7 +256,82 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Invert the weight's sense.", "true", keepalived="weight N reverse"),
     ("VrrpTrackFile", "init_file"): KeyDoc(
         "Create the file with this value when it does not exist.", "0"),
+    # ------------------------------------------------------------------ vrrp_track_processes
+    ("VrrpTrackProcess", "process"): KeyDoc(
+        "Process to count: its name (`/proc/PID/comm`, as `pgrep -x`), or with parameters "
+        "(or `param_match` / `full_command`) argv[0] exactly and then the parameters. A "
+        "list keeps a name with spaces whole.", "haproxy",
+        keepalived="process NAME [PARAM...] (in vrrp_track_process NAME)"),
+    ("VrrpTrackProcess", "param_match"): KeyDoc(
+        "How the parameters match: `exact` (all of them, no more), `partial` (the first "
+        "ones given match exactly, more may follow), `initial` (as partial, and the last "
+        "given one may be the start of a longer one).", "partial",
+        keepalived="param_match [initial|partial]", default="exact when parameters are given"),
+    ("VrrpTrackProcess", "weight"): KeyDoc(
+        "Priority change while the quorum holds (positive) or is lost (negative); 0: FAULT "
+        "while it is lost.", "10", keepalived="weight N [reverse]"),
+    ("VrrpTrackProcess", "reverse"): KeyDoc(
+        "Invert the weight's sense (weight 0: FAULT while the quorum holds).", "true",
+        keepalived="weight N reverse"),
+    ("VrrpTrackProcess", "quorum"): KeyDoc(
+        "Fewest matching processes that count as up.", "2"),
+    ("VrrpTrackProcess", "quorum_max"): KeyDoc(
+        "Most matching processes that count as up (0 alone: up while none runs).", "1",
+        default="no limit"),
+    ("VrrpTrackProcess", "delay"): KeyDoc(
+        "Sets both `terminate_delay` and `fork_delay`.", "2"),
+    ("VrrpTrackProcess", "terminate_delay"): KeyDoc(
+        "Seconds a quorum lost by a process exiting must stay lost before it counts "
+        "(a restart within that time changes nothing).", "1.5", default="`delay`, else 0"),
+    ("VrrpTrackProcess", "fork_delay"): KeyDoc(
+        "Seconds a quorum gained by a fork must hold before it counts.", "0.5",
+        default="`delay`, else 0"),
+    ("VrrpTrackProcess", "full_command"): KeyDoc(
+        "Match `process` against the command line's argv[0] (`/proc/PID/cmdline`) rather "
+        "than the process name.", "true"),
+    # ------------------------------------------------------------------ routes and rules
+    ("Route", "to"): KeyDoc(
+        "Destination prefix; `default` is 0.0.0.0/0 (::/0 with an IPv6 gateway).",
+        "192.0.2.0/24", keepalived="DEST (or: to DEST)"),
+    ("Route", "via"): KeyDoc("Gateway.", "10.99.0.254", keepalived="via|gw IP"),
+    ("Route", "dev"): KeyDoc("Outgoing interface.", "eth1", default="the kernel's choice"),
+    ("Route", "src"): KeyDoc("Preferred source address.", "10.99.0.100"),
+    ("Route", "scope"): KeyDoc(
+        "Route scope.", "link", default="link with a device and no gateway, else global"),
+    ("Route", "table"): KeyDoc("Routing table number.", "100", default="main (254)"),
+    ("Route", "metric"): KeyDoc("Route priority.", "10", keepalived="metric|preference N"),
+    ("Route", "protocol"): KeyDoc(
+        "Route protocol number (names: boot, static, kernel, dhcp, ... in the text form).",
+        "4", keepalived="protocol|proto P", default="boot (3)"),
+    ("Route", "type"): KeyDoc(
+        "Route type: `blackhole`, `unreachable`, `prohibit`, `throw` written first in the "
+        "text form.", "blackhole", keepalived="TYPE DEST"),
+    ("Route", "no_track"): KeyDoc(
+        "Accepted as keepalived does; hacluster does not watch routes, so it changes "
+        "nothing.", "true"),
+    ("Rule", "table"): KeyDoc("Table looked up.", "100", keepalived="table|lookup N"),
+    ("Rule", "from"): KeyDoc("Source prefix.", "10.99.0.0/24", default="all"),
+    ("Rule", "to"): KeyDoc("Destination prefix.", "192.0.2.0/24", default="all"),
+    ("Rule", "fwmark"): KeyDoc("Firewall mark matched.", "3"),
+    ("Rule", "iif"): KeyDoc("Incoming interface matched.", "eth1"),
+    ("Rule", "oif"): KeyDoc("Outgoing interface matched.", "eth1"),
+    ("Rule", "priority"): KeyDoc(
+        "Rule preference; keepalived sets 16384 (with a warning) when none is given.", "100",
+        keepalived="priority|preference|pref N"),
+    ("Rule", "family"): KeyDoc(
+        "Address family of a rule without addresses (`from all fwmark 3 ...`).", "6",
+        keepalived=None, default="from the addresses, else 4"),
+    ("Rule", "no_track"): KeyDoc(
+        "Accepted as keepalived does; hacluster does not watch rules, so it changes "
+        "nothing.", "true"),
     # ------------------------------------------------------------------ track entries
+    ("TrackProcess", "name"): KeyDoc(
+        "A vrrp_track_processes name.", "tp", keepalived="PROCESS_NAME"),
+    ("TrackProcess", "weight"): KeyDoc(
+        "Overrides the tracked process's own weight for this instance or group.", "-20",
+        keepalived="PROCESS_NAME weight N", default="the tracked process's weight"),
+    ("TrackProcess", "reverse"): KeyDoc(
+        "Invert the weight's sense.", "true", keepalived="PROCESS_NAME weight N reverse"),
     ("TrackInterface", "name"): KeyDoc("Interface to follow (up = admin up and carrier).", "eth1"),
     ("TrackInterface", "weight"): KeyDoc(
         "Priority change while the interface is down (a positive one while up); 0: FAULT "
@@ -289,7 +375,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "IPv4 address label, as `ip addr add label` takes it.", "eth0:vip",
         keepalived="label LABEL"),
     ("VirtualIpAddress", "no_track"): KeyDoc(
-        "The address's interface going down does not put the instance in FAULT.", "true"),
+        "keepalived: the address's interface going down does not put the instance in "
+        "FAULT." " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     # ------------------------------------------------------------------ vrrp_instances
     ("VrrpInstance", "lower_prio_no_advert"): KeyDoc(
         "As global_defs.vrrp_lower_prio_no_advert, for this instance.", "true",
@@ -352,8 +439,33 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "vrrp_scripts followed: a name or `{name, weight, reverse}`.", "[chk]"),
     ("VrrpInstance", "track_file"): KeyDoc(
         "vrrp_track_files followed: a name or `{name, weight, reverse}`.", "[tf]"),
+    ("VrrpInstance", "strict_mode"): KeyDoc(
+        "Strict RFC compliance for this instance (see `global_defs.vrrp_strict`).", "true",
+        default="global_defs.vrrp_strict"),
+    ("VrrpInstance", "skip_check_adv_addr"): KeyDoc(
+        "Skip checking the addresses of adverts from the master last heard (the first "
+        "advert of a new master is still checked). Without it, an advert whose address "
+        "list differs from `virtual_ipaddress` is dropped (counted as address_mismatch).",
+        "true", default="global_defs.vrrp_skip_check_adv_addr"),
+    ("VrrpInstance", "notify_priority_changes"): KeyDoc(
+        "Write `INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs "
+        "whenever the effective priority changes (trackers, maintenance).", "true",
+        default="global_defs.vrrp_notify_priority_changes"),
+    ("VrrpInstance", "check_unicast_src"): KeyDoc(
+        "Take unicast adverts only from the `unicast_peers`; without it (keepalived's "
+        "default) an advert from any source is taken.", "true",
+        default="global_defs.vrrp_check_unicast_src; on when a peer has min_ttl or max_ttl"),
+    ("VrrpInstance", "virtual_routes"): KeyDoc(
+        "Routes added (after the VIPs) on becoming MASTER and removed on leaving it.",
+        '["0.0.0.0/0 via 203.0.113.1 dev eth0"]'),
+    ("VrrpInstance", "virtual_rules"): KeyDoc(
+        "Policy-routing rules added on becoming MASTER and removed on leaving it.",
+        '["from 198.51.100.10/32 table 1 priority 100"]'),
+    ("VrrpInstance", "track_process"): KeyDoc(
+        "vrrp_track_processes followed: a name or `{name, weight, reverse}`.", "[tp]"),
     ("VrrpInstance", "dont_track_primary"): KeyDoc(
-        "The instance's own interface going down does not put it in FAULT.", "true"),
+        "keepalived: the instance's own interface going down does not put it in FAULT."
+        " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("VrrpInstance", "accept"): KeyDoc(
         "Accept mode: the VIPs answer traffic even when this is not the address owner "
         "(false: keepalived's `no_accept`).", "false", keepalived="accept / no_accept"),
@@ -405,6 +517,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Interfaces followed by every member.", "[eth1]"),
     ("VrrpSyncGroup", "track_script"): KeyDoc("vrrp_scripts followed by every member.", "[chk]"),
     ("VrrpSyncGroup", "track_file"): KeyDoc("vrrp_track_files followed by every member.", "[tf]"),
+    ("VrrpSyncGroup", "track_process"): KeyDoc(
+        "vrrp_track_processes followed by every member.", "[tp]"),
     ("VrrpSyncGroup", "notify_master"): KeyDoc(
         "Run when the group becomes MASTER.", "/etc/hacluster/notify.sh master"),
     ("VrrpSyncGroup", "notify_backup"): KeyDoc(
@@ -480,8 +594,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("VirtualServer", "virtualhost"): KeyDoc(
         "Host header of HTTP_GET / SSL_GET checks, passed down.", "www.example.com"),
     ("VirtualServer", "ha_suspend"): KeyDoc(
-        "Check the real servers only while this director holds the virtual address.",
-        "true"),
+        "keepalived: check the real servers only while this director holds the virtual "
+        "address. Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("VirtualServer", "real_servers"): KeyDoc(
         "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
         keepalived="real_server IP PORT"),
@@ -534,7 +648,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("CheckBase", "alpha"): KeyDoc(
         "The real server starts down until this check passes.", "true"),
     ("CheckBase", "log_all_failures"): KeyDoc(
-        "Log every failed attempt, not only state changes.", "true"),
+        "keepalived: log every failed attempt, not only state changes."
+        " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("NetworkCheckBase", "connect_ip"): KeyDoc(
         "Address to check.", "10.99.1.21", default="the real server's"),
     ("NetworkCheckBase", "connect_port"): KeyDoc(

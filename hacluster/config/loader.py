@@ -41,9 +41,13 @@ _SECTIONS = (
     "global_defs",
     "vrrp_scripts",
     "vrrp_track_files",
+    "vrrp_track_processes",
     "vrrp_instances",
     "vrrp_sync_groups",
     "virtual_servers",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
 )
 _NAME_RE = re.compile(r"^[^\s/]+$")
 _DIGEST_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -333,6 +337,7 @@ class _Ctx:
         self.names = _Names(
             scripts=set(self.defined_names(nodes, "vrrp_scripts")),
             track_files=set(self.defined_names(nodes, "vrrp_track_files")),
+            track_processes=set(self.defined_names(nodes, "vrrp_track_processes")),
             instances=set(self.defined_names(nodes, "vrrp_instances")),
         )
         global_defs = m.GlobalDefs()
@@ -342,6 +347,9 @@ class _Ctx:
                 global_defs = built
         scripts = self.named(nodes, "vrrp_scripts", m.VrrpScript, self.vrrp_script)
         track_files = self.named(nodes, "vrrp_track_files", m.VrrpTrackFile)
+        track_processes = self.named(
+            nodes, "vrrp_track_processes", m.VrrpTrackProcess, self.track_process
+        )
         instances = self.named(
             nodes,
             "vrrp_instances",
@@ -374,6 +382,13 @@ class _Ctx:
                 f"no vrrp_instance named '{sync.instance}'"
                 f"{_suggest(sync.instance, self.names.instances)}",
             )
+        statics = {
+            key: self.convert(_hints(m.Config)[key], nodes[key], key, {})
+            for key in ("static_ipaddress", "static_routes", "static_rules") if key in nodes
+        }
+        for i, vip in enumerate(statics.get("static_ipaddress") or ()):
+            if vip is not _INVALID and vip.dev is None:  # no instance to lend its interface
+                self.at(f"static_ipaddress[{i}]", "needs 'dev IFACE'")
         self.check_instances_together(instances)
         self.check_sync_groups()
         self.check_virtual_servers_together()
@@ -384,9 +399,11 @@ class _Ctx:
             global_defs=global_defs,
             vrrp_scripts=m.frozen_map(scripts),
             vrrp_track_files=m.frozen_map(track_files),
+            vrrp_track_processes=m.frozen_map(track_processes),
             vrrp_instances=m.frozen_map(instances),
             vrrp_sync_groups=m.frozen_map(groups),
             virtual_servers=tuple(servers),
+            **statics,
         )
 
     def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
@@ -597,6 +614,62 @@ class _Ctx:
             return _INVALID
         return m.VrrpScript(name=name, **values)
 
+    def check_strict(self, path: str, values: dict[str, Any], given: Mapping[str, Any]) -> bool:
+        """vrrp_strict / strict_mode (keepalived's vrrp_complete_instance): what keepalived
+        refuses or resets is refused here, naming the key; what it enforces is set (no
+        advert answers a lower-priority master, no lower-priority GARP repeats, accept
+        only for the address owner)."""
+        owner = values.get("priority", 100) == 255
+        refused = {
+            "unicast_peers": bool(values.get("unicast_peers")),
+            "authentication": values.get("authentication") is not None,
+            "preempt_delay": bool(values.get("preempt_delay")),
+            "higher_prio_send_advert": bool(values.get("higher_prio_send_advert")),
+            "lower_prio_no_advert": "lower_prio_no_advert" in given
+                                    and not values["lower_prio_no_advert"],
+            "accept": "accept" in given and values.get("accept") and not owner
+                      and values["version"] == 2,
+            "garp_lower_prio_repeat": bool(values.get("garp_lower_prio_repeat"))
+                                      and "garp_lower_prio_repeat" in given,
+            "garp_lower_prio_delay": bool(values.get("garp_lower_prio_delay"))
+                                     and "garp_lower_prio_delay" in given,
+        }
+        ok = True
+        for key, bad in refused.items():
+            if bad:
+                self.at(_join(path, key), "not allowed in strict mode (vrrp_strict / "
+                        "strict_mode: RFC 3768/5798 compliance, as keepalived)")
+                ok = False
+        if "state" in given and (values.get("state") == "MASTER") != owner:
+            self.at(_join(path, "state"), "strict mode: MASTER exactly when priority is 255 "
+                    "(the address owner)")
+            ok = False
+        if not values.get("virtual_ipaddress"):
+            self.at(_join(path, "virtual_ipaddress"), "strict mode needs at least one VIP")
+            ok = False
+        values["lower_prio_no_advert"] = True
+        values.setdefault("garp_lower_prio_repeat", 0)
+        values.setdefault("garp_lower_prio_delay", 0)
+        if "accept" not in given:
+            values["accept"] = owner
+        return ok
+
+    def track_process(self, node: Node, path: str, name: str) -> Any:
+        read = self.read(m.VrrpTrackProcess, node, path)
+        if read is None:
+            return _INVALID
+        values, given, ok = read
+        quorum, quorum_max = values.get("quorum", 1), values.get("quorum_max")
+        if quorum_max is not None and quorum_max < quorum:
+            if quorum_max == 0 and "quorum" not in given:
+                values["quorum"] = 0  # keepalived: quorum_max 0 alone means "none may run"
+            else:
+                self.at(_join(path, "quorum_max"), f"{quorum_max} is below quorum {quorum}")
+                ok = False
+        if not ok:
+            return _INVALID
+        return m.VrrpTrackProcess(name=name, **values)
+
     # ---------------------------------------------------------------- VRRP instances
 
     def instance(self, node: Node, path: str, name: str, g: m.GlobalDefs) -> Any:
@@ -711,8 +784,17 @@ class _Ctx:
             ("checksum_pseudo_header", "vrrp_checksum_pseudo_header"),
             ("lower_prio_no_advert", "vrrp_lower_prio_no_advert"),
             ("higher_prio_send_advert", "vrrp_higher_prio_send_advert"),
+            ("strict_mode", "vrrp_strict"),
+            ("skip_check_adv_addr", "vrrp_skip_check_adv_addr"),
+            ("notify_priority_changes", "vrrp_notify_priority_changes"),
         ):
             values.setdefault(key, getattr(g, gkey))
+        # keepalived: "Specifying min_ttl or max_ttl turns on check_unicast_src"
+        values.setdefault("check_unicast_src", g.vrrp_check_unicast_src or any(
+            p.min_ttl is not None or p.max_ttl is not None
+            for p in values.get("unicast_peers", ())))
+        if values["strict_mode"]:
+            ok = self.check_strict(path, values, _given) and ok
         # keepalived: an instance's garp_lower_prio_* default to the global ones, and those
         # to the global vrrp_garp_master_* (not to the instance's garp_master_*).
         values.setdefault(
@@ -936,6 +1018,7 @@ class _Ctx:
         for key, defined, what in (
             ("track_script", self.names.scripts, "vrrp_script"),
             ("track_file", self.names.track_files, "vrrp_track_file"),
+            ("track_process", self.names.track_processes, "vrrp_track_process"),
         ):
             kpath = _join(path, key)
             for i, ref in enumerate(values.get(key, self.partial.get(kpath, ()))):
@@ -1032,9 +1115,13 @@ class _Ctx:
 class _Names:
     """Names defined in the file, whether or not their settings were valid."""
 
-    def __init__(self, scripts: set[str], track_files: set[str], instances: set[str]) -> None:
+    def __init__(
+        self, scripts: set[str], track_files: set[str], instances: set[str],
+        track_processes: set[str] | None = None,
+    ) -> None:
         self.scripts = scripts
         self.track_files = track_files
+        self.track_processes = track_processes or set()
         self.instances = instances
 
 
@@ -1313,6 +1400,80 @@ def _parse_vip(ctx: _Ctx, node: Node, path: str) -> Any:
     return _finish_vip(ctx, node, path, m.VirtualIpAddress(address, **options))
 
 
+_ROUTE_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
+_ROUTE_WORDS = {"via": "via", "gw": "via", "dev": "dev", "src": "src", "scope": "scope",
+                "table": "table", "metric": "metric", "preference": "metric",
+                "protocol": "protocol", "proto": "protocol", "to": "to"}
+_RULE_WORDS = {"from": "from", "to": "to", "fwmark": "fwmark", "iif": "iif", "oif": "oif",
+               "table": "table", "lookup": "table", "priority": "priority",
+               "preference": "priority", "pref": "priority", "prio": "priority"}
+# /etc/iproute2/rt_protos
+_RT_PROTOS = {"redirect": 1, "kernel": 2, "boot": 3, "static": 4, "ra": 9, "dhcp": 16,
+              "bird": 12, "zebra": 11, "keepalived": 18}
+
+
+def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
+    """Text in `ip route` / `ip rule` words (keepalived's virtual_routes / virtual_rules),
+    or a mapping: read as the same mapping, errors on the text's line."""
+    words_of = _ROUTE_WORDS if cls is m.Route else _RULE_WORDS
+
+    def parse(ctx: _Ctx, node: Node, path: str) -> Any:
+        if isinstance(node, ScalarNode) and not _is_null(node):
+            words = str(node.value).split()
+            given: dict[str, str] = {}
+            while words:
+                word = words.pop(0)
+                if word == "no_track":
+                    given["no_track"] = "true"
+                elif cls is m.Route and word in _ROUTE_TYPES and "type" not in given:
+                    given["type"] = word
+                elif word in words_of and words:
+                    value = words.pop(0)
+                    if words_of[word] == "protocol" and value in _RT_PROTOS:
+                        value = str(_RT_PROTOS[value])
+                    if cls is m.Rule and value == "all" and word in ("from", "to"):
+                        continue
+                    given[words_of[word]] = value
+                elif cls is m.Route and "to" not in given and word not in words_of:
+                    given["to"] = word
+                else:
+                    known = sorted(words_of)
+                    return ctx.error(node, path, f"unknown or incomplete word '{word}' "
+                                     f"(known: {', '.join(known)}){_suggest(word, known)}")
+            if given.get("to") == "default":
+                six = ":" in given.get("via", "")
+                given["to"] = "::/0" if six else "0.0.0.0/0"
+            node = _synthetic_mapping(node, given)
+        if not isinstance(node, MappingNode):
+            return ctx.error(node, path, f"must be text or a mapping, got {_describe(node)}")
+        read = ctx.read(cls, node, path)
+        if read is None or not read[2]:
+            return _INVALID
+        value = cls(**read[0])
+        families = {a.version for a in _addresses_of(value)}
+        if len(families) > 1:
+            return ctx.error(node, path, "mixes IPv4 and IPv6 addresses")
+        return value
+
+    return parse
+
+
+def _addresses_of(value: Any) -> list[Any]:
+    keys = ("to", "via", "src") if isinstance(value, m.Route) else ("from_", "to")
+    return [a for a in (getattr(value, k) for k in keys) if a is not None]
+
+
+def _synthetic_mapping(node: Node, given: Mapping[str, str]) -> MappingNode:
+    """A mapping node of plain scalars, marked at `node` (so errors name its line)."""
+    def scalar(text: str) -> ScalarNode:
+        tag: str = yaml.resolver.Resolver().resolve(  # type: ignore[no-untyped-call]
+            ScalarNode, text, (True, False))
+        return ScalarNode(tag, text, node.start_mark, node.end_mark)
+
+    pairs = [(scalar(k), scalar(v)) for k, v in given.items()]
+    return MappingNode("tag:yaml.org,2002:map", pairs, node.start_mark, node.end_mark)
+
+
 def _finish_vip(ctx: _Ctx, node: Node, path: str, vip: m.VirtualIpAddress) -> Any:
     ip = vip.ip
     if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
@@ -1466,11 +1627,14 @@ _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
     m.Command: _parse_command,
     m.NotifyCommand: _parse_notify_command,
     m.VirtualIpAddress: _parse_vip,
+    m.Route: _route_or_rule(m.Route),
+    m.Rule: _route_or_rule(m.Rule),
     m.SmtpServer: _parse_smtp_server,
     bool | str: _parse_reply_pattern,
     m.TrackInterface: _named_or_mapping(m.TrackInterface, "name"),
     m.TrackScript: _named_or_mapping(m.TrackScript, "name"),
     m.TrackFile: _named_or_mapping(m.TrackFile, "name"),
+    m.TrackProcess: _named_or_mapping(m.TrackProcess, "name"),
     m.UnicastPeer: _named_or_mapping(m.UnicastPeer, "ip"),
     tuple[m.StatusCodeRange, ...]: _parse_status_codes,
 }
@@ -1479,6 +1643,7 @@ _BUILDERS: dict[type, Callable[[_Ctx, Node, str], Any]] = {
     m.TrackInterface: _build_track(m.TrackInterface),
     m.TrackScript: _build_track(m.TrackScript),
     m.TrackFile: _build_track(m.TrackFile),
+    m.TrackProcess: _build_track(m.TrackProcess),
     m.UnicastPeer: _build_track(m.UnicastPeer),
     m.UrlCheck: _build_url,
     m.Authentication: _build_auth,

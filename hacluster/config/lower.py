@@ -313,6 +313,9 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
         auth_pass=auth.auth_pass if auth is not None else "",
         advert_int=inst.advert_int,
         pseudo_header=inst.checksum_pseudo_header,
+        check_unicast_src=inst.check_unicast_src,
+        vips=tuple(v.ip for v in inst.virtual_ipaddress),
+        skip_check_adv_addr=inst.skip_check_adv_addr,
     )
     # virtual_ipaddress_excluded: held and released like the others, but not carried
     # in adverts (keepalived's way to have more VIPs, or another family, than fit).

@@ -176,6 +176,10 @@ class GlobalDefs:
     vrrp_garp_lower_prio_repeat: int | None = field(default=None, metadata=spec(min=0, max=255))
     vrrp_lower_prio_no_advert: bool = False  # a master hearing a lower advert: no advert back
     vrrp_higher_prio_send_advert: bool = False  # a master leaving for a higher one: advert first
+    vrrp_strict: bool = False  # RFC compliance enforced (strict_mode of every instance)
+    vrrp_skip_check_adv_addr: bool = False  # don't re-check the VIPs of the same master's adverts
+    vrrp_check_unicast_src: bool = False  # unicast adverts only from the unicast peers
+    vrrp_notify_priority_changes: bool = False  # FIFO lines for effective priority changes
     vrrp_garp_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
@@ -251,6 +255,63 @@ class VrrpTrackFile:
     weight: int = field(default=1, metadata=spec(min=-254, max=254))
     reverse: bool = False
     init_file: int | None = None  # create the file with this value if missing
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpTrackProcess:
+    """`vrrp_track_processes.NAME`: how many processes of a name run decides up or down.
+
+    ``process`` is the name (``/proc/PID/comm``), or with parameters, ``param_match`` or
+    ``full_command`` the command line (argv[0] exactly, then the parameters).
+    """
+
+    name: str = field(metadata=spec(from_key=True))
+    process: Command
+    param_match: Literal["exact", "initial", "partial"] | None = None  # None: exact with params
+    weight: int = field(default=0, metadata=spec(min=-254, max=254))
+    reverse: bool = False
+    quorum: int = field(default=1, metadata=spec(min=0, max=65535))
+    quorum_max: int | None = field(default=None, metadata=spec(min=0, max=65535))  # None: any
+    delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    terminate_delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    fork_delay: float | None = field(default=None, metadata=spec(min=0.000001, max=3600))
+    full_command: bool = False
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.process.argv[1:]
+
+    @property
+    def uses_cmdline(self) -> bool:
+        """keepalived's rule: parameters or param_match imply the full command line."""
+        return self.full_command or bool(self.params) or self.param_match is not None
+
+    @property
+    def match(self) -> Literal["none", "exact", "initial", "partial"]:
+        if self.param_match is not None:
+            return self.param_match
+        return "exact" if self.params else "none"
+
+    @property
+    def effective_terminate_delay(self) -> float:
+        if self.terminate_delay is not None:
+            return self.terminate_delay
+        return self.delay or 0.0
+
+    @property
+    def effective_fork_delay(self) -> float:
+        if self.fork_delay is not None:
+            return self.fork_delay
+        return self.delay or 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackProcess:
+    """One `track_process` entry; weight None means the tracked process's own weight."""
+
+    name: str
+    weight: int | None = field(default=None, metadata=spec(min=-254, max=254))
+    reverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +399,76 @@ class VirtualIpAddress:
         return text
 
 
+RouteType: TypeAlias = Literal["unicast", "blackhole", "unreachable", "prohibit", "throw"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route (virtual_routes, static_routes): `[TYPE] DEST [via GW] [dev IFACE] [src IP]
+    [scope S] [table N] [metric N] [protocol N] [no_track]` or a mapping of these keys."""
+
+    to: IPInterface  # "default" reads as 0.0.0.0/0 (::/0 with an IPv6 gateway)
+    via: IPAddress | None = None
+    dev: str | None = None
+    src: IPAddress | None = None
+    scope: Literal["global", "site", "link", "host", "nowhere"] | None = None
+    table: int | None = field(default=None, metadata=spec(min=1, max=0xFFFFFFFF))  # None: main
+    metric: int | None = field(default=None, metadata=spec(min=0, max=0xFFFFFFFF))
+    protocol: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: boot
+    type: RouteType = "unicast"
+    no_track: bool = False
+
+    @property
+    def family(self) -> int:
+        return self.to.version
+
+    @property
+    def rt_scope(self) -> int | None:
+        return None if self.scope is None else _RT_SCOPES[self.scope]
+
+    def __str__(self) -> str:
+        text = ("" if self.type == "unicast" else f"{self.type} ") + str(self.to.network)
+        for key in ("via", "dev", "src", "scope", "table", "metric", "protocol"):
+            value = getattr(self, key)
+            if value is not None:
+                text += f" {key} {value}"
+        return text + (" no_track" if self.no_track else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A policy-routing rule (virtual_rules, static_rules): `[from P] [to P] [fwmark N]
+    [iif IFACE] [oif IFACE] table N [priority N] [no_track]` or a mapping of these keys."""
+
+    table: int = field(metadata=spec(min=1, max=0xFFFFFFFF))
+    from_: IPInterface | None = field(default=None, metadata=spec(key="from"))  # None: all
+    to: IPInterface | None = None
+    fwmark: int | None = field(default=None, metadata=spec(min=0, max=0xFFFFFFFF))
+    iif: str | None = None
+    oif: str | None = None
+    # keepalived: "Rule has no preference specified - setting to 16384"
+    priority: int = field(default=16384, metadata=spec(min=0, max=0xFFFFFFFF))
+    family: Literal[4, 6] | None = None  # None: from the addresses, else 4
+    no_track: bool = False
+
+    @property
+    def ip_family(self) -> int:
+        for net in (self.from_, self.to):
+            if net is not None:
+                return net.version
+        return self.family or 4
+
+    def __str__(self) -> str:
+        parts = [f"from {self.from_.network if self.from_ else 'all'}"]
+        if self.to is not None:
+            parts.append(f"to {self.to.network}")
+        for key in ("fwmark", "iif", "oif"):
+            if getattr(self, key) is not None:
+                parts.append(f"{key} {getattr(self, key)}")
+        parts.append(f"table {self.table} priority {self.priority}")
+        return " ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class VrrpInstance:
     """`vrrp_instances.NAME`: one virtual router on one interface and address family."""
@@ -361,9 +492,12 @@ class VrrpInstance:
     mcast_dst_ip: IPAddress | None = None  # None: global vrrp_mcast_group4/6
     authentication: Authentication | None = None
     virtual_ipaddress_excluded: tuple[VirtualIpAddress, ...] = ()
+    virtual_routes: tuple[Route, ...] = ()  # added while MASTER, removed on leaving it
+    virtual_rules: tuple[Rule, ...] = ()
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
+    track_process: tuple[TrackProcess, ...] = ()
     dont_track_primary: bool = False
     accept: bool = True  # accept mode: the VIPs answer even when not the address owner
     checksum_pseudo_header: bool = True  # v3/IPv4 checksum includes the pseudo-header
@@ -377,6 +511,11 @@ class VrrpInstance:
     garp_lower_prio_repeat: int = field(default=5, metadata=spec(min=0, max=255))
     lower_prio_no_advert: bool = False  # default: global_defs.vrrp_lower_prio_no_advert
     higher_prio_send_advert: bool = False  # default: global_defs.vrrp_higher_prio_send_advert
+    strict_mode: bool = False  # default: global_defs.vrrp_strict
+    skip_check_adv_addr: bool = False  # default: global_defs.vrrp_skip_check_adv_addr
+    # default: global_defs.vrrp_check_unicast_src, or on when a peer has min_ttl/max_ttl
+    check_unicast_src: bool = False
+    notify_priority_changes: bool = False  # default: global_defs.vrrp_notify_priority_changes
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None
@@ -415,6 +554,7 @@ class VrrpSyncGroup:
     track_interface: tuple[TrackInterface, ...] = ()
     track_script: tuple[TrackScript, ...] = ()
     track_file: tuple[TrackFile, ...] = ()
+    track_process: tuple[TrackProcess, ...] = ()
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None
@@ -733,11 +873,17 @@ class Config:
     vrrp_track_files: Mapping[str, VrrpTrackFile] = field(
         default_factory=_frozen_map, hash=False
     )
+    vrrp_track_processes: Mapping[str, VrrpTrackProcess] = field(
+        default_factory=_frozen_map, hash=False
+    )
     vrrp_instances: Mapping[str, VrrpInstance] = field(default_factory=_frozen_map, hash=False)
     vrrp_sync_groups: Mapping[str, VrrpSyncGroup] = field(
         default_factory=_frozen_map, hash=False
     )
     virtual_servers: tuple[VirtualServer, ...] = ()
+    static_ipaddress: tuple[VirtualIpAddress, ...] = ()  # set at start, whatever the state
+    static_routes: tuple[Route, ...] = ()
+    static_rules: tuple[Rule, ...] = ()
 
     def sync_group_of(self, instance: str) -> VrrpSyncGroup | None:
         """The sync group that `instance` belongs to, if any."""

@@ -37,6 +37,7 @@ _INSTANCE: Entry = {
 _NAMED: Entry = {
     "vrrp_scripts": {"chk": {"script": "/bin/true"}},
     "vrrp_track_files": {"tf": {"file": "/run/hacluster/tf"}},
+    "vrrp_track_processes": {"tp": {"process": "haproxy"}},
 }
 
 
@@ -129,6 +130,14 @@ CONTAINERS: tuple[Container, ...] = (
         lambda c: c.vrrp_track_files["tf"],
     ),
     Container(
+        "vrrp_track_processes.NAME", m.VrrpTrackProcess,
+        "vrrp_track_process NAME { }",
+        "Processes counted through the kernel's process events; instances and sync groups "
+        "follow them with `track_process`. Up while `quorum` to `quorum_max` match.",
+        {"process": "haproxy"}, lambda e: {"vrrp_track_processes": {"tp": e}},
+        lambda c: c.vrrp_track_processes["tp"],
+    ),
+    Container(
         "vrrp_instances.NAME", m.VrrpInstance, "vrrp_instance NAME { }",
         "One virtual router on one interface and address family.",
         _INSTANCE, lambda e: {**_NAMED, "vrrp_instances": {"VI_1": e}}, _instance,
@@ -179,6 +188,50 @@ CONTAINERS: tuple[Container, ...] = (
         "sync groups).",
         {"name": "tf"}, lambda e: _with_instance(track_file=[e]),
         lambda c: _instance(c).track_file[0],
+    ),
+    Container(
+        "vrrp_instances.NAME.virtual_routes[]", m.Route,
+        "virtual_routes { [TYPE] DEST [via GW] [dev IFACE] [src IP] [scope S] [table N] "
+        "[metric N] [protocol P] }",
+        "A route, written as `ip route` words (keepalived's) or as a mapping of these keys; "
+        "added after the VIPs on becoming MASTER, removed on leaving it.",
+        {"to": "192.0.2.0/24", "dev": "eth0"}, lambda e: _with_instance(virtual_routes=[e]),
+        lambda c: _instance(c).virtual_routes[0],
+    ),
+    Container(
+        "vrrp_instances.NAME.virtual_rules[]", m.Rule,
+        "virtual_rules { [from P] [to P] [fwmark N] [iif I] [oif O] table N [priority N] }",
+        "A policy-routing rule, written as `ip rule` words or as a mapping of these keys; "
+        "added after the routes on becoming MASTER, removed first on leaving it.",
+        {"table": 100}, lambda e: _with_instance(virtual_rules=[e]),
+        lambda c: _instance(c).virtual_rules[0],
+    ),
+    Container(
+        "static_ipaddress[]", m.VirtualIpAddress,
+        "static_ipaddress { IP/PREFIX dev IFACE [scope SCOPE] [label LABEL] }",
+        "Addresses set when the daemon starts, whatever the VRRP states, and removed when "
+        "it stops; each needs `dev`.",
+        {"address": "192.0.2.250/24", "dev": "eth2"}, lambda e: {"static_ipaddress": [e]},
+        lambda c: c.static_ipaddress[0],
+    ),
+    Container(
+        "static_routes[]", m.Route, "static_routes { ... }",
+        "Routes set at start whatever the VRRP states (as `virtual_routes[]`).",
+        {"to": "198.51.100.0/24", "dev": "eth0"}, lambda e: {"static_routes": [e]},
+        lambda c: c.static_routes[0],
+    ),
+    Container(
+        "static_rules[]", m.Rule, "static_rules { ... }",
+        "Rules set at start whatever the VRRP states (as `virtual_rules[]`).",
+        {"table": 100}, lambda e: {"static_rules": [e]}, lambda c: c.static_rules[0],
+    ),
+    Container(
+        "vrrp_instances.NAME.track_process[]", m.TrackProcess,
+        "track_process { NAME [weight N [reverse]] }",
+        "A tracked process followed, written as its name or as a mapping of these keys "
+        "(also in sync groups).",
+        {"name": "tp"}, lambda e: _with_instance(track_process=[e]),
+        lambda c: _instance(c).track_process[0],
     ),
     Container(
         "vrrp_instances.NAME.notify_master", None, "notify_master SCRIPT [USER [GROUP]]",
@@ -294,6 +347,9 @@ def _hint_text(hint: Any) -> str:
         m.TrackInterface: "name or mapping",
         m.TrackScript: "name or mapping",
         m.TrackFile: "name or mapping",
+        m.TrackProcess: "name or mapping",
+        m.Route: "route text or mapping",
+        m.Rule: "rule text or mapping",
         m.UnicastPeer: "address or mapping",
         tuple[m.StatusCodeRange, ...]: "code, range or list",
     }

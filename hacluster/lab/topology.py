@@ -294,11 +294,11 @@ class RunningLab:
         other isolated one, so the client and the real servers still reach both directors
         while the directors no longer hear each other (a split brain).
         """
-        for d in self.topo.directors:
-            for bridge in ("brf", "brb"):
-                self.lab.run(self.ns["sw"], ["bridge", "link", "set", "dev",
-                                             self.ports[d.role, bridge], "isolated",
-                                             "on" if cut else "off"])
+        # One `bridge` process for all four ports: the cut (or heal) happens at one moment.
+        batch = "".join(f"link set dev {self.ports[d.role, bridge]} isolated "
+                        f"{'on' if cut else 'off'}\n"
+                        for d in self.topo.directors for bridge in ("brf", "brb"))
+        self.lab.run(self.ns["sw"], ["bridge", "-batch", "-"], input=batch)
 
     def forget_vip_neighbours(self) -> None:
         """Remove the ARP entries for the VIPs (the client's for the VIP, the real servers'

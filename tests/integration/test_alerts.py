@@ -342,3 +342,30 @@ def test_keepalived_s_own_fifo_reader_understands_the_lines(rig: Rig) -> None:
     finally:
         log.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
+
+
+def test_priority_changes_go_to_the_fifo_when_asked(rig: Rig) -> None:
+    """notify_priority_changes: a track_file moving the priority writes keepalived's
+    MASTER_PRIORITY line to the FIFO (and no mail)."""
+    inbox = rig.work / "inbox.jsonl"
+    rig.start_sink(inbox)
+    fifo = rig.work / "prio.fifo"
+    prio = rig.work / "prio"
+    prio.write_text("0\n")
+    config = rig.config(smtp_server=f"127.0.0.1:{SMTP_PORT}", notify_fifo=str(fifo),
+                        vrrp_notify_priority_changes=True)
+    doc = yaml.safe_load(config.read_text())
+    doc["vrrp_track_files"] = {"tf": {"file": str(prio), "weight": 1}}
+    doc["vrrp_instances"]["VI_1"]["track_file"] = ["tf"]
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rig.start_daemon(config)
+    rig.wait_log(r"notify_fifo: writing events to")
+    lines = rig.work / "prio.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    wait_for("the MASTER line", lambda: lines.exists()
+             and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
+    prio.write_text("7\n")
+    wait_for("the priority line", lambda: 'INSTANCE "VI_1" MASTER_PRIORITY 157'
+             in lines.read_text(), 10, rig.log)
+    time.sleep(0.5)
+    assert not [m for m in mails(inbox) if "PRIORITY" in m["headers"]["Subject"]]

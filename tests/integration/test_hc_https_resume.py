@@ -33,6 +33,7 @@ class TlsServer:
     port: int
     resumed: list[bool] = field(default_factory=list)
     versions: list[str | None] = field(default_factory=list)
+    failing: bool = False
 
 
 async def tls_server(
@@ -49,7 +50,7 @@ async def tls_server(
         seen.versions.append(obj.version())
         try:
             await reader.readuntil(b"\r\n\r\n")
-            writer.write(REPLY)
+            writer.write(REPLY.replace(b"200 OK", b"503 Busy") if seen.failing else REPLY)
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
@@ -88,3 +89,45 @@ async def test_each_real_server_resumes_its_own_session(server: TlsServer) -> No
         assert (await second.check()).ok
     assert server.resumed[4:] == [False, True]
     assert len(set(server.versions)) == 1
+
+
+async def test_a_failed_check_keeps_the_session_for_the_next(server: TlsServer) -> None:
+    checker = make_checker(HttpGetParams("127.0.0.1", server.port, urls=(UrlSpec("/"),),
+                                         tls=True, connect_timeout=3))
+    assert (await checker.check()).ok
+    server.failing = True
+    assert (await checker.check()).reason == "/: status 503"
+    server.failing = False
+    # The connection of the failed check was dropped without a TLS shutdown: the session
+    # it used must still be offered, and taken.
+    assert (await checker.check()).ok
+    assert (await checker.check()).ok
+    assert server.resumed == [False, True, True, True]
+
+
+async def test_a_tls_failure_drops_the_session(
+    server: TlsServer, cert: tuple[Path, Path]
+) -> None:
+    checker = make_checker(HttpGetParams("127.0.0.1", server.port, urls=(UrlSpec("/"),),
+                                         tls=True, connect_timeout=3))
+    assert (await checker.check()).ok
+    assert checker.tls_session is not None  # type: ignore[attr-defined]
+    # The same real server now speaks plain HTTP: the handshake fails.
+    plain = await asyncio.start_server(_plain, "127.0.0.1", 0)
+    try:
+        wrong = make_checker(HttpGetParams("127.0.0.1", plain.sockets[0].getsockname()[1],
+                                           urls=(UrlSpec("/"),), tls=True, connect_timeout=3))
+        wrong.tls_session = checker.tls_session  # type: ignore[attr-defined]
+        checker.tls_session = None  # type: ignore[attr-defined]
+        result = await wrong.check()
+        assert not result.ok and result.reason.startswith("TLS error"), result
+        assert wrong.tls_session is None  # type: ignore[attr-defined]
+    finally:
+        plain.close()
+        await plain.wait_closed()
+
+
+async def _plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+    writer.close()

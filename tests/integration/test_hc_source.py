@@ -87,7 +87,9 @@ async def target(
     srv = await _stream_server(reply if kind == "HTTP_GET" else b"", peers, kind == "SMTP_CHECK")
     port = srv.sockets[0].getsockname()[1]
     makers: dict[str, Callable[..., CheckParams]] = {
-        "TCP_CHECK": lambda **kw: TcpCheckParams("127.0.0.1", port, **kw),
+        # A completed handshake, so that the server accepts and sees where it came from.
+        "TCP_CHECK": lambda **kw: TcpCheckParams("127.0.0.1", port, complete_handshake=True,
+                                                 **kw),
         "HTTP_GET": lambda **kw: HttpGetParams("127.0.0.1", port, urls=(UrlSpec("/"),), **kw),
         "SMTP_CHECK": lambda **kw: SmtpCheckParams("127.0.0.1", port, helo_name="lb", **kw),
     }

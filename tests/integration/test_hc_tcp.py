@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from healthchecks import TcpCheckParams, make_checker, tcp
+from healthchecks import CheckResult, TcpCheckParams, make_checker, tcp
 
 HOSTS = ["127.0.0.1", "::1"]
 
@@ -96,8 +97,10 @@ async def test_bindto_sets_the_source_address() -> None:
     srv = await asyncio.start_server(record, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
     async with srv:
+        # A completed handshake: the server accepts a connection and sees its peer.
         result = await make_checker(
-            TcpCheckParams("127.0.0.1", port, bindto="127.0.0.7", connect_timeout=3)
+            TcpCheckParams("127.0.0.1", port, bindto="127.0.0.7", connect_timeout=3,
+                           complete_handshake=True)
         ).check()
         for _ in range(50):
             if seen:
@@ -143,7 +146,9 @@ async def test_a_connected_socket_is_reset_and_reused_but_never_a_failed_one(hos
     srv.bind((host, 0))
     srv.listen(64)
     port = srv.getsockname()[1]
-    checker = make_checker(TcpCheckParams(host, port, connect_timeout=3))
+    checker = make_checker(
+        TcpCheckParams(host, port, connect_timeout=3, complete_handshake=True)
+    )
     try:
         assert (await checker.check()).ok  # opens the spare socket and the epoll set
         before = open_fds()
@@ -221,3 +226,45 @@ async def test_different_timeouts_each_expire_on_their_own_deadline(
     reasons = await asyncio.gather(run(0.8), run(0.2), run(0.8), run(0.2))
     assert list(reasons) == ["timeout after 0.8s", "timeout after 0.2s"] * 2
     assert 0.15 < ended[0.2] < 0.75 <= ended[0.8] < 5
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_by_default_the_server_never_has_a_connection_to_accept(host: str) -> None:
+    srv = socket.socket(_family(host))
+    srv.bind((host, 0))
+    srv.listen(64)
+    srv.setblocking(False)
+    port = srv.getsockname()[1]
+    checker = make_checker(TcpCheckParams(host, port, connect_timeout=3))
+    try:
+        for _ in range(5):
+            assert await checker.check() == CheckResult.up("connected")
+        await asyncio.sleep(0.05)
+        # SYN-ACK was the answer; the last ACK was never sent, so the request was
+        # dropped from the SYN queue by the reset and nothing reached the accept queue.
+        with pytest.raises(BlockingIOError):
+            srv.accept()
+        # The same socket is reused for every check, as with a completed handshake.
+        assert len(tcp._poller(asyncio.get_running_loop())._spare[_family(host)]) == 1
+        srv.close()
+        assert await checker.check() == CheckResult.down("connection refused")
+    finally:
+        srv.close()
+
+
+async def test_the_half_open_check_leaves_no_server_socket_behind() -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    port = srv.getsockname()[1]
+    try:
+        for _ in range(20):
+            assert (await make_checker(TcpCheckParams("127.0.0.1", port,
+                                                      connect_timeout=3)).check()).ok
+        await asyncio.sleep(0.05)
+        out = subprocess.run(["ss", "-Htan", f"sport = :{port} or dport = :{port}"],
+                             capture_output=True, text=True, check=True).stdout
+        states = [line.split()[0] for line in out.splitlines() if line.strip()]
+        assert states == ["LISTEN"], out
+    finally:
+        srv.close()

@@ -33,7 +33,8 @@ for spec in json.loads(sys.argv[1]):
     auth = spec.get("auth")
     advert = packet.Advert(
         version=spec.get("version", 3), vrid=spec["vrid"], priority=spec.get("priority", 254),
-        max_advert_int=spec.get("interval", 0.1), addresses=("10.9.0.100",),
+        max_advert_int=spec.get("interval", 0.1),
+        addresses=tuple(spec.get("addresses", ["10.9.0.100"])),
         auth_type=1 if auth else 0, auth_data=packet.auth_pass_data(auth) if auth else b"")
     data = bytearray(packet.encode(advert, SRC, DST))
     spoil = spec.get("spoil")
@@ -117,7 +118,8 @@ def test_unicast_accepts_only_peers_and_checks_ttl_per_peer(pair: PairLab) -> No
     # semantics); a peer configured with min_ttl: 255 gets the strict check back.
     uni = "unicast_src_ip: 10.9.0.1\nunicast_peers: [{peers}]"
     a = pair.director("a", config_yaml(
-        instance_yaml("VI_1", vrid=V3, extra=uni.format(peers="10.9.0.3")),
+        instance_yaml("VI_1", vrid=V3, extra=uni.format(peers="10.9.0.3")
+                      + "\ncheck_unicast_src: true"),
         instance_yaml("VI_2", vrid=V2, vips=("10.9.0.102/24",),
                       extra=uni.format(peers="{ip: 10.9.0.3, min_ttl: 255}")),
     )).start()
@@ -141,6 +143,65 @@ def test_unicast_accepts_only_peers_and_checks_ttl_per_peer(pair: PairLab) -> No
     _send(pair, [{"vrid": V3, "ttl": 64, **to_a}], 1)  # the peer, as keepalived sends v6
     deadline = time.monotonic() + 5
     while ("MASTER", "BACKUP", "higher priority 254 advert from 10.9.0.3") not in [
+        t[1:] for t in a.transitions("VI_1")
+    ]:
+        assert time.monotonic() < deadline, a.output()
+        time.sleep(0.05)
+
+
+def _accepted(status: dict[str, object], name: str) -> int:
+    return int(status["instances"][name]["adverts_accepted"])  # type: ignore[index]
+
+
+def test_advert_addresses_are_checked_unless_skipped_for_the_same_master(
+    pair: PairLab,
+) -> None:
+    # keepalived's check (RFC 5798 7.1 MAY): a VIP list that differs from ours drops the
+    # advert; vrrp_skip_check_adv_addr skips it for adverts from the last master heard.
+    a = pair.director("a", "global_defs: {vrrp_skip_check_adv_addr: true}\n" + config_yaml(
+        instance_yaml("VI_1", vrid=V3, priority=100),
+        instance_yaml("VI_2", vrid=V2, priority=100, vips=("10.9.0.102/24",),
+                      extra="skip_check_adv_addr: false"),
+    )).start()
+    a.wait_state("MASTER", "VI_1")
+    a.wait_state("MASTER", "VI_2")
+    before = a.fresh_status()
+    _send(pair, [{"vrid": V3, "addresses": ["10.9.0.100", "10.9.0.109"]},  # one too many
+                 {"vrid": V3, "addresses": ["10.9.0.109"]},  # not ours
+                 {"vrid": V2, "addresses": ["10.9.0.100"]}], REPEAT)
+    time.sleep(0.3)
+    after = a.fresh_status()
+    got = after["dropped"].get("address_mismatch", 0) - before["dropped"].get(
+        "address_mismatch", 0)
+    assert got == 3 * REPEAT, after["dropped"]
+    assert after["instances"]["VI_1"]["state"] == "MASTER"
+    assert "dropped advert: address_mismatch" in a.output()
+
+    # the right addresses from 10.9.0.3: accepted (VI_1 steps down), and from then on
+    # that master's adverts are not checked, another source's still are
+    _send(pair, [{"vrid": V3}], 1)
+    _send(pair, [{"vrid": V3, "addresses": ["10.9.0.109"]},
+                 {"vrid": V3, "addresses": ["10.9.0.109"], "src": "10.9.0.4"}], REPEAT)
+    time.sleep(0.3)
+    last = a.fresh_status()
+    assert last["dropped"].get("address_mismatch", 0) - after["dropped"].get(
+        "address_mismatch", 0) == REPEAT  # only 10.9.0.4's
+    assert _accepted(last, "VI_1") - _accepted(after, "VI_1") >= 1 + REPEAT
+
+
+def test_unicast_adverts_from_others_are_taken_without_check_unicast_src(
+    pair: PairLab,
+) -> None:
+    # keepalived's default: a unicast instance takes adverts from any source; only
+    # check_unicast_src (or a peer's min_ttl/max_ttl) limits them to the peers.
+    a = pair.director("a", config_yaml(instance_yaml(
+        "VI_1", vrid=V3, extra="unicast_src_ip: 10.9.0.1\nunicast_peers: [10.9.0.3]"),
+    )).start()
+    a.wait_state("MASTER", "VI_1")
+    mac = pair.lab.mac(pair.a_ns, "eth0")
+    _send(pair, [{"vrid": V3, "src": "10.9.0.4", "dst": "10.9.0.1", "mac": mac}], 1)
+    deadline = time.monotonic() + 5
+    while ("MASTER", "BACKUP", "higher priority 254 advert from 10.9.0.4") not in [
         t[1:] for t in a.transitions("VI_1")
     ]:
         assert time.monotonic() < deadline, a.output()

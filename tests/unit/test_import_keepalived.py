@@ -806,10 +806,11 @@ def test_global_defs(tmp_path: Path) -> None:
     )
     assert config.vrrp_instances["VI_1"].version == 3
     assert g.smtp_alert is True
-    assert notes[0].endswith(":12: global_defs.vrrp_strict: not supported")
-    assert notes[1].endswith(":14: global_defs.frobnicate: unknown keyword; ignored, as "
+    assert g.vrrp_strict is True
+    assert config.vrrp_instances["VI_1"].strict_mode is True
+    assert notes[0].endswith(":14: global_defs.frobnicate: unknown keyword; ignored, as "
                              "keepalived does")
-    assert len(notes) == 2
+    assert len(notes) == 1
 
 
 # --------------------------------------------------------------------------- virtual servers

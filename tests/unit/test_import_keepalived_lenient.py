@@ -221,11 +221,11 @@ def test_shell_syntax_is_noted_unless_a_shell_runs_it() -> None:
 
 def test_unknown_and_process_tuning_keywords_change_nothing() -> None:
     _, notes = imported("global_defs {\n frobnicate 1\n vrrp_priority -20\n"
-                        " vrrp_strict\n}\n" + instance(""))
+                        " vrrp_iptables\n}\n" + instance(""))
     assert [(n.keyword, n.changes_behaviour) for n in notes] == [
         ("global_defs.frobnicate", False),
         ("global_defs.vrrp_priority", False),
-        ("global_defs.vrrp_strict", True),
+        ("global_defs.vrrp_iptables", True),
     ]
 
 

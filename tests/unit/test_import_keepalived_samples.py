@@ -22,7 +22,8 @@ SAMPLES = sorted(p for p in SAMPLES_DIR.glob("keepalived.conf.*") if p.is_file()
 NOTE_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<keyword>\S+): (?P<message>.+)$")
 CONVERTED_SECTIONS = {
     "global_defs", "vrrp_script", "vrrp_instance", "vrrp_sync_group", "virtual_server",
-    "virtual_server_group", "track_file", "vrrp_track_file",
+    "virtual_server_group", "track_file", "vrrp_track_file", "vrrp_track_process",
+    "static_ipaddress", "static_routes", "static_rules",
 }
 
 # What each sample holds that hacluster does not do: (line, keepalived keyword path).
@@ -37,9 +38,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str]]] = {
         (25, "vrrp_instance.track_script"),  # refers to that script
     },
     "keepalived.conf.fwmark": {(12, "virtual_server.protocol")},  # ignored with a fwmark
-    "keepalived.conf.track_interface": {
-        (7, "static_routes"), (28, "vrrp_instance.virtual_routes"),
-    },
     "keepalived.conf.virtual_server_group": {(22, "virtual_server.group")},  # expanded
     "keepalived.conf.vrrp": {
         (32, "vrrp_instance.virtual_ipaddress"),  # 192.168.200.18 a second time
@@ -50,10 +48,13 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str]]] = {
     "keepalived.conf.vrrp.lvs_syncd": {  # members outside a group { } block
         (3, "vrrp_sync_group"), (4, "vrrp_sync_group.VI_2"), (5, "vrrp_sync_group.VI_3"),
     },
-    "keepalived.conf.vrrp.routes": {(7, "static_routes"), (25, "vrrp_instance.virtual_routes")},
-    "keepalived.conf.vrrp.rules": {(9, "static_rules"), (24, "vrrp_instance.virtual_rules")},
-    "keepalived.conf.vrrp.static_ipaddress": {
-        (7, "static_ipaddress"), (21, "vrrp_instance.virtual_routes"),
+    # a multipath route (`via A or B`) is not carried over
+    "keepalived.conf.vrrp.routes": {(30, "vrrp_instance.virtual_routes")},
+    # rules without a preference get keepalived's countdown from 16384; "192.168.x./24"
+    # is refused by keepalived too
+    "keepalived.conf.vrrp.rules": {
+        (10, "static_rules"), (11, "static_rules"),
+        (25, "vrrp_instance.virtual_rules"), (26, "vrrp_instance.virtual_rules"),
     },
 }
 

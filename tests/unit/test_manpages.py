@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hacluster import manpages
+from hacluster import cli, manpages
 from hacluster.config import reference as ref
 
 
@@ -39,7 +39,7 @@ def test_mandoc_reads_the_page_without_a_warning(pages: Path, name: str) -> None
 
 def test_hacluster_8_has_every_command_and_option_of_the_parser(pages: Path) -> None:
     text = _render(pages / "hacluster.8")
-    parser = manpages.build_parser()
+    parser = cli.build_parser()
     found = list(manpages.commands(parser))
     assert {"hacluster run", "hacluster check-config", "hacluster ipvs list",
             "hacluster lab drill"} <= {name for name, _p, _h in found}

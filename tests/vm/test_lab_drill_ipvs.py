@@ -26,6 +26,7 @@ def _check(drill: dict[str, Any], start: str) -> bool:
     return bool(found["passed"])
 
 
+@pytest.mark.timeout(900)  # the guest boots within it when this test runs first
 def test_real_server_and_kill_drills_on_ipvs(guest: Guest) -> None:
     result = guest.workdir / "drill-ipvs.json"
     argv = [str(guest.python), "-m", "hacluster.cli", "lab", "drill", "--prefix", PREFIX,

@@ -1,0 +1,209 @@
+"""Daemon health-check benchmark: `hacluster run` checking real servers behind nginx.
+
+The real servers are nginx in a network namespace (``healthchecks.benchtargets``), one
+address each; the daemon runs in a second namespace with ``dataplane: none``, pinned to
+one CPU (nginx to another). Prints the daemon's CPU per check (user + system, so the
+kernel's side of each connection made on its behalf is in it), checks/s from its own
+counters, and its RSS; then, where HAProxy is installed, HAProxy checking the same targets
+on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs root.
+
+    .venv/bin/python bench/daemon_checks.py --kind tcp --servers 10000 --duration 20
+    .venv/bin/python bench/daemon_checks.py --kind http --servers 5000 --profile 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from healthchecks import benchtargets
+
+_CHECKER = {"tcp": "TCP_CHECK", "http": "HTTP_GET", "ssl": "SSL_GET", "ssl12": "SSL_GET"}
+
+
+def config(kind: str, servers: int, interval: float, timeout: float, sock: Path) -> str:
+    port = benchtargets.PORTS[kind]
+    check: dict[str, Any] = {"connect_timeout": timeout, "retry": 0}
+    if kind != "tcp":
+        check["url"] = [{"path": "/", "status_code": 200}]
+    reals = [{"ip": a, "port": port, _CHECKER[kind]: dict(check)}
+             for a in benchtargets.server_addresses(servers)]
+    doc = {
+        "global_defs": {"router_id": "bench", "dataplane": "none",
+                        "control_socket": str(sock)},
+        "virtual_servers": [{"ip": "198.51.100.1", "port": port, "protocol": "TCP",
+                             "delay_loop": interval, "lb_algo": "rr", "lb_kind": "NAT",
+                             "real_servers": reals}],
+    }
+    return yaml.safe_dump(doc)
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def counters(pid: int, status: Path) -> tuple[float, int]:
+    """Ask the daemon for its status file (SIGUSR1); (when asked, checks done by then).
+
+    The daemon takes its counters as it handles the signal, then spends a while writing
+    thousands of rows: the time of asking, not of the file's appearing, goes with them.
+    """
+    before = status.stat().st_mtime_ns if status.exists() else 0
+    asked = time.monotonic()
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(3000):  # a status of thousands of servers takes a while to write
+        if status.exists() and status.stat().st_mtime_ns != before:
+            try:
+                data = json.loads(status.read_text())
+            except ValueError:
+                time.sleep(0.02)
+                continue
+            lb = data.get("load_balancer") or data.get("loadbalancer") or data
+            found = _find_checks(lb)
+            if found is not None:
+                return asked, found
+        time.sleep(0.02)
+    raise RuntimeError("the daemon wrote no status file")
+
+
+def _find_checks(node: Any) -> int | None:
+    if isinstance(node, dict):
+        counters = node.get("counters")
+        if isinstance(counters, dict) and "checks" in counters:
+            return int(counters["checks"])
+        for value in node.values():
+            found = _find_checks(value)
+            if found is not None:
+                return found
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=tuple(_CHECKER), default="tcp")
+    ap.add_argument("--servers", type=int, default=5000)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--cpu", type=int, default=0, help="the daemon's (and HAProxy's) CPU")
+    ap.add_argument("--no-haproxy", action="store_true")
+    ap.add_argument("--profile", type=float, default=0.0,
+                    help="also sample the daemon with py-spy for this many seconds")
+    args = ap.parse_args()
+    if not benchtargets.available():
+        ap.error("needs root, nginx, ip and openssl")
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.cpu in cpus and len(cpus) > 1
+    nginx_cpu = next((c for c in cpus if c != args.cpu), None) if pin else None
+    hacluster = shutil.which("hacluster", path=str(Path(sys.executable).parent))
+    if hacluster is None:
+        ap.error("the hacluster command is not installed next to this Python")
+    work = Path(tempfile.mkdtemp(prefix="hcdaemon-"))
+    try:
+        with benchtargets.Targets(nginx_cpu) as net:
+            cfg = work / "bench.yaml"
+            cfg.write_text(config(args.kind, args.servers, args.interval, args.timeout,
+                                  work / "ctl.sock"))
+            status = work / "status.json"
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", net.client,
+                 *(["taskset", "-c", str(args.cpu)] if pin else []),
+                 hacluster, "run", "-f", str(cfg), "--log-level", "warning",
+                 "--status-file", str(status)],
+            )
+            try:
+                # Started once it writes its first status (SIGUSR1 before its handler is
+                # installed would end it); then the warm-up spread and a first round.
+                for _ in range(1200):
+                    if status.exists() or proc.poll() is not None:
+                        break
+                    time.sleep(0.1)
+                time.sleep(args.interval * 2 + 1)
+                if proc.poll() is not None:
+                    print("the daemon exited", file=sys.stderr)
+                    return 1
+                t0, n0 = counters(proc.pid, status)
+                c0 = benchtargets.process_cpu(proc.pid)
+                time.sleep(args.duration)
+                c1 = benchtargets.process_cpu(proc.pid)
+                t1, n1 = counters(proc.pid, status)
+                rss, hwm = rss_mib(proc.pid)
+                if args.profile:
+                    profile(proc.pid, args.profile, work)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            rate = (n1 - n0) / (t1 - t0)
+            cpu = c1 - c0
+            ours = cpu / (rate * args.duration) if rate else float("inf")
+            print(f"daemon: {_CHECKER[args.kind]} x {args.servers} real servers behind nginx, "
+                  f"delay_loop {args.interval:g}s, {args.duration:g}s measured")
+            print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled")
+            print(f"  CPU: {cpu:.2f} s ({100 * cpu / args.duration:.0f}% of one core), "
+                  f"{ours * 1e6:.1f} us per check")
+            print(f"  RSS: {rss:.1f} MiB (peak {hwm:.1f} MiB); "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+            if args.no_haproxy or not benchtargets.haproxy_available():
+                return 0
+            hcpu, up, status = net.haproxy(
+                args.kind, benchtargets.server_addresses(args.servers),
+                benchtargets.PORTS[args.kind], args.interval, args.timeout,
+                warmup=args.interval + 1.0, duration=args.duration,
+                cpu=args.cpu if pin else None,
+            )
+            theirs = hcpu / (args.servers / args.interval * args.duration)
+            print(f"HAProxy: {up} of {args.servers} UP ({status}); CPU {hcpu:.2f} s, "
+                  f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
+                  f"load average {os.getloadavg()[0]:.1f}")
+            print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check" if theirs else
+                  "ratio: n/a (HAProxy's CPU stayed below the clock tick; run longer)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def profile(pid: int, seconds: float, work: Path) -> None:
+    """Where the daemon's time goes: py-spy's samples folded by function, top 25."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        print("py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        return
+    out = work / "profile.txt"
+    subprocess.run([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-f", "raw",
+                    "-o", str(out), "--nonblocking"], check=False, capture_output=True)
+    if not out.exists():
+        return
+    own: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        leaf = frames[-1] if frames else "?"
+        own[leaf] = own.get(leaf, 0) + n
+    print(f"py-spy: {total} samples, by innermost function:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {100 * n / max(total, 1):5.1f}%  {name}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""virtual_routes / virtual_rules follow mastership; static_ipaddress / static_routes /
+static_rules are set at start and removed at stop: two `hacluster run` in namespaces,
+the kernel's tables read back with `ip`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.vrrp_director import Director, PairLab, config_yaml, instance_yaml
+
+pytestmark = pytest.mark.netns
+
+ROUTES = """
+virtual_routes:
+  - 192.0.2.0/24 via 10.9.0.254 dev eth0
+  - blackhole 198.51.100.0/24 table 100
+  - {to: 203.0.113.128/25, dev: eth0, metric: 7}
+virtual_rules:
+  - from 10.9.0.100 table 100 priority 100
+  - from all fwmark 7 lookup 100 priority 101
+"""
+
+
+def statics(me: int) -> str:
+    return (
+        f'static_ipaddress: ["10.9.0.{me}5/24 dev eth0"]\n'
+        'static_routes: ["203.0.113.0/25 via 10.9.0.254 dev eth0"]\n'
+        'static_rules: ["to 203.0.113.0/25 table 200 priority 200"]\n'
+    )
+
+
+def ip(d: Director, *args: str) -> str:
+    return subprocess.run(["ip", "-n", d.ns.name, *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def has_virtuals(d: Director) -> bool:
+    main, t100, rules = ip(d, "route"), ip(d, "route", "show", "table", "100"), ip(d, "rule")
+    return ("192.0.2.0/24 via 10.9.0.254 dev eth0" in main
+            and "203.0.113.128/25 dev eth0 scope link metric 7" in main
+            and "blackhole 198.51.100.0/24" in t100
+            and "100:\tfrom 10.9.0.100 lookup 100" in rules
+            and "101:\tfrom all fwmark 0x7 lookup 100" in rules)
+
+
+def lacks_virtuals(d: Director) -> bool:
+    main, t100, rules = ip(d, "route"), ip(d, "route", "show", "table", "100"), ip(d, "rule")
+    return ("192.0.2.0/24" not in main and "203.0.113.128/25" not in main
+            and "198.51.100.0/24" not in t100 and "lookup 100" not in rules)
+
+
+def has_statics(d: Director, me: int) -> bool:
+    return (f"10.9.0.{me}5/24" in ip(d, "addr", "show", "dev", "eth0")
+            and "203.0.113.0/25 via 10.9.0.254 dev eth0" in ip(d, "route")
+            and "200:\tfrom all to 203.0.113.0/25 lookup 200" in ip(d, "rule"))
+
+
+def wait(check: Callable[[], bool], d: Director, what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{d.name}: {what} not so after {timeout}s\n{d.output()}\n"
+                                 f"{ip(d, 'route')}{ip(d, 'rule')}")
+        time.sleep(0.05)
+
+
+def test_routes_and_rules_follow_mastership_statics_stay(pair: PairLab) -> None:
+    a = pair.director("a", statics(1) + config_yaml(instance_yaml(priority=150, extra=ROUTES)))
+    b = pair.director("b", statics(2) + config_yaml(instance_yaml(priority=100, extra=ROUTES)))
+    b.start()
+    b.wait_state("MASTER")
+    wait(lambda: has_virtuals(b), b, "virtual routes and rules added")
+    assert has_statics(b, 2)
+    a.start()
+    a.wait_state("MASTER")  # preempts b
+    b.wait_state("BACKUP")
+    wait(lambda: has_virtuals(a), a, "virtual routes and rules added")
+    wait(lambda: lacks_virtuals(b), b, "virtual routes and rules removed")
+    assert has_statics(a, 1) and has_statics(b, 2)  # statics whatever the state
+
+    a.proc.signal(signal.SIGTERM)  # graceful: a resigns, b takes over
+    b.wait_state("MASTER")
+    wait(lambda: has_virtuals(b), b, "virtual routes and rules added")
+    wait(lambda: not a.proc.running(), a, "a stopped")
+    assert lacks_virtuals(a)
+    assert not has_statics(a, 1)  # removed on stop, as keepalived does
+    assert "10.9.0.15/24" not in ip(a, "addr", "show", "dev", "eth0")
