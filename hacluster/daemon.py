@@ -492,11 +492,13 @@ class Daemon:
         delta = self._track_delta.get(name, 0)
         if name in self._maintenance:
             delta = -1000  # clamped to priority 1 by the machine
+        from hacluster.notify import priority_notified
+
         machine = driver.members[name].machine
         before = machine.priority
         driver.set_priority_delta(name, delta)
         inst = self.config.vrrp_instances.get(name)
-        if (machine.priority != before and inst is not None and inst.notify_priority_changes
+        if (machine.priority != before and inst is not None and priority_notified(inst)
                 and self._notifier is not None):
             self._notifier.vrrp_priority(name, machine.state is State.MASTER, machine.priority)
 

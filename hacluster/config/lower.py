@@ -361,12 +361,16 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
 
 
 #: Instance keys carried out outside the instance's plan: by tracking
-#: (`hacluster.tracking.plan_watches`), notify (`hacluster.notify`) and alert mail
-#: (`hacluster.alerts`), which take a new config in place, and by the instance's name.
+#: (`hacluster.tracking.plan_watches`), notify (`hacluster.notify`), alert mail
+#: (`hacluster.alerts`) and routes (`hacluster.vroutes`), which take a new config in
+#: place, and by the instance's name.
 INSTANCE_ELSEWHERE = frozenset({
-    "name", "track_interface", "track_script", "track_file",
+    "name", "track_interface", "track_script", "track_file", "track_process",
     "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert",
+    "notify_priority_changes", "virtual_routes", "virtual_rules",
 })
+#: Instance keys the loader carries out as it reads the file (strict mode's rules).
+INSTANCE_AT_LOAD = frozenset({"strict_mode"})
 
 
 def unsupported_instance(inst: VrrpInstance) -> list[str]:

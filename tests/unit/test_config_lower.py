@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from hacluster.alerts import InstanceEvent, alert_enabled
+from hacluster.config import ConfigError
 from hacluster.config.loader import parse_config
 from hacluster.config.lower import (
+    INSTANCE_AT_LOAD,
     INSTANCE_ELSEWHERE,
     lower_instance,
     plan,
@@ -36,12 +38,15 @@ from hacluster.config.model import (
     NotifyCommand,
     PingCheck,
     RealServer,
+    Route,
+    Rule,
     SmtpCheck,
     SslGetCheck,
     StatusCodeRange,
     TcpCheck,
     TrackFile,
     TrackInterface,
+    TrackProcess,
     TrackScript,
     UdpCheck,
     UnicastPeer,
@@ -50,8 +55,9 @@ from hacluster.config.model import (
     VirtualServer,
     VrrpTrackFile,
 )
-from hacluster.notify import notify_commands
+from hacluster.notify import notify_commands, priority_notified
 from hacluster.tracking import plan_watches
+from hacluster.vroutes import RouteFollower, kernel_route, kernel_rule
 
 # A value different from the base's, for every checker field.
 CHECK_ALTERNATIVES: dict[str, Any] = {
@@ -135,6 +141,8 @@ global_defs:
   smtp_server: 127.0.0.1
 vrrp_scripts:
   chk: {script: /bin/true}
+vrrp_track_processes:
+  proc: {process: nginx}
 vrrp_instances:
   VI_1:
     interface: eth0
@@ -180,6 +188,13 @@ INSTANCE_ALTERNATIVES: dict[str, Any] = {
     "notify_stop": NotifyCommand(("/bin/true",), "/bin/true"),
     "notify": NotifyCommand(("/bin/true",), "/bin/true"),
     "smtp_alert": True,
+    "track_process": (TrackProcess("proc"),),
+    "notify_priority_changes": True,
+    "virtual_routes": (Route(ip_interface("10.9.0.0/16"), via=ip_address("10.0.0.254")),),
+    "virtual_rules": (Rule(table=100, from_=ip_interface("10.0.0.0/24")),),
+    "strict_mode": True,
+    "skip_check_adv_addr": True,
+    "check_unicast_src": True,
 }
 
 
@@ -189,9 +204,13 @@ def _with(config: Config, **changes: Any) -> Config:
 
 
 def _elsewhere(config: Config) -> tuple[Any, ...]:
-    """What tracking, notify and alert mail are given from a configuration."""
+    """What tracking, notify, alert mail and routes are given from a configuration."""
     mail = alert_enabled(InstanceEvent("VI_1", "MASTER", 100), config)
-    return plan_watches(config), tuple(notify_commands(config)), mail
+    inst = config.vrrp_instances["VI_1"]
+    routes = RouteFollower.wanted(config), [kernel_route(r) for r in inst.virtual_routes], [
+        kernel_rule(r) for r in inst.virtual_rules]
+    return (plan_watches(config), tuple(notify_commands(config)), mail,
+            priority_notified(inst), routes)
 
 
 def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
@@ -205,6 +224,16 @@ def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
             continue  # the key the instance is known by
         assert f.name in INSTANCE_ALTERNATIVES, f"{f.name}: give it an alternative value here"
         variant = _with(base, **{f.name: INSTANCE_ALTERNATIVES[f.name]})
+        if f.name in INSTANCE_AT_LOAD:
+            # strict mode's rules: a file it forbids (authentication) is refused
+            text = BASE_INSTANCE.replace("    interface: eth0\n", "    interface: eth0\n"
+                                         "    authentication: {auth_type: PASS, auth_pass: x}\n")
+            parse_config(text, "t.yaml")
+            with pytest.raises(ConfigError):
+                parse_config(text.replace("    interface: eth0\n",
+                                          "    interface: eth0\n    strict_mode: true\n"),
+                             "t.yaml")
+            continue
         if f.name in INSTANCE_ELSEWHERE:
             assert _elsewhere(variant) != _elsewhere(base), f.name
             assert lower_instance(variant, "VI_1") == lowered, f.name
