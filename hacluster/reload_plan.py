@@ -71,11 +71,17 @@ def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
         config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
     )
     return (
-        None if group is None else dataclasses.replace(group, **_IN_PLACE),
-        tuple(dataclasses.replace(config.vrrp_instances[n], **_IN_PLACE) for n in unit.names),
+        None if group is None else _without_in_place(group),
+        tuple(_without_in_place(config.vrrp_instances[n]) for n in unit.names),
         g.vrrp_garp_interval,
         g.vrrp_gna_interval,
     )
+
+
+def _without_in_place(obj: VrrpSyncGroup | VrrpInstance) -> Any:
+    """`obj` with the settings taken in place blanked (those its class has)."""
+    names = {f.name for f in dataclasses.fields(obj)}
+    return dataclasses.replace(obj, **{k: v for k, v in _IN_PLACE.items() if k in names})
 
 
 def identity(inst: VrrpInstance) -> tuple[Any, ...]:

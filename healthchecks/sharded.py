@@ -64,6 +64,8 @@ _PARAMS = (
 )
 #: Seconds between two batches of run outcomes sent by a worker.
 RESULTS_INTERVAL = 1.0
+#: Seconds a new worker has to start before it counts as hung (a loaded machine).
+STARTUP_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,8 @@ class _Worker:
         self.pending: deque[asyncio.Future[WorkerSample]] = deque()
         self.polls: deque[asyncio.Future[list[CheckCounters]]] = deque()
         self.reader_task: asyncio.Task[None] | None = None
-        self.answered = asyncio.get_running_loop().time()  # its latest message
+        # Its latest message; a new worker has a while to import and start first.
+        self.answered = asyncio.get_running_loop().time() + STARTUP_GRACE
 
     def fail(self, exc: Exception) -> None:
         """Answer every request still waiting with `exc`."""
