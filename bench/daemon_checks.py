@@ -14,7 +14,6 @@ on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -29,6 +28,7 @@ import yaml
 
 from healthchecks import benchtargets
 
+_METRICS = "127.0.0.1:9650"  # inside the checker's namespace
 _CHECKER = {"tcp": "TCP_CHECK", "http": "HTTP_GET", "ssl": "SSL_GET", "ssl12": "SSL_GET"}
 
 
@@ -41,7 +41,7 @@ def config(kind: str, servers: int, interval: float, timeout: float, sock: Path)
              for a in benchtargets.server_addresses(servers)]
     doc = {
         "global_defs": {"router_id": "bench", "dataplane": "none",
-                        "control_socket": str(sock)},
+                        "control_socket": str(sock), "metrics_listen": _METRICS},
         "virtual_servers": [{"ip": "198.51.100.1", "port": port, "protocol": "TCP",
                              "delay_loop": interval, "lb_algo": "rr", "lb_kind": "NAT",
                              "real_servers": reals}],
@@ -55,40 +55,25 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-def counters(pid: int, status: Path) -> tuple[float, int]:
-    """Ask the daemon for its status file (SIGUSR1); (when asked, checks done by then).
+def counters(ns: str) -> tuple[float, int] | None:
+    """(when asked, checks done so far) from the daemon's /metrics; None before it answers.
 
-    The daemon takes its counters as it handles the signal, then spends a while writing
-    thousands of rows: the time of asking, not of the file's appearing, goes with them.
+    The metrics endpoint, not the status file: a status of thousands of servers holds the
+    daemon's loop for a second or more, and the runner skips the slots it missed.
     """
-    before = status.stat().st_mtime_ns if status.exists() else 0
+    script = (
+        "import urllib.request,sys\n"
+        f"sys.stdout.write(urllib.request.urlopen('http://{_METRICS}/metrics', timeout=20)"
+        ".read().decode())\n"
+    )
     asked = time.monotonic()
-    os.kill(pid, signal.SIGUSR1)
-    for _ in range(3000):  # a status of thousands of servers takes a while to write
-        if status.exists() and status.stat().st_mtime_ns != before:
-            try:
-                data = json.loads(status.read_text())
-            except ValueError:
-                time.sleep(0.02)
-                continue
-            lb = data.get("load_balancer") or data.get("loadbalancer") or data
-            found = _find_checks(lb)
-            if found is not None:
-                return asked, found
-        time.sleep(0.02)
-    raise RuntimeError("the daemon wrote no status file")
-
-
-def _find_checks(node: Any) -> int | None:
-    if isinstance(node, dict):
-        counters = node.get("counters")
-        if isinstance(counters, dict) and "checks" in counters:
-            return int(counters["checks"])
-        for value in node.values():
-            found = _find_checks(value)
-            if found is not None:
-                return found
-    return None
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", script],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return None
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in out.stdout.splitlines()
+                if line.startswith("hacluster_checks_total{"))
+    return asked, int(total)
 
 
 def main() -> int:
@@ -118,29 +103,31 @@ def main() -> int:
             cfg = work / "bench.yaml"
             cfg.write_text(config(args.kind, args.servers, args.interval, args.timeout,
                                   work / "ctl.sock"))
-            status = work / "status.json"
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", net.client,
                  *(["taskset", "-c", str(args.cpu)] if pin else []),
-                 hacluster, "run", "-f", str(cfg), "--log-level", "warning",
-                 "--status-file", str(status)],
+                 hacluster, "run", "-f", str(cfg), "--log-level", "warning"],
             )
             try:
-                # Started once it writes its first status (SIGUSR1 before its handler is
-                # installed would end it); then the warm-up spread and a first round.
-                for _ in range(1200):
-                    if status.exists() or proc.poll() is not None:
+                # Started once its metrics answer; then the warm-up spread and a round.
+                for _ in range(600):
+                    if proc.poll() is not None or counters(net.client) is not None:
                         break
-                    time.sleep(0.1)
+                    time.sleep(0.2)
                 time.sleep(args.interval * 2 + 1)
-                if proc.poll() is not None:
-                    print("the daemon exited", file=sys.stderr)
+                first = counters(net.client)
+                if proc.poll() is not None or first is None:
+                    print("the daemon exited or its metrics do not answer", file=sys.stderr)
                     return 1
-                t0, n0 = counters(proc.pid, status)
+                t0, n0 = first
                 c0 = benchtargets.process_cpu(proc.pid)
                 time.sleep(args.duration)
                 c1 = benchtargets.process_cpu(proc.pid)
-                t1, n1 = counters(proc.pid, status)
+                last = counters(net.client)
+                if last is None:
+                    print("the daemon's metrics stopped answering", file=sys.stderr)
+                    return 1
+                t1, n1 = last
                 rss, hwm = rss_mib(proc.pid)
                 if args.profile:
                     profile(proc.pid, args.profile, work)

@@ -215,13 +215,16 @@ class Targets:
 
 def _servers_up(path: Path) -> tuple[int, str]:
     """How many of HAProxy's servers are UP, and the commonest check status, from its stats."""
+    data = b""
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(b"show stat\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        sock.settimeout(15)
+        try:
+            sock.connect(str(path))
+            sock.sendall(b"show stat\n")
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError as exc:  # a HAProxy too busy to answer: no count, not a crash
+            return 0, f"stats socket: {exc}"
     lines = data.decode().splitlines()
     header = lines[0].lstrip("# ").split(",") if lines else []
     col = {name: i for i, name in enumerate(header)}

@@ -94,7 +94,8 @@ class Reactor:
         self._ready()  # what arrived in time is not a timeout
         earliest = math.inf
         waiting = self._waiting
-        for deadlines, fds in self._deadlines.values():
+        # A copy: a watcher's end may start a check with a timeout not seen before.
+        for deadlines, fds in list(self._deadlines.values()):
             while deadlines and deadlines[0] <= now:
                 deadline = deadlines.popleft()
                 watcher = waiting.get(fds.popleft())
