@@ -8,7 +8,12 @@ listener when `metrics_listen` is set.
 
 Endpoints (JSON in and out; an error is `{"error": message}` with its status code):
 
-    GET  /v1/status                          Status, plus "ipvs": the table as rows
+    GET  /v1/status                          Status, plus "ipvs": the table as rows (the
+                                             daemon answers from a snapshot at most ~1 s
+                                             old, "status_age_seconds"; "ipvs" is the
+                                             table as reconcile last read it back,
+                                             "ipvs_age_seconds" ago, and wrote it since:
+                                             connection counters are in /v1/ipvs)
     GET  /v1/summary                         instances' states, each virtual server's
                                              quorum and real servers up (small)
     GET  /v1/virtual_servers/{vs}            one virtual server's status and table rows
@@ -231,6 +236,9 @@ async def _json(data: Any, status: int = 200) -> web.Response:
 
 async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
+    document = getattr(controller, "status_document", None)  # kept encoded: answers at once
+    if document is not None:
+        return web.Response(text=await document(), content_type="application/json")
     status = await controller.status()
     result: dict[str, Any] = dict(status)
     # A controller that keeps a recent listing answers from it (the status page need

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.single_instance import Locks
+    from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -639,12 +640,18 @@ class Daemon:
             return False
         return True
 
-    def api_status(self, vrrp: dict[str, Any] | None = None) -> Status:
-        """Status; `vrrp` is what the VRRP role said (supervisor), else read here."""
+    def api_status(self, vrrp: dict[str, Any] | None = None, *, table: bool = True) -> Status:
+        """Status; `vrrp` is what the VRRP role said (supervisor), else read here. Without
+        `table`, no virtual servers (the caller has them from elsewhere)."""
         from hacluster import __version__
 
         g = self.config.global_defs
-        lb = self._lb.status(table=False) if self._lb is not None else None
+        lb = None
+        if self._lb is not None:
+            lb = self._lb.status(table=False) if table else {
+                "virtual_servers": [], "dataplane_error": self._lb.dataplane_error,
+                "counters": dict(self._lb.counters),
+            }
         if vrrp is None:
             vrrp = self.role_status()
         counters: dict[str, Any] = {
@@ -1406,6 +1413,8 @@ class DaemonController:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self._snapshots: StatusSnapshots | None = None
+        self._snapshots_of: LoadBalancer | None = None  # a reload may build a new one
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
@@ -1429,6 +1438,42 @@ class DaemonController:
             "virtual_servers": lb.summary() if lb is not None else [],
             "dataplane_error": None if lb is None else lb.dataplane_error,
         }
+
+    async def status_document(self) -> str:
+        """`GET /v1/status` as JSON text: VRRP and counters read now, the load balancer's
+        part from its latest snapshot (`status_age_seconds` old; `ipvs` is the table as
+        reconcile last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
+        daemon = self.daemon
+        lb = daemon.load_balancer
+        snapshot = None
+        if lb is not None:
+            from hacluster.status_snapshot import StatusSnapshots
+
+            if self._snapshots is None or self._snapshots_of is not lb:
+                if self._snapshots is not None:
+                    await self._snapshots.close()
+                self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
+            snapshot = await self._snapshots.latest()
+        role = daemon.vrrp_role
+        vrrp = None
+        if role is not None:
+            vrrp = await role.status()
+            if vrrp is None:  # restarting: say so rather than fail the request
+                vrrp = {"instances": [], "transport": {}, "dropped": {}}
+        head: dict[str, Any] = dict(daemon.api_status(vrrp, table=False))
+        del head["virtual_servers"]
+        if snapshot is None:
+            return json.dumps({**head, "virtual_servers": [], "ipvs": []})
+        now = time.monotonic()
+        read_at = snapshot.table_read_at
+        tail = {
+            "status_age_seconds": round(now - snapshot.built_at, 3),
+            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
+        }
+        return "".join((
+            json.dumps(head)[:-1], ', "virtual_servers": ', snapshot.virtual_servers,
+            ', "ipvs": ', snapshot.ipvs, ", ", json.dumps(tail)[1:],
+        ))
 
     async def status(self) -> Status:
         daemon = self.daemon
