@@ -976,7 +976,8 @@ class Daemon:
         from hacluster.api import ApiError, ApiServer, Listeners
 
         assert self._metrics is not None
-        api = ApiServer(DaemonController(self), self._metrics,
+        controller = DaemonController(self)
+        api = ApiServer(controller, self._metrics,
                         Listeners.from_global_defs(self.config.global_defs))
         try:
             await api.start()
@@ -985,6 +986,7 @@ class Daemon:
             log.error("[api] control API not available: %s", exc)
             return
         self._api = api
+        controller.prepare_status()
 
     async def _ready(self, timeout: float = 20.0) -> None:
         """Wait until a takeover could be carried out in full: netlink open and the
@@ -1415,6 +1417,7 @@ class DaemonController:
         self.daemon = daemon
         self._snapshots: StatusSnapshots | None = None
         self._snapshots_of: LoadBalancer | None = None  # a reload may build a new one
+        self._preparing: asyncio.Task[None] | None = None
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
@@ -1444,16 +1447,8 @@ class DaemonController:
         part from its latest snapshot (`status_age_seconds` old; `ipvs` is the table as
         reconcile last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
         daemon = self.daemon
-        lb = daemon.load_balancer
-        snapshot = None
-        if lb is not None:
-            from hacluster.status_snapshot import StatusSnapshots
-
-            if self._snapshots is None or self._snapshots_of is not lb:
-                if self._snapshots is not None:
-                    await self._snapshots.close()
-                self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
-            snapshot = await self._snapshots.latest()
+        snapshots = await self._status_snapshots()
+        snapshot = None if snapshots is None else await snapshots.latest()
         role = daemon.vrrp_role
         vrrp = None
         if role is not None:
@@ -1474,6 +1469,28 @@ class DaemonController:
             json.dumps(head)[:-1], ', "virtual_servers": ', snapshot.virtual_servers,
             ', "ipvs": ', snapshot.ipvs, ", ", json.dumps(tail)[1:],
         ))
+
+    async def _status_snapshots(self) -> StatusSnapshots | None:
+        """The snapshots of the current load balancer (a reload may replace it)."""
+        lb = self.daemon.load_balancer
+        if lb is None:
+            return None
+        if self._snapshots is None or self._snapshots_of is not lb:
+            from hacluster.status_snapshot import StatusSnapshots
+
+            if self._snapshots is not None:
+                await self._snapshots.close()
+            self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
+        return self._snapshots
+
+    def prepare_status(self) -> None:
+        """Build the first status snapshot now, in the background."""
+        async def prepare() -> None:
+            snapshots = await self._status_snapshots()
+            if snapshots is not None:
+                snapshots.prepare()
+
+        self._preparing = asyncio.get_running_loop().create_task(prepare())
 
     async def status(self) -> Status:
         daemon = self.daemon
@@ -1497,16 +1514,30 @@ class DaemonController:
         return {"services": []} if lb is None else await lb.recent_ipvs()
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, True)
+        try:
+            await self.daemon.drain(virtual_server, real_server, True)
+        finally:
+            self._changed()
 
     async def undrain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, False)
+        try:
+            await self.daemon.drain(virtual_server, real_server, False)
+        finally:
+            self._changed()
 
     async def maintenance(self, instance: str, on: bool) -> None:
         await self.daemon.maintenance(instance, on)
 
     async def reload(self) -> tuple[bool, str]:
-        return await self.daemon.reload()
+        try:
+            return await self.daemon.reload()
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        """A change made through the API shows in the next status."""
+        if self._snapshots is not None:
+            self._snapshots.invalidate()
 
 
 def run_daemon(config: Config, options: DaemonOptions) -> int:

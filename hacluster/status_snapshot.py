@@ -6,7 +6,9 @@ is built from memory only (the health the checks reported, and the table as the 
 loop last read back and wrote it: no dataplane read per request), a few milliseconds of
 work between two yields to the event loop, and a request is answered at once from the
 latest one built, which says how old it is. A request finding it older than `max_age`
-starts the next build.
+starts the next build; one finding it older than `wait_after` (nobody asked for a while)
+waits for the next build rather than show something that old. The first is built when
+the API starts, so that the first request need not wait for it.
 """
 
 from __future__ import annotations
@@ -83,37 +85,54 @@ async def join_sliced(pieces: Iterator[str]) -> str:
 class StatusSnapshots:
     """The latest `Snapshot` of a load balancer, rebuilt when asked for and stale."""
 
-    def __init__(self, lb: LoadBalancer, max_age: float = 1.0) -> None:
+    def __init__(self, lb: LoadBalancer, max_age: float = 1.0, wait_after: float = 10.0) -> None:
         self._lb = lb
         self._max_age = max_age
+        self._wait_after = wait_after
         self._latest: Snapshot | None = None
         self._building: asyncio.Task[Snapshot] | None = None
+        self._generation = 0
+
+    def prepare(self) -> None:
+        """Start building one now, if none is being built."""
+        if self._building is None or self._building.done():
+            self._building = asyncio.get_running_loop().create_task(
+                self._build(self._generation), name="status-snapshot")
 
     async def latest(self) -> Snapshot:
-        """The latest snapshot at once (the first one is waited for); a stale one starts
-        the next build in the background."""
+        """The latest snapshot at once; a stale one starts the next build in the
+        background, and one older than `wait_after` (or none) is waited for."""
         latest = self._latest
-        stale = latest is None or time.monotonic() - latest.built_at > self._max_age
-        if stale and (self._building is None or self._building.done()):
-            self._building = asyncio.get_running_loop().create_task(
-                self._build(), name="status-snapshot")
-        if latest is None:
+        age = None if latest is None else time.monotonic() - latest.built_at
+        if age is None or age > self._max_age:
+            self.prepare()
+        if latest is None or age is None or age > self._wait_after:
             assert self._building is not None
             return await asyncio.shield(self._building)
         return latest
 
-    async def close(self) -> None:
-        if self._building is not None and not self._building.done():
-            self._building.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._building
+    def invalidate(self) -> None:
+        """Forget the latest (a change made through the API): the next request waits for
+        a snapshot built after it, so a client reads its own change."""
+        self._latest = None
+        self._building = None  # one under way may have read the state before the change
+        self._generation += 1
 
-    async def _build(self) -> Snapshot:
+    async def close(self) -> None:
+        """Wait for a build under way (a request may be waiting for it too)."""
+        building, self._building = self._building, None
+        if building is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(building)
+
+    async def _build(self, generation: int) -> Snapshot:
         lb = self._lb
         await lb.refresh(self._max_age)  # the checks' counters from the worker processes
         built_at = time.monotonic()
         table, read_at = lb.table, lb.table_read_at
         virtual_servers = await join_sliced(lb.status_pieces())
         ipvs = await join_sliced(table_pieces(table))
-        self._latest = Snapshot(built_at, virtual_servers, ipvs, read_at)
-        return self._latest
+        snapshot = Snapshot(built_at, virtual_servers, ipvs, read_at)
+        if generation == self._generation:
+            self._latest = snapshot
+        return snapshot

@@ -85,6 +85,12 @@ async def test_stale_snapshot_is_rebuilt(tmp_path: Path, listeners: list[Tcp]) -
         assert later.built_at > first.built_at
         assert up(later.virtual_servers) == {a.name: True, b.name: False}
         assert [r["destination"] for r in json.loads(later.ipvs)] == [a.name]
+        # A change made through the API: the next request waits for a snapshot after it.
+        await lb.drain(VS, a.name)
+        snapshots.invalidate()
+        drained = await snapshots.latest()
+        assert drained.built_at > later.built_at
+        assert json.loads(drained.virtual_servers)[0]["real_servers"][0]["drained"] is True
     finally:
         await snapshots.close()
         await lb.stop()
