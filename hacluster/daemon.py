@@ -1493,7 +1493,7 @@ class DaemonController:
         async def prepare() -> None:
             snapshots = await self._status_snapshots()
             if snapshots is not None:
-                snapshots.prepare()
+                snapshots.keep_warm()
 
         self._preparing = asyncio.get_running_loop().create_task(prepare())
 

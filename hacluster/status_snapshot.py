@@ -5,10 +5,10 @@ request for seconds and the supervisor's loop for tens of milliseconds at a time
 is built from memory only (the health the checks reported, and the table as the reconcile
 loop last read back and wrote it: no dataplane read per request), a few milliseconds of
 work between two yields to the event loop, and a request is answered at once from the
-latest one built, which says how old it is. A request finding it older than `max_age`
-starts the next build; one finding it older than `wait_after` (nobody asked for a while)
-waits for the next build rather than show something that old. The first is built when
-the API starts, so that the first request need not wait for it.
+latest one built, which says how old it is. While somebody asks (and for `keep_warm`
+seconds after the API starts or after a request), a new one is built whenever the
+latest is `max_age` old; a request finding none younger than `wait_after` (nobody asked
+for a while) waits for the next build rather than show something that old.
 """
 
 from __future__ import annotations
@@ -85,10 +85,14 @@ async def join_sliced(pieces: Iterator[str]) -> str:
 class StatusSnapshots:
     """The latest `Snapshot` of a load balancer, rebuilt when asked for and stale."""
 
-    def __init__(self, lb: LoadBalancer, max_age: float = 1.0, wait_after: float = 10.0) -> None:
+    def __init__(self, lb: LoadBalancer, max_age: float = 1.0, wait_after: float = 10.0,
+                 keep_warm: float = 30.0) -> None:
         self._lb = lb
         self._max_age = max_age
         self._wait_after = wait_after
+        self._keep_warm = keep_warm
+        self._warm_until = 0.0
+        self._warmer: asyncio.Task[None] | None = None
         self._latest: Snapshot | None = None
         self._building: asyncio.Task[Snapshot] | None = None
         self._generation = 0
@@ -99,9 +103,27 @@ class StatusSnapshots:
             self._building = asyncio.get_running_loop().create_task(
                 self._build(self._generation), name="status-snapshot")
 
+    def keep_warm(self) -> None:
+        """Keep building for `keep_warm` seconds from now (the API started, a request)."""
+        self._warm_until = time.monotonic() + self._keep_warm
+        if self._warmer is None or self._warmer.done():
+            self._warmer = asyncio.get_running_loop().create_task(
+                self._warm(), name="status-snapshot-warm")
+
+    async def _warm(self) -> None:
+        while time.monotonic() < self._warm_until:
+            latest = self._latest
+            if latest is None or time.monotonic() - latest.built_at >= self._max_age:
+                self.prepare()
+                assert self._building is not None
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._building)
+            await asyncio.sleep(self._max_age / 4)
+
     async def latest(self) -> Snapshot:
         """The latest snapshot at once; a stale one starts the next build in the
         background, and one older than `wait_after` (or none) is waited for."""
+        self.keep_warm()
         latest = self._latest
         age = None if latest is None else time.monotonic() - latest.built_at
         if age is None or age > self._max_age:
@@ -119,7 +141,8 @@ class StatusSnapshots:
         self._generation += 1
 
     async def close(self) -> None:
-        """Wait for a build under way (a request may be waiting for it too)."""
+        """Stop building; wait for a build under way (a request may be waiting for it)."""
+        self._warm_until = 0.0
         building, self._building = self._building, None
         if building is not None:
             with contextlib.suppress(Exception):
