@@ -238,7 +238,9 @@ async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
     document = getattr(controller, "status_document", None)  # kept encoded: answers at once
     if document is not None:
-        return web.Response(text=await document(), content_type="application/json")
+        body = (await document()).encode()
+        _send_buffer(request, len(body))
+        return web.Response(body=body, content_type="application/json")
     status = await controller.status()
     result: dict[str, Any] = dict(status)
     # A controller that keeps a recent listing answers from it (the status page need
@@ -251,6 +253,27 @@ async def _status(request: web.Request) -> web.Response:
         result["ipvs"] = []
         result["ipvs_error"] = str(exc)
     return await _json(result)
+
+
+SO_SNDBUFFORCE = 32  # linux/asm-generic/socket.h (not in the socket module)
+MAX_SEND_BUFFER = 16 << 20
+
+
+def _send_buffer(request: web.Request, size: int) -> None:
+    """Let the kernel take a large answer whole (megabytes at 10,000 real servers): with
+    the default buffer (~200 KB) it leaves in slices, one per turn of a busy event loop,
+    and a client waits for all of them. Root may exceed net.core.wmem_max."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or size <= 256 * 1024:
+        return
+    want = min(size + 64 * 1024, MAX_SEND_BUFFER)
+    for option in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, want)
+            return
+        except OSError:
+            continue
 
 
 def summarize(status: Status) -> dict[str, Any]:

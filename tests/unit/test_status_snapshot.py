@@ -60,7 +60,9 @@ async def test_snapshot_says_what_status_says(tmp_path: Path, listeners: list[Tc
         await notifier.close()
 
 
-async def test_snapshot_is_kept_fresh_and_shows_api_changes(tmp_path: Path, listeners: list[Tcp]) -> None:
+async def test_snapshot_is_kept_fresh_and_shows_api_changes(
+    tmp_path: Path, listeners: list[Tcp]
+) -> None:
     a, b = listeners
     config = make_config(tmp_path, [a.rs(5), b.rs(1)])
     lb, notifier = await running(config, Recording())
