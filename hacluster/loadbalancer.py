@@ -226,6 +226,10 @@ class _Wanted:
     plans: tuple[CheckPlan, ...]
 
 
+STATUS_PIECE = 20
+"""Real servers a piece of `LoadBalancer.status_pieces`."""
+
+
 def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
     port = rs.port if rs.port or vs.fwmark is not None else (vs.port or 0)
     return DestKey(rs.ip, port)
@@ -725,8 +729,8 @@ class LoadBalancer:
 
     def status_pieces(self) -> Iterator[str]:
         """The `virtual_servers` of `status()` as JSON text (`json.dumps`'s), a piece per
-        real server, for a caller that yields to the event loop between pieces. Walks a
-        copy of the membership, so a reload between two pieces does no harm."""
+        `STATUS_PIECE` real servers, for a caller that yields to the event loop between
+        pieces. Walks a copy of the membership: a reload between two pieces does no harm."""
         now = time.monotonic()
         current = self._table
         yield "["
@@ -734,9 +738,12 @@ class LoadBalancer:
             entry = current.entries.get(skey) if current is not None else None
             head = json.dumps(self._service_row(skey, vs))
             yield ("" if index == 0 else ", ") + head[:-1] + ', "real_servers": ['
-            for position, real in enumerate(list(self._members.get(skey, []))):
-                text = json.dumps(self._real_row(vs, real, entry, now))
-                yield text if position == 0 else ", " + text
+            reals = list(self._members.get(skey, []))
+            for start in range(0, len(reals), STATUS_PIECE):
+                # A few rows a dumps() call: one call a row spent much on the call itself.
+                text = json.dumps([self._real_row(vs, real, entry, now)
+                                   for real in reals[start:start + STATUS_PIECE]])[1:-1]
+                yield text if start == 0 else ", " + text
             yield "]}"
         yield "]"
 

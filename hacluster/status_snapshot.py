@@ -96,6 +96,7 @@ class StatusSnapshots:
         self._latest: Snapshot | None = None
         self._building: asyncio.Task[Snapshot] | None = None
         self._generation = 0
+        self._table_text: tuple[Table | None, str] | None = None  # (table, its rows)
 
     def prepare(self) -> None:
         """Start building one now, if none is being built."""
@@ -154,7 +155,10 @@ class StatusSnapshots:
         built_at = time.monotonic()
         table, read_at = lb.table, lb.table_read_at
         virtual_servers = await join_sliced(lb.status_pieces())
-        ipvs = await join_sliced(table_pieces(table))
+        # A table is immutable, and its rows say nothing that ages: encoded once.
+        if self._table_text is None or self._table_text[0] is not table:
+            self._table_text = (table, await join_sliced(table_pieces(table)))
+        ipvs = self._table_text[1]
         snapshot = Snapshot(built_at, virtual_servers, ipvs, read_at)
         if generation == self._generation:
             self._latest = snapshot

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hacluster import loadbalancer
 from hacluster.apitypes import ipvs_rows
 from hacluster.ipvs.listing import to_json
 from hacluster.status_snapshot import StatusSnapshots, join_sliced, table_pieces
@@ -38,7 +39,11 @@ def _without_ages(rows: Any) -> Any:
     return rows
 
 
-async def test_snapshot_says_what_status_says(tmp_path: Path, listeners: list[Tcp]) -> None:
+@pytest.mark.parametrize("piece", [1, 20])
+async def test_snapshot_says_what_status_says(
+    tmp_path: Path, listeners: list[Tcp], piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loadbalancer, "STATUS_PIECE", piece)
     a, b = listeners
     config = make_config(tmp_path, [a.rs(5), b.rs(1)])
     backend = Recording()
