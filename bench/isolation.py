@@ -261,8 +261,11 @@ def show(r: Result, wanted: int) -> None:
     if r.status_ms or r.status_timeouts:
         ms = sorted(r.status_ms) or [float("nan")]
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-        print(f"   /v1/status p50 {statistics.median(ms):.0f} ms, p99 {p99:.0f}, "
-              f"max {ms[-1]:.0f}; {len(r.status_ms)} answered, {r.status_timeouts} timed out")
+        p90 = ms[min(len(ms) - 1, int(len(ms) * 0.9))]
+        first = r.status_ms[0] if r.status_ms else float("nan")
+        print(f"   /v1/status p50 {statistics.median(ms):.0f} ms, p90 {p90:.0f}, p99 {p99:.0f}, "
+              f"max {ms[-1]:.0f} (first {first:.0f}); {len(r.status_ms)} answered, "
+              f"{r.status_timeouts} timed out")
 
 
 def main() -> int:
