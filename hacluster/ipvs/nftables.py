@@ -57,6 +57,7 @@ from hacluster.ipvs.backend import (
 from hacluster.ipvs.memory import apply_ops
 from hacluster.ipvs.model import (
     Destination,
+    DestKey,
     Forward,
     IPAddress,
     Protocol,
@@ -548,7 +549,19 @@ def parse_steps(data: dict[str, Any]) -> Generator[None, None, tuple[NftState, T
         pairs.append((service, dests))
         gens[key] = gen
         conns[key] = Stats(conns=counters.get(sid, 0))
-    table = Table.of(pairs)
+    entries: dict[ServiceKey, ServiceEntry] = {}
+    for service, dest_list in pairs:  # Table.of's work, in slices
+        if service.key in entries:
+            raise ValueError(f"duplicate service {service.key}")
+        by_key: dict[DestKey, Destination] = {}
+        for count, dest in enumerate(dest_list, 1):
+            if dest.key in by_key:
+                raise ValueError(f"duplicate destination {dest.key} in {service.key}")
+            by_key[dest.key] = dest
+            if count % PARSE_SLICE == 0:
+                yield
+        entries[service.key] = ServiceEntry(service, by_key)
+    table = Table(entries)
     stats = TableStats(conns, {}, service_kept=NFT_KEPT, destination_kept=frozenset())
     return NftState(table, gens, _dispatch_gen(objects)), stats
 
