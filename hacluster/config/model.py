@@ -27,7 +27,7 @@ LbAlgo: TypeAlias = Literal[
 ]
 LbKind: TypeAlias = Literal["NAT", "DR", "TUN"]
 L4Protocol: TypeAlias = Literal["TCP", "UDP", "SCTP"]
-HttpProtocol: TypeAlias = Literal["1.0", "1.0C", "1.1"]
+HttpProtocol: TypeAlias = Literal["1.0", "1.0C", "1.0K", "1.1"]
 DnsQueryType: TypeAlias = Literal["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"]
 
 LB_ALGOS: tuple[str, ...] = (
