@@ -9,9 +9,9 @@ The loader has already resolved inheritance (virtual server -> real server -> ch
 for the timing keys, `connect_timeout` and `virtualhost`; what is left here is filling
 in the real server's address and port where the checker does not name its own, and the
 global `script_user` for MISC_CHECK. The source settings (`bindto`, `bind_port`,
-`bind_if`, `fwmark`) and `http_protocol` pass through as they are; the one keepalived
-keyword the checkers do not carry out (`fast_recovery`) is named by `unsupported()` so
-the caller can warn.
+`bind_if`, `fwmark`), `http_protocol` and TCP_CHECK's `complete_handshake` pass through
+as they are; the one keepalived keyword the checkers do not carry out (`fast_recovery`)
+is named by `unsupported()` so the caller can warn.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def _params(
         case TcpCheck():
             ip, port = _connect(check, vs, rs)
             return TcpCheckParams(
-                ip, port, connect_timeout=check.connect_timeout, **_source(check)
+                ip, port, connect_timeout=check.connect_timeout,
+                complete_handshake=check.complete_handshake, **_source(check),
             )
         case DnsCheck():
             ip, port = _connect(check, vs, rs)

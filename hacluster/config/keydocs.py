@@ -660,6 +660,13 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("HttpCheckBase", "fast_recovery"): KeyDoc(
         "Check a failed server again at once instead of after delay_loop.", "true"),
     ("HttpCheckBase", "delay_before_retry"): KeyDoc("Seconds before a retry.", "1"),
+    ("TcpCheck", "complete_handshake"): KeyDoc(
+        "false: the check is up on the server's SYN-ACK and resets the connection "
+        "without sending the handshake's last ACK, so the server never accepts a "
+        "connection (HAProxy's half-open TCP check). true: the "
+        "handshake completes and the server accepts a connection that is then reset "
+        "(keepalived's TCP_CHECK, for servers that must see a connection).", "true",
+        keepalived=None),
     ("SslGetCheck", "enable_sni"): KeyDoc(
         "Send the virtualhost as TLS SNI.", "true"),
     ("SmtpCheck", "helo_name"): KeyDoc(

@@ -635,6 +635,9 @@ class TcpCheck(NetworkCheckBase):
     """`TCP_CHECK`: a TCP connect succeeds."""
 
     KIND: ClassVar[str] = "TCP_CHECK"
+    # False: reset on the server's SYN-ACK (HAProxy's half-open check); True: send the
+    # handshake's last ACK first, so the server accepts a connection (keepalived's way).
+    complete_handshake: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
