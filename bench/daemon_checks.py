@@ -150,14 +150,18 @@ def main() -> int:
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             if args.no_haproxy or not benchtargets.haproxy_available():
                 return 0
-            hcpu, up, status = net.haproxy(
+            run = net.haproxy(
                 args.kind, benchtargets.server_addresses(args.servers),
                 benchtargets.PORTS[args.kind], args.interval, args.timeout,
                 warmup=args.interval + 1.0, duration=args.duration,
                 cpu=args.cpu if pin else None,
             )
+            hcpu = run.cpu
             theirs = hcpu / (args.servers / args.interval * args.duration)
-            print(f"HAProxy: {up} of {args.servers} UP ({status}); CPU {hcpu:.2f} s, "
+            settled = (f"all passed a check {run.settled:.1f} s after warm-up"
+                       if run.settled is not None else "not all passed a check")
+            print(f"HAProxy: {settled}; {run.up} of {args.servers} UP ({run.status}); "
+                  f"CPU {hcpu:.2f} s, "
                   f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
                   f"load average {os.getloadavg()[0]:.1f}")
             print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check" if theirs else

@@ -376,14 +376,17 @@ def _against_nginx(args: argparse.Namespace, argv: list[str]) -> int:
             return 0
         ours = float(found.group(1)) / 1000
         addresses = benchtargets.server_addresses(args.checks)
-        cpu, up, status = net.haproxy(
+        run = net.haproxy(
             args.kind, addresses, benchtargets.PORTS[args.kind], args.interval, args.timeout,
             warmup=args.interval + 1.0, duration=args.duration, cpu=checker_cpu,
         )
+        cpu = run.cpu
         checks = args.checks / args.interval * args.duration  # as scheduled: inter each
         theirs = cpu / checks
-        print(f"{_haproxy_version()} against the same targets: {up} of "
-              f"{args.checks} servers UP (check status: {status}); "
+        print(f"{_haproxy_version()} against the same targets: " + (
+            f"every server passed a check {run.settled:.1f} s after its warm-up"
+            if run.settled is not None else "not every server passed a check"
+        ) + f"; {run.up} of {args.checks} servers UP (check status: {run.status}); "
               f"CPU {cpu:.2f} s in {args.duration:.1f} s "
               f"({100 * cpu / args.duration:.0f}% of one core), "
               f"{theirs * 1e6:.1f} us per check at the scheduled {args.checks / args.interval:.0f}"
