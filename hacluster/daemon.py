@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from hacluster import vmac_plan
 from hacluster.api import (
     InstanceStatus,
     Status,
@@ -62,6 +63,7 @@ from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
+from vrrp.vmac import Vmacs
 
 if TYPE_CHECKING:
     from hacluster.alert_outputs import AlertOutputs
@@ -224,6 +226,7 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
+        self._vmacs: Vmacs | None = None  # use_vmac macvlans
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lvs_sync: SyncFollower | None = None
@@ -799,6 +802,9 @@ class Daemon:
         self._sd = SdNotifier.from_env()
         self._metrics = Metrics(version=__version__)
         config = self.config
+        if vmac_plan.wanted(config):
+            self._vmacs = Vmacs()
+            self.config = config = await vmac_plan.prepare(config, self._vmacs)
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
@@ -869,6 +875,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._vmacs is not None:
+                await self._vmacs.remove_all()
             if self._lvs_sync is not None:
                 await self._lvs_sync.stop()
             if self._lb is not None:
@@ -1146,6 +1154,9 @@ class Daemon:
         except ConfigError as exc:
             raise ReloadRefused(str(exc)) from None
         new = with_overrides(loaded, self.options)
+        if self._vmacs is not None or vmac_plan.wanted(new):
+            self._vmacs = self._vmacs or Vmacs()
+            new = await vmac_plan.prepare(new, self._vmacs)
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
@@ -1189,6 +1200,8 @@ class Daemon:
         await self._follow_lvs_sync(new)
         await self._reload_tracking(new)
         summary = await self._vrrp_start(old, new, plan)
+        if self._vmacs is not None:
+            await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
         if self._api is not None:
             from hacluster.api import ApiError, Listeners
 

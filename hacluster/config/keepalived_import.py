@@ -1400,6 +1400,15 @@ def _track_list(kind: str) -> Handler:
     return handle
 
 
+def _use_vmac(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`use_vmac [NAME]`."""
+    c.put(target, "use_vmac", True, stmt, kp)
+    if stmt.args:
+        c.put(target, "vmac_interface", stmt.args[0], stmt, kp)
+    if len(stmt.args) > 1:
+        c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[1:])!r}", same=True)
+
+
 def _rule_addresses_valid(words: tuple[str, ...]) -> bool:
     """Whether a rule's from/to addresses parse (keepalived gives a preference only then)."""
     for keyword, value in itertools.pairwise(words):
@@ -2132,6 +2141,8 @@ _INSTANCE: dict[str, Handler] = {
     "lower_prio_no_advert": _flag("lower_prio_no_advert"),
     "higher_prio_send_advert": _flag("higher_prio_send_advert"),
     "strict_mode": _flag("strict_mode"),
+    "use_vmac": _use_vmac,
+    "vmac_xmit_base": _flag("vmac_xmit_base", valued=False),
     "notify_priority_changes": _flag("notify_priority_changes"),
     "skip_check_adv_addr": _flag("skip_check_adv_addr"),
     "check_unicast_src": _flag("check_unicast_src", valued=False),
@@ -2314,7 +2325,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force
     vrrp_netlink_monitor_rcv_bufs_force include_check data_use_instance vrf
-    use_vmac use_vmac_addr vmac_xmit_base use_ipvlan track_src_ip
+    use_vmac_addr use_ipvlan track_src_ip
     unicast_fault_no_peer old_unicast_checksum garp_extra_if garp_extra_if_vmac
     promote_secondaries debug notify_master_rx_lower_pri
     notify_deleted kernel_rx_buf_size track_bfd

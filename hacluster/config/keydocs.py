@@ -435,6 +435,18 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Write `INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs "
         "whenever the effective priority changes (trackers, maintenance).", "true",
         default="global_defs.vrrp_notify_priority_changes"),
+    ("VrrpInstance", "use_vmac"): KeyDoc(
+        "Carry the VIPs (and the adverts) on a macvlan (mode private) with the virtual "
+        "MAC 00:00:5e:00:01:VRID (IPv6 00:00:5e:00:02:VRID), so a failover changes no "
+        "neighbour's entry; sets the sysctls keepalived sets (arp_ignore, arp_filter, "
+        "rp_filter, accept_local) and removes the macvlan at stop.", "true",
+        keepalived="use_vmac [NAME]"),
+    ("VrrpInstance", "vmac_interface"): KeyDoc(
+        "Name of the macvlan.", "vrrp.51", keepalived="use_vmac NAME",
+        default="vrrp.VRID (vrrp6.VRID for IPv6)", needs={"use_vmac": True}),
+    ("VrrpInstance", "vmac_xmit_base"): KeyDoc(
+        "Send and receive the adverts on the base interface; the VIPs stay on the macvlan.",
+        "true", needs={"use_vmac": True}),
     ("VrrpInstance", "check_unicast_src"): KeyDoc(
         "Take unicast adverts only from the `unicast_peers`; without it (keepalived's "
         "default) an advert from any source is taken.", "true",

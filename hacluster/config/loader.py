@@ -633,6 +633,7 @@ class _Ctx:
                                       and "garp_lower_prio_repeat" in given,
             "garp_lower_prio_delay": bool(values.get("garp_lower_prio_delay"))
                                      and "garp_lower_prio_delay" in given,
+            "vmac_xmit_base": bool(values.get("vmac_xmit_base")),
         }
         ok = True
         for key, bad in refused.items():
@@ -795,6 +796,15 @@ class _Ctx:
             for p in values.get("unicast_peers", ())))
         if values["strict_mode"]:
             ok = self.check_strict(path, values, _given) and ok
+        for key in ("vmac_interface", "vmac_xmit_base"):
+            if values.get(key) and not values.get("use_vmac"):
+                # keepalived: "vmac_xmit_base is only valid with a vmac"
+                self.at(_join(path, key), "only used with use_vmac")
+                ok = False
+        vmac_name = values.get("vmac_interface")
+        if vmac_name is not None and not 0 < len(vmac_name) < _IFNAMSIZ:
+            self.at(_join(path, "vmac_interface"), f"1 to {_IFNAMSIZ - 1} characters")
+            ok = False
         # keepalived: an instance's garp_lower_prio_* default to the global ones, and those
         # to the global vrrp_garp_master_* (not to the instance's garp_master_*).
         values.setdefault(

@@ -507,6 +507,9 @@ class VrrpInstance:
     # default: global_defs.vrrp_check_unicast_src, or on when a peer has min_ttl/max_ttl
     check_unicast_src: bool = False
     notify_priority_changes: bool = False  # default: global_defs.vrrp_notify_priority_changes
+    use_vmac: bool = False  # a macvlan with the virtual MAC carries the VIPs (and adverts)
+    vmac_interface: str | None = None  # its name; None: vrrp.VRID (vrrp6.VRID for IPv6)
+    vmac_xmit_base: bool = False  # adverts on the base interface, not the macvlan
     notify_master: NotifyCommand | None = None
     notify_backup: NotifyCommand | None = None
     notify_fault: NotifyCommand | None = None

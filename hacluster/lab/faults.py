@@ -179,6 +179,12 @@ class FaultDrills(Drills):
         after = [f for f in frames if f.time >= heal]
         adverts = [f for f in after if f.is_advert and f.vrid == self.topo.vrid]
         who = {a: n for n, a in addr.items()}
+        last = {}
+        for f in frames:
+            if f.is_advert and f.vrid == self.topo.vrid and f.time < heal:
+                last[who.get(f.src, f.src)] = f
+        res.add("before heal", "last adverts: " + ", ".join(
+            f"{name} at {f.time - heal:+.2f} s" for name, f in sorted(last.items())))
         first: dict[str, Frame] = {}
         for f in adverts:
             first.setdefault(who.get(f.src, f.src), f)

@@ -20,6 +20,7 @@ from hacluster.config.loader import parse_config
 from hacluster.lab.netns import Lab, sweep
 from hacluster.proc_events import ProcessMonitor
 from hacluster.tracking import TrackChange, Tracking
+from tests.integration.vrrp_director import PairLab, config_yaml, instance_yaml
 from vrrp.machine import FaultCleared, FaultRaised, PriorityChanged
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the proc connector needs root")
@@ -206,3 +207,23 @@ def test_outside_the_initial_namespace_it_polls_and_says_so(tmp_path: Path) -> N
         in out.stdout, out.stdout + out.stderr
     assert "process-events connector refused" in out.stderr
     assert "polling /proc every 0.2s instead" in out.stderr
+
+
+@pytest.mark.netns
+def test_a_daemon_in_a_namespace_faults_without_its_process(pair: PairLab) -> None:
+    """End to end: `hacluster run` in a namespace (the connector refuses there, so it
+    polls /proc) holds its instance in FAULT while the tracked process is missing."""
+    name = f"{NAME}d"
+    a = pair.director("a", f"vrrp_track_processes:\n  p: {{process: {name}}}\n"
+                      + config_yaml(instance_yaml(extra="track_process: [p]"))).start()
+    a.wait_state("FAULT")
+    a.wait_log("polling /proc")
+    child = subprocess.Popen([sys.executable, "-c",
+                              f"import ctypes,time; ctypes.CDLL(None).prctl(15, b'{name}', 0, 0,"
+                              " 0); time.sleep(60)"])
+    try:
+        a.wait_state("MASTER", timeout=10)
+    finally:
+        child.kill()
+        child.wait()
+    a.wait_state("FAULT", timeout=10)

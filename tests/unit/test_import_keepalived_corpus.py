@@ -69,10 +69,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     "12-pihole-track-process.conf": {
         (8, "global_defs.max_auto_priority", SAME),
     },
-    "13-iscsi-vmac.conf": {
-        (25, "vrrp_instance.use_vmac", CHANGES),
-        (26, "vrrp_instance.vmac_xmit_base", CHANGES),
-    },
+    "13-iscsi-vmac.conf": set(),
     "14-lvs-dr-fwmark-persistence.conf": {
         (31, "virtual_server.sorry_server", SAME),
         (33, "virtual_server.real_server", SAME),

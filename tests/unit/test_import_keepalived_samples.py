@@ -34,7 +34,6 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str]]] = {
     "keepalived.conf.conditional_conf": {
         (3, "@high"), (4, "@low"), (7, "@high"), (8, "@low"), (19, "@high"), (20, "@low"),
         (6, "vrrp_script"),  # its script lines are all conditional
-        (23, "vrrp_instance.use_vmac"),
         (25, "vrrp_instance.track_script"),  # refers to that script
     },
     "keepalived.conf.fwmark": {(12, "virtual_server.protocol")},  # ignored with a fwmark
@@ -279,4 +278,4 @@ def test_conditional_sample_with_its_config_ids(capsys: pytest.CaptureFixture[st
         assert inst.track_interface == (m.TrackInterface("eth3"), m.TrackInterface("eth2", 20))
         keywords = {n["keyword"] for n in notes}
         assert "net_namespace" in keywords  # the line for this id applies, and is not done
-        assert "vrrp_instance.use_vmac" in keywords
+        assert "vrrp_instance.use_vmac" not in keywords and inst.use_vmac
