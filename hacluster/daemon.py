@@ -851,6 +851,11 @@ class Daemon:
         await self._start_api()
         self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
+        # Start-up is over: what is alive now lives as long as the daemon; full
+        # collections need not walk it again (see healthchecks.gcsettle).
+        from healthchecks.gcsettle import settle  # imported here, as the checkers are
+
+        settle()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
         await self._stop.wait()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import pickle
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthchecks.factory import make_checker
+from healthchecks.gcsettle import SettleWhenQuiet
 from healthchecks.http import HttpSessions
 from healthchecks.params import (
     DnsCheckParams,
@@ -359,9 +359,11 @@ async def _serve(fd: int) -> None:
     def on_launch(_check_id: str, due: float, started: float) -> None:
         lateness.append(started - due)
 
-    # This process is ours: what is alive now (modules, aiohttp, the loop) lives as
-    # long as it does, and need not be walked by every full collection.
-    gc.freeze()
+    # This process is ours: what is alive once its checks are handed over (modules, the
+    # loop, the checks) lives as long as it does, and need not be walked by every
+    # collection. Start-up is over when the adds stop coming.
+    settler = SettleWhenQuiet(loop)
+    settler.touch()
     sessions = HttpSessions()
     runner = Runner(
         max_concurrency=int(options.get("max_concurrency", 4096)),
@@ -381,6 +383,7 @@ async def _serve(fd: int) -> None:
                         try:
                             checker = make_checker(params, timing, http=sessions)
                             runner.add(CheckSpec(check_id, server, checker, timing))
+                            settler.touch()
                         except (TypeError, ValueError) as exc:
                             log.error("[%s] not added: %s", check_id, exc)
                     case ("remove", str() as check_id):
@@ -401,6 +404,7 @@ async def _serve(fd: int) -> None:
                         return
                 await writer.drain()
     finally:
+        settler.cancel()
         await sessions.close()
         if outbox:
             flush()
