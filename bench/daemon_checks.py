@@ -3,9 +3,10 @@
 The real servers are nginx in a network namespace (``healthchecks.benchtargets``), one
 address each; the daemon runs in a second namespace with ``dataplane: none``, pinned to
 one CPU (nginx to another). Prints the daemon's CPU per check (user + system, so the
-kernel's side of each connection made on its behalf is in it), checks/s from its own
-counters, and its RSS; then, where HAProxy is installed, HAProxy checking the same targets
-on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs root.
+kernel's side of each connection made on its behalf is in it) summed over its processes
+(check workers included), checks/s from its own counters, and each process's RSS and PSS;
+then, where HAProxy is installed, HAProxy checking the same targets on the same CPU, one
+after the other, and the ratio. Nothing is asserted. Needs root.
 
     .venv/bin/python bench/daemon_checks.py --kind tcp --servers 10000 --duration 20
     .venv/bin/python bench/daemon_checks.py --kind http --servers 5000 --profile 10
@@ -14,6 +15,7 @@ on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -53,6 +55,54 @@ def rss_mib(pid: int) -> tuple[float, float]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
                   .splitlines() if ":" in line)
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size: pages shared with other processes (a forked worker's
+    copy-on-write pages, the interpreter) counted as a share each."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the daemon's check workers and other roles)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each process still there."""
+    cpu: dict[int, float] = {}
+    for p in pids:
+        with contextlib.suppress(OSError):
+            cpu[p] = benchtargets.process_cpu(p)
+    return cpu
+
+
+def process_name(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in argv if w]
+    if any("sharded" in w or "worker" in w for w in words):
+        return "check worker"
+    return "daemon" if "run" in words else " ".join(words[-2:])[:40]
 
 
 def counters(ns: str) -> tuple[float, int] | None:
@@ -120,15 +170,16 @@ def main() -> int:
                     print("the daemon exited or its metrics do not answer", file=sys.stderr)
                     return 1
                 t0, n0 = first
-                c0 = benchtargets.process_cpu(proc.pid)
+                pids = process_tree(proc.pid)
+                c0 = tree_cpu(pids)
                 time.sleep(args.duration)
-                c1 = benchtargets.process_cpu(proc.pid)
+                c1 = tree_cpu(pids)
                 last = counters(net.client)
                 if last is None:
                     print("the daemon's metrics stopped answering", file=sys.stderr)
                     return 1
                 t1, n1 = last
-                rss, hwm = rss_mib(proc.pid)
+                memory = {p: (*rss_mib(p), pss_mib(p)) for p in pids if p in c1}
                 if args.profile:
                     profile(proc.pid, args.profile, work)
             finally:
@@ -139,14 +190,18 @@ def main() -> int:
                     proc.kill()
                     proc.wait()
             rate = (n1 - n0) / (t1 - t0)
-            cpu = c1 - c0
+            cpu = sum(c1[p] - c0[p] for p in c1 if p in c0)
             ours = cpu / (rate * args.duration) if rate else float("inf")
             print(f"daemon: {_CHECKER[args.kind]} x {args.servers} real servers behind nginx, "
                   f"delay_loop {args.interval:g}s, {args.duration:g}s measured")
             print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled")
             print(f"  CPU: {cpu:.2f} s ({100 * cpu / args.duration:.0f}% of one core), "
                   f"{ours * 1e6:.1f} us per check")
-            print(f"  RSS: {rss:.1f} MiB (peak {hwm:.1f} MiB); "
+            for p, (rss, hwm, pss) in memory.items():
+                print(f"  pid {p} ({process_name(p)}): CPU {c1[p] - c0.get(p, 0.0):.2f} s; "
+                      f"RSS {rss:.1f} MiB (peak {hwm:.1f} MiB), PSS {pss:.1f} MiB")
+            print(f"  all {len(memory)} processes: RSS {sum(m[0] for m in memory.values()):.1f}"
+                  f" MiB, PSS {sum(m[2] for m in memory.values()):.1f} MiB; "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             if args.no_haproxy or not benchtargets.haproxy_available():
                 return 0
