@@ -9,6 +9,9 @@ listener when `metrics_listen` is set.
 Endpoints (JSON in and out; an error is `{"error": message}` with its status code):
 
     GET  /v1/status                          Status, plus "ipvs": the table as rows
+    GET  /v1/summary                         instances' states, each virtual server's
+                                             quorum and real servers up (small)
+    GET  /v1/virtual_servers/{vs}            one virtual server's status and table rows
     GET  /v1/ipvs                            the table as `hacluster ipvs list --json` prints it
     POST /v1/servers/{vs}/{rs}/drain         weight 0, connections stay (undrain: back)
     POST /v1/servers/{vs}/{rs}/undrain
@@ -28,7 +31,6 @@ import contextlib
 import contextvars
 import enum
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -38,12 +40,31 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hacluster.api_badrequests import BadRequestFilter, LogBudget, server_logger
+from hacluster.apitypes import (  # noqa: F401  (re-exported: the API's names)
+    ActionRefused,
+    CheckStatus,
+    Controller,
+    ControllerError,
+    InstanceStatus,
+    IpvsRow,
+    RealServerStatus,
+    Status,
+    Transition,
+    UnknownInstance,
+    UnknownRealServer,
+    UnknownVirtualServer,
+    VirtualServerStatus,
+    _host_port,
+    ipvs_rows,
+    normalize_real_server,
+    normalize_virtual_server,
+)
 from hacluster.config.model import GlobalDefs, HostPort
 
 if TYPE_CHECKING:  # prometheus_client is imported only by whoever creates the Metrics
@@ -56,238 +77,6 @@ UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the terminating NUL
 
 
 # --------------------------------------------------------------------------- the seam
-
-
-class ControllerError(Exception):
-    """An action the controller cannot carry out; the message is meant for the operator."""
-
-    http_status = 409
-
-
-class UnknownInstance(ControllerError, LookupError):
-    """No VRRP instance of that name."""
-
-    http_status = 404
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no VRRP instance {name!r}")
-        self.name = name
-
-
-class UnknownVirtualServer(ControllerError, LookupError):
-    """No virtual server of that name."""
-
-    http_status = 404
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no virtual server {name!r}")
-        self.name = name
-
-
-class UnknownRealServer(ControllerError, LookupError):
-    """The virtual server exists but has no such real server."""
-
-    http_status = 404
-
-    def __init__(self, virtual_server: str, name: str) -> None:
-        super().__init__(f"virtual server {virtual_server!r} has no real server {name!r}")
-        self.virtual_server = virtual_server
-        self.name = name
-
-
-class ActionRefused(ControllerError):
-    """The action is understood but not possible now (e.g. no instance can hand over)."""
-
-    http_status = 409
-
-
-class Transition(TypedDict):
-    """The last state change of an instance."""
-
-    previous: str  # the state it left
-    state: str  # the state it entered
-    reason: str  # "master down timer", "higher priority advert", "maintenance", ...
-    age_seconds: float  # how long ago (monotonic clock)
-    at: NotRequired[str]  # wall-clock time, ISO 8601 UTC, for people
-
-
-class InstanceStatus(TypedDict):
-    """One VRRP instance."""
-
-    name: str
-    state: str  # INITIALIZE | BACKUP | MASTER | FAULT
-    interface: str
-    virtual_router_id: int
-    base_priority: int  # as configured
-    effective_priority: int  # after tracking and maintenance
-    master: str | None  # address of the current master (our own when MASTER); None: unknown
-    virtual_ipaddress: list[str]
-    maintenance: bool
-    last_transition: Transition | None
-    sync_group: NotRequired[str | None]
-    faults: NotRequired[list[str]]  # why it is in FAULT: "eth1 down", "chk_proxy failed"
-    counters: NotRequired[dict[str, int]]  # adverts sent/received, drops... as the driver keeps
-
-
-class CheckStatus(TypedDict):
-    """The latest result of one of a real server's checks."""
-
-    checker: str  # HTTP_GET | SSL_GET | TCP_CHECK | MISC_CHECK | ...
-    ok: bool | None  # None: not run yet
-    reason: str  # "200 OK", "connection refused", "timeout after 3s", ...
-    age_seconds: float | None  # None: not run yet
-    duration_seconds: NotRequired[float | None]
-
-
-class RealServerStatus(TypedDict):
-    """One real server of a virtual server."""
-
-    name: str  # IP:PORT, as `str(RealServer)`
-    up: bool
-    weight: int  # configured weight
-    effective_weight: int | None  # weight in the dataplane now; None: not in the table
-    drained: bool
-    checks: list[CheckStatus]
-    reason: NotRequired[str]  # why it is up or down, in a few words
-
-
-class VirtualServerStatus(TypedDict):
-    """One virtual server and its real servers."""
-
-    name: str  # as `str(VirtualServer)`: 10.99.0.100:80/TCP, FWM 1/TCP
-    lb_algo: str
-    lb_kind: str
-    quorum: int
-    quorum_up: bool
-    sorry_server: str | None
-    sorry_server_active: bool
-    real_servers: list[RealServerStatus]
-
-
-class IpvsRow(TypedDict):
-    """One destination of the dataplane's table, flattened for display."""
-
-    service: str
-    scheduler: str | None
-    destination: str | None  # None: a service without destinations
-    forward: str | None
-    weight: int | None
-    active_conns: int | None
-    inactive_conns: int | None
-
-
-class Status(TypedDict):
-    """What `Controller.status()` returns; `GET /v1/status` adds "ipvs" rows to it."""
-
-    router_id: str
-    version: str
-    dataplane: str  # ipvs | nftables | none
-    uptime_seconds: float
-    config_file: str | None
-    instances: list[InstanceStatus]
-    virtual_servers: list[VirtualServerStatus]
-    ipvs: NotRequired[list[IpvsRow]]
-    ipvs_error: NotRequired[str]
-    dataplane_error: NotRequired[str | None]  # the dataplane is unreachable: why
-    counters: NotRequired[dict[str, Any]]  # daemon-wide: transport, dropped packets...
-
-
-class Controller(Protocol):
-    """What the daemon offers the control API. Unknown names raise the `Unknown*` errors."""
-
-    async def status(self) -> Status:
-        """Everything `hacluster status` shows (without the IPVS rows, which come from ipvs())."""
-        ...
-
-    async def ipvs(self) -> dict[str, Any]:
-        """The dataplane's table as `hacluster.ipvs.listing.to_json` gives it."""
-        ...
-
-    async def drain(self, virtual_server: str, real_server: str) -> None:
-        """Weight 0 for a real server (it keeps its connections) until undrained."""
-        ...
-
-    async def undrain(self, virtual_server: str, real_server: str) -> None:
-        """Give a drained real server its weight back (if it is healthy)."""
-        ...
-
-    async def maintenance(self, instance: str, on: bool) -> None:
-        """On: lower the instance's priority so a peer takes over; off: restore it."""
-        ...
-
-    async def reload(self) -> tuple[bool, str]:
-        """Reload the config file as SIGHUP does: (done, message) — a refused file is not done."""
-        ...
-
-
-# --------------------------------------------------------------------------- names
-
-
-def _host_port(text: str) -> str | None:
-    """`IP:PORT` or `[IPv6]:PORT` normalised, or None when it is not one."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        return None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return str(HostPort(addr, int(port)))
-
-
-def normalize_virtual_server(text: str) -> str:
-    """The canonical name for a spelling of a virtual server; unparseable text is returned as is."""
-    raw = text.strip()
-    low = raw.lower()
-    for prefix in ("fwmark:", "fwm ", "fwm:"):
-        if low.startswith(prefix):
-            mark, _, proto = raw[len(prefix) :].partition("/")
-            if mark.strip().isdigit():
-                return f"FWM {int(mark)}/{(proto or 'TCP').upper()}"
-            return raw
-    addr, _, proto = raw.partition("/")
-    hp = _host_port(addr)
-    if hp is None:
-        return raw
-    return f"{hp}/{(proto or 'TCP').upper()}"
-
-
-def normalize_real_server(text: str) -> str:
-    """The canonical `IP:PORT` of a real server; unparseable text is returned as is."""
-    return _host_port(text.strip()) or text.strip()
-
-
-def ipvs_rows(table: Mapping[str, Any]) -> list[IpvsRow]:
-    """Flatten `to_json` output into one row per destination."""
-    rows: list[IpvsRow] = []
-    for svc in table.get("services", []):
-        if svc.get("fwmark"):
-            name = f"FWM {svc['fwmark']}"
-            if svc.get("protocol"):
-                name += f"/{svc['protocol']}"
-        else:
-            addr = ipaddress.ip_address(svc["address"])
-            name = f"{HostPort(addr, int(svc.get('port') or 0))}/{svc.get('protocol')}"
-        dests = svc.get("destinations") or []
-        if not dests:
-            rows.append(IpvsRow(service=name, scheduler=svc.get("scheduler"), destination=None,
-                                forward=None, weight=None, active_conns=None,
-                                inactive_conns=None))
-        for d in dests:
-            stats = d.get("stats") or {}
-            daddr = ipaddress.ip_address(d["address"])
-            rows.append(IpvsRow(
-                service=name,
-                scheduler=svc.get("scheduler"),
-                destination=str(HostPort(daddr, int(d.get("port") or 0))),
-                forward=d.get("forward"),
-                weight=d.get("weight"),
-                active_conns=stats.get("activeconns"),
-                inactive_conns=stats.get("inactconns"),
-            ))
-    return rows
 
 
 # --------------------------------------------------------------------------- the app
@@ -444,13 +233,64 @@ async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
     status = await controller.status()
     result: dict[str, Any] = dict(status)
+    # A controller that keeps a recent listing answers from it (the status page need
+    # not wait for the whole table to be read back).
+    listing = getattr(controller, "recent_ipvs", controller.ipvs)
     try:
-        result["ipvs"] = ipvs_rows(await controller.ipvs())
+        result["ipvs"] = ipvs_rows(await listing())
     except Exception as exc:  # the rest of the status is still worth showing
         log.warning("[api] IPVS table unavailable for status: %s", exc)
         result["ipvs"] = []
         result["ipvs_error"] = str(exc)
     return await _json(result)
+
+
+def summarize(status: Status) -> dict[str, Any]:
+    """The status in a few lines: each instance's state and priority, each virtual
+    server's quorum and how many of its real servers are up (no checks, no table)."""
+    return {
+        "router_id": status["router_id"],
+        "uptime_seconds": status["uptime_seconds"],
+        "instances": [
+            {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
+             "master": i["master"], "maintenance": i["maintenance"]}
+            for i in status["instances"]
+        ],
+        "virtual_servers": [
+            {"name": v["name"], "quorum_up": v["quorum_up"],
+             "sorry_server_active": v["sorry_server_active"],
+             "real_servers_up": sum(1 for r in v["real_servers"] if r["up"]),
+             "real_servers": len(v["real_servers"])}
+            for v in status["virtual_servers"]
+        ],
+        "dataplane_error": status.get("dataplane_error"),
+    }
+
+
+async def _summary(request: web.Request) -> web.Response:
+    controller = request.app[_CONTROLLER]
+    cheap = getattr(controller, "summary", None)  # a controller that can do it cheaper
+    if cheap is not None:
+        return await _json(await cheap())
+    return await _json(summarize(await controller.status()))
+
+
+async def _virtual_server(request: web.Request) -> web.Response:
+    """One virtual server as the status shows it, with its rows of the table."""
+    name = normalize_virtual_server(request.match_info["vs"])
+    controller = request.app[_CONTROLLER]
+    status = await controller.status()
+    for row in status["virtual_servers"]:
+        if row["name"] == name:
+            result: dict[str, Any] = dict(row)
+            try:
+                rows = ipvs_rows(await controller.ipvs())
+                result["ipvs"] = [r for r in rows if r["service"] == name]
+            except Exception as exc:
+                result["ipvs"] = []
+                result["ipvs_error"] = str(exc)
+            return await _json(result)
+    raise UnknownVirtualServer(name)
 
 
 async def _ipvs(request: web.Request) -> web.Response:
@@ -535,6 +375,8 @@ def make_app(
     app[_METRICS] = metrics
     app[_LISTENER] = listener
     app.router.add_get("/v1/status", _status)
+    app.router.add_get("/v1/summary", _summary)
+    app.router.add_get("/v1/virtual_servers/{vs}", _virtual_server)
     app.router.add_get("/v1/ipvs", _ipvs)
     app.router.add_post("/v1/servers/{vs}/{rs}/{action:drain|undrain}", _server_action)
     app.router.add_post("/v1/instances/{name}/maintenance", _maintenance)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -44,22 +43,29 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
-from hacluster.api import (
+from hacluster.apitypes import (
     InstanceStatus,
     Status,
     Transition,
     UnknownInstance,
     UnknownVirtualServer,
 )
-from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
+from hacluster.config.model import Config, VrrpInstance
 from hacluster.logs import setup_logging
-from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
+from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
+    _ReloadPlan,
+    _Unit,
+    identity,
+    plan_units,
+    plan_vrrp_reload,
+    unit_settings,
+)
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
@@ -73,6 +79,7 @@ if TYPE_CHECKING:
     from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.single_instance import Locks
     from hacluster.tracking import TrackChange, Tracking
@@ -86,6 +93,16 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
+
+
+def _settle_gc() -> None:
+    """Start-up is over: what is alive now lives as long as the process, and full
+    collections need not walk it again (see healthchecks.gcsettle)."""
+    from healthchecks.gcsettle import settle  # imported here, as the checkers are
+
+    settle()
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""
@@ -98,6 +115,9 @@ class DaemonOptions:
     vip_state_file: Path | None = None  # VIPs added are recorded here (vrrp.vipstate)
     leftovers: tuple[tuple[str, str], ...] = ()  # (level, line) logged at start
     locks: Locks | None = None  # single-instance locks, extended to new instances on reload
+    # "all": everything in this process; "supervisor": VRRP in a role process of its
+    # own (hacluster.roles.vrrp), the rest here; "vrrp": that role's process.
+    role: str = "all"
 
 
 class StartupError(Exception):
@@ -118,70 +138,6 @@ class _LastChange:
     change: StateChanged
     at: float  # monotonic
     wall: float
-
-
-@dataclass(slots=True)
-class _ReloadPlan:
-    """How a reload sorts the VRRP units (keys of `plan_units`)."""
-
-    kept: list[str]
-    removed: list[str]
-    added: list[str]
-    changed: list[str] = dataclasses.field(default_factory=list)
-    carry: set[str] = dataclasses.field(default_factory=set)  # masters that stay masters
-    in_place: list[InPlace] = dataclasses.field(default_factory=list)  # kept, reconfigured
-
-
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    """What one driver runs: a sync group (by name) or a lone instance."""
-
-    group: str | None
-    names: tuple[str, ...]
-
-
-def plan_units(config: Config) -> dict[str, _Unit]:
-    """One unit per sync group and per instance in none, keyed `group G` / `instance I`."""
-    units: dict[str, _Unit] = {}
-    grouped: set[str] = set()
-    for gname, group in config.vrrp_sync_groups.items():
-        units[f"group {gname}"] = _Unit(gname, tuple(group.group))
-        grouped.update(group.group)
-    for name in config.vrrp_instances:
-        if name not in grouped:
-            units[f"instance {name}"] = _Unit(None, (name,))
-    return units
-
-
-#: Settings carried out by tracking and notify, which take a new config in place: a
-#: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
-
-
-def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
-    """Everything a unit's machines are built from: equal settings mean the unit is kept
-    as it runs (tracking and notify settings are not among them: they change in place)."""
-    g = config.global_defs
-    group: VrrpSyncGroup | None = (
-        config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
-    )
-    return (
-        None if group is None else _without_in_place(group),
-        tuple(_without_in_place(config.vrrp_instances[n]) for n in unit.names),
-        g.vrrp_garp_interval,
-        g.vrrp_gna_interval,
-    )
-
-
-def _without_in_place(obj: VrrpSyncGroup | VrrpInstance) -> Any:
-    """`obj` with the settings taken in place blanked (those its class has)."""
-    names = {f.name for f in dataclasses.fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in _IN_PLACE.items() if k in names})
-
-
-def identity(inst: VrrpInstance) -> tuple[Any, ...]:
-    """What makes an instance the same virtual router: a change is a new router."""
-    return (inst.interface, inst.virtual_router_id, inst.family, inst.version)
 
 
 def with_overrides(config: Config, options: DaemonOptions) -> Config:
@@ -250,6 +206,11 @@ class Daemon:
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
         self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
+        self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        #: Told of every instance state change (the VRRP role tells its supervisor).
+        self.on_state_change: Callable[[str, State], None] | None = None
+        self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
+        self.started = asyncio.Event()  # set once the instances run
 
     @property
     def drivers(self) -> list[Driver]:
@@ -259,10 +220,18 @@ class Daemon:
     def load_balancer(self) -> LoadBalancer | None:
         return self._lb
 
+    @property
+    def vrrp_role(self) -> VrrpRole | None:
+        return self._vrrp_role
+
+    @property
+    def started_at(self) -> float:
+        """When this daemon was built (monotonic)."""
+        return self._started
+
     # ------------------------------------------------------------------ building VRRP
 
     def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
-        from vrrp import announce
         from vrrp.addresses import Addresses
         from vrrp.announce import FrameSockets
         from vrrp.transport import Transport
@@ -270,10 +239,9 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 and scapy take ~0.5 s each to import: start both now, in threads,
-        # while the sockets are set up; run() waits for them before the instances start.
+        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
+        # set up; run() waits for it before the instances start.
         self._addresses.warm_up()
-        announce.preload()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
@@ -291,9 +259,13 @@ class Daemon:
         from vrrp.transport import TransportError
 
         assert self._addresses is not None
+        from hacluster.config.lower import unsupported_instance
+
         members: list[Member] = []
         try:
             for name in unit.names:
+                for note in unsupported_instance(config.vrrp_instances[name]):
+                    log.warning("[%s] %s", name, note)
                 members.append(self._member(config, name, config.vrrp_instances[name],
                                             master=name in carry, cleanup=cleanup))
         except (TransportError, ValueError, StartupError) as exc:
@@ -314,97 +286,37 @@ class Daemon:
     def _member(
         self, config: Config, name: str, inst: VrrpInstance, *, master: bool, cleanup: bool
     ) -> Member:
-        from vrrp import packet
-        from vrrp.addresses import Vip
-        from vrrp.announce import AnnounceParams, Announcer
+        from hacluster.config.lower import lower_instance
+        from vrrp.announce import Announcer
         from vrrp.driver import Member
-        from vrrp.machine import InstanceParams, Machine
-        from vrrp.transport import Binding, Peer
+        from vrrp.machine import Machine
 
         assert self._transport is not None and self._frames is not None
-        family = inst.family
-        auth = inst.authentication
-        binding = Binding(
-            vrid=inst.virtual_router_id,
-            version=inst.version,
-            family=family,
-            unicast_src=inst.unicast_src_ip if inst.is_unicast else (inst.mcast_src_ip),
-            peers=tuple(
-                Peer(p.ip, 0 if p.min_ttl is None else p.min_ttl,
-                     255 if p.max_ttl is None else p.max_ttl)
-                for p in inst.unicast_peers
-            ),
-            group=inst.mcast_dst_ip,
-            unicast_ttl=inst.unicast_ttl,
-            auth_type=1 if auth is not None else 0,
-            auth_pass=auth.auth_pass if auth is not None else "",
-            advert_int=inst.advert_int,
-            pseudo_header=inst.checksum_pseudo_header,
-            check_unicast_src=inst.check_unicast_src,
-            vips=tuple(v.ip for v in inst.virtual_ipaddress),
-            skip_check_adv_addr=inst.skip_check_adv_addr,
-        )
+        plan = lower_instance(config, name)
         endpoint = self._transport.register(
-            inst.interface, binding, lambda rx: self._on_advert(name, rx)
+            plan.interface, plan.binding, lambda rx: self._on_advert(name, rx)
         )
         self._endpoints[name] = endpoint
-        primary = endpoint.source
+        params = plan.params
         self._no_source.pop(name, None)
-        if primary is None:
+        if endpoint.source is None:
             # keepalived's way: the instance waits in FAULT until the interface has an
-            # address (followed from rtnetlink events); a placeholder until then.
-            primary = ipaddress.ip_address(0 if family == 4 else "::")
-            self._no_source[name] = _no_source_cause(inst.interface, family)
-        # virtual_ipaddress_excluded: held and released like the others, but not carried
-        # in adverts (keepalived's way to have more VIPs, or another family, than fit).
-        vips: dict[str, Vip] = {}
-        for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
-            vips[str(v)] = Vip(v.address, v.dev or inst.interface, v.rt_scope, v.label)
-        params = InstanceParams(
-            name=name,
-            vrid=inst.virtual_router_id,
-            primary_ip=primary,
-            priority=inst.priority,
-            version=inst.version,
-            advert_int=inst.advert_int,
-            initial_state=State.MASTER if inst.state == "MASTER" else State.BACKUP,
-            nopreempt=inst.nopreempt,
-            preempt_delay=inst.preempt_delay,
-            vips=tuple(vips),
-            down_timer_adverts=inst.down_timer_adverts,
-            lower_prio_no_advert=inst.lower_prio_no_advert,
-            higher_prio_send_advert=inst.higher_prio_send_advert,
-        )
-        template = packet.Advert(
-            version=inst.version,
-            vrid=inst.virtual_router_id,
-            priority=inst.priority,
-            max_advert_int=inst.advert_int,
-            addresses=tuple(v.address.ip for v in inst.virtual_ipaddress),
-            auth_type=binding.auth_type,
-            auth_data=packet.auth_pass_data(binding.auth_pass) if auth is not None else b"",
-        )
-        g = config.global_defs
-        announce_params = AnnounceParams(
-            delay=inst.garp_master_delay,
-            repeat=inst.garp_master_repeat,
-            refresh=inst.garp_master_refresh,
-            refresh_repeat=inst.garp_master_refresh_repeat,
-            interval=g.vrrp_garp_interval if family == 4 else g.vrrp_gna_interval,
-            lower_prio_repeat=inst.garp_lower_prio_repeat,
-            lower_prio_delay=inst.garp_lower_prio_delay,
-        )
-        announcer = Announcer(name, announce_params, self._frames)
+            # address (followed from rtnetlink events); the placeholder until then.
+            self._no_source[name] = _no_source_cause(inst.interface, inst.family)
+        else:
+            params = dataclasses.replace(params, primary_ip=endpoint.source)
+        vips = dict(plan.vips)
+        announcer = Announcer(name, plan.announce, self._frames)
         self._preparing.append(announcer.prepare(list(vips.values())))
         return Member(
             machine=Machine(params),
             sender=endpoint,
-            template=template,
+            template=plan.template,
             vips=vips,
             announcer=announcer,
             # An address owner's VIPs are its own addresses: never remove them; a
             # master kept across a reload holds them.
-            cleanup_at_start=cleanup and not inst.is_owner and not master,
+            cleanup_at_start=cleanup and not plan.owner and not master,
         )
 
     def _start_unit(self, driver: Driver, carry: Iterable[str] = ()) -> None:
@@ -454,7 +366,7 @@ class Daemon:
         if driver is None:
             return
         a = rx.advert
-        driver.advert_received(name, rx.src, a.priority, a.max_advert_int)
+        driver.advert_received(name, rx.src, a.priority, a.max_advert_int, rx.age)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
@@ -467,6 +379,8 @@ class Daemon:
             self._metrics.vrrp_transition(name, state_label(change.new))
         if self._lvs_sync is not None:
             self._lvs_sync.vrrp_state(name, change.new)
+        if self.on_state_change is not None:
+            self.on_state_change(name, change.new)
         notifier = self._notifier
         if notifier is None:
             return
@@ -591,11 +505,13 @@ class Daemon:
         delta = self._track_delta.get(name, 0)
         if name in self._maintenance:
             delta = -1000  # clamped to priority 1 by the machine
+        from hacluster.notify import priority_notified
+
         machine = driver.members[name].machine
         before = machine.priority
         driver.set_priority_delta(name, delta)
         inst = self.config.vrrp_instances.get(name)
-        if (machine.priority != before and inst is not None and inst.notify_priority_changes
+        if (machine.priority != before and inst is not None and priority_notified(inst)
                 and self._notifier is not None):
             self._notifier.vrrp_priority(name, machine.state is State.MASTER, machine.priority)
 
@@ -706,20 +622,48 @@ class Daemon:
             counters=counters,
         )
 
-    def api_status(self) -> Status:
-        from hacluster import __version__
-
-        g = self.config.global_defs
-        lb = self._lb.status() if self._lb is not None else None
+    def role_status(self) -> dict[str, Any]:
+        """What the VRRP role tells the supervisor: instances and VRRP counters."""
         transport = self._transport
-        counters: dict[str, Any] = {
+        return {
+            "instances": [self.instance_status(n) for n in self.config.vrrp_instances
+                          if n in self._driver_of],
             "transport": {} if transport is None else transport.stats(),
             "dropped": {} if transport is None else {
                 k: v for k, v in transport.totals().items()
                 if k not in ("received", "accepted", "sent")
             },
+        }
+
+    def vrrp_metric_families(self) -> list[Any]:
+        """The VRRP metric families, as plain data for the supervisor's /metrics."""
+        if self._metrics is None:
+            return []
+        self._push_metrics()
+        return self._metrics.families("hacluster_vrrp_")
+
+    async def role_maintenance(self, name: str, on: bool) -> bool:
+        try:
+            await self.maintenance(name, on)
+        except UnknownInstance:
+            return False
+        return True
+
+    def api_status(self, vrrp: dict[str, Any] | None = None) -> Status:
+        """Status; `vrrp` is what the VRRP role said (supervisor), else read here."""
+        from hacluster import __version__
+
+        g = self.config.global_defs
+        lb = self._lb.status(table=False) if self._lb is not None else None
+        if vrrp is None:
+            vrrp = self.role_status()
+        counters: dict[str, Any] = {
+            "transport": vrrp["transport"],
+            "dropped": vrrp["dropped"],
             "reloads": dict(self.reloads),
         }
+        if self._vrrp_role is not None:
+            counters["role_restarts"] = {"vrrp": self._vrrp_role.restarts}
         if lb is not None:
             counters["load_balancer"] = lb["counters"]
         return Status(
@@ -728,8 +672,7 @@ class Daemon:
             dataplane=g.dataplane,
             uptime_seconds=round(time.monotonic() - self._started, 3),
             config_file=str(self.options.config_file) if self.options.config_file else None,
-            instances=[self.instance_status(n) for n in self.config.vrrp_instances
-                       if n in self._driver_of],
+            instances=vrrp["instances"],
             virtual_servers=lb["virtual_servers"] if lb is not None else [],
             dataplane_error=lb["dataplane_error"] if lb is not None else None,
             counters=counters,
@@ -800,6 +743,9 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
+        if self._vrrp_role is not None:
+            self._metrics = Metrics(version=__version__, vrrp=False)
+            return await self._run_supervisor()
         self._metrics = Metrics(version=__version__)
         config = self.config
         if vmac_plan.wanted(config):
@@ -848,14 +794,12 @@ class Daemon:
             self._start_unit(driver)
         for name, driver in self._driver_of.items():
             self._metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
-        await self._start_api()
+        if self.options.role != "vrrp":
+            await self._start_api()
         self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
-        # Start-up is over: what is alive now lives as long as the daemon; full
-        # collections need not walk it again (see healthchecks.gcsettle).
-        from healthchecks.gcsettle import settle  # imported here, as the checkers are
-
-        settle()
+        _settle_gc()
+        self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
         await self._stop.wait()
@@ -865,10 +809,91 @@ class Daemon:
         log.info("hacluster stopped")
         return 0
 
+    async def _run_supervisor(self) -> int:
+        """The supervisor: the VRRP role (forked already), load balancer, API, systemd."""
+        from hacluster.sdnotify import Notifier as SdNotifier
+
+        role = self._vrrp_role
+        assert role is not None and self._metrics is not None
+        self._metrics.refresh = self._refresh_vrrp_metrics
+        loop = asyncio.get_running_loop()
+        config = self.config
+        # The VRRP role is starting meanwhile: nothing here holds it up.
+        try:
+            self._start_notify()
+            self._lb = await self._make_load_balancer(config)
+        except StartupError as exc:
+            log.error("%s", exc)
+            await role.stop()
+            await self._close()
+            return 1
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if not await role.start():
+            log.error("the VRRP role could not start")
+            if self._lb is not None:
+                await self._lb.stop(flush=False)
+            await self._close()
+            return 1
+        log.info("hacluster supervisor (pid %d): VRRP role pid %s; %d virtual server(s), "
+                 "dataplane %s", os.getpid(), role.pid, len(config.virtual_servers),
+                 config.global_defs.dataplane)
+        if self._lb is not None:
+            await self._lb.start()
+        await self._follow_lvs_sync(config)
+        if self._lvs_sync is not None:  # what the role said before the follower was there
+            for name, state in self._role_states.items():
+                self._lvs_sync.vrrp_state(name, state)
+        self._running = True
+        await self._start_api()
+        _settle_gc()
+        self.started.set()
+        sd = self._sd
+        assert sd is not None
+        sd.ready(status=f"VRRP instances: {', '.join(config.vrrp_instances) or 'none'}")
+        # WATCHDOG only while the VRRP role answers its heartbeat: a hung VRRP is the
+        # one failure a restart of the whole director should follow.
+        interval = sd.watchdog_interval
+        sd.start_watchdog(
+            alive=lambda: role.answering(max(2 * (interval or 1.0), 3.0))
+        )
+        del SdNotifier
+        await self._stop.wait()
+        await self._shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        log.info("hacluster stopped")
+        return 0
+
+    def attach_vrrp_role(self, role: VrrpRole) -> None:
+        """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
+        self._vrrp_role = role
+        role.on_event = self._role_event
+
+    def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "state":
+            name, label = args
+            state = State[str(label)]
+            self._role_states[str(name)] = state
+            if self._lvs_sync is not None:
+                self._lvs_sync.vrrp_state(str(name), state)
+
+    def role_restarted(self) -> None:
+        if self._metrics is not None:
+            self._metrics.role_restarted("vrrp")
+
+    async def _refresh_vrrp_metrics(self) -> None:
+        if self._vrrp_role is not None and self._metrics is not None:
+            self._metrics.set_foreign(await self._vrrp_role.metric_families())
+
     async def _shutdown(self) -> None:
         assert self._sd is not None
         self._sd.stopping()
         log.info("stopping: masters resign with priority 0 and release their VIPs")
+        if self._vrrp_role is not None:  # VRRP first: resigning matters most
+            await self._vrrp_role.stop()
         # A reload in flight finishes first: it may be half way through a unit.
         async with self._reload_lock:
             self._running = False
@@ -913,7 +938,12 @@ class Daemon:
         if not config.virtual_servers:
             return None
         from hacluster.ipvs.backend import BackendError
-        from hacluster.loadbalancer import LoadBalancer, LoadBalancerError, backend_for
+        from hacluster.loadbalancer import (
+            LoadBalancer,
+            LoadBalancerError,
+            backend_for,
+            checker_processes,
+        )
 
         problems = dataplane_problems(config)
         if problems:
@@ -935,7 +965,11 @@ class Daemon:
         except (BackendError, OSError, ValueError) as exc:
             raise StartupError(f"dataplane {config.global_defs.dataplane}: {exc}") from exc
         try:
-            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics)
+            workers = checker_processes(config)
+            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
+                              workers=workers)
+            if workers:
+                log.info("health checks run in %d worker process(es)", workers)
         except LoadBalancerError as exc:
             if backend is not None:
                 await backend.close()
@@ -1070,6 +1104,10 @@ class Daemon:
     # ------------------------------------------------------------------ control
 
     async def maintenance(self, name: str, on: bool) -> None:
+        if self._vrrp_role is not None:
+            if not await self._vrrp_role.maintenance(name, on):
+                raise UnknownInstance(name)
+            return
         if name not in self._driver_of:
             raise UnknownInstance(name)
         if on == (name in self._maintenance):
@@ -1103,8 +1141,9 @@ class Daemon:
         log.info("SIGHUP received: reloading %s", self.options.config_file)
         self._spawn(self.reload(), "reload")
 
-    async def reload(self) -> tuple[bool, str]:
-        """Load the config file again and switch to it by difference: (done, message)."""
+    async def reload(self, given: Config | None = None) -> tuple[bool, str]:
+        """Load the config file again (or take `given`, already loaded) and switch to it
+        by difference: (done, message)."""
         async with self._reload_lock:
             if not self._running:
                 return False, "the daemon is not running (starting or stopping)"
@@ -1113,7 +1152,7 @@ class Daemon:
                 sd.reloading()
             started = time.monotonic()
             try:
-                message = await self._reload()
+                message = await self._reload(given)
             except ReloadRefused as exc:
                 self.reloads["refused"] += 1
                 if self._metrics is not None:
@@ -1134,7 +1173,9 @@ class Daemon:
                 self.reloads["ok"] += 1
                 if self._metrics is not None:
                     self._metrics.reload(True)
-                log.info("reload done in %.0f ms: %s", (time.monotonic() - started) * 1000,
+                log.info("%s in %.0f ms: %s",
+                         "[vrrp role] reload applied" if self.options.role == "vrrp"
+                         else "reload done", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
             self._keep_locks()
@@ -1143,7 +1184,7 @@ class Daemon:
             self._schedule_status()
             return ok, message
 
-    async def _reload(self) -> str:
+    async def _reload(self, given: Config | None = None) -> str:
         from hacluster.config import ConfigError
         from hacluster.config.diff import diff_configs
         from hacluster.config.errors import Problem
@@ -1152,14 +1193,19 @@ class Daemon:
         from hacluster.preflight import preflight
 
         path = self.options.config_file
-        if path is None:
+        lines: Mapping[str, int] | None = None
+        if given is not None:
+            new = given
+        elif path is None:
             raise ReloadRefused("no configuration file to reload from")
-        try:
-            loaded, lines = load_config_located(path)
-        except ConfigError as exc:
-            raise ReloadRefused(str(exc)) from None
-        new = with_overrides(loaded, self.options)
-        if self._vmacs is not None or vmac_plan.wanted(new):
+        else:
+            try:
+                loaded, lines = load_config_located(path)
+            except ConfigError as exc:
+                raise ReloadRefused(str(exc)) from None
+            new = with_overrides(loaded, self.options)
+        if self._vrrp_role is None and (self._vmacs is not None or vmac_plan.wanted(new)):
+            # Where VRRP runs (not the supervisor): the macvlans before the instances.
             self._vmacs = self._vmacs or Vmacs()
             new = await vmac_plan.prepare(new, self._vmacs)
         old = self.config
@@ -1171,10 +1217,12 @@ class Daemon:
         problems: list[str] = []
         if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
             problems.append(str(Problem(
-                str(path), lines.get("global_defs.dataplane", 0), "global_defs.dataplane",
+                str(path), (lines or {}).get("global_defs.dataplane", 0),
+                "global_defs.dataplane",
                 f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
             )))
-        problems += [str(finding) for finding in preflight(new, lines)]
+        if given is None:  # (a config handed over was checked by whoever loaded it)
+            problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
         self._lock_instances(new)
@@ -1196,6 +1244,16 @@ class Daemon:
                 raise ReloadRefused(str(exc)) from None
         # Nothing below refuses: log what fails and carry on with the rest.
         self.config = new
+        if self._vrrp_role is not None:
+            await self._reload_notify(new)
+            if new_lb is not None:
+                self._lb = new_lb
+                await new_lb.start()
+            ok, summary = await self._vrrp_role.reload(new)
+            if not ok:
+                log.error("[reload] the VRRP role: %s", summary)
+            await self._reload_api(new)
+            return summary
         # Instances going away first, so their STOP runs the scripts they had.
         plan = await self._vrrp_retire(old, new)
         await self._reload_notify(new)
@@ -1207,6 +1265,10 @@ class Daemon:
         summary = await self._vrrp_start(old, new, plan)
         if self._vmacs is not None:
             await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
+        await self._reload_api(new)
+        return summary
+
+    async def _reload_api(self, new: Config) -> None:
         if self._api is not None:
             from hacluster.api import ApiError, Listeners
 
@@ -1214,7 +1276,6 @@ class Daemon:
                 await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
             except ApiError as exc:
                 log.error("[api] %s", exc)
-        return summary
 
     def _lock_instances(self, new: Config) -> None:
         """New instances take their single-instance locks (another daemon running one
@@ -1278,49 +1339,25 @@ class Daemon:
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
         others detach, their masters keeping their VIPs for the unit that replaces them."""
-        before, after = plan_units(old), plan_units(new)
-        plan = _ReloadPlan(
-            kept=[k for k in after if k in before
-                  and unit_settings(old, before[k]) == unit_settings(new, after[k])],
-            removed=[k for k in before if k not in after],
-            added=[k for k in after if k not in before],
-        )
-        plan.changed = [k for k in after if k in before and k not in plan.kept]
-        # Only priority or preemption changed: the running machines take it in place.
-        for key in list(plan.changed):
-            unit = after[key]
-            changes = in_place_changes(old, new, unit.names, unit.group)
-            if changes is not None and before[key] == unit:
-                plan.changed.remove(key)
-                plan.kept.append(key)
-                plan.in_place += changes
-        # Instances moving between units (into or out of a sync group) are rebuilt.
-        moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
+        running = {name: driver.members[name].machine.state
+                   for name, driver in self._driver_of.items()}
+        plan = plan_vrrp_reload(old, new, running)
+        for key in plan.stop:
+            driver = self._units.pop(key)
+            await driver.stop()
+            self._forget_members(driver)
         leftovers: list[Vip] = []
-        for key in plan.removed + plan.changed:
-            driver = self._units[key]
-            if key in plan.removed and not any(n in moved for n in driver.members):
-                await driver.stop()
-                del self._units[key]
-                self._forget_members(driver)
-                continue
-            resign = []
-            for name, member in driver.members.items():
-                inst = new.vrrp_instances.get(name)
-                same = inst is not None and identity(inst) == identity(old.vrrp_instances[name])
-                if same and member.machine.state is State.MASTER:
-                    assert inst is not None
-                    plan.carry.add(name)
-                    leftovers += self._dropped_vips(member, inst)
-                else:
-                    resign.append(name)
+        for key, resign in plan.detach.items():
+            for name, member in self._units[key].members.items():
+                if name in plan.carry:
+                    leftovers += self._dropped_vips(member, new.vrrp_instances[name])
             await self._detach(key, resign)
         if leftovers and self._addresses is not None:
             for vip, why in await self._addresses.remove(leftovers):
                 log.error("cannot remove VIP %s no longer configured: %s", vip, why)
             log.info("removed VIPs no longer configured: %s",
                      ", ".join(str(v) for v in leftovers))
-        for name in set(old.vrrp_instances) - set(new.vrrp_instances):
+        for name in plan.forget:
             self._maintenance.discard(name)
             self._track_delta.pop(name, None)
             self._last_change.pop(name, None)
@@ -1382,11 +1419,49 @@ class DaemonController:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
+    async def summary(self) -> dict[str, Any]:
+        """What `GET /v1/summary` shows, without building the whole status."""
+        daemon = self.daemon
+        role = daemon.vrrp_role
+        if role is not None:
+            vrrp = await role.status()
+            instances = list(vrrp["instances"]) if vrrp is not None else []
+        else:
+            instances = daemon.role_status()["instances"]
+        lb = daemon.load_balancer
+        g = daemon.config.global_defs
+        return {
+            "router_id": g.router_id or socket.gethostname(),
+            "uptime_seconds": round(time.monotonic() - daemon.started_at, 3),
+            "instances": [
+                {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
+                 "master": i["master"], "maintenance": i["maintenance"]}
+                for i in instances
+            ],
+            "virtual_servers": lb.summary() if lb is not None else [],
+            "dataplane_error": None if lb is None else lb.dataplane_error,
+        }
+
     async def status(self) -> Status:
-        return self.daemon.api_status()
+        daemon = self.daemon
+        lb = daemon.load_balancer
+        if lb is not None:
+            await lb.refresh()
+        role = daemon.vrrp_role
+        if role is None:
+            return daemon.api_status()
+        vrrp = await role.status()
+        if vrrp is None:  # restarting: say so rather than fail the request
+            vrrp = {"instances": [], "transport": {}, "dropped": {}}
+        return daemon.api_status(vrrp)
 
     async def ipvs(self) -> dict[str, Any]:
         return await self.daemon.ipvs()
+
+    async def recent_ipvs(self) -> dict[str, Any]:
+        """The table as last listed (at most about a second old), for the status page."""
+        lb = self.daemon.load_balancer
+        return {"services": []} if lb is None else await lb.recent_ipvs()
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
         await self.daemon.drain(virtual_server, real_server, True)
@@ -1409,7 +1484,19 @@ def run_daemon(config: Config, options: DaemonOptions) -> int:
     # The event loop shares the interpreter with the netlink and scapy worker threads:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)
-    daemon = Daemon(config, options)
+    if options.role == "supervisor":
+        from hacluster.roles.vrrp import VrrpRole
+
+        # The VRRP role writes the status file (its instances are what it shows).
+        daemon = Daemon(config, dataclasses.replace(options, status_file=None))
+        # The supervisor holds the single-instance locks (a copy released in the role
+        # would release them for both) and has logged the leftovers already.
+        role = VrrpRole(daemon.config, dataclasses.replace(options, locks=None, leftovers=()),
+                        on_restart=daemon.role_restarted)
+        role.fork()  # first, before anything else is built: VRRP waits for nothing
+        daemon.attach_vrrp_role(role)
+    else:
+        daemon = Daemon(config, options)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ comes before the quorum change it causes. Backend errors are logged with the ser
 they concern and counted; they never stop the loop.
 
 A reload (`reconfigure`) matches real servers by (service, ip, port) and checks by
-their runnable form (`hacluster.checks.CheckPlan`): what did not change keeps its
+their runnable form (`hacluster.config.lower.CheckPlan`): what did not change keeps its
 health, timers and rise/fall state. A check that changed is replaced by a new one
 that starts in the state the server is in (so nothing flaps), then the old one is
 removed. `drain`/`undrain` is an operator override (weight 0, connections stay) kept
@@ -32,6 +32,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
+import os
 import shlex
 import time
 from collections import Counter
@@ -40,14 +42,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import scripts
-from hacluster.api import (
+from hacluster.apitypes import (
     UnknownRealServer,
     UnknownVirtualServer,
     normalize_real_server,
     normalize_virtual_server,
 )
-from hacluster.checks import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.diff import diff_configs
+from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
     Backend,
@@ -83,8 +85,17 @@ from hacluster.policy import (
     on_removal,
     service_of,
 )
-from healthchecks import CheckResult, CheckSpec, HealthChanged, HttpSessions, Runner, make_checker
+from healthchecks import (
+    CheckResult,
+    CheckSpec,
+    HealthChanged,
+    HttpSessions,
+    Runner,
+    ShardedRunner,
+    make_checker,
+)
 from healthchecks.params import MiscCheckParams
+from healthchecks.result import result_label
 
 if TYPE_CHECKING:
     from hacluster.metrics import Metrics
@@ -98,6 +109,9 @@ log = logging.getLogger("hacluster.loadbalancer")
 DEFAULT_COALESCE = 0.02
 #: How long `stop()` waits for a reconcile in flight before cancelling it.
 STOP_GRACE = 10.0
+#: Checks a second one worker process is given at most when their number is derived
+#: (a TCP_CHECK worker does ~10,000/s on a core, an HTTP_GET one a few thousand).
+CHECKS_PER_WORKER = 2500.0
 
 
 class LoadBalancerError(ValueError):
@@ -115,17 +129,6 @@ class LastResult:
     reason: str
     at: float  # monotonic
     duration: float
-
-
-def result_label(result: CheckResult) -> str:
-    """The metrics label of a result: success, timeout, error or failure."""
-    if result.ok:
-        return "success"
-    if result.reason.startswith("timeout"):
-        return "timeout"
-    if result.reason.startswith(("checker raised", "cannot run")):
-        return "error"
-    return "failure"
 
 
 class _Measured:
@@ -207,6 +210,10 @@ class _Real:
     up: bool = True
     reason: str = "no checks"
     since: float = 0.0
+    name: str = ""  # as the API names it (str(rs)), computed once
+
+    def __post_init__(self) -> None:
+        self.name = str(self.rs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +309,21 @@ def prepare(
     return wanted
 
 
+def checker_processes(config: Config, cpus: int | None = None) -> int:
+    """How many health-check worker processes `config` asks for (0: none, in-process)."""
+    configured = config.global_defs.checker_processes
+    if configured is not None:
+        return configured
+    rate = sum(
+        1.0 / check.delay_loop
+        for vs in config.virtual_servers for rs in vs.real_servers for check in rs.checks
+    )
+    if not rate:
+        return 0
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, math.ceil(rate / CHECKS_PER_WORKER)))
+
+
 def _server_reason(reason: str, checks: list[dict[str, Any]]) -> str:
     """Why a real server is up or down now: its checks' latest reasons once any has run
     (the reason of its last up/down change otherwise: "not checked yet", "no checks")."""
@@ -337,6 +359,7 @@ class LoadBalancer:
         reconcile_interval: float | None = None,
         coalesce: float = DEFAULT_COALESCE,
         max_concurrency: int = 4096,
+        workers: int = 0,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         self._config = config
@@ -345,7 +368,18 @@ class LoadBalancer:
         self._metrics = metrics
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
-        self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
+        # With workers, checks run in worker processes (so no amount of checking delays
+        # this process's loop) and their outcomes come back as data.
+        self._sharded: ShardedRunner | None = None
+        self._runner: Runner | ShardedRunner
+        if workers:
+            self._runner = self._sharded = ShardedRunner(
+                workers, max_concurrency=max_concurrency, on_change=self._on_change,
+                on_results=self._on_results,
+            )
+        else:
+            self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
+        self._runner_start: asyncio.Task[None] | None = None
         self._http = HttpSessions()
         self._servers: dict[ServiceKey, VirtualServer] = {}
         self._reals: dict[HealthKey, _Real] = {}
@@ -366,6 +400,8 @@ class LoadBalancer:
         self._conflicts: set[str] = set()
         self._failures: dict[str, str] = {}  # op description -> last message (log once)
         self._backend_down: str | None = None
+        self._listing: tuple[float, dict[str, Any]] | None = None  # (when, recent_ipvs())
+        self._listing_task: asyncio.Task[dict[str, Any]] | None = None
         self._started = False
         self._stopped = False
         self.counters: Counter[str] = Counter()
@@ -415,7 +451,12 @@ class LoadBalancer:
                 await asyncio.sleep(0)  # thousands of checks: let VRRP timers run meanwhile
         self._regroup()
         self._dirty = set(self._servers)
-        await self._runner.start()
+        if self._sharded is not None:
+            # Worker processes take a moment to start: the first reconcile (from the
+            # starting states) and the caller need not wait for them.
+            self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
+        else:
+            await self._runner.start()
         await self._apply_timeouts(self._config)
         await self.reconcile("start")
         self._task = asyncio.get_running_loop().create_task(
@@ -454,7 +495,14 @@ class LoadBalancer:
         state = PolicyState(dict(self._quorum))
         for vs in self._servers.values():
             self._handle_events(on_removal(vs, self._health, state), "stopping")
+        if self._runner_start is not None:
+            with contextlib.suppress(Exception):
+                await self._runner_start
         await self._runner.stop()
+        if self._listing_task is not None:
+            self._listing_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listing_task
         await self._http.close()
         if flush is None:
             flush = self._config.global_defs.lvs_flush_on_stop
@@ -628,17 +676,39 @@ class LoadBalancer:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> dict[str, Any]:
+    @property
+    def dataplane_error(self) -> str | None:
+        """Why the dataplane cannot be read or written now (None: it can)."""
+        return self._backend_down
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Each virtual server's quorum and how many of its real servers are up (cheap:
+        no checks, no table)."""
+        rows = []
+        for skey, vs in self._servers.items():
+            reals = self._members.get(skey, [])
+            quorum_up = self._quorum.get(skey)
+            rows.append({
+                "name": str(vs),
+                "quorum_up": bool(quorum_up),
+                "sorry_server_active": vs.sorry_server is not None and quorum_up is False,
+                "real_servers_up": sum(1 for r in reals if r.up),
+                "real_servers": len(reals),
+            })
+        return rows
+
+    def status(self, *, table: bool = True) -> dict[str, Any]:
         """Virtual servers with their real servers and checks, the table, and counters.
 
         `virtual_servers` rows have the shape of `hacluster.api.VirtualServerStatus`;
-        `ipvs` is the dataplane's table as last read or written (`listing.to_json`).
+        `ipvs` is the dataplane's table as last read or written (`listing.to_json`;
+        None with `table` false, as the API reads the table itself).
         """
         now = time.monotonic()
-        table = self._table
+        current = self._table
         rows: list[dict[str, Any]] = []
         for skey, vs in self._servers.items():
-            entry = table.entries.get(skey) if table is not None else None
+            entry = current.entries.get(skey) if current is not None else None
             quorum_up = self._quorum.get(skey)
             sorry = vs.sorry_server
             reals = []
@@ -646,7 +716,7 @@ class LoadBalancer:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
                 checks = [self._check_row(c, now) for c in real.checks]
                 reals.append({
-                    "name": str(real.rs),
+                    "name": real.name,
                     "up": real.up,
                     "weight": real.rs.weight,
                     "effective_weight": dest.weight if dest is not None else None,
@@ -668,7 +738,7 @@ class LoadBalancer:
             "virtual_servers": rows,
             "dataplane": self._backend.name if self._backend is not None else "none",
             "dataplane_error": self._backend_down,
-            "ipvs": to_json(table) if table is not None else None,
+            "ipvs": to_json(current) if current is not None and table else None,
             "counters": dict(self.counters),
         }
 
@@ -685,6 +755,10 @@ class LoadBalancer:
             st = self._runner.status(check.check_id)
         except KeyError:  # stopped
             return row
+        counters = self._sharded.counters(check.check_id) if self._sharded else None
+        if counters is not None and counters.last_ok is not None:
+            row.update(ok=counters.last_ok, age_seconds=round(counters.last_age or 0.0, 3),
+                       duration_seconds=round(counters.last_duration or 0.0, 6))
         # The tracker's view: its state, and the reason of its last result (which also
         # covers a run the runner gave up on, which the checker never reported).
         row.update(up=st.up, reason=st.reason, last_failure=st.last_failure, runs=st.runs,
@@ -692,6 +766,25 @@ class LoadBalancer:
         if row["ok"] is None and st.runs == 0:
             row["ok"] = st.up
         return row
+
+    async def recent_ipvs(self, max_age: float = 1.0) -> dict[str, Any]:
+        """The dataplane's table as last listed, at once: read again in the background
+        when the listing is older than `max_age` (reading 10,000 destinations back from
+        nftables takes seconds; a status page asked for twice a second need not wait)."""
+        loop = asyncio.get_running_loop()
+        cached = self._listing
+        stale = cached is None or loop.time() - cached[0] > max_age
+        if stale and (self._listing_task is None or self._listing_task.done()):
+            self._listing_task = loop.create_task(self._list_again(), name="ipvs-listing")
+        if cached is None:
+            assert self._listing_task is not None
+            return await asyncio.shield(self._listing_task)
+        return cached[1]
+
+    async def _list_again(self) -> dict[str, Any]:
+        listing = await self.ipvs()
+        self._listing = (asyncio.get_running_loop().time(), listing)
+        return listing
 
     async def ipvs(self, *, stats: bool = True) -> dict[str, Any]:
         """The dataplane's table read now (with statistics), as `listing.to_json` gives it."""
@@ -729,7 +822,9 @@ class LoadBalancer:
                 alpha, timing.rise, timing.fall,
             )
         check = _Check(check_id, p, checker)
-        self._runner.add(CheckSpec(check_id, real.key, checker, timing))
+        # A worker process rebuilds the checker from its parameters: it gets the bare one.
+        self._runner.add(CheckSpec(check_id, real.key,
+                                   inner if self._sharded is not None else checker, timing))
         return check
 
     def _refresh_health(self, real: _Real) -> None:
@@ -748,6 +843,20 @@ class LoadBalancer:
         self.counters["checks"] += 1
         if self._metrics is not None:
             self._metrics.check_done(kind, result_label(result), max(0.0, seconds))
+
+    def _on_results(self, batches: list[tuple[str, str, list[float]]]) -> None:
+        """Outcomes of the runs done in the worker processes since their last batch."""
+        for kind, label, seconds in batches:
+            self.counters["checks"] += len(seconds)
+            if self._metrics is not None:
+                for s in seconds:
+                    self._metrics.check_done(kind, label, max(0.0, s))
+
+    async def refresh(self, max_age: float = 1.0) -> None:
+        """Read the checks' counters from the worker processes, when the last reading is
+        older than `max_age` (status asked for twice a second reads them once)."""
+        if self._sharded is not None and self._started:
+            await self._sharded.refresh(max_age)
 
     def _on_change(self, event: HealthChanged) -> None:
         real = self._reals.get(cast(HealthKey, event.server))
@@ -927,6 +1036,7 @@ class LoadBalancer:
         """Apply `ops` to the dataplane holding `base`; what it holds after (None: unknown)."""
         backend = self._backend
         assert backend is not None
+        self._listing = None  # the table changes: a recent listing is read again
         try:
             result = await backend.apply(ops)
         except Exception as exc:

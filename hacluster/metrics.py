@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,6 +30,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hacluster.ipvs.backend import ApplyResult, Op
+
+log = logging.getLogger("hacluster.metrics")
 
 VRRP_STATES: tuple[str, ...] = ("INITIALIZE", "BACKUP", "MASTER", "FAULT")
 """Every state an instance can report (as the logs and the API name them); exactly one
@@ -60,9 +64,13 @@ def op_name(op: Op) -> str:
 class Metrics:
     """Every hacluster metric, registered on its own `CollectorRegistry`."""
 
-    def __init__(self, *, version: str = "", process: bool = True) -> None:
+    def __init__(self, *, version: str = "", process: bool = True, vrrp: bool = True) -> None:
+        """`vrrp` False: the VRRP families come from a role process (`set_foreign`)."""
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        #: Awaited before each `render_async()` (the supervisor reads its roles' values).
+        self.refresh: Callable[[], Awaitable[None]] | None = None
+        self._foreign = _Foreign()
         if process:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
@@ -71,7 +79,17 @@ class Metrics:
         )
         self._info.labels(version=version or "unknown").set(1)
 
-        # VRRP
+        self._role_restarts = Counter(
+            "hacluster_role_restarts",
+            "Role processes started again by the supervisor after they died, by role",
+            ["role"],
+            registry=r,
+        )
+        self._role_restarts.labels(role="vrrp")  # 0 from the start: rate() sees the first
+        # VRRP (on a registry nobody renders when a role process reports them)
+        if not vrrp:
+            r.register(self._foreign)
+            r = CollectorRegistry(auto_describe=True)
         self._state = Gauge(
             "hacluster_vrrp_state",
             "1 for the state a VRRP instance is in, 0 for the others",
@@ -106,6 +124,7 @@ class Metrics:
             registry=r,
         )
 
+        r = self.registry
         # Control API
         self._api_bad_requests = Counter(
             "hacluster_api_bad_requests",
@@ -269,6 +288,26 @@ class Metrics:
         self._reloads.labels(result="ok" if ok else "refused").inc()
         self._reload_ok.set(int(ok))
 
+    # ------------------------------------------------------------------ roles
+
+    def role_restarted(self, role: str) -> None:
+        self._role_restarts.labels(role=role).inc()
+
+    def families(self, prefix: str) -> list[Any]:
+        """The families named `prefix...` as plain data, for another process to render."""
+        out = []
+        for family in self.registry.collect():
+            if family.name.startswith(prefix):
+                out.append((family.name, family.documentation, family.type, [
+                    (sample.name, dict(sample.labels), sample.value)
+                    for sample in family.samples
+                ]))
+        return out
+
+    def set_foreign(self, families: list[Any]) -> None:
+        """Families another process rendered with `families()`: shown from now on."""
+        self._foreign.families = families
+
     # ------------------------------------------------------------------ exposition
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
@@ -285,6 +324,11 @@ class Metrics:
         Only gauges are cut (counters and histograms stay whole with their family); they
         are the metrics whose size grows with the real servers.
         """
+        if self.refresh is not None:
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("reading the roles' metrics failed")
         encoder, content_type = choose_encoder(accept or "")
         parts: list[bytes] = []
         pending = 0
@@ -324,6 +368,23 @@ _RS_GAUGES = (
     ("hacluster_real_server_weight",
      "Weight a real server has in the dataplane now (0: drained or inhibited)"),
 )
+
+
+class _Foreign(Collector):
+    """Families handed over as plain data by a role process (`Metrics.families`)."""
+
+    def __init__(self) -> None:
+        self.families: list[Any] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        for name, doc, kind, samples in self.families:
+            family = Metric(name, doc, kind)
+            for sample_name, labels, value in samples:
+                family.add_sample(sample_name, labels, value)
+            yield family
 
 
 class _RealServerGauges(Collector):

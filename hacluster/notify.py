@@ -44,7 +44,14 @@ from typing import Literal, TypeAlias
 
 from hacluster import scripts
 from hacluster.alerts import AlertEvent, GroupEvent, InstanceEvent, QuorumEvent, RealServerEvent
-from hacluster.config.model import Command, Config, NotifyCommand, RealServer, VirtualServer
+from hacluster.config.model import (
+    Command,
+    Config,
+    NotifyCommand,
+    RealServer,
+    VirtualServer,
+    VrrpInstance,
+)
 from vrrp.machine import State
 
 log = logging.getLogger("hacluster.notify")
@@ -134,6 +141,12 @@ def vs_label(vs: VirtualServer) -> str:
 def rs_label(vs: VirtualServer, rs: RealServer) -> str:
     """How notify names a real server: ``10.0.0.11:80 of 10.0.0.1:80/TCP``."""
     return f"{rs} of {vs}"
+
+
+def priority_notified(inst: VrrpInstance) -> bool:
+    """Whether an instance's priority changes are notified too (keepalived's
+    notify_priority_changes: its notify and notify_fifo hear `... PRIORITY` lines)."""
+    return inst.notify_priority_changes
 
 
 def notify_commands(config: Config) -> list[tuple[str, Command]]:

@@ -192,7 +192,7 @@ def _vrrp_scripts(config: Config, at: _Locator) -> list[Finding]:
 
 def _checks(config: Config, at: _Locator, *, offline: bool) -> list[Finding]:
     """Every health check can be planned; MISC_CHECK programs pass the script checks."""
-    from hacluster.checks import CheckConfigError, plan, where
+    from hacluster.config.lower import CheckConfigError, plan, where
     from hacluster.loadbalancer import secure_check
 
     found = []

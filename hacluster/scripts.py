@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import grp
 import logging
 import os
@@ -30,6 +31,8 @@ import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+from healthchecks.pdeath import die_with_parent
 
 log = logging.getLogger("hacluster.scripts")
 
@@ -335,6 +338,8 @@ async def run(
             close_fds=True,
             cwd="/",
             env=dict(env) if env is not None else None,
+            # A daemon killed outright takes its scripts with it, as keepalived's do.
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
             **creds,  # type: ignore[arg-type]
         )
     except (OSError, subprocess.SubprocessError) as exc:

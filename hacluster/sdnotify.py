@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 
 log = logging.getLogger("hacluster.sdnotify")
 
@@ -132,8 +132,9 @@ class Notifier:
         """One keep-alive ping."""
         return self.send(watchdog=1)
 
-    def start_watchdog(self) -> None:
-        """Ping every half of $WATCHDOG_USEC from the running event loop until `close()`.
+    def start_watchdog(self, alive: Callable[[], bool] | None = None) -> None:
+        """Ping every half of $WATCHDOG_USEC from the running event loop until `close()`,
+        skipping the pings while `alive()` (when given) says no.
 
         Pinging from the loop itself is the point: a loop stuck for the whole watchdog
         period stops the pings and systemd restarts the daemon.
@@ -141,12 +142,13 @@ class Notifier:
         if self.watchdog_interval is None or self._task is not None:
             return
         self._task = asyncio.get_running_loop().create_task(
-            self._watchdog_loop(self.watchdog_interval), name="sd-watchdog"
+            self._watchdog_loop(self.watchdog_interval, alive), name="sd-watchdog"
         )
 
-    async def _watchdog_loop(self, interval: float) -> None:
+    async def _watchdog_loop(self, interval: float, alive: Callable[[], bool] | None) -> None:
         while True:
-            self.watchdog()
+            if alive is None or alive():
+                self.watchdog()
             await asyncio.sleep(interval)
 
     async def close(self) -> None:

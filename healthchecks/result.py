@@ -29,6 +29,17 @@ class CheckResult:
         return cls(False, reason)
 
 
+def result_label(result: CheckResult) -> str:
+    """How metrics sort a result: success, timeout, error (the checker could not run) or failure."""
+    if result.ok:
+        return "success"
+    if result.reason.startswith("timeout"):
+        return "timeout"
+    if result.reason.startswith(("checker raised", "cannot run")):
+        return "error"
+    return "failure"
+
+
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
     errno.ECONNRESET: "connection reset",

@@ -155,6 +155,7 @@ class Runner:
         max_concurrency: int = 4096,
         on_change: Callable[[HealthChanged], None] | None = None,
         on_launch: Callable[[str, float, float], None] | None = None,
+        on_result: Callable[[str, str, CheckResult, float], None] | None = None,
         guard: float = 1.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -163,6 +164,7 @@ class Runner:
         self._max = max_concurrency
         self._changes = Changes(on_change)
         self._on_launch = on_launch  # (check_id, due, started) for measurements
+        self._on_result = on_result  # (check_id, kind, result, seconds) of every run
         self._guard = guard
         self._entries: dict[str, _Entry] = {}
         self._servers: dict[Hashable, dict[str, _Entry]] = {}
@@ -489,6 +491,9 @@ class Runner:
         entry.runs += 1
         if not result.ok:
             entry.failures += 1
+        if self._on_result is not None:
+            self._on_result(entry.spec.check_id, entry.spec.checker.kind, result,
+                            now - entry.started)
         tracker = entry.tracker
         was_up = tracker.up
         transition = tracker.observe(result, now)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import grp
 import os
 import pwd
 import signal
 
 from healthchecks.params import MiscCheckParams
+from healthchecks.pdeath import die_with_parent
 from healthchecks.result import CheckResult
 
 
@@ -69,6 +71,7 @@ class MiscCheck:
                 start_new_session=True,
                 close_fds=True,
                 cwd="/",
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
                 **creds,  # type: ignore[arg-type]
             )
         except OSError as exc:

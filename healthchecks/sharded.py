@@ -6,19 +6,29 @@ each real server, with all of its checks, to one of N workers, so server-level s
 is still decided in one place. Workers rebuild each checker from its ``params`` (the
 checker object itself never crosses the process boundary) and send ``HealthChanged``
 events back over a socket pair, batched per loop turn. A worker whose parent goes
-away sees the socket close and exits.
+away sees the socket close and exits (and, on Linux, gets SIGTERM at once).
+
+Messages are plain data (`healthchecks.wire`), never pickles: a worker runs scripts
+and talks to the network, and what it sends back must not be able to run code in the
+parent. Servers cross as small integers the parent hands out. A worker that dies is
+replaced and given its checks again, each starting in the state it had (a check that
+was down starts down, as if with alpha), so no server flaps because of the crash.
+Each run's kind, outcome and duration come back once a second (`on_results`), and
+`refresh()` reads every check's counters from the workers when asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import itertools
 import logging
 import os
-import pickle
 import resource
+import signal
 import socket
-import struct
 import sys
 from array import array
 from collections import deque
@@ -31,17 +41,31 @@ from healthchecks.gcsettle import SettleWhenQuiet
 from healthchecks.http import HttpSessions
 from healthchecks.params import (
     DnsCheckParams,
+    FileCheckParams,
     HttpGetParams,
     MiscCheckParams,
+    PingCheckParams,
     SmtpCheckParams,
     TcpCheckParams,
+    Timing,
+    UdpCheckParams,
+    UrlSpec,
 )
-from healthchecks.runner import Changes, CheckSpec, HealthChanged, Runner
+from healthchecks.pdeath import die_with_parent
+from healthchecks.result import CheckResult, result_label
+from healthchecks.runner import Changes, CheckSpec, CheckStatus, HealthChanged, Runner
+from healthchecks.wire import Codec
 
 log = logging.getLogger("healthchecks")
 
-_LEN = struct.Struct("!I")
-_PARAMS = (HttpGetParams, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams)
+_PARAMS = (
+    HttpGetParams, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams,
+    PingCheckParams, UdpCheckParams, FileCheckParams,
+)
+#: Seconds between two batches of run outcomes sent by a worker.
+RESULTS_INTERVAL = 1.0
+#: Seconds a new worker has to start before it counts as hung (a loaded machine).
+STARTUP_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +83,34 @@ class WorkerSample:
     lateness: tuple[float, ...]  # check start minus its due time, seconds (measure=True)
 
 
-async def _read(reader: asyncio.StreamReader) -> Any:
-    head = await reader.readexactly(_LEN.size)
-    # Both ends are this package in processes of one parent: the pickles are our own.
-    return pickle.loads(await reader.readexactly(_LEN.unpack(head)[0]))
+@dataclass(frozen=True, slots=True)
+class CheckCounters:
+    """One check as its worker sees it: state, counters and its latest run."""
+
+    check_id: str
+    up: bool
+    reason: str
+    last_failure: str | None
+    weight: int | None
+    runs: int
+    failures: int
+    last_ok: bool | None  # None: not run yet
+    last_age: float | None  # seconds since the latest run ended
+    last_duration: float | None
 
 
-def _frame(message: object) -> bytes:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LEN.pack(len(body)) + body
+CODEC = Codec([
+    HttpGetParams, UrlSpec, TcpCheckParams, MiscCheckParams, DnsCheckParams, SmtpCheckParams,
+    PingCheckParams, UdpCheckParams, FileCheckParams, Timing, HealthChanged, WorkerSample,
+    CheckCounters,
+])
+_read = CODEC.read
+_frame = CODEC.frame
 
 
 class _Worker:
-    __slots__ = ("checks", "pending", "proc", "reader", "reader_task", "writer")
+    __slots__ = ("answered", "checks", "pending", "polls", "proc", "reader", "reader_task",
+                 "writer")
 
     def __init__(
         self,
@@ -84,7 +123,18 @@ class _Worker:
         self.writer = writer
         self.checks = 0
         self.pending: deque[asyncio.Future[WorkerSample]] = deque()
+        self.polls: deque[asyncio.Future[list[CheckCounters]]] = deque()
         self.reader_task: asyncio.Task[None] | None = None
+        # Its latest message; a new worker has a while to import and start first.
+        self.answered = asyncio.get_running_loop().time() + STARTUP_GRACE
+
+    def fail(self, exc: Exception) -> None:
+        """Answer every request still waiting with `exc`."""
+        for futures in (self.pending, self.polls):
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+            futures.clear()
 
 
 class ShardedRunner:
@@ -104,9 +154,11 @@ class ShardedRunner:
         *,
         max_concurrency: int = 4096,
         on_change: Callable[[HealthChanged], None] | None = None,
+        on_results: Callable[[list[tuple[str, str, list[float]]]], None] | None = None,
         guard: float = 1.0,
         measure: bool = False,
         uvloop: bool = False,
+        hung_after: float = 10.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -116,14 +168,24 @@ class ShardedRunner:
         self._uvloop = uvloop
         self._options = {"max_concurrency": max_concurrency, "guard": guard, "measure": measure}
         self._changes = Changes(on_change)
+        self._on_results = on_results  # [(kind, result label, [seconds of each run])]
         self._workers: list[_Worker] = []
         self._specs: dict[str, tuple[CheckSpec, int]] = {}  # check_id -> (spec, worker)
         self._server_worker: dict[Hashable, int] = {}
-        self._server_checks: dict[Hashable, int] = {}
-        self._up: dict[Hashable, bool] = {}
+        self._server_checks: dict[Hashable, set[str]] = {}
+        self._server_id: dict[Hashable, int] = {}  # servers cross as integers
+        self._server_of: dict[int, Hashable] = {}
+        self._ids = itertools.count(1)
+        self._check_up: dict[str, bool] = {}
+        self._weight: dict[str, int | None] = {}
+        self._reason: dict[str, str] = {}
+        self._counters: dict[str, CheckCounters] = {}  # as of the latest refresh()
+        self._refreshed = -1e9
         self._started = False
         self._live = False  # the workers are up and have been given every check
         self._respawner: asyncio.Task[None] | None = None
+        self._hung_after = hung_after  # a worker silent this long is replaced
+        self._watcher: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -138,8 +200,9 @@ class ShardedRunner:
             await self.stop()
             raise
         for spec, index in self._specs.values():
-            self._send(index, ("add", spec.check_id, spec.server, _params(spec), spec.timing))
+            self._send_add(index, spec)
         self._live = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -151,6 +214,7 @@ class ShardedRunner:
                 str(theirs.fileno()), "uvloop" if self._uvloop else "asyncio",
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         except BaseException:
             ours.close()
@@ -165,6 +229,11 @@ class ShardedRunner:
 
     async def stop(self) -> None:
         self._started = self._live = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._respawner is not None:
             # Not cancelled: a worker it is starting must not be left behind.
             with contextlib.suppress(Exception):
@@ -187,16 +256,19 @@ class ShardedRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.reader_task
             worker.writer.close()
-            for fut in worker.pending:
-                if not fut.done():
-                    fut.set_exception(RuntimeError("the runner stopped"))
+            worker.fail(RuntimeError("the runner stopped"))
         for spec, _ in self._specs.values():
             with contextlib.suppress(Exception):
                 await spec.checker.close()
         self._specs.clear()
         self._server_worker.clear()
         self._server_checks.clear()
-        self._up.clear()
+        self._server_id.clear()
+        self._server_of.clear()
+        self._check_up.clear()
+        self._weight.clear()
+        self._reason.clear()
+        self._counters.clear()
         self._changes.close()
 
     async def __aenter__(self) -> ShardedRunner:
@@ -212,28 +284,41 @@ class ShardedRunner:
         """Start running a check on its server's worker (the least loaded, for a new server)."""
         if spec.check_id in self._specs:
             raise ValueError(f"check {spec.check_id!r} already exists")
-        params = _params(spec)
+        _params(spec)
         index = self._server_worker.get(spec.server)
         if index is None:
             counts = [0] * self._n
             for _, i in self._specs.values():
                 counts[i] += 1
             index = self._server_worker[spec.server] = counts.index(min(counts))
+            number = next(self._ids)
+            self._server_id[spec.server] = number
+            self._server_of[number] = spec.server
+        before = self.server_up(spec.server)
         self._specs[spec.check_id] = (spec, index)
-        self._server_checks[spec.server] = self._server_checks.get(spec.server, 0) + 1
+        self._server_checks.setdefault(spec.server, set()).add(spec.check_id)
+        self._check_up[spec.check_id] = not spec.timing.alpha
+        self._reason[spec.check_id] = "not checked yet"
         if self._live:
-            self._send(index, ("add", spec.check_id, spec.server, params, spec.timing))
+            self._send_add(index, spec)
+        after = self.server_up(spec.server)
+        if after != before:
+            self._changes.publish(HealthChanged(
+                spec.check_id, spec.server, after, not spec.timing.alpha, "check added", None,
+                asyncio.get_running_loop().time() if self._started else 0.0,
+            ))
 
     def remove(self, check_id: str) -> None:
         """Stop a check; the others are not disturbed."""
         spec, index = self._specs.pop(check_id)
         server = spec.server
-        left = self._server_checks[server] - 1
-        if left:
-            self._server_checks[server] = left
-        else:
+        for table in (self._check_up, self._weight, self._reason, self._counters):
+            table.pop(check_id, None)
+        left = self._server_checks[server]
+        left.discard(check_id)
+        if not left:
             del self._server_checks[server], self._server_worker[server]
-            self._up.pop(server, None)
+            del self._server_of[self._server_id.pop(server)]
         if self._live:
             self._send(index, ("remove", check_id))
 
@@ -243,7 +328,42 @@ class ShardedRunner:
     # -- state -----------------------------------------------------------------------
 
     def server_up(self, server: Hashable) -> bool:
-        return self._up.get(server, True)
+        """Up while all of its checks are (as their workers last said), and with none."""
+        return all(self._check_up[c] for c in self._server_checks.get(server, ()))
+
+    def status(self, check_id: str) -> CheckStatus:
+        """A check as last reported: state from its events, counters as of `refresh()`."""
+        spec, _ = self._specs[check_id]
+        c = self._counters.get(check_id)
+        return CheckStatus(
+            check_id, spec.server, self._check_up[check_id], self._reason[check_id],
+            c.last_failure if c is not None else None, self._weight.get(check_id),
+            c.runs if c is not None else 0, c.failures if c is not None else 0, None,
+        )
+
+    def counters(self, check_id: str) -> CheckCounters | None:
+        """A check's counters and latest run as of the last `refresh()`."""
+        return self._counters.get(check_id)
+
+    async def refresh(self, max_age: float = 0.0) -> None:
+        """Read every check's counters from the workers (a worker that died is skipped),
+        unless the last reading is younger than `max_age` seconds."""
+        loop = asyncio.get_running_loop()
+        if max_age and loop.time() - self._refreshed < max_age:
+            return
+        self._refreshed = loop.time()
+        futures = []
+        for index, worker in enumerate(self._workers):
+            fut: asyncio.Future[list[CheckCounters]] = loop.create_future()
+            worker.polls.append(fut)
+            self._send(index, ("counters",))
+            futures.append(fut)
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, BaseException):
+                continue
+            for c in result:
+                if c.check_id in self._specs:
+                    self._counters[c.check_id] = c
 
     def servers(self) -> dict[Hashable, bool]:
         return {s: self.server_up(s) for s in self._server_checks}
@@ -272,10 +392,39 @@ class ShardedRunner:
     def _send(self, index: int, message: object) -> None:
         self._workers[index].writer.write(_frame(message))
 
+    async def _watch(self) -> None:
+        """Ask every worker for a sign of life; one silent for `hung_after` (a loop stuck
+        in a checker, a frozen process) is killed, and so replaced like a dead one."""
+        interval = max(0.05, self._hung_after / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for index, worker in enumerate(list(self._workers)):
+                if now - worker.answered > self._hung_after and worker.proc.returncode is None:
+                    log.error("health-check worker %d has not answered for %.1f s: replacing it",
+                              worker.proc.pid, now - worker.answered)
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.proc.kill()
+                    worker.answered = now  # once: the reader sees it die and respawns
+                    continue
+                with contextlib.suppress(Exception):
+                    self._send(index, ("ping",))
+
+    def _send_add(self, index: int, spec: CheckSpec) -> None:
+        """Hand a worker a check, starting in the state it has now (a new check: its own)."""
+        timing = spec.timing
+        up = self._check_up.get(spec.check_id, not timing.alpha)
+        if timing.alpha == up:
+            timing = dataclasses.replace(timing, alpha=not up)
+        self._send(index, ("add", spec.check_id, self._server_id[spec.server],
+                           _params(spec), timing))
+
     async def _listen(self, worker: _Worker) -> None:
         try:
             while True:
                 message = await _read(worker.reader)
+                worker.answered = asyncio.get_running_loop().time()
                 match message:
                     case ("events", list() as events):
                         for event in events:
@@ -285,15 +434,22 @@ class ShardedRunner:
                             fut = worker.pending.popleft()
                             if not fut.done():
                                 fut.set_result(sample)
+                    case ("counters", list() as rows):
+                        if worker.polls:
+                            poll = worker.polls.popleft()
+                            if not poll.done():
+                                poll.set_result([CheckCounters(*row) for row in rows])
+                    case ("pong",):
+                        pass
+                    case ("results", list() as batches):
+                        if self._on_results is not None:
+                            self._on_results(batches)
                     case _:
                         log.warning("health-check worker %d sent %r", worker.proc.pid, message)
         except Exception as exc:
             if not isinstance(exc, asyncio.IncompleteReadError | ConnectionError):
                 log.exception("health-check worker %d: bad message", worker.proc.pid)
-            for fut in worker.pending:
-                if not fut.done():
-                    fut.set_exception(RuntimeError("the health-check worker exited"))
-            worker.pending.clear()
+            worker.fail(RuntimeError("the health-check worker exited"))
             if self._started and worker in self._workers:
                 log.error("health-check worker %d exited; starting another", worker.proc.pid)
                 self._respawner = asyncio.create_task(self._respawn(worker))
@@ -316,13 +472,21 @@ class ShardedRunner:
         self._workers[index] = worker
         for spec, i in self._specs.values():
             if i == index:
-                self._send(index, ("add", spec.check_id, spec.server, _params(spec), spec.timing))
+                self._send_add(index, spec)
 
     def _deliver(self, event: HealthChanged) -> None:
-        if event.server not in self._server_checks:
+        server = self._server_of.get(event.server)  # type: ignore[call-overload]
+        if server is None or event.check_id not in self._specs:
             return  # removed meanwhile
-        self._up[event.server] = event.up
-        self._changes.publish(event)
+        before, was = self.server_up(server), self._check_up[event.check_id]
+        self._check_up[event.check_id] = event.check_up
+        self._reason[event.check_id] = event.reason
+        if event.weight is not None:
+            self._weight[event.check_id] = event.weight
+        up = self.server_up(server)
+        if up != before or was != event.check_up or event.weight is not None:
+            # (a replacement worker's "check added" in the state handed over is no news)
+            self._changes.publish(dataclasses.replace(event, server=server, up=up))
 
 
 def _params(spec: CheckSpec) -> object:
@@ -346,6 +510,9 @@ async def _serve(fd: int) -> None:
     loop = asyncio.get_running_loop()
     outbox: list[HealthChanged] = []
     lateness: array[float] = array("d")
+    # Each run's outcome: (kind, label) -> seconds of each run, sent once a second.
+    results: dict[tuple[str, str], list[float]] = {}
+    last: dict[str, tuple[bool, float, float]] = {}  # check_id -> (ok, ended, seconds)
 
     def flush() -> None:
         writer.write(_frame(("events", outbox[:])))
@@ -359,6 +526,29 @@ async def _serve(fd: int) -> None:
     def on_launch(_check_id: str, due: float, started: float) -> None:
         lateness.append(started - due)
 
+    def on_result(check_id: str, kind: str, result: CheckResult, seconds: float) -> None:
+        results.setdefault((kind, result_label(result)), []).append(seconds)
+        last[check_id] = (result.ok, loop.time(), seconds)
+
+    def send_results() -> None:
+        if results:
+            writer.write(_frame(("results", [(k, lbl, v) for (k, lbl), v in results.items()])))
+            results.clear()
+        timers[0] = loop.call_later(RESULTS_INTERVAL, send_results)
+
+    def counters() -> list[list[Any]]:
+        """Each check's `CheckCounters` fields, as plain rows (thousands: cheap to send)."""
+        now = loop.time()
+        rows: list[list[Any]] = []
+        for check_id in runner.check_ids():
+            st = runner.status(check_id)
+            ok, ended, seconds = last.get(check_id, (None, None, None))
+            rows.append([
+                check_id, st.up, st.reason, st.last_failure, st.weight, st.runs, st.failures,
+                ok, None if ended is None else now - ended, seconds,
+            ])
+        return rows
+
     # This process is ours: what is alive once its checks are handed over (modules, the
     # loop, the checks) lives as long as it does, and need not be walked by every
     # collection. Start-up is over when the adds stop coming.
@@ -370,7 +560,9 @@ async def _serve(fd: int) -> None:
         guard=float(options.get("guard", 1.0)),
         on_change=on_change,
         on_launch=on_launch if options.get("measure") else None,
+        on_result=on_result,
     )
+    timers = [loop.call_later(RESULTS_INTERVAL, send_results)]
     try:
         async with runner:
             while True:
@@ -379,7 +571,7 @@ async def _serve(fd: int) -> None:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return  # the parent is gone
                 match message:
-                    case ("add", str() as check_id, server, params, timing):
+                    case ("add", str() as check_id, int() as server, params, Timing() as timing):
                         try:
                             checker = make_checker(params, timing, http=sessions)
                             runner.add(CheckSpec(check_id, server, checker, timing))
@@ -389,6 +581,11 @@ async def _serve(fd: int) -> None:
                     case ("remove", str() as check_id):
                         with contextlib.suppress(KeyError):
                             runner.remove(check_id)
+                        last.pop(check_id, None)
+                    case ("counters",):
+                        writer.write(_frame(("counters", counters())))
+                    case ("ping",):
+                        writer.write(_frame(("pong",)))
                     case ("sample",):
                         usage = resource.getrusage(resource.RUSAGE_SELF)
                         statuses = [runner.status(c) for c in runner.check_ids()]
@@ -405,6 +602,7 @@ async def _serve(fd: int) -> None:
                 await writer.drain()
     finally:
         settler.cancel()
+        timers[0].cancel()
         await sessions.close()
         if outbox:
             flush()
@@ -416,8 +614,10 @@ async def _serve(fd: int) -> None:
 def worker_main(fd: int, use_uvloop: bool = False) -> int:
     """Entry point of a worker process: serve the parent on socket ``fd`` until told to stop.
 
-    With ``use_uvloop`` the worker runs on uvloop where it is installed.
+    With ``use_uvloop`` the worker runs on uvloop where it is installed. SIGTERM (sent
+    by the kernel when the parent dies) stops it like the parent's "stop".
     """
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with contextlib.suppress(KeyboardInterrupt):
         if use_uvloop:
             try:

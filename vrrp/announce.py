@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import errno
+import ipaddress
 import logging
 import socket
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from vrrp import frames
 from vrrp.addresses import Vip
 
 log = logging.getLogger("vrrp.announce")
-
-_BROADCAST = "ff:ff:ff:ff:ff:ff"
-_ALL_NODES_MAC = "33:33:00:00:00:01"  # ff02::1 mapped to Ethernet (RFC 2464 7)
-
-_scapy_lock = threading.Lock()
-_scapy_future: concurrent.futures.Future[dict[str, Any]] | None = None
-
-
-def _import_scapy() -> dict[str, Any]:
-    # Only the layers we need: `import scapy.all` costs about 0.6 s more.
-    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
-    from scapy.layers.l2 import ARP, Ether
-
-    return {
-        "Ether": Ether,
-        "ARP": ARP,
-        "IPv6": IPv6,
-        "NA": ICMPv6ND_NA,
-        "LLAddr": ICMPv6NDOptDstLLAddr,
-    }
-
-
-def preload() -> concurrent.futures.Future[dict[str, Any]]:
-    """Import scapy's layers in a background thread (idempotent) so start-up stays fast."""
-    global _scapy_future
-    with _scapy_lock:
-        if _scapy_future is None:
-            fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-
-            def work() -> None:
-                try:
-                    fut.set_result(_import_scapy())
-                except BaseException as exc:  # reported to whoever awaits the frames
-                    fut.set_exception(exc)
-
-            threading.Thread(target=work, name="scapy-import", daemon=True).start()
-            _scapy_future = fut
-        return _scapy_future
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,25 +46,16 @@ def _ipv6_forwarding(dev: str) -> bool:
         return False
 
 
-def build_frame(layers: dict[str, Any], vip: Vip, mac: str, router: bool = False) -> bytes:
-    """One announcement frame for ``vip`` from ``mac``.
+def build_frame(vip: Vip, mac: str, router: bool = False) -> bytes:
+    """One announcement frame for ``vip`` from ``mac`` (`vrrp.frames`).
 
     IPv4: ARP request "who-has VIP tell VIP" to broadcast, as keepalived sends it.
     IPv6: unsolicited NA (RFC 4861 7.2.6) to all-nodes, override set, solicited clear.
     """
-    ip = str(vip.address.ip)
-    if vip.address.version == 4:
-        frame = layers["Ether"](dst=_BROADCAST, src=mac, type=0x0806) / layers["ARP"](
-            op=1, hwsrc=mac, psrc=ip, hwdst=_BROADCAST, pdst=ip
-        )
-    else:
-        frame = (
-            layers["Ether"](dst=_ALL_NODES_MAC, src=mac)
-            / layers["IPv6"](src=ip, dst="ff02::1", hlim=255)
-            / layers["NA"](tgt=ip, R=int(router), S=0, O=1)
-            / layers["LLAddr"](lladdr=mac)
-        )
-    return bytes(frame)
+    ip = vip.address.ip
+    if isinstance(ip, ipaddress.IPv4Address):
+        return frames.gratuitous_arp(ip, mac)
+    return frames.unsolicited_na(ip, mac, router)
 
 
 class FrameSender(Protocol):
@@ -193,13 +145,13 @@ class Announcer:
         return self._task is not None and not self._task.done()
 
     async def prepare(self, vips: Sequence[Vip]) -> None:
-        """Build the frames for ``vips`` ahead of time (loading scapy if needed), so that
-        a takeover sends its first burst without building anything."""
+        """Build the frames for ``vips`` ahead of time, so that a takeover sends its first
+        burst without building anything."""
         if not vips:
             return
         try:
             await self._frames(tuple(vips))
-        except (OSError, ImportError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("[%s] cannot prepare announcements yet: %s", self.name, exc)
 
     def _macs(self, vips: tuple[Vip, ...]) -> tuple[str, ...]:
@@ -210,13 +162,12 @@ class Announcer:
         key = (vips, macs)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        layers = await asyncio.wrap_future(preload())
-        frames = []
+        built = []
         for vip, mac in zip(vips, macs, strict=True):
             router = vip.address.version == 6 and _ipv6_forwarding(vip.dev)
-            frames.append((vip, build_frame(layers, vip, mac, router)))
-        self._cache = (key, frames)
-        return frames
+            built.append((vip, build_frame(vip, mac, router)))
+        self._cache = (key, built)
+        return built
 
     def _cached(self, vips: tuple[Vip, ...]) -> list[tuple[Vip, bytes]] | None:
         if self._cache is None or self._cache[0][0] != vips:
@@ -277,7 +228,7 @@ class Announcer:
     async def _run_lower(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
         try:
             frames = await self._frames(vips)
-        except (OSError, ImportError) as exc:
+        except (OSError, ValueError) as exc:
             log.error("[%s] cannot build announcements: %s", self.name, exc)
             return
         p = self.params
@@ -290,7 +241,7 @@ class Announcer:
     async def _run(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
         try:
             frames = await self._frames(vips)
-        except (OSError, ImportError) as exc:
+        except (OSError, ValueError) as exc:
             log.error("[%s] cannot build announcements: %s", self.name, exc)
             return
         p = self.params

@@ -284,9 +284,13 @@ class Driver:
 
     # ------------------------------------------------------------------ events from outside
 
-    def advert_received(self, member: str, src: Any, priority: int, interval: float) -> None:
-        """A checked advert for `member` arrived (from the transport)."""
-        self._feed(member, AdvertReceived(src, priority, interval))
+    def advert_received(
+        self, member: str, src: Any, priority: int, interval: float, age: float = 0.0
+    ) -> None:
+        """A checked advert for `member` arrived (from the transport) `age` seconds ago:
+        the machine sees it at its arrival, so a busy loop does not stretch the
+        master-down timer it restarts."""
+        self._feed(member, AdvertReceived(src, priority, interval), age)
 
     def set_priority_delta(self, member: str, delta: int) -> None:
         """Trackers changed `member`'s priority by `delta` from its configured one."""
@@ -335,14 +339,14 @@ class Driver:
 
     # ------------------------------------------------------------------ core plumbing
 
-    def _feed(self, member: str, event: Event) -> None:
-        """Hand an event to the core. Before `start()` too: a machine still in
-        INITIALIZE records priority changes and faults, so trackers can report the
-        starting picture before the instances start."""
+    def _feed(self, member: str, event: Event, age: float = 0.0) -> None:
+        """Hand an event to the core (as of `age` seconds ago). Before `start()` too: a
+        machine still in INITIALIZE records priority changes and faults, so trackers can
+        report the starting picture before the instances start."""
         if self._stopped:
             return
         self._member(member)
-        self._execute(self.core.handle(member, event, self.loop.time()))
+        self._execute(self.core.handle(member, event, self.loop.time() - age))
         if self._started:
             self._rearm()
 

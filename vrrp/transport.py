@@ -34,7 +34,13 @@ MCAST_V6 = packet.VRRP_MCAST_V6
 VRRP_TTL = packet.VRRP_TTL
 
 _RECV_BUFSIZE = 8192  # the largest advert: 255 IPv6 addresses, 4088 bytes + IP header
-_ANC_BUFSIZE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20) + 64
+_ANC_BUFSIZE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20) + socket.CMSG_SPACE(16) + 64
+#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS): the kernel stamps each datagram on arrival
+#: (CLOCK_REALTIME, struct timespec), so timers count from arrival, not from when this
+#: process got round to reading it.
+SO_TIMESTAMPNS = 35
+#: A stamp older than this is not believed (a clock step): the packet counts as new.
+_MAX_AGE = 1.0
 # At most this many datagrams are read per wake-up so one busy socket cannot starve the loop.
 _DRAIN_LIMIT = 64
 _LOG_EVERY = 10.0  # seconds between log lines for one kind of dropped packet
@@ -53,6 +59,7 @@ class ReceivedAdvert:
     dst: IPAddress
     ttl: int
     checksum: packet.ChecksumVariant
+    age: float = 0.0  # seconds between its arrival (kernel stamp) and its handling
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +266,7 @@ class Channel:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if self.family == 4:
                 ip = socket.IPPROTO_IP
                 sock.setsockopt(ip, socket.IP_TTL, VRRP_TTL)
@@ -440,7 +448,8 @@ class Channel:
         endpoint.last_src = src
         endpoint.received += 1
         self.count("accepted")
-        endpoint.handler(ReceivedAdvert(advert, src, dst, ttl, decoded.checksum))
+        endpoint.handler(ReceivedAdvert(advert, src, dst, ttl, decoded.checksum,
+                                        arrival_age(ancdata)))
 
     def _drop(self, reason: str, detail: str) -> None:
         self.count(reason)
@@ -481,6 +490,17 @@ class Channel:
             return None
         src6 = ipaddress.IPv6Address(str(addr[0]).split("%", 1)[0])
         return data, src6, dst6, ttl
+
+
+def arrival_age(ancdata: Iterable[tuple[int, int, bytes]], now: float | None = None) -> float:
+    """Seconds since the kernel stamped the datagram (SO_TIMESTAMPNS), 0 without a stamp;
+    `now` is the wall-clock time (default: now)."""
+    for level, ctype, cdata in ancdata:
+        if level == socket.SOL_SOCKET and ctype == SO_TIMESTAMPNS and len(cdata) >= 16:
+            sec, nsec = struct.unpack("=qq", cdata[:16])
+            age = (time.time() if now is None else now) - (sec + nsec / 1e9)
+            return age if 0.0 <= age <= _MAX_AGE else 0.0
+    return 0.0
 
 
 class Transport:

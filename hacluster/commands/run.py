@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JSON status (states, counters) here on every change and on SIGUSR1",
     )
     parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run VRRP in the same process as the rest (default: a VRRP role process "
+             "of its own under the supervisor)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=None,
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         vip_state_file=vip_state,
         leftovers=tuple(leftovers.report()),
         locks=locks,
+        role="all" if args.single_process else "supervisor",
     )
     # Before anything else is touched (the control socket, VIPs from the configuration):
     # one daemon only. The recorded leftovers above were left alone if their writer lives.

@@ -177,6 +177,22 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "reconcile_interval"): KeyDoc(
         "Seconds between full read-backs of the dataplane that put right what was changed "
         "by hand.", "30", keepalived=None),
+    ("GlobalDefs", "checker_processes"): KeyDoc(
+        "Health-check worker processes; each real server's checks run in one of them. 0 "
+        "runs the checks in the daemon's own process.", "2", keepalived=None,
+        default="enough for the configured check rate (2,500 checks/s each), at most one "
+                "per CPU"),
+    ("GlobalDefs", "vrrp_priority"): KeyDoc(
+        "Nice value of the VRRP role process (-20 to 19; lower runs first).", "-10"),
+    ("GlobalDefs", "vrrp_rt_priority"): KeyDoc(
+        "Run the VRRP role process under SCHED_RR at this real-time priority (1-99), so a "
+        "busy director never delays an advert.", "20"),
+    ("GlobalDefs", "vrrp_rlimit_rttime"): KeyDoc(
+        "With vrrp_rt_priority: microseconds of CPU the VRRP role may use without blocking "
+        "before the kernel stops it (RLIMIT_RTTIME; the supervisor then restarts it).",
+        "1000000", default="1000000 (keepalived: 10000, too short for a Python loop)"),
+    ("GlobalDefs", "vrrp_no_swap"): KeyDoc(
+        "Lock the VRRP role's memory (mlockall) so that it is never paged out.", "true"),
     # ------------------------------------------------------------------ lvs_sync_daemon
     ("LvsSyncDaemon", "interface"): KeyDoc(
         "Interface the sync messages are sent and received on.", "eth1",

@@ -210,6 +210,15 @@ class GlobalDefs:
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
+    # Health-check worker processes; None: enough for the configured check rate, at
+    # most one per CPU; 0: checks run in the daemon's own process.
+    checker_processes: int | None = field(default=None, metadata=spec(min=0, max=64))
+    # The VRRP role process (keepalived's keywords): nice value, SCHED_RR priority, the
+    # real-time CPU limit that goes with it (microseconds), memory locked (mlockall).
+    vrrp_priority: int = field(default=0, metadata=spec(min=-20, max=19))
+    vrrp_rt_priority: int | None = field(default=None, metadata=spec(min=1, max=99))
+    vrrp_rlimit_rttime: int | None = field(default=None, metadata=spec(min=1, max=10**9))
+    vrrp_no_swap: bool = False
 
 
 # --------------------------------------------------------------------------- VRRP

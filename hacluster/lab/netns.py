@@ -87,8 +87,14 @@ class LabProcess:
         return self.popen.wait(timeout)
 
     def kill(self) -> int:
-        """SIGKILL at once and reap."""
-        self.signal(signal.SIGKILL)
+        """A crash: freeze the whole process group (the command and every process it
+        started), SIGKILL it, and reap. Frozen first, so that no process of the group
+        sees another die and cleans up behind it (a child told of its parent's death
+        resigns gracefully, which a crash must not do)."""
+        if self.popen.poll() is None:
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, sig)  # started as a session (and group) leader
         return self.popen.wait(5.0)
 
     def output(self) -> str:

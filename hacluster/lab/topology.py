@@ -165,6 +165,10 @@ def director_config(topo: Topology, d: Director, workdir: Path) -> dict[str, Any
                 "advert_int": topo.advert_int,
                 "version": 3,
                 "garp_master_delay": 1,
+                # A master that yields to a higher priority advertises once first, so the
+                # winner hears a lower-priority advert (and re-announces the VIPs) whichever
+                # director's advert crosses a healed link first (keepalived's option).
+                "higher_prio_send_advert": True,
                 "virtual_ipaddress": [f"{topo.vip}/24", f"{topo.gateway_vip}/24 dev eth1"],
             }
         },

@@ -711,3 +711,19 @@ def test_status_rendering_tolerates_sparse_answers() -> None:
     assert "Dataplane unavailable: no IPVS in this kernel" in text
     assert [age(x) for x in (4, 133, 7322, 200000, -1, None)] == [
         "4s", "2m13s", "2h02m", "2d07h", "-", "-"]
+
+
+async def test_summary_and_one_virtual_server(server: ApiServer, sock_path: Path) -> None:
+    code, data = await call(sock_path, "GET", "/v1/summary")
+    assert code == 200
+    assert [(i["name"], i["state"]) for i in data["instances"]] == [
+        ("VI_1", "MASTER"), ("VI_2", "BACKUP")]
+    [vs] = data["virtual_servers"]
+    assert (vs["name"], vs["real_servers_up"], vs["real_servers"]) == (VS, 2, 3)
+    assert "checks" not in str(data)
+    code, one = await call(sock_path, "GET", f"/v1/virtual_servers/{VS.replace('/', '%2F')}")
+    assert code == 200, one
+    assert one["name"] == VS and len(one["real_servers"]) == 3
+    assert [r["destination"] for r in one["ipvs"]] == ["10.99.0.11:80", "10.99.0.13:80"]
+    code, missing = await call(sock_path, "GET", "/v1/virtual_servers/10.1.1.1:80")
+    assert code == 404, missing

@@ -177,6 +177,8 @@ class Rig:
 
     def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         proc = self.proc
+        if sig == signal.SIGKILL:  # a crash: the whole process group, frozen first
+            return proc.kill()
         proc.signal(sig)
         try:
             return proc.popen.wait(timeout)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hacluster.checks import plans_of
 from hacluster.config.keepalived_import import import_keepalived
 from hacluster.config.loader import load_config, parse_config
+from hacluster.config.lower import plans_of
 from hacluster.config.model import Config
 from healthchecks import HttpGetParams, make_checker
 

@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -79,16 +81,26 @@ async def test_workers_run_checks_and_send_changes_back(ports: tuple[int, int]) 
         assert not alive(pid)
 
 
-async def test_a_dead_worker_is_replaced_and_gets_its_checks_back(
-    ports: tuple[int, int],
-) -> None:
-    _, down_port = ports
+async def test_a_dead_worker_is_replaced_and_no_server_flaps(ports: tuple[int, int]) -> None:
+    """The replacement is handed each check in the state it had: a server that was down
+    stays down, and one that passed its alpha start stays up (a fresh default would
+    bring both a change, and the alpha one a flap)."""
+    up_port, down_port = ports
     down = tcp(down_port)
+    alpha = tcp(up_port)
+    alpha = CheckSpec(alpha.check_id, alpha.server, alpha.checker,
+                      Timing(delay_loop=0.2, retry=0, warmup=0.1, alpha=True))
     runner = ShardedRunner(1)
     runner.add(down)
+    runner.add(alpha)
+    assert not runner.server_up(alpha.server)  # alpha: down until it passes
     async with runner:
         changes = runner.events()
-        assert not (await asyncio.wait_for(anext(changes), 10)).up
+        seen = {}
+        while len(seen) < 2:
+            event = await asyncio.wait_for(anext(changes), 10)
+            seen[event.check_id] = event.up
+        assert seen == {down.check_id: False, alpha.check_id: True}
         [pid] = runner.worker_pids
         os.kill(pid, signal.SIGKILL)
         for _ in range(400):
@@ -97,13 +109,44 @@ async def test_a_dead_worker_is_replaced_and_gets_its_checks_back(
             await asyncio.sleep(0.025)
         [new] = runner.worker_pids
         assert new != pid and alive(new)
+        # Several intervals of the new worker's checks: not one change.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(changes), 1.5)
+        assert runner.servers() == {down.server: False, alpha.server: True}
         [sample] = await asyncio.wait_for(runner.sample(), 10)
-        assert sample.pid == new and sample.checks == 1
-        # The replacement runs the check again: its first result is a fresh change.
-        again = await asyncio.wait_for(anext(changes), 10)
-        assert (again.check_id, again.up) == (down.check_id, False)
-        assert again.reason == "connection refused"
+        assert sample.pid == new and sample.checks == 2 and sample.runs >= 2
+        await runner.refresh()
+        counters = runner.counters(down.check_id)
+        assert counters is not None and counters.runs >= 1 and counters.last_ok is False
+        assert runner.status(down.check_id).last_failure == "connection refused"
     assert not alive(new)
+
+
+async def test_a_killed_parent_takes_its_workers_with_it(tmp_path: Any) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL of the process that started the workers stops them."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from healthchecks.sharded import ShardedRunner\n"
+        "async def main():\n"
+        "    async with ShardedRunner(2) as r:\n"
+        "        print(*r.worker_pids, flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    pids = [int(p) for p in line.split()]
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    proc.kill()
+    await proc.wait()
+    for _ in range(200):
+        if not any(alive(p) for p in pids):
+            break
+        await asyncio.sleep(0.025)
+    assert not any(alive(p) for p in pids)
 
 
 async def test_a_checker_without_params_is_refused() -> None:
@@ -126,3 +169,26 @@ async def test_a_checker_without_params_is_refused() -> None:
 def test_bad_worker_count() -> None:
     with pytest.raises(ValueError, match="workers"):
         ShardedRunner(0)
+
+
+async def test_a_hung_worker_is_replaced(ports: tuple[int, int]) -> None:
+    """A worker that stops answering (SIGSTOP here; a checker stuck in a loop alike) is
+    killed and replaced; its server keeps its state."""
+    _, down_port = ports
+    down = tcp(down_port)
+    runner = ShardedRunner(1, hung_after=1.0)
+    runner.add(down)
+    async with runner:
+        changes = runner.events()
+        assert not (await asyncio.wait_for(anext(changes), 10)).up
+        [pid] = runner.worker_pids
+        os.kill(pid, signal.SIGSTOP)
+        for _ in range(400):
+            if runner.worker_pids not in ([], [pid]):
+                break
+            await asyncio.sleep(0.025)
+        [new] = runner.worker_pids
+        assert new != pid and not alive(pid)
+        assert runner.servers() == {down.server: False}
+        [sample] = await asyncio.wait_for(runner.sample(), 10)
+        assert sample.pid == new and sample.checks == 1

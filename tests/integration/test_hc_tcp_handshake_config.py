@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hacluster.checks import plans_of
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import load_config
+from hacluster.config.lower import plans_of
 from healthchecks import TcpCheckParams, make_checker
 
 CHECKS = 10

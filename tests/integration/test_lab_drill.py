@@ -181,7 +181,8 @@ def test_fault_drills_report_what_they_saw(tmp_path: Path) -> None:
         part = _drill(data, 5)
         assert "drill 5/8: partition: lvs-a and lvs-b cut apart, then healed" in out
         assert _check(part, "both directors were MASTER during the cut")
-        assert _check(part, "the first advert across the healed link was lvs-b's")
+        assert _check(part, "lvs-b's lower-priority advert crossed the healed link")
+        assert _check(part, "lvs-a re-announced the VIP after the heal")
         assert _check(part, "after the heal lvs-a MASTER and lvs-b BACKUP")
         assert _check(part, "the VIP held by lvs-a alone at the end")
         assert part["figures"]["split_s"] > 0

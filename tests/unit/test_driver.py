@@ -456,3 +456,36 @@ async def test_a_master_hearing_a_lower_advert_advertises_and_reannounces_at_onc
     assert log.entries[-1][2] == (VIP,)
     assert state_of(m) is State.MASTER
     await driver.stop()
+
+
+async def test_an_advert_counts_from_its_arrival_not_from_its_handling() -> None:
+    """SO_TIMESTAMPNS: an advert handled 30 ms after it arrived restarts the master-down
+    timer from its arrival, so a busy loop does not stretch the timer."""
+    loop = asyncio.get_running_loop()
+    log = Log(loop)
+    m, _, _ = member(log, priority=100)
+    driver = Driver([m], FakeVips(log))
+    driver.start()
+    try:
+        driver.advert_received("VI_1", PEER, 200, INTERVAL)
+        fresh = m.machine.next_deadline()
+        driver.advert_received("VI_1", PEER, 200, INTERVAL, age=0.03)
+        late = m.machine.next_deadline()
+        assert fresh is not None and late is not None
+        assert late == pytest.approx(fresh - 0.03, abs=0.005)
+    finally:
+        await driver.stop()
+
+
+def test_arrival_age_reads_the_kernel_stamp() -> None:
+    import socket
+    import struct
+
+    from vrrp.transport import SO_TIMESTAMPNS, arrival_age
+
+    stamp = struct.pack("=qq", 1000, 250_000_000)
+    anc = [(socket.SOL_SOCKET, SO_TIMESTAMPNS, stamp)]
+    assert arrival_age(anc, now=1000.30) == pytest.approx(0.05)
+    assert arrival_age([], now=1000.3) == 0.0
+    assert arrival_age(anc, now=999.0) == 0.0  # from the future: a clock step
+    assert arrival_age(anc, now=1100.0) == 0.0  # too old to believe

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Any
 
 from vrrp.addresses import Vip
-from vrrp.announce import AnnounceParams, Announcer, build_frame, interface_mac, preload
+from vrrp.announce import AnnounceParams, Announcer, build_frame, interface_mac
 
 VIP4 = Vip(ipaddress.IPv4Interface("10.0.0.100/24"), "lo")
 VIP6 = Vip(ipaddress.IPv6Interface("fd00::100/64"), "lo")
@@ -26,14 +25,10 @@ class RecordingSockets:
         return interface_mac(dev)
 
 
-def layers() -> dict[str, Any]:
-    return preload().result(timeout=30)
-
-
 def test_gratuitous_arp_is_who_has_vip_tell_vip_to_broadcast() -> None:
     from scapy.layers.l2 import ARP, Ether
 
-    frame = Ether(build_frame(layers(), VIP4, MAC))
+    frame = Ether(build_frame(VIP4, MAC))
     assert frame.dst == "ff:ff:ff:ff:ff:ff" and frame.src == MAC
     arp = frame[ARP]
     assert arp.op == 1  # request, as keepalived sends it
@@ -45,7 +40,7 @@ def test_unsolicited_neighbour_advert_overrides_and_is_not_solicited() -> None:
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
     from scapy.layers.l2 import Ether
 
-    frame = Ether(build_frame(layers(), VIP6, MAC, router=True))
+    frame = Ether(build_frame(VIP6, MAC, router=True))
     assert frame.dst == "33:33:00:00:00:01"
     ip6 = frame[IPv6]
     assert (ip6.src, ip6.dst, ip6.hlim) == ("fd00::100", "ff02::1", 255)
@@ -57,7 +52,6 @@ def test_unsolicited_neighbour_advert_overrides_and_is_not_solicited() -> None:
 
 
 async def test_burst_then_delayed_burst_then_refresh_until_stopped() -> None:
-    layers()  # scapy loaded: the first burst goes out synchronously
     sockets = RecordingSockets()
     params = AnnounceParams(delay=0.1, repeat=3, refresh=0.15, refresh_repeat=2)
     announcer = Announcer("VI_1", params, sockets)
@@ -96,7 +90,6 @@ async def test_announcing_nothing_starts_nothing() -> None:
 async def test_reannounce_sends_the_lower_prio_burst_now_and_after_the_delay() -> None:
     # keepalived's answer to a lower-priority advert heard as master: garp_lower_prio_repeat
     # frames at once, again after garp_lower_prio_delay; the master schedule keeps running.
-    layers()
     sockets = RecordingSockets()
     params = AnnounceParams(delay=0, repeat=1, refresh=0.3, lower_prio_repeat=4,
                             lower_prio_delay=0.1)
@@ -116,7 +109,6 @@ async def test_reannounce_sends_the_lower_prio_burst_now_and_after_the_delay() -
 
 
 async def test_reannounce_with_zero_repeat_sends_nothing() -> None:
-    layers()
     sockets = RecordingSockets()
     announcer = Announcer("VI_1", AnnounceParams(lower_prio_repeat=0), sockets)
     await announcer.prepare([VIP4])

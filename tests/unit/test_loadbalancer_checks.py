@@ -1,4 +1,4 @@
-"""hacluster.checks: configured checkers become healthchecks parameters and timing."""
+"""hacluster.config.lower: configured checkers become healthchecks parameters and timing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hacluster.checks import CheckConfigError, CheckPlan, plan, plans, unsupported
 from hacluster.config.loader import parse_config
+from hacluster.config.lower import CheckConfigError, CheckPlan, plan, plans, unsupported
 from hacluster.config.model import Config, RealServer, TcpCheck, VirtualServer
 from hacluster.loadbalancer import LoadBalancerError, prepare
 from healthchecks.params import (
@@ -154,6 +154,13 @@ def test_fast_recovery_is_named_as_unsupported() -> None:
     assert unsupported(only(cfg)[1].checks[0]) == [
         "fast_recovery is not supported and is ignored",
     ]
+
+
+def test_unsupported_keywords_are_named() -> None:
+    cfg = config({"ip": "10.0.1.1", "HTTP_GET": {"fast_recovery": True, "url": [{"path": "/"}],
+                                                 "log_all_failures": True}})
+    notes = unsupported(only(cfg)[1].checks[0])
+    assert [n.split()[0] for n in notes] == ["fast_recovery", "log_all_failures"]
 
 
 def test_a_check_without_a_port_is_a_clear_error() -> None:

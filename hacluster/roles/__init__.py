@@ -1,0 +1,1 @@
+"""Process roles of the daemon: each runs in a process of its own under the supervisor."""

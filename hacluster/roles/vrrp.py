@@ -1,0 +1,359 @@
+"""The VRRP role: instances, sync groups, trackers and VRRP notify in a process of their own.
+
+keepalived's shape: the supervisor (`hacluster run`) forks this role before it builds
+anything else, so the health checks, the dataplane, the control API and status never
+share a loop with VRRP timers, and VRRP does not wait for the checks' plan. The role
+runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
+servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
+`ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
+plain data), `stop`.
+
+The child gets PR_SET_PDEATHSIG (SIGTERM): a killed supervisor makes it resign and
+release its VIPs; a lost channel does the same. The supervisor restarts a role that
+died, with backoff, logs and counts it; the new role cleans the VIPs the old one left
+and rejoins the election as a restarted keepalived child does, and is handed the
+instances in maintenance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import gc
+import logging
+import os
+import resource
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hacluster.config.model import Config, GlobalDefs
+from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
+from healthchecks.pdeath import die_with_parent
+
+if TYPE_CHECKING:
+    from hacluster.daemon import Daemon, DaemonOptions
+
+log = logging.getLogger("hacluster.roles")
+
+#: Seconds between two heartbeats, and how long an answer may take.
+HEARTBEAT = 1.0
+HEARTBEAT_TIMEOUT = 2.0
+#: Restart backoff: first delay, factor, cap (seconds).
+BACKOFF = (0.5, 2.0, 30.0)
+#: A role that ran this long before dying starts the backoff again from the first delay.
+STABLE = 60.0
+
+
+def vrrp_config(config: Config) -> Config:
+    """What the VRRP role is given: everything but the virtual servers."""
+    return dataclasses.replace(config, virtual_servers=())
+
+
+# --------------------------------------------------------------------------- child side
+
+#: RLIMIT_RTTIME with vrrp_rt_priority when vrrp_rlimit_rttime is not set (microseconds).
+DEFAULT_RLIMIT_RTTIME = 1_000_000
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
+
+
+def apply_process_settings(g: GlobalDefs) -> list[str]:
+    """vrrp_priority, vrrp_rt_priority (+ vrrp_rlimit_rttime) and vrrp_no_swap for this
+    process; what was done or refused, one line each (a refusal is not fatal)."""
+    done: list[str] = []
+    if g.vrrp_priority:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, g.vrrp_priority)
+            done.append(f"nice {g.vrrp_priority}")
+        except OSError as exc:
+            done.append(f"vrrp_priority {g.vrrp_priority} refused: {exc.strerror}")
+    if g.vrrp_rt_priority is not None:
+        limit = g.vrrp_rlimit_rttime or DEFAULT_RLIMIT_RTTIME
+        try:
+            # A runaway real-time loop would starve the machine: the kernel stops it
+            # after `limit` microseconds of CPU without blocking.
+            resource.setrlimit(resource.RLIMIT_RTTIME, (limit, limit))
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(g.vrrp_rt_priority))
+            done.append(f"SCHED_RR priority {g.vrrp_rt_priority}, RLIMIT_RTTIME {limit} us")
+        except OSError as exc:
+            done.append(f"vrrp_rt_priority {g.vrrp_rt_priority} refused: {exc.strerror}")
+    if g.vrrp_no_swap:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) == 0:
+            done.append("memory locked (mlockall)")
+        else:
+            done.append(f"vrrp_no_swap refused: {os.strerror(ctypes.get_errno())}")
+    return done
+
+
+
+def _child(sock: socket.socket, config: Config, options: DaemonOptions, parent: int) -> int:
+    """The role's process, from fork to exit (never returns into the parent's code)."""
+    die_with_parent(parent)
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        os.environ.pop(key, None)  # systemd hears from the supervisor only
+    # Forked from a running loop (a restart): none of its state is ours.
+    asyncio.events._set_running_loop(None)
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_DFL)
+    from hacluster.daemon import Daemon
+
+    for line in apply_process_settings(config.global_defs):
+        log.info("[vrrp role] %s", line)
+    daemon = Daemon(vrrp_config(config), dataclasses.replace(options, role="vrrp"))
+    try:
+        return asyncio.run(_serve(daemon, sock))
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log.exception("the VRRP role failed")
+        return 1
+
+
+async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def handle(method: str, args: tuple[Any, ...]) -> Any:
+        match method:
+            case "ready":
+                await daemon.started.wait()
+                return os.getpid()
+            case "ping":
+                return "pong"
+            case "status":
+                return daemon.role_status()
+            case "metrics":
+                return daemon.vrrp_metric_families()
+            case "maintenance":
+                return await daemon.role_maintenance(str(args[0]), bool(args[1]))
+            case "reload":
+                (new,) = args
+                if not isinstance(new, Config):
+                    raise TypeError("reload takes a Config")
+                return await daemon.reload(new)
+            case "stop":
+                daemon.request_stop()
+                return None
+        raise ValueError(f"unknown request {method!r}")
+
+    # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
+    daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
+    server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
+    # The supervisor gone (channel closed): stop gracefully, resigning as masters.
+    server.add_done_callback(lambda _: daemon.request_stop())
+    try:
+        return await daemon.run()
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await server
+        writer.close()
+
+
+# --------------------------------------------------------------------------- supervisor side
+
+
+class VrrpRole:
+    """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart."""
+
+    def __init__(self, config: Config, options: DaemonOptions,
+                 on_restart: Callable[[], None] | None = None,
+                 on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
+        self.config = config
+        self.on_event = on_event
+        self.options = options
+        self.pid: int | None = None
+        self.restarts = 0
+        self._on_restart = on_restart
+        self._sock: socket.socket | None = None
+        self._channel: Channel | None = None
+        self._maintenance: set[str] = set()
+        self._stopping = False
+        self._last_answer = 0.0
+        self._started_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ready = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def fork(self) -> None:
+        """Start the role's process (call before the supervisor's loop starts, and on restart)."""
+        ours, theirs = socket.socketpair()
+        gc.collect()
+        gc.freeze()  # what the parent has built stays shared with the child's pages
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child
+            ours.close()
+            code = 1
+            try:
+                code = _child(theirs, self.config, self.options, parent)
+            finally:
+                os._exit(code)
+        gc.unfreeze()
+        theirs.close()
+        self.pid = pid
+        self._sock = ours
+        self._started_at = time.monotonic()
+
+    async def start(self) -> bool:
+        """Open the channel and wait until the role's instances run; False if it died."""
+        await self._connect()
+        ok = await self._wait_ready()
+        if ok:
+            for task in (self._supervise(), self._heartbeat()):
+                t = asyncio.get_running_loop().create_task(task)
+                self._tasks.add(t)
+                t.add_done_callback(self._tasks.discard)
+        return ok
+
+    async def _connect(self) -> None:
+        assert self._sock is not None
+        reader, writer = await asyncio.open_unix_connection(sock=self._sock)
+        self._channel = Channel(reader, writer, self._event)
+
+    def _event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, args)
+
+    async def _wait_ready(self) -> bool:
+        assert self._channel is not None
+        try:
+            await self._channel.call("ready", timeout=None)
+        except (RoleGone, RoleError):
+            self._reap(block=True)
+            return False
+        self._last_answer = time.monotonic()
+        self._ready.set()
+        return True
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Ask the role to stop (masters resign first) and wait for it to exit."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        channel = self._channel
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                await channel.call("stop", timeout=5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await channel.closed.wait()
+            await channel.close()
+        if self.pid is not None and not self._reap(block=False):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap(block=True)
+
+    def _reap(self, *, block: bool) -> bool:
+        """Collect the child's exit; True once it is gone."""
+        if self.pid is None:
+            return True
+        try:
+            pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid = self.pid
+        if pid == 0:
+            return False
+        self.pid = None
+        return True
+
+    # -- supervision -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = BACKOFF[0]
+        while not self._stopping:
+            assert self._channel is not None
+            await self._channel.closed.wait()
+            if self._stopping:
+                return
+            ran = time.monotonic() - self._started_at
+            for _ in range(50):  # the process follows its channel within moments
+                if self._reap(block=False):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                if self.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    self._reap(block=True)
+            if ran > STABLE:
+                delay = BACKOFF[0]
+            self.restarts += 1
+            log.error("the VRRP role exited after %.1f s; starting it again in %.1f s "
+                      "(restart %d)", ran, delay, self.restarts)
+            if self._on_restart is not None:
+                self._on_restart()
+            await asyncio.sleep(delay)
+            delay = min(delay * BACKOFF[1], BACKOFF[2])
+            if self._stopping:
+                return
+            self._ready.clear()
+            await self._channel.close()
+            self.fork()
+            await self._connect()
+            if await self._wait_ready():
+                log.info("the VRRP role runs again (pid %s)", self.pid)
+                for name in sorted(self._maintenance):
+                    with contextlib.suppress(Exception):
+                        await self.maintenance(name, True)
+
+    async def _heartbeat(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(HEARTBEAT)
+            channel = self._channel
+            if channel is None or not self._ready.is_set():
+                continue
+            with contextlib.suppress(Exception):
+                await channel.call("ping", timeout=HEARTBEAT_TIMEOUT)
+                self._last_answer = time.monotonic()
+
+    def answering(self, within: float) -> bool:
+        """Whether the role answered a heartbeat in the last `within` seconds."""
+        return time.monotonic() - self._last_answer <= within
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        if self._channel is None:
+            raise RoleGone(method)
+        return await self._channel.call(method, *args, timeout=timeout)
+
+    async def status(self) -> dict[str, Any] | None:
+        """The role's instances and counters (None while it is not there)."""
+        try:
+            value = await self.call("status", timeout=5)
+        except (RoleGone, RoleError, TimeoutError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def metric_families(self) -> list[Any]:
+        try:
+            value = await self.call("metrics", timeout=5)
+        except (RoleGone, RoleError, TimeoutError):
+            return []
+        return value if isinstance(value, list) else []
+
+    async def maintenance(self, name: str, on: bool) -> bool:
+        """False: no such instance."""
+        known = bool(await self.call("maintenance", name, on))
+        if known:
+            (self._maintenance.add if on else self._maintenance.discard)(name)
+        return known
+
+    async def reload(self, config: Config) -> tuple[bool, str]:
+        self.config = config
+        value = await self.call("reload", vrrp_config(config), timeout=60)
+        ok, message = value
+        return bool(ok), str(message)
+
+    def signal(self, sig: int) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)

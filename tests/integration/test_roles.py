@@ -1,0 +1,209 @@
+"""`hacluster run` as a supervisor with a VRRP role process (namespaces, prefix hcro).
+
+- a killed VRRP role is started again: it removes the VIP its predecessor left, becomes
+  MASTER again, and the restart is logged and counted in the metrics;
+- `kill -9` of the supervisor alone: the role hears of it (PR_SET_PDEATHSIG), resigns
+  and releases its VIP, and no process is left;
+- a frozen VRRP role (SIGSTOP) stops the systemd WATCHDOG pings; they come back with it;
+- a crash of the whole group (frozen, then SIGKILLed) leaves the VIP, as a crash must.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hacluster.api import call
+from hacluster.lab.netns import Lab, LabProcess, Netns
+
+HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
+VIP = "10.91.0.100"
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root"),
+]
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 15.0,
+              output: Callable[[], str] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s\n{output()}")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Director:
+    def __init__(self, lab: Lab, ns: Netns) -> None:
+        self.lab = lab
+        self.ns = ns
+        self.sock = lab.workdir / "ctl.sock"
+        self.conf = lab.workdir / "c.yaml"
+        self.conf.write_text(yaml.safe_dump({
+            "global_defs": {"dataplane": "none"},
+            "vrrp_instances": {"VI_1": {
+                "interface": "d0", "virtual_router_id": 71, "priority": 200,
+                "state": "MASTER", "advert_int": 0.1, "version": 3,
+                "virtual_ipaddress": [f"{VIP}/32"]}},
+        }))
+        self.proc: LabProcess | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> LabProcess:
+        self.proc = self.lab.start(self.ns, [HACLUSTER, "run", "-f", str(self.conf),
+                                             "--control-socket", str(self.sock)], env=env)
+        wait_for("MASTER", lambda: self.state() == "MASTER", 20, self.output)
+        return self.proc
+
+    def output(self) -> str:
+        return self.proc.output() if self.proc is not None else ""
+
+    def api(self, path: str) -> Any:
+        code, data = asyncio.run(call(self.sock, "GET", path))
+        assert code == 200, data
+        return data
+
+    def state(self) -> str | None:
+        try:
+            instances = self.api("/v1/status")["instances"]
+        except Exception:
+            return None
+        return instances[0]["state"] if instances else None
+
+    def has_vip(self) -> bool:
+        return self.lab.has_address(self.ns, "d0", VIP)
+
+    def role_pid(self) -> int:
+        assert self.proc is not None
+        [pid] = children(self.proc.pid)
+        return pid
+
+
+@pytest.fixture
+def director() -> Iterator[Director]:
+    with Lab("hcro") as lab:
+        ns, peer = lab.namespace("dir"), lab.namespace("peer")
+        lab.veth(ns, "d0", peer, "p0")
+        lab.add_address(ns, "d0", "10.91.0.1/24")
+        lab.add_address(peer, "p0", "10.91.0.2/24")
+        d = Director(lab, ns)
+        try:
+            yield d
+        finally:
+            if d.proc is not None:
+                d.proc.kill()
+
+
+def test_a_killed_vrrp_role_is_restarted_cleans_its_vip_and_rejoins(director: Director) -> None:
+    director.start()
+    role = director.role_pid()
+    wait_for("the VIP", director.has_vip)
+    os.kill(role, signal.SIGKILL)
+    wait_for("the restart", lambda: "the VRRP role runs again" in director.output(), 20,
+             director.output)
+    new = director.role_pid()
+    assert new != role
+    text = director.output()
+    assert "the VRRP role exited" in text
+    assert "removed VIPs left behind by a previous run" in text, text
+    wait_for("MASTER again", lambda: director.state() == "MASTER", 10, director.output)
+    assert director.has_vip()
+    metrics = asyncio.run(_metrics(director.sock))
+    assert 'hacluster_role_restarts_total{role="vrrp"} 1.0' in metrics
+    assert 'hacluster_vrrp_state{instance="VI_1",state="MASTER"} 1.0' in metrics
+    assert director.api("/v1/status")["counters"]["role_restarts"] == {"vrrp": 1}
+
+
+async def _metrics(sock: Path) -> str:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as session,
+        session.get("http://hacluster/metrics") as resp,
+    ):
+        return await resp.text()
+
+
+def test_kill_9_of_the_supervisor_leaves_no_process_and_the_role_resigns(
+    director: Director,
+) -> None:
+    proc = director.start()
+    role = director.role_pid()
+    wait_for("the VIP", director.has_vip)
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone
+    proc.popen.wait(5)
+    wait_for("the role gone", lambda: not alive(role), 10, director.output)
+    assert not director.has_vip()  # it resigned on the way out
+    assert "MASTER -> INITIALIZE (shutdown)" in director.output()
+
+
+def test_a_crash_of_the_whole_group_leaves_the_vip(director: Director) -> None:
+    proc = director.start()
+    role = director.role_pid()
+    wait_for("the VIP", director.has_vip)
+    proc.kill()  # frozen, then SIGKILLed: nobody cleans up
+    wait_for("the role gone", lambda: not alive(role), 5)
+    assert director.has_vip()
+
+
+def test_a_frozen_vrrp_role_stops_the_watchdog(director: Director) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = director.lab.workdir / "notify.sock"
+    listener.bind(str(path))
+    listener.settimeout(0.2)
+    try:
+        director.start(env={**os.environ, "NOTIFY_SOCKET": str(path),
+                            "WATCHDOG_USEC": "1000000"})
+        role = director.role_pid()
+
+        def pings(seconds: float) -> list[float]:
+            seen: list[float] = []
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    data = listener.recv(4096)
+                except TimeoutError:
+                    continue
+                if b"WATCHDOG=1" in data:
+                    seen.append(time.monotonic())
+            return seen
+
+        assert len(pings(2.0)) >= 3  # every 0.5 s while the role answers
+        os.kill(role, signal.SIGSTOP)
+        try:
+            pings(4.0)  # the heartbeat window runs out
+            assert pings(2.0) == []
+        finally:
+            os.kill(role, signal.SIGCONT)
+        assert len(pings(3.0)) >= 2  # back with the role
+    finally:
+        listener.close()
