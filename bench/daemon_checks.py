@@ -34,7 +34,8 @@ _METRICS = "127.0.0.1:9650"  # inside the checker's namespace
 _CHECKER = {"tcp": "TCP_CHECK", "http": "HTTP_GET", "ssl": "SSL_GET", "ssl12": "SSL_GET"}
 
 
-def config(kind: str, servers: int, interval: float, timeout: float, sock: Path) -> str:
+def config(kind: str, servers: int, interval: float, timeout: float, sock: Path,
+           checker_processes: int | None = None) -> str:
     port = benchtargets.PORTS[kind]
     check: dict[str, Any] = {"connect_timeout": timeout, "retry": 0}
     if kind != "tcp":
@@ -43,7 +44,9 @@ def config(kind: str, servers: int, interval: float, timeout: float, sock: Path)
              for a in benchtargets.server_addresses(servers)]
     doc = {
         "global_defs": {"router_id": "bench", "dataplane": "none",
-                        "control_socket": str(sock), "metrics_listen": _METRICS},
+                        "control_socket": str(sock), "metrics_listen": _METRICS,
+                        **({} if checker_processes is None
+                           else {"checker_processes": checker_processes})},
         "virtual_servers": [{"ip": "198.51.100.1", "port": port, "protocol": "TCP",
                              "delay_loop": interval, "lb_algo": "rr", "lb_kind": "NAT",
                              "real_servers": reals}],
@@ -94,19 +97,24 @@ def tree_cpu(pids: list[int]) -> dict[int, float]:
     return cpu
 
 
-def process_name(pid: int) -> str:
+def process_name(pid: int, root: int) -> str:
+    """What one of the daemon's processes is: the supervisor (``root``), its forked VRRP
+    role, or a health-check worker."""
+    if pid == root:
+        return "supervisor"
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
     words = [w.decode(errors="replace") for w in argv if w]
-    if any("sharded" in w or "worker" in w for w in words):
+    if any("worker_main" in w for w in words):
         return "check worker"
-    return "daemon" if "run" in words else " ".join(words[-2:])[:40]
+    return "VRRP role" if "run" in words else " ".join(words[-2:])[:40]
 
 
-def counters(ns: str) -> tuple[float, int] | None:
-    """(when asked, checks done so far) from the daemon's /metrics; None before it answers.
+def counters(ns: str) -> tuple[float, int, int] | None:
+    """(when asked, checks done so far, of which not passed) from the daemon's /metrics;
+    None before it answers.
 
     The metrics endpoint, not the status file: a status of thousands of servers holds the
     daemon's loop for a second or more, and the runner skips the slots it missed.
@@ -121,9 +129,12 @@ def counters(ns: str) -> tuple[float, int] | None:
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return None
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in out.stdout.splitlines()
-                if line.startswith("hacluster_checks_total{"))
-    return asked, int(total)
+    rows = [line for line in out.stdout.splitlines()
+            if line.startswith("hacluster_checks_total{")]
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in rows)
+    failed = sum(float(line.rsplit(" ", 1)[1]) for line in rows
+                 if 'result="success"' not in line)
+    return asked, int(total), int(failed)
 
 
 def main() -> int:
@@ -136,6 +147,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--cpu", type=int, default=0, help="the daemon's (and HAProxy's) CPU")
     ap.add_argument("--no-haproxy", action="store_true")
+    ap.add_argument("--checker-processes", type=int, default=None,
+                    help="global_defs.checker_processes (0: checks in the daemon itself); "
+                         "default: the daemon's own choice")
     ap.add_argument("--profile", type=float, default=0.0,
                     help="also sample the daemon with py-spy for this many seconds")
     args = ap.parse_args()
@@ -152,7 +166,7 @@ def main() -> int:
         with benchtargets.Targets(nginx_cpu) as net:
             cfg = work / "bench.yaml"
             cfg.write_text(config(args.kind, args.servers, args.interval, args.timeout,
-                                  work / "ctl.sock"))
+                                  work / "ctl.sock", args.checker_processes))
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", net.client,
                  *(["taskset", "-c", str(args.cpu)] if pin else []),
@@ -169,7 +183,7 @@ def main() -> int:
                 if proc.poll() is not None or first is None:
                     print("the daemon exited or its metrics do not answer", file=sys.stderr)
                     return 1
-                t0, n0 = first
+                t0, n0, f0 = first
                 pids = process_tree(proc.pid)
                 c0 = tree_cpu(pids)
                 time.sleep(args.duration)
@@ -178,8 +192,9 @@ def main() -> int:
                 if last is None:
                     print("the daemon's metrics stopped answering", file=sys.stderr)
                     return 1
-                t1, n1 = last
+                t1, n1, f1 = last
                 memory = {p: (*rss_mib(p), pss_mib(p)) for p in pids if p in c1}
+                names = {p: process_name(p, proc.pid) for p in memory}
                 if args.profile:
                     profile(proc.pid, args.profile, work)
             finally:
@@ -194,11 +209,12 @@ def main() -> int:
             ours = cpu / (rate * args.duration) if rate else float("inf")
             print(f"daemon: {_CHECKER[args.kind]} x {args.servers} real servers behind nginx, "
                   f"delay_loop {args.interval:g}s, {args.duration:g}s measured")
-            print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled")
+            print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled; "
+                  f"{f1 - f0} of {n1 - n0} did not pass")
             print(f"  CPU: {cpu:.2f} s ({100 * cpu / args.duration:.0f}% of one core), "
                   f"{ours * 1e6:.1f} us per check")
             for p, (rss, hwm, pss) in memory.items():
-                print(f"  pid {p} ({process_name(p)}): CPU {c1[p] - c0.get(p, 0.0):.2f} s; "
+                print(f"  pid {p} ({names[p]}): CPU {c1[p] - c0.get(p, 0.0):.2f} s; "
                       f"RSS {rss:.1f} MiB (peak {hwm:.1f} MiB), PSS {pss:.1f} MiB")
             print(f"  all {len(memory)} processes: RSS {sum(m[0] for m in memory.values()):.1f}"
                   f" MiB, PSS {sum(m[2] for m in memory.values()):.1f} MiB; "
@@ -216,7 +232,7 @@ def main() -> int:
             settled = (f"all passed a check {run.settled:.1f} s after warm-up"
                        if run.settled is not None else "not all passed a check")
             print(f"HAProxy: {settled}; {run.up} of {args.servers} UP ({run.status}); "
-                  f"CPU {hcpu:.2f} s, "
+                  f"RSS {run.rss_mib:.1f} MiB, PSS {run.pss_mib:.1f} MiB; CPU {hcpu:.2f} s, "
                   f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
                   f"load average {os.getloadavg()[0]:.1f}")
             print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check" if theirs else

@@ -196,6 +196,7 @@ class Targets:
             time.sleep(duration)
             c1 = process_cpu(proc.pid)
             stats = _stats(d / "haproxy.sock")
+            rss, pss = _memory_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -203,7 +204,7 @@ class Targets:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        return HaproxyRun(c1 - c0, len(stats.passed), stats.status, settled)
+        return HaproxyRun(c1 - c0, len(stats.passed), stats.status, settled, rss, pss)
 
     def close(self) -> None:
         if self._nginx is not None and self._nginx.poll() is None:
@@ -227,6 +228,19 @@ class HaproxyRun(NamedTuple):
     up: int  # servers UP after it, each after a check that passed
     status: str  # the commonest check status
     settled: float | None  # seconds after warmup until every server had passed a check
+    rss_mib: float = 0.0  # its resident set at the end
+    pss_mib: float = 0.0  # and its proportional set (shared pages counted as a share)
+
+
+def _memory_mib(pid: int) -> tuple[float, float]:
+    """RSS and PSS of one process, in MiB (0 for what cannot be read)."""
+    values = {"Rss:": 0.0, "Pss:": 0.0}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(" ", 1)[0]
+            if key in values:
+                values[key] = int(line.split()[1]) / 1024
+    return values["Rss:"], values["Pss:"]
 
 
 def _wait_all_passed(path: Path, count: int, limit: float) -> float | None:
