@@ -94,6 +94,16 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
+
+
+def _settle_gc() -> None:
+    """Start-up is over: what is alive now lives as long as the process, and full
+    collections need not walk it again (see healthchecks.gcsettle)."""
+    from healthchecks.gcsettle import settle  # imported here, as the checkers are
+
+    settle()
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""
@@ -796,6 +806,7 @@ class Daemon:
             await self._start_api()
         self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
+        _settle_gc()
         self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
@@ -845,6 +856,7 @@ class Daemon:
                 self._lvs_sync.vrrp_state(name, state)
         self._running = True
         await self._start_api()
+        _settle_gc()
         self.started.set()
         sd = self._sd
         assert sd is not None
