@@ -209,10 +209,10 @@ def _checks(config: Config, at: _Locator, *, offline: bool) -> list[Finding]:
                 key = f"virtual_servers[{i}].real_servers[{j}].{check.KIND}"
                 if f"{key}[{n}]" in at.lines:
                     key = f"{key}[{n}]"
-                prefix = where(vs, rs, check) + ": "
                 try:
                     planned = plan(check, vs, rs, g)
                 except CheckConfigError as exc:
+                    prefix = where(vs, rs, check) + ": "
                     found.append(at.finding(key, str(exc).removeprefix(prefix), machine=False))
                     continue
                 if offline:
