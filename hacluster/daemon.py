@@ -781,6 +781,12 @@ class Daemon:
         self._metrics.refresh = self._refresh_vrrp_metrics
         loop = asyncio.get_running_loop()
         config = self.config
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        # `hacluster run` blocked these when it released the role (which may be MASTER
+        # already): one that came since is delivered now, to the handler, and stops
+        # everything gracefully once started.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         # The VRRP role is starting meanwhile: nothing here holds it up.
         try:
             self._start_notify()
@@ -790,8 +796,6 @@ class Daemon:
             await role.stop()
             await self._close()
             return 1
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if not await role.start():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,7 +156,9 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             from hacluster.roles.vrrp import release
 
             # The file is accepted and this is the one director: the role may run it,
-            # while the supervisor imports and builds the rest.
+            # while the supervisor imports and builds the rest. A SIGTERM meanwhile
+            # must not kill the supervisor outright: held until its loop handles it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
             release(role, config, options)
         from hacluster.daemon import run_daemon
 
