@@ -54,9 +54,14 @@ class AlertOutputs:
     """Mail and FIFOs of one configuration; `reconfigure` follows a reload."""
 
     def __init__(
-        self, config: Config, *, on_mail_count: Callable[[str], None] | None = None
+        self,
+        config: Config,
+        *,
+        on_mail_count: Callable[[str], None] | None = None,
+        readers: bool = True,
     ) -> None:
         self._config = config
+        self._readers = readers  # False: write lines only, another process runs the readers
         # (imported here: aiosmtplib is not worth its import time to a daemon without mail)
         from hacluster.mailer import Mailer
 
@@ -85,7 +90,7 @@ class AlertOutputs:
             return
         path, cmd = spec
         script = None
-        if cmd is not None:
+        if cmd is not None and self._readers:
             try:
                 script = prepare_command(cmd, config, f"global_defs.{key}_script")
             except scripts.ScriptError as exc:

@@ -604,7 +604,8 @@ class Daemon:
         if self._metrics is None:
             return []
         self._push_metrics()
-        return self._metrics.families("hacluster_vrrp_")
+        return (self._metrics.families("hacluster_vrrp_")
+                + self._metrics.families("hacluster_alert_mails"))
 
     async def role_maintenance(self, name: str, on: bool) -> bool:
         try:
@@ -1008,7 +1009,11 @@ class Daemon:
         from hacluster.alert_outputs import AlertOutputs
 
         assert self._notifier is not None and self._metrics is not None
-        self._alerts = AlertOutputs(config, on_mail_count=self._metrics.alert_mail)
+        # One process runs the FIFOs' reader scripts: the supervisor, or this daemon when
+        # it runs alone. The VRRP role only writes its lines (two readers would share out
+        # the bytes of one FIFO between them).
+        self._alerts = AlertOutputs(config, on_mail_count=self._metrics.alert_mail,
+                                    readers=self.options.role != "vrrp")
         self._alerts.start()
         self._notifier.add_observer(self._alerts.observe)
 

@@ -26,7 +26,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hacluster.ipvs.backend import ApplyResult, Op
@@ -169,12 +169,10 @@ class Metrics:
         )
 
         # Alerts
-        self._alert_mails = Counter(
-            "hacluster_alert_mails",
-            "Alert mail by outcome: sent, failed (an attempt), given_up, dropped (queue full)",
-            ["result"],
-            registry=r,
-        )
+        # Both the supervisor (checker alerts) and the VRRP role (VRRP alerts) send mail:
+        # one family, the role's counts added to the supervisor's (`_AlertMails`).
+        self._alert_mails = _AlertMails(self._foreign)
+        r.register(self._alert_mails)
 
         # Config
         self._reloads = Counter(
@@ -282,7 +280,7 @@ class Metrics:
     # ------------------------------------------------------------------ config
 
     def alert_mail(self, result: str) -> None:
-        self._alert_mails.labels(result=result).inc()
+        self._alert_mails.inc(result)
 
     def reload(self, ok: bool) -> None:
         self._reloads.labels(result="ok" if ok else "refused").inc()
@@ -381,10 +379,42 @@ class _Foreign(Collector):
 
     def collect(self) -> Iterable[Metric]:
         for name, doc, kind, samples in self.families:
+            if name == _AlertMails.NAME:
+                continue  # added into the local family by _AlertMails
             family = Metric(name, doc, kind)
             for sample_name, labels, value in samples:
                 family.add_sample(sample_name, labels, value)
             yield family
+
+
+class _AlertMails(Collector):
+    """`hacluster_alert_mails_total{result}`: this process's counts plus those a role
+    process handed over (`_Foreign`), so that /metrics shows one family."""
+
+    NAME = "hacluster_alert_mails"
+    HELP = "Alert mail by outcome: sent, failed (an attempt), given_up, dropped (queue full)"
+
+    def __init__(self, foreign: _Foreign) -> None:
+        self._counts: dict[str, float] = {}
+        self._foreign = foreign
+
+    def inc(self, result: str) -> None:
+        self._counts[result] = self._counts.get(result, 0.0) + 1
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["result"])]
+
+    def collect(self) -> Iterable[Metric]:
+        totals = dict(self._counts)
+        for name, _doc, _kind, samples in self._foreign.families:
+            if name == self.NAME:
+                for sample_name, labels, value in samples:
+                    if sample_name.endswith("_total") and "result" in labels:
+                        totals[labels["result"]] = totals.get(labels["result"], 0.0) + value
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["result"])
+        for result in sorted(totals):
+            family.add_metric([result], totals[result])
+        yield family
 
 
 class _RealServerGauges(Collector):
