@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import signal
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hacluster.config.model import Config
+    from hacluster.daemon_options import DaemonOptions
     from hacluster.roles.vrrp import VrrpRole
     from vrrp import vipstate
 
@@ -159,12 +161,27 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
             # must not kill the supervisor outright: held until its loop handles it.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            # The leftovers removed before anything else are logged before the role's
+            # first line, as they happened.
+            _log_leftovers(options)
+            options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
         from hacluster.daemon import run_daemon
 
         return run_daemon(config, options, role)
     finally:
         locks.release()
+
+
+def _log_leftovers(options: DaemonOptions) -> None:
+    import logging
+
+    from hacluster.logs import setup_logging
+
+    setup_logging(options.log_format, options.log_level)
+    log = logging.getLogger("hacluster.daemon")
+    for level, line in options.leftovers:
+        log.log(logging.getLevelName(level.upper()), "%s", line)
 
 
 def _report(leftovers: vipstate.Cleared) -> None:

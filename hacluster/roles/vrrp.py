@@ -1,8 +1,11 @@
 """The VRRP role: instances, sync groups, trackers and VRRP notify in a process of their own.
 
-keepalived's shape: the supervisor (`hacluster run`) forks this role before it builds
-anything else, so the health checks, the dataplane, the control API and status never
+keepalived's shape: the supervisor (`hacluster run`) forks this role before it even
+reads the file, so the health checks, the dataplane, the control API and status never
 share a loop with VRRP timers, and VRRP does not wait for the checks' plan. The role
+imports what it runs while the supervisor loads and checks the file, then waits for the
+supervisor's release (the accepted file, over the socketpair) before it touches
+anything: a file `hacluster run` refuses never runs here, not even briefly. The role
 runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
 servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
 `ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
