@@ -3,9 +3,10 @@
 The real servers are nginx in a network namespace (``healthchecks.benchtargets``), one
 address each; the daemon runs in a second namespace with ``dataplane: none``, pinned to
 one CPU (nginx to another). Prints the daemon's CPU per check (user + system, so the
-kernel's side of each connection made on its behalf is in it), checks/s from its own
-counters, and its RSS; then, where HAProxy is installed, HAProxy checking the same targets
-on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs root.
+kernel's side of each connection made on its behalf is in it) summed over its processes
+(check workers included), checks/s from its own counters, and each process's RSS and PSS;
+then, where HAProxy is installed, HAProxy checking the same targets on the same CPU, one
+after the other, and the ratio. Nothing is asserted. Needs root.
 
     .venv/bin/python bench/daemon_checks.py --kind tcp --servers 10000 --duration 20
     .venv/bin/python bench/daemon_checks.py --kind http --servers 5000 --profile 10
@@ -14,6 +15,7 @@ on the same CPU, one after the other, and the ratio. Nothing is asserted. Needs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -32,7 +34,8 @@ _METRICS = "127.0.0.1:9650"  # inside the checker's namespace
 _CHECKER = {"tcp": "TCP_CHECK", "http": "HTTP_GET", "ssl": "SSL_GET", "ssl12": "SSL_GET"}
 
 
-def config(kind: str, servers: int, interval: float, timeout: float, sock: Path) -> str:
+def config(kind: str, servers: int, interval: float, timeout: float, sock: Path,
+           checker_processes: int | None = None) -> str:
     port = benchtargets.PORTS[kind]
     check: dict[str, Any] = {"connect_timeout": timeout, "retry": 0}
     if kind != "tcp":
@@ -41,7 +44,9 @@ def config(kind: str, servers: int, interval: float, timeout: float, sock: Path)
              for a in benchtargets.server_addresses(servers)]
     doc = {
         "global_defs": {"router_id": "bench", "dataplane": "none",
-                        "control_socket": str(sock), "metrics_listen": _METRICS},
+                        "control_socket": str(sock), "metrics_listen": _METRICS,
+                        **({} if checker_processes is None
+                           else {"checker_processes": checker_processes})},
         "virtual_servers": [{"ip": "198.51.100.1", "port": port, "protocol": "TCP",
                              "delay_loop": interval, "lb_algo": "rr", "lb_kind": "NAT",
                              "real_servers": reals}],
@@ -55,8 +60,61 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-def counters(ns: str) -> tuple[float, int] | None:
-    """(when asked, checks done so far) from the daemon's /metrics; None before it answers.
+def pss_mib(pid: int) -> float:
+    """Proportional set size: pages shared with other processes (a forked worker's
+    copy-on-write pages, the interpreter) counted as a share each."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the daemon's check workers and other roles)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each process still there."""
+    cpu: dict[int, float] = {}
+    for p in pids:
+        with contextlib.suppress(OSError):
+            cpu[p] = benchtargets.process_cpu(p)
+    return cpu
+
+
+def process_name(pid: int, root: int) -> str:
+    """What one of the daemon's processes is: the supervisor (``root``), its forked VRRP
+    role, or a health-check worker."""
+    if pid == root:
+        return "supervisor"
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in argv if w]
+    if any("worker_main" in w for w in words):
+        return "check worker"
+    return "VRRP role" if "run" in words else " ".join(words[-2:])[:40]
+
+
+def counters(ns: str) -> tuple[float, int, int] | None:
+    """(when asked, checks done so far, of which not passed) from the daemon's /metrics;
+    None before it answers.
 
     The metrics endpoint, not the status file: a status of thousands of servers holds the
     daemon's loop for a second or more, and the runner skips the slots it missed.
@@ -71,9 +129,12 @@ def counters(ns: str) -> tuple[float, int] | None:
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return None
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in out.stdout.splitlines()
-                if line.startswith("hacluster_checks_total{"))
-    return asked, int(total)
+    rows = [line for line in out.stdout.splitlines()
+            if line.startswith("hacluster_checks_total{")]
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in rows)
+    failed = sum(float(line.rsplit(" ", 1)[1]) for line in rows
+                 if 'result="success"' not in line)
+    return asked, int(total), int(failed)
 
 
 def main() -> int:
@@ -86,6 +147,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--cpu", type=int, default=0, help="the daemon's (and HAProxy's) CPU")
     ap.add_argument("--no-haproxy", action="store_true")
+    ap.add_argument("--checker-processes", type=int, default=None,
+                    help="global_defs.checker_processes (0: checks in the daemon itself); "
+                         "default: the daemon's own choice")
     ap.add_argument("--profile", type=float, default=0.0,
                     help="also sample the daemon with py-spy for this many seconds")
     args = ap.parse_args()
@@ -102,7 +166,7 @@ def main() -> int:
         with benchtargets.Targets(nginx_cpu) as net:
             cfg = work / "bench.yaml"
             cfg.write_text(config(args.kind, args.servers, args.interval, args.timeout,
-                                  work / "ctl.sock"))
+                                  work / "ctl.sock", args.checker_processes))
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", net.client,
                  *(["taskset", "-c", str(args.cpu)] if pin else []),
@@ -119,16 +183,18 @@ def main() -> int:
                 if proc.poll() is not None or first is None:
                     print("the daemon exited or its metrics do not answer", file=sys.stderr)
                     return 1
-                t0, n0 = first
-                c0 = benchtargets.process_cpu(proc.pid)
+                t0, n0, f0 = first
+                pids = process_tree(proc.pid)
+                c0 = tree_cpu(pids)
                 time.sleep(args.duration)
-                c1 = benchtargets.process_cpu(proc.pid)
+                c1 = tree_cpu(pids)
                 last = counters(net.client)
                 if last is None:
                     print("the daemon's metrics stopped answering", file=sys.stderr)
                     return 1
-                t1, n1 = last
-                rss, hwm = rss_mib(proc.pid)
+                t1, n1, f1 = last
+                memory = {p: (*rss_mib(p), pss_mib(p)) for p in pids if p in c1}
+                names = {p: process_name(p, proc.pid) for p in memory}
                 if args.profile:
                     profile(proc.pid, args.profile, work)
             finally:
@@ -139,25 +205,34 @@ def main() -> int:
                     proc.kill()
                     proc.wait()
             rate = (n1 - n0) / (t1 - t0)
-            cpu = c1 - c0
+            cpu = sum(c1[p] - c0[p] for p in c1 if p in c0)
             ours = cpu / (rate * args.duration) if rate else float("inf")
             print(f"daemon: {_CHECKER[args.kind]} x {args.servers} real servers behind nginx, "
                   f"delay_loop {args.interval:g}s, {args.duration:g}s measured")
-            print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled")
+            print(f"  checks/s: {rate:.0f} of {args.servers / args.interval:.0f} scheduled; "
+                  f"{f1 - f0} of {n1 - n0} did not pass")
             print(f"  CPU: {cpu:.2f} s ({100 * cpu / args.duration:.0f}% of one core), "
                   f"{ours * 1e6:.1f} us per check")
-            print(f"  RSS: {rss:.1f} MiB (peak {hwm:.1f} MiB); "
+            for p, (rss, hwm, pss) in memory.items():
+                print(f"  pid {p} ({names[p]}): CPU {c1[p] - c0.get(p, 0.0):.2f} s; "
+                      f"RSS {rss:.1f} MiB (peak {hwm:.1f} MiB), PSS {pss:.1f} MiB")
+            print(f"  all {len(memory)} processes: RSS {sum(m[0] for m in memory.values()):.1f}"
+                  f" MiB, PSS {sum(m[2] for m in memory.values()):.1f} MiB; "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             if args.no_haproxy or not benchtargets.haproxy_available():
                 return 0
-            hcpu, up, status = net.haproxy(
+            run = net.haproxy(
                 args.kind, benchtargets.server_addresses(args.servers),
                 benchtargets.PORTS[args.kind], args.interval, args.timeout,
                 warmup=args.interval + 1.0, duration=args.duration,
                 cpu=args.cpu if pin else None,
             )
+            hcpu = run.cpu
             theirs = hcpu / (args.servers / args.interval * args.duration)
-            print(f"HAProxy: {up} of {args.servers} UP ({status}); CPU {hcpu:.2f} s, "
+            settled = (f"all passed a check {run.settled:.1f} s after warm-up"
+                       if run.settled is not None else "not all passed a check")
+            print(f"HAProxy: {settled}; {run.up} of {args.servers} UP ({run.status}); "
+                  f"RSS {run.rss_mib:.1f} MiB, PSS {run.pss_mib:.1f} MiB; CPU {hcpu:.2f} s, "
                   f"{theirs * 1e6:.1f} us per check at the scheduled rate; "
                   f"load average {os.getloadavg()[0]:.1f}")
             print(f"ratio: {ours / theirs:.2f}x HAProxy's CPU per check" if theirs else

@@ -8,7 +8,12 @@ listener when `metrics_listen` is set.
 
 Endpoints (JSON in and out; an error is `{"error": message}` with its status code):
 
-    GET  /v1/status                          Status, plus "ipvs": the table as rows
+    GET  /v1/status                          Status, plus "ipvs": the table as rows (the
+                                             daemon answers from a snapshot at most ~1 s
+                                             old, "status_age_seconds"; "ipvs" is the
+                                             table as reconcile last read it back,
+                                             "ipvs_age_seconds" ago, and wrote it since:
+                                             connection counters are in /v1/ipvs)
     GET  /v1/summary                         instances' states, each virtual server's
                                              quorum and real servers up (small)
     GET  /v1/virtual_servers/{vs}            one virtual server's status and table rows
@@ -231,6 +236,11 @@ async def _json(data: Any, status: int = 200) -> web.Response:
 
 async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
+    document = getattr(controller, "status_document", None)  # kept encoded: answers at once
+    if document is not None:
+        body = (await document()).encode()
+        _send_buffer(request, len(body))
+        return web.Response(body=body, content_type="application/json")
     status = await controller.status()
     result: dict[str, Any] = dict(status)
     # A controller that keeps a recent listing answers from it (the status page need
@@ -243,6 +253,27 @@ async def _status(request: web.Request) -> web.Response:
         result["ipvs"] = []
         result["ipvs_error"] = str(exc)
     return await _json(result)
+
+
+SO_SNDBUFFORCE = 32  # linux/asm-generic/socket.h (not in the socket module)
+MAX_SEND_BUFFER = 16 << 20
+
+
+def _send_buffer(request: web.Request, size: int) -> None:
+    """Let the kernel take a large answer whole (megabytes at 10,000 real servers): with
+    the default buffer (~200 KB) it leaves in slices, one per turn of a busy event loop,
+    and a client waits for all of them. Root may exceed net.core.wmem_max."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or size <= 256 * 1024:
+        return
+    want = min(size + 64 * 1024, MAX_SEND_BUFFER)
+    for option in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, want)
+            return
+        except OSError:
+            continue
 
 
 def summarize(status: Status) -> dict[str, Any]:

@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from hacluster.notify import Notifier
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
+    from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -92,6 +93,16 @@ log = logging.getLogger("hacluster.daemon")
 
 #: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
 METRICS_INTERVAL = 1.0
+
+
+def _settle_gc() -> None:
+    """Start-up is over: what is alive now lives as long as the process, and full
+    collections need not walk it again (see healthchecks.gcsettle)."""
+    from healthchecks.gcsettle import settle  # imported here, as the checkers are
+
+    settle()
+
+
 class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
 
@@ -614,12 +625,18 @@ class Daemon:
             return False
         return True
 
-    def api_status(self, vrrp: dict[str, Any] | None = None) -> Status:
-        """Status; `vrrp` is what the VRRP role said (supervisor), else read here."""
+    def api_status(self, vrrp: dict[str, Any] | None = None, *, table: bool = True) -> Status:
+        """Status; `vrrp` is what the VRRP role said (supervisor), else read here. Without
+        `table`, no virtual servers (the caller has them from elsewhere)."""
         from hacluster import __version__
 
         g = self.config.global_defs
-        lb = self._lb.status(table=False) if self._lb is not None else None
+        lb = None
+        if self._lb is not None:
+            lb = self._lb.status(table=False) if table else {
+                "virtual_servers": [], "dataplane_error": self._lb.dataplane_error,
+                "counters": dict(self._lb.counters),
+            }
         if vrrp is None:
             vrrp = self.role_status()
         counters: dict[str, Any] = {
@@ -763,6 +780,7 @@ class Daemon:
             await self._start_api()
         self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
+        _settle_gc()
         self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
@@ -816,6 +834,7 @@ class Daemon:
                 self._lvs_sync.vrrp_state(name, state)
         self._running = True
         await self._start_api()
+        _settle_gc()
         self.started.set()
         sd = self._sd
         assert sd is not None
@@ -948,7 +967,8 @@ class Daemon:
         from hacluster.api import ApiError, ApiServer, Listeners
 
         assert self._metrics is not None
-        api = ApiServer(DaemonController(self), self._metrics,
+        controller = DaemonController(self)
+        api = ApiServer(controller, self._metrics,
                         Listeners.from_global_defs(self.config.global_defs))
         try:
             await api.start()
@@ -957,6 +977,7 @@ class Daemon:
             log.error("[api] control API not available: %s", exc)
             return
         self._api = api
+        controller.prepare_status()
 
     async def _ready(self, timeout: float = 20.0) -> None:
         """Wait until a takeover could be carried out in full: netlink open and the
@@ -1389,6 +1410,9 @@ class DaemonController:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self._snapshots: StatusSnapshots | None = None
+        self._snapshots_of: LoadBalancer | None = None  # a reload may build a new one
+        self._preparing: asyncio.Task[None] | None = None
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
@@ -1413,6 +1437,56 @@ class DaemonController:
             "dataplane_error": None if lb is None else lb.dataplane_error,
         }
 
+    async def status_document(self) -> str:
+        """`GET /v1/status` as JSON text: VRRP and counters read now, the load balancer's
+        part from its latest snapshot (`status_age_seconds` old; `ipvs` is the table as
+        reconcile last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
+        daemon = self.daemon
+        snapshots = await self._status_snapshots()
+        snapshot = None if snapshots is None else await snapshots.latest()
+        role = daemon.vrrp_role
+        vrrp = None
+        if role is not None:
+            vrrp = await role.status()
+            if vrrp is None:  # restarting: say so rather than fail the request
+                vrrp = {"instances": [], "transport": {}, "dropped": {}}
+        head: dict[str, Any] = dict(daemon.api_status(vrrp, table=False))
+        del head["virtual_servers"]
+        if snapshot is None:
+            return json.dumps({**head, "virtual_servers": [], "ipvs": []})
+        now = time.monotonic()
+        read_at = snapshot.table_read_at
+        tail = {
+            "status_age_seconds": round(now - snapshot.built_at, 3),
+            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
+        }
+        return "".join((
+            json.dumps(head)[:-1], ', "virtual_servers": ', snapshot.virtual_servers,
+            ', "ipvs": ', snapshot.ipvs, ", ", json.dumps(tail)[1:],
+        ))
+
+    async def _status_snapshots(self) -> StatusSnapshots | None:
+        """The snapshots of the current load balancer (a reload may replace it)."""
+        lb = self.daemon.load_balancer
+        if lb is None:
+            return None
+        if self._snapshots is None or self._snapshots_of is not lb:
+            from hacluster.status_snapshot import StatusSnapshots
+
+            if self._snapshots is not None:
+                await self._snapshots.close()
+            self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
+        return self._snapshots
+
+    def prepare_status(self) -> None:
+        """Build the first status snapshot now, in the background."""
+        async def prepare() -> None:
+            snapshots = await self._status_snapshots()
+            if snapshots is not None:
+                snapshots.keep_warm()
+
+        self._preparing = asyncio.get_running_loop().create_task(prepare())
+
     async def status(self) -> Status:
         daemon = self.daemon
         lb = daemon.load_balancer
@@ -1435,16 +1509,30 @@ class DaemonController:
         return {"services": []} if lb is None else await lb.recent_ipvs()
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, True)
+        try:
+            await self.daemon.drain(virtual_server, real_server, True)
+        finally:
+            self._changed()
 
     async def undrain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, False)
+        try:
+            await self.daemon.drain(virtual_server, real_server, False)
+        finally:
+            self._changed()
 
     async def maintenance(self, instance: str, on: bool) -> None:
         await self.daemon.maintenance(instance, on)
 
     async def reload(self) -> tuple[bool, str]:
-        return await self.daemon.reload()
+        try:
+            return await self.daemon.reload()
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        """A change made through the API shows in the next status."""
+        if self._snapshots is not None:
+            self._snapshots.invalidate()
 
 
 def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:

@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import math
 import os
 import shlex
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -225,6 +226,10 @@ class _Wanted:
     plans: tuple[CheckPlan, ...]
 
 
+STATUS_PIECE = 20
+"""Real servers a piece of `LoadBalancer.status_pieces`."""
+
+
 def _dest_key(vs: VirtualServer, rs: RealServer) -> DestKey:
     port = rs.port if rs.port or vs.fwmark is not None else (vs.port or 0)
     return DestKey(rs.ip, port)
@@ -401,6 +406,7 @@ class LoadBalancer:
         self._failures: dict[str, str] = {}  # op description -> last message (log once)
         self._backend_down: str | None = None
         self._listing: tuple[float, dict[str, Any]] | None = None  # (when, recent_ipvs())
+        self._table_read_at: float | None = None  # the last full read-back (monotonic)
         self._listing_task: asyncio.Task[dict[str, Any]] | None = None
         self._started = False
         self._stopped = False
@@ -709,37 +715,69 @@ class LoadBalancer:
         rows: list[dict[str, Any]] = []
         for skey, vs in self._servers.items():
             entry = current.entries.get(skey) if current is not None else None
-            quorum_up = self._quorum.get(skey)
-            sorry = vs.sorry_server
-            reals = []
-            for real in self._members.get(skey, []):
-                dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
-                checks = [self._check_row(c, now) for c in real.checks]
-                reals.append({
-                    "name": real.name,
-                    "up": real.up,
-                    "weight": real.rs.weight,
-                    "effective_weight": dest.weight if dest is not None else None,
-                    "drained": real.key in self._drained,
-                    "reason": _server_reason(real.reason, checks),
-                    "checks": checks,
-                })
-            rows.append({
-                "name": str(vs),
-                "lb_algo": vs.lb_algo,
-                "lb_kind": vs.lb_kind,
-                "quorum": vs.quorum,
-                "quorum_up": bool(quorum_up),
-                "sorry_server": str(sorry) if sorry is not None else None,
-                "sorry_server_active": sorry is not None and quorum_up is False,
-                "real_servers": reals,
-            })
+            row = self._service_row(skey, vs)
+            row["real_servers"] = [self._real_row(vs, real, entry, now)
+                                   for real in self._members.get(skey, [])]
+            rows.append(row)
         return {
             "virtual_servers": rows,
             "dataplane": self._backend.name if self._backend is not None else "none",
             "dataplane_error": self._backend_down,
             "ipvs": to_json(current) if current is not None and table else None,
             "counters": dict(self.counters),
+        }
+
+    def status_pieces(self) -> Iterator[str]:
+        """The `virtual_servers` of `status()` as JSON text (`json.dumps`'s), a piece per
+        `STATUS_PIECE` real servers, for a caller that yields to the event loop between
+        pieces. Walks a copy of the membership: a reload between two pieces does no harm."""
+        now = time.monotonic()
+        current = self._table
+        yield "["
+        for index, (skey, vs) in enumerate(list(self._servers.items())):
+            entry = current.entries.get(skey) if current is not None else None
+            head = json.dumps(self._service_row(skey, vs))
+            yield ("" if index == 0 else ", ") + head[:-1] + ', "real_servers": ['
+            reals = list(self._members.get(skey, []))
+            for start in range(0, len(reals), STATUS_PIECE):
+                # A few rows a dumps() call: one call a row spent much on the call itself.
+                text = json.dumps([self._real_row(vs, real, entry, now)
+                                   for real in reals[start:start + STATUS_PIECE]])[1:-1]
+                yield text if start == 0 else ", " + text
+            yield "]}"
+        yield "]"
+
+    @property
+    def table_read_at(self) -> float | None:
+        """When (time.monotonic()) the reconcile loop last read the whole table back."""
+        return self._table_read_at
+
+    def _service_row(self, skey: ServiceKey, vs: VirtualServer) -> dict[str, Any]:
+        """A virtual server's status row, without its real servers."""
+        quorum_up = self._quorum.get(skey)
+        sorry = vs.sorry_server
+        return {
+            "name": str(vs),
+            "lb_algo": vs.lb_algo,
+            "lb_kind": vs.lb_kind,
+            "quorum": vs.quorum,
+            "quorum_up": bool(quorum_up),
+            "sorry_server": str(sorry) if sorry is not None else None,
+            "sorry_server_active": sorry is not None and quorum_up is False,
+        }
+
+    def _real_row(self, vs: VirtualServer, real: _Real, entry: ServiceEntry | None,
+                  now: float) -> dict[str, Any]:
+        dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
+        checks = [self._check_row(c, now) for c in real.checks]
+        return {
+            "name": real.name,
+            "up": real.up,
+            "weight": real.rs.weight,
+            "effective_weight": dest.weight if dest is not None else None,
+            "drained": real.key in self._drained,
+            "reason": _server_reason(real.reason, checks),
+            "checks": checks,
         }
 
     def _check_row(self, check: _Check, now: float) -> dict[str, Any]:
@@ -985,6 +1023,7 @@ class LoadBalancer:
                     self._dirty |= dirty  # still to be carried out
                     self._full_next = True
                     return 0
+                self._table_read_at = time.monotonic()
                 if self._backend_down is not None:
                     log.info("[%s] dataplane readable again", backend.name)
                     self._backend_down = None

@@ -32,7 +32,7 @@ import sys
 import time
 from array import array
 
-from healthchecks import benchtargets
+from healthchecks import benchtargets, gcsettle
 from healthchecks.base import Checker
 from healthchecks.http import HttpCheck, HttpSessions
 from healthchecks.params import HttpGetParams, TcpCheckParams, Timing
@@ -227,8 +227,10 @@ async def run(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
     # The first interval is the warm-up spread; measure the steady state after it.
     measure_from = loop.time() + args.interval
     await runner.start()
-    if args.gc_freeze:
+    if args.gc == "freeze":
         gc.freeze()
+    elif args.gc == "settle":  # what the daemon and the check workers do after start-up
+        gcsettle.settle(args.gc_gen0)
     await asyncio.sleep(args.interval)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     # Counted from the launch hook: a walk over every check's status would hold the loop
@@ -282,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="pin the checker to this CPU and the listeners to the others (-1: no)")
     ap.add_argument("--workers", type=int, default=0,
                     help="run the checks in this many worker processes (0: in this one)")
-    ap.add_argument("--gc-freeze", action="store_true",
-                    help="gc.freeze() once the checks are set up (as a daemon may after start)")
+    ap.add_argument("--gc", choices=("settle", "freeze", "default"), default="settle",
+                    help="once the checks are set up: settle (collect, freeze, raise the "
+                         "young threshold: what the daemon and its workers do), freeze "
+                         "(gc.freeze() alone) or default (leave the collector alone)")
+    ap.add_argument("--gc-gen0", type=int, default=gcsettle.GEN0_THRESHOLD,
+                    help="young-generation threshold that --gc settle sets")
     ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
     ap.add_argument("--serve", choices=("tcp", "http", "ssl"), help=argparse.SUPPRESS)
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
@@ -376,14 +382,17 @@ def _against_nginx(args: argparse.Namespace, argv: list[str]) -> int:
             return 0
         ours = float(found.group(1)) / 1000
         addresses = benchtargets.server_addresses(args.checks)
-        cpu, up, status = net.haproxy(
+        run = net.haproxy(
             args.kind, addresses, benchtargets.PORTS[args.kind], args.interval, args.timeout,
             warmup=args.interval + 1.0, duration=args.duration, cpu=checker_cpu,
         )
+        cpu = run.cpu
         checks = args.checks / args.interval * args.duration  # as scheduled: inter each
         theirs = cpu / checks
-        print(f"{_haproxy_version()} against the same targets: {up} of "
-              f"{args.checks} servers UP (check status: {status}); "
+        print(f"{_haproxy_version()} against the same targets: " + (
+            f"every server passed a check {run.settled:.1f} s after its warm-up"
+            if run.settled is not None else "not every server passed a check"
+        ) + f"; {run.up} of {args.checks} servers UP (check status: {run.status}); "
               f"CPU {cpu:.2f} s in {args.duration:.1f} s "
               f"({100 * cpu / args.duration:.0f}% of one core), "
               f"{theirs * 1e6:.1f} us per check at the scheduled {args.checks / args.interval:.0f}"

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 _SERVERS = ipaddress.ip_network("198.18.0.0/16")
 _CLIENT_IP = "198.19.0.1"
@@ -151,10 +152,15 @@ class Targets:
 
     def haproxy(
         self, kind: str, addresses: list[str], port: int, interval: float, timeout: float,
-        warmup: float, duration: float, cpu: int | None,
-    ) -> tuple[float, int, str]:
+        warmup: float, duration: float, cpu: int | None, settle_limit: float = 60.0,
+    ) -> HaproxyRun:
         """HAProxy checking the same targets: CPU seconds over ``duration``, servers up, and
-        the commonest check status."""
+        the commonest check status.
+
+        The measurement starts once every server has passed a check (or ``settle_limit``
+        seconds after ``warmup``): on a loaded machine HAProxy's first round of checks
+        can take longer than one interval, and its start-up is not what is measured.
+        """
         d = self._dir
         mode = "tcp" if kind == "tcp" else "http"
         lines = [
@@ -185,10 +191,12 @@ class Targets:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"haproxy exited: {err[-500:]}")
+            settled = _wait_all_passed(d / "haproxy.sock", len(addresses), settle_limit)
             c0 = process_cpu(proc.pid)
             time.sleep(duration)
             c1 = process_cpu(proc.pid)
-            up, status = _servers_up(d / "haproxy.sock")
+            stats = _stats(d / "haproxy.sock")
+            rss, pss = _memory_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -196,7 +204,7 @@ class Targets:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        return c1 - c0, up, status
+        return HaproxyRun(c1 - c0, len(stats.passed), stats.status, settled, rss, pss)
 
     def close(self) -> None:
         if self._nginx is not None and self._nginx.poll() is None:
@@ -213,8 +221,56 @@ class Targets:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _servers_up(path: Path) -> tuple[int, str]:
-    """How many of HAProxy's servers are UP, and the commonest check status, from its stats."""
+class HaproxyRun(NamedTuple):
+    """What one HAProxy run measured."""
+
+    cpu: float  # CPU seconds over the measured duration
+    up: int  # servers UP after it, each after a check that passed
+    status: str  # the commonest check status
+    settled: float | None  # seconds after warmup until every server had passed a check
+    rss_mib: float = 0.0  # its resident set at the end
+    pss_mib: float = 0.0  # and its proportional set (shared pages counted as a share)
+
+
+def _memory_mib(pid: int) -> tuple[float, float]:
+    """RSS and PSS of one process, in MiB (0 for what cannot be read)."""
+    values = {"Rss:": 0.0, "Pss:": 0.0}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(" ", 1)[0]
+            if key in values:
+                values[key] = int(line.split()[1]) / 1024
+    return values["Rss:"], values["Pss:"]
+
+
+def _wait_all_passed(path: Path, count: int, limit: float) -> float | None:
+    """Seconds until each of the ``count`` servers has been seen UP after a check that
+    passed (seen across polls of the stats socket: a server whose checks time out now
+    and then on a loaded machine still counts once one passed); None when ``limit``
+    seconds pass first."""
+    start = time.monotonic()
+    passed: set[str] = set()
+    while True:
+        passed |= _stats(path).passed
+        waited = time.monotonic() - start
+        if len(passed) >= count:
+            return waited
+        if waited >= limit:
+            return None
+        time.sleep(0.25 if count <= 1000 else 1.0)
+
+
+class _Stats(NamedTuple):
+    passed: frozenset[str]  # servers UP with a check that passed (not INI: not yet checked)
+    status: str  # the commonest check status
+
+
+def _stats(path: Path) -> _Stats:
+    """HAProxy's servers from its stats socket.
+
+    HAProxy starts each server UP before its first check (check status INI), so UP
+    alone does not say a check passed; an L4OK / L6OK / L7OK check status does.
+    """
     data = b""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(15)
@@ -224,18 +280,20 @@ def _servers_up(path: Path) -> tuple[int, str]:
             while chunk := sock.recv(65536):
                 data += chunk
         except OSError as exc:  # a HAProxy too busy to answer: no count, not a crash
-            return 0, f"stats socket: {exc}"
+            return _Stats(frozenset(), f"stats socket: {exc}")
     lines = data.decode().splitlines()
     header = lines[0].lstrip("# ").split(",") if lines else []
     col = {name: i for i, name in enumerate(header)}
-    up = 0
+    passed: set[str] = set()
     statuses: dict[str, int] = {}
     for line in lines[1:]:
         row = line.split(",")
         if len(row) < len(header) or row[0] != "targets" or not row[1].startswith("s"):
             continue
-        up += row[col["status"]] == "UP"
-        desc = f"{row[col['check_status']]} {row[col['last_chk']]}".strip()
+        check = row[col["check_status"]]
+        if row[col["status"]] == "UP" and check.endswith("OK"):
+            passed.add(row[1])
+        desc = f"{check} {row[col['last_chk']]}".strip()
         statuses[desc] = statuses.get(desc, 0) + 1
     common = max(statuses, key=lambda k: statuses[k]) if statuses else "?"
-    return up, common
+    return _Stats(frozenset(passed), common)

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import gc
 import itertools
 import logging
 import os
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from healthchecks.factory import make_checker
+from healthchecks.gcsettle import SettleWhenQuiet
 from healthchecks.http import HttpSessions
 from healthchecks.params import (
     DnsCheckParams,
@@ -549,9 +549,11 @@ async def _serve(fd: int) -> None:
             ])
         return rows
 
-    # This process is ours: what is alive now (modules, aiohttp, the loop) lives as
-    # long as it does, and need not be walked by every full collection.
-    gc.freeze()
+    # This process is ours: what is alive once its checks are handed over (modules, the
+    # loop, the checks) lives as long as it does, and need not be walked by every
+    # collection. Start-up is over when the adds stop coming.
+    settler = SettleWhenQuiet(loop)
+    settler.touch()
     sessions = HttpSessions()
     runner = Runner(
         max_concurrency=int(options.get("max_concurrency", 4096)),
@@ -573,6 +575,7 @@ async def _serve(fd: int) -> None:
                         try:
                             checker = make_checker(params, timing, http=sessions)
                             runner.add(CheckSpec(check_id, server, checker, timing))
+                            settler.touch()
                         except (TypeError, ValueError) as exc:
                             log.error("[%s] not added: %s", check_id, exc)
                     case ("remove", str() as check_id):
@@ -598,6 +601,7 @@ async def _serve(fd: int) -> None:
                         return
                 await writer.drain()
     finally:
+        settler.cancel()
         timers[0].cancel()
         await sessions.close()
         if outbox:

@@ -1748,6 +1748,22 @@ def _checker_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: st
         c.put(target, "track_file", value, stmt, kp)
 
 
+_HTTP_PROTOCOL = _choice("1.0", "1.0C", "1.0K", "1.1", upper=True)
+
+
+def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1, and 1.0K (keepalived's checker builds
+    the 1.0K request, Connection: keep-alive, but its config parser turns the word down
+    and keeps 1.0; the import carries it over as written and says so)."""
+    value = c.value(stmt, kp, _HTTP_PROTOCOL)
+    if value is _DROPPED:
+        return
+    if value == "1.0K":
+        c.skip(stmt, kp, "keepalived's parser rejects 1.0K (\"Invalid http_protocol "
+               "version\") and sends a 1.0 request; carried over as 1.0K")
+    c.put(target, "http_protocol", value, stmt, kp)
+
+
 def _hex_words(key: str) -> Handler:
     """UDP_CHECK's `payload HEX...` (the words joined, as keepalived does)."""
 
@@ -2181,7 +2197,7 @@ _URL: dict[str, Handler] = {
 _HTTP_CHECK: dict[str, Handler] = {
     **_NETWORK_CHECK,
     "url": _url,
-    "http_protocol": _set("http_protocol", _choice("1.0", "1.0C", "1.1", upper=True)),
+    "http_protocol": _http_protocol,
     "virtualhost": _set("virtualhost", _text),
     "fast_recovery": _flag("fast_recovery"),
 }

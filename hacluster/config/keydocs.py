@@ -678,12 +678,23 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "virtualhost, regex, regex_no_match}`.", "[{path: /health, status_code: 200}]",
         default="required"),
     ("HttpCheckBase", "http_protocol"): KeyDoc(
-        "HTTP version of the request; 1.0C adds `Connection: close`.", "1.1"),
+        "The request as keepalived builds it: 1.0 (HTTP/1.0, no Connection header), "
+        "1.0C (HTTP/1.0 with `Connection: close`), 1.0K (HTTP/1.0 with "
+        "`Connection: keep-alive`; the check still closes the connection once it has "
+        "read what it needs) or 1.1 (HTTP/1.1 with `Connection: close`). keepalived's "
+        "own config parser turns 1.0K down.", "1.1"),
     ("HttpCheckBase", "virtualhost"): KeyDoc(
         "Host header of the requests.", "www.example.com", default="the real server's"),
     ("HttpCheckBase", "fast_recovery"): KeyDoc(
         "Check a failed server again at once instead of after delay_loop.", "true"),
     ("HttpCheckBase", "delay_before_retry"): KeyDoc("Seconds before a retry.", "1"),
+    ("TcpCheck", "complete_handshake"): KeyDoc(
+        "false: the check is up on the server's SYN-ACK and resets the connection "
+        "without sending the handshake's last ACK, so the server never accepts a "
+        "connection (HAProxy's half-open TCP check). true: the "
+        "handshake completes and the server accepts a connection that is then reset "
+        "(keepalived's TCP_CHECK, for servers that must see a connection).", "true",
+        keepalived=None),
     ("SslGetCheck", "enable_sni"): KeyDoc(
         "Send the virtualhost as TLS SNI.", "true"),
     ("SmtpCheck", "helo_name"): KeyDoc(

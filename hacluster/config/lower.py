@@ -192,7 +192,8 @@ def _params(
         case TcpCheck():
             ip, port = _connect(check, vs, rs)
             return TcpCheckParams(
-                ip, port, connect_timeout=check.connect_timeout, **_source(check)
+                ip, port, connect_timeout=check.connect_timeout,
+                complete_handshake=check.complete_handshake, **_source(check),
             )
         case DnsCheck():
             ip, port = _connect(check, vs, rs)
@@ -368,6 +369,7 @@ INSTANCE_ELSEWHERE = frozenset({
     "name", "track_interface", "track_script", "track_file", "track_process",
     "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert",
     "notify_priority_changes", "virtual_routes", "virtual_rules",
+    "use_vmac", "vmac_interface", "vmac_xmit_base",  # hacluster.vmac_plan, before lowering
 })
 #: Instance keys the loader carries out as it reads the file (strict mode's rules).
 INSTANCE_AT_LOAD = frozenset({"strict_mode"})

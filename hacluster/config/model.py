@@ -27,7 +27,7 @@ LbAlgo: TypeAlias = Literal[
 ]
 LbKind: TypeAlias = Literal["NAT", "DR", "TUN"]
 L4Protocol: TypeAlias = Literal["TCP", "UDP", "SCTP"]
-HttpProtocol: TypeAlias = Literal["1.0", "1.0C", "1.1"]
+HttpProtocol: TypeAlias = Literal["1.0", "1.0C", "1.0K", "1.1"]
 DnsQueryType: TypeAlias = Literal["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"]
 
 LB_ALGOS: tuple[str, ...] = (
@@ -647,6 +647,9 @@ class TcpCheck(NetworkCheckBase):
     """`TCP_CHECK`: a TCP connect succeeds."""
 
     KIND: ClassVar[str] = "TCP_CHECK"
+    # False: reset on the server's SYN-ACK (HAProxy's half-open check); True: send the
+    # handshake's last ACK first, so the server accepts a connection (keepalived's way).
+    complete_handshake: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

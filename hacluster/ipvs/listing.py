@@ -268,6 +268,11 @@ def _dest_keys(entry: ServiceEntry, sort: bool) -> list[DestKey]:
     return dkeys
 
 
+def destinations(entry: ServiceEntry, sort: bool = True) -> list[Destination]:
+    """A service's destinations in listing order."""
+    return [entry.destinations[dk] for dk in _dest_keys(entry, sort)]
+
+
 def service_json(
     key: ServiceKey, entry: ServiceEntry, stats: TableStats, *, sort: bool = True
 ) -> dict[str, Any]:

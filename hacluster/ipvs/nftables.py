@@ -36,11 +36,12 @@ their replies through the director, as with IPVS NAT.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -436,8 +437,15 @@ def _two_phase(lines: list[str]) -> str:
 # --------------------------------------------------------------------------- reading back
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _to_address(value: Any) -> IPAddress:
+    # Cached: a periodic read-back of 10,000 destinations parses the same addresses each
+    # time, and parsing them was half of the read-back's time in the event loop.
     return ipaddress.ip_address(str(value))
+
+
+PARSE_SLICE = 1000
+"""Map elements parsed between two yields of `parse_steps`."""
 
 
 def _dispatch_gen(objects: list[dict[str, Any]]) -> int:
@@ -463,6 +471,30 @@ def _dispatch_gen(objects: list[dict[str, Any]]) -> int:
 
 def parse_ruleset(data: dict[str, Any]) -> tuple[NftState, TableStats]:
     """What `nft -j list table inet NAME` shows: the state, and connections per service."""
+    steps = parse_steps(data)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: tuple[NftState, TableStats] = done.value
+            return result
+
+
+async def parse_sliced(data: dict[str, Any]) -> tuple[NftState, TableStats]:
+    """`parse_ruleset`, yielding to the event loop every `PARSE_SLICE` elements (a table
+    of 10,000 destinations is read back periodically: the loop must not stop for it)."""
+    steps = parse_steps(data)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: tuple[NftState, TableStats] = done.value
+            return result
+        await asyncio.sleep(0)
+
+
+def parse_steps(data: dict[str, Any]) -> Generator[None, None, tuple[NftState, TableStats]]:
+    """`parse_ruleset`'s work, pausing (yielding None) every `PARSE_SLICE` elements."""
     objects: list[dict[str, Any]] = list(data.get("nftables", []))
     weights: dict[str, list[tuple[IPAddress, int, int]]] = {}
     rules: dict[str, dict[str, Any]] = {}
@@ -476,6 +508,8 @@ def parse_ruleset(data: dict[str, Any]) -> tuple[NftState, TableStats]:
             for k, v in obj["map"].get("elem", []):
                 addr, port = k["concat"]
                 elems.append((_to_address(addr), int(port), int(v)))
+                if len(elems) % PARSE_SLICE == 0:
+                    yield
             weights[obj["map"]["name"][2:]] = elems
         elif "chain" in obj and obj["chain"]["name"].startswith("svc_"):
             chains.append(obj["chain"]["name"])
@@ -505,7 +539,11 @@ def parse_ruleset(data: dict[str, Any]) -> tuple[NftState, TableStats]:
             scheduler=attrs.get("sched", "wrr"),
             flags=ServiceFlag(int(attrs.get("flags", "0"))),
         )
-        dests = [Destination(a, p, w) for a, p, w in weights[f"{sid}_g{gen}"]]
+        dests = []
+        for a, p, w in weights[f"{sid}_g{gen}"]:
+            dests.append(Destination(a, p, w))
+            if len(dests) % PARSE_SLICE == 0:
+                yield
         dests.sort(key=lambda d: (int(d.address), d.port))
         pairs.append((service, dests))
         gens[key] = gen
@@ -586,7 +624,7 @@ class NftablesBackend:
             return Table()
         try:
             # A damaged base (hand-edited) makes the next apply replace the whole table.
-            self._state = parse_ruleset(data)[0]
+            self._state = (await parse_sliced(data))[0]
         except (KeyError, ValueError, TypeError) as exc:
             raise BackendError(f"cannot read nftables table {self._table}: {exc}") from exc
         return self._state.table

@@ -233,6 +233,9 @@ def _scrape(rig: Rig) -> str:
 
     import aiohttp
 
+    # The VRRP process starts (and mails) before the supervisor's control socket is up.
+    wait_for("the control socket", (rig.work / "ctl.sock").exists, 15, rig.log)
+
     async def get() -> str:
         connector = aiohttp.UnixConnector(path=str(rig.work / "ctl.sock"))
         async with (

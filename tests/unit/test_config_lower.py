@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hacluster import vmac_plan
 from hacluster.alerts import InstanceEvent, alert_enabled
 from hacluster.config import ConfigError
 from hacluster.config.loader import parse_config
@@ -79,6 +80,7 @@ CHECK_ALTERNATIVES: dict[str, Any] = {
     "virtualhost": "www.example",
     "fast_recovery": True,
     "enable_sni": True,
+    "complete_handshake": True,
     "helo_name": "probe.example",
     "type": "A",
     "name": "example.org",
@@ -195,6 +197,14 @@ INSTANCE_ALTERNATIVES: dict[str, Any] = {
     "strict_mode": True,
     "skip_check_adv_addr": True,
     "check_unicast_src": True,
+    "use_vmac": True,
+    "vmac_interface": "vrrp.x",
+    "vmac_xmit_base": True,
+}
+#: Settings that only act with another one set (in the base and in the variant alike).
+INSTANCE_NEEDS: dict[str, dict[str, Any]] = {
+    "vmac_interface": {"use_vmac": True},
+    "vmac_xmit_base": {"use_vmac": True},
 }
 
 
@@ -209,8 +219,9 @@ def _elsewhere(config: Config) -> tuple[Any, ...]:
     inst = config.vrrp_instances["VI_1"]
     routes = RouteFollower.wanted(config), [kernel_route(r) for r in inst.virtual_routes], [
         kernel_rule(r) for r in inst.virtual_rules]
+    vmac = vmac_plan.lower(config, lambda _ifname, _family: ip_address("10.0.0.1"))
     return (plan_watches(config), tuple(notify_commands(config)), mail,
-            priority_notified(inst), routes)
+            priority_notified(inst), routes, vmac)
 
 
 def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
@@ -235,7 +246,9 @@ def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
                              "t.yaml")
             continue
         if f.name in INSTANCE_ELSEWHERE:
-            assert _elsewhere(variant) != _elsewhere(base), f.name
+            needs = INSTANCE_NEEDS.get(f.name, {})
+            assert _elsewhere(_with(variant, **needs)) != _elsewhere(_with(base, **needs)), (
+                f.name)
             assert lower_instance(variant, "VI_1") == lowered, f.name
             continue
         reported = any(note.startswith(f.name)
