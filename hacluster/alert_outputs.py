@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hacluster import scripts
 from hacluster.alerts import (
@@ -26,9 +27,11 @@ from hacluster.alerts import (
     mail_for,
 )
 from hacluster.config.model import Config, GlobalDefs, NotifyCommand
-from hacluster.mailer import Mailer
 from hacluster.notify import prepare_command
 from hacluster.notify_fifo import FifoError, NotifyFifo
+
+if TYPE_CHECKING:
+    from hacluster.mailer import Mailer
 
 log = logging.getLogger("hacluster.notify")
 
@@ -59,6 +62,9 @@ class AlertOutputs:
     ) -> None:
         self._config = config
         self._readers = readers  # False: write lines only, another process runs the readers
+        # (imported here: aiosmtplib is not worth its import time to a daemon without mail)
+        from hacluster.mailer import Mailer
+
         self._mailer = Mailer(config.global_defs, on_count=on_mail_count)
         self._fifos: dict[str, NotifyFifo] = {}
         self._keys: dict[str, tuple[Path, NotifyCommand | None] | None] = {}

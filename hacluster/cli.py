@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-from hacluster import __version__
+import hacluster
 
 # Each subcommand lives in its own module under hacluster.commands and exposes
 # `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="High availability for Linux load-balancer directors: VRRP, health "
         "checks and an IPVS or nftables dataplane, configured in keepalived's vocabulary.",
     )
-    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"hacluster {hacluster.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, helptext) in _available().items():
         subparser = sub.add_parser(name, help=helptext)
@@ -55,10 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Version(argparse.Action):
+    """`--version`, reading the version only when asked (`hacluster run` never pays for it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"hacluster {hacluster.__version__}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand."""
     parser = argparse.ArgumentParser(prog="hacluster")
-    parser.add_argument("--version", action="version", version=f"hacluster {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     available = _available()
     for name, (_module, helptext) in available.items():

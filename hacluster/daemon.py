@@ -45,7 +45,6 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
@@ -57,6 +56,7 @@ from hacluster.apitypes import (
     UnknownVirtualServer,
 )
 from hacluster.config.model import Config, VrrpInstance
+from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
 from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
     _ReloadPlan,
@@ -81,7 +81,6 @@ if TYPE_CHECKING:
     from hacluster.notify import Notifier
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
-    from hacluster.single_instance import Locks
     from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
@@ -104,23 +103,6 @@ def _settle_gc() -> None:
     settle()
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
-    """Command-line choices that are not part of the configuration file."""
-
-    log_format: str = "human"  # human | json
-    log_level: str = "info"
-    status_file: Path | None = None
-    config_file: Path | None = None  # read again on reload (None: reload refused)
-    control_socket: Path | None = None  # overrides global_defs.control_socket
-    vip_state_file: Path | None = None  # VIPs added are recorded here (vrrp.vipstate)
-    leftovers: tuple[tuple[str, str], ...] = ()  # (level, line) logged at start
-    locks: Locks | None = None  # single-instance locks, extended to new instances on reload
-    # "all": everything in this process; "supervisor": VRRP in a role process of its
-    # own (hacluster.roles.vrrp), the rest here; "vrrp": that role's process.
-    role: str = "all"
-
-
 class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
 
@@ -139,14 +121,6 @@ class _LastChange:
     change: StateChanged
     at: float  # monotonic
     wall: float
-
-
-def with_overrides(config: Config, options: DaemonOptions) -> Config:
-    """`config` with the command line's overrides applied (--control-socket)."""
-    if options.control_socket is None:
-        return config
-    g = dataclasses.replace(config.global_defs, control_socket=options.control_socket)
-    return dataclasses.replace(config, global_defs=g)
 
 
 def dataplane_problems(config: Config) -> list[str]:
@@ -826,6 +800,12 @@ class Daemon:
         self._metrics.refresh = self._refresh_vrrp_metrics
         loop = asyncio.get_running_loop()
         config = self.config
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        # `hacluster run` blocked these when it released the role (which may be MASTER
+        # already): one that came since is delivered now, to the handler, and stops
+        # everything gracefully once started.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         # The VRRP role is starting meanwhile: nothing here holds it up.
         try:
             self._start_notify()
@@ -835,8 +815,6 @@ class Daemon:
             await role.stop()
             await self._close()
             return 1
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if not await role.start():
@@ -1557,8 +1535,10 @@ class DaemonController:
             self._snapshots.invalidate()
 
 
-def run_daemon(config: Config, options: DaemonOptions) -> int:
-    """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop)."""
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
+    A supervisor runs `role` (forked and released already: `hacluster run` does that
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1566,15 +1546,15 @@ def run_daemon(config: Config, options: DaemonOptions) -> int:
     # let it win the GIL back within 1 ms (default 5 ms) when a VRRP timer is due.
     sys.setswitchinterval(0.001)
     if options.role == "supervisor":
-        from hacluster.roles.vrrp import VrrpRole
+        from hacluster.roles.vrrp import VrrpRole, release
 
         # The VRRP role writes the status file (its instances are what it shows).
         daemon = Daemon(config, dataclasses.replace(options, status_file=None))
-        # The supervisor holds the single-instance locks (a copy released in the role
-        # would release them for both) and has logged the leftovers already.
-        role = VrrpRole(daemon.config, dataclasses.replace(options, locks=None, leftovers=()),
-                        on_restart=daemon.role_restarted)
-        role.fork()  # first, before anything else is built: VRRP waits for nothing
+        if role is None:
+            role = VrrpRole()
+            role.fork()
+            release(role, config, options)
+        role.on_restart = daemon.role_restarted
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)

@@ -86,6 +86,8 @@ def _split(text: str, default: str) -> tuple[str, str]:
 
 def _dataplane_limits(config: Config, at: _Locator) -> Iterable[Finding]:
     """What the configured dataplane cannot carry out, per virtual server."""
+    if not config.virtual_servers:
+        return  # (nor import the dataplane: a VRRP-only `hacluster run` waits for this)
     from hacluster.ipvs.dataplane import config_problems
 
     dataplane = config.global_defs.dataplane
@@ -192,6 +194,8 @@ def _vrrp_scripts(config: Config, at: _Locator) -> list[Finding]:
 
 def _checks(config: Config, at: _Locator, *, offline: bool) -> list[Finding]:
     """Every health check can be planned; MISC_CHECK programs pass the script checks."""
+    if not config.virtual_servers:
+        return []  # (nor import the load balancer)
     from hacluster.config.lower import CheckConfigError, plan, where
     from hacluster.loadbalancer import secure_check
 
@@ -205,10 +209,10 @@ def _checks(config: Config, at: _Locator, *, offline: bool) -> list[Finding]:
                 key = f"virtual_servers[{i}].real_servers[{j}].{check.KIND}"
                 if f"{key}[{n}]" in at.lines:
                     key = f"{key}[{n}]"
-                prefix = where(vs, rs, check) + ": "
                 try:
                     planned = plan(check, vs, rs, g)
                 except CheckConfigError as exc:
+                    prefix = where(vs, rs, check) + ": "
                     found.append(at.finding(key, str(exc).removeprefix(prefix), machine=False))
                     continue
                 if offline:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hacluster.config.model import Config
+    from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.vrrp import VrrpRole
     from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
@@ -68,30 +74,58 @@ def run(args: argparse.Namespace) -> int:
     vip_state = vipstate.state_file(args.state_dir or vipstate.DEFAULT_STATE_DIR, args.config)
     leftovers = vipstate.clear_leftovers(vip_state)
 
+    role: VrrpRole | None = None
+    if not args.single_process:
+        from hacluster.roles.vrrp import VrrpRole
+
+        # The VRRP role starts now and gets ready while the file is loaded and checked
+        # here; it runs nothing before run_daemon releases it with the accepted file.
+        role = VrrpRole()
+        role.fork()
+    try:
+        # Loading builds tens of thousands of objects with thousands of real servers and
+        # frees few: the collector's passes over them would only delay the release.
+        gc.disable()
+        try:
+            config = _load(args.config, leftovers)
+        finally:
+            gc.enable()
+        return 1 if config is None else _run(args, config, vip_state, leftovers, role)
+    finally:
+        if role is not None:
+            role.abandon()  # refused: the unreleased role exits without a trace
+
+
+def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
+    """The file, loaded and preflighted; None once every problem is printed."""
     from hacluster.config import ConfigError
     from hacluster.config.loader import load_config_located
     from hacluster.preflight import preflight
 
     try:
-        config, lines = load_config_located(args.config)
+        config, lines = load_config_located(path)
     except ConfigError as exc:
         _report(leftovers)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return 1
+        return None
     except OSError as exc:
         _report(leftovers)
-        print(f"{args.config}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
     findings = preflight(config, lines)
     if findings:
         _report(leftovers)
         for finding in findings:
             print(finding, file=sys.stderr)
-        print(f"{args.config}: refused, {len(findings)} problem(s)", file=sys.stderr)
-        return 1
+        print(f"{path}: refused, {len(findings)} problem(s)", file=sys.stderr)
+        return None
+    return config
 
-    from hacluster.daemon import DaemonOptions, run_daemon, with_overrides
+
+def _run(args: argparse.Namespace, config: Config, vip_state: Path,
+         leftovers: vipstate.Cleared, role: VrrpRole | None) -> int:
+    from hacluster.daemon_options import DaemonOptions, with_overrides
     from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
     log_format = args.log_format
@@ -120,9 +154,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"hacluster run: cannot take the single-instance lock: {exc}", file=sys.stderr)
         return 1
     try:
-        return run_daemon(config, options)
+        if role is not None:
+            from hacluster.roles.vrrp import release
+
+            # The file is accepted and this is the one director: the role may run it,
+            # while the supervisor imports and builds the rest. A SIGTERM meanwhile
+            # must not kill the supervisor outright: held until its loop handles it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            # The leftovers removed before anything else are logged before the role's
+            # first line, as they happened.
+            _log_leftovers(options)
+            options = dataclasses.replace(options, leftovers=())
+            release(role, config, options)
+        from hacluster.daemon import run_daemon
+
+        return run_daemon(config, options, role)
     finally:
         locks.release()
+
+
+def _log_leftovers(options: DaemonOptions) -> None:
+    import logging
+
+    from hacluster.logs import setup_logging
+
+    setup_logging(options.log_format, options.log_level)
+    log = logging.getLogger("hacluster.daemon")
+    for level, line in options.leftovers:
+        log.log(logging.getLevelName(level.upper()), "%s", line)
 
 
 def _report(leftovers: vipstate.Cleared) -> None:

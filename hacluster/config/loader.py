@@ -132,16 +132,23 @@ def parse_config(
 
 
 def yaml_fields(cls: type[Any]) -> dict[str, Field[Any]]:
-    """The YAML keys a mapping of `cls` takes, with their model fields.
+    """The YAML keys a mapping of `cls` takes, with their model fields (do not change it).
 
     A field named by the mapping's own key (`from_key`) or built from other keys
-    (`derived`) is not a key of its own.
+    (`derived`) is not a key of its own. Worked out once per class: the loader asks for
+    every mapping it reads (thousands with thousands of real servers).
     """
-    return {
-        f.metadata.get("key", f.name): f
-        for f in fields(cls)
-        if not f.metadata.get("from_key") and not f.metadata.get("derived")
-    }
+    found = _YAML_FIELDS.get(cls)
+    if found is None:
+        found = _YAML_FIELDS[cls] = {
+            f.metadata.get("key", f.name): f
+            for f in fields(cls)
+            if not f.metadata.get("from_key") and not f.metadata.get("derived")
+        }
+    return found
+
+
+_YAML_FIELDS: dict[type[Any], dict[str, Field[Any]]] = {}
 
 
 def inherited_keys(cls: type[m.CheckBase]) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from hacluster.ipvs.backend import Backend, BackendUnavailable
 from hacluster.ipvs.memory import MemoryBackend
 from hacluster.ipvs.model import ServiceKey, Table
 from hacluster.ipvs.nftables import NftablesBackend, unsupported
-from hacluster.policy import Health, ServerHealth, conflicts, evaluate, service_of
+from hacluster.policy import Conflict, Health, ServerHealth, evaluate, service_of
 
 BackendName = Literal["netlink", "nftables", "memory"]
 BACKENDS: tuple[BackendName, ...] = ("netlink", "nftables", "memory")
@@ -85,16 +85,21 @@ def config_problems(dataplane: str, servers: Sequence[VirtualServer]) -> list[st
     name = from_dataplane(dataplane)
     if name is None:
         return []
-    problems = conflicts(servers)
+    # One evaluation gives both the conflicts and each virtual server's entry (it is the
+    # first one's where two share a service: that one is reported as a conflict).
+    result = evaluate(servers, {})
+    problems = [e.message for e in result.events if isinstance(e, Conflict)]
     if name != "nftables":
         return problems
+    entries = {entry.service.key: entry for entry in result.table}
     pairs = []
     seen: set[ServiceKey] = set()
     for vs in servers:
-        entry = next(iter(evaluate([vs], {}).table))
-        if entry.service.key in seen:
+        key = service_of(vs).key
+        if key in seen:
             continue  # reported as a conflict above
-        seen.add(entry.service.key)
+        seen.add(key)
+        entry = entries[key]
         dests = list(entry.destinations.values())
         if vs.sorry_server is not None:
             sorry = next(iter(evaluate([vs], _all_down(vs)).table))

@@ -1,8 +1,11 @@
 """The VRRP role: instances, sync groups, trackers and VRRP notify in a process of their own.
 
-keepalived's shape: the supervisor (`hacluster run`) forks this role before it builds
-anything else, so the health checks, the dataplane, the control API and status never
+keepalived's shape: the supervisor (`hacluster run`) forks this role before it even
+reads the file, so the health checks, the dataplane, the control API and status never
 share a loop with VRRP timers, and VRRP does not wait for the checks' plan. The role
+imports what it runs while the supervisor loads and checks the file, then waits for the
+supervisor's release (the accepted file, over the socketpair) before it touches
+anything: a file `hacluster run` refuses never runs here, not even briefly. The role
 runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
 servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
 `ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
@@ -32,11 +35,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
+from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
 from healthchecks.pdeath import die_with_parent
 
 if TYPE_CHECKING:
-    from hacluster.daemon import Daemon, DaemonOptions
+    from hacluster.daemon import Daemon
+    from hacluster.daemon_options import DaemonOptions
 
 log = logging.getLogger("hacluster.roles")
 
@@ -52,6 +56,16 @@ STABLE = 60.0
 def vrrp_config(config: Config) -> Config:
     """What the VRRP role is given: everything but the virtual servers."""
     return dataclasses.replace(config, virtual_servers=())
+
+
+def release(role: VrrpRole, config: Config, options: DaemonOptions) -> None:
+    """Release a forked `role` with the file the supervisor accepted and its command
+    line: the overrides applied; the locks stay with the supervisor (a copy released in
+    the role would release them for both), which has logged the leftovers already."""
+    from hacluster.daemon_options import with_overrides
+
+    role.release(with_overrides(config, options),
+                 dataclasses.replace(options, locks=None, leftovers=()))
 
 
 # --------------------------------------------------------------------------- child side
@@ -91,7 +105,61 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 
 
-def _child(sock: socket.socket, config: Config, options: DaemonOptions, parent: int) -> int:
+#: What the role imports while the supervisor loads and checks the file (the modules
+#: its start path would import after the release; pyroute2 is the netlink code VIPs use).
+PREPARE = (
+    "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
+    "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
+    "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
+    "pyroute2.netlink.rtnl.ifaddrmsg",
+)
+
+
+def _prepare() -> None:
+    """Import what the role's start path needs, one module after the other on this
+    thread (a second importing thread would only contend for the GIL and race pyroute2's
+    circular imports)."""
+    import importlib
+
+    import hacluster
+
+    for name in PREPARE:
+        importlib.import_module(name)
+    _ = hacluster.__version__  # read from the package metadata: the metrics carry it
+
+
+def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
+    """Block until the supervisor releases the role with the file it accepted; None when
+    it refused the file (the channel closed first)."""
+    from hacluster.daemon_options import DaemonOptions
+    from healthchecks.wire import WireError
+
+    def exactly(size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    head = exactly(4)
+    body = None if head is None else exactly(int.from_bytes(head, "big"))
+    if body is None:
+        return None
+    try:
+        message = CODEC.decode(body)
+    except WireError as exc:
+        log.error("the supervisor's release could not be read: %s", exc)
+        return None
+    match message:
+        case ("release", Config() as config, tuple() as fields):
+            return config, DaemonOptions(*fields)
+    log.error("the supervisor sent something other than a release; not starting")
+    return None
+
+
+def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -102,8 +170,19 @@ def _child(sock: socket.socket, config: Config, options: DaemonOptions, parent: 
         signal.set_wakeup_fd(-1)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
+    # The supervisor is loading and checking the file meanwhile: get ready, but touch
+    # nothing (no VIP, no advert, no script) before it has accepted the file, so that
+    # a file `hacluster run` refuses never runs here, not even briefly.
+    _prepare()
+    released = _released(sock)
+    if released is None:
+        return 0
+    config, options = released
     from hacluster.daemon import Daemon
+    from hacluster.logs import setup_logging
 
+    if logging.getLogger().handlers == []:  # forked at start-up, before logging was set up
+        setup_logging(options.log_format, options.log_level)
     for line in apply_process_settings(config.global_defs):
         log.info("[vrrp role] %s", line)
     daemon = Daemon(vrrp_config(config), dataclasses.replace(options, role="vrrp"))
@@ -162,19 +241,19 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
 class VrrpRole:
     """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart."""
 
-    def __init__(self, config: Config, options: DaemonOptions,
-                 on_restart: Callable[[], None] | None = None,
+    def __init__(self, on_restart: Callable[[], None] | None = None,
                  on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
-        self.config = config
+        self.config: Config | None = None  # what it was released with (then reloaded to)
+        self.options: DaemonOptions | None = None
         self.on_event = on_event
-        self.options = options
+        self.on_restart = on_restart
         self.pid: int | None = None
         self.restarts = 0
-        self._on_restart = on_restart
         self._sock: socket.socket | None = None
         self._channel: Channel | None = None
         self._maintenance: set[str] = set()
         self._stopping = False
+        self._released = False
         self._last_answer = 0.0
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,7 +262,8 @@ class VrrpRole:
     # -- lifecycle -------------------------------------------------------------------
 
     def fork(self) -> None:
-        """Start the role's process (call before the supervisor's loop starts, and on restart)."""
+        """Start the role's process: it prepares, then waits for `release` (call first
+        thing in `hacluster run`, before the file is loaded, and on restart)."""
         ours, theirs = socket.socketpair()
         gc.collect()
         gc.freeze()  # what the parent has built stays shared with the child's pages
@@ -193,7 +273,7 @@ class VrrpRole:
             ours.close()
             code = 1
             try:
-                code = _child(theirs, self.config, self.options, parent)
+                code = _child(theirs, parent)
             finally:
                 os._exit(code)
         gc.unfreeze()
@@ -201,6 +281,24 @@ class VrrpRole:
         self.pid = pid
         self._sock = ours
         self._started_at = time.monotonic()
+        self._released = False
+
+    def release(self, config: Config, options: DaemonOptions) -> None:
+        """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
+        assert self._sock is not None
+        self.config, self.options = config, options
+        fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
+        message = ("release", vrrp_config(config), fields)
+        self._sock.sendall(CODEC.frame(message))
+        self._released = True
+
+    def abandon(self) -> None:
+        """The file was refused: a forked role that was never released exits unseen."""
+        if self._released or self._sock is None:
+            return
+        self._sock.close()
+        self._sock = None
+        self._reap(block=True)
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
@@ -288,15 +386,17 @@ class VrrpRole:
             self.restarts += 1
             log.error("the VRRP role exited after %.1f s; starting it again in %.1f s "
                       "(restart %d)", ran, delay, self.restarts)
-            if self._on_restart is not None:
-                self._on_restart()
+            if self.on_restart is not None:
+                self.on_restart()
             await asyncio.sleep(delay)
             delay = min(delay * BACKOFF[1], BACKOFF[2])
             if self._stopping:
                 return
             self._ready.clear()
             await self._channel.close()
+            assert self.config is not None and self.options is not None
             self.fork()
+            self.release(self.config, self.options)
             await self._connect()
             if await self._wait_ready():
                 log.info("the VRRP role runs again (pid %s)", self.pid)

@@ -250,6 +250,8 @@ def test_smtp_server_down_is_retried_logged_and_counted(rig: Rig) -> None:
     inbox = rig.work / "inbox.jsonl"
     rig.start_daemon(rig.config(smtp_server=f"127.0.0.1:{SMTP_PORT}"))
     rig.wait_log(r"mail to 127\.0\.0\.1:2525 failed \(attempt 1\): .*retrying in 5s")
+    # (the VRRP process may be that fast: the supervisor's API comes a moment later)
+    rig.wait_log(r"\[api\] control API on")
     text = _scrape(rig)
     # The VRRP process and the supervisor each send their own alerts: every failed
     # attempt logged is counted once (retries come 5 s later).

@@ -5,7 +5,10 @@
 - `kill -9` of the supervisor alone: the role hears of it (PR_SET_PDEATHSIG), resigns
   and releases its VIP, and no process is left;
 - a frozen VRRP role (SIGSTOP) stops the systemd WATCHDOG pings; they come back with it;
-- a crash of the whole group (frozen, then SIGKILLed) leaves the VIP, as a crash must.
+- a crash of the whole group (frozen, then SIGKILLed) leaves the VIP, as a crash must;
+- a file refused for its virtual servers (by the loader, or by the preflight) never runs
+  in the VRRP role, which is forked before the file is read: no advert, no VIP, no
+  process left.
 """
 
 from __future__ import annotations
@@ -207,3 +210,63 @@ def test_a_frozen_vrrp_role_stops_the_watchdog(director: Director) -> None:
         assert len(pings(3.0)) >= 2  # back with the role
     finally:
         listener.close()
+
+
+def _advert_listener(lab: Lab, ns: Netns) -> socket.socket:
+    """A raw VRRP socket inside `ns` (created there, used from here)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    target = os.open(f"/run/netns/{ns.name}", os.O_RDONLY)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        assert libc.setns(target, 0x40000000) == 0
+        rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    finally:
+        assert libc.setns(own, 0x40000000) == 0
+        os.close(target)
+        os.close(own)
+    rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                  socket.inet_aton("224.0.0.18") + socket.inet_aton("10.91.0.2"))
+    rx.setblocking(False)
+    return rx
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("broken", ["loader", "preflight"])
+def test_a_refused_file_never_runs_in_the_vrrp_role(director: Director, broken: str) -> None:
+    conf = yaml.safe_load(director.conf.read_text())
+    server: dict[str, Any] = {"ip": "10.91.0.3", "port": 80, "TCP_CHECK": {"connect_timeout": 1}}
+    if broken == "loader":
+        server["weigth"] = 2
+    else:
+        server["notify_up"] = str(director.lab.workdir / "missing.sh")
+    conf["virtual_servers"] = [{"ip": "10.91.0.200", "port": 80, "real_servers": [server]}]
+    director.conf.write_text(yaml.safe_dump(conf))
+    rx = _advert_listener(director.lab, director.lab.namespaces[1])
+    try:
+        proc = director.lab.start(director.ns, [HACLUSTER, "run", "-f", str(director.conf)])
+        assert proc.popen.wait(20) == 1
+        text = proc.output()
+        assert f"{director.conf}:" in text and "real_servers[0]" in text, text
+        assert "refused" in text or "unknown key" in text, text
+        time.sleep(0.3)
+        with pytest.raises(BlockingIOError):  # not one advert was sent
+            rx.recv(2048)
+    finally:
+        rx.close()
+    assert not director.has_vip()
+    assert "MASTER" not in text and "INITIALIZE" not in text, text
+    assert _processes_naming(str(director.conf)) == []  # the forked role is gone too
