@@ -266,6 +266,8 @@ class VrrpRole:
         thing in `hacluster run`, before the file is loaded, and on restart)."""
         ours, theirs = socket.socketpair()
         gc.collect()
+        # Frozen already (settled after start-up, healthchecks.gcsettle): stays frozen.
+        settled = gc.get_freeze_count() > 0
         gc.freeze()  # what the parent has built stays shared with the child's pages
         parent = os.getpid()
         pid = os.fork()
@@ -276,7 +278,8 @@ class VrrpRole:
                 code = _child(theirs, parent)
             finally:
                 os._exit(code)
-        gc.unfreeze()
+        if not settled:
+            gc.unfreeze()
         theirs.close()
         self.pid = pid
         self._sock = ours
