@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -69,3 +70,33 @@ class Source:
             sock.close()
             raise
         return sock
+
+    def connected_datagram(self, ip: str, port: int) -> socket.socket:
+        """A UDP socket connected to `ip`:`port`: replies from elsewhere are dropped by
+        the kernel, and an ICMP unreachable comes back as an error on the socket."""
+        sock = self.open(family_of(ip), socket.SOCK_DGRAM)
+        try:
+            sock.connect((ip, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
+class DatagramReply(asyncio.DatagramProtocol):
+    """The first reply datagram that `accepts` takes, or the ICMP error the kernel reports
+    on the connected socket (keepalived sets IP_RECVERR for the same reason)."""
+
+    def __init__(self, done: asyncio.Future[bytes | BaseException]) -> None:
+        self._done = done
+
+    def accepts(self, data: bytes) -> bool:
+        return True
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self._done.done() and self.accepts(data):
+            self._done.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self._done.done():
+            self._done.set_result(exc)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import struct
 
-from healthchecks.base import family_of
+from healthchecks.base import DatagramReply
 from healthchecks.dnswire import (
     CLASS_IN,
     DnsFormatError,
@@ -19,22 +18,16 @@ from healthchecks.params import DNS_TYPES, DnsCheckParams
 from healthchecks.result import CheckResult, describe_error
 
 
-class _Exchange(asyncio.DatagramProtocol):
+class _Exchange(DatagramReply):
     """Waits for the first datagram that carries our query id."""
 
     def __init__(self, query_id: int, done: asyncio.Future[bytes | BaseException]) -> None:
+        super().__init__(done)
         self._id = query_id
-        self._done = done
 
-    def datagram_received(self, data: bytes, addr: object) -> None:
+    def accepts(self, data: bytes) -> bool:
         # A stray datagram with another id is ignored, as a resolver would.
-        if len(data) >= 2 and int.from_bytes(data[:2], "big") == self._id and not self._done.done():
-            self._done.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # On a connected UDP socket an ICMP port unreachable arrives here.
-        if not self._done.done():
-            self._done.set_result(exc)
+        return len(data) >= 2 and int.from_bytes(data[:2], "big") == self._id
 
 
 class DnsCheck:
@@ -60,14 +53,7 @@ class DnsCheck:
         done: asyncio.Future[bytes | BaseException] = loop.create_future()
         transport: asyncio.DatagramTransport | None = None
         try:
-            sock = p.source.open(family_of(p.connect_ip), socket.SOCK_DGRAM)
-            try:
-                # A connected UDP socket: replies from elsewhere are dropped by the
-                # kernel, and an ICMP port unreachable comes back as an error.
-                sock.connect((p.connect_ip, p.connect_port))
-            except OSError:
-                sock.close()
-                raise
+            sock = p.source.connected_datagram(p.connect_ip, p.connect_port)
             async with asyncio.timeout(p.connect_timeout):
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: _Exchange(query_id, done), sock=sock

@@ -17,7 +17,8 @@ import math
 import select
 import weakref
 from collections import deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 _BATCH = 1024
 _EXPIRY_TICK = 0.005
@@ -118,20 +119,41 @@ class Reactor:
         self._waiting.clear()
 
 
-_REACTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Reactor] = (
-    weakref.WeakKeyDictionary()
-)
-_last: Reactor | None = None  # the one most recently used: a lookup saved per check
+class LoopBound(Protocol):
+    """An object tied to one event loop (held weakly) that closes with it."""
+
+    @property
+    def loop(self) -> Callable[[], asyncio.AbstractEventLoop | None]: ...
+
+    def close(self) -> None: ...
 
 
-def reactor_for(loop: asyncio.AbstractEventLoop) -> Reactor:
-    global _last
-    reactor = _last
-    if reactor is not None and reactor.loop() is loop:
-        return reactor
-    reactor = _REACTORS.get(loop)
-    if reactor is None:
-        reactor = _REACTORS[loop] = Reactor(loop)
-        weakref.finalize(loop, reactor.close)
-    _last = reactor
-    return reactor
+_T = TypeVar("_T", bound=LoopBound)
+
+
+class PerLoop(Generic[_T]):
+    """One `make(loop)` object per event loop (closed with its loop); the one most
+    recently used is kept at hand, which saves a dictionary lookup per check."""
+
+    __slots__ = ("_last", "_make", "_objects")
+
+    def __init__(self, make: Callable[[asyncio.AbstractEventLoop], _T]) -> None:
+        self._make = make
+        self._objects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _T] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._last: _T | None = None  # holds its loop only weakly, as the objects do
+
+    def get(self, loop: asyncio.AbstractEventLoop) -> _T:
+        last = self._last
+        if last is not None and last.loop() is loop:
+            return last
+        obj = self._objects.get(loop)
+        if obj is None:
+            obj = self._objects[loop] = self._make(loop)
+            weakref.finalize(loop, obj.close)  # its epoll fd goes with the loop
+        self._last = obj
+        return obj
+
+
+reactor_for = PerLoop(Reactor).get

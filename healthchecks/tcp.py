@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from healthchecks.base import Source, family_of
 from healthchecks.params import TcpCheckParams
+from healthchecks.reactor import PerLoop
 from healthchecks.result import CheckResult, describe_error
 
 # Closing with SO_LINGER 0 sends RST instead of FIN: the checker keeps no TIME_WAIT
@@ -184,23 +185,7 @@ class _Poller:
         self._in_set.clear()
 
 
-_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poller] = (
-    weakref.WeakKeyDictionary()
-)
-_last: _Poller | None = None  # the one most recently used: a lookup saved per check
-
-
-def _poller(loop: asyncio.AbstractEventLoop) -> _Poller:
-    global _last
-    poller = _last
-    if poller is not None and poller.loop() is loop:
-        return poller
-    poller = _POLLERS.get(loop)
-    if poller is None:
-        poller = _POLLERS[loop] = _Poller(loop)
-        weakref.finalize(loop, poller.close)  # its epoll fd goes with the loop
-    _last = poller
-    return poller
+_poller = PerLoop(_Poller).get
 
 
 class _Attempt:

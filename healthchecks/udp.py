@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
-from healthchecks.base import family_of
+from healthchecks.base import DatagramReply
 from healthchecks.params import UdpCheckParams
 from healthchecks.result import CheckResult, describe_error
-
-
-class _Exchange(asyncio.DatagramProtocol):
-    """The first reply datagram, or the ICMP error the kernel reports on the socket."""
-
-    def __init__(self, done: asyncio.Future[bytes | BaseException]) -> None:
-        self._done = done
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        if not self._done.done():
-            self._done.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # A connected UDP socket learns of an ICMP port/host unreachable this way
-        # (keepalived sets IP_RECVERR for the same reason).
-        if not self._done.done():
-            self._done.set_result(exc)
 
 
 class UdpCheck:
@@ -49,14 +31,9 @@ class UdpCheck:
         done: asyncio.Future[bytes | BaseException] = loop.create_future()
         transport: asyncio.DatagramTransport | None = None
         try:
-            sock = p.source.open(family_of(p.connect_ip), socket.SOCK_DGRAM)
-            try:
-                sock.connect((p.connect_ip, p.connect_port))
-            except OSError:
-                sock.close()
-                raise
+            sock = p.source.connected_datagram(p.connect_ip, p.connect_port)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Exchange(done), sock=sock
+                lambda: DatagramReply(done), sock=sock
             )
             transport.sendto(p.payload)
             try:

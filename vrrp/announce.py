@@ -226,34 +226,36 @@ class Announcer:
         )
 
     async def _run_lower(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
-        try:
-            frames = await self._frames(vips)
-        except (OSError, ValueError) as exc:
-            log.error("[%s] cannot build announcements: %s", self.name, exc)
-            return
         p = self.params
-        if not first_sent:
-            await self._burst(frames, p.lower_prio_repeat, " (lower priority advert heard)")
-        if p.lower_prio_delay > 0:
-            await asyncio.sleep(p.lower_prio_delay)
-            await self._burst(frames, p.lower_prio_repeat, " (garp_lower_prio_delay)")
+        await self._two_bursts(vips, first_sent, p.lower_prio_repeat, p.lower_prio_delay,
+                               " (lower priority advert heard)", " (garp_lower_prio_delay)")
 
     async def _run(self, vips: tuple[Vip, ...], first_sent: bool) -> None:
-        try:
-            frames = await self._frames(vips)
-        except (OSError, ValueError) as exc:
-            log.error("[%s] cannot build announcements: %s", self.name, exc)
-            return
         p = self.params
-        if not first_sent:
-            await self._burst(frames, p.repeat, "")
-        if p.delay > 0:
-            await asyncio.sleep(p.delay)
-            await self._burst(frames, p.repeat, " (garp_master_delay)")
-        if p.refresh > 0:
+        frames = await self._two_bursts(vips, first_sent, p.repeat, p.delay, "",
+                                        " (garp_master_delay)")
+        if frames is not None and p.refresh > 0:
             while True:
                 await asyncio.sleep(p.refresh)
                 await self._burst(frames, p.refresh_repeat, " (refresh)")
+
+    async def _two_bursts(
+        self, vips: tuple[Vip, ...], first_sent: bool, repeat: int, delay: float,
+        why_first: str, why_delayed: str,
+    ) -> list[tuple[Vip, bytes]] | None:
+        """A burst now (unless the caller sent it already) and one more after `delay`;
+        the frames, or None when they cannot be built (logged)."""
+        try:
+            frames = await self._frames(vips)
+        except (OSError, ValueError) as exc:
+            log.error("[%s] cannot build announcements: %s", self.name, exc)
+            return None
+        if not first_sent:
+            await self._burst(frames, repeat, why_first)
+        if delay > 0:
+            await asyncio.sleep(delay)
+            await self._burst(frames, repeat, why_delayed)
+        return frames
 
     async def _burst(self, frames: list[tuple[Vip, bytes]], repeat: int, why: str) -> None:
         if self.params.interval <= 0:
