@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.launch import Forked
     from hacluster.roles.vrrp import VrrpRole
     from vrrp import vipstate
 
@@ -76,14 +77,13 @@ def run(args: argparse.Namespace) -> int:
     leftovers = vipstate.clear_leftovers(vip_state)
     mark("leftovers cleared")
 
-    role: VrrpRole | None = None
+    forked: Forked | None = None
     if not args.single_process:
-        from hacluster.roles.vrrp import VrrpRole
+        from hacluster.roles.launch import fork_vrrp_role
 
         # The VRRP role starts now and gets ready while the file is loaded and checked
-        # here; it runs nothing before run_daemon releases it with the accepted file.
-        role = VrrpRole()
-        role.fork()
+        # here; it runs nothing before _run releases it with the accepted file.
+        forked = fork_vrrp_role()
         mark("role forked")
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
@@ -93,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
-        return 1 if config is None else _run(args, config, vip_state, leftovers, role)
+        return 1 if config is None else _run(args, config, vip_state, leftovers, forked)
     finally:
-        if role is not None:
-            role.abandon()  # refused: the unreleased role exits without a trace
+        if forked is not None:
+            from hacluster.roles.launch import abandon
+
+            abandon(forked)  # refused: the unreleased role exits without a trace
 
 
 def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
@@ -130,7 +132,7 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
 
 
 def _run(args: argparse.Namespace, config: Config, vip_state: Path,
-         leftovers: vipstate.Cleared, role: VrrpRole | None) -> int:
+         leftovers: vipstate.Cleared, forked: Forked | None) -> int:
     from hacluster.daemon_options import DaemonOptions, with_overrides
     from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
@@ -151,8 +153,9 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
     )
     # Before anything else is touched (the control socket, VIPs from the configuration):
     # one daemon only. The recorded leftovers above were left alone if their writer lives.
+    effective = with_overrides(config, options)
     try:
-        locks.acquire(lock_specs(with_overrides(config, options)))
+        locks.acquire(lock_specs(effective))
     except AlreadyRunning as exc:
         print(f"hacluster run: refused: {exc}", file=sys.stderr)
         return 1
@@ -161,8 +164,9 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
         return 1
     mark("locked")
     try:
-        if role is not None:
-            from hacluster.roles.vrrp import release
+        role: VrrpRole | None = None
+        if forked is not None:
+            from hacluster.roles.launch import release
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
@@ -170,10 +174,18 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
-            _log_leftovers(options)
+            if options.leftovers:
+                _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
-            release(role, config, options)
+            # The role gets the overrides applied; the locks stay here (a copy released
+            # in the role would release them for both).
+            role_options = dataclasses.replace(options, locks=None)
+            release(forked, effective, role_options)
             mark("released")
+            from hacluster.roles.vrrp import VrrpRole
+
+            role = VrrpRole()
+            role.adopt(forked, effective, role_options)
         from hacluster.daemon import run_daemon
 
         return run_daemon(config, options, role)

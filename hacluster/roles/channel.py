@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import inspect
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hacluster.config import model
-from healthchecks.wire import Codec, WireError
+from hacluster.roles.codec import CODEC
+from healthchecks.wire import WireError
 
 log = logging.getLogger("hacluster.roles")
-
-
-def _config_types() -> list[type]:
-    return [
-        cls for _, cls in inspect.getmembers(model, inspect.isclass)
-        if dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
-    ]
-
-
-#: What crosses between the supervisor and its roles: plain values and config types.
-CODEC = Codec(_config_types())
 
 
 class RoleGone(ConnectionError):

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
-import gc
 import logging
 import os
 import resource
@@ -35,7 +34,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
+from hacluster.roles import launch
+from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
+from hacluster.roles.codec import CODEC
+from hacluster.roles.launch import vrrp_config
 from hacluster.startuptrace import mark
 from healthchecks.pdeath import die_with_parent
 
@@ -52,11 +54,6 @@ HEARTBEAT_TIMEOUT = 2.0
 BACKOFF = (0.5, 2.0, 30.0)
 #: A role that ran this long before dying starts the backoff again from the first delay.
 STABLE = 60.0
-
-
-def vrrp_config(config: Config) -> Config:
-    """What the VRRP role is given: everything but the virtual servers."""
-    return dataclasses.replace(config, virtual_servers=())
 
 
 def release(role: VrrpRole, config: Config, options: DaemonOptions) -> None:
@@ -160,7 +157,7 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     return None
 
 
-def _child(sock: socket.socket, parent: int) -> int:
+def run_child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -268,37 +265,25 @@ class VrrpRole:
     # -- lifecycle -------------------------------------------------------------------
 
     def fork(self) -> None:
-        """Start the role's process: it prepares, then waits for `release` (call first
-        thing in `hacluster run`, before the file is loaded, and on restart)."""
-        ours, theirs = socket.socketpair()
-        gc.collect()
-        # Frozen already (settled after start-up, healthchecks.gcsettle): stays frozen.
-        settled = gc.get_freeze_count() > 0
-        gc.freeze()  # what the parent has built stays shared with the child's pages
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child
-            ours.close()
-            code = 1
-            try:
-                code = _child(theirs, parent)
-            finally:
-                os._exit(code)
-        if not settled:
-            gc.unfreeze()
-        theirs.close()
-        self.pid = pid
-        self._sock = ours
+        """Start the role's process: it prepares, then waits for `release` (on restart;
+        `hacluster run` forks with `launch.fork_vrrp_role` and `adopt`s the process)."""
+        self.adopt(launch.fork_vrrp_role())
+
+    def adopt(self, forked: launch.Forked, config: Config | None = None,
+              options: DaemonOptions | None = None) -> None:
+        """Take on a forked role; with `config` and `options`, one released with them."""
+        self.pid = forked.pid
+        self._sock = forked.sock
         self._started_at = time.monotonic()
-        self._released = False
+        self._released = config is not None
+        if config is not None:
+            self.config, self.options = config, options
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
         assert self._sock is not None
         self.config, self.options = config, options
-        fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
-        message = ("release", vrrp_config(config), fields)
-        self._sock.sendall(CODEC.frame(message))
+        self._sock.sendall(launch.release_frame(config, options))
         self._released = True
 
     def abandon(self) -> None:
