@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
-import shutil
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -162,6 +160,8 @@ def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
     """Whether this kernel has IPVS: loaded, built in, or a module it can load."""
     if os.path.exists("/proc/net/ip_vs") or os.path.isdir("/sys/module/ip_vs"):
         return True
+    import platform
+
     release = modules / platform.release()
     for index in ("modules.builtin", "modules.dep"):
         try:
@@ -181,6 +181,8 @@ def _kernel(config: Config, at: _Locator) -> list[Finding]:
         return [at.finding("global_defs.dataplane",
                            "this kernel has no IPVS (module ip_vs not found); "
                            "dataplane: nftables needs none", machine=True)]
+    import shutil
+
     if dataplane == "nftables" and shutil.which("nft") is None:
         return [at.finding("global_defs.dataplane", "nft not found: install nftables",
                            machine=True)]

@@ -741,11 +741,19 @@ class _Ctx:
         return self.scalar(node, path)
 
     def number(self, hint: type, node: Node, path: str, meta: Mapping[str, Any]) -> Any:
+        if isinstance(node, ScalarNode):
+            value = self.scalar(node, path)
+            if value is _INVALID:
+                return value
+            if type(value) is int and hint is int:  # the common case, in one test
+                low, high = meta.get("min"), meta.get("max")
+                if (low is None or value >= low) and (high is None or value <= high):
+                    return value
+        else:
+            value = None
         want = "a whole number" if hint is int else "a number"
-        value = self.plain(node, path, want)
-        if value is _INVALID:
-            return value
-        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        if not isinstance(node, ScalarNode) or isinstance(value, bool) or not isinstance(
+                value, _NUMBERS):
             return self.error(node, path, f"must be {want}, got {_describe(node)}")
         if hint is int and not isinstance(value, int):
             if not value.is_integer():
@@ -1416,6 +1424,14 @@ def ip_address(text: str) -> m.IPAddress:
 
 
 def _parse_ip(ctx: _Ctx, node: Node, path: str) -> Any:
+    # `_convert(ctx, node, path, "an IP address", ip_address)`, in one call: every real
+    # server has an address.
+    if type(node) is ScalarNode and node.tag != _NULL_TAG:
+        text = node.value.strip()
+        try:
+            return ip_address(text)
+        except ValueError:
+            return ctx.error(node, path, f"not an IP address: {text!r}")
     return _convert(ctx, node, path, "an IP address", ip_address)
 
 
