@@ -214,9 +214,6 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
-        # set up; run() waits for it before the instances start.
-        self._addresses.warm_up()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
@@ -736,9 +733,6 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
-            if self._addresses is not None:
-                # Before the dataplane and the trackers import pyroute2 on this thread.
-                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()

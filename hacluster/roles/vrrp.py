@@ -106,19 +106,19 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 
 #: What the role imports while the supervisor loads and checks the file (the modules
-#: its start path would import after the release; pyroute2 is the netlink code VIPs use).
+#: its start path would import after the release; never pyroute2 nor scapy: vrrp.rtnl and
+#: vrrp.frames do what VRRP needs of them).
 PREPARE = (
     "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
     "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
-    "pyroute2.netlink.rtnl.ifaddrmsg",
+    "vrrp.addrwatch",
 )
 
 
 def _prepare() -> None:
     """Import what the role's start path needs, one module after the other on this
-    thread (a second importing thread would only contend for the GIL and race pyroute2's
-    circular imports)."""
+    thread (a second importing thread would only contend for the GIL)."""
     import importlib
 
     import hacluster
