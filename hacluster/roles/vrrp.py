@@ -20,7 +20,6 @@ instances in maintenance.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -34,13 +33,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
 from healthchecks.pdeath import die_with_parent
 
+# `hacluster run` forks the role first thing: this module imports nothing heavy (no
+# asyncio, no config model), so the fork comes early and the role imports what it
+# needs itself, while the supervisor loads the file.
 if TYPE_CHECKING:
+    import asyncio
+
+    from hacluster.config.model import Config, GlobalDefs
     from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import Channel
 
 log = logging.getLogger("hacluster.roles")
 
@@ -131,7 +135,9 @@ def _prepare() -> None:
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     """Block until the supervisor releases the role with the file it accepted; None when
     it refused the file (the channel closed first)."""
+    from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -164,6 +170,8 @@ def _child(sock: socket.socket, parent: int) -> int:
     die_with_parent(parent)
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
+    import asyncio
+
     # Forked from a running loop (a restart): none of its state is ours.
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
@@ -196,6 +204,11 @@ def _child(sock: socket.socket, parent: int) -> int:
 
 
 async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+    import asyncio
+
+    from hacluster.config.model import Config
+    from hacluster.roles.channel import send_event, serve
+
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
@@ -257,7 +270,7 @@ class VrrpRole:
         self._last_answer = 0.0
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
+        self._ready_event: asyncio.Event | None = None  # made on the loop (fork has none)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -286,8 +299,18 @@ class VrrpRole:
         self._started_at = time.monotonic()
         self._released = False
 
+    @property
+    def _ready(self) -> asyncio.Event:
+        if self._ready_event is None:
+            import asyncio
+
+            self._ready_event = asyncio.Event()
+        return self._ready_event
+
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
+        from hacluster.roles.channel import CODEC
+
         assert self._sock is not None
         self.config, self.options = config, options
         fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
@@ -305,6 +328,8 @@ class VrrpRole:
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
+        import asyncio
+
         await self._connect()
         ok = await self._wait_ready()
         if ok:
@@ -315,6 +340,10 @@ class VrrpRole:
         return ok
 
     async def _connect(self) -> None:
+        import asyncio
+
+        from hacluster.roles.channel import Channel
+
         assert self._sock is not None
         reader, writer = await asyncio.open_unix_connection(sock=self._sock)
         self._channel = Channel(reader, writer, self._event)
@@ -324,6 +353,8 @@ class VrrpRole:
             self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         assert self._channel is not None
         try:
             await self._channel.call("ready", timeout=None)
@@ -336,6 +367,8 @@ class VrrpRole:
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Ask the role to stop (masters resign first) and wait for it to exit."""
+        import asyncio
+
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
@@ -368,6 +401,8 @@ class VrrpRole:
     # -- supervision -------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        import asyncio
+
         delay = BACKOFF[0]
         while not self._stopping:
             assert self._channel is not None
@@ -408,6 +443,8 @@ class VrrpRole:
                         await self.maintenance(name, True)
 
     async def _heartbeat(self) -> None:
+        import asyncio
+
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
             channel = self._channel
@@ -424,12 +461,16 @@ class VrrpRole:
     # -- requests ------------------------------------------------------------------------
 
     async def call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        from hacluster.roles.channel import RoleGone
+
         if self._channel is None:
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
     async def status(self) -> dict[str, Any] | None:
         """The role's instances and counters (None while it is not there)."""
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("status", timeout=5)
         except (RoleGone, RoleError, TimeoutError):
@@ -437,6 +478,8 @@ class VrrpRole:
         return value if isinstance(value, dict) else None
 
     async def metric_families(self) -> list[Any]:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("metrics", timeout=5)
         except (RoleGone, RoleError, TimeoutError):
