@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, GlobalDefs
 from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
+from hacluster.startuptrace import mark
 from healthchecks.pdeath import die_with_parent
 
 if TYPE_CHECKING:
@@ -173,10 +174,13 @@ def _child(sock: socket.socket, parent: int) -> int:
     # The supervisor is loading and checking the file meanwhile: get ready, but touch
     # nothing (no VIP, no advert, no script) before it has accepted the file, so that
     # a file `hacluster run` refuses never runs here, not even briefly.
+    mark("role: started")
     _prepare()
+    mark("role: prepared")
     released = _released(sock)
     if released is None:
         return 0
+    mark("role: released")
     config, options = released
     from hacluster.daemon import Daemon
     from hacluster.logs import setup_logging
@@ -224,6 +228,8 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
     # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
     daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
     server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
+    running = asyncio.get_running_loop().create_task(daemon.started.wait())
+    running.add_done_callback(lambda _: mark("role: instances running"))
     # The supervisor gone (channel closed): stop gracefully, resigning as masters.
     server.add_done_callback(lambda _: daemon.request_stop())
     try:
