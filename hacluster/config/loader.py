@@ -1632,9 +1632,20 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
             ctx.at(_join(path, key), f"{fifo} is already {fifos[fifo]}")
             ok = False
         fifos[fifo] = key
+    table = values.get("nftables")
+    if table is not None and not _NFT_TABLE_RE.match(table):
+        ctx.at(_join(path, "nftables"), f"must be an nftables table name (a letter, then "
+               f"letters, digits or _, at most 64), got {table!r}")
+        ok = False
+    elif table == "hacluster":
+        ctx.at(_join(path, "nftables"), "'hacluster' is the nftables dataplane's table")
+        ok = False
     if not ok:
         return _INVALID
     return m.GlobalDefs(**values)
+
+
+_NFT_TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {
