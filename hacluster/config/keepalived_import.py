@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from hacluster.config import advert_fit
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import parse_config
 
@@ -953,6 +954,12 @@ class _Converter:
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        vips = target.get("virtual_ipaddress") or ()
+        if len(vips) > advert_fit.VRRP_MAX_ADDR:
+            self.skip(stmt, kp, f"{name} has {len(vips)} VIPs: one advert carries at most "
+                      f"{advert_fit.VRRP_MAX_ADDR} (fewer if the interface's MTU is small); "
+                      "the rest are not advertised, only added: keepalived and hacluster "
+                      "move them to the excluded VIPs at start, with a warning", same=True)
         tracked = target.get("track_interface", [])
         for i, item in reversed(list(enumerate(tracked))):
             if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
