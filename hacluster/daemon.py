@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
+from hacluster.accept_mode import AcceptFirewall
 from hacluster.apitypes import (
     InstanceStatus,
     Status,
@@ -157,6 +158,7 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
+        self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
         self._vmacs: Vmacs | None = None  # use_vmac macvlans
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
@@ -343,6 +345,8 @@ class Daemon:
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
             self._routes.on_state(name, change.old, change.new)
+        if self._accept is not None:
+            self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -750,6 +754,9 @@ class Daemon:
             if RouteFollower.wanted(config):
                 self._routes = RouteFollower(config)
                 await self._routes.start()
+            if AcceptFirewall.wanted(config):
+                self._accept = AcceptFirewall(config)
+                await self._accept.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -885,6 +892,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._accept is not None:
+                await self._accept.stop()
             if self._vmacs is not None:
                 await self._vmacs.remove_all()
             if self._lvs_sync is not None:
@@ -1321,6 +1330,11 @@ class Daemon:
         elif RouteFollower.wanted(new):
             self._routes = RouteFollower(new)
             await self._routes.start()
+        if self._accept is not None:
+            await self._accept.reconfigure(new)
+        elif AcceptFirewall.wanted(new):
+            self._accept = AcceptFirewall(new)
+            await self._accept.start()
 
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
