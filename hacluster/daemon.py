@@ -65,7 +65,6 @@ from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers k
     identity,
     plan_units,
     plan_vrrp_reload,
-    unit_settings,
 )
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
