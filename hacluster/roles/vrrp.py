@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hacluster.startuptrace import mark
 from healthchecks.pdeath import die_with_parent
 
 # `hacluster run` forks the role first thing: this module imports nothing heavy (no
@@ -181,10 +182,13 @@ def _child(sock: socket.socket, parent: int) -> int:
     # The supervisor is loading and checking the file meanwhile: get ready, but touch
     # nothing (no VIP, no advert, no script) before it has accepted the file, so that
     # a file `hacluster run` refuses never runs here, not even briefly.
+    mark("role: started")
     _prepare()
+    mark("role: prepared")
     released = _released(sock)
     if released is None:
         return 0
+    mark("role: released")
     config, options = released
     from hacluster.daemon import Daemon
     from hacluster.logs import setup_logging
@@ -237,6 +241,8 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
     # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
     daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
     server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
+    running = asyncio.get_running_loop().create_task(daemon.started.wait())
+    running.add_done_callback(lambda _: mark("role: instances running"))
     # The supervisor gone (channel closed): stop gracefully, resigning as masters.
     server.add_done_callback(lambda _: daemon.request_stop())
     try:
