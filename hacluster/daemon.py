@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
+from hacluster.accept_mode import AcceptFirewall
 from hacluster.apitypes import (
     InstanceStatus,
     Status,
@@ -65,7 +66,6 @@ from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers k
     identity,
     plan_units,
     plan_vrrp_reload,
-    unit_settings,
 )
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
@@ -141,6 +141,7 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
+        self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
         self._vmacs: Vmacs | None = None  # use_vmac macvlans
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
@@ -199,9 +200,6 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
-        # set up; run() waits for it before the instances start.
-        self._addresses.warm_up()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
@@ -331,6 +329,8 @@ class Daemon:
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
             self._routes.on_state(name, change.old, change.new)
+        if self._accept is not None:
+            self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -727,9 +727,6 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
-            if self._addresses is not None:
-                # Before the dataplane and the trackers import pyroute2 on this thread.
-                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()
@@ -747,6 +744,9 @@ class Daemon:
             if RouteFollower.wanted(config):
                 self._routes = RouteFollower(config)
                 await self._routes.start()
+            if AcceptFirewall.wanted(config):
+                self._accept = AcceptFirewall(config)
+                await self._accept.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -971,6 +971,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._accept is not None:
+                await self._accept.stop()
             if self._vmacs is not None:
                 await self._vmacs.remove_all()
             if self._lvs_sync is not None:
@@ -1374,6 +1376,11 @@ class Daemon:
         elif RouteFollower.wanted(new):
             self._routes = RouteFollower(new)
             await self._routes.start()
+        if self._accept is not None:
+            await self._accept.reconfigure(new)
+        elif AcceptFirewall.wanted(new):
+            self._accept = AcceptFirewall(new)
+            await self._accept.start()
 
     async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
