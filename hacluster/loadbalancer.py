@@ -947,8 +947,7 @@ class LoadBalancer:
         for kind, label, seconds in batches:
             self.counters["checks"] += len(seconds)
             if self._metrics is not None:
-                for s in seconds:
-                    self._metrics.check_done(kind, label, max(0.0, s))
+                self._metrics.checks_done(kind, label, seconds)
 
     async def refresh(self, max_age: float = 1.0) -> None:
         """Read the checks' counters from the worker processes, when the last reading is
@@ -1188,7 +1187,7 @@ class LoadBalancer:
             reals = self._members.get(skey, [])
             for real in reals:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
-                metrics.real_server(vs_name, str(real.rs), up=real.up,
+                metrics.real_server(vs_name, real.name, up=real.up,
                                     weight=dest.weight if dest is not None else 0)
 
     async def _run(self) -> None:
