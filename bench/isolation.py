@@ -155,8 +155,11 @@ def pss_mb(pid: int) -> float:
 
 def name_of(pid: int, top: int) -> str:
     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    if b"worker_main" in b" ".join(cmd):
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    if b"worker_main" in b" ".join(cmd) or comm == "hc-check-worker":
         return "check worker"
+    if comm == "hc-zygote":
+        return "zygote"
     return "supervisor" if pid == top else "VRRP role"
 
 

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
+    from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
@@ -182,6 +183,7 @@ class Daemon:
         self._pushed: dict[tuple[str, str], int] = {}
         self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -646,6 +648,8 @@ class Daemon:
         }
         if self._vrrp_role is not None:
             counters["role_restarts"] = {"vrrp": self._vrrp_role.restarts}
+        if self._zygote is not None:
+            counters.setdefault("role_restarts", {})["zygote"] = self._zygote.restarts
         if lb is not None:
             counters["load_balancer"] = lb["counters"]
         return Status(
@@ -858,6 +862,15 @@ class Daemon:
         self._vrrp_role = role
         role.on_event = self._role_event
 
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Fork check workers from `zygote`; its restarts are counted as a role's."""
+        self._zygote = zygote
+        zygote.on_restart = self._zygote_restarted
+
+    def _zygote_restarted(self) -> None:
+        if self._metrics is not None:
+            self._metrics.role_restarted("zygote")
+
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
             name, label = args
@@ -953,7 +966,7 @@ class Daemon:
         try:
             workers = checker_processes(config)
             lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
-                              workers=workers)
+                              workers=workers, zygote=self._zygote)
             if workers:
                 log.info("health checks run in %d worker process(es)", workers)
         except LoadBalancerError as exc:
@@ -1535,10 +1548,12 @@ class DaemonController:
             self._snapshots.invalidate()
 
 
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1558,6 +1573,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

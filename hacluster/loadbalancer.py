@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -365,6 +366,7 @@ class LoadBalancer:
         coalesce: float = DEFAULT_COALESCE,
         max_concurrency: int = 4096,
         workers: int = 0,
+        zygote: Zygote | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         self._config = config
@@ -374,13 +376,14 @@ class LoadBalancer:
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
         # With workers, checks run in worker processes (so no amount of checking delays
-        # this process's loop) and their outcomes come back as data.
+        # this process's loop) and their outcomes come back as data; forked from
+        # `zygote` if given, so that they share its imported pages.
         self._sharded: ShardedRunner | None = None
         self._runner: Runner | ShardedRunner
         if workers:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
-                on_results=self._on_results,
+                on_results=self._on_results, zygote=zygote,
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
