@@ -160,7 +160,31 @@ def name_of(pid: int, top: int) -> str:
         return "check worker"
     if comm == "hc-zygote":
         return "zygote"
-    return "supervisor" if pid == top else "VRRP role"
+    if pid == top:
+        return "supervisor"
+    # The VRRP role and the balancer are both forked by the supervisor: the role is the
+    # one at vrrp_rt_priority (SCHED_RR), else the older of the two.
+    policy = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+    if policy == os.SCHED_RR:
+        return "VRRP role"
+    siblings = sorted(p for p in family(top) if p != top and _parent(p) == top
+                      and Path(f"/proc/{p}/comm").read_text().strip() != "hc-zygote")
+    return "VRRP role" if siblings and pid == siblings[0] and not any(
+        _policy(p) == os.SCHED_RR for p in siblings) else "balancer"
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def _policy(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+    except OSError:
+        return 0
 
 
 @dataclass

@@ -8,6 +8,7 @@ and a killed parent takes the zygote and every worker with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import pytest
 from healthchecks import CheckResult, CheckSpec, HealthChanged, TcpCheckParams, Timing, make_checker
 from healthchecks.sharded import ShardedRunner
 from healthchecks.zygote import WORKER, Zygote, ZygoteError
+from healthchecks.zygote import current as zygote_current
 
 TIMING = Timing(delay_loop=0.2, retry=0, warmup=0.1)
 
@@ -323,3 +325,48 @@ def test_the_spawn_api_runs_only_its_targets() -> None:
     finally:
         z.stop()
     assert z.pid is None
+
+
+def sleeper(sock: socket.socket) -> int:
+    """A zygote target that outlives its socket: only its asker's death stops it."""
+    time.sleep(60)
+    return 0
+
+
+def test_a_child_dies_with_the_process_that_asked_for_it() -> None:
+    """A process forked from the starter (as a role is) asks the zygote it inherited;
+    when the asker is killed its child follows (SIGTERM), the zygote stays."""
+    z = Zygote(preload=[], targets=[f"{__name__}:sleeper"])
+    z.start()
+    read, write = os.pipe()
+    asker = os.fork()
+    if asker == 0:  # the asker: holds the handle it inherited
+        code = 1
+        try:
+            os.close(read)
+            _ours, theirs = socket.socketpair()
+            handle = zygote_current()
+            assert handle is z
+            child = handle.spawn(f"{__name__}:sleeper", theirs)
+            os.write(write, f"{child.pid}\n".encode())
+            time.sleep(60)
+        finally:
+            os._exit(code)
+    try:
+        os.close(write)
+        with os.fdopen(read) as lines:
+            child = int(lines.readline())
+        assert parent_of(child) == z.pid and alive(child)
+        os.kill(asker, signal.SIGKILL)
+        os.waitpid(asker, 0)
+        for _ in range(200):
+            if not alive(child):
+                break
+            time.sleep(0.025)
+        assert not alive(child)
+        assert z.alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(asker, signal.SIGKILL)
+            os.waitpid(asker, 0)
+        z.stop()
