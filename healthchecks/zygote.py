@@ -45,23 +45,23 @@ import asyncio
 import contextlib
 import gc
 import importlib
-import json
 import logging
 import os
-import secrets
 import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from healthchecks.pdeath import die_with, die_with_parent, set_name
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger("healthchecks")
 
@@ -177,7 +177,7 @@ class Zygote:
         if self._control is not None:
             raise RuntimeError("the zygote is already started")
         if not self._address:
-            self._address = f"\0hacluster-zygote-{os.getpid()}-{secrets.token_hex(8)}"
+            self._address = f"\0hacluster-zygote-{os.getpid()}-{os.urandom(8).hex()}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             listener.bind(self._address)
@@ -187,7 +187,7 @@ class Zygote:
             listener.close()
             raise
         parent = os.getpid()
-        config = json.dumps([parent, self.name, self.preload, self.targets, self.lazy])
+        settings = [parent, self.name, list(self.preload), list(self.targets), self.lazy]
         try:
             if threading.active_count() == 1 and not _loop_running():
                 frozen = gc.get_freeze_count() > 0
@@ -197,19 +197,23 @@ class Zygote:
                     code = 1
                     try:
                         ours.close()
-                        code = serve(theirs, listener, config)
+                        code = _serve(theirs, listener, parent, self.name,
+                                      list(self.preload), list(self.targets), self.lazy)
                     finally:
                         os._exit(code)
                 if not frozen:
                     gc.unfreeze()
                 self._popen = None
             else:
+                import json
+                import subprocess
+
                 self._popen = subprocess.Popen(
                     [sys.executable, "-c",
                      "import sys, socket; from healthchecks.zygote import serve; "
                      "sys.exit(serve(socket.socket(fileno=int(sys.argv[1])), "
                      "socket.socket(fileno=int(sys.argv[2])), sys.argv[3]))",
-                     str(theirs.fileno()), str(listener.fileno()), config],
+                     str(theirs.fileno()), str(listener.fileno()), json.dumps(settings)],
                     pass_fds=(theirs.fileno(), listener.fileno()), stdin=subprocess.DEVNULL,
                 )
                 pid = self._popen.pid
@@ -276,6 +280,8 @@ class Zygote:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         if self._popen is not None:
+            import subprocess
+
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(5)
             self._popen.kill()
@@ -353,6 +359,8 @@ class Zygote:
     @staticmethod
     def _send(conn: socket.socket, target: str, sock: socket.socket, args: Sequence[Any],
               name: str | None) -> None:
+        import json
+
         body = json.dumps({"target": target, "args": list(args), "name": name}).encode()
         if len(body) > MAX_MESSAGE:
             raise ZygoteError("spawn request too long")
@@ -368,6 +376,8 @@ class Zygote:
 
 def _answer(data: bytes, ancdata: list[tuple[int, int, bytes]], _flags: int,
             _addr: object) -> Child:
+    import json
+
     fds = _fds(ancdata)
     if not data:
         _close_all(fds)
@@ -415,10 +425,17 @@ def _loop_running() -> bool:
 # --------------------------------------------------------------------------- zygote side
 
 
-def serve(control: socket.socket, listener: socket.socket, config: str) -> int:
+def serve(control: socket.socket, listener: socket.socket, settings: str) -> int:
+    """The exec'ed zygote's entry point (`settings`: JSON of `_serve`'s last arguments)."""
+    import json
+
+    return _serve(control, listener, *json.loads(settings))
+
+
+def _serve(control: socket.socket, listener: socket.socket, parent: int, name: str,
+           preload: list[str], targets: list[str], lazy: bool) -> int:
     """The zygote's process: import, freeze, then fork a child per request until the
     starter closes `control`."""
-    parent, name, preload, targets, lazy = json.loads(config)
     die_with_parent(parent)
     set_name(name)
     # Only what the children need is inherited: not the starter's other descriptors
@@ -459,6 +476,8 @@ def serve(control: socket.socket, listener: socket.socket, config: str) -> int:
 
 def _answer_request(conn: socket.socket, control: socket.socket, listener: socket.socket,
                     targets: list[str]) -> None:
+    import json
+
     conn.settimeout(10)
     try:
         data, ancdata, _, _ = conn.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(8))

@@ -81,17 +81,18 @@ def run(args: argparse.Namespace) -> int:
     zygote: Zygote | None = None
     if not args.single_process:
         from hacluster.roles.vrrp import VrrpRole
+
+        # The VRRP role starts now and gets ready while the file is loaded and checked
+        # here; it runs nothing before run_daemon releases it with the accepted file.
+        role = VrrpRole()
+        role.fork()
+        mark("role forked")
         from healthchecks.zygote import Zygote
 
         # Forked while this process is small: it imports what the check workers share
         # (when first asked: it slows nothing down here) and forks them from that.
         zygote = Zygote(lazy=True)
         zygote.start()
-        # The VRRP role starts now and gets ready while the file is loaded and checked
-        # here; it runs nothing before run_daemon releases it with the accepted file.
-        role = VrrpRole()
-        role.fork()
-        mark("role forked")
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
         # frees few: the collector's passes over them would only delay the release.
