@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
+    from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
@@ -167,6 +168,7 @@ class Daemon:
         self._pushed: dict[tuple[str, str], int] = {}
         self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -648,6 +650,8 @@ class Daemon:
             out["vrrp"] = self._vrrp_role.restarts
         if isinstance(self._lb, BalancerRole):
             out["balancer"] = self._lb.restarts
+        if self._zygote is not None:
+            out["zygote"] = self._zygote.restarts
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -797,6 +801,8 @@ class Daemon:
         # already): one that came since is delivered now, to the handler, and stops
         # everything gracefully once started.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        if self._zygote is not None:
+            self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
         # role starts now too (forked with the file, which it does not need sent).
         balancer = self._balancer_role(config)
@@ -859,6 +865,13 @@ class Daemon:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
         self._vrrp_role = role
         role.on_event = self._role_event
+
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Check workers are forked from `zygote` (the balancer role asks it: see
+        `healthchecks.zygote.current`); one that dies is started again at once, and
+        counted as a role's restart."""
+        self._zygote = zygote
+        zygote.on_restart = lambda: self.role_restarted("zygote")
 
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
@@ -1459,10 +1472,12 @@ def _no_source_cause(ifname: str, family: int) -> str:
     return f"interface {ifname} has no {what} to send from"
 
 
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1482,6 +1497,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

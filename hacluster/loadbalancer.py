@@ -111,6 +111,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -378,6 +379,7 @@ class LoadBalancer:
         workers: int = 0,
         handed: Mapping[tuple[str, str], Handed] | None = None,
         on_health: Callable[[str, str, Handed | None], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         # A restarted balancer's checks start in the state its predecessor reported
@@ -393,13 +395,14 @@ class LoadBalancer:
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
         # With workers, checks run in worker processes (so no amount of checking delays
-        # this process's loop) and their outcomes come back as data.
+        # this process's loop) and their outcomes come back as data; forked from
+        # `zygote` if given, so that they share its imported pages.
         self._sharded: ShardedRunner | None = None
         self._runner: Runner | ShardedRunner
         if workers:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
-                on_results=self._on_results,
+                on_results=self._on_results, zygote=zygote,
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
