@@ -43,11 +43,14 @@ def wanted(g: GlobalDefs) -> bool:
     return mail_configured(g) or any(getattr(g, key) is not None for key, _ in _FIFOS)
 
 
-def _fifo_key(config: Config, key: str) -> tuple[Path, NotifyCommand | None] | None:
-    path = getattr(config.global_defs, key)
+def _fifo_key(
+    config: Config, key: str
+) -> tuple[Path, NotifyCommand | None, str | None, str | None] | None:
+    g = config.global_defs
+    path = getattr(g, key)
     if path is None:
         return None
-    return path, getattr(config.global_defs, f"{key}_script")
+    return path, getattr(g, f"{key}_script"), getattr(g, f"{key}_user"), getattr(g, f"{key}_group")
 
 
 class AlertOutputs:
@@ -67,7 +70,8 @@ class AlertOutputs:
 
         self._mailer = Mailer(config.global_defs, on_count=on_mail_count)
         self._fifos: dict[str, NotifyFifo] = {}
-        self._keys: dict[str, tuple[Path, NotifyCommand | None] | None] = {}
+        self._keys: dict[str, tuple[Path, NotifyCommand | None, str | None, str | None] | None]
+        self._keys = {}
         self._last_mailed: dict[tuple[str, str], str] = {}
         self._quorum_seen: set[tuple[str, str, int]] = set()
 
@@ -88,14 +92,21 @@ class AlertOutputs:
         self._keys[key] = spec
         if spec is None:
             return
-        path, cmd = spec
+        path, cmd, user, group = spec
+        owner = None
+        if user is not None:
+            try:
+                owner = scripts.resolve_named(user, group, f"global_defs.{key}_user",
+                                              f"global_defs.{key}_group")
+            except scripts.ScriptError as exc:
+                log.error("%s: created as the daemon's user: %s", key, exc)
         script = None
         if cmd is not None and self._readers:
             try:
                 script = prepare_command(cmd, config, f"global_defs.{key}_script")
             except scripts.ScriptError as exc:
                 log.error("%s: reader not started: %s", key, exc)
-        fifo = NotifyFifo(path, script, what=key)
+        fifo = NotifyFifo(path, script, what=key, owner=owner)
         try:
             fifo.open()
         except FifoError as exc:

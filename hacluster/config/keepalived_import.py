@@ -1741,9 +1741,10 @@ def _fifo(key: str) -> Handler:
             c.skip(stmt, kp, f"{key} is already given; not carried over")
             return
         c.put(target, key, stmt.args[0], stmt, kp)
-        if len(stmt.args) > 1:
-            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
-                   "supported (it is created as the daemon's user)")
+        for word, value in zip(("user", "group"), stmt.args[1:3], strict=False):
+            c.put(target, f"{key}_{word}", value, stmt, kp)
+        if len(stmt.args) > 3:
+            c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[3:])!r}", same=True)
 
     return handle
 

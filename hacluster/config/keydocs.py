@@ -185,6 +185,33 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "lvs_notify_fifo"): KeyDoc(
         "As notify_fifo, for virtual server (VS) and real server (RS) lines only.",
         "/run/hacluster/lvs.fifo"),
+    ("GlobalDefs", "notify_fifo_user"): KeyDoc(
+        "The user the FIFO is created for (chown when hacluster creates it; an existing "
+        "FIFO is left as it is).", "haproxy",
+        keepalived="notify_fifo FIFO USER", needs={"notify_fifo": "/run/hacluster/notify.fifo"}),
+    ("GlobalDefs", "notify_fifo_group"): KeyDoc(
+        "The FIFO's group, with notify_fifo_user.", "adm",
+        default="notify_fifo_user's own group", keepalived="notify_fifo FIFO USER GROUP",
+        needs={"notify_fifo": "/run/hacluster/notify.fifo", "notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "vrrp_notify_fifo_user"): KeyDoc(
+        "As notify_fifo_user, for vrrp_notify_fifo.", "haproxy",
+        keepalived="vrrp_notify_fifo FIFO USER",
+        needs={"vrrp_notify_fifo": "/run/hacluster/vrrp.fifo"}),
+    ("GlobalDefs", "vrrp_notify_fifo_group"): KeyDoc(
+        "As notify_fifo_group, for vrrp_notify_fifo.", "adm",
+        default="vrrp_notify_fifo_user's own group",
+        keepalived="vrrp_notify_fifo FIFO USER GROUP",
+        needs={"vrrp_notify_fifo": "/run/hacluster/vrrp.fifo",
+               "vrrp_notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "lvs_notify_fifo_user"): KeyDoc(
+        "As notify_fifo_user, for lvs_notify_fifo.", "haproxy",
+        keepalived="lvs_notify_fifo FIFO USER",
+        needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),
+    ("GlobalDefs", "lvs_notify_fifo_group"): KeyDoc(
+        "As notify_fifo_group, for lvs_notify_fifo.", "adm",
+        default="lvs_notify_fifo_user's own group",
+        keepalived="lvs_notify_fifo FIFO USER GROUP",
+        needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo", "lvs_notify_fifo_user": "haproxy"}),
     ("GlobalDefs", "lvs_notify_fifo_script"): KeyDoc(
         "As notify_fifo_script, for lvs_notify_fifo.", "/usr/local/bin/fifo-reader",
         needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),

@@ -1650,6 +1650,18 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
         if values.get(f"{key}_script") is not None and fifo is None:
             ctx.at(_join(path, f"{key}_script"), f"only used with {key}")
             ok = False
+        for word in ("user", "group"):
+            if values.get(f"{key}_{word}") is not None and fifo is None:
+                ctx.at(_join(path, f"{key}_{word}"), f"only used with {key}")
+                ok = False
+            name = values.get(f"{key}_{word}")
+            if name is not None and not _RUN_AS_NAME_RE.match(name):
+                ctx.at(_join(path, f"{key}_{word}"), f"must be a {word} name (no spaces or "
+                       f"':'), got {name!r}")
+                ok = False
+        if values.get(f"{key}_group") is not None and values.get(f"{key}_user") is None:
+            ctx.at(_join(path, f"{key}_group"), f"only with {key}_user")
+            ok = False
         if fifo is None:
             continue
         if fifo in fifos:  # keepalived refuses one FIFO under two names too

@@ -213,6 +213,14 @@ class GlobalDefs:
     vrrp_notify_fifo_script: NotifyCommand | None = None
     lvs_notify_fifo: Path | None = None
     lvs_notify_fifo_script: NotifyCommand | None = None
+    # The owner a FIFO is created with (keepalived's `notify_fifo FILE [user [group]]`);
+    # None: the daemon's user; a group only with a user (default: the user's own group).
+    notify_fifo_user: str | None = None
+    notify_fifo_group: str | None = None
+    vrrp_notify_fifo_user: str | None = None
+    vrrp_notify_fifo_group: str | None = None
+    lvs_notify_fifo_user: str | None = None
+    lvs_notify_fifo_group: str | None = None
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
