@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +27,12 @@ from hacluster.alerts import (
     mail_for,
 )
 from hacluster.config.model import Config, GlobalDefs, NotifyCommand
-from hacluster.notify import prepare_command
+from hacluster.notify import VRRP_NOTIFY_STATES, prepare_command
 from hacluster.notify_fifo import FifoError, NotifyFifo
 
 if TYPE_CHECKING:
     from hacluster.mailer import Mailer
+    from vrrp.machine import State
 
 log = logging.getLogger("hacluster.notify")
 
@@ -51,6 +52,20 @@ def _fifo_key(
     if path is None:
         return None
     return path, getattr(g, f"{key}_script"), getattr(g, f"{key}_user"), getattr(g, f"{key}_group")
+
+
+def state_events(
+    config: Config, instances: Mapping[str, tuple[State, int]], groups: Mapping[str, State]
+) -> list[InstanceEvent | GroupEvent]:
+    """fifo_write_vrrp_states_on_reload: each instance's state line (file order), then
+    each sync group's, from the states the instances are in now."""
+    events: list[InstanceEvent | GroupEvent] = [
+        InstanceEvent(name, VRRP_NOTIFY_STATES[instances[name][0]], instances[name][1])
+        for name in config.vrrp_instances if name in instances
+    ]
+    events += [GroupEvent(name, VRRP_NOTIFY_STATES[groups[name]])
+               for name in config.vrrp_sync_groups if name in groups]
+    return events
 
 
 class AlertOutputs:
@@ -142,6 +157,16 @@ class AlertOutputs:
             mail = mail_for(event, g.router_id or local_name())
             if mail is not None:
                 self._mailer.submit(mail)
+
+    def write_states(self, events: list[InstanceEvent | GroupEvent]) -> None:
+        """fifo_write_vrrp_states_on_reload: the states' FIFO lines, nothing else (no
+        mail: no state changed)."""
+        for event in events:
+            channel, line = fifo_line(event)
+            for key, only in _FIFOS:
+                fifo = self._fifos.get(key)
+                if fifo is not None and only in (None, channel):
+                    fifo.write(line)
 
     def _repeat(self, event: AlertEvent) -> bool:
         """keepalived mails an instance's or group's state once, not again until it changes."""

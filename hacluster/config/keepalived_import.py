@@ -2091,6 +2091,8 @@ _GLOBAL: dict[str, Handler] = {
     "nftables_counters": _flag("nftables_counters", valued=False),
     "nftables_ifindex": _flag("nftables_ifindex", valued=False),
     "vrrp_iptables": _vrrp_iptables,
+    "fifo_write_vrrp_states_on_reload": _flag("fifo_write_vrrp_states_on_reload",
+                                              valued=False),
 }
 
 _SCRIPT: dict[str, Handler] = {
@@ -2351,7 +2353,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     random_seed nftables_ipvs
     nftables_ipvs_priority nftables_ipvs_start_fwmark local_name rs_init_notifies
     no_checker_emails reload_time_file reload_repeat reload_file reload_check_config
-    config_save_dir tmp_config_directory fifo_write_vrrp_states_on_reload disable_local_igmp
+    config_save_dir tmp_config_directory disable_local_igmp
     process_monitor_rcv_bufs process_monitor_rcv_bufs_force lvs_netlink_cmd_rcv_bufs
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force

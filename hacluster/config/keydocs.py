@@ -212,6 +212,10 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         default="lvs_notify_fifo_user's own group",
         keepalived="lvs_notify_fifo FIFO USER GROUP",
         needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo", "lvs_notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "fifo_write_vrrp_states_on_reload"): KeyDoc(
+        "After each reload (SIGHUP, `hacluster reload`), write every VRRP instance's "
+        "state line, then every sync group's, to notify_fifo and vrrp_notify_fifo, so a "
+        "FIFO reader has the whole picture again.", "true"),
     ("GlobalDefs", "lvs_notify_fifo_script"): KeyDoc(
         "As notify_fifo_script, for lvs_notify_fifo.", "/usr/local/bin/fifo-reader",
         needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),

@@ -221,6 +221,9 @@ class GlobalDefs:
     vrrp_notify_fifo_group: str | None = None
     lvs_notify_fifo_user: str | None = None
     lvs_notify_fifo_group: str | None = None
+    # After each reload, every instance's state (then every sync group's) is written
+    # to notify_fifo and vrrp_notify_fifo, as if it had just been entered.
+    fifo_write_vrrp_states_on_reload: bool = False
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))

@@ -416,3 +416,33 @@ def test_fifos_are_created_for_their_owner(rig: Rig) -> None:
     wait_for("the RS line", lambda: rs_line in lines.read_text(), 10, rig.log)
     assert rig.stop_daemon() == 0
     assert not fifo.exists() and lvs_fifo.exists()  # only what it created is removed
+
+
+def test_states_are_written_to_the_fifo_on_reload_when_asked(rig: Rig) -> None:
+    fifo = rig.work / "states.fifo"
+    config = rig.config(vrrp_notify_fifo=str(fifo), fifo_write_vrrp_states_on_reload=True)
+    rig.start_daemon(config)
+    rig.wait_log(r"vrrp_notify_fifo: writing events to")
+    lines = rig.work / "states.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    master = 'INSTANCE "VI_1" MASTER 150\n'
+
+    def count() -> int:
+        return lines.read_text().count(master) if lines.exists() else 0
+
+    wait_for("the MASTER line", lambda: count() == 1, 10, rig.log)
+    assert rig.daemon is not None
+    rig.daemon.signal(signal.SIGHUP)  # the same file: keepalived writes the states anyway
+    wait_for("the states again", lambda: count() == 2, 10, rig.log)
+    text = config.read_text().replace("delay_loop: 0.3", "delay_loop: 0.4")
+    config.write_text(text)
+    rig.daemon.signal(signal.SIGHUP)
+    wait_for("the states after a change", lambda: count() == 3, 10, rig.log)
+    config.write_text(text.replace("fifo_write_vrrp_states_on_reload: true",
+                                   "fifo_write_vrrp_states_on_reload: false"))
+    rig.daemon.signal(signal.SIGHUP)
+    rig.wait_log(r"reload done.*\n(.|\n)*reload done.*\n(.|\n)*reload done")
+    time.sleep(0.5)
+    assert count() == 3  # not asked: no lines
+    assert rig.stop_daemon() == 0
+    assert lines.read_text().endswith('INSTANCE "VI_1" STOP 150\n')
