@@ -1440,6 +1440,9 @@ def _route_list(key: str) -> Handler:
                 c.skip(entry, kp, "unexpected { } block; not carried over")
                 continue
             text = " ".join(entry.words)
+            if key.endswith("routes") and "or" in entry.words:
+                c.skip(entry, kp, "keepalived: \"or\" for routes is deprecated; carried as "
+                       "two nexthops (a multipath route), as keepalived does", same=True)
             if key.endswith("rules") and _rule_addresses_valid(entry.words) and not {
                     "priority", "preference", "pref", "prio"} & set(entry.words):
                 # keepalived counts down from 16384 for each rule without one

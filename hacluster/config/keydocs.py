@@ -354,6 +354,15 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("Route", "no_track"): KeyDoc(
         "Accepted as keepalived does; hacluster does not watch routes, so it changes "
         "nothing.", "true"),
+    ("Route", "nexthops"): KeyDoc(
+        "A multipath route: its paths (RTA_MULTIPATH), instead of `via`; the kernel shares "
+        "flows out among them by weight.", "[{via: 10.99.0.253}, {via: 10.99.0.254}]",
+        keepalived="nexthop via GW ... nexthop via GW ... (or: via A or B)"),
+    ("Nexthop", "via"): KeyDoc("This path's gateway.", "10.99.0.253"),
+    ("Nexthop", "dev"): KeyDoc("This path's interface.", "eth1", default="the route's dev"),
+    ("Nexthop", "weight"): KeyDoc("This path's share, relative to the others.", "2"),
+    ("Nexthop", "onlink"): KeyDoc(
+        "The gateway is on the link even if no prefix of the interface holds it.", "true"),
     ("Rule", "table"): KeyDoc("Table looked up.", "100", keepalived="table|lookup N"),
     ("Rule", "from"): KeyDoc("Source prefix.", "10.99.0.0/24", default="all"),
     ("Rule", "to"): KeyDoc("Destination prefix.", "192.0.2.0/24", default="all"),

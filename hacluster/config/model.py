@@ -420,6 +420,26 @@ RouteType: TypeAlias = Literal["unicast", "blackhole", "unreachable", "prohibit"
 
 
 @dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath route: `nexthop via GW [dev IFACE] [weight N] [onlink]`."""
+
+    via: IPAddress | None = None
+    dev: str | None = None  # None: the route's dev
+    weight: int = field(default=1, metadata=spec(min=1, max=256))
+    onlink: bool = False  # the gateway is on the link even without a matching prefix
+
+    def __str__(self) -> str:
+        text = "nexthop"
+        if self.via is not None:
+            text += f" via {self.via}"
+        if self.dev is not None:
+            text += f" dev {self.dev}"
+        if self.weight != 1:
+            text += f" weight {self.weight}"
+        return text + (" onlink" if self.onlink else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """A route (virtual_routes, static_routes): `[TYPE] DEST [via GW] [dev IFACE] [src IP]
     [scope S] [table N] [metric N] [protocol N] [no_track]` or a mapping of these keys."""
@@ -434,6 +454,9 @@ class Route:
     protocol: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: boot
     type: RouteType = "unicast"
     no_track: bool = False
+    # A multipath route (RTA_MULTIPATH): the paths, instead of via. keepalived's
+    # `DEST via A or B` is the two nexthops via A and via B.
+    nexthops: tuple[Nexthop, ...] = ()
 
     @property
     def family(self) -> int:
@@ -449,6 +472,8 @@ class Route:
             value = getattr(self, key)
             if value is not None:
                 text += f" {key} {value}"
+        for hop in self.nexthops:
+            text += f" {hop}"
         return text + (" no_track" if self.no_track else "")
 
 
