@@ -2192,6 +2192,7 @@ _INSTANCE: dict[str, Handler] = {
 _SYNC_GROUP: dict[str, Handler] = {
     **_TRACKING,
     "group": _sync_group_members,
+    "notify_priority_changes": _flag("notify_priority_changes"),
 }
 
 _CHECK_TIMING: dict[str, Handler] = {

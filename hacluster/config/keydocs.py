@@ -501,6 +501,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "advert of a new master is still checked). Without it, an advert whose address "
         "list differs from `virtual_ipaddress` is dropped (counted as address_mismatch).",
         "true", default="global_defs.vrrp_skip_check_adv_addr"),
+    ("VrrpSyncGroup", "notify_priority_changes"): KeyDoc(
+        "Default of its members' `notify_priority_changes` (a member's own setting wins).",
+        "true", default="global_defs.vrrp_notify_priority_changes"),
     ("VrrpInstance", "notify_priority_changes"): KeyDoc(
         "Write `INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs "
         "whenever the effective priority changes (trackers, maintenance).", "true",

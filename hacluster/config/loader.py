@@ -7,6 +7,7 @@ sections are checked. `load_config` reads a file; `parse_config` takes text.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import ipaddress
@@ -249,6 +250,7 @@ class _Ctx:
         self.names = _Names(set(), set(), set())
         self.group_members: dict[str, list[str]] = {}
         self.server_keys: dict[str, Any] = {}  # path → identity, also of invalid entries
+        self.priority_changes_given: set[str] = set()  # instances with their own setting
         self.constructor = yaml.constructor.SafeConstructor()
 
     # ---------------------------------------------------------------- reporting
@@ -405,6 +407,7 @@ class _Ctx:
                 self.at(f"static_ipaddress[{i}]", "needs 'dev IFACE'")
         self.check_instances_together(instances)
         self.check_sync_groups()
+        self.group_priority_changes(instances, groups)
         self.check_virtual_servers_together()
         if self.problems:
             return None
@@ -419,6 +422,19 @@ class _Ctx:
             virtual_servers=tuple(servers),
             **statics,
         )
+
+    def group_priority_changes(self, instances: dict[str, Any], groups: Mapping[str, Any]) -> None:
+        """A sync group's notify_priority_changes is the default of its members that do
+        not set their own (keepalived's rule; without either, the global one)."""
+        for group in groups.values():
+            if group is _INVALID or group.notify_priority_changes is None:
+                continue
+            for name in group.group:
+                inst = instances.get(name)
+                if (inst is not None and inst is not _INVALID
+                        and name not in self.priority_changes_given):
+                    instances[name] = dataclasses.replace(
+                        inst, notify_priority_changes=group.notify_priority_changes)
 
     def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
         node = nodes.get(section)
@@ -707,6 +723,8 @@ class _Ctx:
         if read is None:
             return _INVALID
         values, _given, ok = read
+        if "notify_priority_changes" in _given:
+            self.priority_changes_given.add(name)
         ok = self.check_tracking(path, values) and ok
         vpath = _join(path, "virtual_ipaddress")
         vips: list[m.VirtualIpAddress] = list(

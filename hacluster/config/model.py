@@ -606,6 +606,9 @@ class VrrpSyncGroup:
     notify_stop: NotifyCommand | None = None
     notify: NotifyCommand | None = None  # called as: notify GROUP NAME STATE PRIORITY
     smtp_alert: bool | None = None  # None: global smtp_alert_vrrp, else smtp_alert, else off
+    # The default of its members' notify_priority_changes (those that set none); None:
+    # the global vrrp_notify_priority_changes.
+    notify_priority_changes: bool | None = None
 
 
 # --------------------------------------------------------------------------- checkers
