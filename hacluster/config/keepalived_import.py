@@ -1763,15 +1763,18 @@ _HTTP_PROTOCOL = _choice("1.0", "1.0C", "1.0K", "1.1", upper=True)
 
 
 def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1, and 1.0K (keepalived's checker builds
-    the 1.0K request, Connection: keep-alive, but its config parser turns the word down
-    and keeps 1.0; the import carries it over as written and says so)."""
+    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1. keepalived 2.2.7's checker could build
+    a 1.0K request (Connection: keep-alive) but its config parser turns the word down
+    ("Invalid http_protocol version 1.0K") and keeps 1.0: so does the import (the YAML
+    takes `http_protocol: 1.0K` for those who want it)."""
     value = c.value(stmt, kp, _HTTP_PROTOCOL)
     if value is _DROPPED:
         return
     if value == "1.0K":
-        c.skip(stmt, kp, "keepalived's parser rejects 1.0K (\"Invalid http_protocol "
-               "version\") and sends a 1.0 request; carried over as 1.0K")
+        c.skip(stmt, kp, "keepalived rejects 1.0K (\"Invalid http_protocol version\") and "
+               "sends 1.0 requests; so does the import (http_protocol: 1.0K in the YAML "
+               "asks for keep-alive)", same=True)
+        return
     c.put(target, "http_protocol", value, stmt, kp)
 
 
