@@ -1230,11 +1230,25 @@ class Daemon:
                          else "reload done", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
+                if self.config.global_defs.fifo_write_vrrp_states_on_reload:
+                    self._write_states_to_fifos()
             self._keep_locks()
             if sd is not None:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
             self._schedule_status()
             return ok, message
+
+    def _write_states_to_fifos(self) -> None:
+        """fifo_write_vrrp_states_on_reload, where the instances run."""
+        from hacluster.alert_outputs import state_events
+
+        if self._alerts is None or self._vrrp_role is not None:
+            return
+        instances = {name: (d.members[name].machine.state, d.members[name].machine.priority)
+                     for name, d in self._driver_of.items()}
+        groups = {d.group: d.core.state for d in self._units.values()
+                  if d.group is not None and isinstance(d.core, SyncGroup)}
+        self._alerts.write_states(state_events(self.config, instances, groups))
 
     async def _reload(self, given: Config | None = None) -> str:
         from hacluster.config import ConfigError
@@ -1263,6 +1277,8 @@ class Daemon:
         old = self.config
         diff = diff_configs(old, new)
         if diff.is_empty:
+            if self._vrrp_role is not None and new.global_defs.fifo_write_vrrp_states_on_reload:
+                await self._vrrp_role.reload(new)  # (the role writes the states' lines)
             return "no change"
         # Everything that can refuse the file, before anything is touched: the same
         # preflight as `hacluster run` and `check-config`.
