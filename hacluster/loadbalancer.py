@@ -537,9 +537,10 @@ class LoadBalancer:
         """Report real server and quorum changes to `notifier` from now on (None: to nobody)."""
         self._notifier = notifier
 
-    async def reconfigure(self, config: Config) -> None:
-        """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one."""
-        changes = diff_configs(self._config, config)
+    async def reconfigure(self, config: Config, diff: ConfigDiff | None = None) -> None:
+        """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one.
+        `diff`: the reload's `diff_configs(self.config, config)`, when it has it."""
+        changes = diff if diff is not None else diff_configs(self._config, config)
         wanted = prepare(config, self._wanted, changes)  # raises before anything is touched
         if not self._started:  # nothing runs yet: start() builds from this one
             self._wanted, self._config = wanted, config
