@@ -4,15 +4,25 @@ Two namespaces joined by a veth: the director runs `hacluster run` in one with a
 address owner instance (priority 255, so the first advert goes out the moment the
 instance runs); a raw IP-protocol-112 socket in the other timestamps adverts in the
 kernel (SO_TIMESTAMPNS, CLOCK_REALTIME), compared with the wall-clock time taken just
-before the exec. Run with a VRRP-only configuration and with N real servers under
-TCP_CHECK in the same file. Nothing is asserted; run as root:
+before the exec. Run with a VRRP-only configuration (--servers 0) and with N real servers
+under TCP_CHECK in the same file. Nothing is asserted; run as root:
 
-    .venv/bin/python bench/startup.py [--runs 5] [--servers 5000]
+    .venv/bin/python bench/startup.py [--runs 5] [--servers 0 5000]
+
+The packages' bytecode is compiled first (`compileall`), as an installed package has
+it (pip and deploy/build-deb.sh compile it): a source tree run with
+PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start.
+
+The breakdown: the daemon's processes write a timestamp per stage they pass when
+HACLUSTER_STARTUP_TRACE names a file (hacluster.startuptrace); the median of each
+stage, in ms after the exec, is printed beside the advert's arrival, so that the
+supervisor's share (exec -> released) and the role's (released -> first advert) show.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import os
 import socket
@@ -20,6 +30,7 @@ import statistics
 import struct
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from hacluster.lab.netns import Lab, Netns
@@ -27,6 +38,7 @@ from hacluster.lab.netns import Lab, Netns
 SO_TIMESTAMPNS = 35
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
+
 
 
 def _setns(fd: int) -> None:
@@ -57,8 +69,10 @@ def config(servers: int, sock: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def first_advert(lab: Lab, director: Netns, conf: Path, timeout: float = 10.0) -> float:
-    """Seconds from exec to the first advert's arrival on the peer side."""
+def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
+                 timeout: float = 10.0) -> tuple[float, dict[str, float]]:
+    """Seconds from exec to the first advert's arrival on the peer side, and to each
+    stage the processes traced."""
     fd = os.open(f"/run/netns/{lab.namespaces[1].name}", os.O_RDONLY)
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
@@ -72,8 +86,10 @@ def first_advert(lab: Lab, director: Netns, conf: Path, timeout: float = 10.0) -
     rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                   socket.inet_aton("224.0.0.18") + socket.inet_aton("10.83.0.2"))
     rx.settimeout(timeout)
+    trace.unlink(missing_ok=True)
+    env = dict(os.environ, HACLUSTER_STARTUP_TRACE=str(trace))
     started = time.time()
-    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf)])
+    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf)], env=env)
     try:
         while True:
             packet, anc, _, _ = rx.recvmsg(2048, 64)
@@ -84,7 +100,7 @@ def first_advert(lab: Lab, director: Netns, conf: Path, timeout: float = 10.0) -
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                     sec, nsec = struct.unpack("qq", data[:16])
                     if sec + nsec / 1e9 >= started:
-                        return sec + nsec / 1e9 - started
+                        return sec + nsec / 1e9 - started, stages(trace, started)
     except TimeoutError:
         proc.stop(10)
         raise RuntimeError("no advert; daemon output:\n" + proc.output()) from None
@@ -93,24 +109,56 @@ def first_advert(lab: Lab, director: Netns, conf: Path, timeout: float = 10.0) -
         proc.stop(10)
 
 
+def stages(trace: Path, started: float) -> dict[str, float]:
+    """Seconds after `started` at which each traced stage was first reached."""
+    found: dict[str, float] = {}
+    for _ in range(50):  # the role's last line may come a moment after its advert
+        if trace.exists() and "instances running" in trace.read_text():
+            break
+        time.sleep(0.01)
+    for line in trace.read_text().splitlines() if trace.exists() else ():
+        stamp, _pid, stage = line.split(" ", 2)
+        found.setdefault(stage, float(stamp) - started)
+    return found
+
+
+def report(servers: int, runs: list[tuple[float, dict[str, float]]]) -> None:
+    ms = sorted(t * 1000 for t, _ in runs)
+    print(f"{servers:5d} real servers: exec -> first advert "
+          f"median {statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} "
+          f"({len(runs)} runs)")
+    at: dict[str, list[float]] = defaultdict(list)
+    for total, found in runs:
+        for stage, t in found.items():
+            at[stage].append(t * 1000)
+        at["first advert on the peer"].append(total * 1000)
+    for stage, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"      {statistics.median(values):6.0f} ms  {stage}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--servers", type=int, default=5000)
+    ap.add_argument("--servers", type=int, nargs="+", default=[0, 5000],
+                    help="real servers in the file, one configuration per number given")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not compile the bytecode first (measure a bare source tree)")
     args = ap.parse_args()
+    if not args.no_compile:
+        root = Path(__file__).resolve().parent.parent
+        for package in ("hacluster", "vrrp", "healthchecks"):
+            compileall.compile_dir(str(root / package), quiet=1)
     with Lab("hcst") as lab:
         director, peer = lab.namespace("dir"), lab.namespace("peer")
         lab.veth(director, "d0", peer, "p0")
         lab.add_address(director, "d0", "10.83.0.3/24")
         lab.add_address(peer, "p0", "10.83.0.2/24")
-        for servers in (0, args.servers):
+        trace = lab.workdir / "trace"
+        for servers in args.servers:
             conf = lab.workdir / f"c{servers}.yaml"
             conf.write_text(config(servers, lab.workdir / "s.sock"))
-            times = [first_advert(lab, director, conf) for _ in range(args.runs)]
-            ms = sorted(t * 1000 for t in times)
-            print(f"{servers:5d} real servers: exec -> first advert "
-                  f"median {statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} "
-                  f"({args.runs} runs)")
+            report(servers, [first_advert(lab, director, conf, trace)
+                             for _ in range(args.runs)])
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 

@@ -67,6 +67,9 @@ class _Version(argparse.Action):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand."""
+    from hacluster.startuptrace import mark
+
+    mark("interpreter up")
     parser = argparse.ArgumentParser(prog="hacluster")
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

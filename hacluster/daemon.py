@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
+from hacluster.accept_mode import AcceptFirewall
 from hacluster.apitypes import (
     InstanceStatus,
     Status,
@@ -44,6 +45,7 @@ from hacluster.apitypes import (
     UnknownInstance,
     UnknownVirtualServer,
 )
+from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
@@ -57,14 +59,14 @@ from vrrp.vmac import Vmacs
 if TYPE_CHECKING:
     from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
+    from hacluster.balancer import Balancer
     from hacluster.ipvs.backend import Backend
-    from hacluster.loadbalancer import LoadBalancer
     from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.roles.balancer import BalancerRole
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
-    from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
@@ -102,23 +104,6 @@ class _LastChange:
     wall: float
 
 
-def dataplane_problems(config: Config) -> list[str]:
-    """What the configured dataplane cannot carry out (duplicate services aside, which
-    the load balancer reports and skips)."""
-    if not config.virtual_servers:
-        return []
-    from hacluster.ipvs.dataplane import config_problems
-    from hacluster.policy import conflicts
-
-    servers = config.virtual_servers
-    try:
-        problems = config_problems(config.global_defs.dataplane, servers)
-    except ValueError as exc:
-        return [str(exc)]
-    skip = set(conflicts(servers))
-    return [p for p in problems if p not in skip]
-
-
 class Daemon:
     """Owns the kernel-facing parts, one driver per instance or sync group, and the rest."""
 
@@ -136,12 +121,13 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
+        self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
         self._vmacs: Vmacs | None = None  # use_vmac macvlans
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lvs_sync: SyncFollower | None = None
-        self._lb: LoadBalancer | None = None
-        self._backend: Backend | None = None
+        self._lb: Balancer | BalancerRole | None = None
+        self._backend: Backend | None = None  # lvs_sync_daemon's (the balancer has its own)
         self._api: ApiServer | None = None
         self._metrics: Metrics | None = None
         self._sd: SdNotifier | None = None
@@ -171,7 +157,8 @@ class Daemon:
         return list(self._units.values())
 
     @property
-    def load_balancer(self) -> LoadBalancer | None:
+    def balancer(self) -> Balancer | BalancerRole | None:
+        """The balancer: in this process (`--single-process`) or its role process."""
         return self._lb
 
     @property
@@ -193,9 +180,6 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
-        # set up; run() waits for it before the instances start.
-        self._addresses.warm_up()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
@@ -325,6 +309,8 @@ class Daemon:
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
             self._routes.on_state(name, change.old, change.new)
+        if self._accept is not None:
+            self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -508,8 +494,9 @@ class Daemon:
             ],
             "reloads": dict(self.reloads),
         }
-        if self._lb is not None:
-            out["load_balancer"] = self._lb.status()
+        local = getattr(self._lb, "load_balancer", None)  # (in this process)
+        if local is not None:
+            out["load_balancer"] = local.status()
         return out
 
     def _write_status(self) -> None:
@@ -604,27 +591,20 @@ class Daemon:
             return False
         return True
 
-    def api_status(self, vrrp: dict[str, Any] | None = None, *, table: bool = True) -> Status:
-        """Status; `vrrp` is what the VRRP role said (supervisor), else read here. Without
-        `table`, no virtual servers (the caller has them from elsewhere)."""
+    def api_status(self, vrrp: dict[str, Any], lb: dict[str, Any] | None) -> Status:
+        """Status from what the VRRP part and the balancer said (`vrrp`: `role_status()`;
+        `lb`: its `virtual_servers`, `dataplane_error` and `counters`)."""
         from hacluster import __version__
 
         g = self.config.global_defs
-        lb = None
-        if self._lb is not None:
-            lb = self._lb.status(table=False) if table else {
-                "virtual_servers": [], "dataplane_error": self._lb.dataplane_error,
-                "counters": dict(self._lb.counters),
-            }
-        if vrrp is None:
-            vrrp = self.role_status()
         counters: dict[str, Any] = {
             "transport": vrrp["transport"],
             "dropped": vrrp["dropped"],
             "reloads": dict(self.reloads),
         }
-        if self._vrrp_role is not None:
-            counters["role_restarts"] = {"vrrp": self._vrrp_role.restarts}
+        restarts = self.role_restarts()
+        if restarts:
+            counters["role_restarts"] = restarts
         if lb is not None:
             counters["load_balancer"] = lb["counters"]
         return Status(
@@ -638,6 +618,17 @@ class Daemon:
             dataplane_error=lb["dataplane_error"] if lb is not None else None,
             counters=counters,
         )
+
+    def role_restarts(self) -> dict[str, int]:
+        """Restarts of each role process (none when everything runs in this one)."""
+        from hacluster.roles.balancer import BalancerRole
+
+        out: dict[str, int] = {}
+        if self._vrrp_role is not None:
+            out["vrrp"] = self._vrrp_role.restarts
+        if isinstance(self._lb, BalancerRole):
+            out["balancer"] = self._lb.restarts
+        return out
 
     # ------------------------------------------------------------------ metrics
 
@@ -705,7 +696,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
         if self._vrrp_role is not None:
-            self._metrics = Metrics(version=__version__, vrrp=False)
+            self._metrics = Metrics(version=__version__, vrrp=False, balancer=False)
+            self._metrics.extra = self._balancer_metrics
             return await self._run_supervisor()
         self._metrics = Metrics(version=__version__)
         config = self.config
@@ -715,13 +707,10 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
-            if self._addresses is not None:
-                # Before the dataplane and the trackers import pyroute2 on this thread.
-                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()
-            self._lb = await self._make_load_balancer(config)
+            self._lb = await self._make_balancer(config)
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -735,6 +724,9 @@ class Daemon:
             if RouteFollower.wanted(config):
                 self._routes = RouteFollower(config)
                 await self._routes.start()
+            if AcceptFirewall.wanted(config):
+                self._accept = AcceptFirewall(config)
+                await self._accept.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -785,28 +777,39 @@ class Daemon:
         # already): one that came since is delivered now, to the handler, and stops
         # everything gracefully once started.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-        # The VRRP role is starting meanwhile: nothing here holds it up.
+        # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
+        # role starts now too (forked with the file, which it does not need sent).
+        balancer = self._balancer_role(config)
         try:
             self._start_notify()
-            self._lb = await self._make_load_balancer(config)
         except StartupError as exc:
             log.error("%s", exc)
             await role.stop()
+            if balancer is not None:
+                await balancer.stop(flush=False)
             await self._close()
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if not await role.start():
             log.error("the VRRP role could not start")
-            if self._lb is not None:
-                await self._lb.stop(flush=False)
+            if balancer is not None:
+                await balancer.stop(flush=False)
             await self._close()
             return 1
-        log.info("hacluster supervisor (pid %d): VRRP role pid %s; %d virtual server(s), "
-                 "dataplane %s", os.getpid(), role.pid, len(config.virtual_servers),
+        if balancer is not None:
+            try:
+                await self._start_balancer_role(balancer)
+            except StartupError as exc:
+                log.error("%s", exc)
+                await role.stop()
+                await self._close()
+                return 1
+            self._lb = balancer
+        log.info("hacluster supervisor (pid %d): VRRP role pid %s, balancer pid %s; "
+                 "%d virtual server(s), dataplane %s", os.getpid(), role.pid,
+                 None if balancer is None else balancer.pid, len(config.virtual_servers),
                  config.global_defs.dataplane)
-        if self._lb is not None:
-            await self._lb.start()
         await self._follow_lvs_sync(config)
         if self._lvs_sync is not None:  # what the role said before the follower was there
             for name, state in self._role_states.items():
@@ -845,9 +848,87 @@ class Daemon:
             if self._lvs_sync is not None:
                 self._lvs_sync.vrrp_state(str(name), state)
 
-    def role_restarted(self) -> None:
+    def role_restarted(self, role: str = "vrrp") -> None:
         if self._metrics is not None:
-            self._metrics.role_restarted("vrrp")
+            self._metrics.role_restarted(role)
+
+    # ------------------------------------------------------------------ the balancer
+
+    def _balancer_role(self, config: Config) -> BalancerRole | None:
+        """The balancer role of `config`, forked now (None without virtual servers)."""
+        if not config.virtual_servers:
+            return None
+        from hacluster.roles.balancer import BalancerRole
+
+        balancer = BalancerRole(config, on_restart=lambda: self.role_restarted("balancer"),
+                                on_event=self._balancer_event)
+        balancer.fork()
+        return balancer
+
+    @staticmethod
+    async def _start_balancer_role(balancer: BalancerRole) -> None:
+        """Wait until it runs; StartupError with its reason when it cannot."""
+        from hacluster.roles.balancer import BalancerFailed
+
+        try:
+            await balancer.start()
+        except BalancerFailed as exc:
+            raise StartupError(str(exc)) from None
+
+    async def _make_balancer(self, config: Config) -> Balancer | BalancerRole | None:
+        """The balancer of `config` (None without virtual servers), ready to start: in
+        this process, or a role process already running (supervisor); StartupError."""
+        if not config.virtual_servers:
+            return None
+        if self._vrrp_role is not None:
+            role = self._balancer_role(config)
+            assert role is not None
+            await self._start_balancer_role(role)
+            return role
+        from hacluster.balancer import Balancer, BalancerError
+
+        balancer = Balancer(config, metrics=self._metrics, notifier=self._notifier)
+        try:
+            await balancer.prepare()
+        except BalancerError as exc:
+            raise StartupError(str(exc)) from None
+        return balancer
+
+    def _balancer_event(self, kind: str, args: tuple[Any, ...]) -> None:
+        """The balancer role's notifications, run here (scripts, FIFOs, mail) in order."""
+        notifier = self._notifier
+        if notifier is None:
+            return
+        match kind, args:
+            case "notify_rs", (str() as vs_name, str() as rs_name, bool() as up,
+                               str() as reason, check):
+                found = self._find_real(vs_name, rs_name)
+                if found is not None:
+                    notifier.real_server(found[0], found[1], up, reason,
+                                         None if check is None else str(check))
+            case "notify_quorum", (str() as vs_name, bool() as up, str() as reason,
+                                   int() as weight_sum, int() as threshold):
+                found = self._find_real(vs_name, None)
+                if found is not None:
+                    notifier.quorum(found[0], up, reason, weight_sum=weight_sum,
+                                    threshold=threshold)
+
+    def _find_real(self, vs_name: str, rs_name: str | None) -> tuple[Any, Any] | None:
+        for vs in self.config.virtual_servers:
+            if str(vs) == vs_name:
+                if rs_name is None:
+                    return vs, None
+                for rs in vs.real_servers:
+                    if str(rs) == rs_name:
+                        return vs, rs
+        return None
+
+    async def _balancer_metrics(self, accept: str | None) -> bytes:
+        from hacluster.roles.balancer import BalancerRole
+
+        if isinstance(self._lb, BalancerRole):
+            return await self._lb.metrics_text(accept)
+        return b""
 
     async def _refresh_vrrp_metrics(self) -> None:
         if self._vrrp_role is not None and self._metrics is not None:
@@ -870,6 +951,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._accept is not None:
+                await self._accept.stop()
             if self._vmacs is not None:
                 await self._vmacs.remove_all()
             if self._lvs_sync is not None:
@@ -898,52 +981,9 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _make_load_balancer(self, config: Config) -> LoadBalancer | None:
-        """The load balancer of `config` (None without virtual servers); StartupError."""
-        if not config.virtual_servers:
-            return None
-        from hacluster.ipvs.backend import BackendError
-        from hacluster.loadbalancer import (
-            LoadBalancer,
-            LoadBalancerError,
-            backend_for,
-            checker_processes,
-        )
-
-        problems = dataplane_problems(config)
-        if problems:
-            raise StartupError("dataplane " + config.global_defs.dataplane + ": "
-                               + "; ".join(problems))
-        from hacluster.ipvs.backend import BackendUnavailable
-        try:
-            backend = backend_for(config)
-            if backend is not None:
-                # A dataplane that does not exist here (no IPVS in the kernel) is only
-                # found by using it: refuse to start rather than log errors for ever.
-                try:
-                    await backend.dump()
-                except BackendUnavailable:
-                    await backend.close()
-                    raise
-                except Exception as exc:  # transient: the load balancer retries
-                    log.warning("[%s] dataplane not readable yet: %s", backend.name, exc)
-        except (BackendError, OSError, ValueError) as exc:
-            raise StartupError(f"dataplane {config.global_defs.dataplane}: {exc}") from exc
-        try:
-            workers = checker_processes(config)
-            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
-                              workers=workers)
-            if workers:
-                log.info("health checks run in %d worker process(es)", workers)
-        except LoadBalancerError as exc:
-            if backend is not None:
-                await backend.close()
-            raise StartupError(f"virtual_servers: {exc}") from exc
-        self._backend = backend
-        return lb
-
     async def _start_api(self) -> None:
         from hacluster.api import ApiError, ApiServer, Listeners
+        from hacluster.controller import DaemonController
 
         assert self._metrics is not None
         controller = DaemonController(self)
@@ -996,8 +1036,19 @@ class Daemon:
         if self._lvs_sync is not None:
             self._lvs_sync.reconfigure(config)
             return
-        backend = self._backend
-        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+        if config.global_defs.lvs_sync_daemon is None or self._lb is None:
+            return
+        backend = getattr(self._lb, "backend", None) or self._backend
+        if backend is None and config.global_defs.dataplane != "none":
+            # The balancer role has its dataplane: the sync daemon gets a handle here.
+            from hacluster.loadbalancer import backend_for
+
+            try:
+                backend = self._backend = backend_for(config)
+            except Exception as exc:
+                log.error("lvs_sync_daemon: cannot open the dataplane: %s", exc)
+                return
+        if not hasattr(backend, "follow_sync_role"):
             return
         from hacluster.lvs_sync import SyncBackend, SyncFollower
 
@@ -1095,10 +1146,7 @@ class Daemon:
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
         if self._lb is None:
             raise UnknownVirtualServer(virtual_server)
-        if on:
-            await self._lb.drain(virtual_server, real_server)
-        else:
-            await self._lb.undrain(virtual_server, real_server)
+        await self._lb.drain(virtual_server, real_server, on)
         self._schedule_status()
 
     async def ipvs(self) -> dict[str, Any]:
@@ -1126,136 +1174,6 @@ class Daemon:
 def _no_source_cause(ifname: str, family: int) -> str:
     what = "IPv4 address" if family == 4 else "IPv6 link-local address"
     return f"interface {ifname} has no {what} to send from"
-
-
-class DaemonController:
-    """The daemon as the control API sees it (`hacluster.api.Controller`)."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self._snapshots: StatusSnapshots | None = None
-        self._snapshots_of: LoadBalancer | None = None  # a reload may build a new one
-        self._preparing: asyncio.Task[None] | None = None
-
-    async def summary(self) -> dict[str, Any]:
-        """What `GET /v1/summary` shows, without building the whole status."""
-        daemon = self.daemon
-        role = daemon.vrrp_role
-        if role is not None:
-            vrrp = await role.status()
-            instances = list(vrrp["instances"]) if vrrp is not None else []
-        else:
-            instances = daemon.role_status()["instances"]
-        lb = daemon.load_balancer
-        g = daemon.config.global_defs
-        return {
-            "router_id": g.router_id or socket.gethostname(),
-            "uptime_seconds": round(time.monotonic() - daemon.started_at, 3),
-            "instances": [
-                {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
-                 "master": i["master"], "maintenance": i["maintenance"]}
-                for i in instances
-            ],
-            "virtual_servers": lb.summary() if lb is not None else [],
-            "dataplane_error": None if lb is None else lb.dataplane_error,
-        }
-
-    async def status_document(self) -> str:
-        """`GET /v1/status` as JSON text: VRRP and counters read now, the load balancer's
-        part from its latest snapshot (`status_age_seconds` old; `ipvs` is the table as
-        reconcile last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
-        daemon = self.daemon
-        snapshots = await self._status_snapshots()
-        snapshot = None if snapshots is None else await snapshots.latest()
-        role = daemon.vrrp_role
-        vrrp = None
-        if role is not None:
-            vrrp = await role.status()
-            if vrrp is None:  # restarting: say so rather than fail the request
-                vrrp = {"instances": [], "transport": {}, "dropped": {}}
-        head: dict[str, Any] = dict(daemon.api_status(vrrp, table=False))
-        del head["virtual_servers"]
-        if snapshot is None:
-            return json.dumps({**head, "virtual_servers": [], "ipvs": []})
-        now = time.monotonic()
-        read_at = snapshot.table_read_at
-        tail = {
-            "status_age_seconds": round(now - snapshot.built_at, 3),
-            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
-        }
-        return "".join((
-            json.dumps(head)[:-1], ', "virtual_servers": ', snapshot.virtual_servers,
-            ', "ipvs": ', snapshot.ipvs, ", ", json.dumps(tail)[1:],
-        ))
-
-    async def _status_snapshots(self) -> StatusSnapshots | None:
-        """The snapshots of the current load balancer (a reload may replace it)."""
-        lb = self.daemon.load_balancer
-        if lb is None:
-            return None
-        if self._snapshots is None or self._snapshots_of is not lb:
-            from hacluster.status_snapshot import StatusSnapshots
-
-            if self._snapshots is not None:
-                await self._snapshots.close()
-            self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
-        return self._snapshots
-
-    def prepare_status(self) -> None:
-        """Build the first status snapshot now, in the background."""
-        async def prepare() -> None:
-            snapshots = await self._status_snapshots()
-            if snapshots is not None:
-                snapshots.keep_warm()
-
-        self._preparing = asyncio.get_running_loop().create_task(prepare())
-
-    async def status(self) -> Status:
-        daemon = self.daemon
-        lb = daemon.load_balancer
-        if lb is not None:
-            await lb.refresh()
-        role = daemon.vrrp_role
-        if role is None:
-            return daemon.api_status()
-        vrrp = await role.status()
-        if vrrp is None:  # restarting: say so rather than fail the request
-            vrrp = {"instances": [], "transport": {}, "dropped": {}}
-        return daemon.api_status(vrrp)
-
-    async def ipvs(self) -> dict[str, Any]:
-        return await self.daemon.ipvs()
-
-    async def recent_ipvs(self) -> dict[str, Any]:
-        """The table as last listed (at most about a second old), for the status page."""
-        lb = self.daemon.load_balancer
-        return {"services": []} if lb is None else await lb.recent_ipvs()
-
-    async def drain(self, virtual_server: str, real_server: str) -> None:
-        try:
-            await self.daemon.drain(virtual_server, real_server, True)
-        finally:
-            self._changed()
-
-    async def undrain(self, virtual_server: str, real_server: str) -> None:
-        try:
-            await self.daemon.drain(virtual_server, real_server, False)
-        finally:
-            self._changed()
-
-    async def maintenance(self, instance: str, on: bool) -> None:
-        await self.daemon.maintenance(instance, on)
-
-    async def reload(self) -> tuple[bool, str]:
-        try:
-            return await self.daemon.reload()
-        finally:
-            self._changed()
-
-    def _changed(self) -> None:
-        """A change made through the API shows in the next status."""
-        if self._snapshots is not None:
-            self._snapshots.invalidate()
 
 
 def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:

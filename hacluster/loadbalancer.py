@@ -227,6 +227,15 @@ class _Real:
 
 
 @dataclass(frozen=True, slots=True)
+class Handed:
+    """A real server's checks' states (in their configured order) and its reason, as a
+    balancer hands them to its successor."""
+
+    ups: tuple[bool, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Wanted:
     """One real server of a configuration, ready to run."""
 
@@ -367,8 +376,16 @@ class LoadBalancer:
         coalesce: float = DEFAULT_COALESCE,
         max_concurrency: int = 4096,
         workers: int = 0,
+        handed: Mapping[tuple[str, str], Handed] | None = None,
+        on_health: Callable[[str, str, Handed | None], None] | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
+        # A restarted balancer's checks start in the state its predecessor reported
+        # (`handed`, by virtual and real server name), so a server that was down stays
+        # out and one with alpha that had come up stays in; `on_health` hears every
+        # server's checks' states as they change, to hand them on again.
+        self._handed = dict(handed or {})
+        self.on_health = on_health
         self._config = config
         self._backend = backend
         self._notifier = notifier
@@ -537,10 +554,9 @@ class LoadBalancer:
         """Report real server and quorum changes to `notifier` from now on (None: to nobody)."""
         self._notifier = notifier
 
-    async def reconfigure(self, config: Config, diff: ConfigDiff | None = None) -> None:
-        """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one.
-        `diff`: the reload's `diff_configs(self.config, config)`, when it has it."""
-        changes = diff if diff is not None else diff_configs(self._config, config)
+    async def reconfigure(self, config: Config) -> None:
+        """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one."""
+        changes = diff_configs(self._config, config)
         wanted = prepare(config, self._wanted, changes)  # raises before anything is touched
         if not self._started:  # nothing runs yet: start() builds from this one
             self._wanted, self._config = wanted, config
@@ -576,6 +592,7 @@ class LoadBalancer:
                 self._runner.remove(check.check_id)
             if key[0] in servers and real.vs.omega and real.up:
                 self._notify_real(real, False, "removed from the configuration")
+            self._hand_on(real, gone=True)
             log.info("[%s] real server %s removed", real.vs, real.rs)
         for key in p.servers_added:
             want = wanted[key]
@@ -640,6 +657,7 @@ class LoadBalancer:
         now_up = self._runner.server_up(real.key)
         if now_up != real.up:  # e.g. the only failing check was removed
             self._notify_real(real, now_up, "check removed by reload")
+        self._hand_on(real)
         log.info("[%s] real server %s: %d check(s) kept, %d replaced or added, %d removed",
                  real.vs, real.rs, len(change.kept), len(change.added), len(change.removed))
 
@@ -733,6 +751,19 @@ class LoadBalancer:
             "ipvs": to_json(current) if current is not None and table else None,
             "counters": dict(self.counters),
         }
+
+    def virtual_server_row(self, name: str) -> dict[str, Any] | None:
+        """The `status()` row of the virtual server named `name` (None: no such one)."""
+        now = time.monotonic()
+        current = self._table
+        for skey, vs in self._servers.items():
+            if str(vs) == name:
+                entry = current.entries.get(skey) if current is not None else None
+                row = self._service_row(skey, vs)
+                row["real_servers"] = [self._real_row(vs, real, entry, now)
+                                       for real in self._members.get(skey, [])]
+                return row
+        return None
 
     def status_pieces(self) -> Iterator[str]:
         """The `virtual_servers` of `status()` as JSON text (`json.dumps`'s), a piece per
@@ -850,18 +881,32 @@ class LoadBalancer:
     ) -> _Real:
         """A new real server; `carried`: the health it carries on (moved by a reload)."""
         real = _Real(want.vs, want.rs, key, want.plans, since=now if since is None else since)
-        if carried is None:
-            # State before any check runs: up, unless a check starts down (alpha).
-            real.up = not any(p.timing.alpha for p in want.plans)
-            real.reason = "not checked yet" if want.plans else "no checks"
+        # State before any check runs: as a reload carried it over, or as a predecessor
+        # handed it over, else up unless a check starts down (alpha).
+        handed = self._handed.pop((str(want.vs), real.name), None) if self._handed else None
+        if carried is not None:
+            alphas = [not carried for _ in want.plans]
+            real.reason = "carried over by reload"
+        elif handed is not None and len(handed.ups) == len(want.plans):
+            alphas = [not up for up in handed.ups]
+            real.reason = handed.reason
         else:
-            real.up, real.reason = carried, "carried over by reload"
+            alphas = [p.timing.alpha for p in want.plans]
+            real.reason = "not checked yet" if want.plans else "no checks"
+        real.up = not any(alphas) if carried is None else carried
         self._reals[key] = real
-        for p in want.plans:
-            alpha = p.timing.alpha if carried is None else not carried
+        for p, alpha in zip(want.plans, alphas, strict=True):
             real.checks.append(self._add_check(real, p, alpha=alpha))
         self._refresh_health(real)
         return real
+
+    def _hand_on(self, real: _Real, gone: bool = False) -> None:
+        """Tell `on_health` the states of a real server's checks (None: it is gone)."""
+        if self.on_health is None:
+            return
+        handed = None if gone else Handed(
+            tuple(self._runner.status(c.check_id).up for c in real.checks), real.reason)
+        self.on_health(str(real.vs), real.name, handed)
 
     def _add_check(self, real: _Real, p: CheckPlan, *, alpha: bool) -> _Check:
         check_id = f"{real.vs} {real.rs} {p.kind}#{next(self._seq)}"
@@ -923,6 +968,7 @@ class LoadBalancer:
         if real.up != event.up:
             kind = next((c.plan.kind for c in real.checks if c.check_id == event.check_id), None)
             self._notify_real(real, event.up, event.reason, kind)
+        self._hand_on(real)
         self._dirty.add(real.key[0])
         self._wake.set()
 
@@ -1192,6 +1238,7 @@ def servers_of(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 __all__ = [
     "DEFAULT_COALESCE",
     "STOP_GRACE",
+    "Handed",
     "LastResult",
     "LoadBalancer",
     "LoadBalancerError",

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hacluster import vmac_plan
+from hacluster.accept_mode import AcceptFirewall
 from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import with_overrides
@@ -34,8 +35,9 @@ from hacluster.vroutes import RouteFollower
 from vrrp.vmac import Vmacs
 
 if TYPE_CHECKING:
+    from hacluster.balancer import Balancer
     from hacluster.daemon import Daemon
-    from hacluster.loadbalancer import LoadBalancer
+    from hacluster.roles.balancer import BalancerRole
     from vrrp.addresses import Vip
     from vrrp.driver import Member
 
@@ -127,7 +129,7 @@ class Reloader:
 
         d = self.daemon
         problems: list[str] = []
-        if new.global_defs.dataplane != old.global_defs.dataplane and d.load_balancer is not None:
+        if new.global_defs.dataplane != old.global_defs.dataplane and d.balancer is not None:
             problems.append(str(Problem(
                 str(d.options.config_file), (lines or {}).get("global_defs.dataplane", 0),
                 "global_defs.dataplane",
@@ -153,23 +155,24 @@ class Reloader:
         if diff.is_empty:
             return "no change"
         self._check(old, new, lines, preflight_it=given is None)
-        lb = d.load_balancer
+        lb = d.balancer
         if lb is None:  # the load balancer logs the same summary
             for line in diff.summary():
                 log.info("[reload] %s", line)
 
         # The load balancer first: it is the one part that may still refuse.
-        new_lb: LoadBalancer | None = None
+        from hacluster.balancer import BalancerError
+        from hacluster.daemon import StartupError
+
+        new_lb: Balancer | BalancerRole | None = None
         if lb is not None:
             try:
-                await lb.reconfigure(new, diff if lb.config is old else None)
-            except LoadBalancerError as exc:
+                await lb.reconfigure(new)
+            except (LoadBalancerError, BalancerError) as exc:
                 raise ReloadRefused(str(exc)) from None
         elif new.virtual_servers:
-            from hacluster.daemon import StartupError
-
             try:
-                new_lb = await d._make_load_balancer(new)
+                new_lb = await d._make_balancer(new)
             except StartupError as exc:
                 raise ReloadRefused(str(exc)) from None
         # Nothing below refuses: log what fails and carry on with the rest.
@@ -177,9 +180,8 @@ class Reloader:
         role = d.vrrp_role
         if role is not None:
             await self._notify(new)
-            if new_lb is not None:
+            if new_lb is not None:  # (a role process, running already)
                 d._lb = new_lb
-                await new_lb.start()
             ok, summary = await role.reload(new)
             if not ok:
                 log.error("[reload] the VRRP role: %s", summary)
@@ -236,6 +238,7 @@ class Reloader:
     async def _notify(self, new: Config) -> None:
         from hacluster import scripts
         from hacluster.alert_outputs import wanted
+        from hacluster.balancer import Balancer
         from hacluster.notify import Notifier, prepare_commands
 
         d = self.daemon
@@ -245,7 +248,7 @@ class Reloader:
                 d._notifier.reconfigure(new)
             elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
                 d._notifier = Notifier(new)
-                if d._lb is not None:
+                if isinstance(d._lb, Balancer):  # (a role's come through here)
                     d._lb.set_notifier(d._notifier)
         except scripts.ScriptError as exc:
             log.error("notify: %s", exc)
@@ -272,6 +275,11 @@ class Reloader:
         elif RouteFollower.wanted(new):
             d._routes = RouteFollower(new)
             await d._routes.start()
+        if d._accept is not None:
+            await d._accept.reconfigure(new)
+        elif AcceptFirewall.wanted(new):
+            d._accept = AcceptFirewall(new)
+            await d._accept.start()
 
     # ------------------------------------------------------------------ VRRP units
 

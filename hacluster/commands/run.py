@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
+from hacluster.startuptrace import mark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     vip_state = vipstate.state_file(args.state_dir or vipstate.DEFAULT_STATE_DIR, args.config)
     leftovers = vipstate.clear_leftovers(vip_state)
+    mark("leftovers cleared")
 
     role: VrrpRole | None = None
     if not args.single_process:
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         # here; it runs nothing before run_daemon releases it with the accepted file.
         role = VrrpRole()
         role.fork()
+        mark("role forked")
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
         # frees few: the collector's passes over them would only delay the release.
@@ -102,6 +105,7 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
     from hacluster.config.loader import load_config_located
     from hacluster.preflight import preflight
 
+    mark("loader imported")
     try:
         config, lines = load_config_located(path)
     except ConfigError as exc:
@@ -113,7 +117,9 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
         _report(leftovers)
         print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
         return None
+    mark("file loaded")
     findings = preflight(config, lines)
+    mark("preflighted")
     if findings:
         _report(leftovers)
         for finding in findings:
@@ -153,6 +159,7 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
     except OSError as exc:
         print(f"hacluster run: cannot take the single-instance lock: {exc}", file=sys.stderr)
         return 1
+    mark("locked")
     try:
         if role is not None:
             from hacluster.roles.vrrp import release
@@ -166,6 +173,7 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
+            mark("released")
         from hacluster.daemon import run_daemon
 
         return run_daemon(config, options, role)

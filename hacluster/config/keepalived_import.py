@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from hacluster.config import advert_fit
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import parse_config
 
@@ -953,6 +954,12 @@ class _Converter:
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        vips = target.get("virtual_ipaddress") or ()
+        if len(vips) > advert_fit.VRRP_MAX_ADDR:
+            self.skip(stmt, kp, f"{name} has {len(vips)} VIPs: one advert carries at most "
+                      f"{advert_fit.VRRP_MAX_ADDR} (fewer if the interface's MTU is small); "
+                      "the rest are not advertised, only added: keepalived and hacluster "
+                      "move them to the excluded VIPs at start, with a warning", same=True)
         tracked = target.get("track_interface", [])
         for i, item in reversed(list(enumerate(tracked))):
             if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
@@ -2015,6 +2022,24 @@ def _unsupported_checker(name: str) -> Handler:
     return handle
 
 
+def _nftables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`nftables [TABLENAME]`: the no_accept table (without a name, hacluster's own)."""
+    if stmt.args:
+        if re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", stmt.args[0]) and stmt.args[0] != "hacluster":
+            c.put(target, "nftables", stmt.args[0], stmt, kp)
+        else:
+            c.skip(stmt, kp, f"table name {stmt.args[0]!r} not carried over (letters, digits "
+                   "and _ only, not 'hacluster'): hacluster_vrrp is used", same=True)
+    if len(stmt.args) > 1:
+        c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[1:])!r}", same=True)
+
+
+def _vrrp_iptables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    # keepalived 2.2.7 as Debian builds it: "iptables not supported, using nftables instead"
+    c.skip(stmt, kp, "no_accept is carried out with an nftables table "
+           "(global_defs.nftables), as keepalived does without iptables", same=True)
+
+
 # --------------------------------------------------------------------------- keyword tables
 
 _GLOBAL: dict[str, Handler] = {
@@ -2060,6 +2085,11 @@ _GLOBAL: dict[str, Handler] = {
     "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
     "lvs_notify_fifo_script": _cmd("lvs_notify_fifo_script"),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
+    "nftables": _nftables,
+    "nftables_priority": _set("nftables_priority", _int),
+    "nftables_counters": _flag("nftables_counters", valued=False),
+    "nftables_ifindex": _flag("nftables_ifindex", valued=False),
+    "vrrp_iptables": _vrrp_iptables,
 }
 
 _SCRIPT: dict[str, Handler] = {
@@ -2304,7 +2334,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_iptables vrrp_ipsets vrrp_nftables
+    snmp_socket enable_dbus dbus_service_name vrrp_ipsets vrrp_nftables
     vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
@@ -2317,7 +2347,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     linkbeat_use_polling linkbeat_interfaces net_namespace net_namespace_ipvs
     namespace_with_ipsets instance startup_script startup_script_timeout shutdown_script
     shutdown_script_timeout max_auto_priority min_auto_priority_delay umask
-    random_seed nftables nftables_priority nftables_ifindex nftables_counters nftables_ipvs
+    random_seed nftables_ipvs
     nftables_ipvs_priority nftables_ipvs_start_fwmark local_name rs_init_notifies
     no_checker_emails reload_time_file reload_repeat reload_file reload_check_config
     config_save_dir tmp_config_directory fifo_write_vrrp_states_on_reload disable_local_igmp

@@ -98,7 +98,21 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Strict RFC 3768/5798 compliance for every instance (each may say otherwise with "
         "`strict_mode`): no unicast peers, no authentication, no preempt_delay, MASTER only "
         "at priority 255, at least one VIP (the first IPv6 one link-local); no advert "
-        "answers a lower-priority master; accept only for the address owner.", "true"),
+        "answers a lower-priority master; accept only for the address owner (others drop "
+        "traffic to their VIPs while master, see `nftables`).", "true"),
+    ("GlobalDefs", "nftables"): KeyDoc(
+        "The nftables table (`inet NAME`, created and removed by hacluster, never another "
+        "table) that carries out `accept: false`: a set of the VIPs of masters that are not "
+        "the address owner and do not accept, dropped on input and output (neighbour "
+        "discovery excepted).", "keepalived_vips", keepalived="nftables [TABLENAME]"),
+    ("GlobalDefs", "nftables_priority"): KeyDoc(
+        "Priority of that table's input and output chains.", "-150"),
+    ("GlobalDefs", "nftables_counters"): KeyDoc(
+        "Counters on that table's drop rules (`nft list table inet hacluster_vrrp`).",
+        "true"),
+    ("GlobalDefs", "nftables_ifindex"): KeyDoc(
+        "Link-local IPv6 VIPs are matched with their interface's index rather than its "
+        "name.", "true"),
     ("GlobalDefs", "vrrp_notify_priority_changes"): KeyDoc(
         "Default of the instances' `notify_priority_changes`.", "true"),
     ("GlobalDefs", "vrrp_skip_check_adv_addr"): KeyDoc(
@@ -479,8 +493,11 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "keepalived: the instance's own interface going down does not put it in FAULT."
         " Accepted for keepalived files; hacluster does not act on it yet.", "true"),
     ("VrrpInstance", "accept"): KeyDoc(
-        "Accept mode: the VIPs answer traffic even when this is not the address owner "
-        "(false: keepalived's `no_accept`).", "false", keepalived="accept / no_accept"),
+        "Accept mode: the VIPs answer traffic even when this is not the address owner. "
+        "false (keepalived's `no_accept`): while MASTER, traffic to the VIPs and excluded "
+        "VIPs is dropped by the `global_defs.nftables` table, unless priority is 255.",
+        "false", keepalived="accept / no_accept",
+        default="true; with strict_mode, true only at priority 255"),
     ("VrrpInstance", "checksum_pseudo_header"): KeyDoc(
         "VRRPv3 over IPv4: include the pseudo-header in the checksum.", "false",
         keepalived="old_unicast_checksum (the opposite sense)",

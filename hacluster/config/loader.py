@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import ipaddress
+import logging
 import math
 import operator
 import re
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hacluster.config import advert_fit
 from hacluster.config import model as m
 from hacluster.config.errors import ConfigError, Problem
 from healthchecks.params import parse_hex
@@ -52,6 +54,8 @@ _SECTIONS = (
 _NAME_RE = re.compile(r"^[^\s/]+$")
 _DIGEST_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 _HOSTPORT_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
+log = logging.getLogger("hacluster.config")
+
 _TRACK_INHERITED = ("retry", "delay_before_retry", "delay_loop", "warmup", "alpha")
 
 
@@ -83,6 +87,8 @@ def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
     config = ctx.load(text, path)
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
+    for warning in ctx.warnings:  # keepalived warns and goes on: so does the loader
+        log.warning("%s", warning)
     return config, dict(ctx.lines)
 
 
@@ -235,6 +241,7 @@ class _Ctx:
     def __init__(self, filename: str) -> None:
         self.file = filename
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # what keepalived warns about and goes on
         self.lines: dict[str, int] = {}
         # The valid items of lists that had invalid ones, so that rules spanning a list
         # (one family per instance, ...) still report on what could be read.
@@ -662,6 +669,21 @@ class _Ctx:
             values["accept"] = owner
         return ok
 
+    def fit_advert(self, values: dict[str, Any], vips: list[m.VirtualIpAddress], family: int,
+                   version: int, vpath: str) -> None:
+        """VIPs beyond what one advert carries at the interface's MTU go to the excluded
+        list, with a warning (keepalived's rule; see advert_fit)."""
+        interface = values.get("interface", "")
+        mtu = advert_fit.interface_mtu(interface) if interface else None
+        most = advert_fit.capacity(family, version, mtu or advert_fit.DEFAULT_MTU)
+        if len(vips) <= most:
+            return
+        values["virtual_ipaddress"] = tuple(vips[:most])
+        values["virtual_ipaddress_excluded"] = (
+            *values.get("virtual_ipaddress_excluded", ()), *vips[most:])
+        self.warnings.append(Problem(self.file, self.lines.get(vpath, 0), vpath,
+                                     advert_fit.message(len(vips), most, interface, mtu)))
+
     def track_process(self, node: Node, path: str, name: str) -> Any:
         read = self.read(m.VrrpTrackProcess, node, path)
         if read is None:
@@ -736,6 +758,8 @@ class _Ctx:
         if values.get("authentication") is not None and version == 3:
             self.at(_join(path, "authentication"), "VRRPv3 has no authentication (v2 only)")
             ok = False
+        if len(vips) >= advert_fit.ALWAYS_FIT and family is not None and ok:
+            self.fit_advert(values, vips, family, version, vpath)
         if values.get("nopreempt") and values.get("state") == "MASTER":
             self.at(_join(path, "nopreempt"), "needs state BACKUP (keepalived's rule)")
             ok = False
@@ -1632,9 +1656,20 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
             ctx.at(_join(path, key), f"{fifo} is already {fifos[fifo]}")
             ok = False
         fifos[fifo] = key
+    table = values.get("nftables")
+    if table is not None and not _NFT_TABLE_RE.match(table):
+        ctx.at(_join(path, "nftables"), f"must be an nftables table name (a letter, then "
+               f"letters, digits or _, at most 64), got {table!r}")
+        ok = False
+    elif table == "hacluster":
+        ctx.at(_join(path, "nftables"), "'hacluster' is the nftables dataplane's table")
+        ok = False
     if not ok:
         return _INVALID
     return m.GlobalDefs(**values)
+
+
+_NFT_TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {

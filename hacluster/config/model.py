@@ -184,6 +184,12 @@ class GlobalDefs:
     vrrp_gna_interval: float = field(default=0.0, metadata=spec(min=0, max=1))
     vrrp_down_timer_adverts: int = field(default=3, metadata=spec(min=1, max=100))
     vrrp_checksum_pseudo_header: bool = True  # v3 over IPv4 (keepalived's default)
+    # The nftables table (`inet NAME`) that carries out no_accept: it drops traffic to
+    # the VIPs of masters that are not the address owner and have accept off.
+    nftables: str = "hacluster_vrrp"
+    nftables_priority: int = field(default=-1, metadata=spec(min=-2**31, max=2**31 - 1))
+    nftables_counters: bool = False  # counters on the table's drop rules
+    nftables_ifindex: bool = False  # link-local IPv6 VIPs keyed by ifindex, not name
     lvs_sync_daemon: LvsSyncDaemon | None = None
     lvs_timeouts: LvsTimeouts | None = None
     # Email alerts (keepalived's SMTP alerting): sent when notification_email and

@@ -1,6 +1,8 @@
 """Request/answer over a socketpair between the supervisor and a role, in plain data.
 
-Each request is `("req", id, method, args)` and gets `("ans", id, ok, value)`; the
+Each request is `("req", id, method, args)` and gets `("ans", id, ok, value)`, or, for
+a `bytes` answer, `("blob", id, size)` followed by the bytes themselves (a status
+document of megabytes is relayed as it is, never decoded on the way); the
 answering side may also send `("evt", kind, args)` at any time (a state change); the
 messages are `healthchecks.wire` frames, so neither side ever builds anything but
 plain values and the config's own types from what the other sends. `Channel` is the
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hacluster.config import model
-from healthchecks.wire import Codec, WireError
+from healthchecks.wire import MAX_FRAME, Codec, WireError
 
 log = logging.getLogger("hacluster.roles")
 
@@ -81,6 +83,11 @@ class Channel:
                                 fut.set_result(value)
                             else:
                                 fut.set_exception(RoleError(str(value)))
+                    case ("blob", int() as number, int() as size) if 0 <= size <= MAX_FRAME:
+                        data = await self._reader.readexactly(size)
+                        fut = self._waiting.get(number)
+                        if fut is not None and not fut.done():
+                            fut.set_result(data)
                     case ("evt", str() as kind, tuple() as args):
                         if self._on_event is not None:
                             try:
@@ -118,11 +125,16 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     """Answer requests until the other end closes; a failing request answers its error."""
 
     async def answer(number: int, method: str, args: tuple[Any, ...]) -> None:
+        reply: tuple[Any, ...]
         try:
             value = await handler(method, args)
         except Exception as exc:
             reply = ("ans", number, False, f"{type(exc).__name__}: {exc}")
         else:
+            if isinstance(value, bytes | bytearray) and len(value) <= MAX_FRAME:
+                writer.write(CODEC.frame(("blob", number, len(value))))
+                writer.write(value)
+                return
             reply = ("ans", number, True, value)
         try:
             writer.write(CODEC.frame(reply))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, GlobalDefs
 from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
+from hacluster.startuptrace import mark
 from healthchecks.pdeath import die_with_parent
 
 if TYPE_CHECKING:
@@ -106,19 +107,19 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 
 #: What the role imports while the supervisor loads and checks the file (the modules
-#: its start path would import after the release; pyroute2 is the netlink code VIPs use).
+#: its start path would import after the release; never pyroute2 nor scapy: vrrp.rtnl and
+#: vrrp.frames do what VRRP needs of them).
 PREPARE = (
     "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
     "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
-    "pyroute2.netlink.rtnl.ifaddrmsg",
+    "vrrp.addrwatch",
 )
 
 
 def _prepare() -> None:
     """Import what the role's start path needs, one module after the other on this
-    thread (a second importing thread would only contend for the GIL and race pyroute2's
-    circular imports)."""
+    thread (a second importing thread would only contend for the GIL)."""
     import importlib
 
     import hacluster
@@ -173,10 +174,13 @@ def _child(sock: socket.socket, parent: int) -> int:
     # The supervisor is loading and checking the file meanwhile: get ready, but touch
     # nothing (no VIP, no advert, no script) before it has accepted the file, so that
     # a file `hacluster run` refuses never runs here, not even briefly.
+    mark("role: started")
     _prepare()
+    mark("role: prepared")
     released = _released(sock)
     if released is None:
         return 0
+    mark("role: released")
     config, options = released
     from hacluster.daemon import Daemon
     from hacluster.logs import setup_logging
@@ -224,6 +228,8 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
     # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
     daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
     server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
+    running = asyncio.get_running_loop().create_task(daemon.started.wait())
+    running.add_done_callback(lambda _: mark("role: instances running"))
     # The supervisor gone (channel closed): stop gracefully, resigning as masters.
     server.add_done_callback(lambda _: daemon.request_stop())
     try:
