@@ -20,6 +20,7 @@ checks. A refused reload changes nothing and says why, one problem per line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -60,6 +61,7 @@ class Reloader:
         """Load the config file again (or take `given`, already loaded) and switch to it
         by difference: (done, message)."""
         d = self.daemon
+        await self._started()
         async with d._reload_lock:
             if not d._running:
                 return False, "the daemon is not running (starting or stopping)"
@@ -100,6 +102,20 @@ class Reloader:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
             d._schedule_status()
             return ok, message
+
+    async def _started(self) -> None:
+        """A reload asked for during start-up (SIGHUP as the roles come up) waits until
+        the daemon runs, rather than being lost; one during the stop is refused."""
+        d = self.daemon
+        if d.started.is_set() or d._stop.is_set():
+            return
+        log.info("reload waits for start-up to finish")
+        waits = [asyncio.ensure_future(d.started.wait()), asyncio.ensure_future(d._stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     # ------------------------------------------------------------------ the steps
 
