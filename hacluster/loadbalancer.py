@@ -89,6 +89,7 @@ from hacluster.policy import (
     service_of,
 )
 from hacluster.reload_balancer import (
+    REPLANNED,
     BalancerPlan,
     plan_balancer_reload,
     real_servers_of,
@@ -280,11 +281,6 @@ def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     return CheckPlan(p.kind, resolved, p.timing)
 
 
-#: Kinds planned again at every reload: MISC_CHECK's program is looked up again, and
-#: FILE_CHECK reads a vrrp_track_file whose path may have changed.
-_REPLANNED = ("MISC_CHECK", "FILE_CHECK")
-
-
 def prepare(
     config: Config,
     previous: Mapping[HealthKey, _Wanted] | None = None,
@@ -304,11 +300,10 @@ def prepare(
     problems: list[str] = []
     for key, (vs, rs) in real_servers_of(config).items():
         old = previous.get(key) if same is not None and previous is not None else None
-        # (the rs compared too: of a real server given twice, the diff saw the last)
-        reuse = old is not None and old.rs == rs and same is not None and same(vs, rs)
+        reuse = old is not None and same is not None and same(vs, rs)
         plans: list[CheckPlan] = []
         for i, check in enumerate(rs.checks):
-            if reuse and old is not None and old.plans[i].kind not in _REPLANNED:
+            if reuse and old is not None and old.plans[i].kind not in REPLANNED:
                 plans.append(old.plans[i])
                 continue
             what = where(vs, rs, check)
