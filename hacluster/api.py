@@ -238,7 +238,9 @@ async def _status(request: web.Request) -> web.Response:
     controller = request.app[_CONTROLLER]
     document = getattr(controller, "status_document", None)  # kept encoded: answers at once
     if document is not None:
-        body = (await document()).encode()
+        body = await document()  # bytes, relayed as the balancer built them
+        if isinstance(body, str):
+            body = body.encode()
         _send_buffer(request, len(body))
         return web.Response(body=body, content_type="application/json")
     status = await controller.status()
@@ -310,6 +312,9 @@ async def _virtual_server(request: web.Request) -> web.Response:
     """One virtual server as the status shows it, with its rows of the table."""
     name = normalize_virtual_server(request.match_info["vs"])
     controller = request.app[_CONTROLLER]
+    one = getattr(controller, "virtual_server", None)  # without building all the status
+    if one is not None:
+        return await _json(await one(name))
     status = await controller.status()
     for row in status["virtual_servers"]:
         if row["name"] == name:

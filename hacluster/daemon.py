@@ -10,20 +10,9 @@
 - the control API and Prometheus metrics (`hacluster.api`, `hacluster.metrics`);
 - systemd notification: READY after start, WATCHDOG pings, RELOADING, STOPPING.
 
-Reload (SIGHUP or the API) loads and validates the file again, and refuses it — every
-problem logged, nothing changed — when it does not load, when a notify or track script
-cannot be used, when a check cannot be run, when the dataplane cannot carry out a
-virtual server, when an interface is missing, or when it changes `dataplane` (a
-restart). Otherwise it works by difference: a lone instance or sync group whose settings
-did not change keeps its machine, timers and VIPs (changed tracking or notify settings
-are taken in place by the trackers and the notifier); a changed one is rebuilt, and
-keeps its mastership when its identity (interface, VRID, family, version) is the same —
-keepalived's reload keeps the state of an instance it still finds by name — with no
-BACKUP/MASTER notification, VIPs it no longer has removed and new ones added; one whose
-identity changed resigns (priority 0, VIPs released) and starts again as configured.
-Removed instances resign, release their VIPs and notify STOP; new ones start. Real
-servers and checks are matched by the load balancer itself, so unchanged ones keep
-their health and their dataplane entries are not rewritten.
+Reload (SIGHUP or the API) is carried out by `hacluster.reload_coordinator.Reloader` on
+the parts built here: one config diff, a pure plan per role, nothing touched when the
+file is refused.
 
 Maintenance (`Controller.maintenance`) lowers an instance's effective priority to 1
 through a priority delta added to the trackers' one: a backup with a higher priority
@@ -43,11 +32,12 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vmac_plan
+from hacluster.accept_mode import AcceptFirewall
 from hacluster.apitypes import (
     InstanceStatus,
     Status,
@@ -55,17 +45,12 @@ from hacluster.apitypes import (
     UnknownInstance,
     UnknownVirtualServer,
 )
+from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
-from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
-    _ReloadPlan,
-    _Unit,
-    identity,
-    plan_units,
-    plan_vrrp_reload,
-    unit_settings,
-)
+from hacluster.reload_coordinator import Reloader
+from hacluster.reload_plan import _Unit, plan_units
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
@@ -74,15 +59,16 @@ from vrrp.vmac import Vmacs
 if TYPE_CHECKING:
     from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
+    from hacluster.balancer import Balancer
     from hacluster.ipvs.backend import Backend
-    from hacluster.loadbalancer import LoadBalancer
     from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.roles.balancer import BalancerRole
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
-    from hacluster.status_snapshot import StatusSnapshots
     from hacluster.tracking import TrackChange, Tracking
+    from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
@@ -107,10 +93,6 @@ class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
 
 
-class ReloadRefused(Exception):
-    """A new configuration was refused; the message lists every problem, one per line."""
-
-
 def state_label(state: State) -> str:
     """The state as the API and metrics name it: as the logs do (INITIALIZE...)."""
     return str(state)
@@ -121,23 +103,6 @@ class _LastChange:
     change: StateChanged
     at: float  # monotonic
     wall: float
-
-
-def dataplane_problems(config: Config) -> list[str]:
-    """What the configured dataplane cannot carry out (duplicate services aside, which
-    the load balancer reports and skips)."""
-    if not config.virtual_servers:
-        return []
-    from hacluster.ipvs.dataplane import config_problems
-    from hacluster.policy import conflicts
-
-    servers = config.virtual_servers
-    try:
-        problems = config_problems(config.global_defs.dataplane, servers)
-    except ValueError as exc:
-        return [str(exc)]
-    skip = set(conflicts(servers))
-    return [p for p in problems if p not in skip]
 
 
 class Daemon:
@@ -157,12 +122,13 @@ class Daemon:
         self._frames: FrameSockets | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
+        self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
         self._vmacs: Vmacs | None = None  # use_vmac macvlans
         self._notifier: Notifier | None = None
         self._alerts: AlertOutputs | None = None
         self._lvs_sync: SyncFollower | None = None
-        self._lb: LoadBalancer | None = None
-        self._backend: Backend | None = None
+        self._lb: Balancer | BalancerRole | None = None
+        self._backend: Backend | None = None  # lvs_sync_daemon's (the balancer has its own)
         self._api: ApiServer | None = None
         self._metrics: Metrics | None = None
         self._sd: SdNotifier | None = None
@@ -180,8 +146,9 @@ class Daemon:
         self._status_pending = False
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
-        self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
+        self._reloader = Reloader(self)
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -192,7 +159,8 @@ class Daemon:
         return list(self._units.values())
 
     @property
-    def load_balancer(self) -> LoadBalancer | None:
+    def balancer(self) -> Balancer | BalancerRole | None:
+        """The balancer: in this process (`--single-process`) or its role process."""
         return self._lb
 
     @property
@@ -214,9 +182,6 @@ class Daemon:
 
         state = self.options.vip_state_file
         self._addresses = Addresses(None if state is None else VipRecord(state))
-        # pyroute2 takes ~0.2 s to import: start now, in a thread, while the sockets are
-        # set up; run() waits for it before the instances start.
-        self._addresses.warm_up()
         self._transport = Transport(loop)
         self._frames = FrameSockets()
 
@@ -346,6 +311,8 @@ class Daemon:
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
             self._routes.on_state(name, change.old, change.new)
+        if self._accept is not None:
+            self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
         if name in self._quiet:
@@ -529,8 +496,9 @@ class Daemon:
             ],
             "reloads": dict(self.reloads),
         }
-        if self._lb is not None:
-            out["load_balancer"] = self._lb.status()
+        local = getattr(self._lb, "load_balancer", None)  # (in this process)
+        if local is not None:
+            out["load_balancer"] = local.status()
         return out
 
     def _write_status(self) -> None:
@@ -625,27 +593,20 @@ class Daemon:
             return False
         return True
 
-    def api_status(self, vrrp: dict[str, Any] | None = None, *, table: bool = True) -> Status:
-        """Status; `vrrp` is what the VRRP role said (supervisor), else read here. Without
-        `table`, no virtual servers (the caller has them from elsewhere)."""
+    def api_status(self, vrrp: dict[str, Any], lb: dict[str, Any] | None) -> Status:
+        """Status from what the VRRP part and the balancer said (`vrrp`: `role_status()`;
+        `lb`: its `virtual_servers`, `dataplane_error` and `counters`)."""
         from hacluster import __version__
 
         g = self.config.global_defs
-        lb = None
-        if self._lb is not None:
-            lb = self._lb.status(table=False) if table else {
-                "virtual_servers": [], "dataplane_error": self._lb.dataplane_error,
-                "counters": dict(self._lb.counters),
-            }
-        if vrrp is None:
-            vrrp = self.role_status()
         counters: dict[str, Any] = {
             "transport": vrrp["transport"],
             "dropped": vrrp["dropped"],
             "reloads": dict(self.reloads),
         }
-        if self._vrrp_role is not None:
-            counters["role_restarts"] = {"vrrp": self._vrrp_role.restarts}
+        restarts = self.role_restarts()
+        if restarts:
+            counters["role_restarts"] = restarts
         if lb is not None:
             counters["load_balancer"] = lb["counters"]
         return Status(
@@ -659,6 +620,19 @@ class Daemon:
             dataplane_error=lb["dataplane_error"] if lb is not None else None,
             counters=counters,
         )
+
+    def role_restarts(self) -> dict[str, int]:
+        """Restarts of each role process (none when everything runs in this one)."""
+        from hacluster.roles.balancer import BalancerRole
+
+        out: dict[str, int] = {}
+        if self._vrrp_role is not None:
+            out["vrrp"] = self._vrrp_role.restarts
+        if isinstance(self._lb, BalancerRole):
+            out["balancer"] = self._lb.restarts
+        if self._zygote is not None:
+            out["zygote"] = self._zygote.restarts
+        return out
 
     # ------------------------------------------------------------------ metrics
 
@@ -726,7 +700,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
         if self._vrrp_role is not None:
-            self._metrics = Metrics(version=__version__, vrrp=False)
+            self._metrics = Metrics(version=__version__, vrrp=False, balancer=False)
+            self._metrics.extra = self._balancer_metrics
             return await self._run_supervisor()
         self._metrics = Metrics(version=__version__)
         config = self.config
@@ -736,13 +711,10 @@ class Daemon:
         await self._wait_for_sources(config)
         try:
             self._open_vrrp(loop)
-            if self._addresses is not None:
-                # Before the dataplane and the trackers import pyroute2 on this thread.
-                await self._addresses.imported()
             for key, unit in plan_units(config).items():
                 self._build_unit(config, key, unit)
             self._start_notify()
-            self._lb = await self._make_load_balancer(config)
+            self._lb = await self._make_balancer(config)
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -756,6 +728,9 @@ class Daemon:
             if RouteFollower.wanted(config):
                 self._routes = RouteFollower(config)
                 await self._routes.start()
+            if AcceptFirewall.wanted(config):
+                self._accept = AcceptFirewall(config)
+                await self._accept.start()
         except StartupError as exc:
             log.error("%s", exc)
             await self._close()
@@ -806,28 +781,44 @@ class Daemon:
         # already): one that came since is delivered now, to the handler, and stops
         # everything gracefully once started.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-        # The VRRP role is starting meanwhile: nothing here holds it up.
+        if self._zygote is not None:
+            self._spawn(self._zygote.watch(), "zygote")
+        # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
+        # role starts now too (forked with the file, which it does not need sent).
+        balancer = self._balancer_role(config)
         try:
             self._start_notify()
-            self._lb = await self._make_load_balancer(config)
         except StartupError as exc:
             log.error("%s", exc)
             await role.stop()
+            if balancer is not None:
+                await balancer.stop(flush=False)
             await self._close()
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        # (blocked by `hacluster run` with the two above: a reload asked for meanwhile is
+        # carried out once the roles run, not the default action's exit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         if not await role.start():
             log.error("the VRRP role could not start")
-            if self._lb is not None:
-                await self._lb.stop(flush=False)
+            if balancer is not None:
+                await balancer.stop(flush=False)
             await self._close()
             return 1
-        log.info("hacluster supervisor (pid %d): VRRP role pid %s; %d virtual server(s), "
-                 "dataplane %s", os.getpid(), role.pid, len(config.virtual_servers),
+        if balancer is not None:
+            try:
+                await self._start_balancer_role(balancer)
+            except StartupError as exc:
+                log.error("%s", exc)
+                await role.stop()
+                await self._close()
+                return 1
+            self._lb = balancer
+        log.info("hacluster supervisor (pid %d): VRRP role pid %s, balancer pid %s; "
+                 "%d virtual server(s), dataplane %s", os.getpid(), role.pid,
+                 None if balancer is None else balancer.pid, len(config.virtual_servers),
                  config.global_defs.dataplane)
-        if self._lb is not None:
-            await self._lb.start()
         await self._follow_lvs_sync(config)
         if self._lvs_sync is not None:  # what the role said before the follower was there
             for name, state in self._role_states.items():
@@ -858,6 +849,13 @@ class Daemon:
         self._vrrp_role = role
         role.on_event = self._role_event
 
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Check workers are forked from `zygote` (the balancer role asks it: see
+        `healthchecks.zygote.current`); one that dies is started again at once, and
+        counted as a role's restart."""
+        self._zygote = zygote
+        zygote.on_restart = lambda: self.role_restarted("zygote")
+
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
             name, label = args
@@ -866,9 +864,87 @@ class Daemon:
             if self._lvs_sync is not None:
                 self._lvs_sync.vrrp_state(str(name), state)
 
-    def role_restarted(self) -> None:
+    def role_restarted(self, role: str = "vrrp") -> None:
         if self._metrics is not None:
-            self._metrics.role_restarted("vrrp")
+            self._metrics.role_restarted(role)
+
+    # ------------------------------------------------------------------ the balancer
+
+    def _balancer_role(self, config: Config) -> BalancerRole | None:
+        """The balancer role of `config`, forked now (None without virtual servers)."""
+        if not config.virtual_servers:
+            return None
+        from hacluster.roles.balancer import BalancerRole
+
+        balancer = BalancerRole(config, on_restart=lambda: self.role_restarted("balancer"),
+                                on_event=self._balancer_event)
+        balancer.fork()
+        return balancer
+
+    @staticmethod
+    async def _start_balancer_role(balancer: BalancerRole) -> None:
+        """Wait until it runs; StartupError with its reason when it cannot."""
+        from hacluster.roles.balancer import BalancerFailed
+
+        try:
+            await balancer.start()
+        except BalancerFailed as exc:
+            raise StartupError(str(exc)) from None
+
+    async def _make_balancer(self, config: Config) -> Balancer | BalancerRole | None:
+        """The balancer of `config` (None without virtual servers), ready to start: in
+        this process, or a role process already running (supervisor); StartupError."""
+        if not config.virtual_servers:
+            return None
+        if self._vrrp_role is not None:
+            role = self._balancer_role(config)
+            assert role is not None
+            await self._start_balancer_role(role)
+            return role
+        from hacluster.balancer import Balancer, BalancerError
+
+        balancer = Balancer(config, metrics=self._metrics, notifier=self._notifier)
+        try:
+            await balancer.prepare()
+        except BalancerError as exc:
+            raise StartupError(str(exc)) from None
+        return balancer
+
+    def _balancer_event(self, kind: str, args: tuple[Any, ...]) -> None:
+        """The balancer role's notifications, run here (scripts, FIFOs, mail) in order."""
+        notifier = self._notifier
+        if notifier is None:
+            return
+        match kind, args:
+            case "notify_rs", (str() as vs_name, str() as rs_name, bool() as up,
+                               str() as reason, check):
+                found = self._find_real(vs_name, rs_name)
+                if found is not None:
+                    notifier.real_server(found[0], found[1], up, reason,
+                                         None if check is None else str(check))
+            case "notify_quorum", (str() as vs_name, bool() as up, str() as reason,
+                                   int() as weight_sum, int() as threshold):
+                found = self._find_real(vs_name, None)
+                if found is not None:
+                    notifier.quorum(found[0], up, reason, weight_sum=weight_sum,
+                                    threshold=threshold)
+
+    def _find_real(self, vs_name: str, rs_name: str | None) -> tuple[Any, Any] | None:
+        for vs in self.config.virtual_servers:
+            if str(vs) == vs_name:
+                if rs_name is None:
+                    return vs, None
+                for rs in vs.real_servers:
+                    if str(rs) == rs_name:
+                        return vs, rs
+        return None
+
+    async def _balancer_metrics(self, accept: str | None) -> bytes:
+        from hacluster.roles.balancer import BalancerRole
+
+        if isinstance(self._lb, BalancerRole):
+            return await self._lb.metrics_text(accept)
+        return b""
 
     async def _refresh_vrrp_metrics(self) -> None:
         if self._vrrp_role is not None and self._metrics is not None:
@@ -891,6 +967,8 @@ class Daemon:
             await asyncio.gather(*(d.stop() for d in self._units.values()))
             if self._routes is not None:
                 await self._routes.stop()
+            if self._accept is not None:
+                await self._accept.stop()
             if self._vmacs is not None:
                 await self._vmacs.remove_all()
             if self._lvs_sync is not None:
@@ -919,52 +997,9 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _make_load_balancer(self, config: Config) -> LoadBalancer | None:
-        """The load balancer of `config` (None without virtual servers); StartupError."""
-        if not config.virtual_servers:
-            return None
-        from hacluster.ipvs.backend import BackendError
-        from hacluster.loadbalancer import (
-            LoadBalancer,
-            LoadBalancerError,
-            backend_for,
-            checker_processes,
-        )
-
-        problems = dataplane_problems(config)
-        if problems:
-            raise StartupError("dataplane " + config.global_defs.dataplane + ": "
-                               + "; ".join(problems))
-        from hacluster.ipvs.backend import BackendUnavailable
-        try:
-            backend = backend_for(config)
-            if backend is not None:
-                # A dataplane that does not exist here (no IPVS in the kernel) is only
-                # found by using it: refuse to start rather than log errors for ever.
-                try:
-                    await backend.dump()
-                except BackendUnavailable:
-                    await backend.close()
-                    raise
-                except Exception as exc:  # transient: the load balancer retries
-                    log.warning("[%s] dataplane not readable yet: %s", backend.name, exc)
-        except (BackendError, OSError, ValueError) as exc:
-            raise StartupError(f"dataplane {config.global_defs.dataplane}: {exc}") from exc
-        try:
-            workers = checker_processes(config)
-            lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
-                              workers=workers)
-            if workers:
-                log.info("health checks run in %d worker process(es)", workers)
-        except LoadBalancerError as exc:
-            if backend is not None:
-                await backend.close()
-            raise StartupError(f"virtual_servers: {exc}") from exc
-        self._backend = backend
-        return lb
-
     async def _start_api(self) -> None:
         from hacluster.api import ApiError, ApiServer, Listeners
+        from hacluster.controller import DaemonController
 
         assert self._metrics is not None
         controller = DaemonController(self)
@@ -1017,8 +1052,19 @@ class Daemon:
         if self._lvs_sync is not None:
             self._lvs_sync.reconfigure(config)
             return
-        backend = self._backend
-        if config.global_defs.lvs_sync_daemon is None or not hasattr(backend, "follow_sync_role"):
+        if config.global_defs.lvs_sync_daemon is None or self._lb is None:
+            return
+        backend = getattr(self._lb, "backend", None) or self._backend
+        if backend is None and config.global_defs.dataplane != "none":
+            # The balancer role has its dataplane: the sync daemon gets a handle here.
+            from hacluster.loadbalancer import backend_for
+
+            try:
+                backend = self._backend = backend_for(config)
+            except Exception as exc:
+                log.error("lvs_sync_daemon: cannot open the dataplane: %s", exc)
+                return
+        if not hasattr(backend, "follow_sync_role"):
             return
         from hacluster.lvs_sync import SyncBackend, SyncFollower
 
@@ -1116,10 +1162,7 @@ class Daemon:
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
         if self._lb is None:
             raise UnknownVirtualServer(virtual_server)
-        if on:
-            await self._lb.drain(virtual_server, real_server)
-        else:
-            await self._lb.undrain(virtual_server, real_server)
+        await self._lb.drain(virtual_server, real_server, on)
         self._schedule_status()
 
     async def ipvs(self) -> dict[str, Any]:
@@ -1135,269 +1178,25 @@ class Daemon:
 
     async def reload(self, given: Config | None = None) -> tuple[bool, str]:
         """Load the config file again (or take `given`, already loaded) and switch to it
-        by difference: (done, message)."""
-        async with self._reload_lock:
-            if not self._running:
-                return False, "the daemon is not running (starting or stopping)"
-            sd = self._sd
-            if sd is not None:
-                sd.reloading()
-            started = time.monotonic()
-            try:
-                message = await self._reload(given)
-            except ReloadRefused as exc:
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                lines = str(exc).splitlines() or ["refused"]
-                log.error("reload refused, the running configuration is kept: %d problem(s)",
-                          len(lines))
-                for line in lines:
-                    log.error("reload refused: %s", line)
-                ok, message = False, str(exc)
-            except Exception as exc:  # a bug: say so, keep running what runs
-                log.exception("reload failed part way")
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                ok, message = False, f"reload failed part way: {type(exc).__name__}: {exc}"
-            else:
-                self.reloads["ok"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(True)
-                log.info("%s in %.0f ms: %s",
-                         "[vrrp role] reload applied" if self.options.role == "vrrp"
-                         else "reload done", (time.monotonic() - started) * 1000,
-                         message)
-                ok = True
-            self._keep_locks()
-            if sd is not None:
-                sd.ready(status=f"reload {'done' if ok else 'refused'}")
-            self._schedule_status()
-            return ok, message
+        by difference (`hacluster.reload_coordinator`): (done, message)."""
+        return await self._reloader.reload(given)
 
-    async def _reload(self, given: Config | None = None) -> str:
-        from hacluster.config import ConfigError
-        from hacluster.config.diff import diff_configs
-        from hacluster.config.errors import Problem
-        from hacluster.config.loader import load_config_located
-        from hacluster.loadbalancer import LoadBalancerError
-        from hacluster.preflight import preflight
+    @property
+    def reloads(self) -> dict[str, int]:
+        """Reloads done and refused so far."""
+        return self._reloader.counts
 
-        path = self.options.config_file
-        lines: Mapping[str, int] | None = None
-        if given is not None:
-            new = given
-        elif path is None:
-            raise ReloadRefused("no configuration file to reload from")
-        else:
-            try:
-                loaded, lines = load_config_located(path)
-            except ConfigError as exc:
-                raise ReloadRefused(str(exc)) from None
-            new = with_overrides(loaded, self.options)
-        if self._vrrp_role is None and (self._vmacs is not None or vmac_plan.wanted(new)):
-            # Where VRRP runs (not the supervisor): the macvlans before the instances.
-            self._vmacs = self._vmacs or Vmacs()
-            new = await vmac_plan.prepare(new, self._vmacs)
-        old = self.config
-        diff = diff_configs(old, new)
-        if diff.is_empty:
-            return "no change"
-        # Everything that can refuse the file, before anything is touched: the same
-        # preflight as `hacluster run` and `check-config`.
-        problems: list[str] = []
-        if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(str(Problem(
-                str(path), (lines or {}).get("global_defs.dataplane", 0),
-                "global_defs.dataplane",
-                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
-            )))
-        if given is None:  # (a config handed over was checked by whoever loaded it)
-            problems += [str(finding) for finding in preflight(new, lines)]
-        if problems:
-            raise ReloadRefused("\n".join(problems))
-        self._lock_instances(new)
-        if self._lb is None:  # the load balancer logs the same summary
-            for line in diff.summary():
-                log.info("[reload] %s", line)
+    def write_states_to_fifos(self) -> None:
+        """fifo_write_vrrp_states_on_reload, where the instances run."""
+        from hacluster.alert_outputs import state_events
 
-        # The load balancer first: it is the one part that may still refuse.
-        new_lb: LoadBalancer | None = None
-        if self._lb is not None:
-            try:
-                await self._lb.reconfigure(new)
-            except LoadBalancerError as exc:
-                raise ReloadRefused(str(exc)) from None
-        elif new.virtual_servers:
-            try:
-                new_lb = await self._make_load_balancer(new)
-            except StartupError as exc:
-                raise ReloadRefused(str(exc)) from None
-        # Nothing below refuses: log what fails and carry on with the rest.
-        self.config = new
-        if self._vrrp_role is not None:
-            await self._reload_notify(new)
-            if new_lb is not None:
-                self._lb = new_lb
-                await new_lb.start()
-            ok, summary = await self._vrrp_role.reload(new)
-            if not ok:
-                log.error("[reload] the VRRP role: %s", summary)
-            await self._reload_api(new)
-            return summary
-        # Instances going away first, so their STOP runs the scripts they had.
-        plan = await self._vrrp_retire(old, new)
-        await self._reload_notify(new)
-        if new_lb is not None:
-            self._lb = new_lb
-            await new_lb.start()
-        await self._follow_lvs_sync(new)
-        await self._reload_tracking(new)
-        summary = await self._vrrp_start(old, new, plan)
-        if self._vmacs is not None:
-            await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
-        await self._reload_api(new)
-        return summary
-
-    async def _reload_api(self, new: Config) -> None:
-        if self._api is not None:
-            from hacluster.api import ApiError, Listeners
-
-            try:
-                await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
-            except ApiError as exc:
-                log.error("[api] %s", exc)
-
-    def _lock_instances(self, new: Config) -> None:
-        """New instances take their single-instance locks (another daemon running one
-        of them refuses the reload); instances gone release theirs."""
-        locks = self.options.locks
-        if locks is None:
+        if self._alerts is None or self._vrrp_role is not None:
             return
-        from hacluster.single_instance import AlreadyRunning, lock_specs
-
-        specs = lock_specs(new)
-        try:
-            locks.acquire(specs, wait=0)
-        except (AlreadyRunning, OSError) as exc:
-            raise ReloadRefused(str(exc)) from None
-
-    def _keep_locks(self) -> None:
-        """Hold the locks of the running configuration's instances, no others."""
-        if self.options.locks is not None:
-            from hacluster.single_instance import lock_specs
-
-            self.options.locks.keep_only(lock_specs(self.config))
-
-    async def _reload_notify(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.alert_outputs import wanted
-        from hacluster.notify import Notifier, prepare_commands
-
-        alerts = wanted(new.global_defs)
-        try:
-            if self._notifier is not None:
-                self._notifier.reconfigure(new)
-            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
-                self._notifier = Notifier(new)
-                if self._lb is not None:
-                    self._lb.set_notifier(self._notifier)
-        except scripts.ScriptError as exc:
-            log.error("notify: %s", exc)
-        if self._alerts is not None:
-            await self._alerts.reconfigure(new)
-        elif alerts and self._notifier is not None:
-            self._attach_alerts(new)
-
-    async def _reload_tracking(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.tracking import Tracking, plan_watches
-
-        try:
-            if self._tracking is not None:
-                await self._tracking.reconfigure(new)
-            elif plan_watches(new):
-                self._tracking = Tracking(new, self._on_track_change)
-                await self._tracking.start(wait_first=False)
-        except scripts.ScriptError as exc:
-            log.error("tracking: %s", exc)
-        if self._routes is not None:
-            self._routes.reconfigure(new)
-        elif RouteFollower.wanted(new):
-            self._routes = RouteFollower(new)
-            await self._routes.start()
-
-    async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
-        """Units that go or change leave the loop: a whole unit that goes resigns; the
-        others detach, their masters keeping their VIPs for the unit that replaces them."""
-        running = {name: driver.members[name].machine.state
-                   for name, driver in self._driver_of.items()}
-        plan = plan_vrrp_reload(old, new, running)
-        for key in plan.stop:
-            driver = self._units.pop(key)
-            await driver.stop()
-            self._forget_members(driver)
-        leftovers: list[Vip] = []
-        for key, resign in plan.detach.items():
-            for name, member in self._units[key].members.items():
-                if name in plan.carry:
-                    leftovers += self._dropped_vips(member, new.vrrp_instances[name])
-            await self._detach(key, resign)
-        if leftovers and self._addresses is not None:
-            for vip, why in await self._addresses.remove(leftovers):
-                log.error("cannot remove VIP %s no longer configured: %s", vip, why)
-            log.info("removed VIPs no longer configured: %s",
-                     ", ".join(str(v) for v in leftovers))
-        for name in plan.forget:
-            self._maintenance.discard(name)
-            self._track_delta.pop(name, None)
-            self._last_change.pop(name, None)
-            if self._metrics is not None:
-                self._metrics.forget_instance(name)
-        return plan
-
-    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
-        """Build and start the changed and added units; a summary of the VRRP reload."""
-        after = plan_units(new)
-        for change in plan.in_place:
-            driver = self._driver_of.get(change.instance)
-            if driver is not None:
-                driver.reconfigure(change.instance, change.priority, change.nopreempt,
-                                   change.preempt_delay)
-        failed = []
-        for key in plan.changed + plan.added:
-            unit = after[key]
-            try:
-                driver = self._build_unit(new, key, unit, carry=frozenset(plan.carry),
-                                          cleanup=not any(n in old.vrrp_instances
-                                                          for n in unit.names))
-            except StartupError as exc:
-                log.error("%s", exc)
-                failed.append(key)
-                continue
-            await self._ready()
-            self._start_unit(driver, plan.carry)
-        parts = []
-        for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),
-                           ("added", plan.added), ("removed", plan.removed),
-                           ("failed", failed)):
-            if keys:
-                parts.append(f"{what} {', '.join(keys)}")
-        if plan.in_place:
-            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
-        if plan.carry:
-            parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
-        return "; ".join(parts) or "VRRP unchanged"
-
-    @staticmethod
-    def _dropped_vips(member: Member, inst: VrrpInstance) -> list[Vip]:
-        """A kept master's VIPs that the new settings no longer hold."""
-        wanted = {
-            (v.address, v.dev or inst.interface)
-            for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-        }
-        return [vip for vip in member.vips.values() if (vip.address, vip.dev) not in wanted]
+        instances = {name: (d.members[name].machine.state, d.members[name].machine.priority)
+                     for name, d in self._driver_of.items()}
+        groups = {d.group: d.core.state for d in self._units.values()
+                  if d.group is not None and isinstance(d.core, SyncGroup)}
+        self._alerts.write_states(state_events(self.config, instances, groups))
 
 
 def _no_source_cause(ifname: str, family: int) -> str:
@@ -1405,140 +1204,12 @@ def _no_source_cause(ifname: str, family: int) -> str:
     return f"interface {ifname} has no {what} to send from"
 
 
-class DaemonController:
-    """The daemon as the control API sees it (`hacluster.api.Controller`)."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self._snapshots: StatusSnapshots | None = None
-        self._snapshots_of: LoadBalancer | None = None  # a reload may build a new one
-        self._preparing: asyncio.Task[None] | None = None
-
-    async def summary(self) -> dict[str, Any]:
-        """What `GET /v1/summary` shows, without building the whole status."""
-        daemon = self.daemon
-        role = daemon.vrrp_role
-        if role is not None:
-            vrrp = await role.status()
-            instances = list(vrrp["instances"]) if vrrp is not None else []
-        else:
-            instances = daemon.role_status()["instances"]
-        lb = daemon.load_balancer
-        g = daemon.config.global_defs
-        return {
-            "router_id": g.router_id or socket.gethostname(),
-            "uptime_seconds": round(time.monotonic() - daemon.started_at, 3),
-            "instances": [
-                {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
-                 "master": i["master"], "maintenance": i["maintenance"]}
-                for i in instances
-            ],
-            "virtual_servers": lb.summary() if lb is not None else [],
-            "dataplane_error": None if lb is None else lb.dataplane_error,
-        }
-
-    async def status_document(self) -> str:
-        """`GET /v1/status` as JSON text: VRRP and counters read now, the load balancer's
-        part from its latest snapshot (`status_age_seconds` old; `ipvs` is the table as
-        reconcile last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
-        daemon = self.daemon
-        snapshots = await self._status_snapshots()
-        snapshot = None if snapshots is None else await snapshots.latest()
-        role = daemon.vrrp_role
-        vrrp = None
-        if role is not None:
-            vrrp = await role.status()
-            if vrrp is None:  # restarting: say so rather than fail the request
-                vrrp = {"instances": [], "transport": {}, "dropped": {}}
-        head: dict[str, Any] = dict(daemon.api_status(vrrp, table=False))
-        del head["virtual_servers"]
-        if snapshot is None:
-            return json.dumps({**head, "virtual_servers": [], "ipvs": []})
-        now = time.monotonic()
-        read_at = snapshot.table_read_at
-        tail = {
-            "status_age_seconds": round(now - snapshot.built_at, 3),
-            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
-        }
-        return "".join((
-            json.dumps(head)[:-1], ', "virtual_servers": ', snapshot.virtual_servers,
-            ', "ipvs": ', snapshot.ipvs, ", ", json.dumps(tail)[1:],
-        ))
-
-    async def _status_snapshots(self) -> StatusSnapshots | None:
-        """The snapshots of the current load balancer (a reload may replace it)."""
-        lb = self.daemon.load_balancer
-        if lb is None:
-            return None
-        if self._snapshots is None or self._snapshots_of is not lb:
-            from hacluster.status_snapshot import StatusSnapshots
-
-            if self._snapshots is not None:
-                await self._snapshots.close()
-            self._snapshots, self._snapshots_of = StatusSnapshots(lb), lb
-        return self._snapshots
-
-    def prepare_status(self) -> None:
-        """Build the first status snapshot now, in the background."""
-        async def prepare() -> None:
-            snapshots = await self._status_snapshots()
-            if snapshots is not None:
-                snapshots.keep_warm()
-
-        self._preparing = asyncio.get_running_loop().create_task(prepare())
-
-    async def status(self) -> Status:
-        daemon = self.daemon
-        lb = daemon.load_balancer
-        if lb is not None:
-            await lb.refresh()
-        role = daemon.vrrp_role
-        if role is None:
-            return daemon.api_status()
-        vrrp = await role.status()
-        if vrrp is None:  # restarting: say so rather than fail the request
-            vrrp = {"instances": [], "transport": {}, "dropped": {}}
-        return daemon.api_status(vrrp)
-
-    async def ipvs(self) -> dict[str, Any]:
-        return await self.daemon.ipvs()
-
-    async def recent_ipvs(self) -> dict[str, Any]:
-        """The table as last listed (at most about a second old), for the status page."""
-        lb = self.daemon.load_balancer
-        return {"services": []} if lb is None else await lb.recent_ipvs()
-
-    async def drain(self, virtual_server: str, real_server: str) -> None:
-        try:
-            await self.daemon.drain(virtual_server, real_server, True)
-        finally:
-            self._changed()
-
-    async def undrain(self, virtual_server: str, real_server: str) -> None:
-        try:
-            await self.daemon.drain(virtual_server, real_server, False)
-        finally:
-            self._changed()
-
-    async def maintenance(self, instance: str, on: bool) -> None:
-        await self.daemon.maintenance(instance, on)
-
-    async def reload(self) -> tuple[bool, str]:
-        try:
-            return await self.daemon.reload()
-        finally:
-            self._changed()
-
-    def _changed(self) -> None:
-        """A change made through the API shows in the next status."""
-        if self._snapshots is not None:
-            self._snapshots.invalidate()
-
-
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1558,6 +1229,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -18,9 +18,11 @@ virtual server reports its initial quorum state), so a server's notification alw
 comes before the quorum change it causes. Backend errors are logged with the service
 they concern and counted; they never stop the loop.
 
-A reload (`reconfigure`) matches real servers by (service, ip, port) and checks by
-their runnable form (`hacluster.config.lower.CheckPlan`): what did not change keeps its
-health, timers and rise/fall state. A check that changed is replaced by a new one
+A reload (`reconfigure`) carries out the pure plan of `hacluster.reload_balancer`, built
+from the one config diff: real servers are matched by (service, ip, port) and checks by
+their runnable form (`hacluster.config.lower.CheckPlan`); what did not change keeps its
+health, timers and rise/fall state, and an unchanged virtual server is not evaluated
+again (no dataplane operation). A check that changed is replaced by a new one
 that starts in the state the server is in (so nothing flaps), then the old one is
 removed. `drain`/`undrain` is an operator override (weight 0, connections stay) kept
 across reloads as long as the real server stays configured.
@@ -49,7 +51,7 @@ from hacluster.apitypes import (
     normalize_real_server,
     normalize_virtual_server,
 )
-from hacluster.config.diff import diff_configs
+from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.backend import (
@@ -86,6 +88,14 @@ from hacluster.policy import (
     on_removal,
     service_of,
 )
+from hacluster.reload_balancer import (
+    REPLANNED,
+    BalancerPlan,
+    plan_balancer_reload,
+    real_servers_of,
+    same_context,
+)
+from hacluster.reload_checks import RunningServer, ServerChecks
 from healthchecks import (
     CheckResult,
     CheckSpec,
@@ -102,6 +112,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -218,6 +229,15 @@ class _Real:
 
 
 @dataclass(frozen=True, slots=True)
+class Handed:
+    """A real server's checks' states (in their configured order) and its reason, as a
+    balancer hands them to its successor."""
+
+    ups: tuple[bool, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Wanted:
     """One real server of a configuration, ready to run."""
 
@@ -261,54 +281,41 @@ def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     return CheckPlan(p.kind, resolved, p.timing)
 
 
-#: Kinds planned again at every reload: MISC_CHECK's program is looked up again, and
-#: FILE_CHECK reads a vrrp_track_file whose path may have changed.
-_REPLANNED = ("MISC_CHECK", "FILE_CHECK")
-
-
 def prepare(
-    config: Config, previous: Mapping[HealthKey, _Wanted] | None = None
+    config: Config,
+    previous: Mapping[HealthKey, _Wanted] | None = None,
+    diff: ConfigDiff | None = None,
 ) -> dict[HealthKey, _Wanted]:
     """Every real server of `config` with its runnable checks; LoadBalancerError if any fails.
 
     A virtual server with the same IPVS service as an earlier one, and a real server
     given twice in one virtual server, are skipped (the policy reports them). With
-    `previous` (the result for the running configuration), the plans of a virtual
-    server that did not change are reused, except MISC_CHECK's, whose program is
-    looked up and checked again (a reload is when an operator expects that).
+    `previous` (the result for the running configuration) and `diff` (from it to
+    `config`), the plans of a real server whose context the diff finds unchanged are
+    reused, except MISC_CHECK's, whose program is looked up and checked again (a reload
+    is when an operator expects that).
     """
-    old_vs: dict[ServiceKey, VirtualServer] = {}
-    for (skey, _), want in (previous or {}).items():
-        old_vs.setdefault(skey, want.vs)
+    same = same_context(diff) if diff is not None and previous is not None else None
     wanted: dict[HealthKey, _Wanted] = {}
     problems: list[str] = []
-    seen: set[ServiceKey] = set()
-    for vs in config.virtual_servers:
-        skey = service_of(vs).key
-        if skey in seen:
-            continue
-        seen.add(skey)
-        same = previous is not None and old_vs.get(skey) == vs
-        for rs in vs.real_servers:
-            key: HealthKey = (skey, rs.key)
-            if key in wanted:
+    for key, (vs, rs) in real_servers_of(config).items():
+        old = previous.get(key) if same is not None and previous is not None else None
+        reuse = old is not None and same is not None and same(vs, rs)
+        plans: list[CheckPlan] = []
+        for i, check in enumerate(rs.checks):
+            if reuse and old is not None and old.plans[i].kind not in REPLANNED:
+                plans.append(old.plans[i])
                 continue
-            old = previous.get(key) if same and previous is not None else None
-            plans: list[CheckPlan] = []
-            for i, check in enumerate(rs.checks):
-                if old is not None and old.rs == rs and old.plans[i].kind not in _REPLANNED:
-                    plans.append(old.plans[i])
-                    continue
-                what = where(vs, rs, check)
-                try:
-                    planned = plan(check, vs, rs, config.global_defs, config.vrrp_track_files)
-                    plans.append(secure_check(planned, config, what))
-                except CheckConfigError as exc:
-                    problems.append(str(exc))
-                    continue
-                for note in unsupported(check):
-                    log.warning("[%s] %s", what, note)
-            wanted[key] = _Wanted(vs, rs, tuple(plans))
+            what = where(vs, rs, check)
+            try:
+                planned = plan(check, vs, rs, config.global_defs, config.vrrp_track_files)
+                plans.append(secure_check(planned, config, what))
+            except CheckConfigError as exc:
+                problems.append(str(exc))
+                continue
+            for note in unsupported(check):
+                log.warning("[%s] %s", what, note)
+        wanted[key] = _Wanted(vs, rs, tuple(plans))
     if problems:
         raise LoadBalancerError("\n".join(problems))
     return wanted
@@ -365,8 +372,17 @@ class LoadBalancer:
         coalesce: float = DEFAULT_COALESCE,
         max_concurrency: int = 4096,
         workers: int = 0,
+        handed: Mapping[tuple[str, str], Handed] | None = None,
+        on_health: Callable[[str, str, Handed | None], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
+        # A restarted balancer's checks start in the state its predecessor reported
+        # (`handed`, by virtual and real server name), so a server that was down stays
+        # out and one with alpha that had come up stays in; `on_health` hears every
+        # server's checks' states as they change, to hand them on again.
+        self._handed = dict(handed or {})
+        self.on_health = on_health
         self._config = config
         self._backend = backend
         self._notifier = notifier
@@ -374,13 +390,14 @@ class LoadBalancer:
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
         # With workers, checks run in worker processes (so no amount of checking delays
-        # this process's loop) and their outcomes come back as data.
+        # this process's loop) and their outcomes come back as data; forked from
+        # `zygote` if given, so that they share its imported pages.
         self._sharded: ShardedRunner | None = None
         self._runner: Runner | ShardedRunner
         if workers:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
-                on_results=self._on_results,
+                on_results=self._on_results, zygote=zygote,
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
@@ -537,52 +554,69 @@ class LoadBalancer:
 
     async def reconfigure(self, config: Config) -> None:
         """Switch to `config`, touching only what changed; LoadBalancerError keeps the old one."""
-        wanted = prepare(config, self._wanted)  # raises before anything is touched
+        changes = diff_configs(self._config, config)
+        wanted = prepare(config, self._wanted, changes)  # raises before anything is touched
         if not self._started:  # nothing runs yet: start() builds from this one
             self._wanted, self._config = wanted, config
             self._flush_first = config.global_defs.lvs_flush
             return
-        changes = diff_configs(self._config, config)
-        diff = changes.virtual_servers
         for line in changes.summary():
             log.info("[reload] %s", line)
+        running = {key: RunningServer(self._runner.server_up(key), real.plans)
+                   for key, real in self._reals.items()}
+        p = plan_balancer_reload(self._config, config, running, diff=changes,
+                                 after={k: w.plans for k, w in wanted.items()})
+        await self._carry_out(p, config, wanted)
+
+    async def _carry_out(
+        self, p: BalancerPlan, config: Config, wanted: dict[HealthKey, _Wanted]
+    ) -> None:
+        """Carry out a reload plan (`hacluster.reload_balancer`)."""
         now = asyncio.get_running_loop().time()
         servers = self._service_map(config)
         state = PolicyState(dict(self._quorum))
         # Virtual servers that went away: omega reports, then their real servers go.
-        for skey, vs in self._servers.items():
-            if skey not in servers:
-                self._handle_events(on_removal(vs, self._health, state), "removed")
-                self._retired.add(skey)
+        for skey in p.services_removed:
+            self._handle_events(on_removal(self._servers[skey], self._health, state),
+                                "removed")
+            self._retired.add(skey)
         # Real servers that went away (from kept or removed services).
-        for key in [k for k in self._reals if k not in wanted]:
-            real = self._reals.pop(key)
+        gone: dict[HealthKey, _Real] = {}
+        for key in p.servers_removed:
+            real = gone[key] = self._reals.pop(key)
             self._health.pop(key, None)
             self._drained.discard(key)
             for check in real.checks:
                 self._runner.remove(check.check_id)
             if key[0] in servers and real.vs.omega and real.up:
                 self._notify_real(real, False, "removed from the configuration")
+            self._hand_on(real, gone=True)
             log.info("[%s] real server %s removed", real.vs, real.rs)
-        for key, want in wanted.items():
-            kept = self._reals.get(key)
-            if kept is None:
-                self._add_real(key, want, now)
-                log.info("[%s] real server %s added", want.vs, want.rs)
+        for key in p.servers_added:
+            want = wanted[key]
+            origin = gone.get(p.moved.get(key, key))
+            self._add_real(key, want, now, carried=p.checks.carried.get(key),
+                           since=None if origin is None else origin.since)
+            if origin is not None and key in p.checks.carried:
+                log.info("[%s] real server %s added, moved from %s with its health (%s)",
+                         want.vs, want.rs, origin.vs, "up" if origin.up else "down")
             else:
-                self._update_real(kept, want)
+                log.info("[%s] real server %s added", want.vs, want.rs)
+        for change in p.checks.changed:
+            self._update_real(self._reals[change.server], wanted[change.server], change)
+        for key in p.checks.kept:
+            real, want = self._reals[key], wanted[key]
+            real.vs, real.rs = want.vs, want.rs
         self._servers = servers
         self._retired -= set(servers)
         self._quorum = {k: v for k, v in self._quorum.items() if k in servers}
         # Keep the configuration's order; evaluate again what was added or changed.
         self._entries = {k: self._entries[k] for k in servers if k in self._entries}
         self._regroup()
-        touched = {service_of(vs).key for vs in diff.added}
-        touched |= {service_of(c.new).key for c in diff.changed}
-        self._dirty |= {k for k in servers if k in touched or k not in self._entries}
+        self._dirty |= {k for k in servers if k in p.touched or k not in self._entries}
         self._wanted = wanted
-        old, self._config = self._config, config
-        if config.global_defs.lvs_timeouts != old.global_defs.lvs_timeouts:
+        self._config = config
+        if p.timeouts:
             await self._apply_timeouts(config)
         await self.reconcile("reload", full=False)
 
@@ -604,37 +638,26 @@ class LoadBalancer:
             return
         log.info("[%s] lvs_timeouts set: %s (0: unchanged)", backend.name, timeouts)
 
-    def _update_real(self, real: _Real, want: _Wanted) -> None:
+    def _update_real(self, real: _Real, want: _Wanted, change: ServerChecks) -> None:
+        """A kept real server whose checks changed: new checks first, starting in the
+        server's present state, then the old ones go: the server's state never passes
+        through a value it does not have."""
         real.vs, real.rs = want.vs, want.rs
-        if real.plans == want.plans:
-            return
-        # Checks are matched by their runnable form; duplicates pair up one to one.
-        remaining = list(real.checks)
-        keep: list[_Check] = []
-        added: list[CheckPlan] = []
-        for p in want.plans:
-            match = next((c for c in remaining if c.plan == p), None)
-            if match is not None:
-                remaining.remove(match)
-                keep.append(match)
-            else:
-                added.append(p)
-        # New checks first, starting in the server's present state, then the old ones
-        # go: the server's state never passes through a value it does not have.
-        up = self._runner.server_up(real.key)
-        for p in added:
-            keep.append(self._add_check(real, p, alpha=not up))
-        order = {p: i for i, p in enumerate(want.plans)}
-        real.checks = sorted(keep, key=lambda c: order.get(c.plan, 0))
+        running = real.checks
+        keep = [(j, running[i]) for i, j in change.kept]
+        for j in change.added:
+            keep.append((j, self._add_check(real, want.plans[j], alpha=not change.up)))
+        real.checks = [c for _, c in sorted(keep, key=lambda jc: jc[0])]
         real.plans = want.plans
-        for check in remaining:
-            self._runner.remove(check.check_id)
+        for i in change.removed:
+            self._runner.remove(running[i].check_id)
         self._refresh_health(real)
         now_up = self._runner.server_up(real.key)
         if now_up != real.up:  # e.g. the only failing check was removed
             self._notify_real(real, now_up, "check removed by reload")
+        self._hand_on(real)
         log.info("[%s] real server %s: %d check(s) kept, %d replaced or added, %d removed",
-                 real.vs, real.rs, len(keep) - len(added), len(added), len(remaining))
+                 real.vs, real.rs, len(change.kept), len(change.added), len(change.removed))
 
     def _regroup(self) -> None:
         members: dict[ServiceKey, list[_Real]] = {k: [] for k in self._servers}
@@ -726,6 +749,19 @@ class LoadBalancer:
             "ipvs": to_json(current) if current is not None and table else None,
             "counters": dict(self.counters),
         }
+
+    def virtual_server_row(self, name: str) -> dict[str, Any] | None:
+        """The `status()` row of the virtual server named `name` (None: no such one)."""
+        now = time.monotonic()
+        current = self._table
+        for skey, vs in self._servers.items():
+            if str(vs) == name:
+                entry = current.entries.get(skey) if current is not None else None
+                row = self._service_row(skey, vs)
+                row["real_servers"] = [self._real_row(vs, real, entry, now)
+                                       for real in self._members.get(skey, [])]
+                return row
+        return None
 
     def status_pieces(self) -> Iterator[str]:
         """The `virtual_servers` of `status()` as JSON text (`json.dumps`'s), a piece per
@@ -837,16 +873,38 @@ class LoadBalancer:
 
     # ------------------------------------------------------------------ health
 
-    def _add_real(self, key: HealthKey, want: _Wanted, now: float) -> _Real:
-        real = _Real(want.vs, want.rs, key, want.plans, since=now)
-        # State before any check runs: up, unless a check starts down (alpha).
-        real.up = not any(p.timing.alpha for p in want.plans)
-        real.reason = "not checked yet" if want.plans else "no checks"
+    def _add_real(
+        self, key: HealthKey, want: _Wanted, now: float,
+        carried: bool | None = None, since: float | None = None,
+    ) -> _Real:
+        """A new real server; `carried`: the health it carries on (moved by a reload)."""
+        real = _Real(want.vs, want.rs, key, want.plans, since=now if since is None else since)
+        # State before any check runs: as a reload carried it over, or as a predecessor
+        # handed it over, else up unless a check starts down (alpha).
+        handed = self._handed.pop((str(want.vs), real.name), None) if self._handed else None
+        if carried is not None:
+            alphas = [not carried for _ in want.plans]
+            real.reason = "carried over by reload"
+        elif handed is not None and len(handed.ups) == len(want.plans):
+            alphas = [not up for up in handed.ups]
+            real.reason = handed.reason
+        else:
+            alphas = [p.timing.alpha for p in want.plans]
+            real.reason = "not checked yet" if want.plans else "no checks"
+        real.up = not any(alphas) if carried is None else carried
         self._reals[key] = real
-        for p in want.plans:
-            real.checks.append(self._add_check(real, p, alpha=p.timing.alpha))
+        for p, alpha in zip(want.plans, alphas, strict=True):
+            real.checks.append(self._add_check(real, p, alpha=alpha))
         self._refresh_health(real)
         return real
+
+    def _hand_on(self, real: _Real, gone: bool = False) -> None:
+        """Tell `on_health` the states of a real server's checks (None: it is gone)."""
+        if self.on_health is None:
+            return
+        handed = None if gone else Handed(
+            tuple(self._runner.status(c.check_id).up for c in real.checks), real.reason)
+        self.on_health(str(real.vs), real.name, handed)
 
     def _add_check(self, real: _Real, p: CheckPlan, *, alpha: bool) -> _Check:
         check_id = f"{real.vs} {real.rs} {p.kind}#{next(self._seq)}"
@@ -887,8 +945,7 @@ class LoadBalancer:
         for kind, label, seconds in batches:
             self.counters["checks"] += len(seconds)
             if self._metrics is not None:
-                for s in seconds:
-                    self._metrics.check_done(kind, label, max(0.0, s))
+                self._metrics.checks_done(kind, label, seconds)
 
     async def refresh(self, max_age: float = 1.0) -> None:
         """Read the checks' counters from the worker processes, when the last reading is
@@ -908,6 +965,7 @@ class LoadBalancer:
         if real.up != event.up:
             kind = next((c.plan.kind for c in real.checks if c.check_id == event.check_id), None)
             self._notify_real(real, event.up, event.reason, kind)
+        self._hand_on(real)
         self._dirty.add(real.key[0])
         self._wake.set()
 
@@ -1127,7 +1185,7 @@ class LoadBalancer:
             reals = self._members.get(skey, [])
             for real in reals:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
-                metrics.real_server(vs_name, str(real.rs), up=real.up,
+                metrics.real_server(vs_name, real.name, up=real.up,
                                     weight=dest.weight if dest is not None else 0)
 
     async def _run(self) -> None:
@@ -1177,6 +1235,7 @@ def servers_of(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 __all__ = [
     "DEFAULT_COALESCE",
     "STOP_GRACE",
+    "Handed",
     "LastResult",
     "LoadBalancer",
     "LoadBalancerError",

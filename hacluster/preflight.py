@@ -69,6 +69,7 @@ def preflight(
         found += _interfaces(config, at)
         found += _notify_scripts(config, at)
         found += _vrrp_scripts(config, at)
+        found += _fifo_owners(config, at)
     found += _checks(config, at, offline=offline)
     found.sort(key=lambda f: (f.problem.line, f.problem.key_path, f.problem.message))
     return found
@@ -174,6 +175,16 @@ def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
 
 
 def _kernel(config: Config, at: _Locator) -> list[Finding]:
+    import shutil
+
+    # (accept_mode, with its asyncio, only for a file where an instance may not accept)
+    if any(not inst.accept for inst in config.vrrp_instances.values()):
+        from hacluster import accept_mode
+
+        if accept_mode.wanted(config) and shutil.which("nft") is None:
+            name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
+            return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept "
+                               "needs nftables (install it)", machine=True)]
     if not config.virtual_servers:
         return []
     dataplane = config.global_defs.dataplane
@@ -181,8 +192,6 @@ def _kernel(config: Config, at: _Locator) -> list[Finding]:
         return [at.finding("global_defs.dataplane",
                            "this kernel has no IPVS (module ip_vs not found); "
                            "dataplane: nftables needs none", machine=True)]
-    import shutil
-
     if dataplane == "nftables" and shutil.which("nft") is None:
         return [at.finding("global_defs.dataplane", "nft not found: install nftables",
                            machine=True)]
@@ -253,6 +262,24 @@ def _holds_command(holder: Any) -> bool:
 
 
 _COMMAND_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fifo_owners(config: Config, at: _Locator) -> list[Finding]:
+    found = []
+    g = config.global_defs
+    for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
+        user = getattr(g, f"{key}_user")
+        if user is None:
+            continue
+        from hacluster import scripts
+
+        try:
+            scripts.resolve_named(user, getattr(g, f"{key}_group"),
+                                  f"global_defs.{key}_user", f"global_defs.{key}_group")
+        except scripts.ScriptError as exc:
+            where, message = _split(str(exc), f"global_defs.{key}_user")
+            found.append(at.finding(where, message, machine=True))
+    return found
 
 
 def _vrrp_scripts(config: Config, at: _Locator) -> list[Finding]:

@@ -5,7 +5,13 @@ running instance is in, and says what a reload does, before anything is touched:
 kept as they run (or reconfigured in place: priority, preemption), units stopped (their
 masters resign), units taken off the loop to be rebuilt (with the masters that keep
 their mastership and VIPs, and those that resign), units added, instances forgotten.
-The daemon's VRRP part carries the plan out. Does no I/O.
+What changed is read from the one configuration diff (`hacluster.config.diff`).
+
+An instance keeps its mastership across a rebuild when it is still the same virtual
+router (interface, VRID, family, version), and so does one renamed with nothing else
+changed: like keepalived, which finds an instance of the old configuration in the new
+one by its router, not by its name. The daemon's VRRP part carries the plan out. Does
+no I/O.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hacluster.config.model import Config, VrrpInstance, VrrpSyncGroup
-from hacluster.reload_in_place import TAKEN_BY_OTHERS, InPlace, in_place_changes
+from hacluster.config.diff import ConfigDiff, diff_configs
+from hacluster.config.model import Config, VrrpInstance
+from hacluster.reload_in_place import InPlace, in_place_changes
 from vrrp.machine import State
 
 
@@ -35,6 +42,13 @@ class _ReloadPlan:
     # are in `carry`, keeping mastership and VIPs)
     detach: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     forget: list[str] = dataclasses.field(default_factory=list)  # instances gone
+    # old name -> new name: the same virtual router under another name (`carry` holds
+    # the new name of a master among them)
+    renamed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def successor(self, name: str) -> str:
+        """The name an instance of the old configuration goes on under."""
+        return self.renamed.get(name, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,58 +72,50 @@ def plan_units(config: Config) -> dict[str, _Unit]:
     return units
 
 
-#: Settings carried out by tracking and notify, which take a new config in place: a
-#: change to these alone does not rebuild a unit.
-_IN_PLACE: dict[str, Any] = TAKEN_BY_OTHERS
-
-
-def unit_settings(config: Config, unit: _Unit) -> tuple[Any, ...]:
-    """Everything a unit's machines are built from: equal settings mean the unit is kept
-    as it runs (tracking and notify settings are not among them: they change in place)."""
-    g = config.global_defs
-    group: VrrpSyncGroup | None = (
-        config.vrrp_sync_groups.get(unit.group) if unit.group is not None else None
-    )
-    return (
-        None if group is None else _without_in_place(group),
-        tuple(_without_in_place(config.vrrp_instances[n]) for n in unit.names),
-        g.vrrp_garp_interval,
-        g.vrrp_gna_interval,
-    )
-
-
-def _without_in_place(obj: VrrpSyncGroup | VrrpInstance) -> Any:
-    """`obj` with the settings taken in place blanked (those its class has)."""
-    names = {f.name for f in dataclasses.fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in _IN_PLACE.items() if k in names})
-
-
 def identity(inst: VrrpInstance) -> tuple[Any, ...]:
     """What makes an instance the same virtual router: a change is a new router."""
     return (inst.interface, inst.virtual_router_id, inst.family, inst.version)
 
 
-def plan_vrrp_reload(old: Config, new: Config, running: Mapping[str, State]) -> _ReloadPlan:
+def renames(diff: ConfigDiff) -> dict[str, str]:
+    """Instances removed whose virtual router an added instance is (old -> new name)."""
+    added: dict[tuple[Any, ...], str] = {}
+    for inst in diff.vrrp_instances.added:
+        added.setdefault(identity(inst), inst.name)
+    out: dict[str, str] = {}
+    for inst in diff.vrrp_instances.removed:
+        new = added.pop(identity(inst), None)
+        if new is not None:
+            out[inst.name] = new
+    return out
+
+
+def plan_vrrp_reload(
+    old: Config, new: Config, running: Mapping[str, State], diff: ConfigDiff | None = None
+) -> _ReloadPlan:
     """What a reload from `old` to `new` does to the VRRP units, `running` being the state
-    of each running instance (by name)."""
+    of each running instance (by name); `diff` is `diff_configs(old, new)` if known."""
+    d = diff if diff is not None else diff_configs(old, new)
     before, after = plan_units(old), plan_units(new)
     plan = _ReloadPlan(
-        kept=[k for k in after if k in before
-              and unit_settings(old, before[k]) == unit_settings(new, after[k])],
+        kept=[],
         removed=[k for k in before if k not in after],
         added=[k for k in after if k not in before],
+        renamed=renames(d),
     )
-    plan.changed = [k for k in after if k in before and k not in plan.kept]
-    # Only priority or preemption changed: the running machines take it in place.
-    for key in list(plan.changed):
-        unit = after[key]
-        changes = in_place_changes(old, new, unit.names, unit.group)
+    for key, unit in after.items():
+        if key not in before:
+            continue
+        changes = in_place_changes(old, new, unit.names, unit.group, d)
         if changes is not None and before[key] == unit:
-            plan.changed.remove(key)
             plan.kept.append(key)
             plan.in_place += changes
-    # Instances moving between units (into or out of a sync group) are rebuilt.
+        else:
+            plan.changed.append(key)
+    # Instances moving between units (into or out of a sync group, or renamed) are
+    # rebuilt: their old unit is detached, not stopped.
     moved = {n for k in plan.added for n in after[k].names if n in old.vrrp_instances}
+    moved |= set(plan.renamed)
     for key in plan.removed + plan.changed:
         names = before[key].names
         if key in plan.removed and not any(n in moved for n in names):
@@ -117,10 +123,11 @@ def plan_vrrp_reload(old: Config, new: Config, running: Mapping[str, State]) -> 
             continue
         resign = []
         for name in names:
-            inst = new.vrrp_instances.get(name)
+            successor = plan.successor(name)
+            inst = new.vrrp_instances.get(successor)
             same = inst is not None and identity(inst) == identity(old.vrrp_instances[name])
             if same and running.get(name) is State.MASTER:
-                plan.carry.add(name)
+                plan.carry.add(successor)
             else:
                 resign.append(name)
         plan.detach[key] = tuple(resign)

@@ -43,13 +43,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from hacluster import scripts
 from hacluster.config.model import Config, VrrpScript, VrrpTrackFile, VrrpTrackProcess
 from hacluster.filewatch import DirectoryWatch
 from hacluster.proc_events import ProcessMonitor
-from vrrp.addrwatch import RtnlFollower
+from vrrp import rtnl
 from vrrp.machine import FaultCleared, FaultRaised, PriorityChanged
 
 log = logging.getLogger("hacluster.tracking")
@@ -572,7 +572,7 @@ class LinkMonitor:
         self._on_link = on_link
         self._names: dict[int, str] = {}
         self._states: dict[str, bool] = {}
-        self._rtnl = RtnlFollower("track_interface")
+        self._events = rtnl.EventSocket(rtnl.RTMGRP_LINK, self._handle, self._resync)
 
     @property
     def states(self) -> Mapping[str, bool]:
@@ -580,44 +580,41 @@ class LinkMonitor:
         return dict(self._states)
 
     async def start(self) -> None:
-        """Subscribe, dump the current links, then follow events in a task."""
-        from pyroute2.netlink.rtnl import RTMGRP_LINK
-
-        ipr = await self._rtnl.subscribe(RTMGRP_LINK)
-        async for msg in await ipr.link("dump"):
+        """Subscribe, dump the current links, then follow events on the loop."""
+        self._events.open(asyncio.get_running_loop())
+        for msg in rtnl.dump(rtnl.RTM_GETLINK):
             self._handle(msg)
-        self._rtnl.follow(self._handle, self._resync)
 
     async def stop(self) -> None:
-        await self._rtnl.close()
+        self._events.close()
 
-    async def _resync(self) -> None:
-        """Dump the links again; anything we knew that is no longer there is gone."""
+    def _resync(self) -> None:
+        """Events were lost: dump the links again; any we knew that is gone is down."""
+        log.warning("track_interface: link events were lost; reading the links again")
         seen: set[int] = set()
-        async for msg in await self._rtnl.ipr.link("dump"):
-            seen.add(msg.get("index"))
+        for msg in rtnl.dump(rtnl.RTM_GETLINK):
+            if isinstance(msg, rtnl.LinkMessage):
+                seen.add(msg.ifindex)
             self._handle(msg)
         for index in [i for i in self._names if i not in seen]:
             self._set(self._names.pop(index), False, gone=True)
 
-    def _handle(self, msg: Any) -> None:
-        event = msg.get("event")
-        index = msg.get("index")
-        name = msg.get("ifname")
-        if index is None:
+    def _handle(self, msg: rtnl.Message) -> None:
+        if not isinstance(msg, rtnl.LinkMessage):
             return
-        if event == "RTM_DELLINK":
+        index, name = msg.ifindex, msg.ifname
+        if msg.deleted:
             old = self._names.pop(index, name)
             if old is not None:
                 self._set(old, False, gone=True)
             return
-        if event != "RTM_NEWLINK" or name is None:
+        if name is None:
             return
         old = self._names.get(index)
         if old is not None and old != name:
             self._set(old, False, gone=True)
         self._names[index] = name
-        self._set(name, link_is_up(int(msg.get("flags", 0))))
+        self._set(name, link_is_up(msg.flags))
 
     def _set(self, name: str, up: bool, *, gone: bool = False) -> None:
         before = self._states.get(name)

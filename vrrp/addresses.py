@@ -1,45 +1,26 @@
-"""Virtual IP addresses on interfaces: add and remove them over rtnetlink (pyroute2 encodes)."""
+"""Virtual IP addresses on interfaces: add and remove them over rtnetlink (vrrp.rtnl encodes)."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import errno
 import ipaddress
 import logging
 import os
 import socket
-import struct
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from vrrp import rtnl
 from vrrp.vipstate import Recorded, VipRecord
 
 log = logging.getLogger("vrrp.addresses")
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
-IFA_F_NODAD = 0x02  # linux/if_addr.h: a VIP must be usable at once, not after DAD
-
-# linux/netlink.h: struct nlmsghdr is (length u32, type u16, flags u16, seq u32, pid u32);
-# an NLMSG_ERROR message carries the errno (negative, 0 = ack) right after it.
-_NLMSG_HEADER = struct.Struct("=IHHII")
-_NLMSG_ERRNO = struct.Struct("=i")
-_NLMSG_ERROR = 2
-_SEQ_OFFSET = 8
-# linux/netlink.h: extended acknowledgements
-_SOL_NETLINK = 270
-_NETLINK_CAP_ACK = 10
-_NETLINK_EXT_ACK = 11
-_NLM_F_CAPPED = 0x100
-_NLM_F_ACK_TLVS = 0x200
-_NLMSGERR_ATTR_MSG = 1
+IFA_F_NODAD = rtnl.IFA_F_NODAD  # a VIP must be usable at once, not after DAD
 _BATCH = 256  # requests per send: keeps the acks of one batch well inside the socket buffer
-_RCVBUF = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +113,14 @@ class Addresses:
     returns, with no wait for the loop. Acks that are late are read when the socket
     becomes readable. Changes apply in the order they were begun.
 
-    pyroute2 encodes the requests (cached per VIP and interface index, so a takeover
-    encodes nothing); importing it takes about half a second, so `warm_up()` does that in
-    a background thread and `ready()` waits for it. Changes begun before that are queued
-    and sent, in order, as soon as it is done. Operations are idempotent: adding a present
+    vrrp.rtnl encodes the requests (cached per VIP and interface index, so a takeover
+    encodes nothing). Changes begun before `ready()` opened the socket are queued and
+    sent, in order, as soon as it is open. Operations are idempotent: adding a present
     address or removing an absent one (or one whose interface is gone) is not an error.
     """
 
     def __init__(self, record: VipRecord | None = None) -> None:
         self._record = record  # the state file of the VIPs we added (vrrp.vipstate)
-        self._import: concurrent.futures.Future[None] | None = None
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
@@ -154,38 +133,8 @@ class Addresses:
 
     # ------------------------------------------------------------------ set-up
 
-    def warm_up(self) -> None:
-        """Start importing pyroute2 in a background thread now."""
-        if self._import is None:
-            fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-            def work() -> None:
-                try:
-                    import pyroute2.netlink.rtnl.ifaddrmsg  # noqa: F401
-
-                    fut.set_result(None)
-                except BaseException as exc:  # reported by the first change
-                    fut.set_exception(exc)
-
-            threading.Thread(target=work, name="pyroute2-import", daemon=True).start()
-            self._import = fut
-
-    async def imported(self) -> None:
-        """Wait until warm_up's import of pyroute2 has finished (however it ended).
-
-        Whoever imports pyroute2 in another thread waits for this first: two threads
-        importing it at once can hand one of them a partially initialized module
-        (CPython breaks the import-lock cycle that pyroute2's circular imports make), and
-        the import fails with "cannot import name ... (most likely due to a circular
-        import)". Seen under a slow CPU, where the window is wide.
-        """
-        self.warm_up()
-        assert self._import is not None
-        with contextlib.suppress(Exception):  # the failure is reported by ready()
-            await asyncio.wrap_future(self._import)
-
     async def ready(self) -> None:
-        """Finish loading pyroute2 and open the netlink socket (before the first change)."""
+        """Open the netlink socket (before the first change)."""
         await self._open()
         self._flush()
 
@@ -199,30 +148,12 @@ class Addresses:
             raise AddressError("address manager is closed")
         if self._sock is not None:
             return
-        self.warm_up()
-        assert self._import is not None
-        await asyncio.wrap_future(self._import)
-        if self._sock is not None or self._closed:
-            return
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            # Extended acks: a refusal comes with the kernel's own words, and without a
-            # copy of the request (capped), which keeps the acks of a batch small.
-            sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
-            sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
-            sock.bind((0, 0))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = rtnl.open_socket(blocking=False, ext_ack=True)
         self._loop = asyncio.get_running_loop()
         self._sock = sock
 
     def prepare(self, vips: Iterable[Vip]) -> None:
-        """Encode the add and delete requests of ``vips`` now, if pyroute2 is loaded."""
-        if self._import is None or not self._import.done() or self._import.exception():
-            return
+        """Encode the add and delete requests of ``vips`` now (a takeover then encodes none)."""
         for vip in vips:
             try:
                 index = self._ifindex(vip.dev)
@@ -243,7 +174,7 @@ class Addresses:
         key = (command, vip, index)
         data = self._messages.get(key)
         if data is None:
-            data = _encode(command, vip, index)
+            data = encode(command, vip, index)
             self._messages[key] = data
         return data
 
@@ -322,7 +253,7 @@ class Addresses:
             self._seq = self._seq % 0xFFFFFFFF + 1
             start = len(batch)
             batch += self._message(op.command, vip, index)
-            struct.pack_into("=I", batch, start + _SEQ_OFFSET, self._seq)
+            rtnl.set_seq(batch, start, self._seq)
             self._waiting[self._seq] = (op, vip)
             seqs.append(self._seq)
             if len(seqs) % _BATCH == 0:
@@ -353,18 +284,10 @@ class Addresses:
             except OSError as exc:  # ENOBUFS: acks were lost; what applied is unknown
                 self._fail_waiting(f"netlink: {exc}")
                 return
-            offset = 0
-            while offset + _NLMSG_HEADER.size <= len(data):
-                length, kind, flags, seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
-                if length < _NLMSG_HEADER.size:
-                    break
-                if kind == _NLMSG_ERROR and length >= _NLMSG_HEADER.size + 4:
-                    (code,) = _NLMSG_ERRNO.unpack_from(data, offset + _NLMSG_HEADER.size)
-                    entry = self._waiting.pop(seq, None)
-                    if entry is not None:
-                        said = data[offset : offset + length] if code else b""
-                        _settle(*entry, -code, _ext_ack_message(said, flags))
-                offset += (length + 3) & ~3
+            for ack in rtnl.acks(data):
+                entry = self._waiting.pop(ack.seq, None)
+                if entry is not None:
+                    _settle(*entry, ack.error, ack.text)
 
     def _watch(self) -> None:
         if not self._reading and self._sock is not None and self._loop is not None:
@@ -441,53 +364,7 @@ def _settle(op: VipOp, vip: Vip, code: int, why: str = "") -> None:
         op.record(vip, error=f"{_VERB[op.command]} {vip}: {os.strerror(code)}{said}")
 
 
-def _ext_ack_message(message: bytes, flags: int) -> str:
-    """The kernel's explanation in an extended ack (NLMSGERR_ATTR_MSG), or ""."""
-    if not flags & _NLM_F_ACK_TLVS:
-        return ""
-    # struct nlmsgerr: error, then the request's header (and body unless capped)
-    offset = _NLMSG_HEADER.size + 4
-    if offset + _NLMSG_HEADER.size > len(message):
-        return ""
-    request_length = _NLMSG_HEADER.unpack_from(message, offset)[0]
-    offset += _NLMSG_HEADER.size if flags & _NLM_F_CAPPED else (request_length + 3) & ~3
-    while offset + 4 <= len(message):
-        length, kind = struct.unpack_from("=HH", message, offset)
-        if length < 4:
-            break
-        if kind & 0x3FFF == _NLMSGERR_ATTR_MSG:
-            text = message[offset + 4 : offset + length].split(b"\0", 1)[0]
-            return text.decode(errors="replace").strip()
-        offset += (length + 3) & ~3
-    return ""
-
-
-def _encode(command: str, vip: Vip, index: int) -> bytes:
-    """One RTM_NEWADDR / RTM_DELADDR request, acknowledged, as `ip addr add/del` sends it."""
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
-    from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-
-    ip = str(vip.address.ip)
-    msg: Any = ifaddrmsg()
-    msg["family"] = socket.AF_INET if vip.address.version == 4 else socket.AF_INET6
-    msg["prefixlen"] = vip.address.network.prefixlen
-    msg["index"] = index
-    msg["scope"] = vip.scope
-    attrs: list[tuple[str, Any]] = [("IFA_ADDRESS", ip)]
-    if vip.address.version == 4:
-        attrs.insert(0, ("IFA_LOCAL", ip))
-        if vip.label is not None and command == "add":
-            attrs.append(("IFA_LABEL", vip.label))
-    elif command == "add":
-        attrs.append(("IFA_FLAGS", IFA_F_NODAD))
-    msg["attrs"] = attrs
-    flags = NLM_F_REQUEST | NLM_F_ACK
-    if command == "add":
-        msg["header"]["type"] = RTM_NEWADDR
-        flags |= NLM_F_CREATE | NLM_F_EXCL
-    else:
-        msg["header"]["type"] = RTM_DELADDR
-    msg["header"]["flags"] = flags
-    msg.encode()
-    return bytes(msg.data)
+def encode(command: str, vip: Vip, index: int) -> bytes:
+    """One RTM_NEWADDR / RTM_DELADDR request for `vip` on interface `index`, acknowledged."""
+    return rtnl.encode_address(command, str(vip.address), index, scope=vip.scope,
+                               label=vip.label)

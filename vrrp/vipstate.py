@@ -7,9 +7,9 @@ longer answers for them while the peer already holds them too. So `Addresses` re
 each VIP it adds (and forgets each one it removes) in a state file, rewritten atomically,
 and `hacluster run` calls `clear_leftovers()` before anything else.
 
-This module imports only the standard library's light parts (no asyncio, no pyroute2),
-and for that reason encodes its one netlink request, RTM_DELADDR, by hand, as
-`vrrp/addresses.py` has pyroute2 encode it (a test compares the two byte for byte).
+This module imports only the standard library's light parts and vrrp.rtnl (no asyncio,
+no pyroute2, no dataclasses: its types are named tuples); its RTM_DELADDR is the one
+`vrrp/addresses.py` sends (`rtnl.encode_address`).
 """
 
 from __future__ import annotations
@@ -20,31 +20,21 @@ import hashlib
 import json
 import os
 import socket
-import struct
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+from vrrp import rtnl
 
 #: Where `hacluster run` keeps its state unless told otherwise (`--state-dir`).
 DEFAULT_STATE_DIR = Path("/run/hacluster")
 
-# linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
-_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, seq, pid
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-_RTA_HEADER = struct.Struct("=HH")  # length, type
-_RTM_DELADDR = 21
-_NLM_F_REQUEST = 0x01
-_NLM_F_ACK = 0x04
-_NLMSG_ERROR = 2
-_IFA_ADDRESS = 1
-_IFA_LOCAL = 2
 # Answers meaning the address is not there (any more): nothing to remove.
 _GONE = (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+class Recorded(NamedTuple):
     """One VIP as recorded: "address/prefix" and its interface."""
 
     address: str
@@ -136,8 +126,7 @@ def vars_of(vip: Recorded) -> dict[str, str]:
     return {"address": vip.address, "dev": vip.dev}
 
 
-@dataclass(frozen=True, slots=True)
-class Cleared:
+class Cleared(NamedTuple):
     """What `clear_leftovers` did: removed, already gone, failed (with why), how long."""
 
     removed: list[Recorded]
@@ -195,51 +184,17 @@ def clear_leftovers(path: Path) -> Cleared:
     return Cleared(removed, absent, errors, time.monotonic() - start)
 
 
-def encode_delete(address: str, index: int, seq: int = 0) -> bytes:
-    """RTM_DELADDR for "address/prefix" on interface `index`, acknowledged, as
-    `ip addr del` sends it (IFA_LOCAL and IFA_ADDRESS for IPv4, IFA_ADDRESS for IPv6)."""
-    ip_text, _, prefix_text = address.partition("/")
-    family = socket.AF_INET6 if ":" in ip_text else socket.AF_INET
-    packed = socket.inet_pton(family, ip_text)
-    prefix = int(prefix_text) if prefix_text else 8 * len(packed)
-    kinds = (_IFA_LOCAL, _IFA_ADDRESS) if family == socket.AF_INET else (_IFA_ADDRESS,)
-    attrs = b"".join(_RTA_HEADER.pack(4 + len(packed), kind) + packed for kind in kinds)
-    body = _IFADDRMSG.pack(family, prefix, 0, 0, index) + attrs
-    header = _NLMSG_HEADER.pack(
-        _NLMSG_HEADER.size + len(body), _RTM_DELADDR, _NLM_F_REQUEST | _NLM_F_ACK, seq, 0
-    )
-    return header + body
-
-
 def delete_addresses(vips: list[Recorded]) -> list[int]:
     """Delete each address; one errno per VIP (0: removed; ENODEV: no such interface)."""
     codes = [errno.ENODEV] * len(vips)
-    requests = bytearray()
-    waiting: set[int] = set()
+    requests: list[bytes] = []
     for seq, vip in enumerate(vips, start=1):
         try:
             index = socket.if_nametoindex(vip.dev)
-            requests += encode_delete(vip.address, index, seq)
+            requests.append(rtnl.encode_address("del", vip.address, index, seq=seq))
         except (OSError, ValueError):
             continue
-        waiting.add(seq)
-    if not requests:
-        return codes
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        sock.bind((0, 0))
-        sock.settimeout(2.0)
-        sock.send(requests)
-        while waiting:
-            data = sock.recv(65536)
-            offset = 0
-            while offset + _NLMSG_HEADER.size <= len(data):
-                length, kind, _flags, seq, _pid = _NLMSG_HEADER.unpack_from(data, offset)
-                if length < _NLMSG_HEADER.size:
-                    break
-                if kind == _NLMSG_ERROR and seq in waiting:
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)
-                    codes[seq - 1] = -code
-                    waiting.discard(seq)
-                offset += (length + 3) & ~3
+    if requests:
+        for seq, code in rtnl.request(requests).items():
+            codes[seq - 1] = code
     return codes
-

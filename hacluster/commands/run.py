@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
-    from hacluster.roles.launch import Forked
     from hacluster.roles.vrrp import VrrpRole
+    from healthchecks.zygote import Zygote
     from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
@@ -77,14 +77,22 @@ def run(args: argparse.Namespace) -> int:
     leftovers = vipstate.clear_leftovers(vip_state)
     mark("leftovers cleared")
 
-    forked: Forked | None = None
+    role: VrrpRole | None = None
+    zygote: Zygote | None = None
     if not args.single_process:
-        from hacluster.roles.launch import fork_vrrp_role
+        from hacluster.roles.vrrp import VrrpRole
 
         # The VRRP role starts now and gets ready while the file is loaded and checked
-        # here; it runs nothing before _run releases it with the accepted file.
-        forked = fork_vrrp_role()
+        # here; it runs nothing before run_daemon releases it with the accepted file.
+        role = VrrpRole()
+        role.fork()
         mark("role forked")
+        from healthchecks.zygote import Zygote
+
+        # Forked while this process is small: it imports what the check workers share
+        # (when first asked: it slows nothing down here) and forks them from that.
+        zygote = Zygote(lazy=True)
+        zygote.start()
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
         # frees few: the collector's passes over them would only delay the release.
@@ -93,12 +101,12 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
-        return 1 if config is None else _run(args, config, vip_state, leftovers, forked)
+        return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
-        if forked is not None:
-            from hacluster.roles.launch import abandon
-
-            abandon(forked)  # refused: the unreleased role exits without a trace
+        if role is not None:
+            role.abandon()  # refused: the unreleased role exits without a trace
+        if zygote is not None:
+            zygote.stop()
 
 
 def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
@@ -132,7 +140,7 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
 
 
 def _run(args: argparse.Namespace, config: Config, vip_state: Path,
-         leftovers: vipstate.Cleared, forked: Forked | None) -> int:
+         leftovers: vipstate.Cleared, role: VrrpRole | None, zygote: Zygote | None) -> int:
     from hacluster.daemon_options import DaemonOptions, with_overrides
     from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
@@ -153,9 +161,8 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
     )
     # Before anything else is touched (the control socket, VIPs from the configuration):
     # one daemon only. The recorded leftovers above were left alone if their writer lives.
-    effective = with_overrides(config, options)
     try:
-        locks.acquire(lock_specs(effective))
+        locks.acquire(lock_specs(with_overrides(config, options)))
     except AlreadyRunning as exc:
         print(f"hacluster run: refused: {exc}", file=sys.stderr)
         return 1
@@ -164,31 +171,23 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
         return 1
     mark("locked")
     try:
-        role: VrrpRole | None = None
-        if forked is not None:
-            from hacluster.roles.launch import release
+        if role is not None:
+            from hacluster.roles.vrrp import release
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
             # must not kill the supervisor outright: held until its loop handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
             if options.leftovers:
                 _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
-            # The role gets the overrides applied; the locks stay here (a copy released
-            # in the role would release them for both).
-            role_options = dataclasses.replace(options, locks=None)
-            release(forked, effective, role_options)
+            release(role, config, options)
             mark("released")
-            from hacluster.roles.vrrp import VrrpRole
-
-            role = VrrpRole()
-            role.adopt(forked, effective, role_options)
         from hacluster.daemon import run_daemon
 
-        return run_daemon(config, options, role)
+        return run_daemon(config, options, role, zygote)
     finally:
         locks.release()
 

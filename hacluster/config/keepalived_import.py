@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from hacluster.config import advert_fit
 from hacluster.config.errors import ConfigError
 from hacluster.config.loader import parse_config
 
@@ -953,6 +954,12 @@ class _Converter:
                       "so does hacluster", same=True)
         elif version == 2 and _instance_family(target) == 6:
             version = 3  # keepalived (and the loader) run IPv6 instances as VRRPv3
+        vips = target.get("virtual_ipaddress") or ()
+        if len(vips) > advert_fit.VRRP_MAX_ADDR:
+            self.skip(stmt, kp, f"{name} has {len(vips)} VIPs: one advert carries at most "
+                      f"{advert_fit.VRRP_MAX_ADDR} (fewer if the interface's MTU is small); "
+                      "the rest are not advertised, only added: keepalived and hacluster "
+                      "move them to the excluded VIPs at start, with a warning", same=True)
         tracked = target.get("track_interface", [])
         for i, item in reversed(list(enumerate(tracked))):
             if (item.get("name") if isinstance(item, dict) else item) == target["interface"]:
@@ -1433,6 +1440,9 @@ def _route_list(key: str) -> Handler:
                 c.skip(entry, kp, "unexpected { } block; not carried over")
                 continue
             text = " ".join(entry.words)
+            if key.endswith("routes") and "or" in entry.words:
+                c.skip(entry, kp, "keepalived: \"or\" for routes is deprecated; carried as "
+                       "two nexthops (a multipath route), as keepalived does", same=True)
             if key.endswith("rules") and _rule_addresses_valid(entry.words) and not {
                     "priority", "preference", "pref", "prio"} & set(entry.words):
                 # keepalived counts down from 16384 for each rule without one
@@ -1734,9 +1744,10 @@ def _fifo(key: str) -> Handler:
             c.skip(stmt, kp, f"{key} is already given; not carried over")
             return
         c.put(target, key, stmt.args[0], stmt, kp)
-        if len(stmt.args) > 1:
-            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
-                   "supported (it is created as the daemon's user)")
+        for word, value in zip(("user", "group"), stmt.args[1:3], strict=False):
+            c.put(target, f"{key}_{word}", value, stmt, kp)
+        if len(stmt.args) > 3:
+            c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[3:])!r}", same=True)
 
     return handle
 
@@ -1752,15 +1763,18 @@ _HTTP_PROTOCOL = _choice("1.0", "1.0C", "1.0K", "1.1", upper=True)
 
 
 def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1, and 1.0K (keepalived's checker builds
-    the 1.0K request, Connection: keep-alive, but its config parser turns the word down
-    and keeps 1.0; the import carries it over as written and says so)."""
+    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1. keepalived 2.2.7's checker could build
+    a 1.0K request (Connection: keep-alive) but its config parser turns the word down
+    ("Invalid http_protocol version 1.0K") and keeps 1.0: so does the import (the YAML
+    takes `http_protocol: 1.0K` for those who want it)."""
     value = c.value(stmt, kp, _HTTP_PROTOCOL)
     if value is _DROPPED:
         return
     if value == "1.0K":
-        c.skip(stmt, kp, "keepalived's parser rejects 1.0K (\"Invalid http_protocol "
-               "version\") and sends a 1.0 request; carried over as 1.0K")
+        c.skip(stmt, kp, "keepalived rejects 1.0K (\"Invalid http_protocol version\") and "
+               "sends 1.0 requests; so does the import (http_protocol: 1.0K in the YAML "
+               "asks for keep-alive)", same=True)
+        return
     c.put(target, "http_protocol", value, stmt, kp)
 
 
@@ -2015,6 +2029,24 @@ def _unsupported_checker(name: str) -> Handler:
     return handle
 
 
+def _nftables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    """`nftables [TABLENAME]`: the no_accept table (without a name, hacluster's own)."""
+    if stmt.args:
+        if re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", stmt.args[0]) and stmt.args[0] != "hacluster":
+            c.put(target, "nftables", stmt.args[0], stmt, kp)
+        else:
+            c.skip(stmt, kp, f"table name {stmt.args[0]!r} not carried over (letters, digits "
+                   "and _ only, not 'hacluster'): hacluster_vrrp is used", same=True)
+    if len(stmt.args) > 1:
+        c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[1:])!r}", same=True)
+
+
+def _vrrp_iptables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    # keepalived 2.2.7 as Debian builds it: "iptables not supported, using nftables instead"
+    c.skip(stmt, kp, "no_accept is carried out with an nftables table "
+           "(global_defs.nftables), as keepalived does without iptables", same=True)
+
+
 # --------------------------------------------------------------------------- keyword tables
 
 _GLOBAL: dict[str, Handler] = {
@@ -2060,6 +2092,13 @@ _GLOBAL: dict[str, Handler] = {
     "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
     "lvs_notify_fifo_script": _cmd("lvs_notify_fifo_script"),
     "lvs_flush_on_stop": _lvs_flush_on_stop,
+    "nftables": _nftables,
+    "nftables_priority": _set("nftables_priority", _int),
+    "nftables_counters": _flag("nftables_counters", valued=False),
+    "nftables_ifindex": _flag("nftables_ifindex", valued=False),
+    "vrrp_iptables": _vrrp_iptables,
+    "fifo_write_vrrp_states_on_reload": _flag("fifo_write_vrrp_states_on_reload",
+                                              valued=False),
 }
 
 _SCRIPT: dict[str, Handler] = {
@@ -2156,6 +2195,7 @@ _INSTANCE: dict[str, Handler] = {
 _SYNC_GROUP: dict[str, Handler] = {
     **_TRACKING,
     "group": _sync_group_members,
+    "notify_priority_changes": _flag("notify_priority_changes"),
 }
 
 _CHECK_TIMING: dict[str, Handler] = {
@@ -2304,7 +2344,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_iptables vrrp_ipsets vrrp_nftables
+    snmp_socket enable_dbus dbus_service_name vrrp_ipsets vrrp_nftables
     vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
@@ -2317,10 +2357,10 @@ _KNOWN_UNSUPPORTED = frozenset(
     linkbeat_use_polling linkbeat_interfaces net_namespace net_namespace_ipvs
     namespace_with_ipsets instance startup_script startup_script_timeout shutdown_script
     shutdown_script_timeout max_auto_priority min_auto_priority_delay umask
-    random_seed nftables nftables_priority nftables_ifindex nftables_counters nftables_ipvs
+    random_seed nftables_ipvs
     nftables_ipvs_priority nftables_ipvs_start_fwmark local_name rs_init_notifies
     no_checker_emails reload_time_file reload_repeat reload_file reload_check_config
-    config_save_dir tmp_config_directory fifo_write_vrrp_states_on_reload disable_local_igmp
+    config_save_dir tmp_config_directory disable_local_igmp
     process_monitor_rcv_bufs process_monitor_rcv_bufs_force lvs_netlink_cmd_rcv_bufs
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force

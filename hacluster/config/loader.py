@@ -7,9 +7,11 @@ sections are checked. `load_config` reads a file; `parse_config` takes text.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import ipaddress
+import logging
 import math
 import operator
 import re
@@ -26,6 +28,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from hacluster.config import advert_fit
 from hacluster.config import model as m
 from hacluster.config.errors import ConfigError, Problem
 
@@ -112,6 +115,8 @@ _SECTIONS = (
 _NAME_RE = re.compile(r"^[^\s/]+$")
 _DIGEST_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 _HOSTPORT_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
+log = logging.getLogger("hacluster.config")
+
 _TRACK_INHERITED = ("retry", "delay_before_retry", "delay_loop", "warmup", "alpha")
 _IFNAME_RE = re.compile(r"[^/\s\x00]{1,15}")  # an interface name (IFNAMSIZ - 1 bytes)
 _HELO_RE = re.compile(r"[\x21-\x7e]+")
@@ -146,6 +151,8 @@ def load_config_located(path: str | Path) -> tuple[m.Config, Mapping[str, int]]:
     config = ctx.load(text, path)
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems)
+    for warning in ctx.warnings:  # keepalived warns and goes on: so does the loader
+        log.warning("%s", warning)
     return config, ctx.lines
 
 
@@ -416,6 +423,7 @@ class _Ctx:
     def __init__(self, filename: str) -> None:
         self.file = filename
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # what keepalived warns about and goes on
         self.lines: dict[str, int] = {}
         # The valid items of lists that had invalid ones, so that rules spanning a list
         # (one family per instance, ...) still report on what could be read.
@@ -423,6 +431,7 @@ class _Ctx:
         self.names = _Names(set(), set(), set())
         self.group_members: dict[str, list[str]] = {}
         self.server_keys: dict[str, Any] = {}  # path → identity, also of invalid entries
+        self.priority_changes_given: set[str] = set()  # instances with their own setting
         self.constructor = yaml.constructor.SafeConstructor()
         self.scalars: dict[tuple[str, str], Any] = {}
 
@@ -610,6 +619,7 @@ class _Ctx:
                 self.at(f"static_ipaddress[{i}]", "needs 'dev IFACE'")
         self.check_instances_together(instances)
         self.check_sync_groups()
+        self.group_priority_changes(instances, groups)
         self.check_virtual_servers_together()
         if self.problems:
             return None
@@ -624,6 +634,19 @@ class _Ctx:
             virtual_servers=tuple(servers),
             **statics,
         )
+
+    def group_priority_changes(self, instances: dict[str, Any], groups: Mapping[str, Any]) -> None:
+        """A sync group's notify_priority_changes is the default of its members that do
+        not set their own (keepalived's rule; without either, the global one)."""
+        for group in groups.values():
+            if group is _INVALID or group.notify_priority_changes is None:
+                continue
+            for name in group.group:
+                inst = instances.get(name)
+                if (inst is not None and inst is not _INVALID
+                        and name not in self.priority_changes_given):
+                    instances[name] = dataclasses.replace(
+                        inst, notify_priority_changes=group.notify_priority_changes)
 
     def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
         node = nodes.get(section)
@@ -851,6 +874,21 @@ class _Ctx:
             values["accept"] = owner
         return ok
 
+    def fit_advert(self, values: dict[str, Any], vips: list[m.VirtualIpAddress], family: int,
+                   version: int, vpath: str) -> None:
+        """VIPs beyond what one advert carries at the interface's MTU go to the excluded
+        list, with a warning (keepalived's rule; see advert_fit)."""
+        interface = values.get("interface", "")
+        mtu = advert_fit.interface_mtu(interface) if interface else None
+        most = advert_fit.capacity(family, version, mtu or advert_fit.DEFAULT_MTU)
+        if len(vips) <= most:
+            return
+        values["virtual_ipaddress"] = tuple(vips[:most])
+        values["virtual_ipaddress_excluded"] = (
+            *values.get("virtual_ipaddress_excluded", ()), *vips[most:])
+        self.warnings.append(Problem(self.file, self.lines.get(vpath, 0), vpath,
+                                     advert_fit.message(len(vips), most, interface, mtu)))
+
     def track_process(self, node: Node, path: str, name: str) -> Any:
         read = self.read(m.VrrpTrackProcess, node, path)
         if read is None:
@@ -874,6 +912,8 @@ class _Ctx:
         if read is None:
             return _INVALID
         values, _given, ok = read
+        if "notify_priority_changes" in _given:
+            self.priority_changes_given.add(name)
         ok = self.check_tracking(path, values) and ok
         vpath = _join(path, "virtual_ipaddress")
         vips: list[m.VirtualIpAddress] = list(
@@ -925,6 +965,8 @@ class _Ctx:
         if values.get("authentication") is not None and version == 3:
             self.at(_join(path, "authentication"), "VRRPv3 has no authentication (v2 only)")
             ok = False
+        if len(vips) >= advert_fit.ALWAYS_FIT and family is not None and ok:
+            self.fit_advert(values, vips, family, version, vpath)
         if values.get("nopreempt") and values.get("state") == "MASTER":
             self.at(_join(path, "nopreempt"), "needs state BACKUP (keepalived's rule)")
             ok = False
@@ -1695,9 +1737,15 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
     def parse(ctx: _Ctx, node: Node, path: str) -> Any:
         if isinstance(node, ScalarNode) and not _is_null(node):
             words = str(node.value).split()
-            given: dict[str, str] = {}
+            given: dict[str, Any] = {}
             while words:
                 word = words.pop(0)
+                if cls is m.Route and word in ("or", "nexthop"):
+                    hops = _nexthop_words(word, words, given)
+                    if isinstance(hops, str):
+                        return ctx.error(node, path, hops)
+                    given["nexthops"] = hops
+                    continue
                 if word == "no_track":
                     given["no_track"] = "true"
                 elif cls is m.Route and word in _ROUTE_TYPES and "type" not in given:
@@ -1716,7 +1764,8 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
                     return ctx.error(node, path, f"unknown or incomplete word '{word}' "
                                      f"(known: {', '.join(known)}){_suggest(word, known)}")
             if given.get("to") == "default":
-                six = ":" in given.get("via", "")
+                hops = given.get("nexthops") or [{}]
+                six = ":" in given.get("via", hops[0].get("via", ""))
                 given["to"] = "::/0" if six else "0.0.0.0/0"
             node = _synthetic_mapping(node, given)
         if not isinstance(node, MappingNode):
@@ -1728,24 +1777,79 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
         families = {a.version for a in _addresses_of(value)}
         if len(families) > 1:
             return ctx.error(node, path, "mixes IPv4 and IPv6 addresses")
+        if isinstance(value, m.Route) and value.nexthops:
+            if value.via is not None:
+                return ctx.error(node, path, "give via or nexthops, not both")
+            if value.type != "unicast":
+                return ctx.error(node, path, f"a {value.type} route has no nexthops")
+            if any(hop.via is None and hop.dev is None and value.dev is None
+                   for hop in value.nexthops):
+                return ctx.error(node, path, "each nexthop needs via or dev")
         return value
 
     return parse
 
 
+_NEXTHOP_WORDS = {"via": "via", "gw": "via", "dev": "dev", "weight": "weight"}
+
+
+def _nexthop_words(
+    word: str, words: list[str], given: dict[str, Any]
+) -> list[dict[str, str]] | str:
+    """A multipath route's text, as keepalived reads it: `via A or B` (two nexthops, A
+    and B), or `nexthop via A [dev X] [weight N] [onlink] nexthop ...` to the end of the
+    line. The words are taken from `words`; a problem is returned as text."""
+    if "nexthops" in given:
+        return f"'{word}' after the route's nexthops (keepalived: \"trailing nonsense\")"
+    if word == "or":
+        if "via" not in given or not words:
+            return "'or GATEWAY' needs 'via GATEWAY' before it"
+        first = given.pop("via")
+        return [{"via": first}, {"via": words.pop(0)}]
+    hops: list[dict[str, str]] = []
+    while True:
+        hop: dict[str, str] = {}
+        while words and words[0] != "nexthop":
+            key = words.pop(0)
+            if key == "onlink":
+                hop["onlink"] = "true"
+            elif key in _NEXTHOP_WORDS and words:
+                hop[_NEXTHOP_WORDS[key]] = words.pop(0)
+            else:
+                return (f"unknown or incomplete word '{key}' in a nexthop (known: dev, "
+                        "onlink, via, weight; nothing may follow the nexthops)")
+        if not hop:
+            return "an empty 'nexthop'"
+        hops.append(hop)
+        if not words:
+            return hops
+        words.pop(0)  # the next "nexthop"
+
+
 def _addresses_of(value: Any) -> list[Any]:
     keys = ("to", "via", "src") if isinstance(value, m.Route) else ("from_", "to")
-    return [a for a in (getattr(value, k) for k in keys) if a is not None]
+    found = [a for a in (getattr(value, k) for k in keys) if a is not None]
+    if isinstance(value, m.Route):
+        found += [hop.via for hop in value.nexthops if hop.via is not None]
+    return found
 
 
-def _synthetic_mapping(node: Node, given: Mapping[str, str]) -> MappingNode:
-    """A mapping node of plain scalars, marked at `node` (so errors name its line)."""
+def _synthetic_mapping(node: Node, given: Mapping[str, Any]) -> MappingNode:
+    """A mapping node of plain scalars (or lists of such mappings), marked at `node` (so
+    errors name its line)."""
     def scalar(text: str) -> ScalarNode:
         tag: str = yaml.resolver.Resolver().resolve(  # type: ignore[no-untyped-call]
             ScalarNode, text, (True, False))
         return ScalarNode(tag, text, node.start_mark, node.end_mark)
 
-    pairs = [(scalar(k), scalar(v)) for k, v in given.items()]
+    def value(v: Any) -> Node:
+        if isinstance(v, list):
+            return SequenceNode("tag:yaml.org,2002:seq",
+                                [_synthetic_mapping(node, item) for item in v],
+                                node.start_mark, node.end_mark)
+        return scalar(v)
+
+    pairs: list[tuple[Node, Node]] = [(scalar(k), value(v)) for k, v in given.items()]
     return MappingNode("tag:yaml.org,2002:map", pairs, node.start_mark, node.end_mark)
 
 
@@ -1889,15 +1993,38 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
         if values.get(f"{key}_script") is not None and fifo is None:
             ctx.at(_join(path, f"{key}_script"), f"only used with {key}")
             ok = False
+        for word in ("user", "group"):
+            if values.get(f"{key}_{word}") is not None and fifo is None:
+                ctx.at(_join(path, f"{key}_{word}"), f"only used with {key}")
+                ok = False
+            name = values.get(f"{key}_{word}")
+            if name is not None and not _RUN_AS_NAME_RE.match(name):
+                ctx.at(_join(path, f"{key}_{word}"), f"must be a {word} name (no spaces or "
+                       f"':'), got {name!r}")
+                ok = False
+        if values.get(f"{key}_group") is not None and values.get(f"{key}_user") is None:
+            ctx.at(_join(path, f"{key}_group"), f"only with {key}_user")
+            ok = False
         if fifo is None:
             continue
         if fifo in fifos:  # keepalived refuses one FIFO under two names too
             ctx.at(_join(path, key), f"{fifo} is already {fifos[fifo]}")
             ok = False
         fifos[fifo] = key
+    table = values.get("nftables")
+    if table is not None and not _NFT_TABLE_RE.match(table):
+        ctx.at(_join(path, "nftables"), f"must be an nftables table name (a letter, then "
+               f"letters, digits or _, at most 64), got {table!r}")
+        ok = False
+    elif table == "hacluster":
+        ctx.at(_join(path, "nftables"), "'hacluster' is the nftables dataplane's table")
+        ok = False
     if not ok:
         return _INVALID
     return m.GlobalDefs(**values)
+
+
+_NFT_TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 _PARSERS: dict[Any, Callable[[_Ctx, Node, str], Any]] = {

@@ -370,6 +370,7 @@ INSTANCE_ELSEWHERE = frozenset({
     "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert",
     "notify_priority_changes", "virtual_routes", "virtual_rules",
     "use_vmac", "vmac_interface", "vmac_xmit_base",  # hacluster.vmac_plan, before lowering
+    "accept",  # hacluster.accept_mode
 })
 #: Instance keys the loader carries out as it reads the file (strict mode's rules).
 INSTANCE_AT_LOAD = frozenset({"strict_mode"})
@@ -381,8 +382,6 @@ def unsupported_instance(inst: VrrpInstance) -> list[str]:
     if inst.dont_track_primary:
         notes.append("dont_track_primary is not supported and is ignored "
                      "(the interface's own link is not tracked unless track_interface names it)")
-    if not inst.accept:
-        notes.append("no_accept is not supported and is ignored (VIPs always answer)")
     for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
         if v.no_track:
             notes.append(f"no_track on {v} is not supported and is ignored")

@@ -20,10 +20,10 @@ instances in maintenance.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import resource
@@ -33,17 +33,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles import launch
-from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
-from hacluster.roles.codec import CODEC
-from hacluster.roles.launch import vrrp_config
 from hacluster.startuptrace import mark
-from healthchecks.pdeath import die_with_parent
+from healthchecks.pdeath import die_with_parent, set_name
 
+# `hacluster run` forks the role first thing: this module imports nothing heavy (no
+# asyncio, no config model), so the fork comes early and the role imports what it
+# needs itself, while the supervisor loads the file.
 if TYPE_CHECKING:
+    import asyncio
+
+    from hacluster.config.model import Config, GlobalDefs
     from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import Channel
 
 log = logging.getLogger("hacluster.roles")
 
@@ -54,6 +56,11 @@ HEARTBEAT_TIMEOUT = 2.0
 BACKOFF = (0.5, 2.0, 30.0)
 #: A role that ran this long before dying starts the backoff again from the first delay.
 STABLE = 60.0
+
+
+def vrrp_config(config: Config) -> Config:
+    """What the VRRP role is given: everything but the virtual servers."""
+    return dataclasses.replace(config, virtual_servers=())
 
 
 def release(role: VrrpRole, config: Config, options: DaemonOptions) -> None:
@@ -104,19 +111,19 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 
 #: What the role imports while the supervisor loads and checks the file (the modules
-#: its start path would import after the release; pyroute2 is the netlink code VIPs use).
+#: its start path would import after the release; never pyroute2 nor scapy: vrrp.rtnl and
+#: vrrp.frames do what VRRP needs of them).
 PREPARE = (
     "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
     "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
-    "pyroute2.netlink.rtnl.ifaddrmsg",
+    "vrrp.addrwatch",
 )
 
 
 def _prepare() -> None:
     """Import what the role's start path needs, one module after the other on this
-    thread (a second importing thread would only contend for the GIL and race pyroute2's
-    circular imports)."""
+    thread (a second importing thread would only contend for the GIL)."""
     import importlib
 
     import hacluster
@@ -129,7 +136,9 @@ def _prepare() -> None:
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     """Block until the supervisor releases the role with the file it accepted; None when
     it refused the file (the channel closed first)."""
+    from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.codec import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -157,11 +166,14 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     return None
 
 
-def run_child(sock: socket.socket, parent: int) -> int:
+def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-vrrp")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
+    import asyncio
+
     # Forked from a running loop (a restart): none of its state is ours.
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
@@ -197,6 +209,11 @@ def run_child(sock: socket.socket, parent: int) -> int:
 
 
 async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+    import asyncio
+
+    from hacluster.config.model import Config
+    from hacluster.roles.channel import send_event, serve
+
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
@@ -260,30 +277,52 @@ class VrrpRole:
         self._last_answer = 0.0
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
+        self._ready_event: asyncio.Event | None = None  # made on the loop (fork has none)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def fork(self) -> None:
-        """Start the role's process: it prepares, then waits for `release` (on restart;
-        `hacluster run` forks with `launch.fork_vrrp_role` and `adopt`s the process)."""
-        self.adopt(launch.fork_vrrp_role())
-
-    def adopt(self, forked: launch.Forked, config: Config | None = None,
-              options: DaemonOptions | None = None) -> None:
-        """Take on a forked role; with `config` and `options`, one released with them."""
-        self.pid = forked.pid
-        self._sock = forked.sock
+        """Start the role's process: it prepares, then waits for `release` (call first
+        thing in `hacluster run`, before the file is loaded, and on restart)."""
+        ours, theirs = socket.socketpair()
+        gc.collect()
+        # Frozen already (settled after start-up, healthchecks.gcsettle): stays frozen.
+        settled = gc.get_freeze_count() > 0
+        gc.freeze()  # what the parent has built stays shared with the child's pages
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child
+            ours.close()
+            code = 1
+            try:
+                code = _child(theirs, parent)
+            finally:
+                os._exit(code)
+        if not settled:
+            gc.unfreeze()
+        theirs.close()
+        self.pid = pid
+        self._sock = ours
         self._started_at = time.monotonic()
-        self._released = config is not None
-        if config is not None:
-            self.config, self.options = config, options
+        self._released = False
+
+    @property
+    def _ready(self) -> asyncio.Event:
+        if self._ready_event is None:
+            import asyncio
+
+            self._ready_event = asyncio.Event()
+        return self._ready_event
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
+        from hacluster.roles.codec import CODEC
+
         assert self._sock is not None
         self.config, self.options = config, options
-        self._sock.sendall(launch.release_frame(config, options))
+        fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
+        message = ("release", vrrp_config(config), fields)
+        self._sock.sendall(CODEC.frame(message))
         self._released = True
 
     def abandon(self) -> None:
@@ -296,6 +335,8 @@ class VrrpRole:
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
+        import asyncio
+
         await self._connect()
         ok = await self._wait_ready()
         if ok:
@@ -306,6 +347,10 @@ class VrrpRole:
         return ok
 
     async def _connect(self) -> None:
+        import asyncio
+
+        from hacluster.roles.channel import Channel
+
         assert self._sock is not None
         reader, writer = await asyncio.open_unix_connection(sock=self._sock)
         self._channel = Channel(reader, writer, self._event)
@@ -315,6 +360,8 @@ class VrrpRole:
             self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         assert self._channel is not None
         try:
             await self._channel.call("ready", timeout=None)
@@ -327,6 +374,8 @@ class VrrpRole:
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Ask the role to stop (masters resign first) and wait for it to exit."""
+        import asyncio
+
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
@@ -359,6 +408,8 @@ class VrrpRole:
     # -- supervision -------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        import asyncio
+
         delay = BACKOFF[0]
         while not self._stopping:
             assert self._channel is not None
@@ -399,6 +450,8 @@ class VrrpRole:
                         await self.maintenance(name, True)
 
     async def _heartbeat(self) -> None:
+        import asyncio
+
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
             channel = self._channel
@@ -415,12 +468,16 @@ class VrrpRole:
     # -- requests ------------------------------------------------------------------------
 
     async def call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        from hacluster.roles.channel import RoleGone
+
         if self._channel is None:
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
     async def status(self) -> dict[str, Any] | None:
         """The role's instances and counters (None while it is not there)."""
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("status", timeout=5)
         except (RoleGone, RoleError, TimeoutError):
@@ -428,6 +485,8 @@ class VrrpRole:
         return value if isinstance(value, dict) else None
 
     async def metric_families(self) -> list[Any]:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("metrics", timeout=5)
         except (RoleGone, RoleError, TimeoutError):

@@ -12,15 +12,10 @@ from pathlib import Path
 import pytest
 
 from hacluster.config.loader import parse_config
-from hacluster.daemon import (
-    DaemonOptions,
-    dataplane_problems,
-    identity,
-    plan_units,
-    unit_settings,
-    with_overrides,
-)
+from hacluster.daemon import DaemonOptions, dataplane_problems, with_overrides
 from hacluster.logs import JsonFormatter as _JsonFormatter
+from hacluster.reload_plan import identity, plan_units, plan_vrrp_reload
+from vrrp.machine import State
 
 HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 
@@ -105,19 +100,23 @@ def test_units_follow_sync_groups_and_settings() -> None:
     assert units["group G1"].names == ("VI_2", "VI_3")
     changed = parse_config(BASE.replace("virtual_router_id: 3, priority: 100",
                                         "virtual_router_id: 3, priority: 120"), "t.yaml")
-    after = plan_units(changed)
-    # A member's change changes its whole group; the lone instance is untouched.
-    assert unit_settings(old, units["instance VI_1"]) == unit_settings(
-        changed, after["instance VI_1"])
-    assert unit_settings(old, units["group G1"]) != unit_settings(changed, after["group G1"])
+    # A priority change is taken in place: the group is kept, its member reconfigured.
+    plan = plan_vrrp_reload(old, changed, {})
+    assert sorted(plan.kept) == ["group G1", "instance VI_1"]
+    assert [c.instance for c in plan.in_place] == ["VI_3"]
+    # A member's other change rebuilds its whole group; the lone instance is untouched.
+    vips = parse_config(BASE.replace("virtual_router_id: 3, priority: 100, virtual_ipaddress: "
+                                     "[10.0.0.3/24]", "virtual_router_id: 3, priority: 100, "
+                                     "virtual_ipaddress: [10.0.0.9/24]"), "t.yaml")
+    plan = plan_vrrp_reload(old, vips, {"VI_3": State.MASTER})
+    assert (plan.kept, plan.changed, plan.carry) == (["instance VI_1"], ["group G1"], {"VI_3"})
     # Tracking and notify settings change in place: no rebuild.
     notify = parse_config(BASE.replace("priority: 100, virtual_ipaddress: [10.0.0.1/24]",
                                        "priority: 100, virtual_ipaddress: [10.0.0.1/24], "
                                        "notify_master: /bin/true, track_interface: [eth1]"),
                           "t.yaml")
     assert notify.vrrp_instances["VI_1"] != old.vrrp_instances["VI_1"]
-    assert unit_settings(old, units["instance VI_1"]) == unit_settings(
-        notify, plan_units(notify)["instance VI_1"])
+    assert sorted(plan_vrrp_reload(old, notify, {}).kept) == ["group G1", "instance VI_1"]
     # Priority is not identity; the VRID is.
     assert identity(old.vrrp_instances["VI_3"]) == identity(changed.vrrp_instances["VI_3"])
     moved = parse_config(BASE.replace("virtual_router_id: 3,", "virtual_router_id: 4,"),

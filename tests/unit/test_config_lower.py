@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hacluster import vmac_plan
+from hacluster import accept_mode, vmac_plan
 from hacluster.alerts import InstanceEvent, alert_enabled
 from hacluster.config import ConfigError
 from hacluster.config.loader import parse_config
@@ -221,7 +221,7 @@ def _elsewhere(config: Config) -> tuple[Any, ...]:
         kernel_rule(r) for r in inst.virtual_rules]
     vmac = vmac_plan.lower(config, lambda _ifname, _family: ip_address("10.0.0.1"))
     return (plan_watches(config), tuple(notify_commands(config)), mail,
-            priority_notified(inst), routes, vmac)
+            priority_notified(inst), routes, vmac, accept_mode.elements(inst))
 
 
 def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
@@ -252,7 +252,6 @@ def test_every_instance_field_is_consumed_or_reported(tmp_path: Any) -> None:
             assert lower_instance(variant, "VI_1") == lowered, f.name
             continue
         reported = any(note.startswith(f.name)
-                       or (f.name == "accept" and note.startswith("no_accept"))
                        for note in unsupported_instance(variant.vrrp_instances["VI_1"]))
         assert reported or lower_instance(variant, "VI_1") != lowered, (
             f"vrrp_instances.*.{f.name} is neither lowered nor reported as unsupported"

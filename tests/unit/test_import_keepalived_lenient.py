@@ -225,7 +225,7 @@ def test_unknown_and_process_tuning_keywords_change_nothing() -> None:
     assert [(n.keyword, n.changes_behaviour) for n in notes] == [
         ("global_defs.frobnicate", False),
         ("global_defs.vrrp_priority", False),
-        ("global_defs.vrrp_iptables", True),
+        ("global_defs.vrrp_iptables", False),  # no_accept by nftables, as keepalived
     ]
 
 

@@ -3,6 +3,7 @@ between them, and what each reload keeps, reconfigures, rebuilds, stops and adds
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import yaml
@@ -98,3 +99,41 @@ def test_a_master_moving_into_a_sync_group_keeps_its_mastership() -> None:
     assert plan.stop == []  # their instances live on in the group: detached, not stopped
     assert plan.detach == {"instance VI_1": (), "instance VI_2": ("VI_2",)}
     assert plan.carry == {"VI_1"}
+
+
+def test_a_renamed_master_keeps_its_mastership_and_vips() -> None:
+    """The same virtual router under another name (keepalived finds an instance by its
+    router): detached, not stopped; the new name carries the mastership."""
+    new = conf({"VI_1": inst(51, ["10.0.0.1/24"]), "WEB": inst(52, ["10.0.0.2/24"])})
+    plan = plan_vrrp_reload(conf(BASE), new, {"VI_1": B, "VI_2": M})
+    assert plan.renamed == {"VI_2": "WEB"} and plan.successor("VI_2") == "WEB"
+    assert (plan.kept, plan.removed, plan.added) == (
+        ["instance VI_1"], ["instance VI_2"], ["instance WEB"])
+    assert plan.stop == [] and plan.detach == {"instance VI_2": ()}
+    assert plan.carry == {"WEB"} and plan.forget == ["VI_2"]
+    # A backup renamed has nothing to carry: it detaches as it resigns (it holds no VIPs).
+    plan = plan_vrrp_reload(conf(BASE), new, {"VI_1": M, "VI_2": B})
+    assert plan.detach == {"instance VI_2": ("VI_2",)} and not plan.carry
+
+
+def test_a_rename_to_another_router_is_a_removal_and_an_addition() -> None:
+    new = conf({"VI_1": inst(51, ["10.0.0.1/24"]), "WEB": inst(53, ["10.0.0.2/24"])})
+    plan = plan_vrrp_reload(conf(BASE), new, {"VI_1": B, "VI_2": M})
+    assert plan.renamed == {} and plan.stop == ["instance VI_2"] and not plan.carry
+
+
+def test_a_priority_change_is_taken_in_place_by_a_sync_group_member() -> None:
+    groups = {"G1": {"group": ["VI_1", "VI_2"]}}
+    old = conf(BASE, groups)
+    new = conf({**BASE, "VI_2": inst(52, ["10.0.0.2/24"], priority=200, nopreempt=True)},
+               groups)
+    plan = plan_vrrp_reload(old, new, {"VI_1": M, "VI_2": M})
+    assert plan.kept == ["group G1"] and not plan.changed and not plan.detach
+    (change,) = plan.in_place
+    assert (change.instance, change.priority, change.nopreempt, change.old_priority) == (
+        "VI_2", 200, True, 100)
+    # ...but not a change of a global setting the units are built from
+    garp = dataclasses.replace(old, global_defs=dataclasses.replace(
+        old.global_defs, vrrp_garp_interval=0.5))
+    plan = plan_vrrp_reload(old, garp, {"VI_1": M, "VI_2": M})
+    assert plan.changed == ["group G1"] and plan.carry == {"VI_1", "VI_2"}

@@ -1,29 +1,16 @@
-"""The VIP state file: recorded atomically, read back, and its hand-encoded RTM_DELADDR."""
+"""The VIP state file: recorded atomically, read back, and the clean-up at start."""
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from vrrp import vipstate
-from vrrp.addresses import Vip, _encode
-from vrrp.vipstate import Recorded, VipRecord, clear_leftovers, encode_delete, state_file
-
-
-@pytest.mark.parametrize(
-    ("address", "scope"),
-    [("10.9.0.100/24", 0), ("192.0.2.1/32", 0), ("fd00:9::100/64", 0), ("2001:db8::1/128", 0)],
-)
-def test_hand_encoded_delete_matches_pyroute2_byte_for_byte(address: str, scope: int) -> None:
-    vip = Vip(ipaddress.ip_interface(address), "eth0", scope)
-    assert encode_delete(address, 7) == _encode("del", vip, 7)
+from vrrp.vipstate import Recorded, VipRecord, clear_leftovers, state_file
 
 
 def test_record_keeps_added_minus_removed_and_writes_whole_files(tmp_path: Path) -> None:

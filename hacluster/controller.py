@@ -1,0 +1,130 @@
+"""The daemon as the control API sees it: VRRP from its role, the rest from the balancer.
+
+`DaemonController` (`hacluster.apitypes.Controller`) reads what the roles report when a
+request comes: the VRRP role's instances and counters, and the balancer's part. The
+balancer builds its part of `GET /v1/status` itself, in slices, and hands it over as
+bytes (`Balancer.status_part`): here it is joined to the few lines of VRRP state and
+counters without being decoded, so a poller of a daemon with 10,000 real servers costs
+this process a copy, not a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from hacluster.apitypes import Status, UnknownVirtualServer
+
+if TYPE_CHECKING:
+    from hacluster.daemon import Daemon
+
+#: What a VRRP role that is restarting shows.
+_NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
+
+
+class DaemonController:
+    """The daemon as the control API sees it (`hacluster.api.Controller`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def _vrrp(self) -> dict[str, Any]:
+        """The VRRP instances and counters, from the role or from this process."""
+        role = self.daemon.vrrp_role
+        if role is None:
+            return self.daemon.role_status()
+        return await role.status() or _NO_VRRP
+
+    async def summary(self) -> dict[str, Any]:
+        """What `GET /v1/summary` shows, without building the whole status."""
+        daemon = self.daemon
+        instances = (await self._vrrp())["instances"]
+        balancer = daemon.balancer
+        g = daemon.config.global_defs
+        lb: dict[str, Any] = {"virtual_servers": [], "dataplane_error": None}
+        if balancer is not None:
+            summary_of = getattr(balancer, "summary_of", None)
+            if summary_of is not None:  # a role process: one request
+                lb = await summary_of()
+            else:
+                lb = {"virtual_servers": balancer.summary(),  # type: ignore[union-attr]
+                      "dataplane_error": balancer.dataplane_error}  # type: ignore[union-attr]
+        return {
+            "router_id": g.router_id or socket.gethostname(),
+            "uptime_seconds": round(time.monotonic() - daemon.started_at, 3),
+            "instances": [
+                {"name": i["name"], "state": i["state"], "priority": i["effective_priority"],
+                 "master": i["master"], "maintenance": i["maintenance"]}
+                for i in instances
+            ],
+            "virtual_servers": lb["virtual_servers"],
+            "dataplane_error": lb["dataplane_error"],
+        }
+
+    async def status_document(self) -> bytes:
+        """`GET /v1/status` as JSON: VRRP and counters read now, the balancer's part as
+        it handed it over (`status_age_seconds` old; `ipvs` is the table as reconcile
+        last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
+        daemon = self.daemon
+        balancer = daemon.balancer
+        part = await balancer.status_part() if balancer is not None else None
+        vrrp = await self._vrrp()
+        if part is None:
+            status = dict(daemon.api_status(vrrp, None))
+            del status["virtual_servers"]
+            return json.dumps({**status, "virtual_servers": [], "ipvs": []}).encode()
+        newline = part.index(b"\n")
+        lb = json.loads(part[:newline])
+        head = dict(daemon.api_status(vrrp, {**lb, "virtual_servers": []}))
+        del head["virtual_servers"]
+        now = time.monotonic()
+        built_at, read_at = lb.get("built_at"), lb.get("table_read_at")
+        tail = {
+            "status_age_seconds": None if built_at is None else round(now - built_at, 3),
+            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
+        }
+        return b"".join((json.dumps(head).encode()[:-1], b", ", part[newline + 1:], b", ",
+                         json.dumps(tail).encode()[1:]))
+
+    async def status(self) -> Status:
+        """The whole status as a value (the balancer's part decoded: costly at scale;
+        the API's /v1/status uses `status_document`)."""
+        daemon = self.daemon
+        balancer = daemon.balancer
+        lb = await balancer.status(table=False) if balancer is not None else None
+        return daemon.api_status(await self._vrrp(), lb)
+
+    async def virtual_server(self, name: str) -> dict[str, Any]:
+        """One virtual server's status row with its rows of the table."""
+        balancer = self.daemon.balancer
+        if balancer is None:
+            raise UnknownVirtualServer(name)
+        return await balancer.virtual_server(name)
+
+    async def ipvs(self) -> dict[str, Any]:
+        return await self.daemon.ipvs()
+
+    async def recent_ipvs(self) -> dict[str, Any]:
+        """The table as last listed (at most about a second old), for the status page."""
+        balancer = self.daemon.balancer
+        return {"services": []} if balancer is None else await balancer.recent_ipvs()
+
+    async def drain(self, virtual_server: str, real_server: str) -> None:
+        await self.daemon.drain(virtual_server, real_server, True)
+
+    async def undrain(self, virtual_server: str, real_server: str) -> None:
+        await self.daemon.drain(virtual_server, real_server, False)
+
+    async def maintenance(self, instance: str, on: bool) -> None:
+        await self.daemon.maintenance(instance, on)
+
+    async def reload(self) -> tuple[bool, str]:
+        return await self.daemon.reload()
+
+    def prepare_status(self) -> None:
+        """Have the first status snapshot built now, in the background."""
+        balancer = self.daemon.balancer
+        if balancer is not None:
+            balancer.prepare_status()

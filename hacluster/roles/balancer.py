@@ -1,0 +1,523 @@
+"""The balancer role: policy, reconcile, the dataplane and the health checks in a process.
+
+The supervisor forks it (after `gc.freeze()`, so the config it loaded stays shared)
+once the file is accepted; the process runs a `hacluster.balancer.Balancer`, whose
+check workers report to it directly over their socketpairs, and answers the
+supervisor over a `roles.channel` socketpair: `ready`, `ping`, `reconfigure` (the new
+config), `drain`, `ipvs`, `recent_ipvs`, `summary`, `status` (as a dict),
+`status_part` (the load balancer's part of `GET /v1/status` as bytes, built in slices
+here and relayed as it is), `virtual_server`, `metrics` (its exposition text, bytes),
+`stop`. It tells the supervisor, unasked, each real server's checks' states as they
+change (`health`) and each real server and quorum notification (`notify_rs`,
+`notify_quorum`: the supervisor runs the scripts, FIFOs and mail, in order).
+
+A balancer that dies (or stops answering its heartbeat: it is killed) is started
+again with backoff, logged and counted in `hacluster_role_restarts_total{role=
+"balancer"}`, and is handed the checks' states its predecessor reported, so a server
+that was down stays out and one with `alpha` that had come up stays in. It reads the
+dataplane back and reconciles: a table that matches is not touched. PR_SET_PDEATHSIG
+(SIGTERM): a killed supervisor makes it stop gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
+from hacluster.config.model import Config
+from hacluster.roles.channel import (
+    Channel,
+    RoleError,
+    RoleGone,
+    send_blob,
+    send_event,
+    serve,
+)
+from healthchecks.pdeath import die_with_parent, set_name
+
+if TYPE_CHECKING:
+    from hacluster.loadbalancer import Handed
+
+log = logging.getLogger("hacluster.roles")
+
+#: Seconds between two heartbeats, and how long one may go unanswered before the
+#: balancer counts as hung and is replaced (a reconcile of a large table takes a while).
+HEARTBEAT = 1.0
+HUNG_AFTER = 10.0
+#: Restart backoff: first delay, factor, cap (seconds); a balancer that ran `STABLE`
+#: seconds before dying starts again from the first delay.
+BACKOFF = (0.5, 2.0, 30.0)
+STABLE = 60.0
+#: A status part handed over longer ago than this is not shown: one is asked for.
+STATUS_WAIT_AFTER = 5.0
+#: How often a status request tells the balancer that somebody still asks.
+STATUS_WARM_EVERY = 5.0
+
+Journal = dict[tuple[str, str], "Handed"]
+
+
+class BalancerFailed(Exception):
+    """The balancer could not start its configuration (the message says why)."""
+
+
+# --------------------------------------------------------------------------- child side
+
+
+class _NotifyRelay:
+    """Real server and quorum notifications, sent to the supervisor as names."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def real_server(self, vs: Any, rs: Any, up: bool, reason: str = "",
+                    check: str | None = None) -> None:
+        send_event(self._writer, "notify_rs", str(vs), str(rs), up, reason, check)
+
+    def quorum(self, vs: Any, up: bool, reason: str = "", *, weight_sum: int = 0,
+               threshold: int = 0) -> None:
+        send_event(self._writer, "notify_quorum", str(vs), up, reason, weight_sum, threshold)
+
+
+def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
+    """The role's process, from fork to exit (never returns into the parent's code)."""
+    die_with_parent(parent)
+    set_name("hc-balancer")
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        os.environ.pop(key, None)  # systemd hears from the supervisor only
+    # Forked from a running loop: none of its state is ours.
+    asyncio.events._set_running_loop(None)
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    try:
+        return asyncio.run(_serve(sock, config, handed))
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log.exception("the balancer failed")
+        return 1
+
+
+async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
+    from hacluster import __version__
+    from hacluster.balancer import Balancer, BalancerError
+    from hacluster.loadbalancer import LoadBalancerError
+    from hacluster.metrics import Metrics
+
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    metrics = Metrics(version=__version__, process=False, vrrp=False, base=False)
+    stop = asyncio.Event()
+    flush: list[bool | None] = [None]
+
+    def on_health(vs: str, rs: str, state: Handed | None) -> None:
+        send_event(writer, "health", vs, rs,
+                   None if state is None else (list(state.ups), state.reason))
+
+    balancer = Balancer(config, metrics=metrics, notifier=_NotifyRelay(writer),  # type: ignore[arg-type]
+                        handed=handed, on_health=on_health)
+    # Each status part built goes to the supervisor as soon as it is (only while
+    # somebody asks: see StatusSnapshots.keep_warm), so a request there is answered
+    # from its copy without waiting for this loop.
+    balancer.on_status = lambda data: send_blob(writer, "status", data)
+    ready: asyncio.Future[tuple[str, Any]] = loop.create_future()
+
+    async def handle(method: str, args: tuple[Any, ...]) -> Any:
+        match method:
+            case "ready":
+                return await asyncio.shield(ready)
+            case "ping":
+                return "pong"
+            case "reconfigure":
+                (new,) = args
+                if not isinstance(new, Config):
+                    raise TypeError("reconfigure takes a Config")
+                try:
+                    await balancer.reconfigure(new)
+                except (LoadBalancerError, BalancerError) as exc:
+                    return ("refused", str(exc))
+                return ("ok", "")
+            case "drain":
+                vs, rs, on = args
+                try:
+                    await balancer.drain(str(vs), str(rs), bool(on))
+                except UnknownRealServer as exc:
+                    return ("unknown_rs", exc.virtual_server, exc.name)
+                except UnknownVirtualServer as exc:
+                    return ("unknown_vs", exc.name)
+                return ("ok",)
+            case "virtual_server":
+                try:
+                    return ("ok", await balancer.virtual_server(str(args[0])))
+                except UnknownVirtualServer as exc:
+                    return ("unknown_vs", exc.name)
+            case "ipvs":
+                return await balancer.ipvs()
+            case "recent_ipvs":
+                return await balancer.recent_ipvs()
+            case "summary":
+                return {"virtual_servers": balancer.summary(),
+                        "dataplane_error": balancer.dataplane_error}
+            case "status":
+                return await balancer.status(table=bool(args[0]))
+            case "status_part":
+                return await balancer.status_part()
+            case "prepare_status":
+                balancer.prepare_status()
+                return None
+            case "metrics":
+                text, _ = await metrics.render_async(str(args[0]) if args[0] else None)
+                return text.removesuffix(b"# EOF\n")
+            case "stop":
+                flush[0] = None if args[0] is None else bool(args[0])
+                stop.set()
+                return None
+        raise ValueError(f"unknown request {method!r}")
+
+    server = loop.create_task(serve(reader, writer, handle))
+    server.add_done_callback(lambda _: stop.set())  # the supervisor is gone
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    started = False
+    try:
+        await balancer.prepare()
+        await balancer.start()
+        started = True
+        from healthchecks.gcsettle import settle
+
+        settle()
+        ready.set_result(("ok", os.getpid()))
+    except BalancerError as exc:
+        ready.set_result(("error", str(exc)))
+    await stop.wait()
+    if started:
+        await balancer.stop(flush[0])
+    else:
+        await balancer.close()
+    with contextlib.suppress(Exception):
+        await writer.drain()
+    server.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await server
+    writer.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- supervisor side
+
+
+class BalancerRole:
+    """The supervisor's handle on the balancer: fork, ask, heartbeat, restart.
+
+    Offers what `hacluster.balancer.Balancer` does (the daemon and the API use either),
+    each call a request to the process."""
+
+    def __init__(self, config: Config, *,
+                 on_restart: Callable[[], None] | None = None,
+                 on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
+        self.config = config
+        self.on_restart = on_restart
+        self.on_event = on_event
+        self.pid: int | None = None
+        self.restarts = 0
+        #: Each real server's checks' states as the balancer last said (handed over).
+        self.journal: Journal = {}
+        self._sock: socket.socket | None = None
+        self._channel: Channel | None = None
+        self._stopping = False
+        self._started_at = 0.0
+        self._last_answer = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ready = asyncio.Event()
+        self._status: tuple[float, bytes] | None = None  # (when it came, the part)
+        self._warmed = -1e9
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def fork(self) -> None:
+        """Start the process with the current config and journal (it starts at once)."""
+        ours, theirs = socket.socketpair()
+        gc.collect()
+        settled = gc.get_freeze_count() > 0
+        gc.freeze()  # what the supervisor has built stays shared with the child's pages
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child
+            ours.close()
+            code = 1
+            try:
+                code = _child(theirs, parent, self.config, dict(self.journal))
+            finally:
+                os._exit(code)
+        if not settled:
+            gc.unfreeze()
+        theirs.close()
+        self.pid = pid
+        self._sock = ours
+        self._started_at = time.monotonic()
+
+    async def start(self) -> None:
+        """Fork (unless forked already) and wait until the checks run and the dataplane
+        is reconciled; BalancerFailed with the reason when it cannot run the config."""
+        if self.pid is None:
+            self.fork()
+        await self._connect()
+        await self._wait_ready()
+        for task in (self._supervise(), self._heartbeat()):
+            t = asyncio.get_running_loop().create_task(task)
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+    async def prepare(self) -> None:
+        """Nothing to prepare here: the process does it (see `start`)."""
+
+    async def _connect(self) -> None:
+        assert self._sock is not None
+        reader, writer = await asyncio.open_unix_connection(sock=self._sock)
+        self._channel = Channel(reader, writer, self._event)
+
+    async def _wait_ready(self) -> None:
+        assert self._channel is not None
+        try:
+            answer = await self._channel.call("ready", timeout=None)
+        except (RoleGone, RoleError) as exc:
+            self._reap(block=True)
+            raise BalancerFailed(f"the balancer exited while starting ({exc})") from None
+        match answer:
+            case ("error", str() as message):
+                await self.stop()
+                raise BalancerFailed(message)
+        self._last_answer = time.monotonic()
+        self._ready.set()
+
+    def _event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "status" and args and isinstance(args[0], bytes):
+            self._status = (time.monotonic(), args[0])
+            return
+        if kind == "health":
+            vs, rs, state = args
+            if state is None:
+                self.journal.pop((str(vs), str(rs)), None)
+            else:
+                from hacluster.loadbalancer import Handed
+
+                ups, reason = state
+                self.journal[(str(vs), str(rs))] = Handed(
+                    tuple(bool(u) for u in ups), str(reason))
+            return
+        if self.on_event is not None:
+            self.on_event(kind, args)
+
+    async def stop(self, flush: bool | None = None, timeout: float = 30.0) -> None:
+        """Ask the balancer to stop (flushing as `lvs_flush_on_stop` or `flush` says)
+        and wait for it to exit."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        channel = self._channel
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                await channel.call("stop", flush, timeout=5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await channel.closed.wait()
+            await channel.close()
+        if self.pid is not None and not self._reap(block=False):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap(block=True)
+
+    async def close(self) -> None:
+        """The process owns the dataplane: nothing to close here."""
+
+    def _reap(self, *, block: bool) -> bool:
+        if self.pid is None:
+            return True
+        try:
+            pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid = self.pid
+        if pid == 0:
+            return False
+        self.pid = None
+        return True
+
+    # -- supervision -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = BACKOFF[0]
+        while not self._stopping:
+            assert self._channel is not None
+            await self._channel.closed.wait()
+            if self._stopping:
+                return
+            self._ready.clear()
+            ran = time.monotonic() - self._started_at
+            for _ in range(50):  # the process follows its channel within moments
+                if self._reap(block=False):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                if self.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    self._reap(block=True)
+            if ran > STABLE:
+                delay = BACKOFF[0]
+            self.restarts += 1
+            log.error("the balancer exited after %.1f s; starting it again in %.1f s "
+                      "(restart %d)", ran, delay, self.restarts)
+            if self.on_restart is not None:
+                self.on_restart()
+            await asyncio.sleep(delay)
+            delay = min(delay * BACKOFF[1], BACKOFF[2])
+            if self._stopping:
+                return
+            await self._channel.close()
+            self.fork()
+            await self._connect()
+            try:
+                await self._wait_ready()
+            except BalancerFailed as exc:
+                log.error("the balancer could not start again: %s", exc)
+                return
+            log.info("the balancer runs again (pid %s), handed %d real server state(s)",
+                     self.pid, len(self.journal))
+
+    async def _heartbeat(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(HEARTBEAT)
+            channel = self._channel
+            if channel is None or not self._ready.is_set():
+                self._last_answer = time.monotonic()
+                continue
+            with contextlib.suppress(Exception):
+                await channel.call("ping", timeout=HEARTBEAT)
+                self._last_answer = time.monotonic()
+            silent = time.monotonic() - self._last_answer
+            if silent > HUNG_AFTER and self.pid is not None and self._ready.is_set():
+                log.error("the balancer (pid %d) has not answered for %.1f s: replacing it",
+                          self.pid, silent)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                self._last_answer = time.monotonic()
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        if self._channel is None or not self._ready.is_set():
+            raise RoleGone(method)
+        return await self._channel.call(method, *args, timeout=timeout)
+
+    async def reconfigure(self, config: Config) -> None:
+        from hacluster.loadbalancer import LoadBalancerError
+
+        try:
+            answer = await self._call("reconfigure", config, timeout=120)
+        except (RoleGone, RoleError, TimeoutError) as exc:
+            raise LoadBalancerError(f"the balancer did not take the reload: {exc}") from None
+        if answer[0] != "ok":
+            raise LoadBalancerError(str(answer[1]))
+        self.config = config
+        self.changed()
+
+    async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
+        answer = await self._call("drain", virtual_server, real_server, on)
+        self.changed()
+        _raise_unknown(answer)
+
+    async def virtual_server(self, name: str) -> dict[str, Any]:
+        answer = await self._call("virtual_server", name)
+        _raise_unknown(answer)
+        return dict(answer[1])
+
+    async def ipvs(self) -> dict[str, Any]:
+        return dict(await self._call("ipvs", timeout=60))
+
+    async def recent_ipvs(self) -> dict[str, Any]:
+        return dict(await self._call("recent_ipvs", timeout=60))
+
+    async def summary_of(self) -> dict[str, Any]:
+        """Each virtual server's quorum and real servers up, and the dataplane's error."""
+        try:
+            return dict(await self._call("summary"))
+        except (RoleGone, RoleError, TimeoutError):
+            return {"virtual_servers": [], "dataplane_error": "the balancer is restarting"}
+
+    async def status(self, *, table: bool = True) -> dict[str, Any] | None:
+        try:
+            value = await self._call("status", table, timeout=30)
+        except (RoleGone, RoleError, TimeoutError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def status_part(self) -> bytes:
+        """The balancer's part of the status (`Balancer.encode_part`): the latest it
+        handed over, at once, unless that is older than `STATUS_WAIT_AFTER` or a change
+        made since (then asked for, and waited for)."""
+        now = time.monotonic()
+        latest = self._status
+        if now - self._warmed >= STATUS_WARM_EVERY:
+            # Keep it building (and handing over) while somebody asks.
+            self._warmed = now
+            self.prepare_status()
+        if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
+            return latest[1]
+        try:
+            value = await self._call("status_part", timeout=30)
+        except (RoleGone, RoleError, TimeoutError):
+            value = None
+        if not isinstance(value, bytes):
+            head = (b'{"built_at": null, "table_read_at": null, '
+                    b'"dataplane_error": "the balancer is restarting", "counters": {}}')
+            return head + b'\n"virtual_servers": [], "ipvs": []'
+        return value
+
+    def prepare_status(self) -> None:
+        channel = self._channel
+        if channel is not None and self._ready.is_set():
+            task = asyncio.get_running_loop().create_task(self._prepare_status())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _prepare_status(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._call("prepare_status")
+
+    def changed(self) -> None:
+        """A change through the API or a reload: the next status is asked for (the
+        balancer itself builds it after the change)."""
+        self._status = None
+
+    async def metrics_text(self, accept: str | None) -> bytes:
+        """The balancer's metric families as exposition text ("" while it restarts)."""
+        try:
+            value = await self._call("metrics", accept or "", timeout=10)
+        except (RoleGone, RoleError, TimeoutError):
+            return b""
+        return value if isinstance(value, bytes) else b""
+
+    def answering(self, within: float) -> bool:
+        return time.monotonic() - self._last_answer <= within
+
+
+def _raise_unknown(answer: Any) -> None:
+    match answer:
+        case ("unknown_vs", str() as name):
+            raise UnknownVirtualServer(name)
+        case ("unknown_rs", str() as vs, str() as rs):
+            raise UnknownRealServer(vs, rs)
+
+
+__all__ = ["BalancerFailed", "BalancerRole"]

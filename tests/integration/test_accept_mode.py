@@ -1,0 +1,143 @@
+"""accept / no_accept at run time: a non-accepting master drops traffic to its VIPs (an
+nftables table of its own), an accepting one answers, the drop follows a failover and a
+reload, and the table goes at stop. Two `hacluster run` in namespaces, a client pinging
+and connecting from a third."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.vrrp_director import VIP4, Director, PairLab, config_yaml, instance_yaml
+
+pytestmark = pytest.mark.netns
+
+PORT = 8099
+LISTENER = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    f"s.bind(('0.0.0.0', {PORT})); s.listen(64)\n"
+    "while True:\n"
+    "    c, _ = s.accept(); c.sendall(b'hi'); c.close()\n"
+)
+CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    f"    c = socket.create_connection((sys.argv[1], {PORT}), timeout=0.5)\n"
+    "    print(c.recv(2).decode())\n"
+    "except OSError as exc:\n"
+    "    print('failed', exc)\n"
+)
+
+
+# One ICMP echo over a raw socket (no ping binary needed): prints "ok" on a reply.
+PING = (
+    "import os, select, socket, struct, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n"
+    "ident = os.getpid() & 0xFFFF\n"
+    "def csum(b):\n"
+    "    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))\n"
+    "    t = (t >> 16) + (t & 0xFFFF); t += t >> 16\n"
+    "    return ~t & 0xFFFF\n"
+    "body = struct.pack('!BBHHH', 8, 0, 0, ident, 1) + b'hacluster-ping!!'\n"
+    "pkt = body[:2] + struct.pack('!H', csum(body)) + body[4:]\n"
+    "s.sendto(pkt, (sys.argv[1], 0))\n"
+    "while select.select([s], [], [], 0.5)[0]:\n"
+    "    data, src = s.recvfrom(2048)\n"
+    "    icmp = data[(data[0] & 15) * 4:]\n"
+    "    if src[0] == sys.argv[1] and icmp[0] == 0 and icmp[4:6] == pkt[4:6]:\n"
+    "        print('ok'); break\n"
+)
+
+
+def ping(pair: PairLab, address: str = VIP4) -> bool:
+    out = pair.lab.run(pair.obs, [sys.executable, "-c", PING, address]).stdout
+    return out.strip() == "ok"
+
+
+def connects(pair: PairLab, address: str = VIP4) -> bool:
+    out = pair.lab.run(pair.obs, [sys.executable, "-c", CONNECT, address]).stdout
+    return out.strip() == "hi"
+
+
+def nft_table(d: Director) -> str:
+    res = subprocess.run(["ip", "netns", "exec", d.ns.name, "nft", "list", "table", "inet",
+                          "hacluster_vrrp"], capture_output=True, text=True)
+    return res.stdout if res.returncode == 0 else ""
+
+
+def drops_vip(d: Director) -> bool:
+    return f"elements = {{ {VIP4} }}" in nft_table(d)
+
+
+def wait(check: Callable[[], bool], what: str, d: Director, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{d.name}: {what} not so after {timeout}s\n{d.output()}\n"
+                                 f"{nft_table(d)}")
+        time.sleep(0.05)
+
+
+def director(pair: PairLab, which: str, priority: int, extra: str) -> Director:
+    d = pair.director(which, "global_defs: {nftables_counters: true}\n" + config_yaml(
+        instance_yaml(priority=priority, extra=extra)))
+    pair.lab.start(d.ns, [sys.executable, "-c", LISTENER], log_name=f"listen-{which}")
+    return d
+
+
+def test_no_accept_master_drops_vip_traffic_and_follows_failover(pair: PairLab) -> None:
+    a = director(pair, "a", 150, "accept: false")
+    b = director(pair, "b", 100, "accept: false")
+    b.start()
+    b.wait_state("MASTER")
+    b.wait_vip()
+    wait(lambda: drops_vip(b), "VIP in the drop set", b)
+    assert ping(pair, "10.9.0.2") and connects(pair, "10.9.0.2")  # its own address answers
+    assert not ping(pair) and not connects(pair)  # the VIP is dropped
+    assert "counter packets 0 " not in nft_table(b).split("ip daddr @vips4")[1].split("\n")[0]
+
+    a.start()
+    a.wait_state("MASTER")  # preempts b
+    b.wait_state("BACKUP")
+    wait(lambda: drops_vip(a), "VIP in the drop set", a)
+    wait(lambda: not drops_vip(b) and "hacluster_vrrp" in nft_table(b), "empty set", b)
+    assert not ping(pair) and not connects(pair)
+
+    # A reload to accept mode: a keeps mastership and now answers on its VIP.
+    a.config.write_text(a.config.read_text().replace("accept: false", "accept: true"))
+    a.proc.signal(signal.SIGHUP)
+    wait(lambda: not drops_vip(a), "VIP out of the drop set after reload", a)
+    assert a.state() == "MASTER"
+    assert ping(pair) and connects(pair)
+
+    a.proc.signal(signal.SIGTERM)  # graceful: b takes over and drops again
+    b.wait_state("MASTER")
+    wait(lambda: drops_vip(b), "VIP in the drop set", b)
+    wait(lambda: not a.proc.running(), "a stopped", a)
+    assert nft_table(a) == ""  # the table is deleted at stop
+    assert not ping(pair) and not connects(pair)
+
+
+def test_accept_master_answers_and_owner_never_drops(pair: PairLab) -> None:
+    a = director(pair, "a", 100, "accept: true")
+    a.start()
+    a.wait_state("MASTER")
+    a.wait_vip()
+    assert ping(pair) and connects(pair)
+    assert nft_table(a) == ""  # nothing to drop: no table at all
+    a.proc.signal(signal.SIGTERM)
+    wait(lambda: not a.proc.running(), "a stopped", a)
+
+    # vrrp_strict implies no_accept below priority 255; the owner accepts.
+    b = director(pair, "b", 100, "strict_mode: true")
+    b.start()
+    b.wait_state("MASTER")
+    b.wait_vip()
+    wait(lambda: drops_vip(b), "VIP in the drop set (strict implies no_accept)", b)
+    assert not ping(pair)
