@@ -24,9 +24,10 @@ from hacluster.startuptrace import mark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the daemon in the foreground: VRRP instances, health checks, the dataplane "
-        "and the control API. The file is checked first (as check-config does); a second "
-        "run of the same director is refused before it touches anything. SIGHUP reloads, "
-        "SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
+        "and the control API. The whole file is checked first (as check-config does, "
+        "every real server included) before VRRP may start: a refused file never sends an "
+        "advert. A second run of the same director is refused before it touches anything. "
+        "SIGHUP reloads, SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
     )
     add_config_argument(parser)
     parser.add_argument(
