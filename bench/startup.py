@@ -134,6 +134,15 @@ def report(servers: int, runs: list[tuple[float, dict[str, float]]]) -> None:
         at["first advert on the peer"].append(total * 1000)
     for stage, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
         print(f"      {statistics.median(values):6.0f} ms  {stage}")
+    # Each side's share, run by run: the supervisor's (exec -> released) and the role's
+    # (released -> first advert on the peer).
+    shares = [(found["released"] * 1000, (total - found["released"]) * 1000)
+              for total, found in runs if "released" in found]
+    if shares:
+        print(f"      supervisor exec -> released median "
+              f"{statistics.median(s for s, _ in shares):.0f} ms; role released -> first "
+              f"advert median {statistics.median(r for _, r in shares):.0f} ms")
+    print("      load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def main() -> int:
@@ -143,11 +152,19 @@ def main() -> int:
                     help="real servers in the file, one configuration per number given")
     ap.add_argument("--no-compile", action="store_true",
                     help="do not compile the bytecode first (measure a bare source tree)")
+    ap.add_argument("--compare", type=Path, action="append", default=[], metavar="TREE",
+                    help="also run the hacluster, vrrp and healthchecks packages of TREE (e.g. "
+                    "`git archive main hacluster vrrp healthchecks | tar -x -C TREE`), "
+                    "run for run in turn with this tree's, so that both see the same load")
     args = ap.parse_args()
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    root = Path(__file__).resolve().parent.parent
+    trees: dict[str, str | None] = {"this tree": None}
+    trees.update({str(tree): str(tree.resolve()) for tree in args.compare})
     if not args.no_compile:
-        root = Path(__file__).resolve().parent.parent
-        for package in ("hacluster", "vrrp", "healthchecks"):
-            compileall.compile_dir(str(root / package), quiet=1)
+        for base in (root, *args.compare):
+            for package in ("hacluster", "vrrp", "healthchecks"):
+                compileall.compile_dir(str(base / package), quiet=1)
     with Lab("hcst") as lab:
         director, peer = lab.namespace("dir"), lab.namespace("peer")
         lab.veth(director, "d0", peer, "p0")
@@ -157,9 +174,18 @@ def main() -> int:
         for servers in args.servers:
             conf = lab.workdir / f"c{servers}.yaml"
             conf.write_text(config(servers, lab.workdir / "s.sock"))
-            report(servers, [first_advert(lab, director, conf, trace)
-                             for _ in range(args.runs)])
-    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+            runs: dict[str, list[tuple[float, dict[str, float]]]] = {t: [] for t in trees}
+            for _ in range(args.runs):
+                for name, path in trees.items():
+                    os.environ.pop("PYTHONPATH", None)
+                    if path is not None:  # first on the path: before the installed tree
+                        os.environ["PYTHONPATH"] = path
+                    runs[name].append(first_advert(lab, director, conf, trace))
+            os.environ.pop("PYTHONPATH", None)
+            for name, done in runs.items():
+                if len(trees) > 1:
+                    print(f"{name}:")
+                report(servers, done)
     return 0
 
 
