@@ -110,15 +110,17 @@ def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
 
 
 def stages(trace: Path, started: float) -> dict[str, float]:
-    """Seconds after `started` at which each traced stage was first reached."""
+    """Seconds after `started` at which each traced stage was first reached, and (as
+    "cpu: STAGE") the CPU seconds its process had used by then."""
     found: dict[str, float] = {}
     for _ in range(50):  # the role's last line may come a moment after its advert
         if trace.exists() and "instances running" in trace.read_text():
             break
         time.sleep(0.01)
     for line in trace.read_text().splitlines() if trace.exists() else ():
-        stamp, _pid, stage = line.split(" ", 2)
+        stamp, _pid, cpu, stage = line.split(" ", 3)
         found.setdefault(stage, float(stamp) - started)
+        found.setdefault(f"cpu: {stage}", float(cpu))
     return found
 
 
@@ -128,12 +130,16 @@ def report(servers: int, runs: list[tuple[float, dict[str, float]]]) -> None:
           f"median {statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} "
           f"({len(runs)} runs)")
     at: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
     for total, found in runs:
         for stage, t in found.items():
-            at[stage].append(t * 1000)
+            (cpu[stage[5:]] if stage.startswith("cpu: ") else at[stage]).append(t * 1000)
         at["first advert on the peer"].append(total * 1000)
+    print("      median after exec (and CPU its process had used: since exec, the role's "
+          "since its fork)")
     for stage, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
-        print(f"      {statistics.median(values):6.0f} ms  {stage}")
+        used = f"  (cpu {statistics.median(cpu[stage]):4.0f} ms)" if stage in cpu else ""
+        print(f"      {statistics.median(values):6.0f} ms  {stage}{used}")
     # Each side's share, run by run: the supervisor's (exec -> released) and the role's
     # (released -> first advert on the peer).
     shares = [(found["released"] * 1000, (total - found["released"]) * 1000)
