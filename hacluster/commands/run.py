@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Signals held from the role's release until the supervisor's loop handles them.
+_HELD = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP}
+
+
 def run(args: argparse.Namespace) -> int:
     # Before anything slow (heavy imports, parsing the configuration): take off the VIPs
     # a crashed predecessor left, so that clients stop being sent here at once.
@@ -166,8 +170,9 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
-            # must not kill the supervisor outright: held until its loop handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            # must not kill the supervisor outright: held until its loop handles it
+            # (SIGUSR1 and SIGHUP too: the role may be MASTER before the loop runs).
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
             _log_leftovers(options)
