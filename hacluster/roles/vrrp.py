@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.startuptrace import mark
-from healthchecks.pdeath import die_with_parent
+from healthchecks.pdeath import die_with_parent, set_name
 
 # `hacluster run` forks the role first thing: this module imports nothing heavy (no
 # asyncio, no config model), so the fork comes early and the role imports what it
@@ -168,6 +168,7 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
 def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-vrrp")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
     import asyncio
