@@ -137,7 +137,7 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     it refused the file (the channel closed first)."""
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
-    from hacluster.roles.channel import CODEC
+    from hacluster.roles.codec import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -322,7 +322,7 @@ class VrrpRole:
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
-        from hacluster.roles.channel import CODEC
+        from hacluster.roles.codec import CODEC
 
         assert self._sock is not None
         self.config, self.options = config, options
