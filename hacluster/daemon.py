@@ -797,6 +797,9 @@ class Daemon:
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        # (blocked by `hacluster run` with the two above: a reload asked for meanwhile is
+        # carried out once the roles run, not the default action's exit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         if not await role.start():
             log.error("the VRRP role could not start")
             if balancer is not None:
