@@ -464,6 +464,9 @@ def _serve(control: socket.socket, listener: socket.socket, parent: int, name: s
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
+    # A starter may hold signals blocked (until its handlers are in place): the zygote
+    # and its children must not inherit that mask (SIGTERM stops a child).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the starter's
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
