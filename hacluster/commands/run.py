@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
+        if config is not None and zygote is not None and not config.virtual_servers:
+            zygote.stop()  # no checks to run (a reload that adds some execs its workers)
+            zygote = None
         return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
         if role is not None:
