@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -183,6 +182,8 @@ class AcceptFirewall:
             log.error("no_accept: the kernel refused a drop set update: %s", why)
 
     async def _create(self, config: Config) -> None:
+        import shutil  # (not at import: the module is loaded by every daemon)
+
         if shutil.which(self._nft) is None:
             log.error("no_accept: %s not found (install nftables): traffic to the VIPs "
                       "of non-accepting masters is not dropped", self._nft)
