@@ -10,20 +10,9 @@
 - the control API and Prometheus metrics (`hacluster.api`, `hacluster.metrics`);
 - systemd notification: READY after start, WATCHDOG pings, RELOADING, STOPPING.
 
-Reload (SIGHUP or the API) loads and validates the file again, and refuses it — every
-problem logged, nothing changed — when it does not load, when a notify or track script
-cannot be used, when a check cannot be run, when the dataplane cannot carry out a
-virtual server, when an interface is missing, or when it changes `dataplane` (a
-restart). Otherwise it works by difference: a lone instance or sync group whose settings
-did not change keeps its machine, timers and VIPs (changed tracking or notify settings
-are taken in place by the trackers and the notifier); a changed one is rebuilt, and
-keeps its mastership when its identity (interface, VRID, family, version) is the same —
-keepalived's reload keeps the state of an instance it still finds by name — with no
-BACKUP/MASTER notification, VIPs it no longer has removed and new ones added; one whose
-identity changed resigns (priority 0, VIPs released) and starts again as configured.
-Removed instances resign, release their VIPs and notify STOP; new ones start. Real
-servers and checks are matched by the load balancer itself, so unchanged ones keep
-their health and their dataplane entries are not rewritten.
+Reload (SIGHUP or the API) is carried out by `hacluster.reload_coordinator.Reloader` on
+the parts built here: one config diff, a pure plan per role, nothing touched when the
+file is refused.
 
 Maintenance (`Controller.maintenance`) lowers an instance's effective priority to 1
 through a priority delta added to the trackers' one: a backup with a higher priority
@@ -43,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -60,13 +49,8 @@ from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by 
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
-from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
-    _ReloadPlan,
-    _Unit,
-    identity,
-    plan_units,
-    plan_vrrp_reload,
-)
+from hacluster.reload_coordinator import Reloader
+from hacluster.reload_plan import _Unit, plan_units
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
@@ -84,6 +68,7 @@ if TYPE_CHECKING:
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
+    from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
@@ -106,10 +91,6 @@ def _settle_gc() -> None:
 
 class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
-
-
-class ReloadRefused(Exception):
-    """A new configuration was refused; the message lists every problem, one per line."""
 
 
 def state_label(state: State) -> str:
@@ -165,8 +146,9 @@ class Daemon:
         self._status_pending = False
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
-        self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
+        self._reloader = Reloader(self)
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -648,6 +630,8 @@ class Daemon:
             out["vrrp"] = self._vrrp_role.restarts
         if isinstance(self._lb, BalancerRole):
             out["balancer"] = self._lb.restarts
+        if self._zygote is not None:
+            out["zygote"] = self._zygote.restarts
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -797,6 +781,8 @@ class Daemon:
         # already): one that came since is delivered now, to the handler, and stops
         # everything gracefully once started.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        if self._zygote is not None:
+            self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
         # role starts now too (forked with the file, which it does not need sent).
         balancer = self._balancer_role(config)
@@ -811,6 +797,9 @@ class Daemon:
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        # (blocked by `hacluster run` with the two above: a reload asked for meanwhile is
+        # carried out once the roles run, not the default action's exit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         if not await role.start():
             log.error("the VRRP role could not start")
             if balancer is not None:
@@ -859,6 +848,13 @@ class Daemon:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
         self._vrrp_role = role
         role.on_event = self._role_event
+
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Check workers are forked from `zygote` (the balancer role asks it: see
+        `healthchecks.zygote.current`); one that dies is started again at once, and
+        counted as a role's restart."""
+        self._zygote = zygote
+        zygote.on_restart = lambda: self.role_restarted("zygote")
 
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
@@ -1182,50 +1178,15 @@ class Daemon:
 
     async def reload(self, given: Config | None = None) -> tuple[bool, str]:
         """Load the config file again (or take `given`, already loaded) and switch to it
-        by difference: (done, message)."""
-        async with self._reload_lock:
-            if not self._running:
-                return False, "the daemon is not running (starting or stopping)"
-            sd = self._sd
-            if sd is not None:
-                sd.reloading()
-            started = time.monotonic()
-            try:
-                message = await self._reload(given)
-            except ReloadRefused as exc:
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                lines = str(exc).splitlines() or ["refused"]
-                log.error("reload refused, the running configuration is kept: %d problem(s)",
-                          len(lines))
-                for line in lines:
-                    log.error("reload refused: %s", line)
-                ok, message = False, str(exc)
-            except Exception as exc:  # a bug: say so, keep running what runs
-                log.exception("reload failed part way")
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                ok, message = False, f"reload failed part way: {type(exc).__name__}: {exc}"
-            else:
-                self.reloads["ok"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(True)
-                log.info("%s in %.0f ms: %s",
-                         "[vrrp role] reload applied" if self.options.role == "vrrp"
-                         else "reload done", (time.monotonic() - started) * 1000,
-                         message)
-                ok = True
-                if self.config.global_defs.fifo_write_vrrp_states_on_reload:
-                    self._write_states_to_fifos()
-            self._keep_locks()
-            if sd is not None:
-                sd.ready(status=f"reload {'done' if ok else 'refused'}")
-            self._schedule_status()
-            return ok, message
+        by difference (`hacluster.reload_coordinator`): (done, message)."""
+        return await self._reloader.reload(given)
 
-    def _write_states_to_fifos(self) -> None:
+    @property
+    def reloads(self) -> dict[str, int]:
+        """Reloads done and refused so far."""
+        return self._reloader.counts
+
+    def write_states_to_fifos(self) -> None:
         """fifo_write_vrrp_states_on_reload, where the instances run."""
         from hacluster.alert_outputs import state_events
 
@@ -1237,248 +1198,18 @@ class Daemon:
                   if d.group is not None and isinstance(d.core, SyncGroup)}
         self._alerts.write_states(state_events(self.config, instances, groups))
 
-    async def _reload(self, given: Config | None = None) -> str:
-        from hacluster.config import ConfigError
-        from hacluster.config.diff import diff_configs
-        from hacluster.config.errors import Problem
-        from hacluster.config.loader import load_config_located
-        from hacluster.loadbalancer import LoadBalancerError
-        from hacluster.preflight import preflight
-
-        path = self.options.config_file
-        lines: Mapping[str, int] | None = None
-        if given is not None:
-            new = given
-        elif path is None:
-            raise ReloadRefused("no configuration file to reload from")
-        else:
-            try:
-                loaded, lines = load_config_located(path)
-            except ConfigError as exc:
-                raise ReloadRefused(str(exc)) from None
-            new = with_overrides(loaded, self.options)
-        if self._vrrp_role is None and (self._vmacs is not None or vmac_plan.wanted(new)):
-            # Where VRRP runs (not the supervisor): the macvlans before the instances.
-            self._vmacs = self._vmacs or Vmacs()
-            new = await vmac_plan.prepare(new, self._vmacs)
-        old = self.config
-        diff = diff_configs(old, new)
-        if diff.is_empty:
-            if self._vrrp_role is not None and new.global_defs.fifo_write_vrrp_states_on_reload:
-                await self._vrrp_role.reload(new)  # (the role writes the states' lines)
-            return "no change"
-        # Everything that can refuse the file, before anything is touched: the same
-        # preflight as `hacluster run` and `check-config`.
-        problems: list[str] = []
-        if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(str(Problem(
-                str(path), (lines or {}).get("global_defs.dataplane", 0),
-                "global_defs.dataplane",
-                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
-            )))
-        if given is None:  # (a config handed over was checked by whoever loaded it)
-            problems += [str(finding) for finding in preflight(new, lines)]
-        if problems:
-            raise ReloadRefused("\n".join(problems))
-        self._lock_instances(new)
-        if self._lb is None:  # the load balancer logs the same summary
-            for line in diff.summary():
-                log.info("[reload] %s", line)
-
-        # The load balancer first: it is the one part that may still refuse.
-        from hacluster.balancer import BalancerError
-
-        new_lb: Balancer | BalancerRole | None = None
-        if self._lb is not None:
-            try:
-                await self._lb.reconfigure(new)
-            except (LoadBalancerError, BalancerError) as exc:
-                raise ReloadRefused(str(exc)) from None
-        elif new.virtual_servers:
-            try:
-                new_lb = await self._make_balancer(new)
-            except StartupError as exc:
-                raise ReloadRefused(str(exc)) from None
-        # Nothing below refuses: log what fails and carry on with the rest.
-        self.config = new
-        if self._vrrp_role is not None:
-            await self._reload_notify(new)
-            if new_lb is not None:  # (a role process, running already)
-                self._lb = new_lb
-            ok, summary = await self._vrrp_role.reload(new)
-            if not ok:
-                log.error("[reload] the VRRP role: %s", summary)
-            await self._reload_api(new)
-            return summary
-        # Instances going away first, so their STOP runs the scripts they had.
-        plan = await self._vrrp_retire(old, new)
-        await self._reload_notify(new)
-        if new_lb is not None:
-            self._lb = new_lb
-            await new_lb.start()
-        await self._follow_lvs_sync(new)
-        await self._reload_tracking(new)
-        summary = await self._vrrp_start(old, new, plan)
-        if self._vmacs is not None:
-            await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
-        await self._reload_api(new)
-        return summary
-
-    async def _reload_api(self, new: Config) -> None:
-        if self._api is not None:
-            from hacluster.api import ApiError, Listeners
-
-            try:
-                await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
-            except ApiError as exc:
-                log.error("[api] %s", exc)
-
-    def _lock_instances(self, new: Config) -> None:
-        """New instances take their single-instance locks (another daemon running one
-        of them refuses the reload); instances gone release theirs."""
-        locks = self.options.locks
-        if locks is None:
-            return
-        from hacluster.single_instance import AlreadyRunning, lock_specs
-
-        specs = lock_specs(new)
-        try:
-            locks.acquire(specs, wait=0)
-        except (AlreadyRunning, OSError) as exc:
-            raise ReloadRefused(str(exc)) from None
-
-    def _keep_locks(self) -> None:
-        """Hold the locks of the running configuration's instances, no others."""
-        if self.options.locks is not None:
-            from hacluster.single_instance import lock_specs
-
-            self.options.locks.keep_only(lock_specs(self.config))
-
-    async def _reload_notify(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.alert_outputs import wanted
-        from hacluster.balancer import Balancer
-        from hacluster.notify import Notifier, prepare_commands
-
-        alerts = wanted(new.global_defs)
-        try:
-            if self._notifier is not None:
-                self._notifier.reconfigure(new)
-            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
-                self._notifier = Notifier(new)
-                if isinstance(self._lb, Balancer):  # (a role's come through here)
-                    self._lb.set_notifier(self._notifier)
-        except scripts.ScriptError as exc:
-            log.error("notify: %s", exc)
-        if self._alerts is not None:
-            await self._alerts.reconfigure(new)
-        elif alerts and self._notifier is not None:
-            self._attach_alerts(new)
-
-    async def _reload_tracking(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.tracking import Tracking, plan_watches
-
-        try:
-            if self._tracking is not None:
-                await self._tracking.reconfigure(new)
-            elif plan_watches(new):
-                self._tracking = Tracking(new, self._on_track_change)
-                await self._tracking.start(wait_first=False)
-        except scripts.ScriptError as exc:
-            log.error("tracking: %s", exc)
-        if self._routes is not None:
-            self._routes.reconfigure(new)
-        elif RouteFollower.wanted(new):
-            self._routes = RouteFollower(new)
-            await self._routes.start()
-        if self._accept is not None:
-            await self._accept.reconfigure(new)
-        elif AcceptFirewall.wanted(new):
-            self._accept = AcceptFirewall(new)
-            await self._accept.start()
-
-    async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
-        """Units that go or change leave the loop: a whole unit that goes resigns; the
-        others detach, their masters keeping their VIPs for the unit that replaces them."""
-        running = {name: driver.members[name].machine.state
-                   for name, driver in self._driver_of.items()}
-        plan = plan_vrrp_reload(old, new, running)
-        for key in plan.stop:
-            driver = self._units.pop(key)
-            await driver.stop()
-            self._forget_members(driver)
-        leftovers: list[Vip] = []
-        for key, resign in plan.detach.items():
-            for name, member in self._units[key].members.items():
-                if name in plan.carry:
-                    leftovers += self._dropped_vips(member, new.vrrp_instances[name])
-            await self._detach(key, resign)
-        if leftovers and self._addresses is not None:
-            for vip, why in await self._addresses.remove(leftovers):
-                log.error("cannot remove VIP %s no longer configured: %s", vip, why)
-            log.info("removed VIPs no longer configured: %s",
-                     ", ".join(str(v) for v in leftovers))
-        for name in plan.forget:
-            self._maintenance.discard(name)
-            self._track_delta.pop(name, None)
-            self._last_change.pop(name, None)
-            if self._metrics is not None:
-                self._metrics.forget_instance(name)
-        return plan
-
-    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
-        """Build and start the changed and added units; a summary of the VRRP reload."""
-        after = plan_units(new)
-        for change in plan.in_place:
-            driver = self._driver_of.get(change.instance)
-            if driver is not None:
-                driver.reconfigure(change.instance, change.priority, change.nopreempt,
-                                   change.preempt_delay)
-        failed = []
-        for key in plan.changed + plan.added:
-            unit = after[key]
-            try:
-                driver = self._build_unit(new, key, unit, carry=frozenset(plan.carry),
-                                          cleanup=not any(n in old.vrrp_instances
-                                                          for n in unit.names))
-            except StartupError as exc:
-                log.error("%s", exc)
-                failed.append(key)
-                continue
-            await self._ready()
-            self._start_unit(driver, plan.carry)
-        parts = []
-        for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),
-                           ("added", plan.added), ("removed", plan.removed),
-                           ("failed", failed)):
-            if keys:
-                parts.append(f"{what} {', '.join(keys)}")
-        if plan.in_place:
-            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
-        if plan.carry:
-            parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
-        return "; ".join(parts) or "VRRP unchanged"
-
-    @staticmethod
-    def _dropped_vips(member: Member, inst: VrrpInstance) -> list[Vip]:
-        """A kept master's VIPs that the new settings no longer hold."""
-        wanted = {
-            (v.address, v.dev or inst.interface)
-            for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-        }
-        return [vip for vip in member.vips.values() if (vip.address, vip.dev) not in wanted]
-
 
 def _no_source_cause(ifname: str, family: int) -> str:
     what = "IPv4 address" if family == 4 else "IPv6 link-local address"
     return f"interface {ifname} has no {what} to send from"
 
 
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1498,6 +1229,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -97,5 +97,6 @@ def plan_checks_reload(
             continue
         pairs, new, gone = match_checks(now.checks, wanted)
         changed.append(ServerChecks(key, tuple(pairs), tuple(new), tuple(gone), now.up))
-    removed = tuple(k for k in running if k not in after)
+    removed = tuple(k for k in running if k not in after) if len(after) - len(added) < len(
+        running) else ()
     return ChecksPlan(tuple(kept), tuple(changed), tuple(added), removed, carried)

@@ -3,7 +3,9 @@ configuration, and what the reload keeps, restarts, moves and evaluates again (n
 
 from __future__ import annotations
 
+import dataclasses
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,13 +38,16 @@ def rs(last: int, *checks: dict[str, Any], weight: int = 1) -> dict[str, Any]:
 
 
 def conf(web: list[dict[str, Any]], api: list[dict[str, Any]] | None = None,
-         web_algo: str = "wrr") -> Config:
+         web_algo: str = "wrr", track_file: str | None = None) -> Config:
     servers = [{"ip": "10.0.0.100", "port": 80, "lb_algo": web_algo, "lb_kind": "NAT",
                 "real_servers": web}]
     if api is not None:
         servers.append({"ip": "10.0.0.100", "port": 8080, "lb_algo": "wrr", "lb_kind": "NAT",
                         "real_servers": api})
-    return parse_config(yaml.safe_dump({"virtual_servers": servers}, sort_keys=False), "t.yaml")
+    doc: dict[str, Any] = {"virtual_servers": servers}
+    if track_file is not None:
+        doc["vrrp_track_files"] = {"w": {"file": track_file}}
+    return parse_config(yaml.safe_dump(doc, sort_keys=False), "t.yaml")
 
 
 def key(service: ServiceKey, last: int) -> HealthKey:
@@ -139,16 +144,26 @@ def test_duplicate_checks_pair_up_one_to_one() -> None:
     assert match_checks([a], [b, a]) == ([(0, 0)], [1], [])
 
 
-def test_only_servers_whose_context_changed_are_lowered_again() -> None:
-    old = conf([rs(1, tcp()), rs(2, tcp())])
+def test_only_servers_whose_context_changed_are_lowered_again(tmp_path: Path) -> None:
+    track = tmp_path / "weight"
+    old = conf([rs(1, tcp()), rs(2, tcp()), rs(3, {"FILE_CHECK": {"track_file": "w"}})],
+               track_file=str(track))
     running = run(old)
-    # a stand-in for "what runs" that lowering would never produce: kept means reused
-    marker = {k: RunningServer(True, ()) for k in running}
-    new = conf([rs(1, tcp()), rs(2, tcp(), weight=3)])
+    # a stand-in for "what runs" that lowering never produces: kept means reused
+    marker = {k: RunningServer(True, tuple(dataclasses.replace(p, kind=f"{p.kind}*")
+                                           if p.kind == "TCP_CHECK" else p for p in r.checks))
+              for k, r in running.items()}
+    new = conf([rs(1, tcp()), rs(2, tcp(), weight=3), rs(3, {"FILE_CHECK": {"track_file": "w"}})],
+               track_file=str(tmp_path / "elsewhere"))
     lowered = lower_checks(new, diff_configs(old, new), marker)
-    assert lowered[key(WEB, 1)] == ()  # unchanged: what runs is what it keeps
+    assert lowered[key(WEB, 1)] == marker[key(WEB, 1)].checks  # unchanged: what runs, kept
     assert lowered[key(WEB, 2)] == running[key(WEB, 2)].checks  # changed: lowered again
+    # FILE_CHECK reads the vrrp_track_file, which moved: lowered again at every reload
+    (file_check,) = lowered[key(WEB, 3)]
+    assert file_check != running[key(WEB, 3)].checks[0]
+    assert str(tmp_path / "elsewhere") in repr(file_check.params)
     # a change of the service's own settings lowers all of its servers again
-    algo = conf([rs(1, tcp()), rs(2, tcp())], web_algo="rr")
+    algo = conf([rs(1, tcp()), rs(2, tcp()), rs(3, {"FILE_CHECK": {"track_file": "w"}})],
+                web_algo="rr", track_file=str(track))
     assert lower_checks(algo, diff_configs(old, algo), marker) == {
         k: r.checks for k, r in running.items()}
