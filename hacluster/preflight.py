@@ -125,12 +125,20 @@ def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
 
 
 def _kernel(config: Config, at: _Locator) -> list[Finding]:
+    return _accept_mode(config, at) + _dataplane_kernel(config, at)
+
+
+def _accept_mode(config: Config, at: _Locator) -> list[Finding]:
     from hacluster import accept_mode
 
-    if accept_mode.wanted(config) and shutil.which("nft") is None:
-        name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
-        return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept "
-                           "needs nftables (install it)", machine=True)]
+    if not accept_mode.wanted(config) or shutil.which("nft") is not None:
+        return []
+    name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
+    return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept needs "
+                       "nftables (install it)", machine=True)]
+
+
+def _dataplane_kernel(config: Config, at: _Locator) -> list[Finding]:
     if not config.virtual_servers:
         return []
     dataplane = config.global_defs.dataplane
