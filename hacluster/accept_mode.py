@@ -206,14 +206,23 @@ class AcceptFirewall:
             self._masters.discard(name)
         if before == new_is_master:
             return
-        inst = self._config.vrrp_instances.get(name)
-        if new_is_master and inst is not None and self._table and self._netlink is not None:
-            keys = element_keys(inst, self._config.global_defs.nftables_ifindex)
-            try:
-                self._netlink.add(self._table, {k: v for k, v in keys.items() if v})
-            except OSError as exc:
-                log.error("no_accept: [%s] drop set update not sent: %s", name, exc)
+        if new_is_master:
+            self._send_elements(name)
         self._kick()
+
+    def _send_elements(self, name: str) -> None:
+        """A master's elements to the kernel now, over nfnetlink."""
+        inst = self._config.vrrp_instances.get(name)
+        if inst is None or not self._table or self._netlink is None:
+            return
+        keys = {k: v for k, v in element_keys(
+            inst, self._config.global_defs.nftables_ifindex).items() if v}
+        if not keys:
+            return
+        try:
+            self._netlink.add(self._table, keys)
+        except OSError as exc:
+            log.error("no_accept: [%s] drop set update not sent: %s", name, exc)
 
     async def reconfigure(self, config: Config) -> None:
         """A reload: a renamed table is recreated; the sets follow the new accept flags."""
@@ -278,13 +287,18 @@ class AcceptFirewall:
     async def _sync(self) -> None:
         if self._table is None:
             return
-        wanted_now = masters_elements(self._config, self._masters)
+        masters = set(self._masters)
+        wanted_now = masters_elements(self._config, masters)
         if wanted_now == self._applied:
             return
         ok, err = await self._run(sets_script(self._table, wanted_now))
         if not ok:
             log.error("no_accept: cannot update table inet %s: %s", self._table, err)
             return
+        # A takeover while nft ran: its netlink elements were flushed by this rewrite;
+        # send them again now (the next rewrite, already asked for, settles the rest).
+        for name in self._masters - masters:
+            self._send_elements(name)
         self.transactions += 1
         dropped = sorted(set().union(*wanted_now.values()))
         log.info("no_accept: dropping traffic to %s", ", ".join(dropped) or "no VIP")
