@@ -7,12 +7,13 @@ nftables dataplane) and a VRRP instance at advert_int 0.1 (v3, address owner, so
 master at once); a raw socket on the peer side timestamps every advert in the kernel
 (SO_TIMESTAMPNS). Each case runs "before" (`--single-process`, `checker_processes: 0`:
 VRRP, checks, dataplane and API in one process) and "after" (the supervisor with a
-VRRP role process at `vrrp_rt_priority 20` and check workers of the derived count),
+VRRP role process at `vrrp_rt_priority 20`, a balancer role process and its check
+workers of the derived count),
 with and without `GET /v1/status` every 0.5 s. Printed per case:
 
 - checks/s done (from hacluster_checks_total), of the N/s configured;
-- CPU per process (supervisor, VRRP role, each check worker) and PSS per process and
-  in total;
+- CPU per process and per role (supervisor, VRRP role, balancer role, the check
+  workers together) and PSS per process, per role and in total;
 - the largest gap between two adverts minus advert_int, and gaps longer than the
   master-down interval (a backup would have taken over);
 - /v1/status latency p50/p99/max and how many timed out (10 s).
@@ -153,11 +154,25 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-def name_of(pid: int, top: int) -> str:
-    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    if b"worker_main" in b" ".join(cmd):
-        return "check worker"
-    return "supervisor" if pid == top else "VRRP role"
+#: Process names (prctl PR_SET_NAME) the daemon's processes give themselves.
+ROLE_NAMES = {"hc-vrrp": "VRRP role", "hc-balancer": "balancer", "hc-zygote": "zygote",
+              "hc-check-worker": "check worker"}
+
+
+def role_names(pids: list[int], top: int) -> dict[int, str]:
+    """Each process's role, from the name it gave itself (the supervisor: `top`; a
+    check worker exec'ed by the library's runner: by its command line)."""
+    names: dict[int, str] = {}
+    for pid in pids:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if pid == top:
+            names[pid] = "supervisor"
+        elif b"worker_main" in cmd:
+            names[pid] = "check worker"
+        else:
+            names[pid] = ROLE_NAMES.get(comm, comm)
+    return names
 
 
 @dataclass
@@ -230,9 +245,10 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
         result.checks_per_s = (
             None if checks0 is None or checks1 is None else (checks1 - checks0) / elapsed
         )
+        roles = role_names(pids, proc.pid)
         for p in pids:
             try:
-                name = f"{name_of(p, proc.pid)} {p}"
+                name = f"{roles[p]} {p}"
                 result.cpu[name] = (cpu_seconds(p) - cpu0[p]) / elapsed * 100
                 result.pss[name] = pss_mb(p)
             except OSError:
@@ -247,6 +263,15 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
     return result
 
 
+def by_role(values: dict[str, float]) -> dict[str, float]:
+    """Values keyed "role pid" summed per role (the check workers together)."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        role = key.rsplit(" ", 1)[0]
+        out[role] = out.get(role, 0.0) + value
+    return out
+
+
 def show(r: Result, wanted: int) -> None:
     print(f"== {r.label}")
     if r.checks_per_s is None:
@@ -254,7 +279,10 @@ def show(r: Result, wanted: int) -> None:
     else:
         print(f"   checks/s {r.checks_per_s:.0f} of {wanted} ({r.checks_per_s / wanted:.0%})")
     print("   CPU %: " + ", ".join(f"{k} {v:.0f}" for k, v in r.cpu.items()))
+    print("   CPU % by role: " + ", ".join(f"{k} {v:.0f}" for k, v in by_role(r.cpu).items()))
     print("   PSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in r.pss.items())
+          + f"; total {sum(r.pss.values()):.0f}")
+    print("   PSS MB by role: " + ", ".join(f"{k} {v:.0f}" for k, v in by_role(r.pss).items())
           + f"; total {sum(r.pss.values()):.0f}")
     print(f"   adverts {r.adverts}; largest gap - advert_int {r.max_late_ms:.1f} ms; "
           f"gaps > master-down {r.takeovers}")
@@ -302,7 +330,8 @@ def main() -> int:
                 for poll in polls:
                     for workers, single, what in (
                         (0, True, "before: one process"),
-                        (None, False, "after: VRRP role (vrrp_rt_priority 20), check workers"),
+                        (None, False, "after: VRRP role (vrrp_rt_priority 20), balancer role, "
+                                       "check workers"),
                     ):
                         if args.variant not in ("both", "before" if single else "after"):
                             continue

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed, LoadBalancer
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
-    from hacluster.status_snapshot import StatusSnapshots
+    from hacluster.status_snapshot import Snapshot, StatusSnapshots
 
 log = logging.getLogger("hacluster.balancer")
 
@@ -69,6 +68,8 @@ class Balancer:
         self._backend: Backend | None = None
         self._snapshots: StatusSnapshots | None = None
         self._started = False
+        #: Told of each status part built (`encode_part`): the role hands it over.
+        self.on_status: Callable[[bytes], None] | None = None
 
     @property
     def load_balancer(self) -> LoadBalancer | None:
@@ -102,6 +103,7 @@ class Balancer:
             backend_for,
             checker_processes,
         )
+        from healthchecks import zygote  # workers forked from `hacluster run`'s zygote
 
         problems = dataplane_problems(config)
         if problems:
@@ -125,7 +127,7 @@ class Balancer:
             workers = checker_processes(config)
             lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
                               workers=workers, handed=self._handed,
-                              on_health=self._on_health)
+                              on_health=self._on_health, zygote=zygote.current())
             if workers:
                 log.info("health checks run in %d worker process(es)", workers)
         except LoadBalancerError as exc:
@@ -210,26 +212,26 @@ class Balancer:
         return self._lb.status(table=table)
 
     async def status_part(self) -> bytes:
-        """The balancer's part of `GET /v1/status`, ready to be relayed: one JSON line
-        with `dataplane_error` and `counters`, then the text that goes into the
-        document's object: `"virtual_servers": [...], "ipvs": [...],
-        "status_age_seconds": ..., "ipvs_age_seconds": ...` (from the latest snapshot,
-        built in slices in the background; see `hacluster.status_snapshot`)."""
-        head = json.dumps({"dataplane_error": self.dataplane_error,
-                           "counters": self.counters()}).encode()
+        """The balancer's part of `GET /v1/status` from the latest snapshot (see
+        `encode_part`); the first one, or one after a change, is waited for."""
         snapshots = self._status_snapshots()
         if snapshots is None:
-            return head + b'\n"virtual_servers": [], "ipvs": []'
-        snapshot = await snapshots.latest()
-        now = time.monotonic()
-        read_at = snapshot.table_read_at
-        tail = json.dumps({
-            "status_age_seconds": round(now - snapshot.built_at, 3),
-            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
-        })
+            return self.encode_part(None)
+        return self.encode_part(await snapshots.latest())
+
+    def encode_part(self, snapshot: Snapshot | None) -> bytes:
+        """A status part, ready to be relayed: one JSON line (`built_at` and
+        `table_read_at` on the monotonic clock, `dataplane_error`, `counters`), then
+        the text that goes into the document's object: `"virtual_servers": [...],
+        "ipvs": [...]` (see `hacluster.status_snapshot`)."""
+        head = {"built_at": None if snapshot is None else snapshot.built_at,
+                "table_read_at": None if snapshot is None else snapshot.table_read_at,
+                "dataplane_error": self.dataplane_error, "counters": self.counters()}
+        if snapshot is None:
+            return json.dumps(head).encode() + b'\n"virtual_servers": [], "ipvs": []'
         return b"".join((
-            head, b'\n"virtual_servers": ', snapshot.virtual_servers.encode(),
-            b', "ipvs": ', snapshot.ipvs.encode(), b", ", tail[1:-1].encode(),
+            json.dumps(head).encode(), b'\n"virtual_servers": ',
+            snapshot.virtual_servers.encode(), b', "ipvs": ', snapshot.ipvs.encode(),
         ))
 
     async def virtual_server(self, name: str) -> dict[str, Any]:
@@ -272,4 +274,7 @@ class Balancer:
             from hacluster.status_snapshot import StatusSnapshots
 
             self._snapshots = StatusSnapshots(self._lb)
+            if self.on_status is not None:
+                on_status = self.on_status
+                self._snapshots.on_built = lambda snap: on_status(self.encode_part(snap))
         return self._snapshots

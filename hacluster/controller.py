@@ -79,7 +79,14 @@ class DaemonController:
         lb = json.loads(part[:newline])
         head = dict(daemon.api_status(vrrp, {**lb, "virtual_servers": []}))
         del head["virtual_servers"]
-        return b"".join((json.dumps(head).encode()[:-1], b", ", part[newline + 1:], b"}"))
+        now = time.monotonic()
+        built_at, read_at = lb.get("built_at"), lb.get("table_read_at")
+        tail = {
+            "status_age_seconds": None if built_at is None else round(now - built_at, 3),
+            "ipvs_age_seconds": None if read_at is None else round(now - read_at, 3),
+        }
+        return b"".join((json.dumps(head).encode()[:-1], b", ", part[newline + 1:], b", ",
+                         json.dumps(tail).encode()[1:]))
 
     async def status(self) -> Status:
         """The whole status as a value (the balancer's part decoded: costly at scale;

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
+    from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses, Vip
     from vrrp.addrwatch import AddressEvent, AddressMonitor
     from vrrp.announce import FrameSockets
@@ -147,6 +148,7 @@ class Daemon:
         self._pushed: dict[tuple[str, str], int] = {}
         self._reloader = Reloader(self)
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -628,6 +630,8 @@ class Daemon:
             out["vrrp"] = self._vrrp_role.restarts
         if isinstance(self._lb, BalancerRole):
             out["balancer"] = self._lb.restarts
+        if self._zygote is not None:
+            out["zygote"] = self._zygote.restarts
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -777,6 +781,8 @@ class Daemon:
         # already): one that came since is delivered now, to the handler, and stops
         # everything gracefully once started.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        if self._zygote is not None:
+            self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
         # role starts now too (forked with the file, which it does not need sent).
         balancer = self._balancer_role(config)
@@ -839,6 +845,13 @@ class Daemon:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
         self._vrrp_role = role
         role.on_event = self._role_event
+
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Check workers are forked from `zygote` (the balancer role asks it: see
+        `healthchecks.zygote.current`); one that dies is started again at once, and
+        counted as a role's restart."""
+        self._zygote = zygote
+        zygote.on_restart = lambda: self.role_restarted("zygote")
 
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
@@ -1170,16 +1183,30 @@ class Daemon:
         """Reloads done and refused so far."""
         return self._reloader.counts
 
+    def write_states_to_fifos(self) -> None:
+        """fifo_write_vrrp_states_on_reload, where the instances run."""
+        from hacluster.alert_outputs import state_events
+
+        if self._alerts is None or self._vrrp_role is not None:
+            return
+        instances = {name: (d.members[name].machine.state, d.members[name].machine.priority)
+                     for name, d in self._driver_of.items()}
+        groups = {d.group: d.core.state for d in self._units.values()
+                  if d.group is not None and isinstance(d.core, SyncGroup)}
+        self._alerts.write_states(state_events(self.config, instances, groups))
+
 
 def _no_source_cause(ifname: str, family: int) -> str:
     what = "IPv4 address" if family == 4 else "IPv6 link-local address"
     return f"interface {ifname} has no {what} to send from"
 
 
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1199,6 +1226,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -112,6 +112,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -373,6 +374,7 @@ class LoadBalancer:
         workers: int = 0,
         handed: Mapping[tuple[str, str], Handed] | None = None,
         on_health: Callable[[str, str, Handed | None], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         # A restarted balancer's checks start in the state its predecessor reported
@@ -388,13 +390,14 @@ class LoadBalancer:
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
         # With workers, checks run in worker processes (so no amount of checking delays
-        # this process's loop) and their outcomes come back as data.
+        # this process's loop) and their outcomes come back as data; forked from
+        # `zygote` if given, so that they share its imported pages.
         self._sharded: ShardedRunner | None = None
         self._runner: Runner | ShardedRunner
         if workers:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
-                on_results=self._on_results,
+                on_results=self._on_results, zygote=zygote,
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
@@ -942,8 +945,7 @@ class LoadBalancer:
         for kind, label, seconds in batches:
             self.counters["checks"] += len(seconds)
             if self._metrics is not None:
-                for s in seconds:
-                    self._metrics.check_done(kind, label, max(0.0, s))
+                self._metrics.checks_done(kind, label, seconds)
 
     async def refresh(self, max_age: float = 1.0) -> None:
         """Read the checks' counters from the worker processes, when the last reading is
@@ -1183,7 +1185,7 @@ class LoadBalancer:
             reals = self._members.get(skey, [])
             for real in reals:
                 dest = entry.destinations.get(_dest_key(vs, real.rs)) if entry else None
-                metrics.real_server(vs_name, str(real.rs), up=real.up,
+                metrics.real_server(vs_name, real.name, up=real.up,
                                     weight=dest.weight if dest is not None else 0)
 
     async def _run(self) -> None:

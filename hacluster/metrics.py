@@ -13,6 +13,7 @@ import contextvars
 import logging
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -263,6 +264,34 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def checks_done(self, checker: str, result: str, seconds: Sequence[float]) -> None:
+        """Many runs of one kind with one result (a check worker's batch): the same
+        counts as `check_done` per run.
+
+        Hand-written hot path: prometheus_client's `Histogram.observe` walks the buckets
+        and takes a lock per run, and 10,000 runs a second held the balancer's loop for
+        ~30 ms per batch. Here each run's bucket is found by bisection and every bucket
+        is added to once (tests/unit/test_metrics.py keeps it equal to observe())."""
+        children = self._check_children.get((checker, result))
+        if children is None:
+            children = self._check_children[(checker, result)] = (
+                self._checks.labels(checker=checker, result=result),
+                self._check_latency.labels(checker=checker),
+            )
+        histogram = children[1]
+        bounds = histogram._upper_bounds
+        counts = [0] * len(bounds)
+        total = 0.0
+        for value in seconds:
+            value = max(0.0, value)
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        children[0].inc(len(seconds))
+        histogram._sum.inc(total)
+        for index, count in enumerate(counts):
+            if count:
+                histogram._buckets[index].inc(count)
 
     def real_server(self, virtual_server: str, real_server: str, *, up: bool, weight: int) -> None:
         """A real server's health and its weight in the dataplane now."""

@@ -68,6 +68,7 @@ def preflight(
         found += _interfaces(config, at)
         found += _notify_scripts(config, at)
         found += _vrrp_scripts(config, at)
+        found += _fifo_owners(config, at)
     found += _checks(config, at, offline=offline)
     found.sort(key=lambda f: (f.problem.line, f.problem.key_path, f.problem.message))
     return found
@@ -180,6 +181,24 @@ def _notify_scripts(config: Config, at: _Locator) -> list[Finding]:
         except scripts.ScriptError as exc:
             key, message = _split(str(exc), where)
             found.append(at.finding(key, message, machine=True))
+    return found
+
+
+def _fifo_owners(config: Config, at: _Locator) -> list[Finding]:
+    from hacluster import scripts
+
+    found = []
+    g = config.global_defs
+    for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
+        user = getattr(g, f"{key}_user")
+        if user is None:
+            continue
+        try:
+            scripts.resolve_named(user, getattr(g, f"{key}_group"),
+                                  f"global_defs.{key}_user", f"global_defs.{key}_group")
+        except scripts.ScriptError as exc:
+            where, message = _split(str(exc), f"global_defs.{key}_user")
+            found.append(at.finding(where, message, machine=True))
     return found
 
 

@@ -97,6 +97,8 @@ class Reloader:
                          else "reload done", (time.monotonic() - started) * 1000,
                          message)
                 ok = True
+                if d.config.global_defs.fifo_write_vrrp_states_on_reload:
+                    d.write_states_to_fifos()
             self._keep_locks()
             if sd is not None:
                 sd.ready(status=f"reload {'done' if ok else 'refused'}")
@@ -169,6 +171,8 @@ class Reloader:
         old = d.config
         diff = diff_configs(old, new)
         if diff.is_empty:
+            if d.vrrp_role is not None and new.global_defs.fifo_write_vrrp_states_on_reload:
+                await d.vrrp_role.reload(new)  # (the role writes the states' lines)
             return "no change"
         self._check(old, new, lines, preflight_it=given is None)
         lb = d.balancer

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hacluster.config.model import HostPort
@@ -97,6 +97,8 @@ class StatusSnapshots:
         self._building: asyncio.Task[Snapshot] | None = None
         self._generation = 0
         self._table_text: tuple[Table | None, str] | None = None  # (table, its rows)
+        #: Told of each snapshot built (the balancer role hands it to the supervisor).
+        self.on_built: Callable[[Snapshot], None] | None = None
 
     def prepare(self) -> None:
         """Start building one now, if none is being built."""
@@ -162,4 +164,6 @@ class StatusSnapshots:
         snapshot = Snapshot(built_at, virtual_servers, ipvs, read_at)
         if generation == self._generation:
             self._latest = snapshot
+            if self.on_built is not None:
+                self.on_built(snapshot)
         return snapshot

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
     from hacluster.roles.vrrp import VrrpRole
+    from healthchecks.zygote import Zygote
     from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     mark("leftovers cleared")
 
     role: VrrpRole | None = None
+    zygote: Zygote | None = None
     if not args.single_process:
         from hacluster.roles.vrrp import VrrpRole
 
@@ -85,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         role = VrrpRole()
         role.fork()
         mark("role forked")
+        from healthchecks.zygote import Zygote
+
+        # Forked while this process is small: it imports what the check workers share
+        # (when first asked: it slows nothing down here) and forks them from that.
+        zygote = Zygote(lazy=True)
+        zygote.start()
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
         # frees few: the collector's passes over them would only delay the release.
@@ -93,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
-        return 1 if config is None else _run(args, config, vip_state, leftovers, role)
+        return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
         if role is not None:
             role.abandon()  # refused: the unreleased role exits without a trace
+        if zygote is not None:
+            zygote.stop()
 
 
 def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
@@ -130,7 +140,7 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
 
 
 def _run(args: argparse.Namespace, config: Config, vip_state: Path,
-         leftovers: vipstate.Cleared, role: VrrpRole | None) -> int:
+         leftovers: vipstate.Cleared, role: VrrpRole | None, zygote: Zygote | None) -> int:
     from hacluster.daemon_options import DaemonOptions, with_overrides
     from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
@@ -176,7 +186,7 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             mark("released")
         from hacluster.daemon import run_daemon
 
-        return run_daemon(config, options, role)
+        return run_daemon(config, options, role, zygote)
     finally:
         locks.release()
 

@@ -7,6 +7,7 @@ sections are checked. `load_config` reads a file; `parse_config` takes text.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import ipaddress
@@ -249,6 +250,7 @@ class _Ctx:
         self.names = _Names(set(), set(), set())
         self.group_members: dict[str, list[str]] = {}
         self.server_keys: dict[str, Any] = {}  # path → identity, also of invalid entries
+        self.priority_changes_given: set[str] = set()  # instances with their own setting
         self.constructor = yaml.constructor.SafeConstructor()
 
     # ---------------------------------------------------------------- reporting
@@ -405,6 +407,7 @@ class _Ctx:
                 self.at(f"static_ipaddress[{i}]", "needs 'dev IFACE'")
         self.check_instances_together(instances)
         self.check_sync_groups()
+        self.group_priority_changes(instances, groups)
         self.check_virtual_servers_together()
         if self.problems:
             return None
@@ -419,6 +422,19 @@ class _Ctx:
             virtual_servers=tuple(servers),
             **statics,
         )
+
+    def group_priority_changes(self, instances: dict[str, Any], groups: Mapping[str, Any]) -> None:
+        """A sync group's notify_priority_changes is the default of its members that do
+        not set their own (keepalived's rule; without either, the global one)."""
+        for group in groups.values():
+            if group is _INVALID or group.notify_priority_changes is None:
+                continue
+            for name in group.group:
+                inst = instances.get(name)
+                if (inst is not None and inst is not _INVALID
+                        and name not in self.priority_changes_given):
+                    instances[name] = dataclasses.replace(
+                        inst, notify_priority_changes=group.notify_priority_changes)
 
     def defined_names(self, nodes: Mapping[str, Node], section: str) -> list[str]:
         node = nodes.get(section)
@@ -707,6 +723,8 @@ class _Ctx:
         if read is None:
             return _INVALID
         values, _given, ok = read
+        if "notify_priority_changes" in _given:
+            self.priority_changes_given.add(name)
         ok = self.check_tracking(path, values) and ok
         vpath = _join(path, "virtual_ipaddress")
         vips: list[m.VirtualIpAddress] = list(
@@ -1461,9 +1479,15 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
     def parse(ctx: _Ctx, node: Node, path: str) -> Any:
         if isinstance(node, ScalarNode) and not _is_null(node):
             words = str(node.value).split()
-            given: dict[str, str] = {}
+            given: dict[str, Any] = {}
             while words:
                 word = words.pop(0)
+                if cls is m.Route and word in ("or", "nexthop"):
+                    hops = _nexthop_words(word, words, given)
+                    if isinstance(hops, str):
+                        return ctx.error(node, path, hops)
+                    given["nexthops"] = hops
+                    continue
                 if word == "no_track":
                     given["no_track"] = "true"
                 elif cls is m.Route and word in _ROUTE_TYPES and "type" not in given:
@@ -1482,7 +1506,8 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
                     return ctx.error(node, path, f"unknown or incomplete word '{word}' "
                                      f"(known: {', '.join(known)}){_suggest(word, known)}")
             if given.get("to") == "default":
-                six = ":" in given.get("via", "")
+                hops = given.get("nexthops") or [{}]
+                six = ":" in given.get("via", hops[0].get("via", ""))
                 given["to"] = "::/0" if six else "0.0.0.0/0"
             node = _synthetic_mapping(node, given)
         if not isinstance(node, MappingNode):
@@ -1494,24 +1519,79 @@ def _route_or_rule(cls: type[Any]) -> Callable[[_Ctx, Node, str], Any]:
         families = {a.version for a in _addresses_of(value)}
         if len(families) > 1:
             return ctx.error(node, path, "mixes IPv4 and IPv6 addresses")
+        if isinstance(value, m.Route) and value.nexthops:
+            if value.via is not None:
+                return ctx.error(node, path, "give via or nexthops, not both")
+            if value.type != "unicast":
+                return ctx.error(node, path, f"a {value.type} route has no nexthops")
+            if any(hop.via is None and hop.dev is None and value.dev is None
+                   for hop in value.nexthops):
+                return ctx.error(node, path, "each nexthop needs via or dev")
         return value
 
     return parse
 
 
+_NEXTHOP_WORDS = {"via": "via", "gw": "via", "dev": "dev", "weight": "weight"}
+
+
+def _nexthop_words(
+    word: str, words: list[str], given: dict[str, Any]
+) -> list[dict[str, str]] | str:
+    """A multipath route's text, as keepalived reads it: `via A or B` (two nexthops, A
+    and B), or `nexthop via A [dev X] [weight N] [onlink] nexthop ...` to the end of the
+    line. The words are taken from `words`; a problem is returned as text."""
+    if "nexthops" in given:
+        return f"'{word}' after the route's nexthops (keepalived: \"trailing nonsense\")"
+    if word == "or":
+        if "via" not in given or not words:
+            return "'or GATEWAY' needs 'via GATEWAY' before it"
+        first = given.pop("via")
+        return [{"via": first}, {"via": words.pop(0)}]
+    hops: list[dict[str, str]] = []
+    while True:
+        hop: dict[str, str] = {}
+        while words and words[0] != "nexthop":
+            key = words.pop(0)
+            if key == "onlink":
+                hop["onlink"] = "true"
+            elif key in _NEXTHOP_WORDS and words:
+                hop[_NEXTHOP_WORDS[key]] = words.pop(0)
+            else:
+                return (f"unknown or incomplete word '{key}' in a nexthop (known: dev, "
+                        "onlink, via, weight; nothing may follow the nexthops)")
+        if not hop:
+            return "an empty 'nexthop'"
+        hops.append(hop)
+        if not words:
+            return hops
+        words.pop(0)  # the next "nexthop"
+
+
 def _addresses_of(value: Any) -> list[Any]:
     keys = ("to", "via", "src") if isinstance(value, m.Route) else ("from_", "to")
-    return [a for a in (getattr(value, k) for k in keys) if a is not None]
+    found = [a for a in (getattr(value, k) for k in keys) if a is not None]
+    if isinstance(value, m.Route):
+        found += [hop.via for hop in value.nexthops if hop.via is not None]
+    return found
 
 
-def _synthetic_mapping(node: Node, given: Mapping[str, str]) -> MappingNode:
-    """A mapping node of plain scalars, marked at `node` (so errors name its line)."""
+def _synthetic_mapping(node: Node, given: Mapping[str, Any]) -> MappingNode:
+    """A mapping node of plain scalars (or lists of such mappings), marked at `node` (so
+    errors name its line)."""
     def scalar(text: str) -> ScalarNode:
         tag: str = yaml.resolver.Resolver().resolve(  # type: ignore[no-untyped-call]
             ScalarNode, text, (True, False))
         return ScalarNode(tag, text, node.start_mark, node.end_mark)
 
-    pairs = [(scalar(k), scalar(v)) for k, v in given.items()]
+    def value(v: Any) -> Node:
+        if isinstance(v, list):
+            return SequenceNode("tag:yaml.org,2002:seq",
+                                [_synthetic_mapping(node, item) for item in v],
+                                node.start_mark, node.end_mark)
+        return scalar(v)
+
+    pairs: list[tuple[Node, Node]] = [(scalar(k), value(v)) for k, v in given.items()]
     return MappingNode("tag:yaml.org,2002:map", pairs, node.start_mark, node.end_mark)
 
 
@@ -1649,6 +1729,18 @@ def _build_global(ctx: _Ctx, node: Node, path: str) -> Any:
         fifo = values.get(key)
         if values.get(f"{key}_script") is not None and fifo is None:
             ctx.at(_join(path, f"{key}_script"), f"only used with {key}")
+            ok = False
+        for word in ("user", "group"):
+            if values.get(f"{key}_{word}") is not None and fifo is None:
+                ctx.at(_join(path, f"{key}_{word}"), f"only used with {key}")
+                ok = False
+            name = values.get(f"{key}_{word}")
+            if name is not None and not _RUN_AS_NAME_RE.match(name):
+                ctx.at(_join(path, f"{key}_{word}"), f"must be a {word} name (no spaces or "
+                       f"':'), got {name!r}")
+                ok = False
+        if values.get(f"{key}_group") is not None and values.get(f"{key}_user") is None:
+            ctx.at(_join(path, f"{key}_group"), f"only with {key}_user")
             ok = False
         if fifo is None:
             continue

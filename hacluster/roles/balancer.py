@@ -34,8 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config
-from hacluster.roles.channel import Channel, RoleError, RoleGone, send_event, serve
-from healthchecks.pdeath import die_with_parent
+from hacluster.roles.channel import (
+    Channel,
+    RoleError,
+    RoleGone,
+    send_blob,
+    send_event,
+    serve,
+)
+from healthchecks.pdeath import die_with_parent, set_name
 
 if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed
@@ -50,6 +57,10 @@ HUNG_AFTER = 10.0
 #: seconds before dying starts again from the first delay.
 BACKOFF = (0.5, 2.0, 30.0)
 STABLE = 60.0
+#: A status part handed over longer ago than this is not shown: one is asked for.
+STATUS_WAIT_AFTER = 5.0
+#: How often a status request tells the balancer that somebody still asks.
+STATUS_WARM_EVERY = 5.0
 
 Journal = dict[tuple[str, str], "Handed"]
 
@@ -79,6 +90,7 @@ class _NotifyRelay:
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-balancer")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
     # Forked from a running loop: none of its state is ours.
@@ -115,6 +127,10 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
 
     balancer = Balancer(config, metrics=metrics, notifier=_NotifyRelay(writer),  # type: ignore[arg-type]
                         handed=handed, on_health=on_health)
+    # Each status part built goes to the supervisor as soon as it is (only while
+    # somebody asks: see StatusSnapshots.keep_warm), so a request there is answered
+    # from its copy without waiting for this loop.
+    balancer.on_status = lambda data: send_blob(writer, "status", data)
     ready: asyncio.Future[tuple[str, Any]] = loop.create_future()
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
@@ -224,8 +240,8 @@ class BalancerRole:
         self._last_answer = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
-        self._counters: dict[str, int] = {}
-        self._dataplane_error: str | None = None
+        self._status: tuple[float, bytes] | None = None  # (when it came, the part)
+        self._warmed = -1e9
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -286,6 +302,9 @@ class BalancerRole:
         self._ready.set()
 
     def _event(self, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "status" and args and isinstance(args[0], bytes):
+            self._status = (time.monotonic(), args[0])
+            return
         if kind == "health":
             vs, rs, state = args
             if state is None:
@@ -411,9 +430,11 @@ class BalancerRole:
         if answer[0] != "ok":
             raise LoadBalancerError(str(answer[1]))
         self.config = config
+        self.changed()
 
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
         answer = await self._call("drain", virtual_server, real_server, on)
+        self.changed()
         _raise_unknown(answer)
 
     async def virtual_server(self, name: str) -> dict[str, Any]:
@@ -442,12 +463,24 @@ class BalancerRole:
         return value if isinstance(value, dict) else None
 
     async def status_part(self) -> bytes:
+        """The balancer's part of the status (`Balancer.encode_part`): the latest it
+        handed over, at once, unless that is older than `STATUS_WAIT_AFTER` or a change
+        made since (then asked for, and waited for)."""
+        now = time.monotonic()
+        latest = self._status
+        if now - self._warmed >= STATUS_WARM_EVERY:
+            # Keep it building (and handing over) while somebody asks.
+            self._warmed = now
+            self.prepare_status()
+        if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
+            return latest[1]
         try:
             value = await self._call("status_part", timeout=30)
         except (RoleGone, RoleError, TimeoutError):
             value = None
         if not isinstance(value, bytes):
-            head = b'{"dataplane_error": "the balancer is restarting", "counters": {}}'
+            head = (b'{"built_at": null, "table_read_at": null, '
+                    b'"dataplane_error": "the balancer is restarting", "counters": {}}')
             return head + b'\n"virtual_servers": [], "ipvs": []'
         return value
 
@@ -463,7 +496,9 @@ class BalancerRole:
             await self._call("prepare_status")
 
     def changed(self) -> None:
-        """The balancer itself invalidates its snapshots on a change it carries out."""
+        """A change through the API or a reload: the next status is asked for (the
+        balancer itself builds it after the change)."""
+        self._status = None
 
     async def metrics_text(self, accept: str | None) -> bytes:
         """The balancer's metric families as exposition text ("" while it restarts)."""

@@ -3,7 +3,8 @@
 Each request is `("req", id, method, args)` and gets `("ans", id, ok, value)`, or, for
 a `bytes` answer, `("blob", id, size)` followed by the bytes themselves (a status
 document of megabytes is relayed as it is, never decoded on the way); the
-answering side may also send `("evt", kind, args)` at any time (a state change); the
+answering side may also send `("evt", kind, args)` at any time (a state change), or
+`("evtblob", kind, size)` and bytes (a status document as soon as it is built); the
 messages are `healthchecks.wire` frames, so neither side ever builds anything but
 plain values and the config's own types from what the other sends. `Channel` is the
 asking side; `serve()` the answering side, which calls a handler per request.
@@ -17,6 +18,7 @@ import dataclasses
 import inspect
 import itertools
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -88,6 +90,13 @@ class Channel:
                         fut = self._waiting.get(number)
                         if fut is not None and not fut.done():
                             fut.set_result(data)
+                    case ("evtblob", str() as kind, int() as size) if 0 <= size <= MAX_FRAME:
+                        data = await self._reader.readexactly(size)
+                        if self._on_event is not None:
+                            try:
+                                self._on_event(kind, (data,))
+                            except Exception:
+                                log.exception("handling a role's %s event failed", kind)
                     case ("evt", str() as kind, tuple() as args):
                         if self._on_event is not None:
                             try:
@@ -114,10 +123,40 @@ class Channel:
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
 
+SO_SNDBUFFORCE = 32  # linux/asm-generic/socket.h (not in the socket module)
+MAX_SEND_BUFFER = 16 << 20
+
+
+def _room_for(writer: asyncio.StreamWriter, size: int) -> None:
+    """Let the kernel take a large answer whole: with the default send buffer (~200 KB)
+    megabytes leave a slice per turn of the answering side's loop, and a busy loop
+    (checks' results, reconcile) makes the asking side wait for all of them. Root may
+    exceed net.core.wmem_max."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or size <= 256 * 1024:
+        return
+    want = min(2 * size + 64 * 1024, MAX_SEND_BUFFER)  # the kernel counts overhead too
+    with contextlib.suppress(OSError):
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= want:
+            return
+    for option in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, want)
+            return
+        except OSError:
+            continue
+
 
 def send_event(writer: asyncio.StreamWriter, kind: str, *args: Any) -> None:
     """Tell the asking side something unasked (the answering side's use)."""
     writer.write(CODEC.frame(("evt", kind, args)))
+
+
+def send_blob(writer: asyncio.StreamWriter, kind: str, data: bytes) -> None:
+    """Tell the asking side something unasked that is bytes, sent raw (not decoded)."""
+    _room_for(writer, len(data))
+    writer.write(CODEC.frame(("evtblob", kind, len(data))))
+    writer.write(data)
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -132,6 +171,7 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             reply = ("ans", number, False, f"{type(exc).__name__}: {exc}")
         else:
             if isinstance(value, bytes | bytearray) and len(value) <= MAX_FRAME:
+                _room_for(writer, len(value))
                 writer.write(CODEC.frame(("blob", number, len(value))))
                 writer.write(value)
                 return

@@ -20,7 +20,6 @@ instances in maintenance.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -34,14 +33,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
 from hacluster.startuptrace import mark
-from healthchecks.pdeath import die_with_parent
+from healthchecks.pdeath import die_with_parent, set_name
 
+# `hacluster run` forks the role first thing: this module imports nothing heavy (no
+# asyncio, no config model), so the fork comes early and the role imports what it
+# needs itself, while the supervisor loads the file.
 if TYPE_CHECKING:
+    import asyncio
+
+    from hacluster.config.model import Config, GlobalDefs
     from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import Channel
 
 log = logging.getLogger("hacluster.roles")
 
@@ -132,7 +136,9 @@ def _prepare() -> None:
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     """Block until the supervisor releases the role with the file it accepted; None when
     it refused the file (the channel closed first)."""
+    from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -163,8 +169,11 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
 def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-vrrp")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
+    import asyncio
+
     # Forked from a running loop (a restart): none of its state is ours.
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
@@ -200,6 +209,11 @@ def _child(sock: socket.socket, parent: int) -> int:
 
 
 async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+    import asyncio
+
+    from hacluster.config.model import Config
+    from hacluster.roles.channel import send_event, serve
+
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
@@ -263,7 +277,7 @@ class VrrpRole:
         self._last_answer = 0.0
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
+        self._ready_event: asyncio.Event | None = None  # made on the loop (fork has none)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -292,8 +306,18 @@ class VrrpRole:
         self._started_at = time.monotonic()
         self._released = False
 
+    @property
+    def _ready(self) -> asyncio.Event:
+        if self._ready_event is None:
+            import asyncio
+
+            self._ready_event = asyncio.Event()
+        return self._ready_event
+
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
+        from hacluster.roles.channel import CODEC
+
         assert self._sock is not None
         self.config, self.options = config, options
         fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
@@ -311,6 +335,8 @@ class VrrpRole:
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
+        import asyncio
+
         await self._connect()
         ok = await self._wait_ready()
         if ok:
@@ -321,6 +347,10 @@ class VrrpRole:
         return ok
 
     async def _connect(self) -> None:
+        import asyncio
+
+        from hacluster.roles.channel import Channel
+
         assert self._sock is not None
         reader, writer = await asyncio.open_unix_connection(sock=self._sock)
         self._channel = Channel(reader, writer, self._event)
@@ -330,6 +360,8 @@ class VrrpRole:
             self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         assert self._channel is not None
         try:
             await self._channel.call("ready", timeout=None)
@@ -342,6 +374,8 @@ class VrrpRole:
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Ask the role to stop (masters resign first) and wait for it to exit."""
+        import asyncio
+
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
@@ -374,6 +408,8 @@ class VrrpRole:
     # -- supervision -------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        import asyncio
+
         delay = BACKOFF[0]
         while not self._stopping:
             assert self._channel is not None
@@ -414,6 +450,8 @@ class VrrpRole:
                         await self.maintenance(name, True)
 
     async def _heartbeat(self) -> None:
+        import asyncio
+
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
             channel = self._channel
@@ -430,12 +468,16 @@ class VrrpRole:
     # -- requests ------------------------------------------------------------------------
 
     async def call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        from hacluster.roles.channel import RoleGone
+
         if self._channel is None:
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
     async def status(self) -> dict[str, Any] | None:
         """The role's instances and counters (None while it is not there)."""
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("status", timeout=5)
         except (RoleGone, RoleError, TimeoutError):
@@ -443,6 +485,8 @@ class VrrpRole:
         return value if isinstance(value, dict) else None
 
     async def metric_families(self) -> list[Any]:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("metrics", timeout=5)
         except (RoleGone, RoleError, TimeoutError):

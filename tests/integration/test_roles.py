@@ -58,6 +58,13 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -107,7 +114,7 @@ class Director:
 
     def role_pid(self) -> int:
         assert self.proc is not None
-        [pid] = children(self.proc.pid)
+        [pid] = [p for p in children(self.proc.pid) if comm(p) == "hc-vrrp"]
         return pid
 
 
@@ -143,7 +150,7 @@ def test_a_killed_vrrp_role_is_restarted_cleans_its_vip_and_rejoins(director: Di
     metrics = asyncio.run(_metrics(director.sock))
     assert 'hacluster_role_restarts_total{role="vrrp"} 1.0' in metrics
     assert 'hacluster_vrrp_state{instance="VI_1",state="MASTER"} 1.0' in metrics
-    assert director.api("/v1/status")["counters"]["role_restarts"] == {"vrrp": 1}
+    assert director.api("/v1/status")["counters"]["role_restarts"] == {"vrrp": 1, "zygote": 0}
 
 
 async def _metrics(sock: Path) -> str:
@@ -161,10 +168,12 @@ def test_kill_9_of_the_supervisor_leaves_no_process_and_the_role_resigns(
 ) -> None:
     proc = director.start()
     role = director.role_pid()
+    [zygote] = [p for p in children(proc.pid) if comm(p) == "hc-zygote"]
     wait_for("the VIP", director.has_vip)
     os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone
     proc.popen.wait(5)
     wait_for("the role gone", lambda: not alive(role), 10, director.output)
+    wait_for("the zygote gone", lambda: not alive(zygote), 10, director.output)
     assert not director.has_vip()  # it resigned on the way out
     assert "MASTER -> INITIALIZE (shutdown)" in director.output()
 

@@ -192,3 +192,32 @@ async def test_render_async_without_real_servers_and_after_forget() -> None:
     assert body == m.render()[0]
     assert b"hacluster_real_server_up{" not in body
     assert b"# TYPE hacluster_real_server_up gauge" in body
+
+
+def test_checks_done_in_bulk_equals_observe_per_run() -> None:
+    """The batch path (hand-written bucket counting) against prometheus_client's own."""
+    import random
+
+    rng = random.Random(20261207)
+    runs = [rng.choice([0.0, 1e-5, 0.001, 0.0025, 0.05, 0.5, 1.0, 2.5, 30.0, -0.1])
+            * rng.choice([1.0, 0.999, 1.001]) for _ in range(2000)]
+    one, bulk = Metrics(process=False), Metrics(process=False)
+    for seconds in runs:
+        one.check_done("TCP_CHECK", "ok", max(0.0, seconds))
+    bulk.checks_done("TCP_CHECK", "ok", runs[:700])
+    bulk.checks_done("TCP_CHECK", "ok", runs[700:])
+    bulk.checks_done("HTTP_GET", "timeout", [])
+
+    def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out = {}
+        for family in text_string_to_metric_families(m.render()[0].decode()):
+            if family.name.startswith("hacluster_check"):
+                for s in family.samples:
+                    if s.labels.get("checker") == "TCP_CHECK":
+                        out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    expected, got = samples(one), samples(bulk)
+    assert expected and got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key

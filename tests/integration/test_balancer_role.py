@@ -1,0 +1,249 @@
+"""The balancer role process with real nftables in a namespace (prefix hcbr).
+
+- a SIGKILLed balancer is started again: the restart is logged and counted, it reads
+  the nftables table back and finds it as it should be, so no rule or element is
+  removed and added again (the ruleset is compared before and after, and `nft monitor`
+  watches the table meanwhile: it sees nothing); a real server that was down stays
+  down, and one with `alpha` that had come up stays up (a fresh start would have put
+  either the other way), and the checks go on;
+- a frozen balancer (SIGSTOP) is replaced by the supervisor, and the VRRP role and
+  the supervisor's watchdog are not disturbed;
+- the status document, summary and per-service view are served from the role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hacluster.api import DaemonUnreachable, call
+from hacluster.lab.netns import Lab, LabProcess, Netns
+
+HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
+VS = "10.93.0.100"
+UP, DOWN, ALPHA = "10.93.0.11", "10.93.0.12", "10.93.0.13"
+VS_NAME = f"{VS}:80/TCP"
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None,
+                       reason="needs root and nft"),
+]
+
+LISTENER = (
+    "import socket, sys, time\n"
+    "socks = []\n"
+    "for ip in sys.argv[1:]:\n"
+    "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "    s.bind((ip, 80)); s.listen(128); socks.append(s)\n"
+    "print('listening', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 20.0,
+             output: Callable[[], str] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s\n{output()}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Rig:
+    def __init__(self, lab: Lab, director: Netns, real: Netns) -> None:
+        self.lab, self.director, self.real = lab, director, real
+        self.sock = lab.workdir / "ctl.sock"
+        self.conf = lab.workdir / "hacluster.yaml"
+        check = {"connect_timeout": 0.5, "retry": 0, "delay_before_retry": 0.1}
+        self.conf.write_text(yaml.safe_dump({
+            "global_defs": {"dataplane": "nftables", "control_socket": str(self.sock),
+                            "checker_processes": 1, "reconcile_interval": 1.0},
+            "vrrp_instances": {"VI_1": {
+                "interface": "d0", "virtual_router_id": 93, "priority": 200,
+                "state": "MASTER", "advert_int": 0.1, "version": 3,
+                "virtual_ipaddress": [f"{VS}/32"]}},
+            "virtual_servers": [{
+                "ip": VS, "port": 80, "protocol": "TCP", "lb_algo": "wrr", "lb_kind": "NAT",
+                "delay_loop": 0.3,
+                "real_servers": [
+                    {"ip": UP, "port": 80, "TCP_CHECK": dict(check)},
+                    {"ip": DOWN, "port": 80, "TCP_CHECK": dict(check)},
+                    {"ip": ALPHA, "port": 80, "alpha": True, "TCP_CHECK": dict(check)},
+                ],
+            }],
+        }, sort_keys=False))
+        self.proc: LabProcess | None = None
+
+    def start(self) -> LabProcess:
+        self.proc = self.lab.start(self.director, [HACLUSTER, "run", "-f", str(self.conf)],
+                                   log_name="daemon")
+        wait_for("the API", lambda: self.try_api("/v1/summary") is not None, 30, self.output)
+        return self.proc
+
+    def output(self) -> str:
+        return self.proc.output() if self.proc is not None else ""
+
+    def try_api(self, path: str, method: str = "GET") -> Any:
+        try:
+            code, data = asyncio.run(call(self.sock, method, path))
+        except (OSError, DaemonUnreachable):
+            return None
+        return data if code == 200 else None
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        code, data = asyncio.run(call(self.sock, method, path))
+        assert code == 200, data
+        return data
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        status = self.api("/v1/status")
+        return {rs["name"]: rs for vs in status["virtual_servers"]
+                for rs in vs["real_servers"]}
+
+    def ups(self) -> dict[str, bool]:
+        return {name.split(":")[0]: row["up"] for name, row in self.servers().items()}
+
+    def balancer_pids(self) -> list[int]:
+        found = re.findall(r"balancer pid (\d+)|the balancer runs again \(pid (\d+)\)",
+                           self.output())
+        return [int(a or b) for a, b in found]
+
+    def ruleset(self) -> str:
+        text = self.lab.run(self.director, ["nft", "list", "table", "inet", "hacluster"]).stdout
+        return re.sub(r"packets \d+ bytes \d+", "", text)
+
+    def metrics(self) -> str:
+        return asyncio.run(_get_text(self.sock, "/metrics"))
+
+
+async def _get_text(sock: Path, path: str) -> str:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as session,
+        session.get(f"http://hacluster{path}") as resp,
+    ):
+        return await resp.text()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    with Lab("hcbr") as lab:
+        director, real = lab.namespace("dir"), lab.namespace("rs")
+        lab.veth(director, "d0", real, "r0")
+        lab.add_address(director, "d0", "10.93.0.1/24")
+        for address in ("10.93.0.2/24", f"{UP}/24", f"{DOWN}/24", f"{ALPHA}/24"):
+            lab.add_address(real, "r0", address)
+        listener = lab.start(real, [sys.executable, "-c", LISTENER, UP, ALPHA],
+                             log_name="listener")
+        wait_for("the listener", lambda: "listening" in listener.output(), 10, listener.output)
+        r = Rig(lab, director, real)
+        try:
+            yield r
+        finally:
+            if r.proc is not None:
+                r.proc.kill()
+
+
+def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None:
+    rig.start()
+    wanted = {UP: True, DOWN: False, ALPHA: True}
+    wait_for("the servers' states", lambda: rig.ups() == wanted, 20,
+             lambda: f"{rig.ups()}\n{rig.output()}")
+    # The table as it should be: the live servers in, the dead one out.
+    before = wait_for("the table", lambda: (lambda t: t if UP in t and ALPHA in t else None)(
+        rig.ruleset()), 10, rig.output)
+    assert DOWN not in before
+    [balancer] = rig.balancer_pids()
+    workers = [int(p) for p in Path(f"/proc/{balancer}/task/{balancer}/children")
+               .read_text().split()]
+    assert workers, "the balancer runs the check workers"
+    monitor = rig.lab.start(rig.director, ["nft", "monitor"], log_name="monitor")
+    time.sleep(0.5)  # the monitor is listening
+
+    os.kill(balancer, signal.SIGKILL)
+    wait_for("the restart", lambda: "the balancer runs again" in rig.output(), 30, rig.output)
+    [_, new] = rig.balancer_pids() or [0, 0]
+    assert new and new != balancer
+    wait_for("the old workers gone", lambda: not any(alive(w) for w in workers), 10)
+    # A few check rounds and full reconcile passes (reconcile_interval 1 s) later:
+    time.sleep(3.0)
+    assert rig.ups() == wanted, rig.output()
+    after = rig.ruleset()
+    assert after == before
+    changes = monitor.output().strip()
+    assert changes == "", f"the table was written while the balancer restarted:\n{changes}"
+    # The checks run again (in new workers), and the restart is logged and counted.
+    runs = {n: row["checks"][0]["runs"] for n, row in rig.servers().items()}
+    time.sleep(1.0)
+    assert all(row["checks"][0]["runs"] > runs[n] for n, row in rig.servers().items())
+    text = rig.output()
+    assert re.search(r"the balancer exited after [\d.]+ s; starting it again", text), text
+    assert "handed 2 real server state(s)" in text, text  # DOWN went down, ALPHA came up
+    assert 'hacluster_role_restarts_total{role="balancer"} 1.0' in rig.metrics()
+    assert rig.api("/v1/status")["counters"]["role_restarts"]["balancer"] == 1
+
+    # The monitor does see a change when there is one: a drain rewrites the service.
+    rig.api(f"/v1/servers/{VS}:80/{UP}:80/drain", "POST")
+    wait_for("the drain in the monitor", lambda: monitor.output().strip(), 10, rig.output)
+    view = rig.api(f"/v1/virtual_servers/{VS}:80")
+    assert view["name"] == VS_NAME
+    rows = {r["name"]: r for r in view["real_servers"]}
+    assert rows[f"{UP}:80"]["drained"] is True
+    assert rows[f"{UP}:80"]["effective_weight"] == 0
+    summary = rig.api("/v1/summary")
+    assert summary["virtual_servers"][0]["real_servers_up"] == 2
+
+
+def test_a_frozen_balancer_is_replaced(rig: Rig) -> None:
+    rig.start()
+    wanted = {UP: True, DOWN: False, ALPHA: True}
+    wait_for("the servers' states", lambda: rig.ups() == wanted, 20, rig.output)
+    [balancer] = rig.balancer_pids()
+    os.kill(balancer, signal.SIGSTOP)
+    try:
+        wait_for("the replacement",
+                 lambda: "the balancer runs again" in rig.output(), 40, rig.output)
+    finally:
+        if alive(balancer):
+            os.kill(balancer, signal.SIGCONT)
+    text = rig.output()
+    assert re.search(rf"the balancer \(pid {balancer}\) has not answered for", text), text
+    assert not alive(balancer)
+    assert rig.ups() == wanted
+    assert rig.api("/v1/status")["instances"][0]["state"] == "MASTER"
+
+
+def test_supervisor_sigterm_stops_the_balancer_and_its_workers(rig: Rig) -> None:
+    proc = rig.start()
+    wait_for("the servers' states", lambda: rig.ups().get(UP) is True, 20, rig.output)
+    [balancer] = rig.balancer_pids()
+    workers = [int(p) for p in Path(f"/proc/{balancer}/task/{balancer}/children")
+               .read_text().split()]
+    proc.signal(signal.SIGTERM)
+    assert proc.popen.wait(20) == 0
+    assert not alive(balancer)
+    assert not any(alive(w) for w in workers)
+    assert "load balancer stopped" in rig.output()
