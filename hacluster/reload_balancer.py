@@ -15,7 +15,6 @@ twice in one virtual server, are skipped, as the load balancer skips them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -147,8 +146,7 @@ def plan_balancer_reload(
                 gone[k[1]].remove(origin)
                 break
     if moved:
-        checks_plan = dataclasses.replace(checks_plan, carried={
-            k: running[origin].up for k, origin in moved.items() if checks[k]})
+        checks_plan = plan_checks_reload(checks, running, moved)
     return BalancerPlan(
         services_kept=tuple(kept),
         services_changed=tuple(changed),
