@@ -175,11 +175,9 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             from hacluster.roles.vrrp import release
 
             # The file is accepted and this is the one director: the role may run it,
-            # while the supervisor imports and builds the rest. A SIGTERM (or a SIGHUP)
-            # meanwhile must not kill the supervisor outright: held until its loop
-            # handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT,
-                                                      signal.SIGHUP})
+            # while the supervisor imports and builds the rest. A SIGTERM meanwhile
+            # must not kill the supervisor outright: held until its loop handles it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
             _log_leftovers(options)
