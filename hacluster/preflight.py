@@ -175,18 +175,29 @@ def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
 
 
 def _kernel(config: Config, at: _Locator) -> list[Finding]:
+    return _accept_mode(config, at) + _dataplane_kernel(config, at)
+
+
+def _accept_mode(config: Config, at: _Locator) -> list[Finding]:
+    # (accept_mode, with its asyncio, only for a file where an instance may not accept)
+    if all(inst.accept for inst in config.vrrp_instances.values()):
+        return []
     import shutil
 
-    # (accept_mode, with its asyncio, only for a file where an instance may not accept)
-    if any(not inst.accept for inst in config.vrrp_instances.values()):
-        from hacluster import accept_mode
+    from hacluster import accept_mode
 
-        if accept_mode.wanted(config) and shutil.which("nft") is None:
-            name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
-            return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept "
-                               "needs nftables (install it)", machine=True)]
+    if not accept_mode.wanted(config) or shutil.which("nft") is not None:
+        return []
+    name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
+    return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept needs "
+                       "nftables (install it)", machine=True)]
+
+
+def _dataplane_kernel(config: Config, at: _Locator) -> list[Finding]:
     if not config.virtual_servers:
         return []
+    import shutil
+
     dataplane = config.global_defs.dataplane
     if dataplane == "ipvs" and not ipvs_in_kernel():
         return [at.finding("global_defs.dataplane",

@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
+        if config is not None and zygote is not None and not config.virtual_servers:
+            zygote.stop()  # no checks to run (a reload that adds some execs its workers)
+            zygote = None
         return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
         if role is not None:
@@ -177,8 +180,10 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
-            # must not kill the supervisor outright: held until its loop handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+            # must not kill the supervisor outright: held until its loop handles it
+            # (SIGUSR1 too: the role may be MASTER, and asked for a status, before then).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                   signal.SIGUSR1})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
             if options.leftovers:

@@ -1339,6 +1339,11 @@ class _Ctx:
                 ok = False
         if not ok:
             return _INVALID
+        if len(members) == 1:  # keepalived warns and runs it
+            self.warnings.append(Problem(
+                self.file, self.lines.get(gpath, 0), gpath,
+                f"only one instance ({members[0]}): it moves alone, as keepalived runs it "
+                "(\"this probably isn't what you want\")"))
         return m.VrrpSyncGroup(name=name, **values)
 
     def check_sync_groups(self) -> None:
