@@ -77,6 +77,10 @@ def _c_composer() -> type[Any] | None:
             if kind is ScalarNode and implicit[0]:
                 tag = self._plain_tags.get(value)
                 if tag is None:
+                    if value.count(".") > 1:
+                        # No YAML 1.1 implicit tag (float, int, timestamp, ...) has two
+                        # dots: an address, each one different, is a string at once.
+                        return _STR_TAG
                     tag = self._plain_tags[value] = Resolver.resolve(  # type: ignore[no-untyped-call]
                         self, kind, value, implicit)
                 return tag
