@@ -327,6 +327,8 @@ class Reloader:
             log.info("removed VIPs no longer configured: %s",
                      ", ".join(str(v) for v in leftovers))
         for name in plan.forget:
+            if name in d._maintenance and name in plan.renamed:  # the same router
+                d._maintenance.add(plan.renamed[name])
             d._maintenance.discard(name)
             d._track_delta.pop(name, None)
             d._last_change.pop(name, None)
