@@ -243,15 +243,6 @@ class Daemon:
                 self._push_delta(name)
         self._speaker.start_unit(driver, carry)
 
-    async def _detach(self, key: str, resign: Iterable[str]) -> Driver:
-        """Take a unit off the loop (`vrrp.speaker.Speaker.detach`)."""
-        assert self._speaker is not None
-        return await self._speaker.detach(key, resign)
-
-    def _forget_members(self, driver: Driver) -> None:
-        if self._speaker is not None:
-            self._speaker.forget_members(driver)
-
     # ------------------------------------------------------------------ events
 
     def _on_state(self, name: str, change: StateChanged) -> None:

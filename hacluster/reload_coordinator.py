@@ -307,22 +307,23 @@ class Reloader:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
         others detach, their masters keeping their VIPs for the unit that replaces them."""
         d = self.daemon
+        speaker = d._speaker
+        units = {} if speaker is None else speaker.units
         running = {name: driver.members[name].machine.state
-                   for name, driver in d._driver_of.items()}
+                   for driver in units.values() for name in driver.members}
         plan = plan_vrrp_reload(old, new, running, diff)
-        for key in plan.stop:
-            driver = d._units.pop(key)
-            await driver.stop()
-            d._forget_members(driver)
         leftovers: list[Vip] = []
-        for key, resign in plan.detach.items():
-            for name, member in d._units[key].members.items():
-                successor = plan.successor(name)
-                if successor in plan.carry:
-                    leftovers += dropped_vips(member, new.vrrp_instances[successor])
-            await d._detach(key, resign)
-        if leftovers and d._addresses is not None:
-            for vip, why in await d._addresses.remove(leftovers):
+        if speaker is not None:
+            for key in plan.stop:
+                await speaker.stop_unit(key)
+            for key, resign in plan.detach.items():
+                for name, member in units[key].members.items():
+                    successor = plan.successor(name)
+                    if successor in plan.carry:
+                        leftovers += dropped_vips(member, new.vrrp_instances[successor])
+                await speaker.detach(key, resign)
+        if leftovers and speaker is not None and speaker.addresses is not None:
+            for vip, why in await speaker.addresses.remove(leftovers):
                 log.error("cannot remove VIP %s no longer configured: %s", vip, why)
             log.info("removed VIPs no longer configured: %s",
                      ", ".join(str(v) for v in leftovers))
@@ -341,9 +342,10 @@ class Reloader:
         from hacluster.daemon import StartupError
 
         d = self.daemon
+        speaker = d._speaker
         after = plan_units(new)
         for change in plan.in_place:
-            driver = d._driver_of.get(change.instance)
+            driver = None if speaker is None else speaker.driver_of.get(change.instance)
             if driver is not None:
                 driver.reconfigure(change.instance, change.priority, change.nopreempt,
                                    change.preempt_delay)
@@ -358,7 +360,8 @@ class Reloader:
                 log.error("%s", exc)
                 failed.append(key)
                 continue
-            await d._ready()
+            if speaker is not None:
+                await speaker.ready()
             d._start_unit(driver, plan.carry)
         parts = []
         for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),
