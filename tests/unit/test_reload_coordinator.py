@@ -1,5 +1,8 @@
-"""The reload coordinator without root: a daemon that runs nothing, reloads asked for
-while it starts, runs and stops, and files that are refused whole."""
+"""The reload coordinator without root: reloads while starting, running, stopping.
+
+A daemon that runs nothing, reloads asked for while it starts, runs and stops, and files
+that are refused whole.
+"""
 
 from __future__ import annotations
 
