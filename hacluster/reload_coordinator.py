@@ -31,7 +31,7 @@ from hacluster.accept_mode import AcceptFirewall
 from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import with_overrides
-from hacluster.reload_plan import _ReloadPlan, plan_units, plan_vrrp_reload
+from hacluster.reload_plan import VrrpReloadPlan, plan_units, plan_vrrp_reload
 from hacluster.vroutes import RouteFollower
 from vrrp.vmac import Vmacs
 
@@ -303,7 +303,7 @@ class Reloader:
 
     # ------------------------------------------------------------------ VRRP units
 
-    async def _vrrp_retire(self, old: Config, new: Config, diff: ConfigDiff) -> _ReloadPlan:
+    async def _vrrp_retire(self, old: Config, new: Config, diff: ConfigDiff) -> VrrpReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
         others detach, their masters keeping their VIPs for the unit that replaces them."""
         d = self.daemon
@@ -337,7 +337,7 @@ class Reloader:
                 d._metrics.forget_instance(name)
         return plan
 
-    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
+    async def _vrrp_start(self, old: Config, new: Config, plan: VrrpReloadPlan) -> str:
         """Build and start the changed and added units; a summary of the VRRP reload."""
         from hacluster.daemon import StartupError
 
