@@ -5,6 +5,7 @@ and connecting from a third."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -193,7 +194,10 @@ def test_a_crashed_runs_table_goes_at_the_next_start(pair: PairLab, then: str) -
     a.wait_log("removed the no_accept nftables table a crashed run left behind")
     out = a.output()
     assert out.index("removed the no_accept nftables table") < out.index("INITIALIZE -> BACKUP")
-    assert "table inet hacluster_vrrp" in out.split("removed the no_accept")[1].splitlines()[0]
+    line = out.split("removed the no_accept")[1].splitlines()[0]
+    assert "table inet hacluster_vrrp" in line
+    print(f"\nleftover table deleted: {line.split('(')[1].split(')')[0]}; "
+          f"load {os.getloadavg()[0]:.2f}")
     assert nft_table(a) == ""
     files = list(a.state_dir.glob("vips-*.json"))
     if then == "accept":
