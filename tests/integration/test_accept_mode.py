@@ -163,10 +163,10 @@ def test_a_takeover_fills_the_set_in_its_own_callback(pair: PairLab, ifindex: bo
     assert "refused" not in res.stderr, res.stderr
 
 
-def _killed_no_accept_master(pair: PairLab) -> Director:
+def _killed_no_accept_master(pair: PairLab, mode: tuple[str, ...]) -> Director:
     """Director a as a no_accept MASTER, then crashed: its table and VIP stay behind."""
     a = director(pair, "a", 150, "accept: false")
-    a.start()
+    a.start(*mode)
     a.wait_state("MASTER")
     a.wait_vip()
     wait(lambda: drops_vip(a), "VIP in the drop set", a)
@@ -178,18 +178,20 @@ def _killed_no_accept_master(pair: PairLab) -> Director:
     return a
 
 
-@pytest.mark.parametrize("then", ["accept", "renamed"])
-def test_a_crashed_runs_table_goes_at_the_next_start(pair: PairLab, then: str) -> None:
+@pytest.mark.parametrize(("then", "mode"), [
+    ("accept", ()), ("renamed", ()), ("accept", ("--single-process",))])
+def test_a_crashed_runs_table_goes_at_the_next_start(pair: PairLab, then: str,
+                                                     mode: tuple[str, ...]) -> None:
     # Restarted with accept (no table wanted), or still no_accept under another table
     # name: either way the old table must not keep dropping traffic to the VIP.
-    a = _killed_no_accept_master(pair)
+    a = _killed_no_accept_master(pair, mode)
     text = a.config.read_text()
     if then == "accept":
         a.config.write_text(text.replace("accept: false", "accept: true"))
     else:
         a.config.write_text(text.replace("nftables_counters: true",
                                          "nftables_counters: true, nftables: hc_other"))
-    a.start()
+    a.start(*mode)
     a.wait_state("MASTER")
     a.wait_log("removed the no_accept nftables table a crashed run left behind")
     out = a.output()
