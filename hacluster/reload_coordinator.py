@@ -298,7 +298,7 @@ class Reloader:
         if d._accept is not None:
             await d._accept.reconfigure(new)
         elif AcceptFirewall.wanted(new):
-            d._accept = AcceptFirewall(new)
+            d._accept = d.new_accept_firewall(new)
             await d._accept.start()
 
     # ------------------------------------------------------------------ VRRP units
