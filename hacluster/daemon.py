@@ -664,10 +664,11 @@ class Daemon:
         config = self.config
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # `hacluster run` blocked these when it released the role (which may be MASTER
         # already): one that came since is delivered now, to the handler, and stops
-        # everything gracefully once started.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        # everything gracefully once started (a SIGHUP: reloads once started).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         if self._zygote is not None:
             self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
@@ -683,11 +684,9 @@ class Daemon:
             await self._close()
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        # (blocked by `hacluster run` with the two above; a status dump asked for
-        # meanwhile is relayed now, and a reload asked for meanwhile is
-        # carried out once the roles run, not the default action's exit)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGUSR1})
+        # (blocked by `hacluster run` with the others: a status dump asked for
+        # meanwhile is relayed now)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         if not await role.start():
             log.error("the VRRP role could not start")
             if balancer is not None:

@@ -79,6 +79,8 @@ MAX_MESSAGE = 1 << 16
 SPAWN_TIMEOUT = 30.0
 #: Seconds between two restarts of a zygote that keeps dying.
 RESTART_DELAY = 1.0
+#: Seconds `spawn_async` keeps trying a zygote that does not answer (being restarted).
+RECONNECT = 2.0
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 _current: Zygote | None = None
@@ -91,6 +93,10 @@ def current() -> Zygote | None:
 
 class ZygoteError(RuntimeError):
     """The zygote could not start a child (refused target, zygote gone)."""
+
+
+class ZygoteNotAnswering(ZygoteError):
+    """Nothing listens at the zygote's name (it died, and may be being started again)."""
 
 
 class Child:
@@ -324,7 +330,15 @@ class Zygote:
                           timeout: float = SPAWN_TIMEOUT) -> Child:
         """`spawn` without blocking the running loop."""
         loop = asyncio.get_running_loop()
-        conn = self._connect(target)
+        deadline = loop.time() + RECONNECT
+        while True:
+            try:
+                conn = self._connect(target)
+                break
+            except ZygoteNotAnswering:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)  # being started again by its starter
         with conn:
             conn.setblocking(False)
             self._send(conn, target, sock, args, name)
@@ -353,7 +367,7 @@ class Zygote:
             conn.connect(self._address)
         except OSError as exc:
             conn.close()
-            raise ZygoteError(f"the zygote does not answer: {exc}") from exc
+            raise ZygoteNotAnswering(f"the zygote does not answer: {exc}") from exc
         return conn
 
     @staticmethod
@@ -450,6 +464,9 @@ def _serve(control: socket.socket, listener: socket.socket, parent: int, name: s
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
+    # A starter may hold signals blocked (until its handlers are in place): the zygote
+    # and its children must not inherit that mask (SIGTERM stops a child).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the starter's
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -24,9 +24,10 @@ from hacluster.startuptrace import mark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the daemon in the foreground: VRRP instances, health checks, the dataplane "
-        "and the control API. The file is checked first (as check-config does); a second "
-        "run of the same director is refused before it touches anything. SIGHUP reloads, "
-        "SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
+        "and the control API. The whole file is checked first (as check-config does, "
+        "every real server included) before VRRP may start: a refused file never sends an "
+        "advert. A second run of the same director is refused before it touches anything. "
+        "SIGHUP reloads, SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -101,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
+        if config is not None and zygote is not None and not config.virtual_servers:
+            zygote.stop()  # no checks to run (a reload that adds some execs its workers)
+            zygote = None
         return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
         if role is not None:
@@ -182,7 +186,8 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
                                                    signal.SIGUSR1})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
-            _log_leftovers(options)
+            if options.leftovers:
+                _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
             mark("released")

@@ -140,7 +140,7 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     """Block until the supervisor releases the role with the file it accepted; None when
     it refused the file (the channel closed first)."""
     from hacluster.daemon_options import DaemonOptions
-    from hacluster.roles.channel import CODEC
+    from hacluster.roles.codec import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -327,7 +327,7 @@ class VrrpRole:
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
-        from hacluster.roles.channel import CODEC
+        from hacluster.roles.codec import CODEC
 
         assert self._sock is not None
         self.config, self.options = config, options

@@ -335,9 +335,15 @@ def sleeper(sock: socket.socket) -> int:
 
 def test_a_child_dies_with_the_process_that_asked_for_it() -> None:
     """A process forked from the starter (as a role is) asks the zygote it inherited;
-    when the asker is killed its child follows (SIGTERM), the zygote stays."""
+    when the asker is killed its child follows (SIGTERM), the zygote stays. The starter
+    held SIGTERM blocked when it started the zygote (as `hacluster run` may): the
+    children do not inherit that."""
     z = Zygote(preload=[], targets=[f"{__name__}:sleeper"])
-    z.start()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        z.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     read, write = os.pipe()
     asker = os.fork()
     if asker == 0:  # the asker: holds the handle it inherited
@@ -365,6 +371,50 @@ def test_a_child_dies_with_the_process_that_asked_for_it() -> None:
             time.sleep(0.025)
         assert not alive(child)
         assert z.alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(asker, signal.SIGKILL)
+            os.waitpid(asker, 0)
+        z.stop()
+
+
+def test_an_asker_waits_for_the_zygote_its_starter_restarts() -> None:
+    """A process forked from the starter (a role) asks while the zygote is dead: it
+    keeps trying until the starter has started the zygote again, then gets its child."""
+    z = Zygote(preload=[], targets=[f"{__name__}:echo"])
+    z.start()
+    old = z.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    for _ in range(200):
+        if not alive(old):
+            break
+        time.sleep(0.01)
+    read, write = os.pipe()
+    asker = os.fork()
+    if asker == 0:
+        code = 1
+        try:
+            os.close(read)
+
+            async def ask() -> int:
+                ours, theirs = socket.socketpair()
+                child = await z.spawn_async(f"{__name__}:echo", theirs, ["again"])
+                theirs.close()
+                child.close()
+                return int(json.loads(ours.recv(4096))[1])  # the child's parent
+
+            os.write(write, f"{asyncio.run(ask())}\n".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        os.close(write)
+        time.sleep(0.5)  # the asker is trying meanwhile
+        assert z.ensure() and z.pid != old
+        with os.fdopen(read) as lines:
+            assert int(lines.readline()) == z.pid
+        assert os.waitpid(asker, 0)[1] == 0
     finally:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(asker, signal.SIGKILL)
