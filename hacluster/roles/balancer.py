@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
-from hacluster.config.model import Config
+from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import (
     Channel,
     RoleError,
@@ -46,6 +46,7 @@ from healthchecks.pdeath import die_with_parent
 
 if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed
+    from hacluster.notify import Notifier
 
 log = logging.getLogger("hacluster.roles")
 
@@ -85,6 +86,37 @@ class _NotifyRelay:
     def quorum(self, vs: Any, up: bool, reason: str = "", *, weight_sum: int = 0,
                threshold: int = 0) -> None:
         send_event(self._writer, "notify_quorum", str(vs), up, reason, weight_sum, threshold)
+
+
+def notify(notifier: Notifier, config: Config, kind: str, args: tuple[Any, ...]) -> None:
+    """Carry out a notification the balancer sent (`_NotifyRelay`) with `notifier`, the
+    servers named looked up in `config` (one that a reload removed meanwhile: dropped)."""
+    match kind, args:
+        case "notify_rs", (str() as vs_name, str() as rs_name, bool() as up,
+                           str() as reason, check):
+            found = _find(config, vs_name, rs_name)
+            if found is not None and found[1] is not None:
+                notifier.real_server(found[0], found[1], up, reason,
+                                     None if check is None else str(check))
+        case "notify_quorum", (str() as vs_name, bool() as up, str() as reason,
+                               int() as weight_sum, int() as threshold):
+            found = _find(config, vs_name, None)
+            if found is not None:
+                notifier.quorum(found[0], up, reason, weight_sum=weight_sum,
+                                threshold=threshold)
+
+
+def _find(config: Config, vs_name: str,
+          rs_name: str | None) -> tuple[VirtualServer, RealServer | None] | None:
+    for vs in config.virtual_servers:
+        if str(vs) == vs_name:
+            if rs_name is None:
+                return vs, None
+            for rs in vs.real_servers:
+                if str(rs) == rs_name:
+                    return vs, rs
+            return None
+    return None
 
 
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
