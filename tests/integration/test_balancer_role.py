@@ -76,6 +76,7 @@ class Rig:
         self.lab, self.director, self.real = lab, director, real
         self.sock = lab.workdir / "ctl.sock"
         self.conf = lab.workdir / "hacluster.yaml"
+        self.notes = lab.workdir / "notes"
         check = {"connect_timeout": 0.5, "retry": 0, "delay_before_retry": 0.1}
         self.conf.write_text(yaml.safe_dump({
             "global_defs": {"dataplane": "nftables", "control_socket": str(self.sock),
@@ -89,12 +90,22 @@ class Rig:
                 "delay_loop": 0.3,
                 "real_servers": [
                     {"ip": UP, "port": 80, "TCP_CHECK": dict(check)},
-                    {"ip": DOWN, "port": 80, "TCP_CHECK": dict(check)},
-                    {"ip": ALPHA, "port": 80, "alpha": True, "TCP_CHECK": dict(check)},
+                    {"ip": DOWN, "port": 80, "TCP_CHECK": dict(check),
+                     "notify_down": self.note("down")},
+                    {"ip": ALPHA, "port": 80, "alpha": True, "TCP_CHECK": dict(check),
+                     "notify_up": self.note("alpha up")},
                 ],
             }],
         }, sort_keys=False))
         self.proc: LabProcess | None = None
+
+    def note(self, text: str) -> str:
+        """A notify script (no shell) that appends `text` to the notes file."""
+        code = f"open({str(self.notes)!r}, 'a').write({text + chr(10)!r})"
+        return f'{sys.executable} -c "{code}"'
+
+    def noted(self) -> list[str]:
+        return self.notes.read_text().splitlines() if self.notes.exists() else []
 
     def start(self) -> LabProcess:
         self.proc = self.lab.start(self.director, [HACLUSTER, "run", "-f", str(self.conf)],
@@ -172,6 +183,7 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
     wanted = {UP: True, DOWN: False, ALPHA: True}
     wait_for("the servers' states", lambda: rig.ups() == wanted, 20,
              lambda: f"{rig.ups()}\n{rig.output()}")
+    wait_for("the notify scripts", lambda: len(rig.noted()) == 2, 10, rig.output)
     # The table as it should be: the live servers in, the dead one out.
     before = wait_for("the table", lambda: (lambda t: t if UP in t and ALPHA in t else None)(
         rig.ruleset()), 10, rig.output)
@@ -191,6 +203,8 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
     # A few check rounds and full reconcile passes (reconcile_interval 1 s) later:
     time.sleep(3.0)
     assert rig.ups() == wanted, rig.output()
+    # The notifications ran once, in the supervisor, and not again after the restart.
+    assert sorted(rig.noted()) == ["alpha up", "down"]
     after = rig.ruleset()
     assert after == before
     changes = monitor.output().strip()
