@@ -107,6 +107,10 @@ def process_name(pid: int, root: int) -> str:
     except OSError:
         return "?"
     words = [w.decode(errors="replace") for w in argv if w]
+    with contextlib.suppress(OSError):
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        if comm in ("hc-check-worker", "hc-zygote"):  # forked by the zygote
+            return "check worker" if comm == "hc-check-worker" else "zygote"
     if any("worker_main" in w for w in words):
         return "check worker"
     return "VRRP role" if "run" in words else " ".join(words[-2:])[:40]

@@ -154,24 +154,24 @@ def pss_mb(pid: int) -> float:
     return 0.0
 
 
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+#: Process names (prctl PR_SET_NAME) the daemon's processes give themselves.
+ROLE_NAMES = {"hc-vrrp": "VRRP role", "hc-balancer": "balancer", "hc-zygote": "zygote",
+              "hc-check-worker": "check worker"}
 
 
 def role_names(pids: list[int], top: int) -> dict[int, str]:
-    """Each process's role: the supervisor (or the one process), the VRRP role, the
-    balancer role (the parent of the check workers, when it is not the supervisor),
-    a check worker."""
+    """Each process's role, from the name it gave itself (the supervisor: `top`; a
+    check worker exec'ed by the library's runner: by its command line)."""
     names: dict[int, str] = {}
     for pid in pids:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        if b"worker_main" in cmd:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if pid == top:
+            names[pid] = "supervisor"
+        elif b"worker_main" in cmd:
             names[pid] = "check worker"
-            parent = parent_of(pid)
-            if parent != top:
-                names[parent] = "balancer"
-    for pid in pids:
-        names.setdefault(pid, "supervisor" if pid == top else "VRRP role")
+        else:
+            names[pid] = ROLE_NAMES.get(comm, comm)
     return names
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +27,12 @@ from hacluster.alerts import (
     mail_for,
 )
 from hacluster.config.model import Config, GlobalDefs, NotifyCommand
-from hacluster.notify import prepare_command
+from hacluster.notify import VRRP_NOTIFY_STATES, prepare_command
 from hacluster.notify_fifo import FifoError, NotifyFifo
 
 if TYPE_CHECKING:
     from hacluster.mailer import Mailer
+    from vrrp.machine import State
 
 log = logging.getLogger("hacluster.notify")
 
@@ -43,11 +44,28 @@ def wanted(g: GlobalDefs) -> bool:
     return mail_configured(g) or any(getattr(g, key) is not None for key, _ in _FIFOS)
 
 
-def _fifo_key(config: Config, key: str) -> tuple[Path, NotifyCommand | None] | None:
-    path = getattr(config.global_defs, key)
+def _fifo_key(
+    config: Config, key: str
+) -> tuple[Path, NotifyCommand | None, str | None, str | None] | None:
+    g = config.global_defs
+    path = getattr(g, key)
     if path is None:
         return None
-    return path, getattr(config.global_defs, f"{key}_script")
+    return path, getattr(g, f"{key}_script"), getattr(g, f"{key}_user"), getattr(g, f"{key}_group")
+
+
+def state_events(
+    config: Config, instances: Mapping[str, tuple[State, int]], groups: Mapping[str, State]
+) -> list[InstanceEvent | GroupEvent]:
+    """fifo_write_vrrp_states_on_reload: each instance's state line (file order), then
+    each sync group's, from the states the instances are in now."""
+    events: list[InstanceEvent | GroupEvent] = [
+        InstanceEvent(name, VRRP_NOTIFY_STATES[instances[name][0]], instances[name][1])
+        for name in config.vrrp_instances if name in instances
+    ]
+    events += [GroupEvent(name, VRRP_NOTIFY_STATES[groups[name]])
+               for name in config.vrrp_sync_groups if name in groups]
+    return events
 
 
 class AlertOutputs:
@@ -67,7 +85,8 @@ class AlertOutputs:
 
         self._mailer = Mailer(config.global_defs, on_count=on_mail_count)
         self._fifos: dict[str, NotifyFifo] = {}
-        self._keys: dict[str, tuple[Path, NotifyCommand | None] | None] = {}
+        self._keys: dict[str, tuple[Path, NotifyCommand | None, str | None, str | None] | None]
+        self._keys = {}
         self._last_mailed: dict[tuple[str, str], str] = {}
         self._quorum_seen: set[tuple[str, str, int]] = set()
 
@@ -88,14 +107,21 @@ class AlertOutputs:
         self._keys[key] = spec
         if spec is None:
             return
-        path, cmd = spec
+        path, cmd, user, group = spec
+        owner = None
+        if user is not None:
+            try:
+                owner = scripts.resolve_named(user, group, f"global_defs.{key}_user",
+                                              f"global_defs.{key}_group")
+            except scripts.ScriptError as exc:
+                log.error("%s: created as the daemon's user: %s", key, exc)
         script = None
         if cmd is not None and self._readers:
             try:
                 script = prepare_command(cmd, config, f"global_defs.{key}_script")
             except scripts.ScriptError as exc:
                 log.error("%s: reader not started: %s", key, exc)
-        fifo = NotifyFifo(path, script, what=key)
+        fifo = NotifyFifo(path, script, what=key, owner=owner)
         try:
             fifo.open()
         except FifoError as exc:
@@ -131,6 +157,16 @@ class AlertOutputs:
             mail = mail_for(event, g.router_id or local_name())
             if mail is not None:
                 self._mailer.submit(mail)
+
+    def write_states(self, events: list[InstanceEvent | GroupEvent]) -> None:
+        """fifo_write_vrrp_states_on_reload: the states' FIFO lines, nothing else (no
+        mail: no state changed)."""
+        for event in events:
+            channel, line = fifo_line(event)
+            for key, only in _FIFOS:
+                fifo = self._fifos.get(key)
+                if fifo is not None and only in (None, channel):
+                    fifo.write(line)
 
     def _repeat(self, event: AlertEvent) -> bool:
         """keepalived mails an instance's or group's state once, not again until it changes."""

@@ -103,6 +103,7 @@ class Balancer:
             backend_for,
             checker_processes,
         )
+        from healthchecks import zygote  # workers forked from `hacluster run`'s zygote
 
         problems = dataplane_problems(config)
         if problems:
@@ -126,7 +127,7 @@ class Balancer:
             workers = checker_processes(config)
             lb = LoadBalancer(config, backend, self._notifier, metrics=self._metrics,
                               workers=workers, handed=self._handed,
-                              on_health=self._on_health)
+                              on_health=self._on_health, zygote=zygote.current())
             if workers:
                 log.info("health checks run in %d worker process(es)", workers)
         except LoadBalancerError as exc:

@@ -10,20 +10,9 @@
 - the control API and Prometheus metrics (`hacluster.api`, `hacluster.metrics`);
 - systemd notification: READY after start, WATCHDOG pings, RELOADING, STOPPING.
 
-Reload (SIGHUP or the API) loads and validates the file again, and refuses it — every
-problem logged, nothing changed — when it does not load, when a notify or track script
-cannot be used, when a check cannot be run, when the dataplane cannot carry out a
-virtual server, when an interface is missing, or when it changes `dataplane` (a
-restart). Otherwise it works by difference: a lone instance or sync group whose settings
-did not change keeps its machine, timers and VIPs (changed tracking or notify settings
-are taken in place by the trackers and the notifier); a changed one is rebuilt, and
-keeps its mastership when its identity (interface, VRID, family, version) is the same —
-keepalived's reload keeps the state of an instance it still finds by name — with no
-BACKUP/MASTER notification, VIPs it no longer has removed and new ones added; one whose
-identity changed resigns (priority 0, VIPs released) and starts again as configured.
-Removed instances resign, release their VIPs and notify STOP; new ones start. Real
-servers and checks are matched by the load balancer itself, so unchanged ones keep
-their health and their dataplane entries are not rewritten.
+Reload (SIGHUP or the API) is carried out by `hacluster.reload_coordinator.Reloader` on
+the parts built here: one config diff, a pure plan per role, nothing touched when the
+file is refused.
 
 Maintenance (`Controller.maintenance`) lowers an instance's effective priority to 1
 through a priority delta added to the trackers' one: a backup with a higher priority
@@ -43,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,16 +46,11 @@ from hacluster.apitypes import (
     UnknownVirtualServer,
 )
 from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
-from hacluster.config.model import Config, VrrpInstance
+from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
-from hacluster.reload_plan import (  # noqa: F401  (names the daemon's callers know)
-    _ReloadPlan,
-    _Unit,
-    identity,
-    plan_units,
-    plan_vrrp_reload,
-)
+from hacluster.reload_coordinator import Reloader
+from hacluster.reload_plan import _Unit, plan_units
 from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
@@ -84,11 +68,12 @@ if TYPE_CHECKING:
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
-    from vrrp.addresses import Addresses, Vip
-    from vrrp.addrwatch import AddressEvent, AddressMonitor
+    from healthchecks.zygote import Zygote
+    from vrrp.addresses import Addresses
     from vrrp.announce import FrameSockets
-    from vrrp.driver import Driver, Member
-    from vrrp.transport import Endpoint, ReceivedAdvert, Transport
+    from vrrp.driver import Driver
+    from vrrp.speaker import Speaker
+    from vrrp.transport import Endpoint, Transport
 
 log = logging.getLogger("hacluster.daemon")
 
@@ -106,10 +91,6 @@ def _settle_gc() -> None:
 
 class StartupError(Exception):
     """The configuration cannot be run on this machine (missing interface, no address...)."""
-
-
-class ReloadRefused(Exception):
-    """A new configuration was refused; the message lists every problem, one per line."""
 
 
 def state_label(state: State) -> str:
@@ -130,15 +111,8 @@ class Daemon:
     def __init__(self, config: Config, options: DaemonOptions) -> None:
         self.options = options
         self.config = with_overrides(config, options)
-        self._units: dict[str, Driver] = {}
-        self._driver_of: dict[str, Driver] = {}
-        self._endpoints: dict[str, Endpoint] = {}
-        # instance -> the fault raised while its interface has no address to send from
-        self._no_source: dict[str, str] = {}
-        self._address_monitor: AddressMonitor | None = None
-        self._transport: Transport | None = None
-        self._addresses: Addresses | None = None
-        self._frames: FrameSockets | None = None
+        # VRRP itself: sockets, VIPs, address following, the drivers (made by run())
+        self._speaker: Speaker | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
@@ -150,13 +124,13 @@ class Daemon:
         self._backend: Backend | None = None  # lvs_sync_daemon's (the balancer has its own)
         self._api: ApiServer | None = None
         self._metrics: Metrics | None = None
+        self._metrics_built: asyncio.Task[None] | None = None  # the VRRP role's, late
+        self._early_transitions: list[tuple[str, str]] | None = None  # before they exist
         self._sd: SdNotifier | None = None
         self._group_states: dict[str, State] = {}
         self._last_change: dict[str, _LastChange] = {}
         self._track_delta: dict[str, int] = {}
         self._maintenance: set[str] = set()
-        self._quiet: set[str] = set()  # instances whose transitions are not news (reload)
-        self._preparing: list[Coroutine[Any, Any, None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -165,8 +139,9 @@ class Daemon:
         self._status_pending = False
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
-        self.reloads: dict[str, int] = {"ok": 0, "refused": 0}
+        self._reloader = Reloader(self)
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
+        self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
         self.on_state_change: Callable[[str, State], None] | None = None
         self._role_states: dict[str, State] = {}  # the VRRP role's instances, as it said
@@ -175,6 +150,32 @@ class Daemon:
     @property
     def drivers(self) -> list[Driver]:
         return list(self._units.values())
+
+    # The VRRP parts live in the Speaker (vrrp.speaker); these read them (empty in the
+    # supervisor, whose VRRP runs in the role).
+    @property
+    def _units(self) -> dict[str, Driver]:
+        return {} if self._speaker is None else self._speaker.units
+
+    @property
+    def _driver_of(self) -> dict[str, Driver]:
+        return {} if self._speaker is None else self._speaker.driver_of
+
+    @property
+    def _endpoints(self) -> dict[str, Endpoint]:
+        return {} if self._speaker is None else self._speaker.endpoints
+
+    @property
+    def _transport(self) -> Transport | None:
+        return None if self._speaker is None else self._speaker.transport
+
+    @property
+    def _frames(self) -> FrameSockets | None:
+        return None if self._speaker is None else self._speaker.frames
+
+    @property
+    def _addresses(self) -> Addresses | None:
+        return None if self._speaker is None else self._speaker.addresses
 
     @property
     def balancer(self) -> Balancer | BalancerRole | None:
@@ -193,15 +194,13 @@ class Daemon:
     # ------------------------------------------------------------------ building VRRP
 
     def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
-        from vrrp.addresses import Addresses
-        from vrrp.announce import FrameSockets
-        from vrrp.transport import Transport
+        from vrrp.speaker import Speaker
         from vrrp.vipstate import VipRecord
 
         state = self.options.vip_state_file
-        self._addresses = Addresses(None if state is None else VipRecord(state))
-        self._transport = Transport(loop)
-        self._frames = FrameSockets()
+        self._speaker = Speaker(self._on_state,
+                                vip_record=None if state is None else VipRecord(state))
+        self._speaker.open(loop)
 
     def _build_unit(
         self,
@@ -213,118 +212,47 @@ class Daemon:
         cleanup: bool = True,
     ) -> Driver:
         """Build (not start) the driver of one unit; StartupError names the instance."""
-        from vrrp.driver import Driver
-        from vrrp.transport import TransportError
+        from hacluster.config.lower_vrrp import lower_instance, unsupported_instance
+        from vrrp.speaker import SpeakerError
 
-        assert self._addresses is not None
-        from hacluster.config.lower import unsupported_instance
-
-        members: list[Member] = []
-        try:
-            for name in unit.names:
-                for note in unsupported_instance(config.vrrp_instances[name]):
-                    log.warning("[%s] %s", name, note)
-                members.append(self._member(config, name, config.vrrp_instances[name],
-                                            master=name in carry, cleanup=cleanup))
-        except (TransportError, ValueError, StartupError) as exc:
-            for name in unit.names:
-                endpoint = self._endpoints.pop(name, None)
-                if endpoint is not None:
-                    endpoint.close()
-            if isinstance(exc, StartupError):
-                raise
-            raise StartupError(f"[{name}] {exc}") from exc
-        driver = Driver(members, self._addresses, group=unit.group, on_state=self._on_state,
-                        loop=asyncio.get_running_loop())
-        self._units[key] = driver
+        assert self._speaker is not None
+        plans = []
         for name in unit.names:
-            self._driver_of[name] = driver
-        return driver
-
-    def _member(
-        self, config: Config, name: str, inst: VrrpInstance, *, master: bool, cleanup: bool
-    ) -> Member:
-        from hacluster.config.lower import lower_instance
-        from vrrp.announce import Announcer
-        from vrrp.driver import Member
-        from vrrp.machine import Machine
-
-        assert self._transport is not None and self._frames is not None
-        plan = lower_instance(config, name)
-        endpoint = self._transport.register(
-            plan.interface, plan.binding, lambda rx: self._on_advert(name, rx)
-        )
-        self._endpoints[name] = endpoint
-        params = plan.params
-        self._no_source.pop(name, None)
-        if endpoint.source is None:
-            # keepalived's way: the instance waits in FAULT until the interface has an
-            # address (followed from rtnetlink events); the placeholder until then.
-            self._no_source[name] = _no_source_cause(inst.interface, inst.family)
-        else:
-            params = dataclasses.replace(params, primary_ip=endpoint.source)
-        vips = dict(plan.vips)
-        announcer = Announcer(name, plan.announce, self._frames)
-        self._preparing.append(announcer.prepare(list(vips.values())))
-        return Member(
-            machine=Machine(params),
-            sender=endpoint,
-            template=plan.template,
-            vips=vips,
-            announcer=announcer,
-            # An address owner's VIPs are its own addresses: never remove them; a
-            # master kept across a reload holds them.
-            cleanup_at_start=cleanup and not plan.owner and not master,
-        )
+            inst = config.vrrp_instances[name]
+            for note in unsupported_instance(inst):
+                log.warning("[%s] %s", name, note)
+            try:
+                plans.append(lower_instance(config, name))
+            except ValueError as exc:
+                raise StartupError(f"[{name}] {exc}") from exc
+        try:
+            return self._speaker.build_unit(key, unit.group, plans, carry=carry,
+                                            cleanup=cleanup)
+        except SpeakerError as exc:
+            raise StartupError(str(exc)) from exc
 
     def _start_unit(self, driver: Driver, carry: Iterable[str] = ()) -> None:
         """Bring a built driver's machines up to date with tracking and maintenance,
         start it, and put the members that were MASTER before a reload back there."""
+        assert self._speaker is not None
         for name in driver.members:
             if self._tracking is not None:
                 for change in self._tracking.replay(name):
                     self._on_track_change(change)
             if name in self._maintenance:
                 self._push_delta(name)
-            cause = self._no_source.get(name)
-            if cause is not None:
-                log.warning("[%s] %s: FAULT until it has one", name, cause)
-                driver.raise_fault(name, cause)
-        carried = [n for n in carry if n in driver.members]
-        self._quiet.update(carried)
-        try:
-            driver.start()
-            for name in carried:
-                driver.force_master(name, "reload: mastership kept")
-        finally:
-            self._quiet.difference_update(carried)
+        self._speaker.start_unit(driver, carry)
 
     async def _detach(self, key: str, resign: Iterable[str]) -> Driver:
-        """Take a unit off the loop without touching the rest of its members' state:
-        those in `resign` shut down (a master sends priority 0 and releases its VIPs),
-        the others keep their VIPs for the unit that replaces them."""
-        driver = self._units.pop(key)
-        await driver.detach(resign=resign)
-        self._forget_members(driver)
-        return driver
+        """Take a unit off the loop (`vrrp.speaker.Speaker.detach`)."""
+        assert self._speaker is not None
+        return await self._speaker.detach(key, resign)
 
     def _forget_members(self, driver: Driver) -> None:
-        for name in driver.members:
-            if self._driver_of.get(name) is driver:
-                del self._driver_of[name]
-                self._no_source.pop(name, None)
-                endpoint = self._endpoints.pop(name, None)
-                if endpoint is not None:
-                    endpoint.close()
+        if self._speaker is not None:
+            self._speaker.forget_members(driver)
 
     # ------------------------------------------------------------------ events
-
-    def _on_advert(self, name: str, rx: ReceivedAdvert) -> None:
-        driver = self._driver_of.get(name)
-        if driver is None:
-            return
-        a = rx.advert
-        driver.advert_received(name, rx.src, a.priority, a.max_advert_int, rx.age)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
@@ -333,10 +261,12 @@ class Daemon:
             self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
-        if name in self._quiet:
+        if self._speaker is not None and self._speaker.is_quiet(name):
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        elif self._early_transitions is not None:
+            self._early_transitions.append((name, state_label(change.new)))
         if self._lvs_sync is not None:
             self._lvs_sync.vrrp_state(name, change.new)
         if self.on_state_change is not None:
@@ -357,89 +287,6 @@ class Daemon:
                 self._group_states[group] = state
                 if not (state is State.INITIALIZE and last is None):
                     notifier.sync_group_state(group, state, change.reason)
-
-    # ------------------------------------------------------------------ addresses
-
-    def _on_address(self, event: AddressEvent) -> None:
-        """An address came or went: sources follow it, a master's VIP gone is checked."""
-        if not self._running:
-            return
-        for name, endpoint in list(self._endpoints.items()):
-            if (endpoint.channel.ifname == event.ifname
-                    and endpoint.binding.family == event.address.version):
-                self._refresh_source(name)
-        if not event.added:
-            self._check_masters_vips(
-                lambda vip: vip.dev == event.ifname and vip.address.ip == event.address
-            )
-
-    def _on_addresses_lost(self) -> None:
-        """Address events were lost: read every source again, check every master's VIPs."""
-        if not self._running:
-            return
-        for name in list(self._endpoints):
-            self._refresh_source(name)
-        self._check_masters_vips(lambda vip: True)
-
-    def _check_masters_vips(self, suspect: Callable[[Vip], bool]) -> None:
-        """Check whether the suspect VIPs of every MASTER are still there."""
-        for name, driver in list(self._driver_of.items()):
-            member = driver.members[name]
-            if member.machine.state is State.MASTER:
-                for label, vip in member.vips.items():
-                    if suspect(vip):
-                        self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
-
-    def _our_vips(self, ifname: str) -> set[Any]:
-        return {
-            vip.address.ip
-            for driver in self._units.values()
-            for member in driver.members.values()
-            for vip in member.vips.values()
-            if vip.dev == ifname
-        }
-
-    def _refresh_source(self, name: str) -> None:
-        """Adverts come from the interface's address as it is now; none: FAULT."""
-        endpoint = self._endpoints.get(name)
-        driver = self._driver_of.get(name)
-        if endpoint is None or driver is None or not endpoint.follows_interface:
-            return
-        ifname, family = endpoint.channel.ifname, endpoint.binding.family
-        new = endpoint.refresh_source()
-        member = driver.members[name]
-        cause = self._no_source.get(name)
-        if cause is None and new == member.machine.params.primary_ip:
-            return  # the common case (e.g. our own VIPs coming and going): nothing to do
-        if new is not None and new in self._our_vips(ifname):
-            new = None  # only a VIP left on the interface: not an address of our own
-        if new is None:
-            if cause is None:
-                cause = self._no_source[name] = _no_source_cause(ifname, family)
-                log.warning("[%s] %s", name, cause)
-                driver.raise_fault(name, cause)
-            return
-        if new != member.machine.params.primary_ip:
-            log.info("[%s] adverts now come from %s (%s)", name, new, ifname)
-            driver.source_changed(name, new)
-        if cause is not None:
-            del self._no_source[name]
-            driver.clear_fault(name, cause)
-
-    async def _check_vip_gone(self, name: str, label: str, vip: Vip) -> None:
-        driver = self._driver_of.get(name)
-        monitor = self._address_monitor
-        if driver is None or monitor is None:
-            return
-        await driver.drain()  # our own address changes first: the event may be theirs
-        if await monitor.present(vip.dev, vip.address.ip):
-            return
-        member = driver.members.get(name)
-        if (self._driver_of.get(name) is driver and member is not None
-                and member.machine.state is State.MASTER and label in member.vips):
-            log.warning("[%s] VIP %s was removed by someone else: resigning so the "
-                        "election runs again", name, vip)
-            driver.vip_removed(name, label)
 
     def _on_track_change(self, change: TrackChange) -> None:
         from hacluster.tracking import deliver
@@ -648,6 +495,8 @@ class Daemon:
             out["vrrp"] = self._vrrp_role.restarts
         if isinstance(self._lb, BalancerRole):
             out["balancer"] = self._lb.restarts
+        if self._zygote is not None:
+            out["zygote"] = self._zygote.restarts
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -681,6 +530,27 @@ class Daemon:
                         metrics.packet_dropped(ifname, reason, delta)
                     self._pushed[key] = value
 
+    def _count_states(self, metrics: Metrics) -> None:
+        for name, driver in self._driver_of.items():
+            metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
+
+    async def _build_metrics(self) -> None:
+        """The VRRP role's metrics, built once its instances run: imported in a thread,
+        so that the loop keeps its timers meanwhile (the loop imports none of it)."""
+        await asyncio.to_thread(_import_metrics)
+        metrics = _new_metrics()
+        for name, label in self._early_transitions or ():
+            metrics.vrrp_transition(name, label)
+        self._early_transitions = None
+        self._metrics = metrics
+        self._count_states(metrics)
+        self._spawn(self._metrics_loop(), "metrics")
+
+    async def metrics_ready(self) -> None:
+        """Return once the metrics exist (the VRRP role builds them after start)."""
+        if self._metrics_built is not None:
+            await asyncio.shield(self._metrics_built)
+
     async def _metrics_loop(self) -> None:
         while True:
             await asyncio.sleep(METRICS_INTERVAL)
@@ -692,35 +562,33 @@ class Daemon:
     # ------------------------------------------------------------------ running
 
     async def _wait_for_sources(self, config: Config, timeout: float = 5.0) -> None:
-        """Give interfaces a moment to get the address adverts come from (an IPv6
-        link-local address stays tentative during DAD for about a second after link-up)."""
-        from vrrp.transport import interface_source
+        """Give the interfaces adverts come from a moment to get their address."""
+        from vrrp.speaker import wait_for_sources
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for inst in config.vrrp_instances.values():
-            if inst.is_unicast or inst.mcast_src_ip is not None:
-                continue
-            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
-                continue  # a missing interface is reported at once
-            while interface_source(inst.interface, inst.family) is None:
-                if loop.time() > deadline:
-                    return  # _member reports it, naming the instance
-                await asyncio.sleep(0.05)
+        await wait_for_sources(
+            ((inst.interface, inst.family) for inst in config.vrrp_instances.values()
+             if not inst.is_unicast and inst.mcast_src_ip is None),
+            timeout,
+        )
 
     async def run(self) -> int:
-        from hacluster import __version__
-        from hacluster.metrics import Metrics
         from hacluster.sdnotify import Notifier as SdNotifier
 
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
         if self._vrrp_role is not None:
-            self._metrics = Metrics(version=__version__, vrrp=False, balancer=False)
+            self._metrics = _new_metrics(vrrp=False, balancer=False)
             self._metrics.extra = self._balancer_metrics
             return await self._run_supervisor()
-        self._metrics = Metrics(version=__version__)
         config = self.config
+        if self.options.role == "vrrp" and not _metrics_at_start(config):
+            # A measured hot path: prometheus_client, the dataplane types it counts and
+            # the package metadata cost the VRRP role ~50 ms of its start-up (more under
+            # load). Its counters are plain attributes until asked for, so the metrics
+            # are built once the instances run (transitions before are kept for them).
+            self._early_transitions = []
+        else:
+            self._metrics = _new_metrics()
         if vmac_plan.wanted(config):
             self._vmacs = Vmacs()
             self.config = config = await vmac_plan.prepare(config, self._vmacs)
@@ -765,16 +633,19 @@ class Daemon:
         await self._start_address_monitor()
         for driver in self._units.values():
             self._start_unit(driver)
-        for name, driver in self._driver_of.items():
-            self._metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
+        if self._metrics is not None:
+            self._count_states(self._metrics)
         if self.options.role != "vrrp":
             await self._start_api()
-        self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
-        _settle_gc()
         self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
+        if self._metrics is None:
+            self._metrics_built = self._spawn(self._build_metrics(), "metrics-build")
+        else:
+            self._spawn(self._metrics_loop(), "metrics")
+        _settle_gc()
         await self._stop.wait()
         await self._shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
@@ -793,10 +664,13 @@ class Daemon:
         config = self.config
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # `hacluster run` blocked these when it released the role (which may be MASTER
         # already): one that came since is delivered now, to the handler, and stops
-        # everything gracefully once started.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        # everything gracefully once started (a SIGHUP: reloads once started).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+        if self._zygote is not None:
+            self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
         # role starts now too (forked with the file, which it does not need sent).
         balancer = self._balancer_role(config)
@@ -810,7 +684,9 @@ class Daemon:
             await self._close()
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        # (blocked by `hacluster run` with the others: a status dump asked for
+        # meanwhile is relayed now)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         if not await role.start():
             log.error("the VRRP role could not start")
             if balancer is not None:
@@ -859,6 +735,13 @@ class Daemon:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""
         self._vrrp_role = role
         role.on_event = self._role_event
+
+    def attach_zygote(self, zygote: Zygote) -> None:
+        """Check workers are forked from `zygote` (the balancer role asks it: see
+        `healthchecks.zygote.current`); one that dies is started again at once, and
+        counted as a role's restart."""
+        self._zygote = zygote
+        zygote.on_restart = lambda: self.role_restarted("zygote")
 
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
@@ -943,10 +826,8 @@ class Daemon:
             self._running = False
             if self._tracking is not None:
                 await self._tracking.stop()
-            if self._address_monitor is not None:
-                await self._address_monitor.stop()
-                self._address_monitor = None
-            await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._speaker is not None:  # masters resign, VIPs are released
+                await self._speaker.stop()
             if self._routes is not None:
                 await self._routes.stop()
             if self._accept is not None:
@@ -997,20 +878,9 @@ class Daemon:
         controller.prepare_status()
 
     async def _ready(self, timeout: float = 20.0) -> None:
-        """Wait until a takeover could be carried out in full: netlink open and the
-        announcement frames built. Doing this before the instances start keeps the
-        libraries' imports from stalling the VRRP timers, and keeps a takeover soon
-        after start from waiting for them."""
-        assert self._addresses is not None
-        preparing, self._preparing = self._preparing, []
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(self._addresses.ready(), *preparing)
-        except TimeoutError:
-            log.warning("netlink or announcement set-up still pending after %gs; "
-                        "starting anyway", timeout)
-        except Exception as exc:
-            log.error("netlink set-up failed: %s", exc)
+        """Wait until a takeover could be carried out in full (`Speaker.ready`)."""
+        assert self._speaker is not None
+        await self._speaker.ready(timeout)
 
     def _start_notify(self) -> None:
         """notify_* scripts and the event log, if the config has any."""
@@ -1086,15 +956,8 @@ class Daemon:
         await self._tracking.start()
 
     async def _start_address_monitor(self) -> None:
-        from vrrp.addrwatch import AddressMonitor
-
-        monitor = AddressMonitor(self._on_address, self._on_addresses_lost)
-        try:
-            await monitor.start()
-        except Exception as exc:  # without it sources are read once, as before
-            log.error("cannot follow address changes: %s", exc)
-            return
-        self._address_monitor = monitor
+        assert self._speaker is not None
+        await self._speaker.follow_addresses()
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
@@ -1105,21 +968,14 @@ class Daemon:
         self._stop.set()
 
     async def _close(self) -> None:
-        for coro in self._preparing:  # built but never awaited when start-up failed
-            coro.close()
-        self._preparing = []
         if self._backend is not None:
             try:
                 await self._backend.close()
             except Exception as exc:
                 log.error("closing the dataplane failed: %s", exc)
             self._backend = None
-        if self._frames is not None:
-            self._frames.close()
-        if self._transport is not None:
-            self._transport.close()
-        if self._addresses is not None:
-            await self._addresses.close()
+        if self._speaker is not None:
+            await self._speaker.close()
 
     # ------------------------------------------------------------------ control
 
@@ -1160,287 +1016,54 @@ class Daemon:
 
     async def reload(self, given: Config | None = None) -> tuple[bool, str]:
         """Load the config file again (or take `given`, already loaded) and switch to it
-        by difference: (done, message)."""
-        async with self._reload_lock:
-            if not self._running:
-                return False, "the daemon is not running (starting or stopping)"
-            sd = self._sd
-            if sd is not None:
-                sd.reloading()
-            started = time.monotonic()
-            try:
-                message = await self._reload(given)
-            except ReloadRefused as exc:
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                lines = str(exc).splitlines() or ["refused"]
-                log.error("reload refused, the running configuration is kept: %d problem(s)",
-                          len(lines))
-                for line in lines:
-                    log.error("reload refused: %s", line)
-                ok, message = False, str(exc)
-            except Exception as exc:  # a bug: say so, keep running what runs
-                log.exception("reload failed part way")
-                self.reloads["refused"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(False)
-                ok, message = False, f"reload failed part way: {type(exc).__name__}: {exc}"
-            else:
-                self.reloads["ok"] += 1
-                if self._metrics is not None:
-                    self._metrics.reload(True)
-                log.info("%s in %.0f ms: %s",
-                         "[vrrp role] reload applied" if self.options.role == "vrrp"
-                         else "reload done", (time.monotonic() - started) * 1000,
-                         message)
-                ok = True
-            self._keep_locks()
-            if sd is not None:
-                sd.ready(status=f"reload {'done' if ok else 'refused'}")
-            self._schedule_status()
-            return ok, message
+        by difference (`hacluster.reload_coordinator`): (done, message)."""
+        return await self._reloader.reload(given)
 
-    async def _reload(self, given: Config | None = None) -> str:
-        from hacluster.config import ConfigError
-        from hacluster.config.diff import diff_configs
-        from hacluster.config.errors import Problem
-        from hacluster.config.loader import load_config_located
-        from hacluster.loadbalancer import LoadBalancerError
-        from hacluster.preflight import preflight
+    @property
+    def reloads(self) -> dict[str, int]:
+        """Reloads done and refused so far."""
+        return self._reloader.counts
 
-        path = self.options.config_file
-        lines: Mapping[str, int] | None = None
-        if given is not None:
-            new = given
-        elif path is None:
-            raise ReloadRefused("no configuration file to reload from")
-        else:
-            try:
-                loaded, lines = load_config_located(path)
-            except ConfigError as exc:
-                raise ReloadRefused(str(exc)) from None
-            new = with_overrides(loaded, self.options)
-        if self._vrrp_role is None and (self._vmacs is not None or vmac_plan.wanted(new)):
-            # Where VRRP runs (not the supervisor): the macvlans before the instances.
-            self._vmacs = self._vmacs or Vmacs()
-            new = await vmac_plan.prepare(new, self._vmacs)
-        old = self.config
-        diff = diff_configs(old, new)
-        if diff.is_empty:
-            return "no change"
-        # Everything that can refuse the file, before anything is touched: the same
-        # preflight as `hacluster run` and `check-config`.
-        problems: list[str] = []
-        if new.global_defs.dataplane != old.global_defs.dataplane and self._lb is not None:
-            problems.append(str(Problem(
-                str(path), (lines or {}).get("global_defs.dataplane", 0),
-                "global_defs.dataplane",
-                f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
-            )))
-        if given is None:  # (a config handed over was checked by whoever loaded it)
-            problems += [str(finding) for finding in preflight(new, lines)]
-        if problems:
-            raise ReloadRefused("\n".join(problems))
-        self._lock_instances(new)
-        if self._lb is None:  # the load balancer logs the same summary
-            for line in diff.summary():
-                log.info("[reload] %s", line)
+    def write_states_to_fifos(self) -> None:
+        """fifo_write_vrrp_states_on_reload, where the instances run."""
+        from hacluster.alert_outputs import state_events
 
-        # The load balancer first: it is the one part that may still refuse.
-        from hacluster.balancer import BalancerError
-
-        new_lb: Balancer | BalancerRole | None = None
-        if self._lb is not None:
-            try:
-                await self._lb.reconfigure(new)
-            except (LoadBalancerError, BalancerError) as exc:
-                raise ReloadRefused(str(exc)) from None
-        elif new.virtual_servers:
-            try:
-                new_lb = await self._make_balancer(new)
-            except StartupError as exc:
-                raise ReloadRefused(str(exc)) from None
-        # Nothing below refuses: log what fails and carry on with the rest.
-        self.config = new
-        if self._vrrp_role is not None:
-            await self._reload_notify(new)
-            if new_lb is not None:  # (a role process, running already)
-                self._lb = new_lb
-            ok, summary = await self._vrrp_role.reload(new)
-            if not ok:
-                log.error("[reload] the VRRP role: %s", summary)
-            await self._reload_api(new)
-            return summary
-        # Instances going away first, so their STOP runs the scripts they had.
-        plan = await self._vrrp_retire(old, new)
-        await self._reload_notify(new)
-        if new_lb is not None:
-            self._lb = new_lb
-            await new_lb.start()
-        await self._follow_lvs_sync(new)
-        await self._reload_tracking(new)
-        summary = await self._vrrp_start(old, new, plan)
-        if self._vmacs is not None:
-            await self._vmacs.remove_unused({s.ifname for s in vmac_plan.vmac_specs(new)})
-        await self._reload_api(new)
-        return summary
-
-    async def _reload_api(self, new: Config) -> None:
-        if self._api is not None:
-            from hacluster.api import ApiError, Listeners
-
-            try:
-                await self._api.reconfigure(Listeners.from_global_defs(new.global_defs))
-            except ApiError as exc:
-                log.error("[api] %s", exc)
-
-    def _lock_instances(self, new: Config) -> None:
-        """New instances take their single-instance locks (another daemon running one
-        of them refuses the reload); instances gone release theirs."""
-        locks = self.options.locks
-        if locks is None:
+        if self._alerts is None or self._vrrp_role is not None:
             return
-        from hacluster.single_instance import AlreadyRunning, lock_specs
-
-        specs = lock_specs(new)
-        try:
-            locks.acquire(specs, wait=0)
-        except (AlreadyRunning, OSError) as exc:
-            raise ReloadRefused(str(exc)) from None
-
-    def _keep_locks(self) -> None:
-        """Hold the locks of the running configuration's instances, no others."""
-        if self.options.locks is not None:
-            from hacluster.single_instance import lock_specs
-
-            self.options.locks.keep_only(lock_specs(self.config))
-
-    async def _reload_notify(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.alert_outputs import wanted
-        from hacluster.balancer import Balancer
-        from hacluster.notify import Notifier, prepare_commands
-
-        alerts = wanted(new.global_defs)
-        try:
-            if self._notifier is not None:
-                self._notifier.reconfigure(new)
-            elif prepare_commands(new) or alerts or new.global_defs.event_log is not None:
-                self._notifier = Notifier(new)
-                if isinstance(self._lb, Balancer):  # (a role's come through here)
-                    self._lb.set_notifier(self._notifier)
-        except scripts.ScriptError as exc:
-            log.error("notify: %s", exc)
-        if self._alerts is not None:
-            await self._alerts.reconfigure(new)
-        elif alerts and self._notifier is not None:
-            self._attach_alerts(new)
-
-    async def _reload_tracking(self, new: Config) -> None:
-        from hacluster import scripts
-        from hacluster.tracking import Tracking, plan_watches
-
-        try:
-            if self._tracking is not None:
-                await self._tracking.reconfigure(new)
-            elif plan_watches(new):
-                self._tracking = Tracking(new, self._on_track_change)
-                await self._tracking.start(wait_first=False)
-        except scripts.ScriptError as exc:
-            log.error("tracking: %s", exc)
-        if self._routes is not None:
-            self._routes.reconfigure(new)
-        elif RouteFollower.wanted(new):
-            self._routes = RouteFollower(new)
-            await self._routes.start()
-        if self._accept is not None:
-            await self._accept.reconfigure(new)
-        elif AcceptFirewall.wanted(new):
-            self._accept = AcceptFirewall(new)
-            await self._accept.start()
-
-    async def _vrrp_retire(self, old: Config, new: Config) -> _ReloadPlan:
-        """Units that go or change leave the loop: a whole unit that goes resigns; the
-        others detach, their masters keeping their VIPs for the unit that replaces them."""
-        running = {name: driver.members[name].machine.state
-                   for name, driver in self._driver_of.items()}
-        plan = plan_vrrp_reload(old, new, running)
-        for key in plan.stop:
-            driver = self._units.pop(key)
-            await driver.stop()
-            self._forget_members(driver)
-        leftovers: list[Vip] = []
-        for key, resign in plan.detach.items():
-            for name, member in self._units[key].members.items():
-                if name in plan.carry:
-                    leftovers += self._dropped_vips(member, new.vrrp_instances[name])
-            await self._detach(key, resign)
-        if leftovers and self._addresses is not None:
-            for vip, why in await self._addresses.remove(leftovers):
-                log.error("cannot remove VIP %s no longer configured: %s", vip, why)
-            log.info("removed VIPs no longer configured: %s",
-                     ", ".join(str(v) for v in leftovers))
-        for name in plan.forget:
-            self._maintenance.discard(name)
-            self._track_delta.pop(name, None)
-            self._last_change.pop(name, None)
-            if self._metrics is not None:
-                self._metrics.forget_instance(name)
-        return plan
-
-    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
-        """Build and start the changed and added units; a summary of the VRRP reload."""
-        after = plan_units(new)
-        for change in plan.in_place:
-            driver = self._driver_of.get(change.instance)
-            if driver is not None:
-                driver.reconfigure(change.instance, change.priority, change.nopreempt,
-                                   change.preempt_delay)
-        failed = []
-        for key in plan.changed + plan.added:
-            unit = after[key]
-            try:
-                driver = self._build_unit(new, key, unit, carry=frozenset(plan.carry),
-                                          cleanup=not any(n in old.vrrp_instances
-                                                          for n in unit.names))
-            except StartupError as exc:
-                log.error("%s", exc)
-                failed.append(key)
-                continue
-            await self._ready()
-            self._start_unit(driver, plan.carry)
-        parts = []
-        for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),
-                           ("added", plan.added), ("removed", plan.removed),
-                           ("failed", failed)):
-            if keys:
-                parts.append(f"{what} {', '.join(keys)}")
-        if plan.in_place:
-            parts.append("changed in place " + ", ".join(c.describe() for c in plan.in_place))
-        if plan.carry:
-            parts.append(f"mastership kept by {', '.join(sorted(plan.carry))}")
-        return "; ".join(parts) or "VRRP unchanged"
-
-    @staticmethod
-    def _dropped_vips(member: Member, inst: VrrpInstance) -> list[Vip]:
-        """A kept master's VIPs that the new settings no longer hold."""
-        wanted = {
-            (v.address, v.dev or inst.interface)
-            for v in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-        }
-        return [vip for vip in member.vips.values() if (vip.address, vip.dev) not in wanted]
+        instances = {name: (d.members[name].machine.state, d.members[name].machine.priority)
+                     for name, d in self._driver_of.items()}
+        groups = {d.group: d.core.state for d in self._units.values()
+                  if d.group is not None and isinstance(d.core, SyncGroup)}
+        self._alerts.write_states(state_events(self.config, instances, groups))
 
 
-def _no_source_cause(ifname: str, family: int) -> str:
-    what = "IPv4 address" if family == 4 else "IPv6 link-local address"
-    return f"interface {ifname} has no {what} to send from"
+def _import_metrics() -> None:
+    import hacluster
+    import hacluster.metrics
+
+    _ = hacluster.__version__  # read from the package metadata: the metrics carry it
 
 
-def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None) -> int:
+def _new_metrics(**kwargs: bool) -> Metrics:
+    from hacluster import __version__
+    from hacluster.metrics import Metrics
+
+    return Metrics(version=__version__, **kwargs)
+
+
+def _metrics_at_start(config: Config) -> bool:
+    """Whether something counted in the metrics runs from the start (alert mail)."""
+    from hacluster.alert_outputs import wanted
+
+    return wanted(config.global_defs)
+
+
+def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,
+               zygote: Zygote | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit status (0 after a graceful stop).
     A supervisor runs `role` (forked and released already: `hacluster run` does that
-    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now."""
+    as early as it can, see `hacluster.roles.vrrp`), else forks and releases one now.
+    Check workers are forked from `zygote` (`healthchecks.zygote`), if given."""
     setup_logging(options.log_format, options.log_level)
     for level, line in options.leftovers:  # what `hacluster run` did before logging
         log.log(logging.getLevelName(level.upper()), "%s", line)
@@ -1460,6 +1083,8 @@ def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = N
         daemon.attach_vrrp_role(role)
     else:
         daemon = Daemon(config, options)
+    if zygote is not None:
+        daemon.attach_zygote(zygote)
     try:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:

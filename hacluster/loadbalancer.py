@@ -89,6 +89,7 @@ from hacluster.policy import (
     service_of,
 )
 from hacluster.reload_balancer import (
+    REPLANNED,
     BalancerPlan,
     plan_balancer_reload,
     real_servers_of,
@@ -111,6 +112,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -279,11 +281,6 @@ def secure_check(p: CheckPlan, config: Config, what: str) -> CheckPlan:
     return CheckPlan(p.kind, resolved, p.timing)
 
 
-#: Kinds planned again at every reload: MISC_CHECK's program is looked up again, and
-#: FILE_CHECK reads a vrrp_track_file whose path may have changed.
-_REPLANNED = ("MISC_CHECK", "FILE_CHECK")
-
-
 def prepare(
     config: Config,
     previous: Mapping[HealthKey, _Wanted] | None = None,
@@ -303,11 +300,10 @@ def prepare(
     problems: list[str] = []
     for key, (vs, rs) in real_servers_of(config).items():
         old = previous.get(key) if same is not None and previous is not None else None
-        # (the rs compared too: of a real server given twice, the diff saw the last)
-        reuse = old is not None and old.rs == rs and same is not None and same(vs, rs)
+        reuse = old is not None and same is not None and same(vs, rs)
         plans: list[CheckPlan] = []
         for i, check in enumerate(rs.checks):
-            if reuse and old is not None and old.plans[i].kind not in _REPLANNED:
+            if reuse and old is not None and old.plans[i].kind not in REPLANNED:
                 plans.append(old.plans[i])
                 continue
             what = where(vs, rs, check)
@@ -378,6 +374,7 @@ class LoadBalancer:
         workers: int = 0,
         handed: Mapping[tuple[str, str], Handed] | None = None,
         on_health: Callable[[str, str, Handed | None], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         self._wanted = prepare(config)  # refuse a configuration we cannot run, at once
         # A restarted balancer's checks start in the state its predecessor reported
@@ -393,13 +390,14 @@ class LoadBalancer:
         self._interval_override = reconcile_interval
         self._coalesce = coalesce
         # With workers, checks run in worker processes (so no amount of checking delays
-        # this process's loop) and their outcomes come back as data.
+        # this process's loop) and their outcomes come back as data; forked from
+        # `zygote` if given, so that they share its imported pages.
         self._sharded: ShardedRunner | None = None
         self._runner: Runner | ShardedRunner
         if workers:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
-                on_results=self._on_results,
+                on_results=self._on_results, zygote=zygote,
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)

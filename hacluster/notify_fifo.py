@@ -1,8 +1,10 @@
 """keepalived's notify FIFOs: one line per event written to a named pipe a reader follows.
 
-As keepalived (core/notify.c): the FIFO is created when missing (mode 0644) and
-removed at stop only if it was created here; an existing path that is not a FIFO is
-refused. The optional ``*_notify_fifo_script`` is started before the FIFO is opened,
+As keepalived (core/notify.c): the FIFO is created when missing (mode 0644), given
+to the configured owner (`notify_fifo FILE user [group]`: chown right after creation;
+an existing FIFO keeps its owner), and removed at stop only if it was created here; an
+existing path that is not a FIFO (of ours or of that owner) is refused. The optional
+``*_notify_fifo_script`` is started before the FIFO is opened,
 with the FIFO's path as its last argument, and runs for as long as the daemon does.
 The FIFO is opened read-write and non-blocking, so opening never waits for a reader
 and a reader that falls behind costs a dropped line (counted, logged once), never a
@@ -34,8 +36,10 @@ class FifoError(Exception):
 class NotifyFifo:
     """One FIFO and its reader script, if any."""
 
-    def __init__(self, path: Path, script: scripts.Script | None = None, *, what: str = "") -> None:
+    def __init__(self, path: Path, script: scripts.Script | None = None, *, what: str = "",
+                 owner: scripts.RunAs | None = None) -> None:
         self.path = path
+        self.owner = owner
         self.script = script
         self.what = what or "notify_fifo"
         self.written = 0
@@ -50,6 +54,8 @@ class NotifyFifo:
         try:
             os.mkfifo(self.path, _FIFO_MODE)
             self._created = True
+            if self.owner is not None:
+                os.chown(self.path, self.owner.uid, self.owner.gid, follow_symlinks=False)
         except FileExistsError:
             pass
         except OSError as exc:
@@ -66,7 +72,8 @@ class NotifyFifo:
             self._forget_created()
             raise FifoError(f"{self.what}: cannot open {self.path}: {exc.strerror}") from None
         st = os.fstat(fd)
-        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != os.geteuid():
+        owners = {os.geteuid(), *(() if self.owner is None else (self.owner.uid,))}
+        if not stat.S_ISFIFO(st.st_mode) or st.st_uid not in owners:
             os.close(fd)
             raise FifoError(f"{self.what}: {self.path} is not a FIFO of ours; not used")
         self._fd = fd

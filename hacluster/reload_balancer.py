@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hacluster.config.diff import ConfigDiff, diff_configs
-from hacluster.config.lower import CheckPlan, plans_of
+from hacluster.config.lower import CheckPlan, plan, plans_of
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.ipvs.model import ServiceKey
 from hacluster.policy import HealthKey, service_of
@@ -63,16 +63,32 @@ def real_servers_of(config: Config) -> dict[HealthKey, tuple[VirtualServer, Real
     return out
 
 
+#: Kinds lowered again at every reload: MISC_CHECK's program is looked up again (and
+#: its user is global_defs.script_user's by default), FILE_CHECK reads a vrrp_track_file.
+#: Nothing else a check's lowering reads lies outside its virtual and real server.
+REPLANNED = ("MISC_CHECK", "FILE_CHECK")
+
+
+#: What a check's lowering (`hacluster.config.lower`) reads of its virtual server and of
+#: its real server: a change elsewhere leaves its checks as they run (a test reads that
+#: module to keep these true).
+CHECK_VS_FIELDS = frozenset({"port", "alpha", "virtualhost"})
+CHECK_RS_FIELDS = frozenset({"ip", "port", "alpha", "virtualhost", "weight", "checks"})
+
+
 def same_context(diff: ConfigDiff) -> Callable[[VirtualServer, RealServer], bool]:
-    """Whether a real server's checks lower as they did: its virtual server's settings,
-    its own and the global ones they read are unchanged (per the diff)."""
-    if diff.global_defs or not diff.vrrp_track_files.is_empty:
-        return lambda vs, rs: False  # (FILE_CHECK reads vrrp_track_files)
+    """Whether a real server's checks (other than the `REPLANNED` kinds) lower as they
+    did: nothing they read of their virtual and real server changed (per the diff; the
+    loader refuses a virtual server, or a real server in one, given twice)."""
     whole = {vs.key for vs in diff.virtual_servers.unchanged}
     servers: set[tuple[tuple[str, str, int], tuple[object, int]]] = set()
     for c in diff.virtual_servers.changed:
-        if not c.fields:
-            servers.update((c.new.key, rs.key) for rs in c.real_servers.unchanged)
+        if not CHECK_VS_FIELDS.isdisjoint(c.fields):
+            continue
+        reals = c.real_servers
+        servers.update((c.new.key, rs.key) for rs in reals.unchanged)
+        servers.update((c.new.key, r.new.key) for r in reals.changed
+                       if r.checks.is_empty and CHECK_RS_FIELDS.isdisjoint(r.fields))
     return lambda vs, rs: vs.key in whole or (vs.key, rs.key) in servers
 
 
@@ -80,12 +96,17 @@ def lower_checks(
     config: Config, diff: ConfigDiff, running: Mapping[HealthKey, RunningServer]
 ) -> dict[HealthKey, tuple[CheckPlan, ...]]:
     """The checks of every real server of `config`, lowered again only where its context
-    changed (CheckConfigError: a check that cannot be run)."""
+    changed, and the `REPLANNED` kinds (CheckConfigError: a check that cannot be run)."""
     same = same_context(diff)
+    g, files = config.global_defs, config.vrrp_track_files
     out: dict[HealthKey, tuple[CheckPlan, ...]] = {}
     for key, (vs, rs) in real_servers_of(config).items():
         now = running.get(key)
-        out[key] = now.checks if now is not None and same(vs, rs) else plans_of(config, vs, rs)
+        if now is None or not same(vs, rs):
+            out[key] = plans_of(config, vs, rs)
+            continue
+        out[key] = tuple(plan(check, vs, rs, g, files) if was.kind in REPLANNED else was
+                         for check, was in zip(rs.checks, now.checks, strict=True))
     return out
 
 
@@ -112,29 +133,28 @@ def plan_balancer_reload(
         if was is None:
             continue
         (kept if vs.key in unchanged and was.key == vs.key else changed).append(skey)
-    before_rs = dict.fromkeys([*real_servers_of(old), *running])
-    added = tuple(k for k in checks if k not in before_rs)
-    removed = tuple(k for k in before_rs if k not in checks)
+    checks_plan = plan_checks_reload(checks, running)
     # A real server gone from one service and new in another, checks the same: moved.
     gone: dict[tuple[object, int], list[HealthKey]] = {}
-    for k in removed:
+    for k in checks_plan.removed:
         gone.setdefault(k[1], []).append(k)
     moved: dict[HealthKey, HealthKey] = {}
-    for k in added:
+    for k in checks_plan.added if gone else ():
         for origin in gone.get(k[1], []):
-            now = running.get(origin)
-            if now is not None and now.checks == tuple(checks[k]):
+            if running[origin].checks == tuple(checks[k]):
                 moved[k] = origin
                 gone[k[1]].remove(origin)
                 break
+    if moved:
+        checks_plan = plan_checks_reload(checks, running, moved)
     return BalancerPlan(
         services_kept=tuple(kept),
         services_changed=tuple(changed),
         services_added=tuple(k for k in after_vs if k not in before_vs),
         services_removed=tuple(k for k in before_vs if k not in after_vs),
-        servers_added=added,
-        servers_removed=removed,
+        servers_added=checks_plan.added,
+        servers_removed=checks_plan.removed,
         moved=moved,
         timeouts=old.global_defs.lvs_timeouts != new.global_defs.lvs_timeouts,
-        checks=plan_checks_reload(checks, running, moved),
+        checks=checks_plan,
     )

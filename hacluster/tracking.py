@@ -594,7 +594,7 @@ class LinkMonitor:
         seen: set[int] = set()
         for msg in rtnl.dump(rtnl.RTM_GETLINK):
             if isinstance(msg, rtnl.LinkMessage):
-                seen.add(msg.index)
+                seen.add(msg.ifindex)
             self._handle(msg)
         for index in [i for i in self._names if i not in seen]:
             self._set(self._names.pop(index), False, gone=True)
@@ -602,7 +602,7 @@ class LinkMonitor:
     def _handle(self, msg: rtnl.Message) -> None:
         if not isinstance(msg, rtnl.LinkMessage):
             return
-        index, name = msg.index, msg.ifname
+        index, name = msg.ifindex, msg.ifname
         if msg.deleted:
             old = self._names.pop(index, name)
             if old is not None:

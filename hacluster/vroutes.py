@@ -18,7 +18,7 @@ from typing import Any
 
 from hacluster.config.model import Config, Route, Rule, VirtualIpAddress
 from vrrp.machine import State
-from vrrp.routes import KernelAddress, KernelRoute, KernelRule, Routing
+from vrrp.routes import KernelAddress, KernelNexthop, KernelRoute, KernelRule, Routing
 
 log = logging.getLogger("hacluster.routes")
 
@@ -28,6 +28,9 @@ def kernel_route(r: Route) -> KernelRoute:
         dst=r.to.network, gateway=None if r.via is None else str(r.via), dev=r.dev,
         src=None if r.src is None else str(r.src), scope=r.rt_scope, table=r.table,
         metric=r.metric, protocol=r.protocol, type=r.type, label=str(r),
+        nexthops=tuple(
+            KernelNexthop(None if h.via is None else str(h.via), h.dev, h.weight, h.onlink)
+            for h in r.nexthops),
     )
 
 

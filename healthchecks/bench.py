@@ -11,7 +11,9 @@ to another CPU. Where HAProxy is installed it then checks the same targets, on t
 CPU, after ours (not at the same time), and the ratio of CPU per check is printed.
 ``--target local`` uses listeners in a child process on loopback instead. With
 ``--workers N`` the checks run in N worker processes (``ShardedRunner``); CPU is then
-the workers' and the parent's together.
+the workers' and the parent's together; with ``--zygote`` the workers are forked from a
+zygote (`healthchecks.zygote`) rather than exec'ed, and the PSS of the workers and the
+zygote is printed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import sys
 import time
 from array import array
 
-from healthchecks import benchtargets, gcsettle
+from healthchecks import benchtargets, gcsettle, zygote
 from healthchecks.base import Checker
 from healthchecks.http import HttpCheck, HttpSessions
 from healthchecks.params import HttpGetParams, TcpCheckParams, Timing
@@ -163,10 +165,19 @@ def _report(
           + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
+def _pss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def run_sharded(args: argparse.Namespace, targets: list[tuple[str, int]]) -> None:
     loop = asyncio.get_running_loop()
     runner = ShardedRunner(
-        args.workers, max_concurrency=args.max_concurrency, measure=True, uvloop=args.uvloop
+        args.workers, max_concurrency=args.max_concurrency, measure=True, uvloop=args.uvloop,
+        zygote=zygote.current(),
     )
     # The checks are rebuilt in the workers: these sessions are never opened here.
     for spec in _checks(args, targets, HttpSessions()):
@@ -180,6 +191,11 @@ async def run_sharded(args: argparse.Namespace, targets: list[tuple[str, int]]) 
         after = await runner.sample()
         t1 = loop.time()
         r1 = resource.getrusage(resource.RUSAGE_SELF)
+        z = zygote.current()
+        pids = [*runner.worker_pids, *([z.pid] if z is not None and z.pid else [])]
+        pss = {pid: _pss_mib(pid) for pid in pids}
+    print("PSS MiB: " + ", ".join(f"{pid} {v:.1f}" for pid, v in pss.items())
+          + f"; total {sum(pss.values()):.1f}" + (" (workers and zygote)" if z else ""))
     lateness: array[float] = array("d")
     for s in after:
         lateness.extend(s.lateness)
@@ -291,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gc-gen0", type=int, default=gcsettle.GEN0_THRESHOLD,
                     help="young-generation threshold that --gc settle sets")
     ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
+    ap.add_argument("--zygote", action="store_true",
+                    help="with --workers: fork them from a zygote rather than exec them")
     ap.add_argument("--serve", choices=("tcp", "http", "ssl"), help=argparse.SUPPRESS)
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -355,6 +373,8 @@ def _measure(args: argparse.Namespace, targets: list[tuple[str, int]]) -> int:
         else:
             uvloop.install()
     started = time.monotonic()
+    if args.zygote and args.workers:
+        zygote.Zygote().start()  # before the loop: forked from this small process
     asyncio.run(run_sharded(args, targets) if args.workers else run(args, targets))
     print(f"wall: {time.monotonic() - started:.1f} s, pid {os.getpid()}", flush=True)
     return 0

@@ -34,7 +34,7 @@ from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from healthchecks.factory import make_checker
 from healthchecks.gcsettle import SettleWhenQuiet
@@ -55,6 +55,9 @@ from healthchecks.pdeath import die_with_parent
 from healthchecks.result import CheckResult, result_label
 from healthchecks.runner import Changes, CheckSpec, CheckStatus, HealthChanged, Runner
 from healthchecks.wire import Codec
+
+if TYPE_CHECKING:
+    from healthchecks.zygote import Zygote
 
 log = logging.getLogger("healthchecks")
 
@@ -108,13 +111,50 @@ _read = CODEC.read
 _frame = CODEC.frame
 
 
+class _Process(Protocol):
+    """A worker's process, exec'ed (asyncio's) or forked by a zygote."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def running(self) -> bool: ...
+    def kill(self) -> None: ...
+    async def wait(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Execed:
+    __slots__ = ("_proc",)
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self._proc.returncode is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.kill()
+
+    async def wait(self) -> None:
+        await self._proc.wait()
+
+    def close(self) -> None:
+        pass
+
+
 class _Worker:
     __slots__ = ("answered", "checks", "pending", "polls", "proc", "reader", "reader_task",
                  "writer")
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: _Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -142,6 +182,8 @@ class ShardedRunner:
 
     ``measure`` makes workers record each check's start lateness for ``sample()``;
     ``uvloop`` runs the workers on uvloop (a third less CPU per HTTP check) if installed.
+    With a started ``zygote`` (`healthchecks.zygote`) workers are forked from it and
+    share its imported pages; without one (or when it cannot fork) they are exec'ed.
 
     Every ``spec.checker`` must carry its ``params`` (all of this package's checkers
     do); a checker that wraps another is not carried over. ``server_up`` reflects the
@@ -159,6 +201,7 @@ class ShardedRunner:
         measure: bool = False,
         uvloop: bool = False,
         hung_after: float = 10.0,
+        zygote: Zygote | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -186,6 +229,7 @@ class ShardedRunner:
         self._respawner: asyncio.Task[None] | None = None
         self._hung_after = hung_after  # a worker silent this long is replaced
         self._watcher: asyncio.Task[None] | None = None
+        self._zygote = zygote
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -206,16 +250,28 @@ class ShardedRunner:
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
+        mode = "uvloop" if self._uvloop else "asyncio"
+        proc: _Process | None = None
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c",
-                "import sys; from healthchecks.sharded import worker_main; "
-                "sys.exit(worker_main(int(sys.argv[1]), sys.argv[2] == 'uvloop'))",
-                str(theirs.fileno()), "uvloop" if self._uvloop else "asyncio",
-                pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=functools.partial(die_with_parent, os.getpid()),
-            )
+            if self._zygote is not None:
+                from healthchecks.zygote import WORKER, ZygoteError
+
+                try:
+                    proc = await self._zygote.spawn_async(WORKER, theirs, [mode],
+                                                          name="hc-check-worker")
+                except ZygoteError as exc:
+                    log.error("health-check worker not forked by the zygote (%s): "
+                              "starting it by exec", exc)
+            if proc is None:
+                proc = _Execed(await asyncio.create_subprocess_exec(
+                    sys.executable, "-c",
+                    "import sys; from healthchecks.sharded import worker_main; "
+                    "sys.exit(worker_main(int(sys.argv[1]), sys.argv[2] == 'uvloop'))",
+                    str(theirs.fileno()), mode,
+                    pass_fds=(theirs.fileno(),),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                ))
         except BaseException:
             ours.close()
             raise
@@ -248,9 +304,9 @@ class ShardedRunner:
             try:
                 await asyncio.wait_for(worker.proc.wait(), 5)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.proc.kill()
+                worker.proc.kill()
                 await worker.proc.wait()
+            worker.proc.close()
             if worker.reader_task is not None:
                 worker.reader_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -399,13 +455,14 @@ class ShardedRunner:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            if self._zygote is not None:
+                self._zygote.ensure()  # a dead zygote is started again now, not when needed
             now = loop.time()
             for index, worker in enumerate(list(self._workers)):
-                if now - worker.answered > self._hung_after and worker.proc.returncode is None:
+                if now - worker.answered > self._hung_after and worker.proc.running:
                     log.error("health-check worker %d has not answered for %.1f s: replacing it",
                               worker.proc.pid, now - worker.answered)
-                    with contextlib.suppress(ProcessLookupError):
-                        worker.proc.kill()
+                    worker.proc.kill()
                     worker.answered = now  # once: the reader sees it die and respawns
                     continue
                 with contextlib.suppress(Exception):
@@ -456,9 +513,9 @@ class ShardedRunner:
 
     async def _respawn(self, dead: _Worker) -> None:
         """Put a new worker in a dead one's place and hand it the same checks."""
-        with contextlib.suppress(ProcessLookupError):
-            dead.proc.kill()
+        dead.proc.kill()
         await dead.proc.wait()
+        dead.proc.close()
         dead.writer.close()
         try:
             worker = await self._spawn()
@@ -609,6 +666,12 @@ async def _serve(fd: int) -> None:
         with contextlib.suppress(Exception):
             await writer.drain()
         writer.close()
+
+
+def zygote_worker(sock: socket.socket, mode: str = "asyncio") -> int:
+    """A worker forked by a zygote (`healthchecks.zygote.WORKER`): `worker_main` on
+    `sock`, on uvloop if `mode` is "uvloop"."""
+    return worker_main(sock.detach(), mode == "uvloop")
 
 
 def worker_main(fd: int, use_uvloop: bool = False) -> int:

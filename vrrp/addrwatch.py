@@ -33,7 +33,7 @@ def address_event(msg: rtnl.Message) -> AddressEvent | None:
     if text is None:
         return None
     try:
-        ifname = socket.if_indextoname(msg.index)
+        ifname = socket.if_indextoname(msg.ifindex)
     except OSError:
         return None  # the interface went away with its addresses
     return AddressEvent(msg.added, ifname, ipaddress.ip_address(text))
@@ -74,7 +74,7 @@ class AddressMonitor:
             return False
         family = socket.AF_INET if address.version == 4 else socket.AF_INET6
         for msg in rtnl.dump(rtnl.RTM_GETADDR, family):
-            if (isinstance(msg, rtnl.AddrMessage) and msg.index == index
+            if (isinstance(msg, rtnl.AddrMessage) and msg.ifindex == index
                     and msg.ip is not None and ipaddress.ip_address(msg.ip) == address):
                 return True
         return False

@@ -25,6 +25,19 @@ RTPROT_BOOT = 3
 FR_ACT_TO_TBL = 1
 
 
+RTNH_F_ONLINK = 4  # linux/rtnetlink.h
+
+
+@dataclass(frozen=True, slots=True)
+class KernelNexthop:
+    """One path of a multipath route (an rtnexthop in RTA_MULTIPATH)."""
+
+    gateway: str | None = None
+    dev: str | None = None  # None: the route's dev
+    weight: int = 1  # 1..256 (rtnh_hops is weight - 1)
+    onlink: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class KernelRoute:
     dst: ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +50,7 @@ class KernelRoute:
     protocol: int | None = None
     type: str = "unicast"
     label: str = ""  # how logs name it
+    nexthops: tuple[KernelNexthop, ...] = ()  # a multipath route (RTA_MULTIPATH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +105,24 @@ class Routing:
             args["prefsrc"] = r.src
         if r.scope is not None:
             args["scope"] = r.scope
-        elif r.type == "unicast" and r.gateway is None and r.dev is not None:
+        elif r.type == "unicast" and r.gateway is None and r.dev is not None and not r.nexthops:
             args["scope"] = 253  # link, as `ip route add ... dev X` without a gateway
         if r.metric is not None:
             args["priority"] = r.metric
+        if r.nexthops:
+            args["multipath"] = [self._nexthop_args(r, hop) for hop in r.nexthops]
         return args
+
+    def _nexthop_args(self, r: KernelRoute, hop: KernelNexthop) -> dict[str, Any]:
+        nh: dict[str, Any] = {"hops": hop.weight - 1}
+        if hop.gateway is not None:
+            nh["gateway"] = hop.gateway
+        dev = hop.dev or r.dev
+        if dev is not None:
+            nh["oif"] = self._index(dev)
+        if hop.onlink:
+            nh["flags"] = RTNH_F_ONLINK
+        return nh
 
     async def add_routes(self, routes: Iterable[KernelRoute]) -> list[tuple[KernelRoute, str]]:
         return await self._each(routes, lambda r: self._ipr.route("add", **self._route_args(r)),

@@ -14,7 +14,8 @@ The layouts are linux/netlink.h (nlmsghdr, nlmsgerr), linux/rtnetlink.h (rtattr,
 ifinfomsg) and linux/if_addr.h (ifaddrmsg). tests/unit/test_rtnl.py compares every
 message built here with pyroute2's bytes and decodes messages pyroute2 built; the
 namespace tests run them against the kernel. This module imports only light parts of
-the standard library (`hacluster run` uses it before anything else, via vrrp.vipstate).
+the standard library, and its types are named tuples, not dataclasses (a tenth of the
+cost to define): `hacluster run` uses it before it forks the VRRP role, via vrrp.vipstate.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import errno
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import asyncio
@@ -128,8 +128,7 @@ def encode_dump(kind: int, family: int = socket.AF_UNSPEC, seq: int = 0) -> byte
 # --------------------------------------------------------------------------- decoding
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     length: int
     kind: int
     flags: int
@@ -163,8 +162,7 @@ def _text(value: bytes) -> str:
     return value.split(b"\0", 1)[0].decode(errors="replace")
 
 
-@dataclass(frozen=True, slots=True)
-class AddrMessage:
+class AddrMessage(NamedTuple):
     """RTM_NEWADDR / RTM_DELADDR: an address on an interface (as event or dump entry)."""
 
     kind: int
@@ -172,7 +170,7 @@ class AddrMessage:
     prefixlen: int
     flags: int
     scope: int
-    index: int
+    ifindex: int
     address: str | None = None  # IFA_ADDRESS (the peer's on point-to-point links)
     local: str | None = None  # IFA_LOCAL (IPv4: the address itself)
     label: str | None = None
@@ -188,14 +186,13 @@ class AddrMessage:
         return self.local or self.address
 
 
-@dataclass(frozen=True, slots=True)
-class LinkMessage:
+class LinkMessage(NamedTuple):
     """RTM_NEWLINK / RTM_DELLINK: an interface, its name and flags (IFF_UP, IFF_RUNNING...)."""
 
     kind: int
     family: int
     type: int
-    index: int
+    ifindex: int
     flags: int
     change: int
     ifname: str | None = None
@@ -225,7 +222,7 @@ def decode_addr(header: Header, data: bytes) -> AddrMessage | None:
     extra = found.get(IFA_FLAGS)
     return AddrMessage(
         kind=header.kind, family=family, prefixlen=prefixlen, flags=flags, scope=scope,
-        index=index, address=ip(IFA_ADDRESS), local=ip(IFA_LOCAL),
+        ifindex=index, address=ip(IFA_ADDRESS), local=ip(IFA_LOCAL),
         label=None if label is None else _text(label),
         ifa_flags=struct.unpack("=I", extra)[0] if extra is not None and len(extra) == 4
         else None,
@@ -261,8 +258,7 @@ def decode(data: bytes) -> Iterator[Message]:
             yield decoded
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(NamedTuple):
     """An NLMSG_ERROR: `error` is a positive errno, 0 for a plain ack; `text` the kernel's
     explanation (extended acks) or ""."""
 

@@ -8,7 +8,8 @@ each VIP it adds (and forgets each one it removes) in a state file, rewritten at
 and `hacluster run` calls `clear_leftovers()` before anything else.
 
 This module imports only the standard library's light parts and vrrp.rtnl (no asyncio,
-no pyroute2); its RTM_DELADDR is the one `vrrp/addresses.py` sends (`rtnl.encode_address`).
+no pyroute2, no dataclasses: its types are named tuples); its RTM_DELADDR is the one
+`vrrp/addresses.py` sends (`rtnl.encode_address`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vrrp import rtnl
 
@@ -33,8 +34,7 @@ DEFAULT_STATE_DIR = Path("/run/hacluster")
 _GONE = (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+class Recorded(NamedTuple):
     """One VIP as recorded: "address/prefix" and its interface."""
 
     address: str
@@ -126,8 +126,7 @@ def vars_of(vip: Recorded) -> dict[str, str]:
     return {"address": vip.address, "dev": vip.dev}
 
 
-@dataclass(frozen=True, slots=True)
-class Cleared:
+class Cleared(NamedTuple):
     """What `clear_leftovers` did: removed, already gone, failed (with why), how long."""
 
     removed: list[Recorded]

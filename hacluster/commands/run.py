@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
     from hacluster.roles.vrrp import VrrpRole
+    from healthchecks.zygote import Zygote
     from vrrp import vipstate
 
 from hacluster.commands.common import add_config_argument
@@ -23,9 +24,10 @@ from hacluster.startuptrace import mark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the daemon in the foreground: VRRP instances, health checks, the dataplane "
-        "and the control API. The file is checked first (as check-config does); a second "
-        "run of the same director is refused before it touches anything. SIGHUP reloads, "
-        "SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
+        "and the control API. The whole file is checked first (as check-config does, "
+        "every real server included) before VRRP may start: a refused file never sends an "
+        "advert. A second run of the same director is refused before it touches anything. "
+        "SIGHUP reloads, SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     mark("leftovers cleared")
 
     role: VrrpRole | None = None
+    zygote: Zygote | None = None
     if not args.single_process:
         from hacluster.roles.vrrp import VrrpRole
 
@@ -85,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         role = VrrpRole()
         role.fork()
         mark("role forked")
+        from healthchecks.zygote import Zygote
+
+        # Forked while this process is small: it imports what the check workers share
+        # (when first asked: it slows nothing down here) and forks them from that.
+        zygote = Zygote(lazy=True)
+        zygote.start()
     try:
         # Loading builds tens of thousands of objects with thousands of real servers and
         # frees few: the collector's passes over them would only delay the release.
@@ -93,10 +102,15 @@ def run(args: argparse.Namespace) -> int:
             config = _load(args.config, leftovers)
         finally:
             gc.enable()
-        return 1 if config is None else _run(args, config, vip_state, leftovers, role)
+        if config is not None and zygote is not None and not config.virtual_servers:
+            zygote.stop()  # no checks to run (a reload that adds some execs its workers)
+            zygote = None
+        return 1 if config is None else _run(args, config, vip_state, leftovers, role, zygote)
     finally:
         if role is not None:
             role.abandon()  # refused: the unreleased role exits without a trace
+        if zygote is not None:
+            zygote.stop()
 
 
 def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
@@ -130,7 +144,7 @@ def _load(path: Path, leftovers: vipstate.Cleared) -> Config | None:
 
 
 def _run(args: argparse.Namespace, config: Config, vip_state: Path,
-         leftovers: vipstate.Cleared, role: VrrpRole | None) -> int:
+         leftovers: vipstate.Cleared, role: VrrpRole | None, zygote: Zygote | None) -> int:
     from hacluster.daemon_options import DaemonOptions, with_overrides
     from hacluster.single_instance import AlreadyRunning, Locks, lock_specs
 
@@ -166,17 +180,20 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
-            # must not kill the supervisor outright: held until its loop handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            # must not kill the supervisor outright: held until its loop handles it
+            # (SIGUSR1 too: the role may be MASTER, and asked for a status, before then).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                   signal.SIGUSR1})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
-            _log_leftovers(options)
+            if options.leftovers:
+                _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
             mark("released")
         from hacluster.daemon import run_daemon
 
-        return run_daemon(config, options, role)
+        return run_daemon(config, options, role, zygote)
     finally:
         locks.release()
 

@@ -1440,6 +1440,9 @@ def _route_list(key: str) -> Handler:
                 c.skip(entry, kp, "unexpected { } block; not carried over")
                 continue
             text = " ".join(entry.words)
+            if key.endswith("routes") and "or" in entry.words:
+                c.skip(entry, kp, "keepalived: \"or\" for routes is deprecated; carried as "
+                       "two nexthops (a multipath route), as keepalived does", same=True)
             if key.endswith("rules") and _rule_addresses_valid(entry.words) and not {
                     "priority", "preference", "pref", "prio"} & set(entry.words):
                 # keepalived counts down from 16384 for each rule without one
@@ -1741,9 +1744,10 @@ def _fifo(key: str) -> Handler:
             c.skip(stmt, kp, f"{key} is already given; not carried over")
             return
         c.put(target, key, stmt.args[0], stmt, kp)
-        if len(stmt.args) > 1:
-            c.skip(stmt, kp, f"the FIFO's owner {' '.join(stmt.args[1:])!r} is not "
-                   "supported (it is created as the daemon's user)")
+        for word, value in zip(("user", "group"), stmt.args[1:3], strict=False):
+            c.put(target, f"{key}_{word}", value, stmt, kp)
+        if len(stmt.args) > 3:
+            c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[3:])!r}", same=True)
 
     return handle
 
@@ -1759,15 +1763,18 @@ _HTTP_PROTOCOL = _choice("1.0", "1.0C", "1.0K", "1.1", upper=True)
 
 
 def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
-    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1, and 1.0K (keepalived's checker builds
-    the 1.0K request, Connection: keep-alive, but its config parser turns the word down
-    and keeps 1.0; the import carries it over as written and says so)."""
+    """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1. keepalived 2.2.7's checker could build
+    a 1.0K request (Connection: keep-alive) but its config parser turns the word down
+    ("Invalid http_protocol version 1.0K") and keeps 1.0: so does the import (the YAML
+    takes `http_protocol: 1.0K` for those who want it)."""
     value = c.value(stmt, kp, _HTTP_PROTOCOL)
     if value is _DROPPED:
         return
     if value == "1.0K":
-        c.skip(stmt, kp, "keepalived's parser rejects 1.0K (\"Invalid http_protocol "
-               "version\") and sends a 1.0 request; carried over as 1.0K")
+        c.skip(stmt, kp, "keepalived rejects 1.0K (\"Invalid http_protocol version\") and "
+               "sends 1.0 requests; so does the import (http_protocol: 1.0K in the YAML "
+               "asks for keep-alive)", same=True)
+        return
     c.put(target, "http_protocol", value, stmt, kp)
 
 
@@ -2090,6 +2097,9 @@ _GLOBAL: dict[str, Handler] = {
     "nftables_counters": _flag("nftables_counters", valued=False),
     "nftables_ifindex": _flag("nftables_ifindex", valued=False),
     "vrrp_iptables": _vrrp_iptables,
+    "vrrp_ipsets": _vrrp_iptables,  # iptables' sets for the same drop rules
+    "fifo_write_vrrp_states_on_reload": _flag("fifo_write_vrrp_states_on_reload",
+                                              valued=False),
 }
 
 _SCRIPT: dict[str, Handler] = {
@@ -2186,6 +2196,7 @@ _INSTANCE: dict[str, Handler] = {
 _SYNC_GROUP: dict[str, Handler] = {
     **_TRACKING,
     "group": _sync_group_members,
+    "notify_priority_changes": _flag("notify_priority_changes"),
 }
 
 _CHECK_TIMING: dict[str, Handler] = {
@@ -2334,7 +2345,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_ipsets vrrp_nftables
+    snmp_socket enable_dbus dbus_service_name vrrp_nftables
     vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime
@@ -2350,7 +2361,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     random_seed nftables_ipvs
     nftables_ipvs_priority nftables_ipvs_start_fwmark local_name rs_init_notifies
     no_checker_emails reload_time_file reload_repeat reload_file reload_check_config
-    config_save_dir tmp_config_directory fifo_write_vrrp_states_on_reload disable_local_igmp
+    config_save_dir tmp_config_directory disable_local_igmp
     process_monitor_rcv_bufs process_monitor_rcv_bufs_force lvs_netlink_cmd_rcv_bufs
     lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force vrrp_netlink_cmd_rcv_bufs_force

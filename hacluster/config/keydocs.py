@@ -185,6 +185,37 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("GlobalDefs", "lvs_notify_fifo"): KeyDoc(
         "As notify_fifo, for virtual server (VS) and real server (RS) lines only.",
         "/run/hacluster/lvs.fifo"),
+    ("GlobalDefs", "notify_fifo_user"): KeyDoc(
+        "The user the FIFO is created for (chown when hacluster creates it; an existing "
+        "FIFO is left as it is).", "haproxy",
+        keepalived="notify_fifo FIFO USER", needs={"notify_fifo": "/run/hacluster/notify.fifo"}),
+    ("GlobalDefs", "notify_fifo_group"): KeyDoc(
+        "The FIFO's group, with notify_fifo_user.", "adm",
+        default="notify_fifo_user's own group", keepalived="notify_fifo FIFO USER GROUP",
+        needs={"notify_fifo": "/run/hacluster/notify.fifo", "notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "vrrp_notify_fifo_user"): KeyDoc(
+        "As notify_fifo_user, for vrrp_notify_fifo.", "haproxy",
+        keepalived="vrrp_notify_fifo FIFO USER",
+        needs={"vrrp_notify_fifo": "/run/hacluster/vrrp.fifo"}),
+    ("GlobalDefs", "vrrp_notify_fifo_group"): KeyDoc(
+        "As notify_fifo_group, for vrrp_notify_fifo.", "adm",
+        default="vrrp_notify_fifo_user's own group",
+        keepalived="vrrp_notify_fifo FIFO USER GROUP",
+        needs={"vrrp_notify_fifo": "/run/hacluster/vrrp.fifo",
+               "vrrp_notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "lvs_notify_fifo_user"): KeyDoc(
+        "As notify_fifo_user, for lvs_notify_fifo.", "haproxy",
+        keepalived="lvs_notify_fifo FIFO USER",
+        needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),
+    ("GlobalDefs", "lvs_notify_fifo_group"): KeyDoc(
+        "As notify_fifo_group, for lvs_notify_fifo.", "adm",
+        default="lvs_notify_fifo_user's own group",
+        keepalived="lvs_notify_fifo FIFO USER GROUP",
+        needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo", "lvs_notify_fifo_user": "haproxy"}),
+    ("GlobalDefs", "fifo_write_vrrp_states_on_reload"): KeyDoc(
+        "After each reload (SIGHUP, `hacluster reload`), write every VRRP instance's "
+        "state line, then every sync group's, to notify_fifo and vrrp_notify_fifo, so a "
+        "FIFO reader has the whole picture again.", "true"),
     ("GlobalDefs", "lvs_notify_fifo_script"): KeyDoc(
         "As notify_fifo_script, for lvs_notify_fifo.", "/usr/local/bin/fifo-reader",
         needs={"lvs_notify_fifo": "/run/hacluster/lvs.fifo"}),
@@ -323,6 +354,15 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
     ("Route", "no_track"): KeyDoc(
         "Accepted as keepalived does; hacluster does not watch routes, so it changes "
         "nothing.", "true"),
+    ("Route", "nexthops"): KeyDoc(
+        "A multipath route: its paths (RTA_MULTIPATH), instead of `via`; the kernel shares "
+        "flows out among them by weight.", "[{via: 10.99.0.253}, {via: 10.99.0.254}]",
+        keepalived="nexthop via GW ... nexthop via GW ... (or: via A or B)"),
+    ("Nexthop", "via"): KeyDoc("This path's gateway.", "10.99.0.253"),
+    ("Nexthop", "dev"): KeyDoc("This path's interface.", "eth1", default="the route's dev"),
+    ("Nexthop", "weight"): KeyDoc("This path's share, relative to the others.", "2"),
+    ("Nexthop", "onlink"): KeyDoc(
+        "The gateway is on the link even if no prefix of the interface holds it.", "true"),
     ("Rule", "table"): KeyDoc("Table looked up.", "100", keepalived="table|lookup N"),
     ("Rule", "from"): KeyDoc("Source prefix.", "10.99.0.0/24", default="all"),
     ("Rule", "to"): KeyDoc("Destination prefix.", "192.0.2.0/24", default="all"),
@@ -461,6 +501,9 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "advert of a new master is still checked). Without it, an advert whose address "
         "list differs from `virtual_ipaddress` is dropped (counted as address_mismatch).",
         "true", default="global_defs.vrrp_skip_check_adv_addr"),
+    ("VrrpSyncGroup", "notify_priority_changes"): KeyDoc(
+        "Default of its members' `notify_priority_changes` (a member's own setting wins).",
+        "true", default="global_defs.vrrp_notify_priority_changes"),
     ("VrrpInstance", "notify_priority_changes"): KeyDoc(
         "Write `INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY N` to the notify FIFOs "
         "whenever the effective priority changes (trackers, maintenance).", "true",

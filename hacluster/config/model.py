@@ -213,6 +213,17 @@ class GlobalDefs:
     vrrp_notify_fifo_script: NotifyCommand | None = None
     lvs_notify_fifo: Path | None = None
     lvs_notify_fifo_script: NotifyCommand | None = None
+    # The owner a FIFO is created with (keepalived's `notify_fifo FILE [user [group]]`);
+    # None: the daemon's user; a group only with a user (default: the user's own group).
+    notify_fifo_user: str | None = None
+    notify_fifo_group: str | None = None
+    vrrp_notify_fifo_user: str | None = None
+    vrrp_notify_fifo_group: str | None = None
+    lvs_notify_fifo_user: str | None = None
+    lvs_notify_fifo_group: str | None = None
+    # After each reload, every instance's state (then every sync group's) is written
+    # to notify_fifo and vrrp_notify_fifo, as if it had just been entered.
+    fifo_write_vrrp_states_on_reload: bool = False
     lvs_flush: bool = False  # flush the IPVS table at start
     lvs_flush_on_stop: bool = False  # remove our IPVS services at stop (else leave them)
     reconcile_interval: float = field(default=10.0, metadata=spec(min=0.1, max=3600))
@@ -409,6 +420,26 @@ RouteType: TypeAlias = Literal["unicast", "blackhole", "unreachable", "prohibit"
 
 
 @dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath route: `nexthop via GW [dev IFACE] [weight N] [onlink]`."""
+
+    via: IPAddress | None = None
+    dev: str | None = None  # None: the route's dev
+    weight: int = field(default=1, metadata=spec(min=1, max=256))
+    onlink: bool = False  # the gateway is on the link even without a matching prefix
+
+    def __str__(self) -> str:
+        text = "nexthop"
+        if self.via is not None:
+            text += f" via {self.via}"
+        if self.dev is not None:
+            text += f" dev {self.dev}"
+        if self.weight != 1:
+            text += f" weight {self.weight}"
+        return text + (" onlink" if self.onlink else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """A route (virtual_routes, static_routes): `[TYPE] DEST [via GW] [dev IFACE] [src IP]
     [scope S] [table N] [metric N] [protocol N] [no_track]` or a mapping of these keys."""
@@ -423,6 +454,9 @@ class Route:
     protocol: int | None = field(default=None, metadata=spec(min=0, max=255))  # None: boot
     type: RouteType = "unicast"
     no_track: bool = False
+    # A multipath route (RTA_MULTIPATH): the paths, instead of via. keepalived's
+    # `DEST via A or B` is the two nexthops via A and via B.
+    nexthops: tuple[Nexthop, ...] = ()
 
     @property
     def family(self) -> int:
@@ -438,6 +472,8 @@ class Route:
             value = getattr(self, key)
             if value is not None:
                 text += f" {key} {value}"
+        for hop in self.nexthops:
+            text += f" {hop}"
         return text + (" no_track" if self.no_track else "")
 
 
@@ -570,6 +606,9 @@ class VrrpSyncGroup:
     notify_stop: NotifyCommand | None = None
     notify: NotifyCommand | None = None  # called as: notify GROUP NAME STATE PRIORITY
     smtp_alert: bool | None = None  # None: global smtp_alert_vrrp, else smtp_alert, else off
+    # The default of its members' notify_priority_changes (those that set none); None:
+    # the global vrrp_notify_priority_changes.
+    notify_priority_changes: bool | None = None
 
 
 # --------------------------------------------------------------------------- checkers

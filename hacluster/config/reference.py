@@ -199,6 +199,17 @@ CONTAINERS: tuple[Container, ...] = (
         lambda c: _instance(c).virtual_routes[0],
     ),
     Container(
+        "vrrp_instances.NAME.virtual_routes[].nexthops[]", m.Nexthop,
+        "DEST nexthop via GW [dev IFACE] [weight N] [onlink] nexthop ...",
+        "One path of a multipath route (also in `static_routes[]`), written as `nexthop` "
+        "words after the route's own (nothing may follow them) or as a mapping of these "
+        "keys; keepalived's older `DEST via A or B` is the two paths via A and via B.",
+        {"dev": "eth1"},
+        lambda e: _with_instance(virtual_routes=[{"to": "192.0.2.0/24", "dev": "eth0",
+                                                  "nexthops": [e]}]),
+        lambda c: _instance(c).virtual_routes[0].nexthops[0],
+    ),
+    Container(
         "vrrp_instances.NAME.virtual_rules[]", m.Rule,
         "virtual_rules { [from P] [to P] [fwmark N] [iif I] [oif O] table N [priority N] }",
         "A policy-routing rule, written as `ip rule` words or as a mapping of these keys; "
@@ -349,6 +360,7 @@ def _hint_text(hint: Any) -> str:
         m.TrackFile: "name or mapping",
         m.TrackProcess: "name or mapping",
         m.Route: "route text or mapping",
+        m.Nexthop: "mapping",
         m.Rule: "rule text or mapping",
         m.UnicastPeer: "address or mapping",
         tuple[m.StatusCodeRange, ...]: "code, range or list",

@@ -42,7 +42,7 @@ from hacluster.roles.channel import (
     send_event,
     serve,
 )
-from healthchecks.pdeath import die_with_parent
+from healthchecks.pdeath import die_with_parent, set_name
 
 if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed
@@ -122,6 +122,7 @@ def _find(config: Config, vs_name: str,
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-balancer")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
     # Forked from a running loop: none of its state is ours.
@@ -130,7 +131,7 @@ def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) ->
         signal.set_wakeup_fd(-1)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     try:
         return asyncio.run(_serve(sock, config, handed))
     except KeyboardInterrupt:

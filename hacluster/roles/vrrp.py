@@ -9,7 +9,7 @@ anything: a file `hacluster run` refuses never runs here, not even briefly. The 
 runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
 servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
 `ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
-plain data), `stop`.
+plain data), `modules` (the top-level packages it has imported), `stop`.
 
 The child gets PR_SET_PDEATHSIG (SIGTERM): a killed supervisor makes it resign and
 release its VIPs; a lost channel does the same. The supervisor restarts a role that
@@ -20,7 +20,6 @@ instances in maintenance.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -30,18 +29,24 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hacluster.config.model import Config, GlobalDefs
-from hacluster.roles.channel import CODEC, Channel, RoleError, RoleGone, send_event, serve
 from hacluster.startuptrace import mark
-from healthchecks.pdeath import die_with_parent
+from healthchecks.pdeath import die_with_parent, set_name
 
+# `hacluster run` forks the role first thing: this module imports nothing heavy (no
+# asyncio, no config model), so the fork comes early and the role imports what it
+# needs itself, while the supervisor loads the file.
 if TYPE_CHECKING:
+    import asyncio
+
+    from hacluster.config.model import Config, GlobalDefs
     from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.channel import Channel
 
 log = logging.getLogger("hacluster.roles")
 
@@ -108,12 +113,13 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 #: What the role imports while the supervisor loads and checks the file (the modules
 #: its start path would import after the release; never pyroute2 nor scapy: vrrp.rtnl and
-#: vrrp.frames do what VRRP needs of them).
+#: vrrp.frames do what VRRP needs of them; the metrics come after start, see
+#: Daemon._build_metrics).
 PREPARE = (
-    "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
-    "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
+    "hacluster.daemon", "hacluster.logs", "hacluster.sdnotify",
+    "hacluster.config.lower_vrrp", "hacluster.notify", "hacluster.alert_outputs",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
-    "vrrp.addrwatch",
+    "vrrp.addrwatch", "vrrp.speaker", "hacluster.tracking",
 )
 
 
@@ -122,17 +128,16 @@ def _prepare() -> None:
     thread (a second importing thread would only contend for the GIL)."""
     import importlib
 
-    import hacluster
-
     for name in PREPARE:
         importlib.import_module(name)
-    _ = hacluster.__version__  # read from the package metadata: the metrics carry it
 
 
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     """Block until the supervisor releases the role with the file it accepted; None when
     it refused the file (the channel closed first)."""
+    from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.roles.codec import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -163,14 +168,21 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
 def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     die_with_parent(parent)
+    set_name("hc-vrrp")
     for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(key, None)  # systemd hears from the supervisor only
+    import asyncio
+
     # Forked from a running loop (a restart): none of its state is ours.
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    # A status dump asked for before the loop handles it is not a reason to die.
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGHUP})
     # The supervisor is loading and checking the file meanwhile: get ready, but touch
     # nothing (no VIP, no advert, no script) before it has accepted the file, so that
     # a file `hacluster run` refuses never runs here, not even briefly.
@@ -200,6 +212,11 @@ def _child(sock: socket.socket, parent: int) -> int:
 
 
 async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+    import asyncio
+
+    from hacluster.config.model import Config
+    from hacluster.roles.channel import send_event, serve
+
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
@@ -209,9 +226,12 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
                 return os.getpid()
             case "ping":
                 return "pong"
+            case "modules":  # what the role has imported (its start path is kept lean)
+                return sorted({name.partition(".")[0] for name in sys.modules})
             case "status":
                 return daemon.role_status()
             case "metrics":
+                await daemon.metrics_ready()
                 return daemon.vrrp_metric_families()
             case "maintenance":
                 return await daemon.role_maintenance(str(args[0]), bool(args[1]))
@@ -263,7 +283,7 @@ class VrrpRole:
         self._last_answer = 0.0
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
+        self._ready_event: asyncio.Event | None = None  # made on the loop (fork has none)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -292,8 +312,18 @@ class VrrpRole:
         self._started_at = time.monotonic()
         self._released = False
 
+    @property
+    def _ready(self) -> asyncio.Event:
+        if self._ready_event is None:
+            import asyncio
+
+            self._ready_event = asyncio.Event()
+        return self._ready_event
+
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
+        from hacluster.roles.codec import CODEC
+
         assert self._sock is not None
         self.config, self.options = config, options
         fields = tuple(getattr(options, f.name) for f in dataclasses.fields(options))
@@ -311,6 +341,8 @@ class VrrpRole:
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
+        import asyncio
+
         await self._connect()
         ok = await self._wait_ready()
         if ok:
@@ -321,6 +353,10 @@ class VrrpRole:
         return ok
 
     async def _connect(self) -> None:
+        import asyncio
+
+        from hacluster.roles.channel import Channel
+
         assert self._sock is not None
         reader, writer = await asyncio.open_unix_connection(sock=self._sock)
         self._channel = Channel(reader, writer, self._event)
@@ -330,6 +366,8 @@ class VrrpRole:
             self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         assert self._channel is not None
         try:
             await self._channel.call("ready", timeout=None)
@@ -342,6 +380,8 @@ class VrrpRole:
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Ask the role to stop (masters resign first) and wait for it to exit."""
+        import asyncio
+
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
@@ -374,6 +414,8 @@ class VrrpRole:
     # -- supervision -------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        import asyncio
+
         delay = BACKOFF[0]
         while not self._stopping:
             assert self._channel is not None
@@ -414,6 +456,8 @@ class VrrpRole:
                         await self.maintenance(name, True)
 
     async def _heartbeat(self) -> None:
+        import asyncio
+
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
             channel = self._channel
@@ -430,12 +474,16 @@ class VrrpRole:
     # -- requests ------------------------------------------------------------------------
 
     async def call(self, method: str, *args: Any, timeout: float | None = 10.0) -> Any:
+        from hacluster.roles.channel import RoleGone
+
         if self._channel is None:
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
     async def status(self) -> dict[str, Any] | None:
         """The role's instances and counters (None while it is not there)."""
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("status", timeout=5)
         except (RoleGone, RoleError, TimeoutError):
@@ -443,6 +491,8 @@ class VrrpRole:
         return value if isinstance(value, dict) else None
 
     async def metric_families(self) -> list[Any]:
+        from hacluster.roles.channel import RoleError, RoleGone
+
         try:
             value = await self.call("metrics", timeout=5)
         except (RoleGone, RoleError, TimeoutError):

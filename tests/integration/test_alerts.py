@@ -379,3 +379,93 @@ def test_priority_changes_go_to_the_fifo_when_asked(rig: Rig) -> None:
              in lines.read_text(), 10, rig.log)
     time.sleep(0.5)
     assert not [m for m in mails(inbox) if "PRIORITY" in m["headers"]["Subject"]]
+
+
+def test_fifos_are_created_for_their_owner(rig: Rig) -> None:
+    """`notify_fifo FILE user [group]`: created and chowned, as keepalived does; an
+    existing FIFO of that owner is used as it is."""
+    import grp
+    import os
+    import pwd
+
+    fifo, vrrp_fifo = rig.work / "owned.fifo", rig.work / "vrrp-owned.fifo"
+    lvs_fifo = rig.work / "lvs-owned.fifo"
+    os.mkfifo(lvs_fifo, 0o600)
+    os.chown(lvs_fifo, pwd.getpwnam("daemon").pw_uid, -1)
+    rig.start_daemon(rig.config(
+        notify_fifo=str(fifo), notify_fifo_user="nobody",
+        vrrp_notify_fifo=str(vrrp_fifo), vrrp_notify_fifo_user="daemon",
+        vrrp_notify_fifo_group="adm",
+        lvs_notify_fifo=str(lvs_fifo), lvs_notify_fifo_user="daemon"))
+    rig.wait_log(r"lvs_notify_fifo: writing events to")
+    nobody, daemon = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+    assert (fifo.stat().st_uid, fifo.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert (vrrp_fifo.stat().st_uid, vrrp_fifo.stat().st_gid) == (
+        daemon.pw_uid, grp.getgrnam("adm").gr_gid)
+    assert (lvs_fifo.stat().st_uid, lvs_fifo.stat().st_mode & 0o777) == (daemon.pw_uid, 0o600)
+    # the FIFO's owner reads the lines (a reader running as nobody)
+    rig.work.chmod(0o711)  # the lab's directory is 0700: let nobody reach the FIFO
+    lines = rig.work / "owned.txt"
+    lines.touch()
+    os.chown(lines, nobody.pw_uid, -1)
+    rig.lab.start(rig.director, ["setpriv", f"--reuid={nobody.pw_uid}",
+                                 f"--regid={nobody.pw_gid}", "--clear-groups", "sh", "-c",
+                                 f"cat {fifo} >> {lines}"], log_name="reader")
+    rig.realserver.signal(signal.SIGTERM)
+    rs_line = f"RS [{RS_IP}]:tcp:80 [{VIP}]:tcp:80 DOWN"
+    wait_for("the RS line", lambda: rs_line in lines.read_text(), 10, rig.log)
+    assert rig.stop_daemon() == 0
+    assert not fifo.exists() and lvs_fifo.exists()  # only what it created is removed
+
+
+def test_states_are_written_to_the_fifo_on_reload_when_asked(rig: Rig) -> None:
+    fifo = rig.work / "states.fifo"
+    config = rig.config(vrrp_notify_fifo=str(fifo), fifo_write_vrrp_states_on_reload=True)
+    rig.start_daemon(config)
+    rig.wait_log(r"vrrp_notify_fifo: writing events to")
+    lines = rig.work / "states.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    master = 'INSTANCE "VI_1" MASTER 150\n'
+
+    def count() -> int:
+        return lines.read_text().count(master) if lines.exists() else 0
+
+    wait_for("the MASTER line", lambda: count() == 1, 10, rig.log)
+    assert rig.daemon is not None
+    rig.daemon.signal(signal.SIGHUP)  # the same file: keepalived writes the states anyway
+    wait_for("the states again", lambda: count() == 2, 10, rig.log)
+    text = config.read_text().replace("delay_loop: 0.3", "delay_loop: 0.4")
+    config.write_text(text)
+    rig.daemon.signal(signal.SIGHUP)
+    wait_for("the states after a change", lambda: count() == 3, 10, rig.log)
+    config.write_text(text.replace("fifo_write_vrrp_states_on_reload: true",
+                                   "fifo_write_vrrp_states_on_reload: false"))
+    rig.daemon.signal(signal.SIGHUP)
+    rig.wait_log(r"reload done.*\n(.|\n)*reload done.*\n(.|\n)*reload done")
+    time.sleep(0.5)
+    assert count() == 3  # not asked: no lines
+    assert rig.stop_daemon() == 0
+    assert lines.read_text().endswith('INSTANCE "VI_1" STOP 150\n')
+
+
+def test_a_sync_group_s_notify_priority_changes_reaches_its_members(rig: Rig) -> None:
+    """vrrp_sync_group { notify_priority_changes }: a member that sets none writes its
+    MASTER_PRIORITY lines (keepalived's rule), with the global setting off. (A group's
+    tracking is fault-only, as keepalived's; maintenance moves the priority here. A
+    one-member group runs, as keepalived runs it after a warning.)"""
+    fifo = rig.work / "gprio.fifo"
+    config = rig.config(notify_fifo=str(fifo))
+    doc = yaml.safe_load(config.read_text())
+    doc["vrrp_sync_groups"] = {"G1": {"group": ["VI_1"], "notify_priority_changes": True}}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rig.start_daemon(config)
+    rig.wait_log(r"notify_fifo: writing events to")
+    lines = rig.work / "gprio.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    wait_for("the MASTER line", lambda: lines.exists()
+             and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
+    assert 'GROUP "G1" MASTER' in lines.read_text()
+    rig.lab.run(rig.director, [HACLUSTER, "maintenance", "VI_1", "on", "--control-socket",
+                               str(rig.work / "ctl.sock")])
+    wait_for("the priority line", lambda: 'INSTANCE "VI_1" MASTER_PRIORITY 1\n'
+             in lines.read_text(), 10, rig.log)

@@ -52,6 +52,20 @@ LISTENER = (
 )
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 20.0,
              output: Callable[[], str] = lambda: "") -> Any:
     deadline = time.monotonic() + timeout
@@ -141,6 +155,12 @@ class Rig:
                            self.output())
         return [int(a or b) for a, b in found]
 
+    def worker_pids(self) -> list[int]:
+        """The check workers: forked by the zygote (a child of the supervisor)."""
+        assert self.proc is not None
+        zygotes = [p for p in _children(self.proc.pid) if _comm(p) == "hc-zygote"]
+        return [w for z in zygotes for w in _children(z) if _comm(w) == "hc-check-worker"]
+
     def ruleset(self) -> str:
         text = self.lab.run(self.director, ["nft", "list", "table", "inet", "hacluster"]).stdout
         return re.sub(r"packets \d+ bytes \d+", "", text)
@@ -189,9 +209,8 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
         rig.ruleset()), 10, rig.output)
     assert DOWN not in before
     [balancer] = rig.balancer_pids()
-    workers = [int(p) for p in Path(f"/proc/{balancer}/task/{balancer}/children")
-               .read_text().split()]
-    assert workers, "the balancer runs the check workers"
+    workers = rig.worker_pids()
+    assert workers, "the balancer has its check workers forked by the zygote"
     monitor = rig.lab.start(rig.director, ["nft", "monitor"], log_name="monitor")
     time.sleep(0.5)  # the monitor is listening
 
@@ -200,6 +219,10 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
     [_, new] = rig.balancer_pids() or [0, 0]
     assert new and new != balancer
     wait_for("the old workers gone", lambda: not any(alive(w) for w in workers), 10)
+    # The new balancer's workers are forked by the same zygote (it asks the zygote the
+    # supervisor started; they die with the balancer that asked for them).
+    wait_for("new workers from the zygote", lambda: len(rig.worker_pids()) == len(workers), 10,
+             rig.output)
     # A few check rounds and full reconcile passes (reconcile_interval 1 s) later:
     time.sleep(3.0)
     assert rig.ups() == wanted, rig.output()
@@ -254,8 +277,8 @@ def test_supervisor_sigterm_stops_the_balancer_and_its_workers(rig: Rig) -> None
     proc = rig.start()
     wait_for("the servers' states", lambda: rig.ups().get(UP) is True, 20, rig.output)
     [balancer] = rig.balancer_pids()
-    workers = [int(p) for p in Path(f"/proc/{balancer}/task/{balancer}/children")
-               .read_text().split()]
+    workers = rig.worker_pids()
+    assert workers
     proc.signal(signal.SIGTERM)
     assert proc.popen.wait(20) == 0
     assert not alive(balancer)

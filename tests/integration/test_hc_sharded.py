@@ -1,21 +1,54 @@
-"""ShardedRunner: checks run in worker processes against real listeners; events come back."""
+"""ShardedRunner: checks run in worker processes against real listeners; events come back.
+
+Workers are exec'ed, or forked from a zygote (`healthchecks.zygote`): the tests of
+workers run both ways; a killed zygote is started again while its workers keep running,
+and a killed parent takes the zygote and every worker with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from healthchecks import CheckResult, CheckSpec, HealthChanged, TcpCheckParams, Timing, make_checker
 from healthchecks.sharded import ShardedRunner
+from healthchecks.zygote import WORKER, Zygote, ZygoteError
+from healthchecks.zygote import current as zygote_current
 
 TIMING = Timing(delay_loop=0.2, retry=0, warmup=0.1)
+
+
+@pytest.fixture(params=["exec", "zygote"])
+def zygote(request: pytest.FixtureRequest) -> Iterator[Zygote | None]:
+    """No zygote (workers exec'ed), or a started one (forked from this process)."""
+    if request.param == "exec":
+        yield None
+        return
+    z = Zygote()
+    z.start()
+    try:
+        yield z
+    finally:
+        z.stop()
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 @pytest.fixture
@@ -49,10 +82,12 @@ def alive(pid: int) -> bool:
     return True
 
 
-async def test_workers_run_checks_and_send_changes_back(ports: tuple[int, int]) -> None:
+async def test_workers_run_checks_and_send_changes_back(
+    ports: tuple[int, int], zygote: Zygote | None,
+) -> None:
     up_port, down_port = ports
     seen: list[HealthChanged] = []
-    runner = ShardedRunner(2, on_change=seen.append, measure=True)
+    runner = ShardedRunner(2, on_change=seen.append, measure=True, zygote=zygote)
     up, down = tcp(up_port), tcp(down_port)
     second = CheckSpec("tcp-again", up.server, up.checker, TIMING)  # same server as `up`
     for spec in (up, down, second):
@@ -60,6 +95,8 @@ async def test_workers_run_checks_and_send_changes_back(ports: tuple[int, int]) 
     async with runner:
         pids = runner.worker_pids
         assert len(pids) == 2 and all(alive(p) for p in pids) and os.getpid() not in pids
+        if zygote is not None:  # forked from it, not exec'ed
+            assert all(parent_of(p) == zygote.pid for p in pids)
         changes = runner.events()
         event = await asyncio.wait_for(anext(changes), 10)
         assert (event.check_id, event.up, event.check_up) == (down.check_id, False, False)
@@ -81,7 +118,9 @@ async def test_workers_run_checks_and_send_changes_back(ports: tuple[int, int]) 
         assert not alive(pid)
 
 
-async def test_a_dead_worker_is_replaced_and_no_server_flaps(ports: tuple[int, int]) -> None:
+async def test_a_dead_worker_is_replaced_and_no_server_flaps(
+    ports: tuple[int, int], zygote: Zygote | None,
+) -> None:
     """The replacement is handed each check in the state it had: a server that was down
     stays down, and one that passed its alpha start stays up (a fresh default would
     bring both a change, and the alpha one a flap)."""
@@ -90,7 +129,7 @@ async def test_a_dead_worker_is_replaced_and_no_server_flaps(ports: tuple[int, i
     alpha = tcp(up_port)
     alpha = CheckSpec(alpha.check_id, alpha.server, alpha.checker,
                       Timing(delay_loop=0.2, retry=0, warmup=0.1, alpha=True))
-    runner = ShardedRunner(1)
+    runner = ShardedRunner(1, zygote=zygote)
     runner.add(down)
     runner.add(alpha)
     assert not runner.server_up(alpha.server)  # alpha: down until it passes
@@ -109,6 +148,8 @@ async def test_a_dead_worker_is_replaced_and_no_server_flaps(ports: tuple[int, i
             await asyncio.sleep(0.025)
         [new] = runner.worker_pids
         assert new != pid and alive(new)
+        if zygote is not None:
+            assert parent_of(new) == zygote.pid
         # Several intervals of the new worker's checks: not one change.
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(anext(changes), 1.5)
@@ -122,24 +163,39 @@ async def test_a_dead_worker_is_replaced_and_no_server_flaps(ports: tuple[int, i
     assert not alive(new)
 
 
-async def test_a_killed_parent_takes_its_workers_with_it(tmp_path: Any) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL of the process that started the workers stops them."""
+@pytest.mark.parametrize("how", ["exec", "zygote", "zygote killed"])
+async def test_a_killed_parent_takes_its_workers_with_it(tmp_path: Any, how: str) -> None:
+    """SIGKILL of the process that started the workers stops them (PR_SET_PDEATHSIG for
+    exec'ed ones; forked ones watch it), and the zygote; also the workers of a zygote
+    that was killed and started again, and the new zygote."""
     script = tmp_path / "parent.py"
     script.write_text(
-        "import asyncio, sys\n"
+        "import asyncio, os, signal, sys, time\n"
         "from healthchecks.sharded import ShardedRunner\n"
+        "from healthchecks.zygote import Zygote\n"
+        "z = None\n"
+        "if sys.argv[1] != 'exec':\n"
+        "    z = Zygote()\n"
+        "    z.start()\n"
         "async def main():\n"
-        "    async with ShardedRunner(2) as r:\n"
-        "        print(*r.worker_pids, flush=True)\n"
+        "    async with ShardedRunner(2, zygote=z) as r:\n"
+        "        others = [z.pid] if z else []\n"
+        "        if sys.argv[1] == 'zygote killed':\n"
+        "            os.kill(z.pid, signal.SIGKILL)\n"
+        "            while not z.ensure():\n"
+        "                await asyncio.sleep(0.01)\n"
+        "            others.append(z.pid)\n"
+        "        print(*r.worker_pids, *others, flush=True)\n"
         "        await asyncio.sleep(60)\n"
         "asyncio.run(main())\n"
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), stdout=asyncio.subprocess.PIPE)
+        sys.executable, str(script), how, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 20)
     pids = [int(p) for p in line.split()]
-    assert len(pids) == 2 and all(alive(p) for p in pids)
+    assert len(pids) == {"exec": 2, "zygote": 3, "zygote killed": 4}[how]
+    assert sum(alive(p) for p in pids) == len(pids) - (how == "zygote killed")
     proc.kill()
     await proc.wait()
     for _ in range(200):
@@ -171,12 +227,12 @@ def test_bad_worker_count() -> None:
         ShardedRunner(0)
 
 
-async def test_a_hung_worker_is_replaced(ports: tuple[int, int]) -> None:
+async def test_a_hung_worker_is_replaced(ports: tuple[int, int], zygote: Zygote | None) -> None:
     """A worker that stops answering (SIGSTOP here; a checker stuck in a loop alike) is
     killed and replaced; its server keeps its state."""
     _, down_port = ports
     down = tcp(down_port)
-    runner = ShardedRunner(1, hung_after=1.0)
+    runner = ShardedRunner(1, hung_after=1.0, zygote=zygote)
     runner.add(down)
     async with runner:
         changes = runner.events()
@@ -192,3 +248,175 @@ async def test_a_hung_worker_is_replaced(ports: tuple[int, int]) -> None:
         assert runner.servers() == {down.server: False}
         [sample] = await asyncio.wait_for(runner.sample(), 10)
         assert sample.pid == new and sample.checks == 1
+
+
+async def test_a_killed_zygote_is_started_again_and_its_workers_keep_running(
+    ports: tuple[int, int],
+) -> None:
+    """The workers of a killed zygote go on checking; the new zygote forks the next."""
+    _, down_port = ports
+    down = tcp(down_port)
+    restarts: list[int] = []
+    z = Zygote()
+    z.on_restart = lambda: restarts.append(z.restarts)
+    z.start()
+    runner = ShardedRunner(2, zygote=z, hung_after=1.0)
+    runner.add(down)
+    try:
+        async with runner:
+            changes = runner.events()
+            assert not (await asyncio.wait_for(anext(changes), 10)).up
+            pids, old = runner.worker_pids, z.pid
+            assert old is not None
+            os.kill(old, signal.SIGKILL)
+            for _ in range(400):  # the runner's watch starts it again
+                if restarts:
+                    break
+                await asyncio.sleep(0.025)
+            assert restarts == [1] and z.pid not in (None, old) and alive(z.pid)
+            assert runner.worker_pids == pids and all(alive(p) for p in pids)
+            before = sum(s.runs for s in await runner.sample())
+            await asyncio.sleep(0.6)
+            samples = await asyncio.wait_for(runner.sample(), 10)
+            assert sum(s.runs for s in samples) > before  # still checking
+            assert runner.servers() == {down.server: False}
+            # A worker that dies now comes from the new zygote.
+            victim = next(p for p in pids if parent_of(p) != z.pid)
+            os.kill(victim, signal.SIGKILL)
+            for _ in range(400):
+                if victim not in runner.worker_pids and len(runner.worker_pids) == 2:
+                    break
+                await asyncio.sleep(0.025)
+            [new] = set(runner.worker_pids) - set(pids)
+            assert parent_of(new) == z.pid and comm(new) == "hc-check-worker"
+            with pytest.raises(TimeoutError):  # no change: the down server stays down
+                await asyncio.wait_for(anext(changes), 1.0)
+    finally:
+        z.stop()
+
+
+def echo(sock: socket.socket, *args: Any) -> int:
+    """A zygote target for the test below: says who it is and what it was given."""
+    with sock:
+        sock.sendall(json.dumps([os.getpid(), os.getppid(), comm(os.getpid()), *args]).encode())
+    return 3
+
+
+def test_the_spawn_api_runs_only_its_targets() -> None:
+    target = f"{__name__}:echo"
+    z = Zygote(preload=["json"], targets=[WORKER, target])
+    z.start()
+    try:
+        ours, theirs = socket.socketpair()
+        with pytest.raises(ZygoteError, match="not one of the zygote's targets"):
+            z.spawn("os:system", theirs, ["true"])
+        child = z.spawn(target, theirs, [1, "two", None], name="hc-echo")
+        theirs.close()
+        with ours:
+            ours.settimeout(10)
+            pid, ppid, name, *args = json.loads(ours.recv(4096))
+        assert (pid, ppid, name, args) == (child.pid, z.pid, "hc-echo", [1, "two", None])
+        for _ in range(200):
+            if not child.running:
+                break
+            time.sleep(0.025)
+        assert not child.running and not alive(child.pid)  # reaped by the kernel
+        child.close()
+    finally:
+        z.stop()
+    assert z.pid is None
+
+
+def sleeper(sock: socket.socket) -> int:
+    """A zygote target that outlives its socket: only its asker's death stops it."""
+    time.sleep(60)
+    return 0
+
+
+def test_a_child_dies_with_the_process_that_asked_for_it() -> None:
+    """A process forked from the starter (as a role is) asks the zygote it inherited;
+    when the asker is killed its child follows (SIGTERM), the zygote stays. The starter
+    held SIGTERM blocked when it started the zygote (as `hacluster run` may): the
+    children do not inherit that."""
+    z = Zygote(preload=[], targets=[f"{__name__}:sleeper"])
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        z.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    read, write = os.pipe()
+    asker = os.fork()
+    if asker == 0:  # the asker: holds the handle it inherited
+        code = 1
+        try:
+            os.close(read)
+            _ours, theirs = socket.socketpair()
+            handle = zygote_current()
+            assert handle is z
+            child = handle.spawn(f"{__name__}:sleeper", theirs)
+            os.write(write, f"{child.pid}\n".encode())
+            time.sleep(60)
+        finally:
+            os._exit(code)
+    try:
+        os.close(write)
+        with os.fdopen(read) as lines:
+            child = int(lines.readline())
+        assert parent_of(child) == z.pid and alive(child)
+        os.kill(asker, signal.SIGKILL)
+        os.waitpid(asker, 0)
+        for _ in range(200):
+            if not alive(child):
+                break
+            time.sleep(0.025)
+        assert not alive(child)
+        assert z.alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(asker, signal.SIGKILL)
+            os.waitpid(asker, 0)
+        z.stop()
+
+
+def test_an_asker_waits_for_the_zygote_its_starter_restarts() -> None:
+    """A process forked from the starter (a role) asks while the zygote is dead: it
+    keeps trying until the starter has started the zygote again, then gets its child."""
+    z = Zygote(preload=[], targets=[f"{__name__}:echo"])
+    z.start()
+    old = z.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    for _ in range(200):
+        if not alive(old):
+            break
+        time.sleep(0.01)
+    read, write = os.pipe()
+    asker = os.fork()
+    if asker == 0:
+        code = 1
+        try:
+            os.close(read)
+
+            async def ask() -> int:
+                ours, theirs = socket.socketpair()
+                child = await z.spawn_async(f"{__name__}:echo", theirs, ["again"])
+                theirs.close()
+                child.close()
+                return int(json.loads(ours.recv(4096))[1])  # the child's parent
+
+            os.write(write, f"{asyncio.run(ask())}\n".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        os.close(write)
+        time.sleep(0.5)  # the asker is trying meanwhile
+        assert z.ensure() and z.pid != old
+        with os.fdopen(read) as lines:
+            assert int(lines.readline()) == z.pid
+        assert os.waitpid(asker, 0)[1] == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(asker, signal.SIGKILL)
+            os.waitpid(asker, 0)
+        z.stop()

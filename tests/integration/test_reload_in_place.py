@@ -67,3 +67,39 @@ def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
     assert after["last_transition"] == before["last_transition"]  # "since" kept
     assert after["counters"]["transitions"] == before["counters"]["transitions"]
     assert after["counters"]["adverts_sent_on_wire"] > before["counters"]["adverts_sent_on_wire"]
+
+
+def test_a_renamed_master_keeps_its_mastership_and_vip(lab: Lab) -> None:
+    """The same virtual router under another name: no resignation, the VIP never leaves,
+    and the instance runs on as MASTER under its new name."""
+    a, b = lab.namespace("a"), lab.namespace("b")
+    lab.veth(a, "eth0", b, "eth0")
+    lab.add_address(a, "eth0", "10.9.0.1/24")
+    config = lab.workdir / "a.yaml"
+    sock = lab.workdir / "a.sock"
+    config.write_text(config_yaml(instance_yaml(priority=150)))
+    env = {**os.environ, "HACLUSTER_LOCK_DIR": str(lab.workdir / "locks")}
+    d = Director(lab, a, "a", config, lab.workdir / "a.status.json")
+    d.process = lab.start(a, [HACLUSTER, "run", "-f", str(config), "--status-file",
+                              str(d.status_path), "--control-socket", str(sock)],
+                          log_name="a", env=env)
+    d.wait_state("MASTER", timeout=20)
+    d.wait_vip()
+    time.sleep(0.3)
+    log_before = d.output()
+    config.write_text(config_yaml(instance_yaml("WEB", priority=150)))
+    res = lab.run(a, [HACLUSTER, "reload", "--control-socket", str(sock)])
+    print(res.stdout)
+    assert "renamed VI_1 -> WEB" in res.stdout and "mastership kept by WEB" in res.stdout
+    assert d.has_vip()
+    d.wait_state("MASTER", instance="WEB", timeout=2)
+    time.sleep(0.5)
+    new_lines = d.output()[len(log_before):]
+    print(new_lines)
+    # (the rebuilt unit goes through BACKUP quietly, as any rebuilt master does: it is
+    # not notified, and it neither resigns nor lets its VIP go)
+    assert "priority 0" not in new_lines and "resign" not in new_lines.lower()
+    assert "MASTER -> " not in new_lines and "removed VIP" not in new_lines
+    assert d.has_vip()
+    res = lab.run(a, [HACLUSTER, "status", "--json", "--control-socket", str(sock)])
+    assert [i["name"] for i in json.loads(res.stdout)["instances"]] == ["WEB"]

@@ -20,6 +20,7 @@ virtual_routes:
   - 192.0.2.0/24 via 10.9.0.254 dev eth0
   - blackhole 198.51.100.0/24 table 100
   - {to: 203.0.113.128/25, dev: eth0, metric: 7}
+  - 198.19.0.0/24 via 10.9.0.253 or 10.9.0.254 dev eth0
 virtual_rules:
   - from 10.9.0.100 table 100 priority 100
   - from all fwmark 7 lookup 100 priority 101
@@ -29,7 +30,8 @@ virtual_rules:
 def statics(me: int) -> str:
     return (
         f'static_ipaddress: ["10.9.0.{me}5/24 dev eth0"]\n'
-        'static_routes: ["203.0.113.0/25 via 10.9.0.254 dev eth0"]\n'
+        'static_routes: ["203.0.113.0/25 via 10.9.0.254 dev eth0", "198.18.0.0/24 '
+        'nexthop via 10.9.0.253 dev eth0 weight 3 nexthop via 10.9.0.254 dev eth0"]\n'
         'static_rules: ["to 203.0.113.0/25 table 200 priority 200"]\n'
     )
 
@@ -43,6 +45,8 @@ def has_virtuals(d: Director) -> bool:
     main, t100, rules = ip(d, "route"), ip(d, "route", "show", "table", "100"), ip(d, "rule")
     return ("192.0.2.0/24 via 10.9.0.254 dev eth0" in main
             and "203.0.113.128/25 dev eth0 scope link metric 7" in main
+            and "198.19.0.0/24 \n\tnexthop via 10.9.0.253 dev eth0 weight 1 \n"
+                "\tnexthop via 10.9.0.254 dev eth0 weight 1" in main
             and "blackhole 198.51.100.0/24" in t100
             and "100:\tfrom 10.9.0.100 lookup 100" in rules
             and "101:\tfrom all fwmark 0x7 lookup 100" in rules)
@@ -51,12 +55,15 @@ def has_virtuals(d: Director) -> bool:
 def lacks_virtuals(d: Director) -> bool:
     main, t100, rules = ip(d, "route"), ip(d, "route", "show", "table", "100"), ip(d, "rule")
     return ("192.0.2.0/24" not in main and "203.0.113.128/25" not in main
-            and "198.51.100.0/24" not in t100 and "lookup 100" not in rules)
+            and "198.51.100.0/24" not in t100 and "lookup 100" not in rules
+            and "198.19.0.0/24" not in main)
 
 
 def has_statics(d: Director, me: int) -> bool:
     return (f"10.9.0.{me}5/24" in ip(d, "addr", "show", "dev", "eth0")
             and "203.0.113.0/25 via 10.9.0.254 dev eth0" in ip(d, "route")
+            and "198.18.0.0/24 \n\tnexthop via 10.9.0.253 dev eth0 weight 3 \n"
+                "\tnexthop via 10.9.0.254 dev eth0 weight 1" in ip(d, "route")
             and "200:\tfrom all to 203.0.113.0/25 lookup 200" in ip(d, "rule"))
 
 
@@ -89,4 +96,5 @@ def test_routes_and_rules_follow_mastership_statics_stay(pair: PairLab) -> None:
     wait(lambda: not a.proc.running(), a, "a stopped")
     assert lacks_virtuals(a)
     assert not has_statics(a, 1)  # removed on stop, as keepalived does
+    assert "198.18.0.0/24" not in ip(a, "route")
     assert "10.9.0.15/24" not in ip(a, "addr", "show", "dev", "eth0")

@@ -70,13 +70,13 @@ async def main():
     out["add"] = [codes[1], codes[2], codes[3] == errno.EEXIST]
     out["present"] = [await monitor.present("eth0", __import__("ipaddress").ip_address(a))
                       for a in ("10.66.0.100", "fd00:66::100", "10.66.0.200")]
-    ours = sorted([m.index, m.ip, m.prefixlen, m.label if m.family == socket.AF_INET else None]
+    ours = sorted([m.ifindex, m.ip, m.prefixlen, m.label if m.family == socket.AF_INET else None]
                   for m in rtnl.dump(rtnl.RTM_GETADDR))
     theirs = ip_addrs()
     out["dump_equals_ip"] = ours == theirs
     pyr, pyr_links = await asyncio.to_thread(pyroute2_dumps)  # sync IPRoute: no loop
     out["dump_equals_pyroute2"] = [o[:3] for o in ours] == pyr
-    our_links = sorted([m.index, m.ifname, m.flags] for m in rtnl.dump(rtnl.RTM_GETLINK))
+    our_links = sorted([m.ifindex, m.ifname, m.flags] for m in rtnl.dump(rtnl.RTM_GETLINK))
     out["links_equal_pyroute2"] = our_links == pyr_links
     out["links_equal_ip"] = [o[:2] for o in our_links] == ip_links()
     dels = [rtnl.encode_address("del", "10.66.0.100/24", eth0, seq=4),
@@ -92,7 +92,7 @@ async def main():
     sh("ip link del eth9")
     await asyncio.sleep(0.3)
     out["events"] = [
-        [type(m).__name__, m.kind, m.ip, m.label, m.index]
+        [type(m).__name__, m.kind, m.ip, m.label, m.ifindex]
         for m in events if isinstance(m, rtnl.AddrMessage)
         and m.ip in ("10.66.0.100", "fd00:66::100")
     ]

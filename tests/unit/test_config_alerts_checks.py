@@ -124,6 +124,28 @@ def test_fifo_problems() -> None:
     ]
 
 
+def test_fifo_owner_keys() -> None:
+    g = load("""
+        global_defs:
+          notify_fifo: /run/a.fifo
+          notify_fifo_user: nobody
+          notify_fifo_group: adm
+    """).global_defs
+    assert (g.notify_fifo_user, g.notify_fifo_group) == ("nobody", "adm")
+    found = problems("""
+        global_defs:
+          vrrp_notify_fifo: /run/v.fifo
+          vrrp_notify_fifo_group: adm
+          lvs_notify_fifo_user: "a b"
+    """)
+    assert found == [
+        "lb.yaml:4: global_defs.vrrp_notify_fifo_group: only with vrrp_notify_fifo_user",
+        "lb.yaml:5: global_defs.lvs_notify_fifo_user: must be a user name (no spaces or ':'), "
+        "got 'a b'",
+        "lb.yaml:5: global_defs.lvs_notify_fifo_user: only used with lvs_notify_fifo",
+    ]
+
+
 def test_lvs_timeouts_and_sync_daemon_forms() -> None:
     c = load("""
         global_defs:

@@ -75,13 +75,14 @@ def test_import_carries_routes_rules_and_statics_with_keepalived_preferences() -
     notes = {(n.line, n.keyword, n.changes_behaviour) for n in result.skipped}
     assert notes == {
         (8, "static_rules", False),  # keepalived's 16384
-        (18, "vrrp_instance.virtual_routes", True),  # multipath: not carried over
+        (18, "vrrp_instance.virtual_routes", False),  # "or": keepalived's deprecation
         (21, "vrrp_instance.virtual_rules", False),  # then 16383
     }
     cfg = parse_config(result.yaml_text)
     assert [r.priority for r in cfg.static_rules] == [16384]
     assert [r.priority for r in cfg.vrrp_instances["V"].virtual_rules] == [16383]
-    (route,) = cfg.vrrp_instances["V"].virtual_routes
+    (route, multipath) = cfg.vrrp_instances["V"].virtual_routes
     assert (str(route.src), str(route.to)) == ("192.0.2.9", "203.0.113.0/24")
+    assert [str(h.via) for h in multipath.nexthops] == ["192.0.2.1", "192.0.2.2"]
     assert [str(a.address) for a in cfg.static_ipaddress] == ["192.0.2.250/24"]
     assert len(cfg.static_routes) == 1

@@ -116,7 +116,9 @@ global_defs {
         ("/usr/local/bin/reader", "--all"), "nobody")
     assert g.vrrp_notify_fifo == Path("/run/vrrp.fifo") and g.vrrp_notify_fifo_script is None
     assert g.lvs_notify_fifo == Path("/run/lvs.fifo")
-    assert len(notes) == 1 and "lvs_notify_fifo: the FIFO's owner 'root root'" in notes[0]
+    assert (g.lvs_notify_fifo_user, g.lvs_notify_fifo_group) == ("root", "root")
+    assert g.notify_fifo_user is None and g.vrrp_notify_fifo_user is None
+    assert notes == []
 
 
 def test_lvs_timeouts(tmp_path: Path) -> None:

@@ -125,6 +125,10 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str, bool]]] = {
     "37-fleet-template-params.conf": set(),
     "38-nat-portless-real-servers.conf": set(),
     "39-https-virtualhost-http11.conf": set(),
+    "40-strict-no-accept-fifo-owner.conf": set(),
+    "41-multipath-upstreams.conf": {
+        (30, "vrrp_instance.virtual_routes", SAME),  # "or": keepalived's deprecation
+    },
 }
 
 

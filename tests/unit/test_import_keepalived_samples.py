@@ -47,7 +47,7 @@ EXPECTED_NOTES: dict[str, set[tuple[int, str]]] = {
     "keepalived.conf.vrrp.lvs_syncd": {  # members outside a group { } block
         (3, "vrrp_sync_group"), (4, "vrrp_sync_group.VI_2"), (5, "vrrp_sync_group.VI_3"),
     },
-    # a multipath route (`via A or B`) is not carried over
+    # a multipath route (`via A or B`): carried as two nexthops, keepalived's deprecation
     "keepalived.conf.vrrp.routes": {(30, "vrrp_instance.virtual_routes")},
     # rules without a preference get keepalived's countdown from 16384; "192.168.x./24"
     # is refused by keepalived too
