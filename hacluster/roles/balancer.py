@@ -5,7 +5,7 @@ once the file is accepted; the process runs a `hacluster.balancer.Balancer`, who
 check workers report to it directly over their socketpairs, and answers the
 supervisor over a `roles.channel` socketpair: `ready`, `ping`, `reconfigure` (the new
 config), `drain`, `ipvs`, `recent_ipvs`, `summary`, `status` (as a dict),
-`status_part` (the load balancer's part of `GET /v1/status` as bytes, built in slices
+`snapshot` (the load balancer's part of `GET /v1/status` as bytes, built in slices
 here and relayed as it is), `virtual_server`, `metrics` (its exposition text, bytes),
 `stop`. It tells the supervisor, unasked, each real server's checks' states as they
 change (`health`) and each real server and quorum notification (`notify_rs`,
@@ -203,8 +203,8 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
                         "dataplane_error": balancer.dataplane_error}
             case "status":
                 return await balancer.status(table=bool(args[0]))
-            case "status_part":
-                return await balancer.status_part()
+            case "snapshot":
+                return await balancer.snapshot()
             case "prepare_status":
                 balancer.prepare_status()
                 return None
@@ -494,7 +494,7 @@ class BalancerRole:
             return None
         return value if isinstance(value, dict) else None
 
-    async def status_part(self) -> bytes:
+    async def snapshot(self) -> bytes:
         """The balancer's part of the status (`Balancer.encode_part`): the latest it
         handed over, at once, unless that is older than `STATUS_WAIT_AFTER` or a change
         made since (then asked for, and waited for)."""
@@ -507,7 +507,7 @@ class BalancerRole:
         if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
             return latest[1]
         try:
-            value = await self._call("status_part", timeout=30)
+            value = await self._call("snapshot", timeout=30)
         except (RoleGone, RoleError, TimeoutError):
             value = None
         if not isinstance(value, bytes):
