@@ -430,6 +430,9 @@ class BalancerRole:
     async def _heartbeat(self) -> None:
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
+            status = self._status
+            if status is not None and time.monotonic() - status[0] > STATUS_WAIT_AFTER:
+                self._status = None  # not shown any more: its megabytes need not stay
             channel = self._channel
             if channel is None or not self._ready.is_set():
                 self._last_answer = time.monotonic()
