@@ -58,8 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         default=None,
-        help="where the VIPs this daemon added are recorded, to be removed first after a "
-        "crash (default: /run/hacluster)",
+        help="where the VIPs this daemon added (and its no_accept nftables table) are "
+        "recorded, to be removed first after a crash (default: /run/hacluster)",
     )
     parser.add_argument(
         "--control-socket",
