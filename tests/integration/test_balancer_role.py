@@ -300,10 +300,10 @@ def test_supervisor_sigterm_stops_the_balancer_and_its_workers(rig: Rig) -> None
     proc = rig.start()
     wait_for("the servers' states", lambda: rig.ups().get(UP) is True, 20, rig.output)
     [balancer] = rig.balancer_pids()
-    workers = rig.worker_pids()
-    assert workers
+    workers = wait_for("the check workers", rig.worker_pids, 10, rig.output)
     proc.signal(signal.SIGTERM)
     assert proc.popen.wait(20) == 0
     assert not alive(balancer)
-    assert not any(alive(w) for w in workers)
+    # The workers follow their balancer's socket closing (and their zygote's end).
+    wait_for("the workers gone", lambda: not any(alive(w) for w in workers), 5)
     assert "load balancer stopped" in rig.output()
