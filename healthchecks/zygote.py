@@ -196,8 +196,10 @@ class Zygote:
         settings = [parent, self.name, list(self.preload), list(self.targets), self.lazy]
         try:
             if threading.active_count() == 1 and not _loop_running():
-                frozen = gc.get_freeze_count() > 0
-                gc.freeze()  # the child's collections leave the parent's objects alone
+                # What this process has built stays frozen (its collections would
+                # otherwise write to every object and copy the pages it shares with the
+                # zygote), and the child's collections leave it alone too.
+                gc.freeze()
                 pid = os.fork()
                 if pid == 0:
                     code = 1
@@ -207,8 +209,6 @@ class Zygote:
                                       list(self.preload), list(self.targets), self.lazy)
                     finally:
                         os._exit(code)
-                if not frozen:
-                    gc.unfreeze()
                 self._popen = None
             else:
                 import json
