@@ -75,7 +75,7 @@ def main() -> None:
         "none (the same file)": config(args.servers),
         "one real server's weight": config(args.servers, weight_of_first=5),
         "every scheduler": config(args.servers, algo="rr"),
-        "a global setting (all lowered)": config(args.servers, script_user="nobody"),
+        "a global setting (script_user)": config(args.servers, script_user="nobody"),
     }
     for what, new in edits.items():
         d = diff_configs(old, new)

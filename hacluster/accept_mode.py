@@ -15,10 +15,12 @@ sends none from them. Here one table, `inet NAME` (`global_defs.nftables`, defau
 The sets hold the VIPs of the non-accepting instances that are MASTER; `on_state` is
 called on each transition and `reconfigure` on reload. Updates are coalesced and done by
 one task, each as one `nft -f` transaction that rewrites the three sets (flush + add),
-so what the kernel holds is always one consistent state. A takeover's VIPs are added by
-netlink in the transition's callback and the set follows in the next `nft` run (a few
-ms; keepalived fills its set just before adding the VIPs). Leaving MASTER removes the
-VIPs first, then the set entries, as keepalived does.
+so what the kernel holds is always one consistent state. A takeover's VIPs are added to
+the set at once besides, over nfnetlink in the transition's own callback (see
+hacluster.nft_setelem), right after the VIPs themselves: keepalived fills its set just
+before adding the VIPs; here no packet is handled in between, where one `nft` run would
+leave 15-25 ms. Leaving MASTER removes the VIPs first, then the set entries (by the next
+rewrite), as keepalived does.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from hacluster.config.model import Config, VirtualIpAddress, VrrpInstance
+
+if TYPE_CHECKING:
+    from hacluster.nft_setelem import SetElementSocket
 
 log = logging.getLogger("hacluster.accept")
 
@@ -59,6 +64,30 @@ def elements(inst: VrrpInstance) -> dict[str, set[str]]:
             out["vips6_ll"].add(f'{ip} . "{vip.dev or inst.interface}"')
         else:
             out["vips6"].add(str(ip))
+    return out
+
+
+def element_keys(inst: VrrpInstance, by_index: bool) -> dict[str, list[bytes]]:
+    """`elements(inst)` as the kernel's key bytes (an interface that is gone is left to
+    the next `nft` rewrite, which says so)."""
+    from hacluster.nft_setelem import ifindex_key, ifname_key
+
+    out: dict[str, list[bytes]] = {name: [] for name in SETS}
+    if not blocks(inst):
+        return out
+    for vip in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+        ip = vip.ip
+        if ip.version == 4:
+            out["vips4"].append(ip.packed)
+        elif not ip.is_link_local:
+            out["vips6"].append(ip.packed)
+        else:
+            dev = vip.dev or inst.interface
+            try:
+                out["vips6_ll"].append(ip.packed + (ifindex_key(dev) if by_index
+                                                    else ifname_key(dev)))
+            except OSError:
+                continue
     return out
 
 
@@ -128,6 +157,7 @@ class AcceptFirewall:
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
+        self._netlink: SetElementSocket | None = None
         self.transactions = 0  # nft runs that updated the sets
 
     wanted = staticmethod(wanted)
@@ -136,8 +166,24 @@ class AcceptFirewall:
         """Create the table (before any instance can be MASTER), then follow states."""
         await self._create(self._config)
         self._worker = asyncio.create_task(self._work(), name="accept-mode")
+        from hacluster.nft_setelem import SetElementSocket
+
+        try:
+            self._netlink = SetElementSocket()
+        except OSError as exc:
+            log.warning("no_accept: no nfnetlink socket (%s): a takeover's VIPs reach the "
+                        "drop set with the next nft run", exc)
+            return
+        asyncio.get_running_loop().add_reader(self._netlink.fileno(), self._refusals)
+
+    def _refusals(self) -> None:
+        assert self._netlink is not None
+        for why in self._netlink.refusals():
+            log.error("no_accept: the kernel refused a drop set update: %s", why)
 
     async def _create(self, config: Config) -> None:
+        import shutil  # (not at import: the module is loaded by every daemon)
+
         if shutil.which(self._nft) is None:
             log.error("no_accept: %s not found (install nftables): traffic to the VIPs "
                       "of non-accepting masters is not dropped", self._nft)
@@ -158,8 +204,25 @@ class AcceptFirewall:
             self._masters.add(name)
         else:
             self._masters.discard(name)
-        if before != new_is_master:
-            self._kick()
+        if before == new_is_master:
+            return
+        if new_is_master:
+            self._send_elements(name)
+        self._kick()
+
+    def _send_elements(self, name: str) -> None:
+        """A master's elements to the kernel now, over nfnetlink."""
+        inst = self._config.vrrp_instances.get(name)
+        if inst is None or not self._table or self._netlink is None:
+            return
+        keys = {k: v for k, v in element_keys(
+            inst, self._config.global_defs.nftables_ifindex).items() if v}
+        if not keys:
+            return
+        try:
+            self._netlink.add(self._table, keys)
+        except OSError as exc:
+            log.error("no_accept: [%s] drop set update not sent: %s", name, exc)
 
     async def reconfigure(self, config: Config) -> None:
         """A reload: a renamed table is recreated; the sets follow the new accept flags."""
@@ -191,6 +254,10 @@ class AcceptFirewall:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        if self._netlink is not None:
+            asyncio.get_running_loop().remove_reader(self._netlink.fileno())
+            self._netlink.close()
+            self._netlink = None
         await self._delete()
 
     async def _delete(self) -> None:
@@ -220,13 +287,18 @@ class AcceptFirewall:
     async def _sync(self) -> None:
         if self._table is None:
             return
-        wanted_now = masters_elements(self._config, self._masters)
+        masters = set(self._masters)
+        wanted_now = masters_elements(self._config, masters)
         if wanted_now == self._applied:
             return
         ok, err = await self._run(sets_script(self._table, wanted_now))
         if not ok:
             log.error("no_accept: cannot update table inet %s: %s", self._table, err)
             return
+        # A takeover while nft ran: its netlink elements were flushed by this rewrite;
+        # send them again now (the next rewrite, already asked for, settles the rest).
+        for name in self._masters - masters:
+            self._send_elements(name)
         self.transactions += 1
         dropped = sorted(set().union(*wanted_now.values()))
         log.info("no_accept: dropping traffic to %s", ", ".join(dropped) or "no VIP")

@@ -46,7 +46,7 @@ from hacluster.apitypes import (
     UnknownVirtualServer,
 )
 from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
-from hacluster.config.model import Config, VrrpInstance
+from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
 from hacluster.reload_coordinator import Reloader
@@ -69,11 +69,11 @@ if TYPE_CHECKING:
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
     from healthchecks.zygote import Zygote
-    from vrrp.addresses import Addresses, Vip
-    from vrrp.addrwatch import AddressEvent, AddressMonitor
+    from vrrp.addresses import Addresses
     from vrrp.announce import FrameSockets
-    from vrrp.driver import Driver, Member
-    from vrrp.transport import Endpoint, ReceivedAdvert, Transport
+    from vrrp.driver import Driver
+    from vrrp.speaker import Speaker
+    from vrrp.transport import Endpoint, Transport
 
 log = logging.getLogger("hacluster.daemon")
 
@@ -111,15 +111,8 @@ class Daemon:
     def __init__(self, config: Config, options: DaemonOptions) -> None:
         self.options = options
         self.config = with_overrides(config, options)
-        self._units: dict[str, Driver] = {}
-        self._driver_of: dict[str, Driver] = {}
-        self._endpoints: dict[str, Endpoint] = {}
-        # instance -> the fault raised while its interface has no address to send from
-        self._no_source: dict[str, str] = {}
-        self._address_monitor: AddressMonitor | None = None
-        self._transport: Transport | None = None
-        self._addresses: Addresses | None = None
-        self._frames: FrameSockets | None = None
+        # VRRP itself: sockets, VIPs, address following, the drivers (made by run())
+        self._speaker: Speaker | None = None
         self._tracking: Tracking | None = None
         self._routes: RouteFollower | None = None  # virtual_routes/rules, static_*
         self._accept: AcceptFirewall | None = None  # no_accept: drop traffic to VIPs
@@ -131,13 +124,13 @@ class Daemon:
         self._backend: Backend | None = None  # lvs_sync_daemon's (the balancer has its own)
         self._api: ApiServer | None = None
         self._metrics: Metrics | None = None
+        self._metrics_built: asyncio.Task[None] | None = None  # the VRRP role's, late
+        self._early_transitions: list[tuple[str, str]] | None = None  # before they exist
         self._sd: SdNotifier | None = None
         self._group_states: dict[str, State] = {}
         self._last_change: dict[str, _LastChange] = {}
         self._track_delta: dict[str, int] = {}
         self._maintenance: set[str] = set()
-        self._quiet: set[str] = set()  # instances whose transitions are not news (reload)
-        self._preparing: list[Coroutine[Any, Any, None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -158,6 +151,32 @@ class Daemon:
     def drivers(self) -> list[Driver]:
         return list(self._units.values())
 
+    # The VRRP parts live in the Speaker (vrrp.speaker); these read them (empty in the
+    # supervisor, whose VRRP runs in the role).
+    @property
+    def _units(self) -> dict[str, Driver]:
+        return {} if self._speaker is None else self._speaker.units
+
+    @property
+    def _driver_of(self) -> dict[str, Driver]:
+        return {} if self._speaker is None else self._speaker.driver_of
+
+    @property
+    def _endpoints(self) -> dict[str, Endpoint]:
+        return {} if self._speaker is None else self._speaker.endpoints
+
+    @property
+    def _transport(self) -> Transport | None:
+        return None if self._speaker is None else self._speaker.transport
+
+    @property
+    def _frames(self) -> FrameSockets | None:
+        return None if self._speaker is None else self._speaker.frames
+
+    @property
+    def _addresses(self) -> Addresses | None:
+        return None if self._speaker is None else self._speaker.addresses
+
     @property
     def balancer(self) -> Balancer | BalancerRole | None:
         """The balancer: in this process (`--single-process`) or its role process."""
@@ -175,15 +194,13 @@ class Daemon:
     # ------------------------------------------------------------------ building VRRP
 
     def _open_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
-        from vrrp.addresses import Addresses
-        from vrrp.announce import FrameSockets
-        from vrrp.transport import Transport
+        from vrrp.speaker import Speaker
         from vrrp.vipstate import VipRecord
 
         state = self.options.vip_state_file
-        self._addresses = Addresses(None if state is None else VipRecord(state))
-        self._transport = Transport(loop)
-        self._frames = FrameSockets()
+        self._speaker = Speaker(self._on_state,
+                                vip_record=None if state is None else VipRecord(state))
+        self._speaker.open(loop)
 
     def _build_unit(
         self,
@@ -195,118 +212,47 @@ class Daemon:
         cleanup: bool = True,
     ) -> Driver:
         """Build (not start) the driver of one unit; StartupError names the instance."""
-        from vrrp.driver import Driver
-        from vrrp.transport import TransportError
+        from hacluster.config.lower_vrrp import lower_instance, unsupported_instance
+        from vrrp.speaker import SpeakerError
 
-        assert self._addresses is not None
-        from hacluster.config.lower import unsupported_instance
-
-        members: list[Member] = []
-        try:
-            for name in unit.names:
-                for note in unsupported_instance(config.vrrp_instances[name]):
-                    log.warning("[%s] %s", name, note)
-                members.append(self._member(config, name, config.vrrp_instances[name],
-                                            master=name in carry, cleanup=cleanup))
-        except (TransportError, ValueError, StartupError) as exc:
-            for name in unit.names:
-                endpoint = self._endpoints.pop(name, None)
-                if endpoint is not None:
-                    endpoint.close()
-            if isinstance(exc, StartupError):
-                raise
-            raise StartupError(f"[{name}] {exc}") from exc
-        driver = Driver(members, self._addresses, group=unit.group, on_state=self._on_state,
-                        loop=asyncio.get_running_loop())
-        self._units[key] = driver
+        assert self._speaker is not None
+        plans = []
         for name in unit.names:
-            self._driver_of[name] = driver
-        return driver
-
-    def _member(
-        self, config: Config, name: str, inst: VrrpInstance, *, master: bool, cleanup: bool
-    ) -> Member:
-        from hacluster.config.lower import lower_instance
-        from vrrp.announce import Announcer
-        from vrrp.driver import Member
-        from vrrp.machine import Machine
-
-        assert self._transport is not None and self._frames is not None
-        plan = lower_instance(config, name)
-        endpoint = self._transport.register(
-            plan.interface, plan.binding, lambda rx: self._on_advert(name, rx)
-        )
-        self._endpoints[name] = endpoint
-        params = plan.params
-        self._no_source.pop(name, None)
-        if endpoint.source is None:
-            # keepalived's way: the instance waits in FAULT until the interface has an
-            # address (followed from rtnetlink events); the placeholder until then.
-            self._no_source[name] = _no_source_cause(inst.interface, inst.family)
-        else:
-            params = dataclasses.replace(params, primary_ip=endpoint.source)
-        vips = dict(plan.vips)
-        announcer = Announcer(name, plan.announce, self._frames)
-        self._preparing.append(announcer.prepare(list(vips.values())))
-        return Member(
-            machine=Machine(params),
-            sender=endpoint,
-            template=plan.template,
-            vips=vips,
-            announcer=announcer,
-            # An address owner's VIPs are its own addresses: never remove them; a
-            # master kept across a reload holds them.
-            cleanup_at_start=cleanup and not plan.owner and not master,
-        )
+            inst = config.vrrp_instances[name]
+            for note in unsupported_instance(inst):
+                log.warning("[%s] %s", name, note)
+            try:
+                plans.append(lower_instance(config, name))
+            except ValueError as exc:
+                raise StartupError(f"[{name}] {exc}") from exc
+        try:
+            return self._speaker.build_unit(key, unit.group, plans, carry=carry,
+                                            cleanup=cleanup)
+        except SpeakerError as exc:
+            raise StartupError(str(exc)) from exc
 
     def _start_unit(self, driver: Driver, carry: Iterable[str] = ()) -> None:
         """Bring a built driver's machines up to date with tracking and maintenance,
         start it, and put the members that were MASTER before a reload back there."""
+        assert self._speaker is not None
         for name in driver.members:
             if self._tracking is not None:
                 for change in self._tracking.replay(name):
                     self._on_track_change(change)
             if name in self._maintenance:
                 self._push_delta(name)
-            cause = self._no_source.get(name)
-            if cause is not None:
-                log.warning("[%s] %s: FAULT until it has one", name, cause)
-                driver.raise_fault(name, cause)
-        carried = [n for n in carry if n in driver.members]
-        self._quiet.update(carried)
-        try:
-            driver.start()
-            for name in carried:
-                driver.force_master(name, "reload: mastership kept")
-        finally:
-            self._quiet.difference_update(carried)
+        self._speaker.start_unit(driver, carry)
 
     async def _detach(self, key: str, resign: Iterable[str]) -> Driver:
-        """Take a unit off the loop without touching the rest of its members' state:
-        those in `resign` shut down (a master sends priority 0 and releases its VIPs),
-        the others keep their VIPs for the unit that replaces them."""
-        driver = self._units.pop(key)
-        await driver.detach(resign=resign)
-        self._forget_members(driver)
-        return driver
+        """Take a unit off the loop (`vrrp.speaker.Speaker.detach`)."""
+        assert self._speaker is not None
+        return await self._speaker.detach(key, resign)
 
     def _forget_members(self, driver: Driver) -> None:
-        for name in driver.members:
-            if self._driver_of.get(name) is driver:
-                del self._driver_of[name]
-                self._no_source.pop(name, None)
-                endpoint = self._endpoints.pop(name, None)
-                if endpoint is not None:
-                    endpoint.close()
+        if self._speaker is not None:
+            self._speaker.forget_members(driver)
 
     # ------------------------------------------------------------------ events
-
-    def _on_advert(self, name: str, rx: ReceivedAdvert) -> None:
-        driver = self._driver_of.get(name)
-        if driver is None:
-            return
-        a = rx.advert
-        driver.advert_received(name, rx.src, a.priority, a.max_advert_int, rx.age)
 
     def _on_state(self, name: str, change: StateChanged) -> None:
         if self._routes is not None:
@@ -315,10 +261,12 @@ class Daemon:
             self._accept.on_state(name, change.new is State.MASTER)
         self._last_change[name] = _LastChange(change, time.monotonic(), time.time())
         self._schedule_status()
-        if name in self._quiet:
+        if self._speaker is not None and self._speaker.is_quiet(name):
             return
         if self._metrics is not None:
             self._metrics.vrrp_transition(name, state_label(change.new))
+        elif self._early_transitions is not None:
+            self._early_transitions.append((name, state_label(change.new)))
         if self._lvs_sync is not None:
             self._lvs_sync.vrrp_state(name, change.new)
         if self.on_state_change is not None:
@@ -339,89 +287,6 @@ class Daemon:
                 self._group_states[group] = state
                 if not (state is State.INITIALIZE and last is None):
                     notifier.sync_group_state(group, state, change.reason)
-
-    # ------------------------------------------------------------------ addresses
-
-    def _on_address(self, event: AddressEvent) -> None:
-        """An address came or went: sources follow it, a master's VIP gone is checked."""
-        if not self._running:
-            return
-        for name, endpoint in list(self._endpoints.items()):
-            if (endpoint.channel.ifname == event.ifname
-                    and endpoint.binding.family == event.address.version):
-                self._refresh_source(name)
-        if not event.added:
-            self._check_masters_vips(
-                lambda vip: vip.dev == event.ifname and vip.address.ip == event.address
-            )
-
-    def _on_addresses_lost(self) -> None:
-        """Address events were lost: read every source again, check every master's VIPs."""
-        if not self._running:
-            return
-        for name in list(self._endpoints):
-            self._refresh_source(name)
-        self._check_masters_vips(lambda vip: True)
-
-    def _check_masters_vips(self, suspect: Callable[[Vip], bool]) -> None:
-        """Check whether the suspect VIPs of every MASTER are still there."""
-        for name, driver in list(self._driver_of.items()):
-            member = driver.members[name]
-            if member.machine.state is State.MASTER:
-                for label, vip in member.vips.items():
-                    if suspect(vip):
-                        self._spawn(self._check_vip_gone(name, label, vip), f"vip-check {name}")
-
-    def _our_vips(self, ifname: str) -> set[Any]:
-        return {
-            vip.address.ip
-            for driver in self._units.values()
-            for member in driver.members.values()
-            for vip in member.vips.values()
-            if vip.dev == ifname
-        }
-
-    def _refresh_source(self, name: str) -> None:
-        """Adverts come from the interface's address as it is now; none: FAULT."""
-        endpoint = self._endpoints.get(name)
-        driver = self._driver_of.get(name)
-        if endpoint is None or driver is None or not endpoint.follows_interface:
-            return
-        ifname, family = endpoint.channel.ifname, endpoint.binding.family
-        new = endpoint.refresh_source()
-        member = driver.members[name]
-        cause = self._no_source.get(name)
-        if cause is None and new == member.machine.params.primary_ip:
-            return  # the common case (e.g. our own VIPs coming and going): nothing to do
-        if new is not None and new in self._our_vips(ifname):
-            new = None  # only a VIP left on the interface: not an address of our own
-        if new is None:
-            if cause is None:
-                cause = self._no_source[name] = _no_source_cause(ifname, family)
-                log.warning("[%s] %s", name, cause)
-                driver.raise_fault(name, cause)
-            return
-        if new != member.machine.params.primary_ip:
-            log.info("[%s] adverts now come from %s (%s)", name, new, ifname)
-            driver.source_changed(name, new)
-        if cause is not None:
-            del self._no_source[name]
-            driver.clear_fault(name, cause)
-
-    async def _check_vip_gone(self, name: str, label: str, vip: Vip) -> None:
-        driver = self._driver_of.get(name)
-        monitor = self._address_monitor
-        if driver is None or monitor is None:
-            return
-        await driver.drain()  # our own address changes first: the event may be theirs
-        if await monitor.present(vip.dev, vip.address.ip):
-            return
-        member = driver.members.get(name)
-        if (self._driver_of.get(name) is driver and member is not None
-                and member.machine.state is State.MASTER and label in member.vips):
-            log.warning("[%s] VIP %s was removed by someone else: resigning so the "
-                        "election runs again", name, vip)
-            driver.vip_removed(name, label)
 
     def _on_track_change(self, change: TrackChange) -> None:
         from hacluster.tracking import deliver
@@ -665,6 +530,27 @@ class Daemon:
                         metrics.packet_dropped(ifname, reason, delta)
                     self._pushed[key] = value
 
+    def _count_states(self, metrics: Metrics) -> None:
+        for name, driver in self._driver_of.items():
+            metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
+
+    async def _build_metrics(self) -> None:
+        """The VRRP role's metrics, built once its instances run: imported in a thread,
+        so that the loop keeps its timers meanwhile (the loop imports none of it)."""
+        await asyncio.to_thread(_import_metrics)
+        metrics = _new_metrics()
+        for name, label in self._early_transitions or ():
+            metrics.vrrp_transition(name, label)
+        self._early_transitions = None
+        self._metrics = metrics
+        self._count_states(metrics)
+        self._spawn(self._metrics_loop(), "metrics")
+
+    async def metrics_ready(self) -> None:
+        """Return once the metrics exist (the VRRP role builds them after start)."""
+        if self._metrics_built is not None:
+            await asyncio.shield(self._metrics_built)
+
     async def _metrics_loop(self) -> None:
         while True:
             await asyncio.sleep(METRICS_INTERVAL)
@@ -676,35 +562,33 @@ class Daemon:
     # ------------------------------------------------------------------ running
 
     async def _wait_for_sources(self, config: Config, timeout: float = 5.0) -> None:
-        """Give interfaces a moment to get the address adverts come from (an IPv6
-        link-local address stays tentative during DAD for about a second after link-up)."""
-        from vrrp.transport import interface_source
+        """Give the interfaces adverts come from a moment to get their address."""
+        from vrrp.speaker import wait_for_sources
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for inst in config.vrrp_instances.values():
-            if inst.is_unicast or inst.mcast_src_ip is not None:
-                continue
-            if not os.path.exists(f"/sys/class/net/{inst.interface}"):
-                continue  # a missing interface is reported at once
-            while interface_source(inst.interface, inst.family) is None:
-                if loop.time() > deadline:
-                    return  # _member reports it, naming the instance
-                await asyncio.sleep(0.05)
+        await wait_for_sources(
+            ((inst.interface, inst.family) for inst in config.vrrp_instances.values()
+             if not inst.is_unicast and inst.mcast_src_ip is None),
+            timeout,
+        )
 
     async def run(self) -> int:
-        from hacluster import __version__
-        from hacluster.metrics import Metrics
         from hacluster.sdnotify import Notifier as SdNotifier
 
         loop = asyncio.get_running_loop()
         self._sd = SdNotifier.from_env()
         if self._vrrp_role is not None:
-            self._metrics = Metrics(version=__version__, vrrp=False, balancer=False)
+            self._metrics = _new_metrics(vrrp=False, balancer=False)
             self._metrics.extra = self._balancer_metrics
             return await self._run_supervisor()
-        self._metrics = Metrics(version=__version__)
         config = self.config
+        if self.options.role == "vrrp" and not _metrics_at_start(config):
+            # A measured hot path: prometheus_client, the dataplane types it counts and
+            # the package metadata cost the VRRP role ~50 ms of its start-up (more under
+            # load). Its counters are plain attributes until asked for, so the metrics
+            # are built once the instances run (transitions before are kept for them).
+            self._early_transitions = []
+        else:
+            self._metrics = _new_metrics()
         if vmac_plan.wanted(config):
             self._vmacs = Vmacs()
             self.config = config = await vmac_plan.prepare(config, self._vmacs)
@@ -749,16 +633,19 @@ class Daemon:
         await self._start_address_monitor()
         for driver in self._units.values():
             self._start_unit(driver)
-        for name, driver in self._driver_of.items():
-            self._metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
+        if self._metrics is not None:
+            self._count_states(self._metrics)
         if self.options.role != "vrrp":
             await self._start_api()
-        self._spawn(self._metrics_loop(), "metrics")
         self._schedule_status()
-        _settle_gc()
         self.started.set()
         self._sd.ready(status=f"VRRP instances: {names}")
         self._sd.start_watchdog()
+        if self._metrics is None:
+            self._metrics_built = self._spawn(self._build_metrics(), "metrics-build")
+        else:
+            self._spawn(self._metrics_loop(), "metrics")
+        _settle_gc()
         await self._stop.wait()
         await self._shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
@@ -777,10 +664,11 @@ class Daemon:
         config = self.config
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # `hacluster run` blocked these when it released the role (which may be MASTER
         # already): one that came since is delivered now, to the handler, and stops
-        # everything gracefully once started.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        # everything gracefully once started (a SIGHUP: reloads once started).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
         if self._zygote is not None:
             self._spawn(self._zygote.watch(), "zygote")
         # The VRRP role is starting meanwhile: nothing here holds it up. The balancer
@@ -796,10 +684,9 @@ class Daemon:
             await self._close()
             return 1
         loop.add_signal_handler(signal.SIGUSR1, role.signal, signal.SIGUSR1)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        # (blocked by `hacluster run` with the two above: a reload asked for meanwhile is
-        # carried out once the roles run, not the default action's exit)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        # (blocked by `hacluster run` with the others: a status dump asked for
+        # meanwhile is relayed now)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         if not await role.start():
             log.error("the VRRP role could not start")
             if balancer is not None:
@@ -961,10 +848,8 @@ class Daemon:
             self._running = False
             if self._tracking is not None:
                 await self._tracking.stop()
-            if self._address_monitor is not None:
-                await self._address_monitor.stop()
-                self._address_monitor = None
-            await asyncio.gather(*(d.stop() for d in self._units.values()))
+            if self._speaker is not None:  # masters resign, VIPs are released
+                await self._speaker.stop()
             if self._routes is not None:
                 await self._routes.stop()
             if self._accept is not None:
@@ -1015,20 +900,9 @@ class Daemon:
         controller.prepare_status()
 
     async def _ready(self, timeout: float = 20.0) -> None:
-        """Wait until a takeover could be carried out in full: netlink open and the
-        announcement frames built. Doing this before the instances start keeps the
-        libraries' imports from stalling the VRRP timers, and keeps a takeover soon
-        after start from waiting for them."""
-        assert self._addresses is not None
-        preparing, self._preparing = self._preparing, []
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(self._addresses.ready(), *preparing)
-        except TimeoutError:
-            log.warning("netlink or announcement set-up still pending after %gs; "
-                        "starting anyway", timeout)
-        except Exception as exc:
-            log.error("netlink set-up failed: %s", exc)
+        """Wait until a takeover could be carried out in full (`Speaker.ready`)."""
+        assert self._speaker is not None
+        await self._speaker.ready(timeout)
 
     def _start_notify(self) -> None:
         """notify_* scripts and the event log, if the config has any."""
@@ -1104,15 +978,8 @@ class Daemon:
         await self._tracking.start()
 
     async def _start_address_monitor(self) -> None:
-        from vrrp.addrwatch import AddressMonitor
-
-        monitor = AddressMonitor(self._on_address, self._on_addresses_lost)
-        try:
-            await monitor.start()
-        except Exception as exc:  # without it sources are read once, as before
-            log.error("cannot follow address changes: %s", exc)
-            return
-        self._address_monitor = monitor
+        assert self._speaker is not None
+        await self._speaker.follow_addresses()
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
@@ -1123,21 +990,14 @@ class Daemon:
         self._stop.set()
 
     async def _close(self) -> None:
-        for coro in self._preparing:  # built but never awaited when start-up failed
-            coro.close()
-        self._preparing = []
         if self._backend is not None:
             try:
                 await self._backend.close()
             except Exception as exc:
                 log.error("closing the dataplane failed: %s", exc)
             self._backend = None
-        if self._frames is not None:
-            self._frames.close()
-        if self._transport is not None:
-            self._transport.close()
-        if self._addresses is not None:
-            await self._addresses.close()
+        if self._speaker is not None:
+            await self._speaker.close()
 
     # ------------------------------------------------------------------ control
 
@@ -1199,9 +1059,25 @@ class Daemon:
         self._alerts.write_states(state_events(self.config, instances, groups))
 
 
-def _no_source_cause(ifname: str, family: int) -> str:
-    what = "IPv4 address" if family == 4 else "IPv6 link-local address"
-    return f"interface {ifname} has no {what} to send from"
+def _import_metrics() -> None:
+    import hacluster
+    import hacluster.metrics
+
+    _ = hacluster.__version__  # read from the package metadata: the metrics carry it
+
+
+def _new_metrics(**kwargs: bool) -> Metrics:
+    from hacluster import __version__
+    from hacluster.metrics import Metrics
+
+    return Metrics(version=__version__, **kwargs)
+
+
+def _metrics_at_start(config: Config) -> bool:
+    """Whether something counted in the metrics runs from the start (alert mail)."""
+    from hacluster.alert_outputs import wanted
+
+    return wanted(config.global_defs)
 
 
 def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,

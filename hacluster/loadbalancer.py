@@ -896,6 +896,8 @@ class LoadBalancer:
         for p, alpha in zip(want.plans, alphas, strict=True):
             real.checks.append(self._add_check(real, p, alpha=alpha))
         self._refresh_health(real)
+        if carried is not None:
+            self._hand_on(real)
         return real
 
     def _hand_on(self, real: _Real, gone: bool = False) -> None:

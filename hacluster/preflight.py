@@ -11,15 +11,16 @@ check runs on (scripts, users, interfaces, kernel features) say so, and
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import platform
-import shutil
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hacluster.config.errors import Problem
-from hacluster.config.model import Config
+from hacluster.config.model import Config, MiscCheck, VirtualServer
 
 #: Marks a finding that depends on this machine (and that --offline leaves out).
 MACHINE_MARK = "[this machine] "
@@ -87,12 +88,14 @@ def _split(text: str, default: str) -> tuple[str, str]:
 
 def _dataplane_limits(config: Config, at: _Locator) -> Iterable[Finding]:
     """What the configured dataplane cannot carry out, per virtual server."""
-    if not config.virtual_servers:
-        return  # (nor import the dataplane: a VRRP-only `hacluster run` waits for this)
+    dataplane = config.global_defs.dataplane
+    suspect = [(i, vs) for i, vs in enumerate(config.virtual_servers)
+               if may_refuse(dataplane, vs)]
+    if not suspect:
+        return  # (nor import the dataplane: `hacluster run` waits for this)
     from hacluster.ipvs.dataplane import config_problems
 
-    dataplane = config.global_defs.dataplane
-    for i, vs in enumerate(config.virtual_servers):
+    for i, vs in suspect:
         try:
             problems = config_problems(dataplane, [vs])
         except ValueError as exc:
@@ -109,10 +112,57 @@ def _dataplane_limits(config: Config, at: _Locator) -> Iterable[Finding]:
             yield at.finding(key, text, machine=False)
 
 
+#: The schedulers and the weight total the nftables dataplane carries out
+#: (`hacluster.ipvs.nftables.SCHEDULERS`, `_MAX_SLOTS`; a test holds them equal).
+NFT_SCHEDULERS = ("rr", "wrr", "sh")
+NFT_MAX_WEIGHT = 0xFFFFFFFF
+
+
+def may_refuse(dataplane: str, vs: VirtualServer) -> bool:
+    """False only when `config_problems(dataplane, [vs])` is certainly empty.
+
+    Read off the configuration, so that a file with thousands of real servers that the
+    dataplane can carry out is checked without building its table (and without
+    importing the dataplane) before VRRP starts; a virtual server this cannot clear
+    goes through `config_problems`, whose words the findings keep. A property test
+    holds it to `config_problems` (never False where that finds something).
+    """
+    if dataplane == "none":
+        return False
+    if dataplane not in ("ipvs", "nftables"):
+        return True
+    fwmark = vs.fwmark is not None
+    reals = vs.real_servers
+    # Two entries IPVS sees as one: the loader refuses a real server given twice, but
+    # one with port 0 takes the virtual port, which another may give.
+    if not fwmark and any(rs.port == 0 for rs in reals):
+        return True
+    if dataplane == "ipvs":
+        return False
+    # nftables' limits (`hacluster.ipvs.nftables.check_entry`), on the table with every
+    # real server and the sorry server present.
+    if vs.lb_algo not in NFT_SCHEDULERS or vs.persistence_timeout or vs.ops:
+        return True
+    family, kind = vs.family, vs.lb_kind
+    for rs in reals:
+        if ((rs.lb_kind or kind) != "NAT" or rs.uthreshold or rs.lthreshold
+                or rs.ip.version != family or (fwmark and rs.port)):
+            return True
+    sorry = vs.sorry_server
+    if sorry is not None:
+        port = sorry.port or (vs.port or 0)
+        if ((vs.sorry_server_lb_kind or kind) != "NAT" or sorry.host.version != family
+                or bool(port) == fwmark):
+            return True
+    return sum(rs.weight for rs in reals) + 1 > NFT_MAX_WEIGHT
+
+
 def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
     """Whether this kernel has IPVS: loaded, built in, or a module it can load."""
     if os.path.exists("/proc/net/ip_vs") or os.path.isdir("/sys/module/ip_vs"):
         return True
+    import platform
+
     release = modules / platform.release()
     for index in ("modules.builtin", "modules.dep"):
         try:
@@ -125,14 +175,29 @@ def ipvs_in_kernel(modules: Path = Path("/lib/modules")) -> bool:
 
 
 def _kernel(config: Config, at: _Locator) -> list[Finding]:
+    return _accept_mode(config, at) + _dataplane_kernel(config, at)
+
+
+def _accept_mode(config: Config, at: _Locator) -> list[Finding]:
+    # (accept_mode, with its asyncio, only for a file where an instance may not accept)
+    if all(inst.accept for inst in config.vrrp_instances.values()):
+        return []
+    import shutil
+
     from hacluster import accept_mode
 
-    if accept_mode.wanted(config) and shutil.which("nft") is None:
-        name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
-        return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept "
-                           "needs nftables (install it)", machine=True)]
+    if not accept_mode.wanted(config) or shutil.which("nft") is not None:
+        return []
+    name = next(n for n, i in config.vrrp_instances.items() if accept_mode.blocks(i))
+    return [at.finding(f"vrrp_instances.{name}.accept", "nft not found: no_accept needs "
+                       "nftables (install it)", machine=True)]
+
+
+def _dataplane_kernel(config: Config, at: _Locator) -> list[Finding]:
     if not config.virtual_servers:
         return []
+    import shutil
+
     dataplane = config.global_defs.dataplane
     if dataplane == "ipvs" and not ipvs_in_kernel():
         return [at.finding("global_defs.dataplane",
@@ -171,6 +236,8 @@ def _interfaces(config: Config, at: _Locator) -> list[Finding]:
 
 
 def _notify_scripts(config: Config, at: _Locator) -> list[Finding]:
+    if not _has_commands(config):
+        return []  # (nor import the notifier)
     from hacluster import scripts
     from hacluster.notify import notify_commands, prepare_command
 
@@ -184,15 +251,39 @@ def _notify_scripts(config: Config, at: _Locator) -> list[Finding]:
     return found
 
 
-def _fifo_owners(config: Config, at: _Locator) -> list[Finding]:
-    from hacluster import scripts
+def _has_commands(config: Config) -> bool:
+    """Whether any instance, sync group, virtual or real server holds a command (a
+    notify_* or quorum_* key, whatever its name): without one there is nothing for
+    `notify_commands` to find."""
+    holders: list[Any] = [*config.vrrp_instances.values(), *config.vrrp_sync_groups.values()]
+    holders += config.virtual_servers
+    if any(_holds_command(h) for h in holders):
+        return True
+    return any(_holds_command(rs) for vs in config.virtual_servers for rs in vs.real_servers)
 
+
+def _holds_command(holder: Any) -> bool:
+    names = _COMMAND_FIELDS.get(type(holder))
+    if names is None:
+        hints = typing.get_type_hints(type(holder))
+        names = _COMMAND_FIELDS[type(holder)] = tuple(
+            f.name for f in dataclasses.fields(holder) if "Command" in str(hints[f.name])
+        )
+    return any(getattr(holder, name) is not None for name in names)
+
+
+_COMMAND_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fifo_owners(config: Config, at: _Locator) -> list[Finding]:
     found = []
     g = config.global_defs
     for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
         user = getattr(g, f"{key}_user")
         if user is None:
             continue
+        from hacluster import scripts
+
         try:
             scripts.resolve_named(user, getattr(g, f"{key}_group"),
                                   f"global_defs.{key}_user", f"global_defs.{key}_group")
@@ -203,6 +294,8 @@ def _fifo_owners(config: Config, at: _Locator) -> list[Finding]:
 
 
 def _vrrp_scripts(config: Config, at: _Locator) -> list[Finding]:
+    if not config.vrrp_scripts:
+        return []  # nothing to track (the loader refuses a track_script naming none)
     from hacluster import scripts
     from hacluster.tracking import plan_watches, prepare_scripts
 
@@ -218,33 +311,41 @@ def _vrrp_scripts(config: Config, at: _Locator) -> list[Finding]:
 
 
 def _checks(config: Config, at: _Locator, *, offline: bool) -> list[Finding]:
-    """Every health check can be planned; MISC_CHECK programs pass the script checks."""
-    if not config.virtual_servers:
-        return []  # (nor import the load balancer)
-    from hacluster.config.lower import CheckConfigError, plan, where
-    from hacluster.loadbalancer import secure_check
+    """MISC_CHECK programs pass the script checks.
+
+    Each check's settings were checked by the loader, which refuses what the checkers'
+    parameters would; the checks are planned (lowered for the check workers) only after
+    the VRRP role runs, never here.
+    """
+    if offline:
+        return []
+    misc = [
+        (i, j, check)
+        for i, vs in enumerate(config.virtual_servers)
+        for j, rs in enumerate(vs.real_servers)
+        for check in rs.checks
+        if isinstance(check, MiscCheck)
+    ]
+    if not misc:
+        return []
+    from hacluster import scripts
 
     found = []
     g = config.global_defs
-    for i, vs in enumerate(config.virtual_servers):
-        for j, rs in enumerate(vs.real_servers):
-            kinds: dict[str, int] = {}
-            for check in rs.checks:
-                n = kinds[check.KIND] = kinds.get(check.KIND, -1) + 1
-                key = f"virtual_servers[{i}].real_servers[{j}].{check.KIND}"
-                if f"{key}[{n}]" in at.lines:
-                    key = f"{key}[{n}]"
-                try:
-                    planned = plan(check, vs, rs, g)
-                except CheckConfigError as exc:
-                    prefix = where(vs, rs, check) + ": "
-                    found.append(at.finding(key, str(exc).removeprefix(prefix), machine=False))
-                    continue
-                if offline:
-                    continue
-                try:
-                    secure_check(planned, config, key)
-                except CheckConfigError as exc:
-                    k, message = _split(str(exc), key)
-                    found.append(at.finding(k, message, machine=True))
+    seen: dict[tuple[int, int], int] = {}
+    for i, j, check in misc:
+        n = seen[i, j] = seen.get((i, j), -1) + 1
+        key = f"virtual_servers[{i}].real_servers[{j}].{check.KIND}"
+        if f"{key}[{n}]" in at.lines:
+            key = f"{key}[{n}]"
+        # As the checker runs it (hacluster.loadbalancer.secure_check): as its own
+        # user and group, else global_defs.script_user's.
+        user = check.user if check.user is not None else g.script_user
+        group = check.group if check.user is not None else None
+        try:
+            scripts.prepare(check.misc_path.argv, user=user, group=group,
+                            security=g.enable_script_security, what=key)
+        except scripts.ScriptError as exc:
+            k, message = _split(str(exc), key)
+            found.append(at.finding(k, message, machine=True))
     return found

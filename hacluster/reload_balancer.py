@@ -15,7 +15,6 @@ twice in one virtual server, are skipped, as the load balancer skips them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -70,15 +69,26 @@ def real_servers_of(config: Config) -> dict[HealthKey, tuple[VirtualServer, Real
 REPLANNED = ("MISC_CHECK", "FILE_CHECK")
 
 
+#: What a check's lowering (`hacluster.config.lower`) reads of its virtual server and of
+#: its real server: a change elsewhere leaves its checks as they run (a test reads that
+#: module to keep these true).
+CHECK_VS_FIELDS = frozenset({"port", "alpha", "virtualhost"})
+CHECK_RS_FIELDS = frozenset({"ip", "port", "alpha", "virtualhost", "weight", "checks"})
+
+
 def same_context(diff: ConfigDiff) -> Callable[[VirtualServer, RealServer], bool]:
     """Whether a real server's checks (other than the `REPLANNED` kinds) lower as they
-    did: its virtual server's own settings and its own are unchanged (per the diff;
-    the loader refuses a virtual server, or a real server in one, given twice)."""
+    did: nothing they read of their virtual and real server changed (per the diff; the
+    loader refuses a virtual server, or a real server in one, given twice)."""
     whole = {vs.key for vs in diff.virtual_servers.unchanged}
     servers: set[tuple[tuple[str, str, int], tuple[object, int]]] = set()
     for c in diff.virtual_servers.changed:
-        if not c.fields:
-            servers.update((c.new.key, rs.key) for rs in c.real_servers.unchanged)
+        if not CHECK_VS_FIELDS.isdisjoint(c.fields):
+            continue
+        reals = c.real_servers
+        servers.update((c.new.key, rs.key) for rs in reals.unchanged)
+        servers.update((c.new.key, r.new.key) for r in reals.changed
+                       if r.checks.is_empty and CHECK_RS_FIELDS.isdisjoint(r.fields))
     return lambda vs, rs: vs.key in whole or (vs.key, rs.key) in servers
 
 
@@ -136,8 +146,7 @@ def plan_balancer_reload(
                 gone[k[1]].remove(origin)
                 break
     if moved:
-        checks_plan = dataclasses.replace(checks_plan, carried={
-            k: running[origin].up for k, origin in moved.items() if checks[k]})
+        checks_plan = plan_checks_reload(checks, running, moved)
     return BalancerPlan(
         services_kept=tuple(kept),
         services_changed=tuple(changed),

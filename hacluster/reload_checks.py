@@ -78,19 +78,15 @@ def plan_checks_reload(
     moved: Mapping[HealthKey, HealthKey] | None = None,
 ) -> ChecksPlan:
     """From the running servers to `after` (every real server of the new configuration
-    with its checks); `moved` maps a new server to the running one it continues."""
+    with its checks); `moved` maps a new server to the running one it continues (the
+    same checks: `hacluster.reload_balancer` finds them)."""
     kept: list[HealthKey] = []
     changed: list[ServerChecks] = []
     added: list[HealthKey] = []
-    carried: dict[HealthKey, bool] = {}
     for key, wanted in after.items():
         now = running.get(key)
         if now is None:
             added.append(key)
-            was = (moved or {}).get(key)
-            origin = None if was is None else running.get(was)
-            if origin is not None and wanted:
-                carried[key] = origin.up
             continue
         if tuple(wanted) == now.checks:
             kept.append(key)
@@ -99,4 +95,5 @@ def plan_checks_reload(
         changed.append(ServerChecks(key, tuple(pairs), tuple(new), tuple(gone), now.up))
     removed = tuple(k for k in running if k not in after) if len(after) - len(added) < len(
         running) else ()
+    carried = {k: running[was].up for k, was in (moved or {}).items() if after.get(k)}
     return ChecksPlan(tuple(kept), tuple(changed), tuple(added), removed, carried)

@@ -11,7 +11,6 @@ big-endian length and the JSON text; `Codec.read` refuses a frame longer than
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import ipaddress
@@ -20,7 +19,10 @@ import struct
 import types
 from collections.abc import Iterable
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # (`hacluster run` encodes its first message before importing asyncio)
+    import asyncio
 
 _LEN = struct.Struct("!I")
 #: The longest frame accepted (a status of 10,000 real servers is ~5 MB).

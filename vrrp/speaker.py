@@ -13,11 +13,14 @@ are the caller's; the caller hears of every state change through ``on_state``. A
 composes it (`hacluster.daemon.Daemon`, the VRRP role), and it can be used alone:
 
     speaker = Speaker(on_state=print)
-    speaker.open(loop)
+    speaker.open(asyncio.get_running_loop())
     driver = speaker.build_unit("instance VI_1", None, [plan])
     await speaker.ready()
-    speaker.follow_addresses()   # awaited
+    await speaker.follow_addresses()
     speaker.start_unit(driver)
+    ...
+    await speaker.stop()   # masters resign
+    await speaker.close()
 """
 
 from __future__ import annotations
@@ -69,6 +72,23 @@ def no_source_cause(ifname: str, family: int) -> str:
     return f"interface {ifname} has no {what} to send from"
 
 
+async def wait_for_sources(wanted: Iterable[tuple[str, int]], timeout: float = 5.0) -> None:
+    """Give interfaces a moment to get the address adverts come from (an IPv6 link-local
+    address stays tentative during DAD for about a second after link-up). `wanted`:
+    (interface, family) of the instances whose source follows their interface."""
+    from vrrp.transport import interface_source
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for ifname, family in wanted:
+        if not os.path.exists(f"/sys/class/net/{ifname}"):
+            continue  # a missing interface is reported at once
+        while interface_source(ifname, family) is None:
+            if loop.time() > deadline:
+                return  # Speaker.build_unit reports it, naming the instance
+            await asyncio.sleep(0.05)
+
+
 StateCallback = Callable[[str, StateChanged], None]
 
 
@@ -116,23 +136,6 @@ class Speaker:
         self.addresses = Addresses(self._vip_record)
         self.transport = Transport(loop)
         self.frames = FrameSockets()
-
-    async def wait_for_sources(self, wanted: Iterable[tuple[str, int]],
-                               timeout: float = 5.0) -> None:
-        """Give interfaces a moment to get the address adverts come from (an IPv6
-        link-local address stays tentative during DAD for about a second after link-up).
-        `wanted`: (interface, family) of the instances whose source follows the interface."""
-        from vrrp.transport import interface_source
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for ifname, family in wanted:
-            if not os.path.exists(f"/sys/class/net/{ifname}"):
-                continue  # a missing interface is reported at once
-            while interface_source(ifname, family) is None:
-                if loop.time() > deadline:
-                    return  # build_unit reports it, naming the instance
-                await asyncio.sleep(0.05)
 
     def build_unit(
         self,

@@ -44,8 +44,10 @@ class SyncGroup:
 
     def __init__(self, name: str, members: Sequence[Machine]) -> None:
         names = [m.name for m in members]
-        if len(members) < 2:
-            raise ValueError(f"sync group {name!r} needs at least two instances, has {names}")
+        if not members:
+            # (one member is allowed: keepalived warns "Sync group G1 has only 1 virtual
+            # router(s) - this probably isn't what you want" and runs it)
+            raise ValueError(f"sync group {name!r} needs at least one instance")
         if len(set(names)) != len(names):
             raise ValueError(f"sync group {name!r} lists an instance twice: {names}")
         self.name = name

@@ -64,7 +64,17 @@ def summary(config: Config) -> list[str]:
                      "none will be sent")
     for key in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
         if getattr(g, key) is not None:
-            lines.append(f"  {key} {getattr(g, key)}")
+            user, group = getattr(g, f"{key}_user"), getattr(g, f"{key}_group")
+            owner = f" (created for {user}{':' + group if group else ''})" if user else ""
+            lines.append(f"  {key} {getattr(g, key)}{owner}")
+    if g.fifo_write_vrrp_states_on_reload:
+        lines.append("  every reload writes the VRRP states to the FIFOs again")
+    from hacluster.accept_mode import blocks
+
+    dropping = [name for name, inst in config.vrrp_instances.items() if blocks(inst)]
+    if dropping:
+        lines.append(f"  no_accept: {', '.join(dropping)} drop traffic to their VIPs while "
+                     f"MASTER (nftables table inet {g.nftables})")
     sync = g.lvs_sync_daemon
     if sync is not None and g.dataplane != "ipvs":
         lines.append(f"  note: lvs_sync_daemon does not apply with dataplane {g.dataplane}: "

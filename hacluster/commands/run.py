@@ -24,9 +24,10 @@ from hacluster.startuptrace import mark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the daemon in the foreground: VRRP instances, health checks, the dataplane "
-        "and the control API. The file is checked first (as check-config does); a second "
-        "run of the same director is refused before it touches anything. SIGHUP reloads, "
-        "SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
+        "and the control API. The whole file is checked first (as check-config does, "
+        "every real server included) before VRRP may start: a refused file never sends an "
+        "advert. A second run of the same director is refused before it touches anything. "
+        "SIGHUP reloads, SIGTERM/SIGINT stop (masters resign), SIGUSR1 dumps the state."
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -179,11 +180,14 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
 
             # The file is accepted and this is the one director: the role may run it,
             # while the supervisor imports and builds the rest. A SIGTERM meanwhile
-            # must not kill the supervisor outright: held until its loop handles it.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+            # must not kill the supervisor outright: held until its loop handles it
+            # (SIGUSR1 too: the role may be MASTER, and asked for a status, before then).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                                   signal.SIGUSR1})
             # The leftovers removed before anything else are logged before the role's
             # first line, as they happened.
-            _log_leftovers(options)
+            if options.leftovers:
+                _log_leftovers(options)
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
             mark("released")

@@ -2097,6 +2097,7 @@ _GLOBAL: dict[str, Handler] = {
     "nftables_counters": _flag("nftables_counters", valued=False),
     "nftables_ifindex": _flag("nftables_ifindex", valued=False),
     "vrrp_iptables": _vrrp_iptables,
+    "vrrp_ipsets": _vrrp_iptables,  # iptables' sets for the same drop rules
     "fifo_write_vrrp_states_on_reload": _flag("fifo_write_vrrp_states_on_reload",
                                               valued=False),
 }
@@ -2344,7 +2345,7 @@ _KNOWN_UNSUPPORTED = frozenset(
     """
     enable_snmp_vrrp
     enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_traps
-    snmp_socket enable_dbus dbus_service_name vrrp_ipsets vrrp_nftables
+    snmp_socket enable_dbus dbus_service_name vrrp_nftables
     vrrp_priority checker_priority bfd_priority
     vrrp_no_swap checker_no_swap bfd_no_swap vrrp_rt_priority checker_rt_priority
     bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import inspect
 import itertools
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hacluster.config import model
-from healthchecks.wire import MAX_FRAME, Codec, WireError
+from hacluster.roles.codec import CODEC
+from healthchecks.wire import MAX_FRAME, WireError
 
 log = logging.getLogger("hacluster.roles")
-
-
-def _config_types() -> list[type]:
-    return [
-        cls for _, cls in inspect.getmembers(model, inspect.isclass)
-        if dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
-    ]
-
-
-#: What crosses between the supervisor and its roles: plain values and config types.
-CODEC = Codec(_config_types())
 
 
 class RoleGone(ConnectionError):

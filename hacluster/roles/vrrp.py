@@ -9,7 +9,7 @@ anything: a file `hacluster run` refuses never runs here, not even briefly. The 
 runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
 servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
 `ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
-plain data), `stop`.
+plain data), `modules` (the top-level packages it has imported), `stop`.
 
 The child gets PR_SET_PDEATHSIG (SIGTERM): a killed supervisor makes it resign and
 release its VIPs; a lost channel does the same. The supervisor restarts a role that
@@ -29,6 +29,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -112,12 +113,13 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 
 #: What the role imports while the supervisor loads and checks the file (the modules
 #: its start path would import after the release; never pyroute2 nor scapy: vrrp.rtnl and
-#: vrrp.frames do what VRRP needs of them).
+#: vrrp.frames do what VRRP needs of them; the metrics come after start, see
+#: Daemon._build_metrics).
 PREPARE = (
-    "hacluster.daemon", "hacluster.logs", "hacluster.metrics", "hacluster.sdnotify",
-    "hacluster.config.lower", "hacluster.notify", "hacluster.alert_outputs",
+    "hacluster.daemon", "hacluster.logs", "hacluster.sdnotify",
+    "hacluster.config.lower_vrrp", "hacluster.notify", "hacluster.alert_outputs",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
-    "vrrp.addrwatch",
+    "vrrp.addrwatch", "vrrp.speaker", "hacluster.tracking",
 )
 
 
@@ -126,11 +128,8 @@ def _prepare() -> None:
     thread (a second importing thread would only contend for the GIL)."""
     import importlib
 
-    import hacluster
-
     for name in PREPARE:
         importlib.import_module(name)
-    _ = hacluster.__version__  # read from the package metadata: the metrics carry it
 
 
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
@@ -138,7 +137,7 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
     it refused the file (the channel closed first)."""
     from hacluster.config.model import Config
     from hacluster.daemon_options import DaemonOptions
-    from hacluster.roles.channel import CODEC
+    from hacluster.roles.codec import CODEC
     from healthchecks.wire import WireError
 
     def exactly(size: int) -> bytes | None:
@@ -178,8 +177,12 @@ def _child(sock: socket.socket, parent: int) -> int:
     asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    # A status dump asked for before the loop handles it is not a reason to die.
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1, signal.SIGHUP})
     # The supervisor is loading and checking the file meanwhile: get ready, but touch
     # nothing (no VIP, no advert, no script) before it has accepted the file, so that
     # a file `hacluster run` refuses never runs here, not even briefly.
@@ -223,9 +226,12 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
                 return os.getpid()
             case "ping":
                 return "pong"
+            case "modules":  # what the role has imported (its start path is kept lean)
+                return sorted({name.partition(".")[0] for name in sys.modules})
             case "status":
                 return daemon.role_status()
             case "metrics":
+                await daemon.metrics_ready()
                 return daemon.vrrp_metric_families()
             case "maintenance":
                 return await daemon.role_maintenance(str(args[0]), bool(args[1]))
@@ -316,7 +322,7 @@ class VrrpRole:
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
-        from hacluster.roles.channel import CODEC
+        from hacluster.roles.codec import CODEC
 
         assert self._sock is not None
         self.config, self.options = config, options

@@ -141,3 +141,21 @@ def test_accept_master_answers_and_owner_never_drops(pair: PairLab) -> None:
     b.wait_vip()
     wait(lambda: drops_vip(b), "VIP in the drop set (strict implies no_accept)", b)
     assert not ping(pair)
+
+
+@pytest.mark.parametrize("ifindex", [False, True])
+def test_a_takeover_fills_the_set_in_its_own_callback(pair: PairLab, ifindex: bool) -> None:
+    """The elements are in the kernel when on_state returns (nfnetlink, no nft run)."""
+    text = (f"global_defs: {{nftables_ifindex: {str(ifindex).lower()}}}\n"
+            + config_yaml(instance_yaml(
+                version=3, vips=("fd00:9::100/64",),
+                extra='accept: false\nvirtual_ipaddress_excluded: ["10.9.0.100/24", '
+                      '"fe80::100/64"]')))
+    res = pair.lab.run(pair.a_ns, [sys.executable, "-m",
+                                   "tests.integration.accept_netlink_probe"], input=text)
+    listed = res.stdout
+    assert "elements = { 10.9.0.100 }" in listed, res.stdout + res.stderr
+    assert "elements = { fd00:9::100 }" in listed, listed
+    link = 'fe80::100 . "eth0"' if not ifindex else "fe80::100 . "
+    assert link in listed.split("set vips6_ll")[1], listed
+    assert "refused" not in res.stderr, res.stderr

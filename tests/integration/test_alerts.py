@@ -446,3 +446,26 @@ def test_states_are_written_to_the_fifo_on_reload_when_asked(rig: Rig) -> None:
     assert count() == 3  # not asked: no lines
     assert rig.stop_daemon() == 0
     assert lines.read_text().endswith('INSTANCE "VI_1" STOP 150\n')
+
+
+def test_a_sync_group_s_notify_priority_changes_reaches_its_members(rig: Rig) -> None:
+    """vrrp_sync_group { notify_priority_changes }: a member that sets none writes its
+    MASTER_PRIORITY lines (keepalived's rule), with the global setting off. (A group's
+    tracking is fault-only, as keepalived's; maintenance moves the priority here. A
+    one-member group runs, as keepalived runs it after a warning.)"""
+    fifo = rig.work / "gprio.fifo"
+    config = rig.config(notify_fifo=str(fifo))
+    doc = yaml.safe_load(config.read_text())
+    doc["vrrp_sync_groups"] = {"G1": {"group": ["VI_1"], "notify_priority_changes": True}}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rig.start_daemon(config)
+    rig.wait_log(r"notify_fifo: writing events to")
+    lines = rig.work / "gprio.txt"
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    wait_for("the MASTER line", lambda: lines.exists()
+             and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
+    assert 'GROUP "G1" MASTER' in lines.read_text()
+    rig.lab.run(rig.director, [HACLUSTER, "maintenance", "VI_1", "on", "--control-socket",
+                               str(rig.work / "ctl.sock")])
+    wait_for("the priority line", lambda: 'INSTANCE "VI_1" MASTER_PRIORITY 1\n'
+             in lines.read_text(), 10, rig.log)

@@ -252,23 +252,37 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("broken", ["loader", "preflight"])
+@pytest.mark.parametrize("broken", ["loader", "preflight", "check"])
 def test_a_refused_file_never_runs_in_the_vrrp_role(director: Director, broken: str) -> None:
+    # The whole file is checked before the VRRP role is released: a mistake in a real
+    # server, even the last of thousands, and even in what only the check workers use
+    # (planned after the release), keeps VRRP from ever starting.
     conf = yaml.safe_load(director.conf.read_text())
     server: dict[str, Any] = {"ip": "10.91.0.3", "port": 80, "TCP_CHECK": {"connect_timeout": 1}}
+    servers = [server]
     if broken == "loader":
         server["weigth"] = 2
-    else:
+    elif broken == "preflight":
         server["notify_up"] = str(director.lab.workdir / "missing.sh")
-    conf["virtual_servers"] = [{"ip": "10.91.0.200", "port": 80, "real_servers": [server]}]
-    director.conf.write_text(yaml.safe_dump(conf))
+    else:
+        servers = [{"ip": f"10.92.{i // 250}.{i % 250 + 1}", "port": 80,
+                    "TCP_CHECK": {"connect_timeout": 1}} for i in range(5000)]
+        servers[-1]["TCP_CHECK"]["bindto"] = "fe80::1"  # the checker cannot bind that
+    conf["virtual_servers"] = [{"ip": "10.91.0.200", "port": 80, "real_servers": servers}]
+    director.conf.write_text(yaml.safe_dump(conf, default_flow_style=None, width=200))
     rx = _advert_listener(director.lab, director.lab.namespaces[1])
     try:
         proc = director.lab.start(director.ns, [HACLUSTER, "run", "-f", str(director.conf)])
         assert proc.popen.wait(20) == 1
         text = proc.output()
-        assert f"{director.conf}:" in text and "real_servers[0]" in text, text
-        assert "refused" in text or "unknown key" in text, text
+        if broken == "check":
+            line = next(n for n, t in enumerate(director.conf.read_text().splitlines(), 1)
+                        if "fe80::1" in t)
+            assert text.splitlines()[0] == (
+                f"{director.conf}:{line}: virtual_servers[0].real_servers[4999].TCP_CHECK."
+                "bindto: fe80::1 is IPv6 but the check connects to 10.92.19.250 (IPv4)"), text
+        assert f"{director.conf}:" in text and "real_servers[" in text, text
+        assert "refused" in text or "unknown key" in text or "IPv6" in text, text
         time.sleep(0.3)
         with pytest.raises(BlockingIOError):  # not one advert was sent
             rx.recv(2048)

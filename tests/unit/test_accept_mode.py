@@ -92,3 +92,34 @@ def test_import_carries_the_nftables_keywords(tmp_path: Path) -> None:
     assert result.data["vrrp_instances"]["VI_1"]["accept"] is False
     notes = [(s.keyword, s.changes_behaviour) for s in result.skipped]
     assert notes == [("global_defs.vrrp_iptables", False)]
+
+
+def test_check_config_says_which_instances_drop_and_the_fifo_owner() -> None:
+    from hacluster.commands.check_config import summary
+
+    config = load(glob="{nftables: kv, notify_fifo: /run/n.fifo, notify_fifo_user: nobody, "
+                       "fifo_write_vrrp_states_on_reload: true}")
+    lines = summary(config)
+    assert "  notify_fifo /run/n.fifo (created for nobody)" in lines
+    assert "  every reload writes the VRRP states to the FIFOs again" in lines
+    assert ("  no_accept: VI_1 drop traffic to their VIPs while MASTER (nftables table "
+            "inet kv)") in lines
+    assert not any("no_accept" in line for line in summary(load(accept="true")))
+
+
+def test_preflight_names_the_instance_when_nft_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from hacluster import preflight
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd, *a, **k: None if cmd == "nft"
+                        else real_which(cmd, *a, **k))
+    config = load()
+    found = [str(f) for f in preflight.preflight(config, {"vrrp_instances.VI_1.accept": 9})]
+    assert "<config>:9: vrrp_instances.VI_1.accept: [this machine] nft not found: no_accept " \
+           "needs nftables (install it)" in found
+    assert not [f for f in preflight.preflight(config, offline=True) if "nft" in str(f)]
+    assert not [f for f in preflight.preflight(load(accept="true")) if "no_accept" in str(f)]

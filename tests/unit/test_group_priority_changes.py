@@ -4,8 +4,13 @@ reports the group's, a member's own wins, an instance outside the group the glob
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
+
 from hacluster.config.keepalived_import import import_keepalived_text
-from hacluster.config.loader import parse_config
+from hacluster.config.loader import load_config, parse_config
 from hacluster.notify import priority_notified
 
 CONFIG = """
@@ -46,3 +51,18 @@ def test_import_carries_the_group_keyword() -> None:
     config = parse_config(result.yaml_text, "k.yaml")
     assert config.vrrp_sync_groups["G1"].notify_priority_changes is True
     assert priority_notified(config.vrrp_instances["VI_1"])
+
+
+def test_a_one_member_group_loads_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("vrrp_instances:\n  VI_1: {interface: eth0, virtual_router_id: 1, "
+                    "virtual_ipaddress: [10.0.0.1/24]}\nvrrp_sync_groups:\n"
+                    "  G1:\n    group: [VI_1]\n")
+    with caplog.at_level(logging.WARNING, logger="hacluster.config"):
+        config = load_config(path)
+    assert config.vrrp_sync_groups["G1"].group == ("VI_1",)
+    assert caplog.messages == [
+        f"{path}:5: vrrp_sync_groups.G1.group: only one instance (VI_1): it moves alone, "
+        "as keepalived runs it (\"this probably isn't what you want\")"]

@@ -3,6 +3,7 @@ configuration, and what the reload keeps, restarts, moves and evaluates again (n
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -10,12 +11,19 @@ from typing import Any
 
 import yaml
 
+from hacluster.config import lower
 from hacluster.config.diff import diff_configs
 from hacluster.config.loader import parse_config
 from hacluster.config.model import Config
 from hacluster.ipvs.model import Protocol, ServiceKey
 from hacluster.policy import HealthKey
-from hacluster.reload_balancer import BalancerPlan, lower_checks, plan_balancer_reload
+from hacluster.reload_balancer import (
+    CHECK_RS_FIELDS,
+    CHECK_VS_FIELDS,
+    BalancerPlan,
+    lower_checks,
+    plan_balancer_reload,
+)
 from hacluster.reload_checks import RunningServer, ServerChecks, match_checks
 
 WEB = ServiceKey(4, Protocol.TCP, IPv4Address("10.0.0.100"), 80)
@@ -38,9 +46,9 @@ def rs(last: int, *checks: dict[str, Any], weight: int = 1) -> dict[str, Any]:
 
 
 def conf(web: list[dict[str, Any]], api: list[dict[str, Any]] | None = None,
-         web_algo: str = "wrr", track_file: str | None = None) -> Config:
+         web_algo: str = "wrr", track_file: str | None = None, **web_vs: Any) -> Config:
     servers = [{"ip": "10.0.0.100", "port": 80, "lb_algo": web_algo, "lb_kind": "NAT",
-                "real_servers": web}]
+                "real_servers": web, **web_vs}]
     if api is not None:
         servers.append({"ip": "10.0.0.100", "port": 8080, "lb_algo": "wrr", "lb_kind": "NAT",
                         "real_servers": api})
@@ -162,8 +170,55 @@ def test_only_servers_whose_context_changed_are_lowered_again(tmp_path: Path) ->
     (file_check,) = lowered[key(WEB, 3)]
     assert file_check != running[key(WEB, 3)].checks[0]
     assert str(tmp_path / "elsewhere") in repr(file_check.params)
-    # a change of the service's own settings lowers all of its servers again
-    algo = conf([rs(1, tcp()), rs(2, tcp()), rs(3, {"FILE_CHECK": {"track_file": "w"}})],
-                web_algo="rr", track_file=str(track))
-    assert lower_checks(algo, diff_configs(old, algo), marker) == {
-        k: r.checks for k, r in running.items()}
+    # a change of a service setting its checks read lowers all of its servers again
+    alpha = conf([rs(1, tcp()), rs(2, tcp()), rs(3, {"FILE_CHECK": {"track_file": "w"}})],
+                 track_file=str(track), alpha=True)
+    assert {k: tuple(p.kind for p in v)
+            for k, v in lower_checks(alpha, diff_configs(old, alpha), marker).items()} == {
+        k: tuple(p.kind for p in r.checks) for k, r in running.items()}
+
+
+def test_the_fields_a_check_reads_are_those_the_plan_watches() -> None:
+    """Read `hacluster.config.lower`: every use of a virtual or real server while a
+    check is lowered is one of CHECK_VS_FIELDS / CHECK_RS_FIELDS, or goes to a function
+    of that module (read in turn), or names it in a message."""
+    source = Path(lower.__file__).read_text()
+    tree = ast.parse(source)
+    local = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+    read: dict[str, set[str]] = {"vs": set(), "rs": set()}
+    for func in tree.body:
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        params = {a.arg for a in func.args.args}
+        if not params & {"vs", "rs"} or func.name.endswith("instance"):
+            continue
+        for node in ast.walk(func):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in read):
+                read[node.value.id].add(node.attr)
+            if isinstance(node, ast.Call) and any(
+                    isinstance(a, ast.Name) and a.id in read for a in node.args):
+                assert isinstance(node.func, ast.Name) and node.func.id in local, (
+                    f"{func.name} hands a server to {ast.unparse(node.func)}")
+    assert read["vs"] <= CHECK_VS_FIELDS, read["vs"] - CHECK_VS_FIELDS
+    assert read["rs"] <= CHECK_RS_FIELDS, read["rs"] - CHECK_RS_FIELDS
+    assert "weight" in read["rs"] and "virtualhost" in read["vs"]  # (the reading works)
+
+
+def test_a_change_checks_do_not_read_keeps_them_without_lowering() -> None:
+    old = conf([rs(1, tcp()), rs(2, tcp())])
+    running = run(old)
+    marker = {k: RunningServer(True, tuple(dataclasses.replace(p, kind=f"{p.kind}*")
+                                           for p in r.checks)) for k, r in running.items()}
+    for new in (conf([rs(1, tcp()), rs(2, tcp())], web_algo="rr"),
+                parse_config(yaml.safe_dump({"virtual_servers": [{
+                    "ip": "10.0.0.100", "port": 80, "lb_algo": "wrr", "lb_kind": "NAT",
+                    "real_servers": [rs(1, tcp()), {**rs(2, tcp()), "lb_kind": "DR"}]}]},
+                    sort_keys=False), "t.yaml")):
+        assert lower_checks(new, diff_configs(old, new), marker) == {
+            k: r.checks for k, r in marker.items()}
+    # ...and one they read lowers them again
+    new = conf([rs(1, tcp()), rs(2, tcp(), weight=4)], web_algo="rr")
+    lowered = lower_checks(new, diff_configs(old, new), marker)
+    assert lowered[key(WEB, 1)] == marker[key(WEB, 1)].checks
+    assert lowered[key(WEB, 2)] == running[key(WEB, 2)].checks

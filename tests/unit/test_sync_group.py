@@ -67,14 +67,30 @@ def pair() -> Segment:
 # ---------------------------------------------------------------------------- construction
 
 
-def test_a_group_needs_two_distinct_members() -> None:
-    with pytest.raises(ValueError, match="at least two"):
-        SyncGroup("G", [member("X", 1, "10.0.0.1", 100)])
+def test_a_group_needs_distinct_members() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        SyncGroup("G", [])
     with pytest.raises(ValueError, match="twice"):
         SyncGroup("G", [member("X", 1, "10.0.0.1", 100), member("X", 2, "10.0.0.1", 100)])
     group = director("A", 1, 100)
     with pytest.raises(KeyError, match="not a member"):
         group.member("nope")
+
+
+def test_a_one_member_group_moves_as_its_instance_alone() -> None:
+    """keepalived warns about a one-member group and runs it: same timeline as the
+    instance on its own."""
+    alone = Segment(member("A1", 1, "10.0.1.1", 200), member("B1", 1, "10.0.1.2", 100))
+    grouped = Segment(SyncGroup("GA", [member("A1", 1, "10.0.1.1", 200)]),
+                      SyncGroup("GB", [member("B1", 1, "10.0.1.2", 100)]))
+    for seg in (alone, grouped):
+        seg.start()
+        seg.run_until(10.0)
+        assert seg.masters() == ["A1"]
+        seg.kill("A1")
+        seg.run_until_state("B1", State.MASTER)
+    assert ([(t.time, t.name, t.new) for t in alone.transitions()]
+            == [(t.time, t.name, t.new) for t in grouped.transitions()])
 
 
 def test_group_state_summarises_the_members() -> None:
