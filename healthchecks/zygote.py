@@ -279,28 +279,30 @@ class Zygote:
         global _current
         if _current is self:
             _current = None
-        pid = self._pid
+        pid, pidfd = self._pid, self._pidfd
         if self._control is None or os.getpid() != self._owner or pid is None:
             return
+        self._pidfd = -1  # kept until the zygote is gone, then closed here
         self._close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if self._popen is not None:
-            import subprocess
+        try:
+            if self._popen is not None:
+                import subprocess
 
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(5)
-            self._popen.kill()
-            self._popen.wait()
-        else:
-            deadline = time.monotonic() + 5
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    if time.monotonic() > deadline:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._popen.wait(5)
+                self._popen.kill()
+                self._popen.wait()
+            else:
+                if not select.select([pidfd], [], [], 5)[0]:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                        break
-                    time.sleep(0.005)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
         self._pid = self._popen = None
 
     def _close(self) -> None:
