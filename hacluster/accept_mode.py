@@ -21,6 +21,10 @@ hacluster.nft_setelem), right after the VIPs themselves: keepalived fills its se
 before adding the VIPs; here no packet is handled in between, where one `nft` run would
 leave 15-25 ms. Leaving MASTER removes the VIPs first, then the set entries (by the next
 rewrite), as keepalived does.
+
+While the table exists it is recorded in the daemon's state file (vrrp.vipstate, given
+as `record`): a run killed before it could delete it leaves it behind, and the next
+`hacluster run` deletes it first thing, whatever its configuration says.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from hacluster.config.model import Config, VirtualIpAddress, VrrpInstance
 
 if TYPE_CHECKING:
     from hacluster.nft_setelem import SetElementSocket
+    from vrrp.vipstate import VipRecord
 
 log = logging.getLogger("hacluster.accept")
 
@@ -147,9 +152,11 @@ def masters_elements(config: Config, masters: Iterable[str]) -> dict[str, set[st
 class AcceptFirewall:
     """Keeps the table's sets equal to the VIPs of the non-accepting masters."""
 
-    def __init__(self, config: Config, nft: str = "nft") -> None:
+    def __init__(self, config: Config, nft: str = "nft", *,
+                 record: VipRecord | None = None) -> None:
         self._config = config
         self._nft = nft
+        self._record = record  # the state file: the table is recorded while it exists
         self._table: str | None = None  # the table we created, while it exists
         self._masters: set[str] = set()
         self._applied: dict[str, set[str]] = {name: set() for name in SETS}
@@ -188,12 +195,14 @@ class AcceptFirewall:
             log.error("no_accept: %s not found (install nftables): traffic to the VIPs "
                       "of non-accepting masters is not dropped", self._nft)
             return
+        name = config.global_defs.nftables
+        self._note(name, exists=True)  # before: a crash right after leaves no trace
         ok, err = await self._run(table_script(config))
         if not ok:
-            log.error("no_accept: cannot create table inet %s: %s",
-                      config.global_defs.nftables, err)
+            log.error("no_accept: cannot create table inet %s: %s", name, err)
+            self._note(name, exists=False)  # (one transaction: nothing was changed)
             return
-        self._table = config.global_defs.nftables
+        self._table = name
         self._applied = {name: set() for name in SETS}
         log.info("no_accept: table inet %s ready", self._table)
 
@@ -264,9 +273,21 @@ class AcceptFirewall:
         if self._table is None:
             return
         ok, err = await self._run(f"delete table inet {self._table}\n")
-        if not ok:
+        if not ok:  # (still there: it stays recorded for the next start to delete)
             log.error("no_accept: cannot delete table inet %s: %s", self._table, err)
+        else:
+            self._note(self._table, exists=False)
         self._table = None
+
+    def _note(self, name: str, *, exists: bool) -> None:
+        if self._record is None:
+            return
+        from vrrp.vipstate import RecordedTable
+
+        if exists:
+            self._record.table_added(RecordedTable("inet", name))
+        else:
+            self._record.table_removed(RecordedTable("inet", name))
 
     def _kick(self) -> None:
         self._changed.set()

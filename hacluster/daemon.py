@@ -202,6 +202,11 @@ class Daemon:
                                 vip_record=None if state is None else VipRecord(state))
         self._speaker.open(loop)
 
+    def new_accept_firewall(self, config: Config) -> AcceptFirewall:
+        """The no_accept table's keeper, recording the table in the VIP state file."""
+        record = None if self._speaker is None else self._speaker.vip_record
+        return AcceptFirewall(config, record=record)
+
     def _build_unit(
         self,
         config: Config,
@@ -242,15 +247,6 @@ class Daemon:
             if name in self._maintenance:
                 self._push_delta(name)
         self._speaker.start_unit(driver, carry)
-
-    async def _detach(self, key: str, resign: Iterable[str]) -> Driver:
-        """Take a unit off the loop (`vrrp.speaker.Speaker.detach`)."""
-        assert self._speaker is not None
-        return await self._speaker.detach(key, resign)
-
-    def _forget_members(self, driver: Driver) -> None:
-        if self._speaker is not None:
-            self._speaker.forget_members(driver)
 
     # ------------------------------------------------------------------ events
 
@@ -613,7 +609,7 @@ class Daemon:
                 self._routes = RouteFollower(config)
                 await self._routes.start()
             if AcceptFirewall.wanted(config):
-                self._accept = AcceptFirewall(config)
+                self._accept = self.new_accept_firewall(config)
                 await self._accept.start()
         except StartupError as exc:
             log.error("%s", exc)

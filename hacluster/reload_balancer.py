@@ -1,5 +1,7 @@
-"""Reload plan for the balancer, pure: which virtual and real servers a new configuration
-keeps, changes, adds and removes, and what it does to their checks. Does no I/O.
+"""Reload plan for the balancer, pure: virtual and real servers kept, changed, added, removed.
+
+Which virtual and real servers a new configuration keeps, changes, adds and removes, and
+what it does to their checks. Does no I/O.
 
 Built from the one configuration diff (`hacluster.config.diff`). A virtual server the
 diff finds unchanged is not evaluated again, so the dataplane gets no operation for it;

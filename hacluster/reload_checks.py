@@ -1,5 +1,7 @@
-"""Reload plan for the health checks, pure: which checks of each real server are kept,
-started and stopped, and the state new ones start in. Does no I/O.
+"""Reload plan for the health checks, pure: per real server, checks kept, started, stopped.
+
+Which checks of each real server are kept, started and stopped, and the state new ones
+start in. Does no I/O.
 
 Checks have no name: a check is the same one when its runnable form
 (`hacluster.config.lower.CheckPlan`) is equal, and equal ones pair up one to one in

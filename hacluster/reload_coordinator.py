@@ -31,7 +31,7 @@ from hacluster.accept_mode import AcceptFirewall
 from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.model import Config, VrrpInstance
 from hacluster.daemon_options import with_overrides
-from hacluster.reload_plan import _ReloadPlan, plan_units, plan_vrrp_reload
+from hacluster.reload_plan import VrrpReloadPlan, plan_units, plan_vrrp_reload
 from hacluster.vroutes import RouteFollower
 from vrrp.vmac import Vmacs
 
@@ -298,35 +298,38 @@ class Reloader:
         if d._accept is not None:
             await d._accept.reconfigure(new)
         elif AcceptFirewall.wanted(new):
-            d._accept = AcceptFirewall(new)
+            d._accept = d.new_accept_firewall(new)
             await d._accept.start()
 
     # ------------------------------------------------------------------ VRRP units
 
-    async def _vrrp_retire(self, old: Config, new: Config, diff: ConfigDiff) -> _ReloadPlan:
+    async def _vrrp_retire(self, old: Config, new: Config, diff: ConfigDiff) -> VrrpReloadPlan:
         """Units that go or change leave the loop: a whole unit that goes resigns; the
         others detach, their masters keeping their VIPs for the unit that replaces them."""
         d = self.daemon
+        speaker = d._speaker
+        units = {} if speaker is None else speaker.units
         running = {name: driver.members[name].machine.state
-                   for name, driver in d._driver_of.items()}
+                   for driver in units.values() for name in driver.members}
         plan = plan_vrrp_reload(old, new, running, diff)
-        for key in plan.stop:
-            driver = d._units.pop(key)
-            await driver.stop()
-            d._forget_members(driver)
         leftovers: list[Vip] = []
-        for key, resign in plan.detach.items():
-            for name, member in d._units[key].members.items():
-                successor = plan.successor(name)
-                if successor in plan.carry:
-                    leftovers += dropped_vips(member, new.vrrp_instances[successor])
-            await d._detach(key, resign)
-        if leftovers and d._addresses is not None:
-            for vip, why in await d._addresses.remove(leftovers):
+        if speaker is not None:
+            for key in plan.stop:
+                await speaker.stop_unit(key)
+            for key, resign in plan.detach.items():
+                for name, member in units[key].members.items():
+                    successor = plan.successor(name)
+                    if successor in plan.carry:
+                        leftovers += dropped_vips(member, new.vrrp_instances[successor])
+                await speaker.detach(key, resign)
+        if leftovers and speaker is not None and speaker.addresses is not None:
+            for vip, why in await speaker.addresses.remove(leftovers):
                 log.error("cannot remove VIP %s no longer configured: %s", vip, why)
             log.info("removed VIPs no longer configured: %s",
                      ", ".join(str(v) for v in leftovers))
         for name in plan.forget:
+            if name in d._maintenance and name in plan.renamed:  # the same router
+                d._maintenance.add(plan.renamed[name])
             d._maintenance.discard(name)
             d._track_delta.pop(name, None)
             d._last_change.pop(name, None)
@@ -334,14 +337,15 @@ class Reloader:
                 d._metrics.forget_instance(name)
         return plan
 
-    async def _vrrp_start(self, old: Config, new: Config, plan: _ReloadPlan) -> str:
+    async def _vrrp_start(self, old: Config, new: Config, plan: VrrpReloadPlan) -> str:
         """Build and start the changed and added units; a summary of the VRRP reload."""
         from hacluster.daemon import StartupError
 
         d = self.daemon
+        speaker = d._speaker
         after = plan_units(new)
         for change in plan.in_place:
-            driver = d._driver_of.get(change.instance)
+            driver = None if speaker is None else speaker.driver_of.get(change.instance)
             if driver is not None:
                 driver.reconfigure(change.instance, change.priority, change.nopreempt,
                                    change.preempt_delay)
@@ -356,7 +360,8 @@ class Reloader:
                 log.error("%s", exc)
                 failed.append(key)
                 continue
-            await d._ready()
+            if speaker is not None:
+                await speaker.ready()
             d._start_unit(driver, plan.carry)
         parts = []
         for what, keys in (("kept", plan.kept), ("rebuilt", plan.changed),

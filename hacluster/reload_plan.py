@@ -28,7 +28,7 @@ from vrrp.machine import State
 
 
 @dataclass(slots=True)
-class _ReloadPlan:
+class VrrpReloadPlan:
     """How a reload sorts the VRRP units (keys of `plan_units`)."""
 
     kept: list[str]
@@ -92,12 +92,12 @@ def renames(diff: ConfigDiff) -> dict[str, str]:
 
 def plan_vrrp_reload(
     old: Config, new: Config, running: Mapping[str, State], diff: ConfigDiff | None = None
-) -> _ReloadPlan:
+) -> VrrpReloadPlan:
     """What a reload from `old` to `new` does to the VRRP units, `running` being the state
     of each running instance (by name); `diff` is `diff_configs(old, new)` if known."""
     d = diff if diff is not None else diff_configs(old, new)
     before, after = plan_units(old), plan_units(new)
-    plan = _ReloadPlan(
+    plan = VrrpReloadPlan(
         kept=[],
         removed=[k for k in before if k not in after],
         added=[k for k in after if k not in before],

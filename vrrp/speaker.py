@@ -118,6 +118,11 @@ class Speaker:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
+    def vip_record(self) -> VipRecord | None:
+        """The state file of what this process added (VIPs, the no_accept table)."""
+        return self._vip_record
+
+    @property
     def drivers(self) -> list[Driver]:
         return list(self.units.values())
 

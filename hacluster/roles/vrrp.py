@@ -507,9 +507,18 @@ class VrrpRole:
         return known
 
     async def reload(self, config: Config) -> tuple[bool, str]:
-        self.config = config
+        old, self.config = self.config, config
         value = await self.call("reload", vrrp_config(config), timeout=60)
         ok, message = value
+        if ok and old is not None and self._maintenance:
+            # What a restarted role is handed back: instances gone are not, and one
+            # renamed (the same router, `hacluster.reload_plan.renames`) is by its name.
+            from hacluster.config.diff import diff_configs
+            from hacluster.reload_plan import renames
+
+            moved = renames(diff_configs(old, config))
+            self._maintenance = {moved.get(n, n) for n in self._maintenance
+                                 if moved.get(n, n) in config.vrrp_instances}
         return bool(ok), str(message)
 
     def signal(self, sig: int) -> None:

@@ -5,6 +5,7 @@ and connecting from a third."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.integration.vrrp_director import VIP4, Director, PairLab, config_yaml, instance_yaml
+from vrrp import vipstate
 
 pytestmark = pytest.mark.netns
 
@@ -65,9 +67,9 @@ def connects(pair: PairLab, address: str = VIP4) -> bool:
     return out.strip() == "hi"
 
 
-def nft_table(d: Director) -> str:
+def nft_table(d: Director, name: str = "hacluster_vrrp") -> str:
     res = subprocess.run(["ip", "netns", "exec", d.ns.name, "nft", "list", "table", "inet",
-                          "hacluster_vrrp"], capture_output=True, text=True)
+                          name], capture_output=True, text=True)
     return res.stdout if res.returncode == 0 else ""
 
 
@@ -159,3 +161,57 @@ def test_a_takeover_fills_the_set_in_its_own_callback(pair: PairLab, ifindex: bo
     link = 'fe80::100 . "eth0"' if not ifindex else "fe80::100 . "
     assert link in listed.split("set vips6_ll")[1], listed
     assert "refused" not in res.stderr, res.stderr
+
+
+def _killed_no_accept_master(pair: PairLab, mode: tuple[str, ...]) -> Director:
+    """Director a as a no_accept MASTER, then crashed: its table and VIP stay behind."""
+    a = director(pair, "a", 150, "accept: false")
+    a.start(*mode)
+    a.wait_state("MASTER")
+    a.wait_vip()
+    wait(lambda: drops_vip(a), "VIP in the drop set", a)
+    files = list(a.state_dir.glob("vips-*.json"))
+    assert len(files) == 1 and vipstate.read_tables(files[0]) == [
+        vipstate.RecordedTable("inet", "hacluster_vrrp")]
+    a.proc.kill()  # the whole group frozen, then SIGKILL: nothing cleans up
+    assert drops_vip(a) and a.has_vip()
+    return a
+
+
+@pytest.mark.parametrize(("then", "mode"), [
+    ("accept", ()), ("renamed", ()), ("accept", ("--single-process",))])
+def test_a_crashed_runs_table_goes_at_the_next_start(pair: PairLab, then: str,
+                                                     mode: tuple[str, ...]) -> None:
+    # Restarted with accept (no table wanted), or still no_accept under another table
+    # name: either way the old table must not keep dropping traffic to the VIP.
+    a = _killed_no_accept_master(pair, mode)
+    text = a.config.read_text()
+    if then == "accept":
+        a.config.write_text(text.replace("accept: false", "accept: true"))
+    else:
+        a.config.write_text(text.replace("nftables_counters: true",
+                                         "nftables_counters: true, nftables: hc_other"))
+    a.start(*mode)
+    a.wait_state("MASTER")
+    a.wait_log("removed the no_accept nftables table a crashed run left behind")
+    out = a.output()
+    assert out.index("removed the no_accept nftables table") < out.index("INITIALIZE -> BACKUP")
+    line = out.split("removed the no_accept")[1].splitlines()[0]
+    assert "table inet hacluster_vrrp" in line
+    print(f"\nleftover table deleted: {line.split('(')[1].split(')')[0]}; "
+          f"load {os.getloadavg()[0]:.2f}")
+    assert nft_table(a) == ""
+    files = list(a.state_dir.glob("vips-*.json"))
+    if then == "accept":
+        wait(lambda: ping(pair) and connects(pair), "the VIP answers", a)
+        assert all(vipstate.read_tables(f) == [] for f in files)
+    else:
+        wait(lambda: f"elements = {{ {VIP4} }}" in nft_table(a, "hc_other"),
+             "VIP in the new table's drop set", a)
+        assert not ping(pair) and not connects(pair)
+        assert [vipstate.read_tables(f) for f in files] == [
+            [vipstate.RecordedTable("inet", "hc_other")]]
+    a.proc.signal(signal.SIGTERM)
+    wait(lambda: not a.proc.running(), "a stopped", a)
+    assert nft_table(a, "hc_other") == ""
+    assert all(vipstate.read_tables(f) == [] for f in files)  # deleted at stop: forgotten

@@ -465,6 +465,7 @@ def test_a_sync_group_s_notify_priority_changes_reaches_its_members(rig: Rig) ->
     wait_for("the MASTER line", lambda: lines.exists()
              and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
     assert 'GROUP "G1" MASTER' in lines.read_text()
+    rig.wait_log(r"control API on unix:")
     rig.lab.run(rig.director, [HACLUSTER, "maintenance", "VI_1", "on", "--control-socket",
                                str(rig.work / "ctl.sock")])
     wait_for("the priority line", lambda: 'INSTANCE "VI_1" MASTER_PRIORITY 1\n'

@@ -57,6 +57,7 @@ def test_journal_lines_have_levels_and_transitions_say_why(lab: Lab) -> None:
     text = _wait(log, "track_interface eth0 now down")
     lab.set_link(a, "eth0", True)
     _wait(log, "track_interface eth0 now up", count=2)  # once at start, once now
+    _wait(log, "control API on")  # the supervisor's last start-up line (late under load)
     time.sleep(0.1)
     mark = len(log.read_text())
     proc.signal(signal.SIGUSR1)  # the dump: plain text lines, no Python reprs

@@ -85,6 +85,8 @@ def test_a_renamed_master_keeps_its_mastership_and_vip(lab: Lab) -> None:
                           log_name="a", env=env)
     d.wait_state("MASTER", timeout=20)
     d.wait_vip()
+    # in maintenance (priority 1; with no peer it stays MASTER): the new name is too
+    lab.run(a, [HACLUSTER, "maintenance", "VI_1", "on", "--control-socket", str(sock)])
     time.sleep(0.3)
     log_before = d.output()
     config.write_text(config_yaml(instance_yaml("WEB", priority=150)))
@@ -102,4 +104,6 @@ def test_a_renamed_master_keeps_its_mastership_and_vip(lab: Lab) -> None:
     assert "MASTER -> " not in new_lines and "removed VIP" not in new_lines
     assert d.has_vip()
     res = lab.run(a, [HACLUSTER, "status", "--json", "--control-socket", str(sock)])
-    assert [i["name"] for i in json.loads(res.stdout)["instances"]] == ["WEB"]
+    (web,) = json.loads(res.stdout)["instances"]
+    assert (web["name"], web["state"], web["maintenance"], web["effective_priority"]) == (
+        "WEB", "MASTER", True, 1)

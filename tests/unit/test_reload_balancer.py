@@ -1,5 +1,8 @@
-"""plan_balancer_reload as timelines: a configuration, the servers as they run, a new
-configuration, and what the reload keeps, restarts, moves and evaluates again (no root)."""
+"""plan_balancer_reload as timelines: what each reload keeps, restarts, moves (no root).
+
+A configuration, the servers as they run, a new configuration, and what the reload keeps,
+restarts, moves and evaluates again.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The reload coordinator without root: a daemon that runs nothing, reloads asked for
-while it starts, runs and stops, and files that are refused whole."""
+"""The reload coordinator without root: reloads while starting, running, stopping.
+
+A daemon that runs nothing, reloads asked for while it starts, runs and stops, and files
+that are refused whole.
+"""
 
 from __future__ import annotations
 
@@ -58,3 +61,29 @@ async def test_a_bad_file_is_refused_whole_and_the_same_file_changes_nothing(
     assert not ok and "hacluster.yaml:1" in message and "global_defs.bogus" in message
     assert d.config is before
     assert d.reloads == {"ok": 1, "refused": 1}
+
+
+async def test_the_supervisor_hands_maintenance_back_by_the_new_name(tmp_path: Path) -> None:
+    """After a reload, a restarted VRRP role is told of the instances in maintenance
+    that are still there: a renamed one (the same router) by its new name."""
+    from typing import Any
+
+    from hacluster.roles.vrrp import VrrpRole
+
+    def instances(*named: tuple[str, int]) -> str:
+        return "vrrp_instances:\n" + "".join(
+            f"  {n}: {{interface: eth0, virtual_router_id: {vrid}, "
+            f"virtual_ipaddress: [10.0.0.{vrid}/24]}}\n" for n, vrid in named)
+
+    role = VrrpRole()
+    role.config = parse_config(instances(("VI_1", 1), ("VI_2", 2), ("VI_3", 3)), "t.yaml")
+    role._maintenance = {"VI_1", "VI_2"}
+
+    async def call(method: str, *args: Any, timeout: float = 0) -> Any:
+        assert method == "reload"
+        return True, "reloaded"
+
+    role.call = call  # type: ignore[method-assign]
+    new = parse_config(instances(("WEB", 1), ("VI_3", 3)), "t.yaml")
+    assert await role.reload(new) == (True, "reloaded")
+    assert role._maintenance == {"WEB"}  # VI_1 renamed, VI_2 gone

@@ -1,5 +1,7 @@
-"""The balancer's reload plan carried out by the LoadBalancer: real listeners on 127.0.0.1,
-the memory backend, notifications read back from the event log."""
+"""The balancer's reload plan carried out by the LoadBalancer, with real local listeners.
+
+Real listeners on 127.0.0.1, the memory backend, notifications read back from the event log.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from vrrp import vipstate
-from vrrp.vipstate import Recorded, VipRecord, clear_leftovers, state_file
+from vrrp.vipstate import Recorded, RecordedTable, VipRecord, clear_leftovers, state_file
 
 
 def test_record_keeps_added_minus_removed_and_writes_whole_files(tmp_path: Path) -> None:
@@ -66,3 +66,55 @@ def test_clearing_a_file_of_a_running_hacluster_touches_nothing(tmp_path: Path) 
 
 def test_delete_reports_a_missing_interface_without_sending() -> None:
     assert vipstate.delete_addresses([Recorded("10.0.0.1/24", "no-such-dev")]) == [errno.ENODEV]
+
+
+def test_the_accept_table_is_recorded_beside_the_vips(tmp_path: Path) -> None:
+    path = tmp_path / "vips.json"
+    record = VipRecord(path)
+    vip, table = Recorded("10.0.0.1/24", "eth0"), RecordedTable("inet", "hacluster_vrrp")
+    record.table_added(table)
+    record.added([vip])
+    data = json.loads(path.read_text())
+    assert data["tables"] == [{"family": "inet", "name": "hacluster_vrrp"}]
+    assert vipstate.read_tables(path) == [table] and vipstate.read(path) == [vip]
+    assert VipRecord(path).tables == [table]  # a new record starts from the file
+    record.table_removed(table)
+    assert "tables" not in json.loads(path.read_text())
+    assert vipstate.read_tables(path) == [] and vipstate.read(path) == [vip]
+    # A file from before tables were recorded reads as none.
+    path.write_text(json.dumps({"pid": 1, "vips": []}))
+    assert vipstate.read_tables(path) == []
+
+
+def test_a_table_that_cannot_be_deleted_stays_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "vips.json"
+    # A name nft would read as two commands is never handed to it; the VIP still goes.
+    bad = RecordedTable("inet", "x; flush ruleset")
+    path.write_text(json.dumps({"pid": 1, "vips": [
+        {"address": "10.0.0.1/24", "dev": "no-such-dev"}],
+        "tables": [{"family": "inet", "name": bad.name}]}))
+    cleared = clear_leftovers(path)
+    assert cleared.absent == [Recorded("10.0.0.1/24", "no-such-dev")]
+    assert cleared.table_errors == ((bad, "not an nftables table name"),)
+    assert ("error", f"cannot remove leftover nftables table inet {bad.name}: "
+                     "not an nftables table name") in cleared.report()
+    assert vipstate.read(path) == [] and vipstate.read_tables(path) == [bad]
+
+
+def test_delete_table_outcomes(tmp_path: Path) -> None:
+    table = RecordedTable("inet", "hacluster_vrrp")
+    missing = str(tmp_path / "no-nft")
+    assert vipstate.delete_table(table, nft=missing) == f"{missing} not found"
+    assert vipstate.delete_table(RecordedTable("nosuch", "t")) == "not an nftables table name"
+    # What nft says of a table that is not there, and of one it cannot delete.
+    fake = tmp_path / "nft"
+    for stderr, want in (
+        ("Error: Could not process rule: No such file or directory", None),
+        ("Error: Could not process rule: Operation not permitted", "Error: Could not "
+         "process rule: Operation not permitted"),
+    ):
+        fake.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit 1\n")
+        fake.chmod(0o755)
+        assert vipstate.delete_table(table, nft=str(fake)) == want
+    fake.write_text('#!/bin/sh\n[ "$*" = "delete table inet hacluster_vrrp" ]\n')
+    assert vipstate.delete_table(table, nft=str(fake)) == ""
