@@ -248,7 +248,7 @@ def test_a_frozen_balancer_is_replaced(rig: Rig) -> None:
     os.kill(balancer, signal.SIGSTOP)
     try:
         wait_for("the replacement",
-                 lambda: "the balancer runs again" in rig.output(), 40, rig.output)
+                 lambda: "the balancer runs again" in rig.output(), 90, rig.output)
     finally:
         if alive(balancer):
             os.kill(balancer, signal.SIGCONT)
