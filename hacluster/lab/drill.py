@@ -450,6 +450,7 @@ def run_drills(drills: Drills, only: Sequence[int]) -> list[DrillResult]:
     """Prepare the lab's traffic, run the drills, print each report as it completes."""
     run, out = drills.run, drills.out
     run.start_client()
+    started = time.monotonic()
     problem = drills.prepare()
     if problem is not None:
         print(f"the lab is not serving: {problem}", file=out)
@@ -467,7 +468,8 @@ def run_drills(drills: Drills, only: Sequence[int]) -> list[DrillResult]:
     recent = [r for r in recs if r.t0 >= time.monotonic() - run.topo.settle]
     print(f"lab serving: VIP {run.topo.vip}:{run.topo.port} answered by "
           f"{spread(recent, run.topo.real_servers)} via {drills.master} "
-          f"({drills.master} MASTER, {drills.backup} {run.vrrp_state(drills.backup)})\n",
+          f"({drills.master} MASTER, {drills.backup} {run.vrrp_state(drills.backup)}; "
+          f"{time.monotonic() - started:.0f} s after the client started)\n",
           file=out, flush=True)
     results = []
     available = drills.by_number()
