@@ -160,7 +160,8 @@ class Reloader:
         self._lock_instances(new)
 
     async def _switch(self, given: Config | None = None) -> str:
-        from hacluster.loadbalancer import LoadBalancerError
+        # (not from hacluster.loadbalancer: see LoadBalancerError's docstring)
+        from hacluster.balancer import LoadBalancerError
 
         d = self.daemon
         new, lines = await self._load(given)

@@ -150,7 +150,8 @@ def test_unit_under_systemd_ready_watchdog_reload_stop(systemd: Systemd) -> None
     systemd.sh("systemctl reload hacluster")
     time.sleep(3)
     after = systemd.show("ActiveState", "MainPID", "NRestarts")
-    assert after == {"ActiveState": "active", "MainPID": pid, "NRestarts": "0"}
+    assert after == {"ActiveState": "active", "MainPID": pid, "NRestarts": "0"}, \
+        systemd.journal()
     assert "10.78.0.100/24" in systemd.sh("ip -br addr show hcs0")
 
     # Stop: SIGTERM, the master resigns and releases its VIP, the unit ends cleanly.
