@@ -241,7 +241,13 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
     text = rig.output()
     assert re.search(r"the balancer exited after [\d.]+ s; starting it again", text), text
     assert "handed 2 real server state(s)" in text, text  # DOWN went down, ALPHA came up
-    assert 'hacluster_role_restarts_total{role="balancer"} 1.0' in rig.metrics()
+    metrics = rig.metrics()
+    assert 'hacluster_role_restarts_total{role="balancer"} 1.0' in metrics
+    # The balancer's families (checks, dataplane, real servers) once each, beside ours.
+    types = [line for line in metrics.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))
+    assert 'hacluster_real_server_up{real_server="10.93.0.12:80"' in metrics
+    assert "hacluster_checks_total{" in metrics
     assert rig.api("/v1/status")["counters"]["role_restarts"]["balancer"] == 1
 
     # The monitor does see a change when there is one: a drain rewrites the service.
