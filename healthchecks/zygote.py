@@ -200,8 +200,10 @@ class Zygote:
         settings = [parent, self.name, list(self.preload), list(self.targets), self.lazy]
         try:
             if threading.active_count() == 1 and not _loop_running():
-                frozen = gc.get_freeze_count() > 0
-                gc.freeze()  # the child's collections leave the parent's objects alone
+                # What this process has built stays frozen (its collections would
+                # otherwise write to every object and copy the pages it shares with the
+                # zygote), and the child's collections leave it alone too.
+                gc.freeze()
                 pid = os.fork()
                 if pid == 0:
                     code = 1
@@ -211,8 +213,6 @@ class Zygote:
                                       list(self.preload), list(self.targets), self.lazy)
                     finally:
                         os._exit(code)
-                if not frozen:
-                    gc.unfreeze()
                 self._popen = None
             else:
                 import json
@@ -285,28 +285,30 @@ class Zygote:
         global _current
         if _current is self:
             _current = None
-        pid = self._pid
+        pid, pidfd = self._pid, self._pidfd
         if self._control is None or os.getpid() != self._owner or pid is None:
             return
+        self._pidfd = -1  # kept until the zygote is gone, then closed here
         self._close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if self._popen is not None:
-            import subprocess
+        try:
+            if self._popen is not None:
+                import subprocess
 
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(5)
-            self._popen.kill()
-            self._popen.wait()
-        else:
-            deadline = time.monotonic() + 5
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    if time.monotonic() > deadline:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._popen.wait(5)
+                self._popen.kill()
+                self._popen.wait()
+            else:
+                if not select.select([pidfd], [], [], 5)[0]:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                        break
-                    time.sleep(0.005)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
         self._pid = self._popen = None
 
     def _close(self) -> None:

@@ -51,9 +51,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("hacluster.roles")
 
 #: Seconds between two heartbeats, and how long one may go unanswered before the
-#: balancer counts as hung and is replaced (a reconcile of a large table takes a while).
+#: balancer counts as hung and is replaced. A late answer is progress, not a hang: a
+#: ping is waited for up to `HUNG_AFTER` (a reconcile of a large table, or a loaded or
+#: emulated machine, where Python runs tens of times slower, keeps the loop busy a
+#: while), so only a balancer that answers nothing at all for that long is replaced.
 HEARTBEAT = 1.0
-HUNG_AFTER = 10.0
+HUNG_AFTER = 30.0
 #: Restart backoff: first delay, factor, cap (seconds); a balancer that ran `STABLE`
 #: seconds before dying starts again from the first delay.
 BACKOFF = (0.5, 2.0, 30.0)
@@ -439,7 +442,9 @@ class BalancerRole:
                 self._last_answer = time.monotonic()
                 continue
             with contextlib.suppress(Exception):
-                await channel.call("ping", timeout=HEARTBEAT)
+                # Waited for until it is overdue: an answer however late shows progress.
+                left = self._last_answer + HUNG_AFTER - time.monotonic()
+                await channel.call("ping", timeout=max(left, HEARTBEAT))
                 self._last_answer = time.monotonic()
             silent = time.monotonic() - self._last_answer
             if silent > HUNG_AFTER and self.pid is not None and self._ready.is_set():

@@ -289,7 +289,7 @@ def test_a_frozen_balancer_is_replaced_and_the_watchdog_goes_on(rig: Rig) -> Non
             # watchdog pings go on (every 0.5 s) while it is frozen.
             assert pings(4.0) >= 6
             wait_for("the replacement",
-                     lambda: "the balancer runs again" in rig.output(), 40, rig.output)
+                     lambda: "the balancer runs again" in rig.output(), 90, rig.output)
         finally:
             if alive(balancer):
                 os.kill(balancer, signal.SIGCONT)
