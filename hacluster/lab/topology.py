@@ -43,6 +43,8 @@ from vrrp import timing
 DEFAULT_STATE_DIR = Path("/run/hacluster-lab")
 INSTANCE = "VI_LAB"
 NFT_TABLE = "hacluster"
+#: What a director logs once its load balancer runs (`hacluster.loadbalancer`).
+BALANCER_STARTED = "load balancer started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +356,13 @@ class RunningLab:
             res = self.lab.run(ns, ["nft", "list", "table", "inet", NFT_TABLE], check=False)
         return res.returncode == 0
 
+    def balancer_started(self, director: str) -> bool:
+        """True once the director's load balancer has started (its log says so): the
+        VRRP side of `hacluster run` may take the VIPs well before that on a slow
+        machine, the balancer starting in its own process meanwhile."""
+        proc = self.procs.get(director)
+        return proc is not None and BALANCER_STARTED in proc.output()
+
     def log_tail(self, name: str, lines: int = 6) -> list[str]:
         proc = self.procs.get(name)
         if proc is None:
@@ -376,7 +385,11 @@ class RunningLab:
             table = self.has_table(d.name)
             found.append(f"{d.name}: VRRP {state}; {self.table_name()} "
                          f"{'present' if table else 'MISSING'}")
-            if not table:
+            if not table and not self.balancer_started(d.name):
+                found.append(f"{d.name}: `hacluster run`'s load balancer has not started "
+                             f"yet (no {BALANCER_STARTED!r} in its log): nothing answers on "
+                             "the VIP until it has")
+            elif not table:
                 found.append(f"{d.name}: `hacluster run` installed no load-balancing table "
                              f"for its virtual server (dataplane {self.topo.dataplane}): the "
                              "daemon is not balancing, so nothing answers on the VIP")
