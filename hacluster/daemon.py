@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vrrp_extras
-from hacluster.apitypes import UnknownInstance, UnknownVirtualServer
 from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
 from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
@@ -387,7 +386,7 @@ class Daemon:
         self._write_status()
 
     def instance_status(self, name: str) -> InstanceStatus:
-        from hacluster.apitypes import InstanceStatus, Transition
+        from hacluster.apitypes import InstanceStatus, Transition, UnknownInstance
 
         driver = self._driver_of.get(name)
         inst = self.config.vrrp_instances.get(name)
@@ -452,6 +451,8 @@ class Daemon:
                 + self._metrics.families("hacluster_alert_mails"))
 
     async def role_maintenance(self, name: str, on: bool) -> bool:
+        from hacluster.apitypes import UnknownInstance
+
         try:
             await self.maintenance(name, on)
         except UnknownInstance:
@@ -991,6 +992,8 @@ class Daemon:
     # ------------------------------------------------------------------ control
 
     async def maintenance(self, name: str, on: bool) -> None:
+        from hacluster.apitypes import UnknownInstance
+
         if self._vrrp_role is not None:
             if not await self._vrrp_role.maintenance(name, on):
                 raise UnknownInstance(name)
@@ -1009,6 +1012,8 @@ class Daemon:
         self._schedule_status()
 
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
+        from hacluster.apitypes import UnknownVirtualServer
+
         if self._lb is None:
             raise UnknownVirtualServer(virtual_server)
         await self._lb.drain(virtual_server, real_server, on)
@@ -1059,6 +1064,7 @@ class Daemon:
 
 def _import_metrics() -> None:
     import hacluster
+    import hacluster.apitypes  # the control requests'
     import hacluster.metrics
     import hacluster.reload_coordinator  # a reload's, kept off the loop
 
