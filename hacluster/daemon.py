@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hacluster import vrrp_extras
-from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
 from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
