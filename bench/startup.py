@@ -110,15 +110,17 @@ def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
 
 
 def stages(trace: Path, started: float) -> dict[str, float]:
-    """Seconds after `started` at which each traced stage was first reached."""
+    """Seconds after `started` at which each traced stage was first reached, and (as
+    "cpu: STAGE") the CPU seconds its process had used by then."""
     found: dict[str, float] = {}
     for _ in range(50):  # the role's last line may come a moment after its advert
         if trace.exists() and "instances running" in trace.read_text():
             break
         time.sleep(0.01)
     for line in trace.read_text().splitlines() if trace.exists() else ():
-        stamp, _pid, stage = line.split(" ", 2)
+        stamp, _pid, cpu, stage = line.split(" ", 3)
         found.setdefault(stage, float(stamp) - started)
+        found.setdefault(f"cpu: {stage}", float(cpu))
     return found
 
 
@@ -128,12 +130,25 @@ def report(servers: int, runs: list[tuple[float, dict[str, float]]]) -> None:
           f"median {statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} "
           f"({len(runs)} runs)")
     at: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
     for total, found in runs:
         for stage, t in found.items():
-            at[stage].append(t * 1000)
+            (cpu[stage[5:]] if stage.startswith("cpu: ") else at[stage]).append(t * 1000)
         at["first advert on the peer"].append(total * 1000)
+    print("      median after exec (and CPU its process had used: since exec, the role's "
+          "since its fork)")
     for stage, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
-        print(f"      {statistics.median(values):6.0f} ms  {stage}")
+        used = f"  (cpu {statistics.median(cpu[stage]):4.0f} ms)" if stage in cpu else ""
+        print(f"      {statistics.median(values):6.0f} ms  {stage}{used}")
+    # Each side's share, run by run: the supervisor's (exec -> released) and the role's
+    # (released -> first advert on the peer).
+    shares = [(found["released"] * 1000, (total - found["released"]) * 1000)
+              for total, found in runs if "released" in found]
+    if shares:
+        print(f"      supervisor exec -> released median "
+              f"{statistics.median(s for s, _ in shares):.0f} ms; role released -> first "
+              f"advert median {statistics.median(r for _, r in shares):.0f} ms")
+    print("      load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def main() -> int:
@@ -143,11 +158,19 @@ def main() -> int:
                     help="real servers in the file, one configuration per number given")
     ap.add_argument("--no-compile", action="store_true",
                     help="do not compile the bytecode first (measure a bare source tree)")
+    ap.add_argument("--compare", type=Path, action="append", default=[], metavar="TREE",
+                    help="also run the hacluster, vrrp and healthchecks packages of TREE (e.g. "
+                    "`git archive main hacluster vrrp healthchecks | tar -x -C TREE`), "
+                    "run for run in turn with this tree's, so that both see the same load")
     args = ap.parse_args()
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    root = Path(__file__).resolve().parent.parent
+    trees: dict[str, str | None] = {"this tree": None}
+    trees.update({str(tree): str(tree.resolve()) for tree in args.compare})
     if not args.no_compile:
-        root = Path(__file__).resolve().parent.parent
-        for package in ("hacluster", "vrrp", "healthchecks"):
-            compileall.compile_dir(str(root / package), quiet=1)
+        for base in (root, *args.compare):
+            for package in ("hacluster", "vrrp", "healthchecks"):
+                compileall.compile_dir(str(base / package), quiet=1)
     with Lab("hcst") as lab:
         director, peer = lab.namespace("dir"), lab.namespace("peer")
         lab.veth(director, "d0", peer, "p0")
@@ -157,9 +180,18 @@ def main() -> int:
         for servers in args.servers:
             conf = lab.workdir / f"c{servers}.yaml"
             conf.write_text(config(servers, lab.workdir / "s.sock"))
-            report(servers, [first_advert(lab, director, conf, trace)
-                             for _ in range(args.runs)])
-    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+            runs: dict[str, list[tuple[float, dict[str, float]]]] = {t: [] for t in trees}
+            for _ in range(args.runs):
+                for name, path in trees.items():
+                    os.environ.pop("PYTHONPATH", None)
+                    if path is not None:  # first on the path: before the installed tree
+                        os.environ["PYTHONPATH"] = path
+                    runs[name].append(first_advert(lab, director, conf, trace))
+            os.environ.pop("PYTHONPATH", None)
+            for name, done in runs.items():
+                if len(trees) > 1:
+                    print(f"{name}:")
+                report(servers, done)
     return 0
 
 

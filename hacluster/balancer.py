@@ -5,7 +5,7 @@ single-process daemon runs in its own loop): the dataplane backend named by
 `global_defs.dataplane`, the `LoadBalancer` (checks -> policy -> desired table ->
 reconcile) and the status snapshots built from it in slices. It offers the small
 interface every role has (`start`, `reconfigure(config)`, `stop`, and what the control
-API and /metrics read: `summary`, `status_part`, `virtual_server`, `ipvs`...), so
+API and /metrics read: `summary`, `snapshot`, `virtual_server`, `ipvs`...), so
 the daemon and the API do not care whether it runs here or in its own process.
 """
 
@@ -211,7 +211,7 @@ class Balancer:
         await self._lb.refresh()
         return self._lb.status(table=table)
 
-    async def status_part(self) -> bytes:
+    async def snapshot(self) -> bytes:
         """The balancer's part of `GET /v1/status` from the latest snapshot (see
         `encode_part`); the first one, or one after a change, is waited for."""
         snapshots = self._status_snapshots()

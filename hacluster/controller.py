@@ -3,7 +3,7 @@
 `DaemonController` (`hacluster.apitypes.Controller`) reads what the roles report when a
 request comes: the VRRP role's instances and counters, and the balancer's part. The
 balancer builds its part of `GET /v1/status` itself, in slices, and hands it over as
-bytes (`Balancer.status_part`): here it is joined to the few lines of VRRP state and
+bytes (`Balancer.snapshot`): here it is joined to the few lines of VRRP state and
 counters without being decoded, so a poller of a daemon with 10,000 real servers costs
 this process a copy, not a rebuild.
 """
@@ -69,7 +69,7 @@ class DaemonController:
         last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
         daemon = self.daemon
         balancer = daemon.balancer
-        part = await balancer.status_part() if balancer is not None else None
+        part = await balancer.snapshot() if balancer is not None else None
         vrrp = await self._vrrp()
         if part is None:
             status = dict(daemon.api_status(vrrp, None))

@@ -795,32 +795,10 @@ class Daemon:
 
     def _balancer_event(self, kind: str, args: tuple[Any, ...]) -> None:
         """The balancer role's notifications, run here (scripts, FIFOs, mail) in order."""
-        notifier = self._notifier
-        if notifier is None:
-            return
-        match kind, args:
-            case "notify_rs", (str() as vs_name, str() as rs_name, bool() as up,
-                               str() as reason, check):
-                found = self._find_real(vs_name, rs_name)
-                if found is not None:
-                    notifier.real_server(found[0], found[1], up, reason,
-                                         None if check is None else str(check))
-            case "notify_quorum", (str() as vs_name, bool() as up, str() as reason,
-                                   int() as weight_sum, int() as threshold):
-                found = self._find_real(vs_name, None)
-                if found is not None:
-                    notifier.quorum(found[0], up, reason, weight_sum=weight_sum,
-                                    threshold=threshold)
+        if self._notifier is not None:
+            from hacluster.roles.balancer import notify
 
-    def _find_real(self, vs_name: str, rs_name: str | None) -> tuple[Any, Any] | None:
-        for vs in self.config.virtual_servers:
-            if str(vs) == vs_name:
-                if rs_name is None:
-                    return vs, None
-                for rs in vs.real_servers:
-                    if str(rs) == rs_name:
-                        return vs, rs
-        return None
+            notify(self._notifier, self.config, kind, args)
 
     async def _balancer_metrics(self, accept: str | None) -> bytes:
         from hacluster.roles.balancer import BalancerRole

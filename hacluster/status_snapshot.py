@@ -114,13 +114,21 @@ class StatusSnapshots:
                 self._warm(), name="status-snapshot-warm")
 
     async def _warm(self) -> None:
-        while time.monotonic() < self._warm_until:
-            latest = self._latest
-            if latest is None or time.monotonic() - latest.built_at >= self._max_age:
-                self.prepare()
-                assert self._building is not None
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._building)
+        while True:
+            now = time.monotonic()
+            if now < self._warm_until:
+                latest = self._latest
+                if latest is None or now - latest.built_at >= self._max_age:
+                    self.prepare()
+                    assert self._building is not None
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._building)
+            elif now >= self._warm_until + self._wait_after:
+                # Nobody asks any more, and a request would wait for a new build now
+                # anyway: the megabytes of the latest need not be kept meanwhile.
+                self._latest = None
+                self._table_text = None
+                return
             await asyncio.sleep(self._max_age / 4)
 
     async def latest(self) -> Snapshot:

@@ -77,6 +77,10 @@ def _c_composer() -> type[Any] | None:
             if kind is ScalarNode and implicit[0]:
                 tag = self._plain_tags.get(value)
                 if tag is None:
+                    if value.count(".") > 1:
+                        # No YAML 1.1 implicit tag (float, int, timestamp, ...) has two
+                        # dots: an address, each one different, is a string at once.
+                        return _STR_TAG
                     tag = self._plain_tags[value] = Resolver.resolve(  # type: ignore[no-untyped-call]
                         self, kind, value, implicit)
                 return tag
@@ -100,6 +104,7 @@ def _c_composer() -> type[Any] | None:
 _Composer = _c_composer()
 
 CHECKER_KEYS: dict[str, type[m.CheckBase]] = {cls.KIND: cls for cls in m.CHECKER_TYPES}
+_CHECKER_ORDER = {kind: i for i, kind in enumerate(CHECKER_KEYS)}
 _SECTIONS = (
     "global_defs",
     "vrrp_scripts",
@@ -477,24 +482,19 @@ class _Ctx:
         if not isinstance(node, MappingNode):
             self.error(node, path, f"must be {what}, got {_describe(node)}")
             return None
-        items = node.value
-        for key_node, _value in items:
-            if key_node.tag in _SPECIAL_KEY_TAGS or not isinstance(key_node, ScalarNode):
+        # Distinct plain names as keys (the common case): what merged_mapping does, in a
+        # pass that records nothing until it knows it may.
+        pairs: dict[str, Node] = {}
+        for key_node, value in node.value:
+            if (type(key_node) is not ScalarNode or key_node.tag in _SPECIAL_KEY_TAGS
+                    or key_node.value in pairs):
                 return self.merged_mapping(node, path)
-        # Plain keys only (the common case): what merged_mapping does, in one pass.
+            pairs[key_node.value] = value
         lines = self.lines
         prefix = f"{path}." if path else ""
-        seen: dict[str, int] = {}
-        pairs: dict[str, tuple[str, Node]] = {}
-        for key_node, value in items:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                self.error(line, prefix + key, f"duplicate key (first given on line {seen[key]})")
-            seen[key] = line
-            pairs[key] = (key, value)  # later wins, as merged_mapping
-            lines.setdefault(prefix + key, line)
-        return list(pairs.values())
+        for key_node, _value in node.value:
+            lines.setdefault(prefix + key_node.value, key_node.start_mark.line + 1)
+        return list(pairs.items())
 
     def merged_mapping(self, node: MappingNode, path: str) -> list[tuple[str, Node]] | None:
         """`mapping` for one with merge keys (<<), '=' keys or keys that are not names."""
@@ -1169,10 +1169,12 @@ class _Ctx:
         if "ip" in values:
             self.server_keys[path] = (values["ip"], values["port"])
         checks: list[m.Checker] = []
-        for kind, cls in CHECKER_KEYS.items():
-            cnode = given.get(kind)
-            if cnode is None:
-                continue
+        kinds = [kind for kind in given if kind in CHECKER_KEYS]
+        if len(kinds) > 1:
+            kinds.sort(key=_CHECKER_ORDER.__getitem__)  # checks in CHECKER_KEYS' order
+        for kind in kinds:
+            cls = CHECKER_KEYS[kind]
+            cnode = given[kind]
             cpath = _join(path, kind)
             if isinstance(cnode, SequenceNode):
                 items = [(f"{cpath}[{i}]", n) for i, n in enumerate(cnode.value)]

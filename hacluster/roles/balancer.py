@@ -5,7 +5,7 @@ once the file is accepted; the process runs a `hacluster.balancer.Balancer`, who
 check workers report to it directly over their socketpairs, and answers the
 supervisor over a `roles.channel` socketpair: `ready`, `ping`, `reconfigure` (the new
 config), `drain`, `ipvs`, `recent_ipvs`, `summary`, `status` (as a dict),
-`status_part` (the load balancer's part of `GET /v1/status` as bytes, built in slices
+`snapshot` (the load balancer's part of `GET /v1/status` as bytes, built in slices
 here and relayed as it is), `virtual_server`, `metrics` (its exposition text, bytes),
 `stop`. It tells the supervisor, unasked, each real server's checks' states as they
 change (`health`) and each real server and quorum notification (`notify_rs`,
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
-from hacluster.config.model import Config
+from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import (
     Channel,
     RoleError,
@@ -46,6 +46,7 @@ from healthchecks.pdeath import die_with_parent, set_name
 
 if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed
+    from hacluster.notify import Notifier
 
 log = logging.getLogger("hacluster.roles")
 
@@ -88,6 +89,37 @@ class _NotifyRelay:
     def quorum(self, vs: Any, up: bool, reason: str = "", *, weight_sum: int = 0,
                threshold: int = 0) -> None:
         send_event(self._writer, "notify_quorum", str(vs), up, reason, weight_sum, threshold)
+
+
+def notify(notifier: Notifier, config: Config, kind: str, args: tuple[Any, ...]) -> None:
+    """Carry out a notification the balancer sent (`_NotifyRelay`) with `notifier`, the
+    servers named looked up in `config` (one that a reload removed meanwhile: dropped)."""
+    match kind, args:
+        case "notify_rs", (str() as vs_name, str() as rs_name, bool() as up,
+                           str() as reason, check):
+            found = _find(config, vs_name, rs_name)
+            if found is not None and found[1] is not None:
+                notifier.real_server(found[0], found[1], up, reason,
+                                     None if check is None else str(check))
+        case "notify_quorum", (str() as vs_name, bool() as up, str() as reason,
+                               int() as weight_sum, int() as threshold):
+            found = _find(config, vs_name, None)
+            if found is not None:
+                notifier.quorum(found[0], up, reason, weight_sum=weight_sum,
+                                threshold=threshold)
+
+
+def _find(config: Config, vs_name: str,
+          rs_name: str | None) -> tuple[VirtualServer, RealServer | None] | None:
+    for vs in config.virtual_servers:
+        if str(vs) == vs_name:
+            if rs_name is None:
+                return vs, None
+            for rs in vs.real_servers:
+                if str(rs) == rs_name:
+                    return vs, rs
+            return None
+    return None
 
 
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
@@ -174,8 +206,8 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
                         "dataplane_error": balancer.dataplane_error}
             case "status":
                 return await balancer.status(table=bool(args[0]))
-            case "status_part":
-                return await balancer.status_part()
+            case "snapshot":
+                return await balancer.snapshot()
             case "prepare_status":
                 balancer.prepare_status()
                 return None
@@ -401,6 +433,9 @@ class BalancerRole:
     async def _heartbeat(self) -> None:
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
+            status = self._status
+            if status is not None and time.monotonic() - status[0] > STATUS_WAIT_AFTER:
+                self._status = None  # not shown any more: its megabytes need not stay
             channel = self._channel
             if channel is None or not self._ready.is_set():
                 self._last_answer = time.monotonic()
@@ -467,7 +502,7 @@ class BalancerRole:
             return None
         return value if isinstance(value, dict) else None
 
-    async def status_part(self) -> bytes:
+    async def snapshot(self) -> bytes:
         """The balancer's part of the status (`Balancer.encode_part`): the latest it
         handed over, at once, unless that is older than `STATUS_WAIT_AFTER` or a change
         made since (then asked for, and waited for)."""
@@ -480,7 +515,7 @@ class BalancerRole:
         if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
             return latest[1]
         try:
-            value = await self._call("status_part", timeout=30)
+            value = await self._call("snapshot", timeout=30)
         except (RoleGone, RoleError, TimeoutError):
             value = None
         if not isinstance(value, bytes):

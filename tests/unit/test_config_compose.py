@@ -154,3 +154,17 @@ def test_ip_address_reads_as_ipaddress_does(text: str) -> None:
 ))
 def test_any_text_reads_as_ipaddress_does(text: str) -> None:
     assert _outcome(ip_address, text) == _outcome(ipaddress.ip_address, text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789-+:_eExXbBoOinfaINFnNtTzZ .", max_size=5),
+                min_size=3, max_size=5).map(".".join))
+def test_plain_scalars_with_dots_get_pyyamls_tags(text: str) -> None:
+    # Composed as a plain scalar where YAML allows it (else PyYAML and the loader both
+    # fail the same way, which the other tests cover).
+    document = f"k: {text}\n"
+    try:
+        theirs = _pyyaml(document)
+    except yaml.YAMLError:
+        return
+    assert _tree(_compose(document)) == theirs

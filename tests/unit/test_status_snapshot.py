@@ -108,3 +108,33 @@ async def test_snapshot_is_kept_fresh_and_shows_api_changes(
         await snapshots.close()
         await lb.stop()
         await notifier.close()
+
+
+async def test_snapshots_are_handed_on_while_asked_for_then_let_go(
+    tmp_path: Path, listeners: list[Tcp]
+) -> None:
+    a, b = listeners
+    config = make_config(tmp_path, [a.rs(5), b.rs(1)])
+    lb, notifier = await running(config, Recording())
+    snapshots = StatusSnapshots(lb, max_age=0.1, wait_after=0.3, keep_warm=0.4)
+    built: list[float] = []
+    snapshots.on_built = lambda snap: built.append(snap.built_at)
+    try:
+        first = await snapshots.latest()
+        await asyncio.sleep(0.35)
+        # Built again while warm, each one handed on as it is built.
+        assert len(built) >= 3 and built[0] == first.built_at
+        assert built == sorted(built)
+        # Nobody asks: after keep_warm and wait_after, nothing is built or kept.
+        await asyncio.sleep(1.0)
+        count = len(built)
+        assert snapshots._latest is None
+        await asyncio.sleep(0.3)
+        assert len(built) == count
+        # The next request waits for a new one, and warms up again.
+        again = await snapshots.latest()
+        assert again.built_at > built[-2] and len(built) == count + 1
+    finally:
+        await snapshots.close()
+        await lb.stop()
+        await notifier.close()
