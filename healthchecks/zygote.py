@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import gc
 import importlib
 import logging
@@ -83,6 +84,8 @@ SPAWN_TIMEOUT = 30.0
 RESTART_DELAY = 1.0
 #: Seconds `spawn_async` keeps trying a zygote that does not answer (being restarted).
 RECONNECT = 2.0
+#: Seconds a restarted zygote's name may still be held by the dead one's socket.
+BIND_RETRY = 1.0
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 _current: Zygote | None = None
@@ -190,7 +193,7 @@ class Zygote:
             self._address = f"\0hacluster-zygote-{os.getpid()}-{os.urandom(8).hex()}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            listener.bind(self._address)
+            _bind(listener, self._address)
             listener.listen(64)
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         except BaseException:
@@ -426,6 +429,20 @@ def _close_all(fds: list[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def _bind(listener: socket.socket, address: str) -> None:
+    """Bind the zygote's name; the name of one that just died can take the kernel a few
+    milliseconds to let go of (seen right after the dead zygote was reaped)."""
+    deadline = time.monotonic() + BIND_RETRY
+    while True:
+        try:
+            listener.bind(address)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.002)
 
 
 def _readable(fd: int) -> bool:

@@ -61,8 +61,9 @@ HUNG_AFTER = 30.0
 #: seconds before dying starts again from the first delay.
 BACKOFF = (0.5, 2.0, 30.0)
 STABLE = 60.0
-#: A status part handed over longer ago than this is not shown: one is asked for.
-STATUS_WAIT_AFTER = 5.0
+#: A status part handed over longer ago than this is not shown: one is asked for (as
+#: `StatusSnapshots` does with its own, `wait_after`; a busy balancer builds slower).
+STATUS_WAIT_AFTER = 10.0
 #: How often a status request tells the balancer that somebody still asks.
 STATUS_WARM_EVERY = 5.0
 

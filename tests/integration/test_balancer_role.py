@@ -122,8 +122,9 @@ class Rig:
     def noted(self) -> list[str]:
         return self.notes.read_text().splitlines() if self.notes.exists() else []
 
-    def start(self, env: dict[str, str] | None = None) -> LabProcess:
-        self.proc = self.lab.start(self.director, [HACLUSTER, "run", "-f", str(self.conf)],
+    def start(self, env: dict[str, str] | None = None, *extra: str) -> LabProcess:
+        self.proc = self.lab.start(self.director,
+                                   [HACLUSTER, "run", "-f", str(self.conf), *extra],
                                    log_name="daemon", env=env)
         wait_for("the API", lambda: self.try_api("/v1/summary") is not None, 30, self.output)
         return self.proc
@@ -240,7 +241,13 @@ def test_a_killed_balancer_restarts_without_touching_the_table(rig: Rig) -> None
     text = rig.output()
     assert re.search(r"the balancer exited after [\d.]+ s; starting it again", text), text
     assert "handed 2 real server state(s)" in text, text  # DOWN went down, ALPHA came up
-    assert 'hacluster_role_restarts_total{role="balancer"} 1.0' in rig.metrics()
+    metrics = rig.metrics()
+    assert 'hacluster_role_restarts_total{role="balancer"} 1.0' in metrics
+    # The balancer's families (checks, dataplane, real servers) once each, beside ours.
+    types = [line for line in metrics.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))
+    assert 'hacluster_real_server_up{real_server="10.93.0.12:80"' in metrics
+    assert "hacluster_checks_total{" in metrics
     assert rig.api("/v1/status")["counters"]["role_restarts"]["balancer"] == 1
 
     # The monitor does see a change when there is one: a drain rewrites the service.
@@ -307,3 +314,20 @@ def test_supervisor_sigterm_stops_the_balancer_and_its_workers(rig: Rig) -> None
     # The workers follow their balancer's socket closing (and their zygote's end).
     wait_for("the workers gone", lambda: not any(alive(w) for w in workers), 5)
     assert "load balancer stopped" in rig.output()
+
+
+def test_single_process_runs_the_balancer_in_its_own_loop(rig: Rig) -> None:
+    rig.start(None, "--single-process")
+    wanted = {UP: True, DOWN: False, ALPHA: True}
+    wait_for("the servers' states", lambda: rig.ups() == wanted, 20, rig.output)
+    assert rig.balancer_pids() == []
+    status = rig.api("/v1/status")
+    assert status["status_age_seconds"] is not None and status["ipvs"]
+    assert "role_restarts" not in status["counters"]
+    summary = rig.api("/v1/summary")
+    assert summary["virtual_servers"][0]["real_servers_up"] == 2
+    rig.api(f"/v1/servers/{VS}:80/{UP}:80/drain", "POST")
+    view = rig.api(f"/v1/virtual_servers/{VS}:80")
+    rows = {r["name"]: r for r in view["real_servers"]}
+    assert rows[f"{UP}:80"]["drained"] is True
+    assert "hacluster_checks_total" in rig.metrics()
