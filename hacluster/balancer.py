@@ -242,7 +242,7 @@ class Balancer:
             return json.dumps(head).encode() + b'\n"virtual_servers": [], "ipvs": []'
         return b"".join((
             json.dumps(head).encode(), b'\n"virtual_servers": ',
-            snapshot.virtual_servers.encode(), b', "ipvs": ', snapshot.ipvs.encode(),
+            snapshot.virtual_servers, b', "ipvs": ', snapshot.ipvs,
         ))
 
     async def virtual_server(self, name: str) -> dict[str, Any]:
