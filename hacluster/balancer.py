@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownVirtualServer, normalize_virtual_server
@@ -21,7 +22,7 @@ from hacluster.config.model import Config
 
 if TYPE_CHECKING:
     from hacluster.ipvs.backend import Backend
-    from hacluster.loadbalancer import Handed, LoadBalancer
+    from hacluster.loadbalancer import LoadBalancer
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from hacluster.status_snapshot import Snapshot, StatusSnapshots
@@ -44,6 +45,18 @@ class LoadBalancerError(ValueError):
     on a slow machine, long enough for the VRRP heartbeat and systemd's watchdog to give
     the daemon up during a reload.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A real server's checks' states (in their configured order) and its reason, as a
+    balancer hands them to its successor.
+
+    Defined here, like `LoadBalancerError`, so that the supervisor, which keeps them in
+    its journal, need not import the load balancer (megabytes it would hold unshared)."""
+
+    ups: tuple[bool, ...]
+    reason: str
 
 
 def dataplane_problems(config: Config) -> list[str]:

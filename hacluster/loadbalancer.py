@@ -51,6 +51,7 @@ from hacluster.apitypes import (
     normalize_real_server,
     normalize_virtual_server,
 )
+from hacluster.balancer import Handed as Handed  # (light to import)
 from hacluster.balancer import LoadBalancerError as LoadBalancerError  # (light to import)
 from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
@@ -224,14 +225,6 @@ class _Real:
     def __post_init__(self) -> None:
         self.name = str(self.rs)
 
-
-@dataclass(frozen=True, slots=True)
-class Handed:
-    """A real server's checks' states (in their configured order) and its reason, as a
-    balancer hands them to its successor."""
-
-    ups: tuple[bool, ...]
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ from hacluster.roles.channel import (
 from healthchecks.pdeath import die_with_parent, set_name
 
 if TYPE_CHECKING:
-    from hacluster.loadbalancer import Handed
+    from hacluster.balancer import Handed
     from hacluster.notify import Notifier
 
 log = logging.getLogger("hacluster.roles")
@@ -68,6 +69,8 @@ STATUS_WAIT_AFTER = 10.0
 STATUS_WARM_EVERY = 5.0
 
 Journal = dict[tuple[str, str], "Handed"]
+#: The checks' states of the journal's entries, each combination kept once.
+_UPS: dict[tuple[bool, ...], tuple[bool, ...]] = {}
 
 
 class BalancerFailed(Exception):
@@ -346,11 +349,14 @@ class BalancerRole:
             if state is None:
                 self.journal.pop((str(vs), str(rs)), None)
             else:
-                from hacluster.loadbalancer import Handed
+                from hacluster.balancer import Handed
 
                 ups, reason = state
-                self.journal[(str(vs), str(rs))] = Handed(
-                    tuple(bool(u) for u in ups), str(reason))
+                # 10,000 entries whose virtual server, states and reason are mostly the
+                # same few: one object each, not one per entry as decoded.
+                flags = tuple(bool(u) for u in ups)
+                self.journal[(sys.intern(str(vs)), str(rs))] = Handed(
+                    _UPS.setdefault(flags, flags), sys.intern(str(reason)))
             return
         if self.on_event is not None:
             self.on_event(kind, args)
