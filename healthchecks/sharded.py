@@ -490,32 +490,39 @@ class ShardedRunner:
             *rest,
         )
 
+    def _on_message(self, worker: _Worker, message: Any) -> None:
+        """One message from a worker: events, an answer to a request, results."""
+        match message:
+            case ("events", list() as events):
+                for event in events:
+                    self._deliver(event)
+            case ("sample", WorkerSample() as sample):
+                if worker.pending:
+                    fut = worker.pending.popleft()
+                    if not fut.done():
+                        fut.set_result(sample)
+            case ("counters", list() as rows):
+                if worker.polls:
+                    poll = worker.polls.popleft()
+                    if not poll.done():
+                        poll.set_result([self._counted(row) for row in rows])
+            case ("pong",):
+                pass
+            case ("results", list() as batches):
+                if self._on_results is not None:
+                    self._on_results(batches)
+            case _:
+                log.warning("health-check worker %d sent %r", worker.proc.pid, message)
+
     async def _listen(self, worker: _Worker) -> None:
         try:
             while True:
                 message = await _read(worker.reader)
                 worker.answered = asyncio.get_running_loop().time()
-                match message:
-                    case ("events", list() as events):
-                        for event in events:
-                            self._deliver(event)
-                    case ("sample", WorkerSample() as sample):
-                        if worker.pending:
-                            fut = worker.pending.popleft()
-                            if not fut.done():
-                                fut.set_result(sample)
-                    case ("counters", list() as rows):
-                        if worker.polls:
-                            poll = worker.polls.popleft()
-                            if not poll.done():
-                                poll.set_result([self._counted(row) for row in rows])
-                    case ("pong",):
-                        pass
-                    case ("results", list() as batches):
-                        if self._on_results is not None:
-                            self._on_results(batches)
-                    case _:
-                        log.warning("health-check worker %d sent %r", worker.proc.pid, message)
+                self._on_message(worker, message)
+                # (handled in a call of its own: a name bound here by `match` would keep
+                # a message, such as 10,000 checks' counters, until the next like it)
+                del message
         except Exception as exc:
             if not isinstance(exc, asyncio.IncompleteReadError | ConnectionError):
                 log.exception("health-check worker %d: bad message", worker.proc.pid)
