@@ -10,7 +10,6 @@ parsers), loader_convert (type hint → converter), loader_walk (one load's stat
 the generic walk), loader_vrrp and loader_servers (each section's rules).
 """
 
-
 from __future__ import annotations
 
 import logging

@@ -20,6 +20,8 @@ class _VrrpRules(_Walker):
     """The VRRP sections: scripts, tracked processes, instances, sync groups, and the
     rules that span them."""
 
+    # ---------------------------------------------------------------- scripts, processes
+
     def vrrp_script(self, node: Node, path: str, name: str) -> Any:
         read = self.read(m.VrrpScript, node, path)
         if read is None:
@@ -258,7 +260,7 @@ class _VrrpRules(_Walker):
             return _INVALID
         return m.VrrpInstance(name=name, **values)
 
-    # ---------------------------------------------------------------- cross-section rules
+    # ---------------------------------------------------------------- across the sections
 
     def check_tracking(self, path: str, values: Mapping[str, Any]) -> bool:
         """track_script / track_file entries must name a defined script or file."""

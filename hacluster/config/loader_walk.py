@@ -264,7 +264,7 @@ class _Walker:
                 return option
         return self.error(node, path, f"must be one of {choices}, got {_describe(node)}")
 
-    # ---------------------------------------------------------------- run-as users
+    # ---------------------------------------- run-as users (VRRP scripts, MISC_CHECK)
 
     def check_run_as(self, path: str, values: Mapping[str, Any]) -> bool:
         """`user` and `group` beside a script: names, and a group only with a user."""
