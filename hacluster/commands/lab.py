@@ -206,13 +206,16 @@ def _up(args: argparse.Namespace) -> int:
     try:
         run = build(topo, lab)
         write_state(run, path)
-        master = run.wait_state(topo.directors[0].name, "MASTER", 30.0)
+        # Both bounds scale with --time-scale (a slow machine or VM): the balancer, in
+        # its own process, may install the table a while after the VIPs came.
+        master = run.wait_state(topo.directors[0].name, "MASTER", topo.startup)
         answer = None
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + topo.startup
         while master is not None and time.monotonic() < deadline:
             answer = run.probe()
             if answer is not None and answer.ok:
                 break
+            time.sleep(0.5)
         write_state(run, path)
     except (KeyboardInterrupt, _Stop, LabError, OSError) as exc:
         _hold_signals()

@@ -25,6 +25,9 @@ from hacluster.lab.client import Record, RecordReader
 from hacluster.lab.topology import RunningLab
 
 POLL = 0.05
+#: Seconds without one answer, once the master's balancer runs and it has no table, after
+#: which waiting for the lab to serve is given up.
+NO_TABLE_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,16 +264,16 @@ class Drills:
         while settled is None and time.monotonic() < deadline:
             settled = self.wait_settled(time.monotonic() - self.topo.settle, 1.0, self.master,
                                         self.topo.real_servers)
-            # Not one answer 10 s after its load balancer started and no table to answer
-            # from: waiting longer changes nothing. (The VRRP side takes the VIPs without
-            # waiting for the balancer, which starts in its own process: on a slow machine
-            # that is a while later, and the `startup` bound covers it.)
+            # Not one answer NO_TABLE_GRACE after its load balancer started and no table
+            # to answer from: waiting longer changes nothing. (The VRRP side takes the VIPs
+            # without waiting for the balancer, which starts in its own process: on a slow
+            # machine that is a while later, and the `startup` bound covers it.)
             if (settled is None and not any(r.ok for r in self.records)
                     and not self.run.has_table(self.master)):
                 if balancer_at is None and self.run.balancer_started(self.master):
                     balancer_at = time.monotonic()
-                if balancer_at is not None and time.monotonic() > max(master_at,
-                                                                      balancer_at) + 10:
+                if (balancer_at is not None
+                        and time.monotonic() > max(master_at, balancer_at) + NO_TABLE_GRACE):
                     break
         if settled is None:
             recs = between(self.records, t, time.monotonic())

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import RoleError, RoleGone, send_blob, send_event, serve
-from hacluster.roles.process import HEARTBEAT, RoleProcess, begin_child
+from hacluster.roles.process import RoleProcess, begin_child
 
 if TYPE_CHECKING:
     from hacluster.loadbalancer import Handed
@@ -42,12 +42,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hacluster.roles")
 
-#: How long a heartbeat (every `HEARTBEAT` seconds) may go unanswered before the
+#: Seconds between two heartbeats, and how long one may go unanswered before the
 #: balancer counts as hung and is replaced. A late answer is progress, not a hang: a
 #: ping is waited for up to `HUNG_AFTER` (a reconcile of a large table, or a loaded or
 #: emulated machine, where Python runs tens of times slower, keeps the loop busy a
 #: while), so only a balancer that answers nothing at all for that long is replaced.
 #: Restarts back off as `roles.process.BACKOFF` says.
+HEARTBEAT = 1.0
 HUNG_AFTER = 30.0
 #: A status part handed over longer ago than this is not shown: one is asked for (as
 #: `StatusSnapshots` does with its own, `wait_after`; a busy balancer builds slower).
@@ -323,6 +324,9 @@ class BalancerRole(RoleProcess):
         log.info("the balancer runs again (pid %s), handed %d real server state(s)",
                  self.pid, len(self.journal))
         return True
+
+    def _heartbeat_period(self) -> float:
+        return HEARTBEAT
 
     async def _beat(self) -> None:
         status = self._status

@@ -3,8 +3,8 @@
 `RoleProcess` is what the VRRP and balancer roles share: it forks the child with a
 socketpair (after `gc.freeze()`, so what the supervisor built stays shared), opens the
 `roles.channel` to it, restarts it with backoff when it dies (logged and counted by the
-role's `on_restart`), heartbeats it on the role's own rule, and stops it. Each role
-says what its child runs, how it is started again, and what a heartbeat means to it.
+role's `on_restart`), heartbeats it, and stops it. Each role says what its child runs,
+how it is started again, how often it is heartbeaten and what a heartbeat means to it.
 `begin_child` is the child's first step. Imports nothing the VRRP role's fork, made
 first thing in `hacluster run`, would not have imported anyway (asyncio comes later).
 """
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hacluster.roles")
 
-#: Seconds between two heartbeats.
-HEARTBEAT = 1.0
 #: Restart backoff: first delay, factor, cap (seconds).
 BACKOFF = (0.5, 2.0, 30.0)
 #: A role that ran this long before dying starts the backoff again from the first delay.
@@ -214,11 +212,15 @@ class RoleProcess:
         import asyncio
 
         while not self._stopping:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(self._heartbeat_period())
             await self._beat()
 
+    def _heartbeat_period(self) -> float:
+        """Seconds between two heartbeats (the role's own module says)."""
+        raise NotImplementedError
+
     async def _beat(self) -> None:
-        """One heartbeat, every `HEARTBEAT` seconds."""
+        """One heartbeat, every `_heartbeat_period()` seconds."""
         raise NotImplementedError
 
     def answering(self, within: float) -> bool:

@@ -52,9 +52,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hacluster.roles")
 
-#: How long an answer to a heartbeat (every `roles.process.HEARTBEAT` seconds) may
-#: take. Restarts back off as `roles.process.BACKOFF` says.
-HEARTBEAT_TIMEOUT = 2.0
+#: Seconds between two heartbeats, and how long an answer is waited for. A late answer
+#: still counts (`answering` judges by when the last one came): on a loaded or emulated
+#: machine a working role may take seconds to answer, and must not pass for hung.
+#: Restarts back off as `roles.process.BACKOFF` says.
+HEARTBEAT = 1.0
+HEARTBEAT_TIMEOUT = 30.0
 
 
 def vrrp_config(config: Config) -> Config:
@@ -334,6 +337,9 @@ class VrrpRole(RoleProcess):
                 with contextlib.suppress(Exception):
                     await self.maintenance(name, True)
         return True
+
+    def _heartbeat_period(self) -> float:
+        return HEARTBEAT
 
     async def _beat(self) -> None:
         # Answered or not gates the systemd watchdog (Daemon: `answering`).

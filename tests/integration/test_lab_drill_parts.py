@@ -217,3 +217,47 @@ def test_time_held_by_all_adds_up_the_overlaps() -> None:
     assert watch.holders(11.7) == {"b"} and watch.holders() == {"a"}
     assert watch.count("b", True, 10.0, 20.0) == 1 and watch.count("a", False, 10, 20) == 1
     assert watch.last_change(12.5) == 13.0 and watch.last_change(13.5) is None
+
+
+class _StartingLab:
+    """A lab whose master took the VIPs at once and whose balancer starts `after` s later
+    (None: never), never installing a table: as `RunningLab` answers the drills."""
+
+    def __init__(self, topo: Topology, client_out: Path, after: float | None) -> None:
+        self.topo = topo
+        self.client_out = client_out
+        self._balancer_at = None if after is None else time.monotonic() + after
+
+    def wait_state(self, director: str, state: str, timeout: float) -> float:
+        return time.monotonic()
+
+    def has_table(self, director: str) -> bool:
+        return False
+
+    def balancer_started(self, director: str) -> bool:
+        return self._balancer_at is not None and time.monotonic() >= self._balancer_at
+
+
+@pytest.mark.parametrize(("balancer_after", "startup"), [(None, 3.0), (0.2, 8.0)])
+def test_the_lab_waits_for_a_starting_balancer_before_giving_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, balancer_after: float | None,
+        startup: float) -> None:
+    import io
+
+    from hacluster.lab import drill
+
+    # The VIPs come long before the table on a slow machine (the balancer starts in its own
+    # process): no answer and no table is no reason to give up until the balancer runs.
+    monkeypatch.setattr(drill, "NO_TABLE_GRACE", 1.0)
+    out = tmp_path / "client.jsonl"
+    out.write_text("")
+    topo = Topology(startup=startup, settle=0.2)
+    drills = drill.Drills(_StartingLab(topo, out, balancer_after), io.StringIO())  # type: ignore[arg-type]
+    started = time.monotonic()
+    problem = drills.prepare()
+    took = time.monotonic() - started
+    assert problem is not None and "did not settle" in problem
+    if balancer_after is None:
+        assert took >= startup  # waited the whole start-up bound for the balancer
+    else:
+        assert took < startup  # its balancer ran without a table: given up early
