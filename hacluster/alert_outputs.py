@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hacluster import scripts
+from hacluster import scripts, vrrp_extras
 from hacluster.alerts import (
     AlertEvent,
     GroupEvent,
@@ -23,7 +23,6 @@ from hacluster.alerts import (
     alert_enabled,
     fifo_line,
     local_name,
-    mail_configured,
     mail_for,
 )
 from hacluster.config.model import Config, GlobalDefs, NotifyCommand
@@ -36,12 +35,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hacluster.notify")
 
-_FIFOS = (("notify_fifo", None), ("vrrp_notify_fifo", "vrrp"), ("lvs_notify_fifo", "lvs"))
+_FIFOS = vrrp_extras.FIFOS
 
 
 def wanted(g: GlobalDefs) -> bool:
     """Whether `g` asks for mail or any FIFO."""
-    return mail_configured(g) or any(getattr(g, key) is not None for key, _ in _FIFOS)
+    return vrrp_extras.alerts(g)
 
 
 def _fifo_key(

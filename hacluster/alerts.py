@@ -22,6 +22,7 @@ import socket
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from hacluster import vrrp_extras
 from hacluster.config.model import Config, GlobalDefs, RealServer, VirtualServer
 
 Channel: TypeAlias = Literal["vrrp", "lvs"]
@@ -119,7 +120,7 @@ def fifo_line(event: AlertEvent) -> tuple[Channel, str]:
 
 def mail_configured(g: GlobalDefs) -> bool:
     """keepalived sends nothing without recipients and a server."""
-    return bool(g.notification_email) and g.smtp_server is not None
+    return vrrp_extras.mail(g)
 
 
 def _level(own: bool | None, specific: bool | None, general: bool | None, default: bool) -> bool:

@@ -35,6 +35,17 @@ class BalancerError(Exception):
     """The balancer cannot run this configuration here; the message says why."""
 
 
+class LoadBalancerError(ValueError):
+    """The configuration's checks cannot be run (every problem, one per line).
+
+    Defined here, not in `hacluster.loadbalancer`, so that the processes which only hand a
+    reload on (the supervisor, the VRRP role) can catch it without importing the load
+    balancer: that import (checks, policy, dataplane) blocked their event loop for seconds
+    on a slow machine, long enough for the VRRP heartbeat and systemd's watchdog to give
+    the daemon up during a reload.
+    """
+
+
 def dataplane_problems(config: Config) -> list[str]:
     """What the configured dataplane cannot carry out (duplicate services aside, which
     the load balancer reports and skips)."""

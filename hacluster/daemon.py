@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -36,44 +35,40 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from hacluster import vmac_plan
-from hacluster.accept_mode import AcceptFirewall
-from hacluster.apitypes import (
-    InstanceStatus,
-    Status,
-    Transition,
-    UnknownInstance,
-    UnknownVirtualServer,
-)
-from hacluster.balancer import dataplane_problems  # noqa: F401  (known here by callers)
+from hacluster import vrrp_extras
 from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
-from hacluster.reload_coordinator import Reloader
-from hacluster.reload_plan import _Unit, plan_units
-from hacluster.vroutes import RouteFollower
 from vrrp.machine import State, StateChanged
 from vrrp.sync_group import SyncGroup
-from vrrp.vmac import Vmacs
 
+# The VRRP role imports this module before its release: what only some configs use
+# (vmac, accept mode, routes, reload, API types) is imported where it is used, see
+# `hacluster.vrrp_extras`.
 if TYPE_CHECKING:
+    from hacluster.accept_mode import AcceptFirewall
     from hacluster.alert_outputs import AlertOutputs
     from hacluster.api import ApiServer
+    from hacluster.apitypes import InstanceStatus, Status, Transition
     from hacluster.balancer import Balancer
     from hacluster.ipvs.backend import Backend
     from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
+    from hacluster.reload_coordinator import Reloader
+    from hacluster.reload_plan import _Unit
     from hacluster.roles.balancer import BalancerRole
     from hacluster.roles.vrrp import VrrpRole
     from hacluster.sdnotify import Notifier as SdNotifier
     from hacluster.tracking import TrackChange, Tracking
+    from hacluster.vroutes import RouteFollower
     from healthchecks.zygote import Zygote
     from vrrp.addresses import Addresses
     from vrrp.announce import FrameSockets
     from vrrp.driver import Driver
     from vrrp.speaker import Speaker
     from vrrp.transport import Endpoint, Transport
+    from vrrp.vmac import Vmacs
 
 log = logging.getLogger("hacluster.daemon")
 
@@ -139,7 +134,7 @@ class Daemon:
         self._status_pending = False
         self._started = time.monotonic()
         self._pushed: dict[tuple[str, str], int] = {}
-        self._reloader = Reloader(self)
+        self._reloader_made: Reloader | None = None  # made on the first reload
         self._vrrp_role: VrrpRole | None = None  # the supervisor's VRRP role
         self._zygote: Zygote | None = None  # forks the check workers
         #: Told of every instance state change (the VRRP role tells its supervisor).
@@ -204,6 +199,8 @@ class Daemon:
 
     def new_accept_firewall(self, config: Config) -> AcceptFirewall:
         """The no_accept table's keeper, recording the table in the VIP state file."""
+        from hacluster.accept_mode import AcceptFirewall
+
         record = None if self._speaker is None else self._speaker.vip_record
         return AcceptFirewall(config, record=record)
 
@@ -308,14 +305,15 @@ class Daemon:
         delta = self._track_delta.get(name, 0)
         if name in self._maintenance:
             delta = -1000  # clamped to priority 1 by the machine
-        from hacluster.notify import priority_notified
-
         machine = driver.members[name].machine
         before = machine.priority
         driver.set_priority_delta(name, delta)
         inst = self.config.vrrp_instances.get(name)
-        if (machine.priority != before and inst is not None and priority_notified(inst)
-                and self._notifier is not None):
+        if self._notifier is None or machine.priority == before or inst is None:
+            return
+        from hacluster.notify import priority_notified  # imported with the notifier
+
+        if priority_notified(inst):
             self._notifier.vrrp_priority(name, machine.state is State.MASTER, machine.priority)
 
     def _schedule_status(self) -> None:
@@ -368,6 +366,8 @@ class Daemon:
         if path is None:
             return
         self._status_generation += 1
+        import json
+
         data = json.dumps(self.status_dump(), indent=1, sort_keys=True, default=str)
         tmp = path.with_name(path.name + ".tmp")
         try:
@@ -385,6 +385,8 @@ class Daemon:
         self._write_status()
 
     def instance_status(self, name: str) -> InstanceStatus:
+        from hacluster.apitypes import InstanceStatus, Transition, UnknownInstance
+
         driver = self._driver_of.get(name)
         inst = self.config.vrrp_instances.get(name)
         if driver is None or inst is None:
@@ -448,6 +450,8 @@ class Daemon:
                 + self._metrics.families("hacluster_alert_mails"))
 
     async def role_maintenance(self, name: str, on: bool) -> bool:
+        from hacluster.apitypes import UnknownInstance
+
         try:
             await self.maintenance(name, on)
         except UnknownInstance:
@@ -458,6 +462,7 @@ class Daemon:
         """Status from what the VRRP part and the balancer said (`vrrp`: `role_status()`;
         `lb`: its `virtual_servers`, `dataplane_error` and `counters`)."""
         from hacluster import __version__
+        from hacluster.apitypes import Status
 
         g = self.config.global_defs
         counters: dict[str, Any] = {
@@ -585,10 +590,16 @@ class Daemon:
             self._early_transitions = []
         else:
             self._metrics = _new_metrics()
-        if vmac_plan.wanted(config):
+        if vrrp_extras.vmacs(config):
+            from hacluster import vmac_plan
+            from vrrp.vmac import Vmacs
+
             self._vmacs = Vmacs()
             self.config = config = await vmac_plan.prepare(config, self._vmacs)
         await self._wait_for_sources(config)
+        from hacluster import accept_mode
+        from hacluster.reload_plan import plan_units
+
         try:
             self._open_vrrp(loop)
             for key, unit in plan_units(config).items():
@@ -605,10 +616,12 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self._start_tracking()
-            if RouteFollower.wanted(config):
+            if vrrp_extras.routes(config):
+                from hacluster.vroutes import RouteFollower
+
                 self._routes = RouteFollower(config)
                 await self._routes.start()
-            if AcceptFirewall.wanted(config):
+            if accept_mode.wanted(config):
                 self._accept = self.new_accept_firewall(config)
                 await self._accept.start()
         except StartupError as exc:
@@ -880,6 +893,8 @@ class Daemon:
 
     def _start_notify(self) -> None:
         """notify_* scripts and the event log, if the config has any."""
+        if not vrrp_extras.notify(self.config):
+            return  # nothing would be prepared: none of it is imported
         from hacluster import scripts
         from hacluster.notify import Notifier, prepare_commands
 
@@ -887,9 +902,7 @@ class Daemon:
             has_commands = bool(prepare_commands(self.config))
         except scripts.ScriptError as exc:
             raise StartupError(f"notify: {exc}") from exc
-        from hacluster.alert_outputs import wanted
-
-        alerts = wanted(self.config.global_defs)
+        alerts = vrrp_extras.alerts(self.config.global_defs)
         if has_commands or alerts or self.config.global_defs.event_log is not None:
             self._notifier = Notifier(self.config)
         if alerts:
@@ -938,6 +951,8 @@ class Daemon:
         Their starting picture (priority deltas, faults) reaches the machines before
         the instances start, so an instance whose check fails never becomes MASTER.
         """
+        if not vrrp_extras.tracking(self.config):
+            return
         from hacluster.tracking import plan_watches
 
         if not plan_watches(self.config):
@@ -975,6 +990,8 @@ class Daemon:
     # ------------------------------------------------------------------ control
 
     async def maintenance(self, name: str, on: bool) -> None:
+        from hacluster.apitypes import UnknownInstance
+
         if self._vrrp_role is not None:
             if not await self._vrrp_role.maintenance(name, on):
                 raise UnknownInstance(name)
@@ -993,6 +1010,8 @@ class Daemon:
         self._schedule_status()
 
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
+        from hacluster.apitypes import UnknownVirtualServer
+
         if self._lb is None:
             raise UnknownVirtualServer(virtual_server)
         await self._lb.drain(virtual_server, real_server, on)
@@ -1012,12 +1031,21 @@ class Daemon:
     async def reload(self, given: Config | None = None) -> tuple[bool, str]:
         """Load the config file again (or take `given`, already loaded) and switch to it
         by difference (`hacluster.reload_coordinator`): (done, message)."""
-        return await self._reloader.reload(given)
+        return await self._reloader().reload(given)
 
     @property
     def reloads(self) -> dict[str, int]:
         """Reloads done and refused so far."""
-        return self._reloader.counts
+        if self._reloader_made is None:  # none yet
+            return {"ok": 0, "refused": 0}
+        return self._reloader_made.counts
+
+    def _reloader(self) -> Reloader:
+        if self._reloader_made is None:
+            from hacluster.reload_coordinator import Reloader
+
+            self._reloader_made = Reloader(self)
+        return self._reloader_made
 
     def write_states_to_fifos(self) -> None:
         """fifo_write_vrrp_states_on_reload, where the instances run."""
@@ -1034,7 +1062,9 @@ class Daemon:
 
 def _import_metrics() -> None:
     import hacluster
+    import hacluster.apitypes  # the control requests'
     import hacluster.metrics
+    import hacluster.reload_coordinator  # a reload's, kept off the loop
 
     _ = hacluster.__version__  # read from the package metadata: the metrics carry it
 
@@ -1048,9 +1078,7 @@ def _new_metrics(**kwargs: bool) -> Metrics:
 
 def _metrics_at_start(config: Config) -> bool:
     """Whether something counted in the metrics runs from the start (alert mail)."""
-    from hacluster.alert_outputs import wanted
-
-    return wanted(config.global_defs)
+    return vrrp_extras.alerts(config.global_defs)
 
 
 def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,

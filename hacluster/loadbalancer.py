@@ -51,6 +51,7 @@ from hacluster.apitypes import (
     normalize_real_server,
     normalize_virtual_server,
 )
+from hacluster.balancer import LoadBalancerError as LoadBalancerError  # (light to import)
 from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
 from hacluster.config.model import Config, RealServer, VirtualServer
@@ -124,10 +125,6 @@ STOP_GRACE = 10.0
 #: Checks a second one worker process is given at most when their number is derived
 #: (a TCP_CHECK worker does ~10,000/s on a core, an HTTP_GET one a few thousand).
 CHECKS_PER_WORKER = 2500.0
-
-
-class LoadBalancerError(ValueError):
-    """The configuration's checks cannot be run (every problem, one per line)."""
 
 
 # --------------------------------------------------------------------------- checks

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeAlias
 
-from hacluster import scripts
+from hacluster import scripts, vrrp_extras
 from hacluster.alerts import AlertEvent, GroupEvent, InstanceEvent, QuorumEvent, RealServerEvent
 from hacluster.config.model import (
     Command,
@@ -152,7 +152,7 @@ def priority_notified(inst: VrrpInstance) -> bool:
 def notify_commands(config: Config) -> list[tuple[str, Command]]:
     """Every notify command in `config`, with where it is configured."""
     out: list[tuple[str, Command]] = []
-    hooks = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+    hooks = vrrp_extras.NOTIFY_HOOKS
     for inst in config.vrrp_instances.values():
         for key in hooks:
             cmd = getattr(inst, key)

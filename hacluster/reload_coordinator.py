@@ -123,15 +123,17 @@ class Reloader:
 
     async def _load(self, given: Config | None) -> tuple[Config, Mapping[str, int] | None]:
         """The new configuration (and where its keys are), or ReloadRefused."""
-        from hacluster.config import ConfigError
-        from hacluster.config.loader import load_config_located
-
         d = self.daemon
         path = d.options.config_file
         if given is not None:
+            # (the VRRP role is handed its file: the loader, YAML included, stays out of
+            # it, as it stays out of its start; an import here holds the role's loop)
             return given, None
         if path is None:
             raise ReloadRefused("no configuration file to reload from")
+        from hacluster.config import ConfigError
+        from hacluster.config.loader import load_config_located
+
         try:
             loaded, lines = load_config_located(path)
         except ConfigError as exc:
@@ -143,7 +145,6 @@ class Reloader:
         """Everything that can refuse the file, before anything is touched: the same
         preflight as `hacluster run` and `check-config`, then the instance locks."""
         from hacluster.config.errors import Problem
-        from hacluster.preflight import preflight
 
         d = self.daemon
         problems: list[str] = []
@@ -154,13 +155,16 @@ class Reloader:
                 f"{old.global_defs.dataplane} -> {new.global_defs.dataplane} needs a restart",
             )))
         if preflight_it:  # (a config handed over was checked by whoever loaded it)
+            from hacluster.preflight import preflight
+
             problems += [str(finding) for finding in preflight(new, lines)]
         if problems:
             raise ReloadRefused("\n".join(problems))
         self._lock_instances(new)
 
     async def _switch(self, given: Config | None = None) -> str:
-        from hacluster.loadbalancer import LoadBalancerError
+        # (not from hacluster.loadbalancer: see LoadBalancerError's docstring)
+        from hacluster.balancer import LoadBalancerError
 
         d = self.daemon
         new, lines = await self._load(given)

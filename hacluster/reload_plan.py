@@ -19,12 +19,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hacluster.config.diff import ConfigDiff, diff_configs
 from hacluster.config.model import Config, VrrpInstance
-from hacluster.reload_in_place import InPlace, in_place_changes
 from vrrp.machine import State
+
+# The VRRP role imports this module (`plan_units`) before its first advert: the diff's
+# modules, a reload's alone, are imported by `plan_vrrp_reload`.
+if TYPE_CHECKING:
+    from hacluster.config.diff import ConfigDiff
+    from hacluster.reload_in_place import InPlace
 
 
 @dataclass(slots=True)
@@ -95,6 +99,9 @@ def plan_vrrp_reload(
 ) -> VrrpReloadPlan:
     """What a reload from `old` to `new` does to the VRRP units, `running` being the state
     of each running instance (by name); `diff` is `diff_configs(old, new)` if known."""
+    from hacluster.config.diff import diff_configs
+    from hacluster.reload_in_place import in_place_changes
+
     d = diff if diff is not None else diff_configs(old, new)
     before, after = plan_units(old), plan_units(new)
     plan = VrrpReloadPlan(

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+from hacluster import vrrp_extras
 from hacluster.config.model import Config, IPAddress, VrrpInstance, frozen_map
 from vrrp.vmac import Vmacs, VmacSpec
 
@@ -51,7 +52,7 @@ def _lower_instance(inst: VrrpInstance, source: SourceOf) -> VrrpInstance:
 
 
 def wanted(config: Config) -> bool:
-    return any(i.use_vmac for i in config.vrrp_instances.values())
+    return vrrp_extras.vmacs(config)
 
 
 async def prepare(config: Config, vmacs: Vmacs) -> Config:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from hacluster import vrrp_extras
 from hacluster.config.model import Config, Route, Rule, VirtualIpAddress
 from vrrp.machine import State
 from vrrp.routes import KernelAddress, KernelNexthop, KernelRoute, KernelRule, Routing
@@ -64,9 +65,7 @@ class RouteFollower:
 
     @staticmethod
     def wanted(config: Config) -> bool:
-        return bool(config.static_ipaddress or config.static_routes or config.static_rules
-                    or any(i.virtual_routes or i.virtual_rules
-                           for i in config.vrrp_instances.values()))
+        return vrrp_extras.routes(config)
 
     def _kernel(self) -> Routing:
         if self._routing is None:

@@ -356,7 +356,7 @@ class BalancerRole(RoleProcess):
         return await self._channel.call(method, *args, timeout=timeout)
 
     async def reconfigure(self, config: Config) -> None:
-        from hacluster.loadbalancer import LoadBalancerError
+        from hacluster.balancer import LoadBalancerError  # (the supervisor's side: light)
 
         try:
             answer = await self._call("reconfigure", config, timeout=120)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from hacluster.balancer import dataplane_problems
 from hacluster.config.loader import parse_config
-from hacluster.daemon import DaemonOptions, dataplane_problems, with_overrides
+from hacluster.daemon import DaemonOptions, with_overrides
 from hacluster.logs import JsonFormatter as _JsonFormatter
 from hacluster.reload_plan import identity, plan_units, plan_vrrp_reload
 from vrrp.machine import State

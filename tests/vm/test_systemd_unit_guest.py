@@ -144,13 +144,20 @@ def test_unit_under_systemd_ready_watchdog_reload_stop(systemd: Systemd) -> None
     assert "10.78.0.11:80" in systemd.sh("ipvsadm -L -n")
 
     # Reload: a good file is taken in the same process; a bad one is refused, nothing lost.
+    # (ExecReload's kill may return before the daemon has read the file, Type=notify-reload
+    # needs systemd 253: the good file is seen taken before the bad one is written)
     systemd.config.write_text(CONFIG.format(priority=140))
     systemd.sh("systemctl reload hacluster")
+    assert "reload done" in systemd.wait_for("journalctl -u hacluster --no-pager",
+                                             "reload done"), systemd.journal()
     systemd.config.write_text(CONFIG.format(priority=300))
     systemd.sh("systemctl reload hacluster")
+    assert "reload refused" in systemd.wait_for("journalctl -u hacluster --no-pager",
+                                                "reload refused"), systemd.journal()
     time.sleep(3)
     after = systemd.show("ActiveState", "MainPID", "NRestarts")
-    assert after == {"ActiveState": "active", "MainPID": pid, "NRestarts": "0"}
+    assert after == {"ActiveState": "active", "MainPID": pid, "NRestarts": "0"}, \
+        systemd.journal()
     assert "10.78.0.100/24" in systemd.sh("ip -br addr show hcs0")
 
     # Stop: SIGTERM, the master resigns and releases its VIP, the unit ends cleanly.
