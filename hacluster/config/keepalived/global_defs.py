@@ -1,4 +1,4 @@
-"""global_defs: its keyword handlers and its keyword table. Does no I/O."""
+"""global_defs: its keyword handlers and its keyword table."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from hacluster.config.keepalived.statements import Statement
 from hacluster.config.keepalived.values import _Bad, _bounded, _int, _multicast, _text
 
 if TYPE_CHECKING:
-    from hacluster.config.keepalived.converter import _Converter
+    from hacluster.config.keepalived.recorder import _Recorder
 
 
 def _lvs_sync_daemon_interface(
-    c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
+    c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str
 ) -> None:
     if not stmt.args:
         c.skip(stmt, kp, "needs an interface; not carried over")
@@ -35,7 +35,7 @@ def _lvs_sync_daemon_interface(
     target["_lvs_sync_daemon_interface"] = (stmt.args[0], stmt)
 
 
-def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _lvs_sync_daemon(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`lvs_sync_daemon IFACE [inst NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`,
     and the old `lvs_sync_daemon IFACE INSTANCE [SYNCID]` (keepalived's lvs_syncd_handler:
     a bad value is noted and that option left out, the rest kept)."""
@@ -87,7 +87,7 @@ def _lvs_sync_daemon(c: _Converter, stmt: Statement, target: dict[str, Any], kp:
     c.put(target, "lvs_sync_daemon", sync, stmt, kp)
 
 
-def _lvs_timeouts(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _lvs_timeouts(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`lvs_timeouts [tcp N] [tcpfin N] [udp N]` (seconds, 0..31 days)."""
     words = list(stmt.args)
     timeouts: dict[str, int] = dict(target.get("lvs_timeouts", {}))
@@ -114,7 +114,7 @@ def _lvs_timeouts(c: _Converter, stmt: Statement, target: dict[str, Any], kp: st
         c.put(target, "lvs_timeouts", timeouts, stmt, kp)
 
 
-def _smtp_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _smtp_server(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`smtp_server IP|NAME [PORT]`."""
     if not 1 <= len(stmt.args) <= 2:
         c.skip(stmt, kp, "needs a server and optionally a port; not carried over")
@@ -134,7 +134,7 @@ def _smtp_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
 
 
 def _smtp_connect_timeout(
-    c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
+    c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str
 ) -> None:
     value = c.value(stmt, kp, _int)
     if value is _DROPPED:
@@ -145,7 +145,7 @@ def _smtp_connect_timeout(
     c.put(target, "smtp_connect_timeout", value, stmt, kp)
 
 
-def _email_list(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _email_list(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`notification_email { ADDRESS ... }`: one or more addresses per line."""
     items: list[Any] = target.setdefault("notification_email", [])
     c.origin_once(target, "notification_email", stmt, kp)
@@ -157,29 +157,29 @@ def _email_list(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str)
         del target["notification_email"]
 
 
-def _checker_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _checker_file(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """FILE_CHECK's `track_file NAME`."""
     value = c.value(stmt, kp, _text)
     if value is not _DROPPED:
         c.put(target, "track_file", value, stmt, kp)
 
 
-def _script_user(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _script_user(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     _user("script_user", None)(c, stmt, target, kp)
 
 
-def _min_garp(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _min_garp(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if c.flag(stmt, kp, valued=True):
         c.min_garp = stmt
 
 
-def _lvs_flush_on_stop(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _lvs_flush_on_stop(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if stmt.args and stmt.args[0] != "VS":
         c.skip(stmt, kp, f"unknown word {stmt.args[0]!r} ignored")
     c.put(target, "lvs_flush_on_stop", True, stmt, kp)
 
 
-def _nftables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _nftables(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`nftables [TABLENAME]`: the no_accept table (without a name, hacluster's own)."""
     if stmt.args:
         if re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", stmt.args[0]) and stmt.args[0] != "hacluster":
@@ -191,7 +191,7 @@ def _nftables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -
         c.skip(stmt, kp, f"extra words ignored: {' '.join(stmt.args[1:])!r}", same=True)
 
 
-def _vrrp_iptables(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _vrrp_iptables(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     # keepalived 2.2.7 as Debian builds it: "iptables not supported, using nftables instead"
     c.skip(stmt, kp, "no_accept is carried out with an nftables table "
            "(global_defs.nftables), as keepalived does without iptables", same=True)

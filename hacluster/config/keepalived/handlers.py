@@ -10,16 +10,16 @@ from hacluster.config.keepalived.statements import Statement
 from hacluster.config.keepalived.values import _Bad, _int, _timer
 
 if TYPE_CHECKING:
-    from hacluster.config.keepalived.converter import _Converter
+    from hacluster.config.keepalived.recorder import _Recorder
 
 
-Handler = Callable[["_Converter", Statement, dict[str, Any], str], None]
+Handler = Callable[["_Recorder", Statement, dict[str, Any], str], None]
 
 
 def _set(key: str, parse: Callable[[str], Any]) -> Handler:
     """`keyword VALUE` → `key: value`."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         value = c.value(stmt, kp, parse)
         if value is not _DROPPED:
             c.put(target, key, value, stmt, kp)
@@ -30,7 +30,7 @@ def _set(key: str, parse: Callable[[str], Any]) -> Handler:
 def _address(key: str) -> Handler:
     """`keyword ADDRESS[/MASK]` → `key: ADDRESS`, as keepalived reads it."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         value = c.value(stmt, kp, lambda text: c.address(stmt, kp, text))
         if value is not _DROPPED:
             c.put(target, key, value, stmt, kp)
@@ -43,7 +43,7 @@ def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
     check_true_false() reads it; `valued=False`: keepalived 2.2.7 sets this flag whatever
     follows it (its older flags: nopreempt, omega, a virtual server's alpha...)."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         value = c.flag(stmt, kp, valued=valued)
         if value is not None:
             c.put(target, key, value != invert, stmt, kp)
@@ -52,7 +52,7 @@ def _flag(key: str, invert: bool = False, *, valued: bool = True) -> Handler:
 
 
 def _cmd(key: str, *, user_words: bool = True) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         text = c.command(stmt, kp, user_words=user_words)
         if text is not None:
             c.put(target, key, text, stmt, kp)
@@ -61,7 +61,7 @@ def _cmd(key: str, *, user_words: bool = True) -> Handler:
 
 
 def _ignore_with(message: str, *, same: bool = False) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         c.skip(stmt, kp, message, same=same)
 
     return handle
@@ -70,7 +70,7 @@ def _ignore_with(message: str, *, same: bool = False) -> Handler:
 def _user(key: str, group_key: str | None) -> Handler:
     """`user USER [GROUP]` → `key` and `group_key` (without one the group is not carried)."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
             c.skip(stmt, kp, "needs a user name; not carried over")
             return
@@ -88,7 +88,7 @@ def _user(key: str, group_key: str | None) -> Handler:
 
 
 def _weight_and_reverse(
-    c: _Converter, stmt: Statement, words: tuple[str, ...], kp: str, out: dict[str, Any]
+    c: _Recorder, stmt: Statement, words: tuple[str, ...], kp: str, out: dict[str, Any]
 ) -> None:
     """`[weight N] [reverse|noreverse|no_reverse]` after a name."""
     rest = list(words)
@@ -110,7 +110,7 @@ def _weight_and_reverse(
 def _track_list(kind: str) -> Handler:
     """track_interface / track_script / track_file blocks: `NAME [weight N] [reverse]`."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(kind, [])
         c.origin_once(target, kind, stmt, kp)
         entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
@@ -131,7 +131,7 @@ def _track_list(kind: str) -> Handler:
 def _fifo(key: str) -> Handler:
     """`notify_fifo FILE [username [groupname]]`."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
             c.skip(stmt, kp, "needs a FIFO path; not carried over")
             return
@@ -150,7 +150,7 @@ def _fifo(key: str) -> Handler:
 def _positive_timer(key: str) -> Handler:
     """A timer keepalived refuses at 0 ("'0' is invalid"), keeping its default of 0."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if stmt.args and stmt.args[0] in ("0", "0.0"):
             c.skip(stmt, kp, "keepalived refuses 0 (\"is invalid\") and keeps its default, "
                    "which is 0 too; so does the import", same=True)

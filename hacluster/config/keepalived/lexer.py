@@ -1,4 +1,4 @@
-"""keepalived.conf lines into words: reading files, quotes, escapes and comments. Reads files."""
+"""keepalived.conf text into words: reading one file, quotes, escapes and comments."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ from pathlib import Path
 from hacluster.config.keepalived.statements import KeepalivedSyntaxError, _Unreadable
 
 _SLOW_LINE_RE = re.compile(r"[\"'\\]")
-
-
 _COMMENT_RE = re.compile(r"[#!]")
-
-
 _WORD_RE = re.compile(r"[{}]|[^\s{}]+")
 
 
@@ -68,11 +64,7 @@ def _split_line(text: str, file: str, line: int) -> list[_Token]:
 
 _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
             "v": "\v"}
-
-
 _OCTAL = "01234567"
-
-
 _HEX = "0123456789abcdefABCDEF"
 
 

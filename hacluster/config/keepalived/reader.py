@@ -18,20 +18,10 @@ from hacluster.config.keepalived.statements import (
 )
 
 _MAX_INCLUDE_DEPTH = 16
-
-
 _MAX_LINE = 65536  # a line grown past this by parameter substitution is a definition loop
-
-
 _INCLUDE_WORDS = ("include", "includer", "includem", "includew", "includeb", "includea")
-
-
 _PARAM_DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
-
-
 _PARAM_USE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)(?=\s|$)")
-
-
 _CONDITIONAL_RE = re.compile(r"^\s*@(\^?)(\S+)\s?(.*)$", re.DOTALL)
 
 

@@ -67,11 +67,7 @@ def _choice(*options: str, upper: bool = False, exact: bool = False) -> Callable
 
 
 _LB_KIND = _choice("NAT", "DR", "TUN", exact=True)  # keepalived: case-sensitive
-
-
 _PROTOCOL = _choice("TCP", "UDP", "SCTP", upper=True)
-
-
 _LB_ALGO = _choice(  # keepalived: case-sensitive
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
     exact=True,

@@ -22,13 +22,13 @@ from hacluster.config.keepalived.values import (
 from hacluster.config.keepalived.vrrp import _vrrp_script_weight
 
 if TYPE_CHECKING:
-    from hacluster.config.keepalived.converter import _Converter
+    from hacluster.config.keepalived.recorder import _Recorder
 
 
 _HTTP_PROTOCOL = _choice("1.0", "1.0C", "1.0K", "1.1", upper=True)
 
 
-def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _http_protocol(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """HTTP_GET's `http_protocol`: 1.0, 1.0C, 1.1. keepalived 2.2.7's checker could build
     a 1.0K request (Connection: keep-alive) but its config parser turns the word down
     ("Invalid http_protocol version 1.0K") and keeps 1.0: so does the import (the YAML
@@ -47,7 +47,7 @@ def _http_protocol(c: _Converter, stmt: Statement, target: dict[str, Any], kp: s
 def _hex_words(key: str) -> Handler:
     """UDP_CHECK's `payload HEX...` (the words joined, as keepalived does)."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
             c.skip(stmt, kp, "needs a hex string; not carried over")
             return
@@ -56,12 +56,12 @@ def _hex_words(key: str) -> Handler:
     return handle
 
 
-def _require_reply(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _require_reply(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """UDP_CHECK's `require_reply [HEX...]`."""
     c.put(target, "require_reply", " ".join(stmt.args) if stmt.args else True, stmt, kp)
 
 
-def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _persistence_timeout(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:  # keepalived: no value means 6 minutes
         c.put(target, "persistence_timeout", 360, stmt, kp)
         return
@@ -72,7 +72,7 @@ def _persistence_timeout(c: _Converter, stmt: Statement, target: dict[str, Any],
     _set("persistence_timeout", _int)(c, stmt, target, kp)
 
 
-def _lb_algo(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _lb_algo(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     word = stmt.args[0] if stmt.args else ""
     try:
         c.put(target, "lb_algo", _LB_ALGO(word), stmt, kp)
@@ -82,7 +82,7 @@ def _lb_algo(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) ->
 
 
 def _lb_kind(key: str) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         if not stmt.args:
             c.skip(stmt, kp, "needs a value; not carried over")
             return
@@ -101,7 +101,7 @@ def _lb_kind(key: str) -> Handler:
     return handle
 
 
-def _sorry_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _sorry_server(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not 1 <= len(stmt.args) <= 2:
         c.skip(stmt, kp, "needs IP [PORT]; not carried over")
         return
@@ -114,7 +114,7 @@ def _sorry_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: st
     c.put(target, "sorry_server", value, stmt, kp)
 
 
-def _real_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _real_server(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     reals: list[Any] = target.setdefault("real_servers", [])
     c.mark(reals, stmt, kp)
     args = stmt.args
@@ -136,7 +136,7 @@ def _real_server(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
 
 
 def _checker(kind: str, table: dict[str, Handler]) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         check: dict[str, Any] = {}
         hosts: list[tuple[Statement, dict[str, Any]]] = []
         for entry in c.block(stmt, kp):
@@ -170,7 +170,7 @@ def _checker(kind: str, table: dict[str, Handler]) -> Handler:
     return handle
 
 
-def _url(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _url(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     urls: list[Any] = target.setdefault("url", [])
     c.origin_once(target, "url", stmt, kp)
     url: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def _url(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> Non
         del target["url"]
 
 
-def _status_code(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _status_code(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:
         c.skip(stmt, kp, "needs a value; not carried over")
         return
@@ -193,7 +193,7 @@ def _status_code(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
 
 
 def _unsupported_checker(name: str) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         c.skip(
             stmt, kp,
             f"{name} is not supported; the real server is imported without this check",
@@ -212,7 +212,6 @@ _CHECK_TIMING: dict[str, Handler] = {
     "log_all_failures": _flag("log_all_failures"),
 }
 
-
 _NETWORK_CHECK: dict[str, Handler] = {
     **_CHECK_TIMING,
     "connect_ip": _address("connect_ip"),
@@ -224,13 +223,11 @@ _NETWORK_CHECK: dict[str, Handler] = {
     "connect_timeout": _set("connect_timeout", _timer),
 }
 
-
 _SMTP_HOST: dict[str, Handler] = {
     k: _NETWORK_CHECK[k]
     for k in ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark",
               "connect_timeout")
 }
-
 
 _URL: dict[str, Handler] = {
     "path": _set("path", _text),
@@ -241,7 +238,6 @@ _URL: dict[str, Handler] = {
     "regex_no_match": _flag("regex_no_match", valued=False),
 }
 
-
 _HTTP_CHECK: dict[str, Handler] = {
     **_NETWORK_CHECK,
     "url": _url,
@@ -249,7 +245,6 @@ _HTTP_CHECK: dict[str, Handler] = {
     "virtualhost": _set("virtualhost", _text),
     "fast_recovery": _flag("fast_recovery"),
 }
-
 
 _CHECKERS: dict[str, Handler] = {
     "HTTP_GET": _checker("HTTP_GET", _HTTP_CHECK),
@@ -295,7 +290,6 @@ _CHECKERS: dict[str, Handler] = {
     ),
 }
 
-
 _SERVER_TIMING: dict[str, Handler] = {
     "connect_timeout": _set("connect_timeout", _timer),
     "retry": _set("retry", _int),
@@ -308,7 +302,6 @@ _SERVER_TIMING: dict[str, Handler] = {
     "inhibit_on_failure": _flag("inhibit_on_failure", valued=False),
     "alpha": _flag("alpha", valued=False),
 }
-
 
 _REAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,
@@ -324,7 +317,6 @@ _REAL_SERVER: dict[str, Handler] = {
     "uthreshold": _set("uthreshold", _int),
     "lthreshold": _set("lthreshold", _int),
 }
-
 
 _VIRTUAL_SERVER: dict[str, Handler] = {
     **_SERVER_TIMING,

@@ -22,10 +22,10 @@ from hacluster.config.keepalived.statements import Statement
 from hacluster.config.keepalived.values import _Bad, _int, _text, _timer
 
 if TYPE_CHECKING:
-    from hacluster.config.keepalived.converter import _Converter
+    from hacluster.config.keepalived.recorder import _Recorder
 
 
-def _use_vmac(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _use_vmac(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`use_vmac [NAME]`."""
     c.put(target, "use_vmac", True, stmt, kp)
     if stmt.args:
@@ -49,7 +49,7 @@ def _route_list(key: str) -> Handler:
     """virtual_routes / virtual_rules / static_*: each line's words, as `ip route` / `ip rule`
     read them; what the loader cannot take is dropped (noted) by the validation."""
 
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(key, [])
         c.origin_once(target, key, stmt, kp)
         entries = c.one_line_block(stmt, kp) if stmt.args else c.block(stmt, kp)
@@ -76,7 +76,7 @@ def _route_list(key: str) -> Handler:
 
 
 def _vip_list(key: str) -> Handler:
-    def handle(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+    def handle(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
         items: list[Any] = target.setdefault(key, [])
         c.origin_once(target, key, stmt, kp)
         # `virtual_ipaddress ADDR` on one line: keepalived misreads it, see one_line_block
@@ -92,19 +92,13 @@ def _vip_list(key: str) -> Handler:
 
 
 _VIP_VALUE_OPTIONS = {"dev", "scope", "label"}
-
-
 _VIP_UNSUPPORTED_VALUE = {"brd", "broadcast", "peer", "preferred_lft", "track_group"}
-
-
 _VIP_UNSUPPORTED_FLAG = {"home", "-nodad", "nodad", "mngtmpaddr", "noprefixroute", "autojoin",
                          "use_vmac"}
-
-
 _SCOPES = {"global", "site", "link", "host", "nowhere"}
 
 
-def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
+def _vip(c: _Recorder, entry: Statement, kp: str) -> str | None:
     words = list(entry.words)
     if entry.block is not None:
         c.skip(entry, kp, "unexpected { } block; not carried over")
@@ -142,7 +136,7 @@ def _vip(c: _Converter, entry: Statement, kp: str) -> str | None:
     return " ".join(parts)
 
 
-def _unicast_peers(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _unicast_peers(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     items: list[Any] = target.setdefault("unicast_peers", [])
     c.origin_once(target, "unicast_peers", stmt, kp)
     if stmt.args and stmt.block is None:  # old `vrrp_unicast_peer IP`
@@ -171,7 +165,7 @@ def _unicast_peers(c: _Converter, stmt: Statement, target: dict[str, Any], kp: s
         del target["unicast_peers"]
 
 
-def _authentication(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _authentication(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     auth: dict[str, Any] = {}
     for entry in c.block(stmt, kp):
         ekp = f"{kp}.{entry.keyword}"
@@ -209,7 +203,7 @@ def _authentication(c: _Converter, stmt: Statement, target: dict[str, Any], kp: 
     c.put(target, "authentication", auth, stmt, kp)
 
 
-def _vrrp_script_weight(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _vrrp_script_weight(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     if not stmt.args:
         c.skip(stmt, kp, "needs a value; not carried over")
         return
@@ -219,7 +213,7 @@ def _vrrp_script_weight(c: _Converter, stmt: Statement, target: dict[str, Any], 
         c.put(target, key, value, stmt, kp)
 
 
-def _process(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _process(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     """`process NAME [PARAM...]`: one word as text, several (or one with a space) as a list."""
     if not stmt.args:
         c.skip(stmt, kp, "needs a process name; not carried over")
@@ -232,7 +226,7 @@ def _process(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) ->
     c.put(target, "process", words[0] if simple else words, stmt, kp)
 
 
-def _param_match(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _param_match(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     word = stmt.args[0] if stmt.args else "exact"
     if word not in ("exact", "initial", "partial") or (word == "exact" and stmt.args):
         c.skip(stmt, kp, f"{word!r} is not initial|partial: keepalived ignores it, and so "
@@ -241,7 +235,7 @@ def _param_match(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str
     c.put(target, "param_match", word, stmt, kp)
 
 
-def _init_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _init_file(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     words = list(stmt.args)
     value = 0
     if words and words[0] != "overwrite":
@@ -255,7 +249,7 @@ def _init_file(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) 
     c.put(target, "init_file", value, stmt, kp)
 
 
-def _sync_group_members(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _sync_group_members(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     members: list[Any] = target.setdefault("group", [])
     c.origin_once(target, "group", stmt, kp)
     for entry in c.block(stmt, kp):
@@ -264,7 +258,7 @@ def _sync_group_members(c: _Converter, stmt: Statement, target: dict[str, Any], 
             c.skip(entry, kp, "one instance name per line; the rest is ignored")
 
 
-def _state(c: _Converter, stmt: Statement, target: dict[str, Any], kp: str) -> None:
+def _state(c: _Recorder, stmt: Statement, target: dict[str, Any], kp: str) -> None:
     word = stmt.args[0] if stmt.args else ""
     if word in ("MASTER", "BACKUP"):  # case-sensitive, as keepalived
         c.put(target, "state", word, stmt, kp)
@@ -285,13 +279,11 @@ _SCRIPT: dict[str, Handler] = {
     "init_fail": _flag("init_fail", valued=False),
 }
 
-
 _TRACK_FILE: dict[str, Handler] = {
     "file": _set("file", _text),
     "weight": _vrrp_script_weight,
     "init_file": _init_file,
 }
-
 
 _TRACK_PROCESS: dict[str, Handler] = {
     "process": _process,
@@ -305,7 +297,6 @@ _TRACK_PROCESS: dict[str, Handler] = {
     "full_command": _flag("full_command", valued=False),
 }
 
-
 _TRACKING: dict[str, Handler] = {
     "track_interface": _track_list("track_interface"),
     "track_script": _track_list("track_script"),
@@ -318,7 +309,6 @@ _TRACKING: dict[str, Handler] = {
     "notify": _cmd("notify"),
     "smtp_alert": _flag("smtp_alert"),
 }
-
 
 _INSTANCE: dict[str, Handler] = {
     **_TRACKING,
@@ -368,7 +358,6 @@ _INSTANCE: dict[str, Handler] = {
                                 same=True),
     "debug": _ignore_with("keepalived's debug level for the instance; left out", same=True),
 }
-
 
 _SYNC_GROUP: dict[str, Handler] = {
     **_TRACKING,
