@@ -14,6 +14,11 @@ dr` rejected, `state SLAVE` taken as BACKUP...) is corrected the same way, each 
 note. `Skipped.changes_behaviour` says whether a note leaves a difference from what
 keepalived would run, or none (keepalived ignores or rewrites the same, or the keyword
 only tunes keepalived's own processes).
+
+The parts live in `hacluster.config.keepalived`: `lexer` and `reader` read, the
+converter (`recorder`, `vrrp_sections`, `server_sections`, `converter`) applies the
+keyword tables of `global_defs`, `vrrp` and `virtual_servers`, and `validate` and
+`emit` check and print the result. This module is the entry the rest imports.
 """
 
 from __future__ import annotations
