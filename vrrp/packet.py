@@ -38,6 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from vrrp.record import Record, setfield
+
 __all__ = [
     "AUTH_DATA_LEN",
     "VRRP_MCAST_V4",
@@ -171,12 +173,19 @@ class Advert:
         return round(self.max_advert_int * 100)
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """A validated advertisement and the checksum computation that matched it."""
+class Decoded(Record):
+    """A validated advertisement and the checksum computation that matched it.
 
+    A `Record`, not a frozen dataclass: a measured start-up cost (vrrp/record.py)."""
+
+    __match_args__ = ("advert", "checksum")
+    __slots__ = __match_args__
     advert: Advert
     checksum: ChecksumVariant
+
+    def __init__(self, advert: Advert, checksum: ChecksumVariant) -> None:
+        setfield(self, "advert", advert)
+        setfield(self, "checksum", checksum)
 
 
 def _normalise_interval(advert: Advert) -> float:

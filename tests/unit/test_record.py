@@ -1,4 +1,4 @@
-"""The machine's hand-written records behave like the frozen dataclasses they replace."""
+"""The VRRP role's hand-written records behave like the frozen dataclasses they replace."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ from typing import Any
 
 import pytest
 
-from vrrp import machine
+from vrrp import addrwatch, machine, packet, transport
 from vrrp.machine import AdvertReceived, MasterInfo, Reconfigured, SendAdvert, Shutdown, Startup
 from vrrp.record import Record
 
-RECORDS = [cls for cls in vars(machine).values()
-           if isinstance(cls, type) and issubclass(cls, Record) and cls is not Record]
+MODULES = (machine, packet, transport, addrwatch)
+RECORDS = [cls for module in MODULES for cls in vars(module).values()
+           if isinstance(cls, type) and issubclass(cls, Record) and cls is not Record
+           and cls.__module__ == module.__name__]
 SAMPLE: dict[str, Any] = {"src_ip": IPv4Address("10.0.0.1"), "priority": 100,
                           "max_advert_int": 1.0, "delta": -10, "cause": "eth1 down",
                           "vip": "10.0.0.9/24", "primary_ip": IPv4Address("10.0.0.2"),
                           "nopreempt": True, "preempt_delay": 5.0, "advert_int": 1.0,
                           "vips": ("10.0.0.9/24",), "old": machine.State.BACKUP,
                           "new": machine.State.MASTER, "reason": "preempted",
-                          "address": IPv4Address("10.0.0.3")}
+                          "address": IPv4Address("10.0.0.3"), "added": True,
+                          "ifname": "eth0", "src": IPv4Address("10.0.0.4"),
+                          "dst": IPv4Address("224.0.0.18"), "ttl": 255, "age": 0.5,
+                          "checksum": packet.ChecksumVariant.V3_PSEUDO,
+                          "advert": packet.Advert(3, 7, 100, 1.0, (IPv4Address("10.0.0.9"),))}
 
 
 def twin(cls: type[Record]) -> type:
@@ -33,7 +39,8 @@ def twin(cls: type[Record]) -> type:
 def test_the_machine_defines_its_events_and_actions_as_records() -> None:
     names = {cls.__name__ for cls in RECORDS}
     assert {"Startup", "AdvertReceived", "SendAdvert", "StateChanged", "MasterInfo"} <= names
-    assert len(RECORDS) == 17
+    assert len(RECORDS) == 20
+    assert {"Decoded", "ReceivedAdvert", "AddressEvent"} <= names
 
 
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda cls: cls.__name__)
@@ -70,6 +77,15 @@ def test_records_match_by_position_and_keyword() -> None:
             assert (priority, nopreempt, delay) == (90, True, 3.0)
         case _:
             pytest.fail("no match")
+
+
+def test_a_received_advert_is_zero_seconds_old_unless_told() -> None:
+    advert = SAMPLE["advert"]
+    received = transport.ReceivedAdvert(advert, SAMPLE["src"], SAMPLE["dst"], 255,
+                                        SAMPLE["checksum"])
+    assert received.age == 0.0
+    assert received != transport.ReceivedAdvert(advert, SAMPLE["src"], SAMPLE["dst"], 255,
+                                                SAMPLE["checksum"], age=0.5)
 
 
 def test_a_record_is_not_built_with_wrong_arguments() -> None:
