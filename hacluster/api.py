@@ -71,6 +71,7 @@ from hacluster.apitypes import (  # noqa: F401  (re-exported: the API's names)
     normalize_virtual_server,
 )
 from hacluster.config.model import GlobalDefs, HostPort
+from hacluster.sockbuf import grow_send_buffer
 
 if TYPE_CHECKING:  # prometheus_client is imported only by whoever creates the Metrics
     from hacluster.metrics import Metrics
@@ -257,10 +258,6 @@ async def _status(request: web.Request) -> web.Response:
     return await _json(result)
 
 
-SO_SNDBUFFORCE = 32  # linux/asm-generic/socket.h (not in the socket module)
-MAX_SEND_BUFFER = 16 << 20
-
-
 def _send_buffer(request: web.Request, size: int) -> None:
     """Let the kernel take a large answer whole (megabytes at 10,000 real servers): with
     the default buffer (~200 KB) it leaves in slices, one per turn of a busy event loop,
@@ -269,13 +266,7 @@ def _send_buffer(request: web.Request, size: int) -> None:
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is None or size <= 256 * 1024:
         return
-    want = min(size + 64 * 1024, MAX_SEND_BUFFER)
-    for option in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, want)
-            return
-        except OSError:
-            continue
+    grow_send_buffer(sock, size + 64 * 1024)
 
 
 def summarize(status: Status) -> dict[str, Any]:

@@ -190,10 +190,9 @@ class Balancer:
 
     async def close(self) -> None:
         if self._backend is not None:
-            try:
-                await self._backend.close()
-            except Exception as exc:
-                log.error("closing the dataplane failed: %s", exc)
+            from hacluster.loadbalancer import close_backend
+
+            await close_backend(self._backend, log)
             self._backend = None
 
     # ------------------------------------------------------------------ actions

@@ -1215,6 +1215,14 @@ def backend_for(config: Config, *, netns: str | None = None) -> Backend | None:
     return None if name is None else open_backend(name, netns=netns)
 
 
+async def close_backend(backend: Backend, logger: logging.Logger) -> None:
+    """Close a dataplane `backend_for` opened; a failure is logged to `logger`, not raised."""
+    try:
+        await backend.close()
+    except Exception as exc:
+        logger.error("closing the dataplane failed: %s", exc)
+
+
 def servers_of(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """`status()["virtual_servers"]` as {"VS RS": real server row}, for tests and tools."""
     out: dict[str, dict[str, Any]] = {}
@@ -1232,6 +1240,7 @@ __all__ = [
     "LoadBalancer",
     "LoadBalancerError",
     "backend_for",
+    "close_backend",
     "prepare",
     "result_label",
     "servers_of",

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from vrrp import timing
+from vrrp.record import Record, setfield
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -131,83 +132,125 @@ class InstanceParams:
 
 # ---------------------------------------------------------------------------- events
 
+# Events, actions and MasterInfo are `Record`s, not frozen dataclasses: a measured
+# start-up cost (~10 ms of the VRRP role's preparation, before its first advert); see
+# vrrp/record.py.
 
-@dataclass(frozen=True, slots=True)
-class Startup:
+
+class Startup(Record):
     """The instance starts (INITIALIZE -> BACKUP, MASTER or FAULT)."""
 
+    __match_args__ = ()
+    __slots__ = __match_args__
 
-@dataclass(frozen=True, slots=True)
-class AdvertReceived:
+
+class AdvertReceived(Record):
     """A valid advertisement for our VRID arrived (the driver decoded and checked it).
 
     `max_advert_int` is the interval carried by the advert, in seconds.
     """
 
+    __match_args__ = ("src_ip", "priority", "max_advert_int")
+    __slots__ = __match_args__
     src_ip: IPAddress
     priority: int
     max_advert_int: float
 
+    def __init__(self, src_ip: IPAddress, priority: int, max_advert_int: float) -> None:
+        setfield(self, "src_ip", src_ip)
+        setfield(self, "priority", priority)
+        setfield(self, "max_advert_int", max_advert_int)
 
-@dataclass(frozen=True, slots=True)
-class TimerExpired:
+
+class TimerExpired(Record):
     """The deadline given by `next_deadline()` has come."""
 
+    __match_args__ = ()
+    __slots__ = __match_args__
 
-@dataclass(frozen=True, slots=True)
-class PriorityChanged:
+
+class PriorityChanged(Record):
     """The trackers' total weight changed; `delta` is added to the configured priority."""
 
+    __match_args__ = ("delta",)
+    __slots__ = __match_args__
     delta: int
 
+    def __init__(self, delta: int) -> None:
+        setfield(self, "delta", delta)
 
-@dataclass(frozen=True, slots=True)
-class FaultRaised:
+
+class FaultRaised(Record):
     """A fault appeared; `cause` names it (e.g. "interface eth1 down") and keys FaultCleared."""
 
+    __match_args__ = ("cause",)
+    __slots__ = __match_args__
     cause: str
 
+    def __init__(self, cause: str) -> None:
+        setfield(self, "cause", cause)
 
-@dataclass(frozen=True, slots=True)
-class FaultCleared:
+
+class FaultCleared(Record):
     """The fault named `cause` is gone; the instance leaves FAULT once no fault remains."""
 
+    __match_args__ = ("cause",)
+    __slots__ = __match_args__
     cause: str
 
+    def __init__(self, cause: str) -> None:
+        setfield(self, "cause", cause)
 
-@dataclass(frozen=True, slots=True)
-class Shutdown:
+
+class Shutdown(Record):
     """The instance stops (-> INITIALIZE); a master resigns with priority 0."""
 
+    __match_args__ = ()
+    __slots__ = __match_args__
 
-@dataclass(frozen=True, slots=True)
-class VipRemoved:
+
+class VipRemoved(Record):
     """One of our VIPs (its label) was removed by someone else while we were MASTER.
 
     keepalived's answer: resign with priority 0, go BACKUP, and let the election run
     again; a peer takes over after its skew time, or, alone, we retake the mastership
     (and the VIPs) when the master-down timer expires."""
 
+    __match_args__ = ("vip",)
+    __slots__ = __match_args__
     vip: str
 
+    def __init__(self, vip: str) -> None:
+        setfield(self, "vip", vip)
 
-@dataclass(frozen=True, slots=True)
-class SourceChanged:
+
+class SourceChanged(Record):
     """The address our adverts come from changed (the interface's primary address)."""
 
+    __match_args__ = ("primary_ip",)
+    __slots__ = __match_args__
     primary_ip: IPAddress
 
+    def __init__(self, primary_ip: IPAddress) -> None:
+        setfield(self, "primary_ip", primary_ip)
 
-@dataclass(frozen=True, slots=True)
-class Reconfigured:
+
+class Reconfigured(Record):
     """A reload changed the configured priority or preemption settings: taken in place,
     with no state change (the protocol then does what the new values imply: a master
     that is now lower is preempted by a higher backup, a backup now higher takes over
     when its master-down timer runs out on the lower master's adverts)."""
 
+    __match_args__ = ("priority", "nopreempt", "preempt_delay")
+    __slots__ = __match_args__
     priority: int
     nopreempt: bool
     preempt_delay: float
+
+    def __init__(self, priority: int, nopreempt: bool, preempt_delay: float) -> None:
+        setfield(self, "priority", priority)
+        setfield(self, "nopreempt", nopreempt)
+        setfield(self, "preempt_delay", preempt_delay)
 
 
 Event = (
@@ -227,50 +270,77 @@ Event = (
 # ---------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True, slots=True)
-class SendAdvert:
+class SendAdvert(Record):
     """Send one advertisement with this priority and interval (seconds)."""
 
+    __match_args__ = ("priority", "advert_int")
+    __slots__ = __match_args__
     priority: int
     advert_int: float
 
+    def __init__(self, priority: int, advert_int: float) -> None:
+        setfield(self, "priority", priority)
+        setfield(self, "advert_int", advert_int)
 
-@dataclass(frozen=True, slots=True)
-class AddVips:
+
+class AddVips(Record):
     """Add the virtual addresses to their interfaces."""
 
+    __match_args__ = ("vips",)
+    __slots__ = __match_args__
     vips: tuple[str, ...]
 
+    def __init__(self, vips: tuple[str, ...]) -> None:
+        setfield(self, "vips", vips)
 
-@dataclass(frozen=True, slots=True)
-class RemoveVips:
+
+class RemoveVips(Record):
     """Remove the virtual addresses from their interfaces."""
 
+    __match_args__ = ("vips",)
+    __slots__ = __match_args__
     vips: tuple[str, ...]
 
+    def __init__(self, vips: tuple[str, ...]) -> None:
+        setfield(self, "vips", vips)
 
-@dataclass(frozen=True, slots=True)
-class Announce:
+
+class Announce(Record):
     """Announce the virtual addresses (gratuitous ARP / unsolicited NA and their repeats)."""
 
+    __match_args__ = ("vips",)
+    __slots__ = __match_args__
     vips: tuple[str, ...]
 
+    def __init__(self, vips: tuple[str, ...]) -> None:
+        setfield(self, "vips", vips)
 
-@dataclass(frozen=True, slots=True)
-class Reannounce:
+
+class Reannounce(Record):
     """A master heard a lower-priority advert: announce the VIPs again (keepalived's
     garp_lower_prio_repeat frames at once and again after garp_lower_prio_delay)."""
 
+    __match_args__ = ("vips",)
+    __slots__ = __match_args__
     vips: tuple[str, ...]
 
+    def __init__(self, vips: tuple[str, ...]) -> None:
+        setfield(self, "vips", vips)
 
-@dataclass(frozen=True, slots=True)
-class StateChanged:
+
+class StateChanged(Record):
     """The instance moved from `old` to `new`; `reason` says why, for logs and notify."""
 
+    __match_args__ = ("old", "new", "reason")
+    __slots__ = __match_args__
     old: State
     new: State
     reason: str
+
+    def __init__(self, old: State, new: State, reason: str) -> None:
+        setfield(self, "old", old)
+        setfield(self, "new", new)
+        setfield(self, "reason", reason)
 
 
 Action = SendAdvert | AddVips | RemoveVips | Announce | Reannounce | StateChanged
@@ -279,12 +349,17 @@ Action = SendAdvert | AddVips | RemoveVips | Announce | Reannounce | StateChange
 # ---------------------------------------------------------------------------- status
 
 
-@dataclass(frozen=True, slots=True)
-class MasterInfo:
+class MasterInfo(Record):
     """The master as this instance knows it: who, and at what priority."""
 
+    __match_args__ = ("address", "priority")
+    __slots__ = __match_args__
     address: IPAddress
     priority: int
+
+    def __init__(self, address: IPAddress, priority: int) -> None:
+        setfield(self, "address", address)
+        setfield(self, "priority", priority)
 
 
 @dataclass(slots=True)
@@ -307,12 +382,14 @@ class Counters:
 # ---------------------------------------------------------------------------- the machine
 
 
-@dataclass(slots=True)
 class _Timers:
     """The one running timer and the preempt_delay mark; both monotonic seconds or None."""
 
-    deadline: float | None = None
-    preempt_at: float | None = None
+    __slots__ = ("deadline", "preempt_at")
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.preempt_at: float | None = None
 
 
 class Machine:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrrp import packet
+from vrrp.record import Record, setfield
 
 if TYPE_CHECKING:
     import asyncio
@@ -50,16 +51,28 @@ class TransportError(Exception):
     """A socket could not be opened or configured (bad interface, no privileges)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedAdvert:
-    """An advertisement that passed every check, with where it came from."""
+class ReceivedAdvert(Record):
+    """An advertisement that passed every check, with where it came from.
 
+    A `Record`, not a frozen dataclass: a measured start-up cost (vrrp/record.py)."""
+
+    __match_args__ = ("advert", "src", "dst", "ttl", "checksum", "age")
+    __slots__ = __match_args__
     advert: packet.Advert
     src: IPAddress
     dst: IPAddress
     ttl: int
     checksum: packet.ChecksumVariant
-    age: float = 0.0  # seconds between its arrival (kernel stamp) and its handling
+    age: float  # seconds between its arrival (kernel stamp) and its handling
+
+    def __init__(self, advert: packet.Advert, src: IPAddress, dst: IPAddress, ttl: int,
+                 checksum: packet.ChecksumVariant, age: float = 0.0) -> None:
+        setfield(self, "advert", advert)
+        setfield(self, "src", src)
+        setfield(self, "dst", dst)
+        setfield(self, "ttl", ttl)
+        setfield(self, "checksum", checksum)
+        setfield(self, "age", age)
 
 
 @dataclass(frozen=True, slots=True)

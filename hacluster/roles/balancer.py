@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -35,15 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config, RealServer, VirtualServer
-from hacluster.roles.channel import (
-    Channel,
-    RoleError,
-    RoleGone,
-    send_blob,
-    send_event,
-    serve,
-)
-from healthchecks.pdeath import die_with_parent, set_name
+from hacluster.roles.channel import RoleError, RoleGone, send_blob, send_event, serve
+from hacluster.roles.process import RoleProcess, begin_child
 
 if TYPE_CHECKING:
     from hacluster.balancer import Handed
@@ -56,12 +48,9 @@ log = logging.getLogger("hacluster.roles")
 #: ping is waited for up to `HUNG_AFTER` (a reconcile of a large table, or a loaded or
 #: emulated machine, where Python runs tens of times slower, keeps the loop busy a
 #: while), so only a balancer that answers nothing at all for that long is replaced.
+#: Restarts back off as `roles.process.BACKOFF` says.
 HEARTBEAT = 1.0
 HUNG_AFTER = 30.0
-#: Restart backoff: first delay, factor, cap (seconds); a balancer that ran `STABLE`
-#: seconds before dying starts again from the first delay.
-BACKOFF = (0.5, 2.0, 30.0)
-STABLE = 60.0
 #: A status part handed over longer ago than this is not shown: one is asked for (as
 #: `StatusSnapshots` does with its own, `wait_after`; a busy balancer builds slower).
 STATUS_WAIT_AFTER = 10.0
@@ -128,14 +117,7 @@ def _find(config: Config, vs_name: str,
 
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
-    die_with_parent(parent)
-    set_name("hc-balancer")
-    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        os.environ.pop(key, None)  # systemd hears from the supervisor only
-    # Forked from a running loop: none of its state is ours.
-    asyncio.events._set_running_loop(None)
-    with contextlib.suppress(ValueError):
-        signal.set_wakeup_fd(-1)
+    begin_child(parent, "hc-balancer")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
@@ -256,29 +238,21 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
 # --------------------------------------------------------------------------- supervisor side
 
 
-class BalancerRole:
+class BalancerRole(RoleProcess):
     """The supervisor's handle on the balancer: fork, ask, heartbeat, restart.
 
     Offers what `hacluster.balancer.Balancer` does (the daemon and the API use either),
     each call a request to the process."""
 
+    label = "the balancer"
+
     def __init__(self, config: Config, *,
                  on_restart: Callable[[], None] | None = None,
                  on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
+        super().__init__(on_restart, on_event)
         self.config = config
-        self.on_restart = on_restart
-        self.on_event = on_event
-        self.pid: int | None = None
-        self.restarts = 0
         #: Each real server's checks' states as the balancer last said (handed over).
         self.journal: Journal = {}
-        self._sock: socket.socket | None = None
-        self._channel: Channel | None = None
-        self._stopping = False
-        self._started_at = 0.0
-        self._last_answer = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
         self._status: tuple[float, bytes] | None = None  # (when it came, the part)
         self._warmed = -1e9
 
@@ -286,25 +260,8 @@ class BalancerRole:
 
     def fork(self) -> None:
         """Start the process with the current config and journal (it starts at once)."""
-        ours, theirs = socket.socketpair()
-        gc.collect()
-        settled = gc.get_freeze_count() > 0
-        gc.freeze()  # what the supervisor has built stays shared with the child's pages
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child
-            ours.close()
-            code = 1
-            try:
-                code = _child(theirs, parent, self.config, dict(self.journal))
-            finally:
-                os._exit(code)
-        if not settled:
-            gc.unfreeze()
-        theirs.close()
-        self.pid = pid
-        self._sock = ours
-        self._started_at = time.monotonic()
+        config, journal = self.config, dict(self.journal)
+        self._fork(lambda sock, parent: _child(sock, parent, config, journal))
 
     async def start(self) -> None:
         """Fork (unless forked already) and wait until the checks run and the dataplane
@@ -313,18 +270,10 @@ class BalancerRole:
             self.fork()
         await self._connect()
         await self._wait_ready()
-        for task in (self._supervise(), self._heartbeat()):
-            t = asyncio.get_running_loop().create_task(task)
-            self._tasks.add(t)
-            t.add_done_callback(self._tasks.discard)
+        self._supervise_from_now()
 
     async def prepare(self) -> None:
         """Nothing to prepare here: the process does it (see `start`)."""
-
-    async def _connect(self) -> None:
-        assert self._sock is not None
-        reader, writer = await asyncio.open_unix_connection(sock=self._sock)
-        self._channel = Channel(reader, writer, self._event)
 
     async def _wait_ready(self) -> None:
         assert self._channel is not None
@@ -358,107 +307,52 @@ class BalancerRole:
                 self.journal[(sys.intern(str(vs)), str(rs))] = Handed(
                     _UPS.setdefault(flags, flags), sys.intern(str(reason)))
             return
-        if self.on_event is not None:
-            self.on_event(kind, args)
+        super()._event(kind, args)
 
     async def stop(self, flush: bool | None = None, timeout: float = 30.0) -> None:
         """Ask the balancer to stop (flushing as `lvs_flush_on_stop` or `flush` says)
         and wait for it to exit."""
-        self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        channel = self._channel
-        if channel is not None:
-            with contextlib.suppress(Exception):
-                await channel.call("stop", flush, timeout=5)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await channel.closed.wait()
-            await channel.close()
-        if self.pid is not None and not self._reap(block=False):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            self._reap(block=True)
+        await self._stop(flush, timeout=timeout)
 
     async def close(self) -> None:
         """The process owns the dataplane: nothing to close here."""
 
-    def _reap(self, *, block: bool) -> bool:
-        if self.pid is None:
-            return True
-        try:
-            pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            pid = self.pid
-        if pid == 0:
-            return False
-        self.pid = None
-        return True
-
     # -- supervision -------------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        delay = BACKOFF[0]
-        while not self._stopping:
-            assert self._channel is not None
-            await self._channel.closed.wait()
-            if self._stopping:
-                return
-            self._ready.clear()
-            ran = time.monotonic() - self._started_at
-            for _ in range(50):  # the process follows its channel within moments
-                if self._reap(block=False):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                if self.pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.pid, signal.SIGKILL)
-                    self._reap(block=True)
-            if ran > STABLE:
-                delay = BACKOFF[0]
-            self.restarts += 1
-            log.error("the balancer exited after %.1f s; starting it again in %.1f s "
-                      "(restart %d)", ran, delay, self.restarts)
-            if self.on_restart is not None:
-                self.on_restart()
-            await asyncio.sleep(delay)
-            delay = min(delay * BACKOFF[1], BACKOFF[2])
-            if self._stopping:
-                return
-            await self._channel.close()
-            self.fork()
-            await self._connect()
-            try:
-                await self._wait_ready()
-            except BalancerFailed as exc:
-                log.error("the balancer could not start again: %s", exc)
-                return
-            log.info("the balancer runs again (pid %s), handed %d real server state(s)",
-                     self.pid, len(self.journal))
+    async def _restarted(self) -> bool:
+        self.fork()
+        await self._connect()
+        try:
+            await self._wait_ready()
+        except BalancerFailed as exc:
+            log.error("the balancer could not start again: %s", exc)
+            return False
+        log.info("the balancer runs again (pid %s), handed %d real server state(s)",
+                 self.pid, len(self.journal))
+        return True
 
-    async def _heartbeat(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(HEARTBEAT)
-            status = self._status
-            if status is not None and time.monotonic() - status[0] > STATUS_WAIT_AFTER:
-                self._status = None  # not shown any more: its megabytes need not stay
-            channel = self._channel
-            if channel is None or not self._ready.is_set():
-                self._last_answer = time.monotonic()
-                continue
-            with contextlib.suppress(Exception):
-                # Waited for until it is overdue: an answer however late shows progress.
-                left = self._last_answer + HUNG_AFTER - time.monotonic()
-                await channel.call("ping", timeout=max(left, HEARTBEAT))
-                self._last_answer = time.monotonic()
-            silent = time.monotonic() - self._last_answer
-            if silent > HUNG_AFTER and self.pid is not None and self._ready.is_set():
-                log.error("the balancer (pid %d) has not answered for %.1f s: replacing it",
-                          self.pid, silent)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                self._last_answer = time.monotonic()
+    def _heartbeat_period(self) -> float:
+        return HEARTBEAT
+
+    async def _beat(self) -> None:
+        status = self._status
+        if status is not None and time.monotonic() - status[0] > STATUS_WAIT_AFTER:
+            self._status = None  # not shown any more: its megabytes need not stay
+        channel = self._channel
+        if channel is None or not self._ready.is_set():
+            self._last_answer = time.monotonic()
+            return
+        with contextlib.suppress(Exception):
+            # Waited for until it is overdue: an answer however late shows progress.
+            left = self._last_answer + HUNG_AFTER - time.monotonic()
+            await channel.call("ping", timeout=max(left, HEARTBEAT))
+            self._last_answer = time.monotonic()
+        silent = time.monotonic() - self._last_answer
+        if silent > HUNG_AFTER and self.pid is not None and self._ready.is_set():
+            log.error("the balancer (pid %d) has not answered for %.1f s: replacing it",
+                      self.pid, silent)
+            self._kill()
+            self._last_answer = time.monotonic()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -554,9 +448,6 @@ class BalancerRole:
         except (RoleGone, RoleError, TimeoutError):
             return b""
         return value if isinstance(value, bytes) else b""
-
-    def answering(self, within: float) -> bool:
-        return time.monotonic() - self._last_answer <= within
 
 
 def _raise_unknown(answer: Any) -> None:

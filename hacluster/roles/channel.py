@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hacluster.roles.codec import CODEC
+from hacluster.sockbuf import MAX_SEND_BUFFER, grow_send_buffer
 from healthchecks.wire import MAX_FRAME, WireError
 
 log = logging.getLogger("hacluster.roles")
@@ -110,9 +111,6 @@ class Channel:
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
 
-SO_SNDBUFFORCE = 32  # linux/asm-generic/socket.h (not in the socket module)
-MAX_SEND_BUFFER = 16 << 20
-
 
 def _room_for(writer: asyncio.StreamWriter, size: int) -> None:
     """Let the kernel take a large answer whole: with the default send buffer (~200 KB)
@@ -126,12 +124,7 @@ def _room_for(writer: asyncio.StreamWriter, size: int) -> None:
     with contextlib.suppress(OSError):
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= want:
             return
-    for option in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, want)
-            return
-        except OSError:
-            continue
+    grow_send_buffer(sock, want)
 
 
 def send_event(writer: asyncio.StreamWriter, kind: str, *args: Any) -> None:

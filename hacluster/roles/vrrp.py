@@ -42,28 +42,23 @@ from typing import TYPE_CHECKING, Any
 # machine (SCHED_FIFO) 198 against 193 ms. asyncio, which the supervisor needs only
 # after the release, is imported by the role alone.
 from hacluster.config.model import Config
+from hacluster.roles.process import RoleProcess, begin_child
 from hacluster.startuptrace import mark
-from healthchecks.pdeath import die_with_parent, set_name
 
 if TYPE_CHECKING:
-    import asyncio
 
     from hacluster.config.model import GlobalDefs
     from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
-    from hacluster.roles.channel import Channel
 
 log = logging.getLogger("hacluster.roles")
 
 #: Seconds between two heartbeats, and how long an answer is waited for. A late answer
 #: still counts (`answering` judges by when the last one came): on a loaded or emulated
 #: machine a working role may take seconds to answer, and must not pass for hung.
+#: Restarts back off as `roles.process.BACKOFF` says.
 HEARTBEAT = 1.0
 HEARTBEAT_TIMEOUT = 30.0
-#: Restart backoff: first delay, factor, cap (seconds).
-BACKOFF = (0.5, 2.0, 30.0)
-#: A role that ran this long before dying starts the backoff again from the first delay.
-STABLE = 60.0
 
 
 def vrrp_config(config: Config) -> Config:
@@ -175,18 +170,11 @@ def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:
 
 def _child(sock: socket.socket, parent: int) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
-    die_with_parent(parent)
-    set_name("hc-vrrp")
-    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        os.environ.pop(key, None)  # systemd hears from the supervisor only
     # Importing frees next to nothing: the collector's passes would only slow it (~2 ms).
     gc.disable()
+    begin_child(parent, "hc-vrrp")
     import asyncio
 
-    # Forked from a running loop (a restart): none of its state is ours.
-    asyncio.events._set_running_loop(None)
-    with contextlib.suppress(ValueError):
-        signal.set_wakeup_fd(-1)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     # A status dump asked for before the loop handles it is not a reason to die.
@@ -277,61 +265,26 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
 # --------------------------------------------------------------------------- supervisor side
 
 
-class VrrpRole:
+class VrrpRole(RoleProcess):
     """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart."""
+
+    label = "the VRRP role"
 
     def __init__(self, on_restart: Callable[[], None] | None = None,
                  on_event: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
+        super().__init__(on_restart, on_event)
         self.config: Config | None = None  # what it was released with (then reloaded to)
         self.options: DaemonOptions | None = None
-        self.on_event = on_event
-        self.on_restart = on_restart
-        self.pid: int | None = None
-        self.restarts = 0
-        self._sock: socket.socket | None = None
-        self._channel: Channel | None = None
         self._maintenance: set[str] = set()
-        self._stopping = False
         self._released = False
-        self._last_answer = 0.0
-        self._started_at = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ready_event: asyncio.Event | None = None  # made on the loop (fork has none)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def fork(self) -> None:
         """Start the role's process: it prepares, then waits for `release` (call first
         thing in `hacluster run`, before the file is loaded, and on restart)."""
-        ours, theirs = socket.socketpair()
-        gc.collect()
-        # Frozen already (settled after start-up, healthchecks.gcsettle): stays frozen.
-        settled = gc.get_freeze_count() > 0
-        gc.freeze()  # what the parent has built stays shared with the child's pages
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child
-            ours.close()
-            code = 1
-            try:
-                code = _child(theirs, parent)
-            finally:
-                os._exit(code)
-        if not settled:
-            gc.unfreeze()
-        theirs.close()
-        self.pid = pid
-        self._sock = ours
-        self._started_at = time.monotonic()
+        self._fork(_child)
         self._released = False
-
-    @property
-    def _ready(self) -> asyncio.Event:
-        if self._ready_event is None:
-            import asyncio
-
-            self._ready_event = asyncio.Event()
-        return self._ready_event
 
     def release(self, config: Config, options: DaemonOptions) -> None:
         """Let the forked role run `config` (the supervisor has loaded and accepted it)."""
@@ -354,29 +307,11 @@ class VrrpRole:
 
     async def start(self) -> bool:
         """Open the channel and wait until the role's instances run; False if it died."""
-        import asyncio
-
         await self._connect()
         ok = await self._wait_ready()
         if ok:
-            for task in (self._supervise(), self._heartbeat()):
-                t = asyncio.get_running_loop().create_task(task)
-                self._tasks.add(t)
-                t.add_done_callback(self._tasks.discard)
+            self._supervise_from_now()
         return ok
-
-    async def _connect(self) -> None:
-        import asyncio
-
-        from hacluster.roles.channel import Channel
-
-        assert self._sock is not None
-        reader, writer = await asyncio.open_unix_connection(sock=self._sock)
-        self._channel = Channel(reader, writer, self._event)
-
-    def _event(self, kind: str, args: tuple[Any, ...]) -> None:
-        if self.on_event is not None:
-            self.on_event(kind, args)
 
     async def _wait_ready(self) -> bool:
         from hacluster.roles.channel import RoleError, RoleGone
@@ -393,96 +328,33 @@ class VrrpRole:
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Ask the role to stop (masters resign first) and wait for it to exit."""
-        import asyncio
-
-        self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        channel = self._channel
-        if channel is not None:
-            with contextlib.suppress(Exception):
-                await channel.call("stop", timeout=5)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await channel.closed.wait()
-            await channel.close()
-        if self.pid is not None and not self._reap(block=False):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            self._reap(block=True)
-
-    def _reap(self, *, block: bool) -> bool:
-        """Collect the child's exit; True once it is gone."""
-        if self.pid is None:
-            return True
-        try:
-            pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            pid = self.pid
-        if pid == 0:
-            return False
-        self.pid = None
-        return True
+        await self._stop(timeout=timeout)
 
     # -- supervision -------------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        import asyncio
+    async def _restarted(self) -> bool:
+        assert self.config is not None and self.options is not None
+        self.fork()
+        self.release(self.config, self.options)
+        await self._connect()
+        if await self._wait_ready():
+            log.info("the VRRP role runs again (pid %s)", self.pid)
+            for name in sorted(self._maintenance):
+                with contextlib.suppress(Exception):
+                    await self.maintenance(name, True)
+        return True
 
-        delay = BACKOFF[0]
-        while not self._stopping:
-            assert self._channel is not None
-            await self._channel.closed.wait()
-            if self._stopping:
-                return
-            ran = time.monotonic() - self._started_at
-            for _ in range(50):  # the process follows its channel within moments
-                if self._reap(block=False):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                if self.pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.pid, signal.SIGKILL)
-                    self._reap(block=True)
-            if ran > STABLE:
-                delay = BACKOFF[0]
-            self.restarts += 1
-            log.error("the VRRP role exited after %.1f s; starting it again in %.1f s "
-                      "(restart %d)", ran, delay, self.restarts)
-            if self.on_restart is not None:
-                self.on_restart()
-            await asyncio.sleep(delay)
-            delay = min(delay * BACKOFF[1], BACKOFF[2])
-            if self._stopping:
-                return
-            self._ready.clear()
-            await self._channel.close()
-            assert self.config is not None and self.options is not None
-            self.fork()
-            self.release(self.config, self.options)
-            await self._connect()
-            if await self._wait_ready():
-                log.info("the VRRP role runs again (pid %s)", self.pid)
-                for name in sorted(self._maintenance):
-                    with contextlib.suppress(Exception):
-                        await self.maintenance(name, True)
+    def _heartbeat_period(self) -> float:
+        return HEARTBEAT
 
-    async def _heartbeat(self) -> None:
-        import asyncio
-
-        while not self._stopping:
-            await asyncio.sleep(HEARTBEAT)
-            channel = self._channel
-            if channel is None or not self._ready.is_set():
-                continue
-            with contextlib.suppress(Exception):
-                await channel.call("ping", timeout=HEARTBEAT_TIMEOUT)
-                self._last_answer = time.monotonic()
-
-    def answering(self, within: float) -> bool:
-        """Whether the role answered a heartbeat in the last `within` seconds."""
-        return time.monotonic() - self._last_answer <= within
+    async def _beat(self) -> None:
+        # Answered or not gates the systemd watchdog (Daemon: `answering`).
+        channel = self._channel
+        if channel is None or not self._ready.is_set():
+            return
+        with contextlib.suppress(Exception):
+            await channel.call("ping", timeout=HEARTBEAT_TIMEOUT)
+            self._last_answer = time.monotonic()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -535,6 +407,4 @@ class VrrpRole:
         return bool(ok), str(message)
 
     def signal(self, sig: int) -> None:
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
+        self._kill(sig)

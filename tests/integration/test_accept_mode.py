@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
@@ -78,12 +77,7 @@ def drops_vip(d: Director) -> bool:
 
 
 def wait(check: Callable[[], bool], what: str, d: Director, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{d.name}: {what} not so after {timeout}s\n{d.output()}\n"
-                                 f"{nft_table(d)}")
-        time.sleep(0.05)
+    d.wait_until(check, what, timeout, lambda: nft_table(d))
 
 
 def director(pair: PairLab, which: str, priority: int, extra: str) -> Director:

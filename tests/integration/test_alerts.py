@@ -152,6 +152,15 @@ def rig() -> Iterator[Rig]:
                     r.daemon.kill()
 
 
+def _fifo_lines(rig: Rig, fifo: Path, name: str) -> Path:
+    """Once the daemon writes `fifo` (notify_fifo), a reader copies it into a file of the
+    work directory called `name`: that file."""
+    rig.wait_log(r"notify_fifo: writing events to")
+    lines = rig.work / name
+    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    return lines
+
+
 def test_transition_and_real_server_down_send_mail_and_fifo_lines(rig: Rig) -> None:
     inbox = rig.work / "inbox.jsonl"
     rig.start_sink(inbox)
@@ -310,9 +319,7 @@ def test_a_reload_adds_a_fifo(rig: Rig) -> None:
     rig.config(notify_fifo=str(fifo))
     assert rig.daemon is not None
     rig.daemon.signal(signal.SIGHUP)
-    rig.wait_log(r"notify_fifo: writing events to")
-    lines = rig.work / "lines.txt"
-    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    lines = _fifo_lines(rig, fifo, "lines.txt")
     # (lines written before the reader opens it wait in the pipe: the daemon holds it open)
     rig.realserver.signal(signal.SIGTERM)
     rs_line = f"RS [{RS_IP}]:tcp:80 [{VIP}]:tcp:80 DOWN"
@@ -369,9 +376,7 @@ def test_priority_changes_go_to_the_fifo_when_asked(rig: Rig) -> None:
     doc["vrrp_instances"]["VI_1"]["track_file"] = ["tf"]
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
     rig.start_daemon(config)
-    rig.wait_log(r"notify_fifo: writing events to")
-    lines = rig.work / "prio.txt"
-    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    lines = _fifo_lines(rig, fifo, "prio.txt")
     wait_for("the MASTER line", lambda: lines.exists()
              and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
     prio.write_text("7\n")
@@ -459,9 +464,7 @@ def test_a_sync_group_s_notify_priority_changes_reaches_its_members(rig: Rig) ->
     doc["vrrp_sync_groups"] = {"G1": {"group": ["VI_1"], "notify_priority_changes": True}}
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
     rig.start_daemon(config)
-    rig.wait_log(r"notify_fifo: writing events to")
-    lines = rig.work / "gprio.txt"
-    rig.lab.start(rig.director, ["sh", "-c", f"cat {fifo} > {lines}"], log_name="reader")
+    lines = _fifo_lines(rig, fifo, "gprio.txt")
     wait_for("the MASTER line", lambda: lines.exists()
              and 'INSTANCE "VI_1" MASTER 150' in lines.read_text(), 10, rig.log)
     assert 'GROUP "G1" MASTER' in lines.read_text()

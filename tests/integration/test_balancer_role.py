@@ -21,8 +21,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,8 +29,9 @@ import yaml
 
 from hacluster.api import DaemonUnreachable, call
 from hacluster.lab.netns import Lab, LabProcess, Netns
+from tests.integration.daemon_rig import HACLUSTER, RunningDaemon, wait_for
+from tests.integration.proctree import alive
 
-HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 VS = "10.93.0.100"
 UP, DOWN, ALPHA = "10.93.0.11", "10.93.0.12", "10.93.0.13"
 VS_NAME = f"{VS}:80/TCP"
@@ -53,43 +53,10 @@ LISTENER = (
 )
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 20.0,
-             output: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s\n{output()}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-class Rig:
+class Rig(RunningDaemon):
     def __init__(self, lab: Lab, director: Netns, real: Netns) -> None:
-        self.lab, self.director, self.real = lab, director, real
-        self.sock = lab.workdir / "ctl.sock"
+        super().__init__(lab, lab.workdir / "ctl.sock")
+        self.director, self.real = director, real
         self.conf = lab.workdir / "hacluster.yaml"
         self.notes = lab.workdir / "notes"
         check = {"connect_timeout": 0.5, "retry": 0, "delay_before_retry": 0.1}
@@ -112,7 +79,6 @@ class Rig:
                 ],
             }],
         }, sort_keys=False))
-        self.proc: LabProcess | None = None
 
     def note(self, text: str) -> str:
         """A notify script (no shell) that appends `text` to the notes file."""
@@ -129,20 +95,12 @@ class Rig:
         wait_for("the API", lambda: self.try_api("/v1/summary") is not None, 30, self.output)
         return self.proc
 
-    def output(self) -> str:
-        return self.proc.output() if self.proc is not None else ""
-
     def try_api(self, path: str, method: str = "GET") -> Any:
         try:
             code, data = asyncio.run(call(self.sock, method, path))
         except (OSError, DaemonUnreachable):
             return None
         return data if code == 200 else None
-
-    def api(self, path: str, method: str = "GET") -> Any:
-        code, data = asyncio.run(call(self.sock, method, path))
-        assert code == 200, data
-        return data
 
     def servers(self) -> dict[str, dict[str, Any]]:
         status = self.api("/v1/status")
@@ -159,26 +117,12 @@ class Rig:
 
     def worker_pids(self) -> list[int]:
         """The check workers: forked by the zygote (a child of the supervisor)."""
-        assert self.proc is not None
-        zygotes = [p for p in _children(self.proc.pid) if _comm(p) == "hc-zygote"]
-        return [w for z in zygotes for w in _children(z) if _comm(w) == "hc-check-worker"]
+        return [w for z in self.children_named("hc-zygote")
+                for w in self.children_named("hc-check-worker", z)]
 
     def ruleset(self) -> str:
         text = self.lab.run(self.director, ["nft", "list", "table", "inet", "hacluster"]).stdout
         return re.sub(r"packets \d+ bytes \d+", "", text)
-
-    def metrics(self) -> str:
-        return asyncio.run(_get_text(self.sock, "/metrics"))
-
-
-async def _get_text(sock: Path, path: str) -> str:
-    import aiohttp
-
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as session,
-        session.get(f"http://hacluster{path}") as resp,
-    ):
-        return await resp.text()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from healthchecks import CheckResult, CheckSpec, HealthChanged, TcpCheckParams, 
 from healthchecks.sharded import ShardedRunner
 from healthchecks.zygote import WORKER, Zygote, ZygoteError
 from healthchecks.zygote import current as zygote_current
+from tests.integration.proctree import alive, comm, parent_of
 
 TIMING = Timing(delay_loop=0.2, retry=0, warmup=0.1)
 
@@ -41,14 +41,6 @@ def zygote(request: pytest.FixtureRequest) -> Iterator[Zygote | None]:
         yield z
     finally:
         z.stop()
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def comm(pid: int) -> str:
-    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 @pytest.fixture
@@ -72,15 +64,6 @@ async def ports() -> AsyncIterator[tuple[int, int]]:
 def tcp(port: int) -> CheckSpec:
     checker = make_checker(TcpCheckParams("127.0.0.1", port, connect_timeout=1))
     return CheckSpec(f"tcp:{port}", ("127.0.0.1", port), checker, TIMING)
-
-
-def alive(pid: int) -> bool:
-    """Running (an exited process waiting to be reaped by whoever adopted it is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_workers_run_checks_and_send_changes_back(

@@ -7,11 +7,12 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hacluster.lab.netns import Lab, sweep
+from hacluster.lab.netns import Lab, Netns, sweep
 from tests.integration.vrrp_director import HACLUSTER, Director, config_yaml, instance_yaml
 
 pytestmark = [pytest.mark.netns]
@@ -26,7 +27,9 @@ def lab() -> Iterator[Lab]:
         yield the_lab
 
 
-def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
+def _master(lab: Lab) -> tuple[Netns, Path, Path, Director]:
+    """Director a (VI_1, priority 150) alone on a link, MASTER with its VIP: its
+    namespace, config file, control socket and handle."""
     a, b = lab.namespace("a"), lab.namespace("b")
     lab.veth(a, "eth0", b, "eth0")
     lab.add_address(a, "eth0", "10.9.0.1/24")
@@ -40,6 +43,11 @@ def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
                           log_name="a", env=env)
     d.wait_state("MASTER", timeout=20)  # start-up under load
     d.wait_vip()
+    return a, config, sock, d
+
+
+def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
+    a, config, sock, d = _master(lab)
     time.sleep(0.5)
 
     def status() -> dict[str, Any]:
@@ -72,19 +80,7 @@ def test_a_priority_change_is_not_a_flap(lab: Lab) -> None:
 def test_a_renamed_master_keeps_its_mastership_and_vip(lab: Lab) -> None:
     """The same virtual router under another name: no resignation, the VIP never leaves,
     and the instance runs on as MASTER under its new name."""
-    a, b = lab.namespace("a"), lab.namespace("b")
-    lab.veth(a, "eth0", b, "eth0")
-    lab.add_address(a, "eth0", "10.9.0.1/24")
-    config = lab.workdir / "a.yaml"
-    sock = lab.workdir / "a.sock"
-    config.write_text(config_yaml(instance_yaml(priority=150)))
-    env = {**os.environ, "HACLUSTER_LOCK_DIR": str(lab.workdir / "locks")}
-    d = Director(lab, a, "a", config, lab.workdir / "a.status.json")
-    d.process = lab.start(a, [HACLUSTER, "run", "-f", str(config), "--status-file",
-                              str(d.status_path), "--control-socket", str(sock)],
-                          log_name="a", env=env)
-    d.wait_state("MASTER", timeout=20)
-    d.wait_vip()
+    a, config, sock, d = _master(lab)
     # in maintenance (priority 1; with no peer it stays MASTER): the new name is too
     lab.run(a, [HACLUSTER, "maintenance", "VI_1", "on", "--control-socket", str(sock)])
     time.sleep(0.3)

@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from hacluster.lab.netns import Lab, LabProcess, Netns
-from tests.integration.test_roles import children, comm, wait_for
+from tests.integration.daemon_rig import wait_for
+from tests.integration.proctree import children, comm
 
 HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 

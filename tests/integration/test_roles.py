@@ -13,24 +13,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import socket
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hacluster.api import call
 from hacluster.lab.netns import Lab, LabProcess, Netns
+from tests.integration.daemon_rig import HACLUSTER, RunningDaemon, wait_for
+from tests.integration.proctree import alive
 
-HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 VIP = "10.91.0.100"
 
 pytestmark = [
@@ -39,45 +37,10 @@ pytestmark = [
 ]
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 15.0,
-              output: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s\n{output()}")
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-class Director:
+class Director(RunningDaemon):
     def __init__(self, lab: Lab, ns: Netns) -> None:
-        self.lab = lab
+        super().__init__(lab, lab.workdir / "ctl.sock")
         self.ns = ns
-        self.sock = lab.workdir / "ctl.sock"
         self.conf = lab.workdir / "c.yaml"
         self.conf.write_text(yaml.safe_dump({
             "global_defs": {"dataplane": "none"},
@@ -86,21 +49,12 @@ class Director:
                 "state": "MASTER", "advert_int": 0.1, "version": 3,
                 "virtual_ipaddress": [f"{VIP}/32"]}},
         }))
-        self.proc: LabProcess | None = None
 
     def start(self, env: dict[str, str] | None = None) -> LabProcess:
         self.proc = self.lab.start(self.ns, [HACLUSTER, "run", "-f", str(self.conf),
                                              "--control-socket", str(self.sock)], env=env)
         wait_for("MASTER", lambda: self.state() == "MASTER", 20, self.output)
         return self.proc
-
-    def output(self) -> str:
-        return self.proc.output() if self.proc is not None else ""
-
-    def api(self, path: str) -> Any:
-        code, data = asyncio.run(call(self.sock, "GET", path))
-        assert code == 200, data
-        return data
 
     def state(self) -> str | None:
         try:
@@ -113,8 +67,7 @@ class Director:
         return self.lab.has_address(self.ns, "d0", VIP)
 
     def role_pid(self) -> int:
-        assert self.proc is not None
-        [pid] = [p for p in children(self.proc.pid) if comm(p) == "hc-vrrp"]
+        [pid] = self.children_named("hc-vrrp")
         return pid
 
 
@@ -136,7 +89,7 @@ def director() -> Iterator[Director]:
 def test_a_killed_vrrp_role_is_restarted_cleans_its_vip_and_rejoins(director: Director) -> None:
     director.start()
     role = director.role_pid()
-    wait_for("the VIP", director.has_vip)
+    wait_for("the VIP", director.has_vip, 15)
     os.kill(role, signal.SIGKILL)
     wait_for("the restart", lambda: "the VRRP role runs again" in director.output(), 20,
              director.output)
@@ -147,20 +100,10 @@ def test_a_killed_vrrp_role_is_restarted_cleans_its_vip_and_rejoins(director: Di
     assert "removed VIPs left behind by a previous run" in text, text
     wait_for("MASTER again", lambda: director.state() == "MASTER", 10, director.output)
     assert director.has_vip()
-    metrics = asyncio.run(_metrics(director.sock))
+    metrics = director.metrics()
     assert 'hacluster_role_restarts_total{role="vrrp"} 1.0' in metrics
     assert 'hacluster_vrrp_state{instance="VI_1",state="MASTER"} 1.0' in metrics
     assert director.api("/v1/status")["counters"]["role_restarts"] == {"vrrp": 1}
-
-
-async def _metrics(sock: Path) -> str:
-    import aiohttp
-
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as session,
-        session.get("http://hacluster/metrics") as resp,
-    ):
-        return await resp.text()
 
 
 def test_kill_9_of_the_supervisor_leaves_no_process_and_the_role_resigns(
@@ -168,7 +111,7 @@ def test_kill_9_of_the_supervisor_leaves_no_process_and_the_role_resigns(
 ) -> None:
     proc = director.start()
     role = director.role_pid()
-    wait_for("the VIP", director.has_vip)
+    wait_for("the VIP", director.has_vip, 15)
     os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone
     proc.popen.wait(5)
     wait_for("the role gone", lambda: not alive(role), 10, director.output)
@@ -179,7 +122,7 @@ def test_kill_9_of_the_supervisor_leaves_no_process_and_the_role_resigns(
 def test_a_crash_of_the_whole_group_leaves_the_vip(director: Director) -> None:
     proc = director.start()
     role = director.role_pid()
-    wait_for("the VIP", director.has_vip)
+    wait_for("the VIP", director.has_vip, 15)
     proc.kill()  # frozen, then SIGKILLed: nobody cleans up
     wait_for("the role gone", lambda: not alive(role), 5)
     assert director.has_vip()

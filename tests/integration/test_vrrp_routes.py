@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 
 import pytest
@@ -70,12 +69,7 @@ def has_statics(d: Director, me: int) -> bool:
 
 
 def wait(check: Callable[[], bool], d: Director, what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{d.name}: {what} not so after {timeout}s\n{d.output()}\n"
-                                 f"{ip(d, 'route')}{ip(d, 'rule')}")
-        time.sleep(0.05)
+    d.wait_until(check, what, timeout, lambda: ip(d, "route") + ip(d, "rule"))
 
 
 def test_routes_and_rules_follow_mastership_statics_stay(pair: PairLab) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hacluster.lab.netns import Lab, Netns, sweep
+from hacluster.lab.netns import Lab, Netns
+from tests.integration.looped_netns import looped_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -118,14 +118,8 @@ asyncio.run(main())
 
 @pytest.fixture
 def netns() -> Iterator[tuple[Lab, Netns]]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.fail("needs root and iproute2 (netns marker)")
-    sweep(PREFIX)
-    with Lab(PREFIX) as lab:
-        ns = lab.namespace("rtnl")
-        lab.veth(ns, "eth0", ns, "eth1")
-        lab.add_address(ns, "eth0", "10.66.0.1/24")
-        yield lab, ns
+    with looped_namespace(PREFIX, "rtnl", "10.66.0.1/24") as lab_ns:
+        yield lab_ns
 
 
 def test_requests_dumps_and_events_against_the_kernel(netns: tuple[Lab, Netns]) -> None:

@@ -10,23 +10,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from hacluster.api import call
 from hacluster.lab.netns import Lab, LabProcess, Netns
+from tests.integration.daemon_rig import HACLUSTER, RunningDaemon, wait_for
+from tests.integration.proctree import alive, children, comm
 
-HACLUSTER = str(Path(sys.executable).with_name("hacluster"))
 REAL = "10.92.0.2"
 UP, DOWN = 8080, 8081
 
@@ -44,43 +41,9 @@ LISTENER = (
 )
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 20.0,
-             output: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s\n{output()}")
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-class Director:
+class Director(RunningDaemon):
     def __init__(self, lab: Lab, ns: Netns) -> None:
-        self.lab = lab
-        self.sock = lab.workdir / "ctl.sock"
+        super().__init__(lab, lab.workdir / "ctl.sock")
         self.conf = lab.workdir / "c.yaml"
         check = {"connect_timeout": 1, "retry": 0}
         self.conf.write_text(yaml.safe_dump({
@@ -98,16 +61,8 @@ class Director:
                 ],
             }],
         }))
-        self.proc = lab.start(ns, [HACLUSTER, "run", "-f", str(self.conf),
-                                   "--control-socket", str(self.sock)])
-
-    def output(self) -> str:
-        return self.proc.output()
-
-    def api(self, path: str) -> Any:
-        code, data = asyncio.run(call(self.sock, "GET", path))
-        assert code == 200, data
-        return data
+        self.proc: LabProcess = lab.start(ns, [HACLUSTER, "run", "-f", str(self.conf),
+                                               "--control-socket", str(self.sock)])
 
     def servers(self) -> dict[int, bool] | None:
         try:
@@ -117,30 +72,16 @@ class Director:
         return {int(rs["name"].rsplit(":", 1)[1]): rs["up"] for rs in vs["real_servers"]}
 
     def zygote(self) -> int | None:
-        found = [p for p in children(self.proc.pid) if comm(p) == "hc-zygote"]
+        found = self.children_named("hc-zygote")
         return found[0] if found else None
 
     def workers(self) -> list[int]:
         zygote = self.zygote()
-        return [p for p in children(zygote) if comm(p) == "hc-check-worker"] if zygote else []
+        return self.children_named("hc-check-worker", zygote) if zygote else []
 
     def checks_total(self) -> float:
-        text = asyncio.run(_get_text(self.sock, "/metrics"))
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
                    if line.startswith("hacluster_checks_total{"))
-
-    def metrics(self) -> str:
-        return asyncio.run(_get_text(self.sock, "/metrics"))
-
-
-async def _get_text(sock: Path, path: str) -> str:
-    import aiohttp
-
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as session,
-        session.get(f"http://hacluster{path}") as resp,
-    ):
-        return await resp.text()
 
 
 @pytest.fixture

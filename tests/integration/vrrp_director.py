@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,17 @@ class Director:
             if m and m.group(3) == instance:
                 found.append((m.group(1), m.group(4), m.group(5), m.group(6)))
         return found
+
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 5.0,
+                   show: Callable[[], str] = lambda: "") -> None:
+        """Wait until `check()`; AssertionError naming `what`, with the log and `show()`,
+        when it is not so within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {what} not so after {timeout}s\n"
+                                     f"{self.output()}\n{show()}")
+            time.sleep(0.05)
 
     def has_vip(self, address: str = VIP4) -> bool:
         return self.lab.has_address(self.ns, "eth0", address)
