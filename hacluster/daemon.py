@@ -655,6 +655,10 @@ class Daemon:
         else:
             self._spawn(self._metrics_loop(), "metrics")
         _settle_gc()
+        return await self._until_stopped(loop)
+
+    async def _until_stopped(self, loop: asyncio.AbstractEventLoop) -> int:
+        """Run until asked to stop, then stop everything and take the handlers off."""
         await self._stop.wait()
         await self._shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
@@ -733,12 +737,7 @@ class Daemon:
             alive=lambda: role.answering(max(2 * (interval or 1.0), 3.0))
         )
         del SdNotifier
-        await self._stop.wait()
-        await self._shutdown()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-        log.info("hacluster stopped")
-        return 0
+        return await self._until_stopped(loop)
 
     def attach_vrrp_role(self, role: VrrpRole) -> None:
         """Run as the supervisor of `role` (forked already) rather than VRRP itself."""

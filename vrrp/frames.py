@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from vrrp.packet import inet_checksum
+
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 BROADCAST = b"\xff" * 6
@@ -36,15 +38,6 @@ def gratuitous_arp(ip: ipaddress.IPv4Address, mac: str) -> bytes:
     return ether + arp
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def unsolicited_na(ip: ipaddress.IPv6Address, mac: str, router: bool = False) -> bytes:
     """Unsolicited neighbour advert to all-nodes (RFC 4861 7.2.6): override set, solicited
     clear, router as the interface forwards; the target's link-layer address option."""
@@ -53,7 +46,7 @@ def unsolicited_na(ip: ipaddress.IPv6Address, mac: str, router: bool = False) ->
     option = struct.pack("!BB", ND_OPT_TARGET_LLADDR, 1) + hw
     body = struct.pack("!BBHB3x", ND_NEIGHBOR_ADVERT, 0, 0, flags) + ip.packed + option
     pseudo = ip.packed + ALL_NODES.packed + struct.pack("!I3xB", len(body), ICMPV6)
-    cksum = _checksum(pseudo + body)
+    cksum = inet_checksum(pseudo + body)
     body = body[:2] + struct.pack("!H", cksum) + body[4:]
     ipv6 = struct.pack("!IHBB", 6 << 28, len(body), ICMPV6, 255) + ip.packed + ALL_NODES.packed
     ether = ALL_NODES_MAC + hw + struct.pack("!H", ETH_P_IPV6)

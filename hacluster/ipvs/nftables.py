@@ -470,28 +470,32 @@ def _dispatch_gen(objects: list[dict[str, Any]]) -> int:
     return gen
 
 
+def _advance(steps: Generator[None, None, tuple[NftState, TableStats]],
+             ) -> tuple[NftState, TableStats] | None:
+    """One step of `parse_steps`: its result once it is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        result: tuple[NftState, TableStats] = done.value
+        return result
+    return None
+
+
 def parse_ruleset(data: dict[str, Any]) -> tuple[NftState, TableStats]:
     """What `nft -j list table inet NAME` shows: the state, and connections per service."""
     steps = parse_steps(data)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: tuple[NftState, TableStats] = done.value
-            return result
+    while (result := _advance(steps)) is None:
+        pass
+    return result
 
 
 async def parse_sliced(data: dict[str, Any]) -> tuple[NftState, TableStats]:
     """`parse_ruleset`, yielding to the event loop every `PARSE_SLICE` elements (a table
     of 10,000 destinations is read back periodically: the loop must not stop for it)."""
     steps = parse_steps(data)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: tuple[NftState, TableStats] = done.value
-            return result
+    while (result := _advance(steps)) is None:
         await asyncio.sleep(0)
+    return result
 
 
 def parse_steps(data: dict[str, Any]) -> Generator[None, None, tuple[NftState, TableStats]]:
