@@ -7,16 +7,17 @@ imports the rest of the daemon.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from vrrp.slotted import slotted
 
 if TYPE_CHECKING:
     from hacluster.config.model import Config
     from hacluster.single_instance import Locks
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class DaemonOptions:
     """Command-line choices that are not part of the configuration file."""
 

@@ -15,18 +15,18 @@ import dataclasses
 import os
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hacluster.config.errors import Problem
 from hacluster.config.model import Config, MiscCheck, VirtualServer
+from vrrp.slotted import slotted
 
 #: Marks a finding that depends on this machine (and that --offline leaves out).
 MACHINE_MARK = "[this machine] "
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class Finding:
     """One thing the configuration cannot do: where, and whether it is this machine's."""
 

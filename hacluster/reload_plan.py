@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config, VrrpInstance
 from vrrp.machine import State
+from vrrp.slotted import slotted
 
 # The VRRP role imports this module (`plan_units`) before its first advert: the diff's
 # modules, a reload's alone, are imported by `plan_vrrp_reload`.
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from hacluster.reload_in_place import InPlace
 
 
-@dataclass(slots=True)
+@slotted
 class VrrpReloadPlan:
     """How a reload sorts the VRRP units (keys of `plan_units`)."""
 
@@ -55,7 +55,7 @@ class VrrpReloadPlan:
         return self.renamed.get(name, name)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class _Unit:
     """What one driver runs: a sync group (by name) or a lone instance."""
 

@@ -20,10 +20,10 @@ import fcntl
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from hacluster.config.model import Config
+from vrrp.slotted import slotted
 
 DEFAULT_DIR = Path("/run/hacluster")
 #: Seconds a held lock is waited for before refusing (its holder may be exiting).
@@ -49,7 +49,7 @@ def netns_id() -> str:
         return "host"
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class LockSpec:
     """One lock to take: its file and what it protects (for messages)."""
 

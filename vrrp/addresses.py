@@ -10,9 +10,9 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from vrrp import rtnl
+from vrrp.slotted import slotted
 from vrrp.vipstate import Recorded, VipRecord
 
 log = logging.getLogger("vrrp.addresses")
@@ -23,7 +23,7 @@ IFA_F_NODAD = rtnl.IFA_F_NODAD  # a VIP must be usable at once, not after DAD
 _BATCH = 256  # requests per send: keeps the acks of one batch well inside the socket buffer
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class Vip:
     """One virtual address: address with prefix (default /32 or /128) and its interface."""
 

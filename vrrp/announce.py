@@ -9,16 +9,16 @@ import logging
 import socket
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from vrrp import frames
 from vrrp.addresses import Vip
+from vrrp.slotted import slotted
 
 log = logging.getLogger("vrrp.announce")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class AnnounceParams:
     """keepalived's garp_master_* knobs (the same ones drive IPv6 neighbour adverts)."""
 

@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from typing import Any, Protocol
 
 from vrrp.addresses import Vip, VipOp
@@ -68,6 +68,7 @@ from vrrp.machine import (
     VipRemoved,
 )
 from vrrp.packet import Advert
+from vrrp.slotted import slotted
 from vrrp.sync_group import SyncGroup
 
 log = logging.getLogger("vrrp.driver")
@@ -138,7 +139,7 @@ class _Solo:
         return self.machine.next_deadline()
 
 
-@dataclass(slots=True)
+@slotted
 class Member:
     """One instance as the driver runs it: its machine and the parts that act for it."""
 
@@ -163,7 +164,7 @@ class Member:
 StateCallback = Callable[[str, StateChanged], None]
 
 
-@dataclass(slots=True)
+@slotted
 class _Job:
     """An address change (or announcement) whose outcome is still to be handled."""
 

@@ -47,11 +47,12 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Final
 
 from vrrp import timing
 from vrrp.record import Record, setfield
+from vrrp.slotted import slotted
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -79,7 +80,7 @@ class State(enum.Enum):
 # ---------------------------------------------------------------------------- parameters
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class InstanceParams:
     """Configuration of one virtual router, as the machine needs it.
 
@@ -362,7 +363,7 @@ class MasterInfo(Record):
         setfield(self, "priority", priority)
 
 
-@dataclass(slots=True)
+@slotted
 class Counters:
     """Counters for status and metrics (keepalived's vrrp_stats, in part)."""
 

@@ -35,10 +35,10 @@ import enum
 import ipaddress
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrp.record import Record, setfield
+from vrrp.slotted import slotted
 
 __all__ = [
     "AUTH_DATA_LEN",
@@ -117,7 +117,7 @@ class DecodeError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class Advert:
     """One VRRP advertisement, independent of the wire format.
 

@@ -30,10 +30,10 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vrrp.machine import State, StateChanged
+from vrrp.slotted import slotted
 
 if TYPE_CHECKING:
     from vrrp.addresses import Addresses, Vip
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vrrp.speaker")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class InstancePlan:
     """One VRRP instance in the library's terms; `params.primary_ip` is a placeholder
     (0.0.0.0 or ::) until the socket knows the address adverts come from."""

@@ -10,11 +10,11 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrrp import packet
 from vrrp.record import Record, setfield
+from vrrp.slotted import slotted
 
 if TYPE_CHECKING:
     import asyncio
@@ -75,7 +75,7 @@ class ReceivedAdvert(Record):
         setfield(self, "age", age)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class Peer:
     """A unicast peer and the TTL / hop-limit range accepted from it (keepalived's
     per-peer ``min_ttl``/``max_ttl``; default any)."""
@@ -85,7 +85,7 @@ class Peer:
     max_ttl: int = 255
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class Binding:
     """What one instance sends and accepts on its interface.
 

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
 
-from hacluster.config.frozen import frozen
+from vrrp.slotted import slotted
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPInterface: TypeAlias = IPv4Interface | IPv6Interface
@@ -49,7 +49,7 @@ def _frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
 # --------------------------------------------------------------------------- values
 
 
-@frozen
+@slotted(frozen=True)
 class Command:
     """A program to run without a shell: argv split like a shell would, and the original text."""
 
@@ -60,7 +60,7 @@ class Command:
         return self.text
 
 
-@frozen
+@slotted(frozen=True)
 class NotifyCommand(Command):
     """A notify command (notify_*, quorum_*) and the user and group it runs as, when given.
 
@@ -79,7 +79,7 @@ class NotifyCommand(Command):
         return self.user, self.group
 
 
-@frozen
+@slotted(frozen=True)
 class HostPort:
     """An IP address and a TCP port, written `IP:PORT` or `[IPv6]:PORT`."""
 
@@ -92,7 +92,7 @@ class HostPort:
         return f"{self.host}:{self.port}"
 
 
-@frozen
+@slotted(frozen=True)
 class StatusCodeRange:
     """An inclusive range of HTTP status codes (a single code is first == last)."""
 
@@ -112,7 +112,7 @@ VRRP_MCAST_GROUP4 = IPv4Address("224.0.0.18")  # RFC 5798 §5.1.1.2
 VRRP_MCAST_GROUP6 = IPv6Address("ff02::12")  # RFC 5798 §5.1.2.2
 
 
-@frozen
+@slotted(frozen=True)
 class LvsSyncDaemon:
     """`global_defs.lvs_sync_daemon`: IPVS connection sync that follows a VRRP instance."""
 
@@ -127,7 +127,7 @@ class LvsSyncDaemon:
     group: IPAddress | None = None  # None: 224.0.0.81
 
 
-@frozen
+@slotted(frozen=True)
 class LvsTimeouts:
     """`global_defs.lvs_timeouts`: IPVS connection timeouts in seconds (0: leave as is).
 
@@ -139,7 +139,7 @@ class LvsTimeouts:
     udp: int = field(default=0, metadata=spec(min=0, max=86400 * 31))
 
 
-@frozen
+@slotted(frozen=True)
 class SmtpServer:
     """`global_defs.smtp_server`: where alert mail goes (an IP address or a host name)."""
 
@@ -151,7 +151,7 @@ class SmtpServer:
         return f"{host}:{self.port}"
 
 
-@frozen
+@slotted(frozen=True)
 class GlobalDefs:
     """`global_defs`: daemon-wide settings and defaults for VRRP instances."""
 
@@ -243,7 +243,7 @@ class GlobalDefs:
 # --------------------------------------------------------------------------- VRRP
 
 
-@frozen
+@slotted(frozen=True)
 class VrrpScript:
     """`vrrp_scripts.NAME`: a command run periodically; its result adjusts priority or faults."""
 
@@ -265,7 +265,7 @@ class VrrpScript:
         return self.interval if self.timeout is None else self.timeout
 
 
-@frozen
+@slotted(frozen=True)
 class VrrpTrackFile:
     """`vrrp_track_files.NAME`: a file holding a number that is added to priority (x weight)."""
 
@@ -276,7 +276,7 @@ class VrrpTrackFile:
     init_file: int | None = None  # create the file with this value if missing
 
 
-@frozen
+@slotted(frozen=True)
 class VrrpTrackProcess:
     """`vrrp_track_processes.NAME`: how many processes of a name run decides up or down.
 
@@ -324,7 +324,7 @@ class VrrpTrackProcess:
         return self.delay or 0.0
 
 
-@frozen
+@slotted(frozen=True)
 class TrackProcess:
     """One `track_process` entry; weight None means the tracked process's own weight."""
 
@@ -333,7 +333,7 @@ class TrackProcess:
     reverse: bool = False
 
 
-@frozen
+@slotted(frozen=True)
 class TrackInterface:
     """One `track_interface` entry; weight 0 means link down puts the instance in FAULT."""
 
@@ -342,7 +342,7 @@ class TrackInterface:
     reverse: bool = False
 
 
-@frozen
+@slotted(frozen=True)
 class TrackScript:
     """One `track_script` entry; weight None means the script's own weight."""
 
@@ -351,7 +351,7 @@ class TrackScript:
     reverse: bool = False
 
 
-@frozen
+@slotted(frozen=True)
 class TrackFile:
     """One `track_file` entry; weight None means the track file's own weight."""
 
@@ -360,7 +360,7 @@ class TrackFile:
     reverse: bool = False
 
 
-@frozen
+@slotted(frozen=True)
 class UnicastPeer:
     """A unicast VRRP peer, optionally with the TTL / hop-limit range accepted from it."""
 
@@ -369,7 +369,7 @@ class UnicastPeer:
     max_ttl: int | None = field(default=None, metadata=spec(min=0, max=255))
 
 
-@frozen
+@slotted(frozen=True)
 class Authentication:
     """VRRPv2 simple-text authentication (RFC 2338 type 1); at most 8 characters."""
 
@@ -381,7 +381,7 @@ class Authentication:
 _RT_SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
 
-@frozen
+@slotted(frozen=True)
 class VirtualIpAddress:
     """A VIP: `IP/prefix [dev IFACE] [scope SCOPE] [label LABEL] [no_track]`."""
 
@@ -421,7 +421,7 @@ class VirtualIpAddress:
 RouteType: TypeAlias = Literal["unicast", "blackhole", "unreachable", "prohibit", "throw"]
 
 
-@frozen
+@slotted(frozen=True)
 class Nexthop:
     """One path of a multipath route: `nexthop via GW [dev IFACE] [weight N] [onlink]`."""
 
@@ -441,7 +441,7 @@ class Nexthop:
         return text + (" onlink" if self.onlink else "")
 
 
-@frozen
+@slotted(frozen=True)
 class Route:
     """A route (virtual_routes, static_routes): `[TYPE] DEST [via GW] [dev IFACE] [src IP]
     [scope S] [table N] [metric N] [protocol N] [no_track]` or a mapping of these keys."""
@@ -479,7 +479,7 @@ class Route:
         return text + (" no_track" if self.no_track else "")
 
 
-@frozen
+@slotted(frozen=True)
 class Rule:
     """A policy-routing rule (virtual_rules, static_rules): `[from P] [to P] [fwmark N]
     [iif IFACE] [oif IFACE] table N [priority N] [no_track]` or a mapping of these keys."""
@@ -513,7 +513,7 @@ class Rule:
         return " ".join(parts)
 
 
-@frozen
+@slotted(frozen=True)
 class VrrpInstance:
     """`vrrp_instances.NAME`: one virtual router on one interface and address family."""
 
@@ -592,7 +592,7 @@ class VrrpInstance:
         return self.priority == 255
 
 
-@frozen
+@slotted(frozen=True)
 class VrrpSyncGroup:
     """`vrrp_sync_groups.NAME`: instances that move between states together."""
 
@@ -616,7 +616,7 @@ class VrrpSyncGroup:
 # --------------------------------------------------------------------------- checkers
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class CheckBase:
     """Settings every checker has; inherited from the real server and virtual server."""
 
@@ -635,7 +635,7 @@ class CheckBase:
         return self.delay_loop if self.warmup is None else self.warmup
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class NetworkCheckBase(CheckBase):
     """Connection settings of the network checkers; connect_ip/port default to the real server."""
 
@@ -648,7 +648,7 @@ class NetworkCheckBase(CheckBase):
     connect_timeout: float = field(default=5.0, metadata=spec(min=0.01, max=3600))
 
 
-@frozen
+@slotted(frozen=True)
 class UrlCheck:
     """One `url` of HTTP_GET / SSL_GET: the path, the accepted status codes, optional checks."""
 
@@ -663,7 +663,7 @@ class UrlCheck:
         return any(code in r for r in self.status_code)
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class HttpCheckBase(NetworkCheckBase):
     """What HTTP_GET and SSL_GET share."""
 
@@ -674,14 +674,14 @@ class HttpCheckBase(NetworkCheckBase):
     fast_recovery: bool = False
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class HttpGetCheck(HttpCheckBase):
     """`HTTP_GET`: fetch each url over plain HTTP."""
 
     KIND: ClassVar[str] = "HTTP_GET"
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class SslGetCheck(HttpCheckBase):
     """`SSL_GET`: fetch each url over TLS (certificates are not verified, as keepalived)."""
 
@@ -689,7 +689,7 @@ class SslGetCheck(HttpCheckBase):
     enable_sni: bool = False
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class TcpCheck(NetworkCheckBase):
     """`TCP_CHECK`: a TCP connect succeeds."""
 
@@ -699,7 +699,7 @@ class TcpCheck(NetworkCheckBase):
     complete_handshake: bool = False
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class SmtpCheck(NetworkCheckBase):
     """`SMTP_CHECK`: the server greets with 220 and answers HELO with 250."""
 
@@ -707,7 +707,7 @@ class SmtpCheck(NetworkCheckBase):
     helo_name: str | None = None  # None: the local host name
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class DnsCheck(NetworkCheckBase):
     """`DNS_CHECK`: a query over UDP gets an answer."""
 
@@ -717,7 +717,7 @@ class DnsCheck(NetworkCheckBase):
     name: str = "."
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class MiscCheck(CheckBase):
     """`MISC_CHECK`: run a program; exit 0 is up (with misc_dynamic, 2..255 set the weight)."""
 
@@ -735,14 +735,14 @@ class MiscCheck(CheckBase):
         return self.delay_loop if self.misc_timeout is None else self.misc_timeout
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class PingCheck(NetworkCheckBase):
     """`PING_CHECK`: an ICMP (IPv6: ICMPv6) echo is answered within connect_timeout."""
 
     KIND: ClassVar[str] = "PING_CHECK"
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class UdpCheck(NetworkCheckBase):
     """`UDP_CHECK`: a datagram sent draws no ICMP error (or, with require_reply, a reply).
 
@@ -757,7 +757,7 @@ class UdpCheck(NetworkCheckBase):
     max_reply_length: int = field(default=255, metadata=spec(min=0, max=65535))
 
 
-@frozen(kw_only=True)
+@slotted(frozen=True, kw_only=True)
 class FileCheck(CheckBase):
     """`FILE_CHECK`: a vrrp_track_files entry's number decides up, down or a weight.
 
@@ -799,7 +799,7 @@ CHECKER_TYPES: tuple[type[CheckBase], ...] = (
 # --------------------------------------------------------------------------- virtual servers
 
 
-@frozen
+@slotted(frozen=True)
 class RealServer:
     """One real server of a virtual server, with its checks (all must pass for it to be up).
 
@@ -841,7 +841,7 @@ class RealServer:
         return str(HostPort(self.ip, self.port))
 
 
-@frozen
+@slotted(frozen=True)
 class VirtualServer:
     """One IPVS virtual service: `ip` + `port` + `protocol`, or `fwmark`."""
 
@@ -912,7 +912,7 @@ class VirtualServer:
 # --------------------------------------------------------------------------- the whole file
 
 
-@frozen
+@slotted(frozen=True)
 class Config:
     """A whole validated configuration file.
 

@@ -1,26 +1,30 @@
-"""Frozen slotted dataclasses that compile no code when defined: the config model's decorator.
+"""Slotted dataclasses that compile no code when their class is defined (`@slotted`).
 
-A measured start-up cost: `@dataclass(frozen=True, slots=True)` compiles six methods per
-class (`__init__`, `__repr__`, `__eq__`, `__hash__`, the frozen `__setattr__` and
-`__delattr__`) from generated source when the class is defined. For the config model's
-~40 classes and ~340 fields that was ~30 ms of the model's ~45 ms import, before
-`hacluster run` can fork its VRRP role. `@frozen` lets `dataclasses.dataclass` collect
-the fields and build the slotted class (it compiles nothing with init, repr and eq off),
-then gives the class what the frozen dataclass had:
+A measured start-up cost: `@dataclass(frozen=True, slots=True)` compiles up to six methods
+per class (`__init__`, `__repr__`, `__eq__`, `__hash__`, the frozen `__setattr__` and
+`__delattr__`) from generated source when the class is defined. For hacluster's config
+model (~40 classes, ~340 fields) that was ~30 ms of its ~45 ms import, before `hacluster
+run` can fork its VRRP role, and ~10 ms more for the dataclasses the role imports.
+`@slotted` lets `dataclasses.dataclass` collect the fields and build the slotted class
+(with init, repr and eq off it compiles nothing), then gives the class what the
+dataclass would have had:
 
-- `__eq__` and `__hash__` over the compared (hashed) fields through one
-  `operator.attrgetter` (C, as fast as the generated tuples), the same class only;
-- `__repr__` as the dataclass's, recursion-safe;
-- `__setattr__` / `__delattr__` raising `FrozenInstanceError`, `__getstate__` /
-  `__setstate__` for copy and pickle;
 - `__init__` with the dataclass's signature (positional fields, then keyword-only ones,
-  defaults and default factories), compiled when the class is first instantiated, so
-  that a process compiles the constructors of the classes it builds and no other.
+  defaults, default factories, `__post_init__`), compiled when the class is first
+  instantiated: a process compiles the constructors of the classes it builds, no other;
+- `__eq__` (the same class only) and, when frozen, `__hash__` over the compared (hashed)
+  fields through one `operator.attrgetter` (C, as fast as the generated tuples);
+  unfrozen, `__hash__` is None, as the dataclass's;
+- `__repr__` as the dataclass's, recursion-safe;
+- frozen: `__setattr__` / `__delattr__` raising `FrozenInstanceError`, and
+  `__getstate__` / `__setstate__` for copy and pickle.
 
-The class stays a dataclass: `dataclasses.fields`, `replace`, `asdict`, `is_dataclass`
-and `match` work as before. Not supported: `InitVar`, `__post_init__` (refused), order.
-tests/unit/test_config_frozen.py checks each class of the model against the dataclass it
-would be.
+Methods the class defines itself are kept, as the dataclass keeps them. The class stays
+a dataclass: `dataclasses.fields`, `replace`, `asdict`, `is_dataclass` and `match` work
+as before; only its `__dataclass_params__` tell that dataclass() itself made no init, repr
+or eq. Not supported: `InitVar`, order, `unsafe_hash`. tests/unit/test_slotted.py checks
+every such class of the config model and of the VRRP role's start path against the
+dataclass it would be.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from typing import Any, TypeVar, dataclass_transform, overload
 T = TypeVar("T")
 
 
-
 class _Factory:
     """The default of an argument whose field has a default factory (the dataclass's way)."""
 
@@ -45,54 +48,67 @@ class _Factory:
 
 _FACTORY = _Factory()
 _setfield = object.__setattr__
+#: The classes @slotted made frozen (their `__dataclass_params__` do not say it).
+_FROZEN: set[type] = set()
 
 
 @overload
-def frozen(cls: type[T], /) -> type[T]: ...
+def slotted(cls: type[T], /) -> type[T]: ...
 @overload
-def frozen(*, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+def slotted(*, frozen: bool = False, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
 
 
-@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, Field))
-def frozen(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
-    """`@dataclass(frozen=True, slots=True[, kw_only=True])`, without compiling at import."""
+@dataclass_transform(field_specifiers=(dataclasses.field, Field))
+def slotted(cls: type[T] | None = None, /, *, frozen: bool = False,
+            kw_only: bool = False) -> Any:
+    """`@dataclass(slots=True, frozen=..., kw_only=...)`, compiling nothing at definition."""
     if cls is None:
-        return lambda c: _frozen(c, kw_only)
-    return _frozen(cls, kw_only)
+        return lambda c: _slotted(c, frozen, kw_only)
+    return _slotted(cls, frozen, kw_only)
 
 
-def _frozen(cls: type[T], kw_only: bool) -> type[T]:
-    if "__post_init__" in vars(cls):
-        raise TypeError(f"{cls.__name__}: @frozen runs no __post_init__")
+def _slotted(cls: type[T], frozen: bool, kw_only: bool) -> type[T]:
+    own = dict(vars(cls))
+    for base in cls.__mro__[1:]:
+        if "__dataclass_fields__" in vars(base) and frozen != (
+                base in _FROZEN or base.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+            raise TypeError(f"{cls.__name__}: cannot inherit a "
+                            f"{'non-' if frozen else ''}frozen dataclass")
+    if frozen:
+        for name in ("__setattr__", "__delattr__"):
+            if name in own:
+                raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}")
     # Field collection, inheritance and the slotted class, as the dataclass does them.
     built: Any = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=True,
-                                  kw_only=kw_only)
+                                       kw_only=kw_only)
     every = dataclasses.fields(built)
     _check_order(cls, every)
     names = tuple(f.name for f in every)
     compared = tuple(f.name for f in every if f.compare)
-    hashed = tuple(f.name for f in every if (f.compare if f.hash is None else f.hash))
-    shown = tuple(f.name for f in every if f.repr)
     attrs: dict[str, Any] = {
         "__init__": _lazy_init(built, every),
-        "__repr__": _repr(shown),
+        "__repr__": _repr(tuple(f.name for f in every if f.repr)),
         "__eq__": _eq(_values(compared)),
-        "__hash__": _hash(_values(hashed)),
-        "__setattr__": _setattr(built, frozenset(names)),
-        "__delattr__": _delattr(built, frozenset(names)),
-        "__getstate__": _getstate(_values(names)),
-        "__setstate__": _setstate(names),
     }
-    own = vars(cls)
-    for name in ("__setattr__", "__delattr__"):
-        if name in own:
-            raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}")
+    if frozen:
+        hashed = tuple(f.name for f in every if (f.compare if f.hash is None else f.hash))
+        attrs |= {
+            "__hash__": _hash(_values(hashed)),
+            "__setattr__": _setattr(built, frozenset(names)),
+            "__delattr__": _delattr(built, frozenset(names)),
+            "__getstate__": _getstate(_values(names)),
+            "__setstate__": _setstate(names),
+        }
+    elif own.get("__hash__") is None:
+        built.__hash__ = None  # mutable and compared: unhashable, as the dataclass
     for name, value in attrs.items():
         if name in own and not (name == "__hash__" and own[name] is None):
             continue  # the class's own (`__hash__` is None where the class defines __eq__)
         value.__qualname__ = f"{built.__qualname__}.{name}"
         value.__module__ = built.__module__
         setattr(built, name, value)
+    if frozen:
+        _FROZEN.add(built)
     result: type[T] = built
     return result
 
@@ -210,6 +226,8 @@ def _compile_init(cls: type, every: tuple[Field[Any], ...]) -> Callable[..., Non
         if f.init:
             (keyword if f.kw_only else positional).append(f"{f.name}{default}")
         body.append(f"  __hc_set({this}, {f.name!r}, {value})")
+    if hasattr(cls, "__post_init__"):
+        body.append(f"  {this}.__post_init__()")
     params = [this, *positional, *(["*", *keyword] if keyword else [])]
     source = f"def __init__({', '.join(params)}):\n" + ("\n".join(body) or "  pass") + "\n"
     exec(compile(source, f"<{cls.__qualname__}.__init__>", "exec"), env)
