@@ -492,10 +492,12 @@ def _serve(control: socket.socket, listener: socket.socket, parent: int, name: s
         if int(entry) > 2 and int(entry) not in keep:
             with contextlib.suppress(OSError):
                 os.close(int(entry))
-    # Forked from a program that may have had a loop: none of its state is ours.
-    import asyncio
-
-    asyncio.events._set_running_loop(None)
+    # Forked from a program that may have had a loop: none of its state is ours. (A
+    # starter that has not imported asyncio had none: importing it here would only cost
+    # ~20 ms of CPU while the starter and its VRRP role start.)
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        asyncio.events._set_running_loop(None)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
     # A starter may hold signals blocked (until its handlers are in place): the zygote
