@@ -11,7 +11,8 @@ dataclass would have had:
 
 - `__init__` with the dataclass's signature (positional fields, then keyword-only ones,
   defaults, default factories, `__post_init__`), compiled when the class is first
-  instantiated: a process compiles the constructors of the classes it builds, no other;
+  instantiated (or by `prepare`): a process compiles the constructors of the classes it
+  builds, no other;
 - `__eq__` (the same class only) and, when frozen, `__hash__` over the compared (hashed)
   fields through one `operator.attrgetter` (C, as fast as the generated tuples);
   unfrozen, `__hash__` is None, as the dataclass's;
@@ -34,6 +35,7 @@ import reprlib
 from collections.abc import Callable
 from dataclasses import MISSING, Field, FrozenInstanceError
 from operator import attrgetter
+from types import ModuleType
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
@@ -50,6 +52,8 @@ _FACTORY = _Factory()
 _setfield = object.__setattr__
 #: The classes @slotted made frozen (their `__dataclass_params__` do not say it).
 _FROZEN: set[type] = set()
+#: The classes whose constructor is not compiled yet, and their fields.
+_PENDING: dict[type, tuple[Field[Any], ...]] = {}
 
 
 @overload
@@ -107,6 +111,8 @@ def _slotted(cls: type[T], frozen: bool, kw_only: bool) -> type[T]:
         value.__qualname__ = f"{built.__qualname__}.{name}"
         value.__module__ = built.__module__
         setattr(built, name, value)
+    if "__init__" not in own:
+        _PENDING[built] = every
     if frozen:
         _FROZEN.add(built)
     result: type[T] = built
@@ -186,14 +192,35 @@ def _setstate(names: tuple[str, ...]) -> Callable[[object, list[Any]], None]:
     return __setstate__
 
 
+def prepare(*targets: type | ModuleType) -> None:
+    """Compile now the constructors of these classes, or of the @slotted classes of these
+    modules, that are not compiled yet: for a process about to build them on its hot path
+    (and waiting meanwhile)."""
+    for target in targets:
+        if isinstance(target, ModuleType):
+            classes = [cls for cls in _PENDING if cls.__module__ == target.__name__]
+        else:
+            classes = [target]
+        for cls in classes:
+            every = _PENDING.get(cls)
+            if every is not None:
+                _install_init(cls, every)
+
+
 def _lazy_init(cls: Any, every: tuple[Field[Any], ...]) -> Callable[..., None]:
     """An `__init__` that compiles the real one on its first call and hands over to it."""
     def __init__(self: object, *args: Any, **kwargs: Any) -> None:
-        init = _compile_init(cls, every)
-        if vars(cls).get("__init__") is __init__:
-            cls.__init__ = init
+        current = vars(cls)["__init__"]
+        init = _install_init(cls, every) if current is __init__ else current
         init(self, *args, **kwargs)
     return __init__
+
+
+def _install_init(cls: Any, every: tuple[Field[Any], ...]) -> Callable[..., None]:
+    init = _compile_init(cls, every)
+    cls.__init__ = init
+    _PENDING.pop(cls, None)
+    return init
 
 
 def _compile_init(cls: type, every: tuple[Field[Any], ...]) -> Callable[..., None]:

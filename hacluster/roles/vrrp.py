@@ -134,6 +134,9 @@ def _prepare() -> None:
 
     for name in PREPARE:
         importlib.import_module(name)
+    from hacluster.roles.constructors import prepare_vrrp_role
+
+    prepare_vrrp_role()
 
 
 def _released(sock: socket.socket) -> tuple[Config, DaemonOptions] | None:

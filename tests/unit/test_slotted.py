@@ -13,8 +13,9 @@ import pytest
 
 from hacluster import daemon_options, preflight, reload_plan, single_instance
 from hacluster.config import model
+from hacluster.roles.constructors import prepare_vrrp_role
 from vrrp import addresses, announce, driver, machine, packet, speaker, transport
-from vrrp.slotted import slotted
+from vrrp.slotted import prepare, slotted
 
 MODULES = (model, daemon_options, preflight, reload_plan, single_instance, addresses,
            announce, driver, machine, packet, speaker, transport)
@@ -228,3 +229,23 @@ def test_a_constructor_is_compiled_when_first_used() -> None:
     assert vars(Lazy)["__init__"] is not first
     assert Lazy.__init__.__qualname__.endswith("Lazy.__init__")
     assert list(inspect.signature(Lazy).parameters) == ["a", "b"]
+
+
+def test_prepare_compiles_constructors_ahead_of_use() -> None:
+    @slotted
+    class Early:
+        a: int = 0
+
+    stub = vars(Early)["__init__"]
+    prepare(Early)
+    compiled = vars(Early)["__init__"]
+    assert compiled is not stub and Early(2).a == 2
+    prepare(Early)  # once only
+    assert vars(Early)["__init__"] is compiled
+
+
+def test_the_vrrp_role_prepares_what_its_start_path_builds() -> None:
+    prepare_vrrp_role()
+    for cls in (model.Config, model.GlobalDefs, model.VrrpInstance, driver.Member,
+                machine.InstanceParams, packet.Advert, speaker.InstancePlan):
+        assert "args" not in inspect.signature(vars(cls)["__init__"]).parameters
