@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import operator
 import types
@@ -62,6 +61,8 @@ def _describe(node: Node) -> str:
 
 
 def _suggest(key: str, known: Iterable[str]) -> str:
+    import difflib  # only for a file with an unknown key (~1 ms on every start otherwise)
+
     known = list(known)
     lower = {k.lower(): k for k in known}
     if key.lower() in lower:

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 import pytest
 
 from hacluster import daemon_options, preflight, reload_plan, single_instance
-from hacluster.config import model
+from hacluster.config import errors, model
 from hacluster.roles.constructors import prepare_vrrp_role
 from vrrp import addresses, announce, driver, machine, packet, speaker, transport
 from vrrp.slotted import prepare, slotted
 
-MODULES = (model, daemon_options, preflight, reload_plan, single_instance, addresses,
+MODULES = (model, errors, daemon_options, preflight, reload_plan, single_instance, addresses,
            announce, driver, machine, packet, speaker, transport)
 CLASSES = [cls for module in MODULES for cls in vars(module).values()
            if isinstance(cls, type) and dataclasses.is_dataclass(cls)
