@@ -25,6 +25,7 @@ import argparse
 import compileall
 import ctypes
 import os
+import signal
 import socket
 import statistics
 import struct
@@ -107,6 +108,21 @@ def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
     finally:
         rx.close()
         proc.stop(10)
+        gone(proc.pid)
+
+
+def gone(group: int, timeout: float = 60.0) -> None:
+    """Wait until every process of the run's group has exited: with thousands of real
+    servers its check workers and balancer outlive the supervisor by seconds on a busy
+    machine, holding its lock (the next run would be refused) and the CPU."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(group, signal.SIGKILL)
 
 
 def stages(trace: Path, started: float) -> dict[str, float]:
