@@ -27,7 +27,7 @@ import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess
@@ -74,10 +74,20 @@ def state_file(state_dir: Path, config_file: Path) -> Path:
         netns = os.stat("/proc/self/ns/net").st_ino
     except OSError:
         netns = 0
-    import hashlib  # json and hashlib here: ~3 ms (-X importtime) off the VRRP role's start
-
-    key = hashlib.sha256(str(config_file.resolve()).encode()).hexdigest()[:12]
+    key = _sha256(str(config_file.resolve()).encode()).hexdigest()[:12]
     return state_dir / f"vips-{netns}-{key}.json"
+
+
+def _sha256(data: bytes) -> Any:
+    # `hashlib` loads OpenSSL: ~3 ms of CPU in `hacluster run` before it forks the VRRP
+    # role. CPython's own SHA-256 (the same digest) is enough for one short key.
+    import importlib
+
+    try:
+        sha256 = importlib.import_module("_sha256").sha256
+    except ImportError:  # (a Python without it: 3.12 names it _sha2)
+        from hashlib import sha256
+    return sha256(data)
 
 
 def read(path: Path) -> list[Recorded]:

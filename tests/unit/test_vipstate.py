@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -41,6 +42,12 @@ def test_state_file_is_per_config_file(tmp_path: Path) -> None:
     one, two = state_file(tmp_path, Path("a.yaml")), state_file(tmp_path, Path("b.yaml"))
     assert one != two and one.parent == two.parent == tmp_path
     assert state_file(tmp_path, Path("a.yaml")) == one
+
+
+def test_state_file_names_are_those_earlier_releases_wrote(tmp_path: Path) -> None:
+    # hashlib's SHA-256 named them: a leftover file of a crashed older daemon is found.
+    digest = hashlib.sha256(str(Path("a.yaml").resolve()).encode()).hexdigest()[:12]
+    assert state_file(tmp_path, Path("a.yaml")).name.endswith(f"-{digest}.json")
 
 
 def test_clearing_a_file_of_a_running_hacluster_touches_nothing(tmp_path: Path) -> None:
