@@ -108,6 +108,16 @@ class RoleProcess:
         self._sock = ours
         self._started_at = time.monotonic()
 
+    def wait_heard(self, timeout: float) -> bool:
+        """Block until the child has said something on its channel (which stays unread),
+        at most `timeout` seconds; False if it has not."""
+        if self._sock is None:
+            return False
+        import select
+
+        readable, _, _ = select.select([self._sock], [], [], timeout)
+        return bool(readable)
+
     def _supervise_from_now(self) -> None:
         """Start restarting the process when it dies, and heartbeating it."""
         import asyncio
