@@ -7,7 +7,10 @@ kernel (SO_TIMESTAMPNS, CLOCK_REALTIME), compared with the wall-clock time taken
 before the exec. Run with a VRRP-only configuration (--servers 0) and with N real servers
 under TCP_CHECK in the same file. Nothing is asserted; run as root:
 
-    .venv/bin/python bench/startup.py [--runs 5] [--servers 0 5000]
+    .venv/bin/python bench/startup.py [--runs 5] [--servers 0 5000] [--keepalived]
+
+With --keepalived, keepalived 2.2 with the same instance is started turn by turn with
+hacluster (exec of `keepalived -n` to its first advert): the anchor, under the same load.
 
 The packages' bytecode is compiled first (`compileall`), as an installed package has
 it (pip and deploy/build-deb.sh compile it): a source tree run with
@@ -34,6 +37,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from hacluster.lab.keepalived import KeepalivedInstance, render_config
 from hacluster.lab.netns import Lab, Netns
 
 SO_TIMESTAMPNS = 35
@@ -70,7 +74,17 @@ def config(servers: int, sock: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
+def keepalived_argv(workdir: Path, run: int) -> list[str]:
+    """keepalived (VRRP only, foreground) with the same instance: the anchor."""
+    conf = workdir / "keepalived.conf"
+    conf.write_text(render_config([KeepalivedInstance(
+        name="VI_1", interface="d0", virtual_router_id=51, priority=255, state="MASTER",
+        version=2, advert_int=1, virtual_ipaddress=("10.83.0.1/32",))], router_id="bench"))
+    return ["keepalived", "-P", "-n", "-l", "-D", "-f", str(conf),
+            "-p", str(workdir / f"ka-{run}.pid"), "-r", str(workdir / f"ka-vrrp-{run}.pid")]
+
+
+def first_advert(lab: Lab, director: Netns, argv: list[str], trace: Path,
                  timeout: float = 10.0) -> tuple[float, dict[str, float]]:
     """Seconds from exec to the first advert's arrival on the peer side, and to each
     stage the processes traced."""
@@ -90,7 +104,7 @@ def first_advert(lab: Lab, director: Netns, conf: Path, trace: Path,
     trace.unlink(missing_ok=True)
     env = dict(os.environ, HACLUSTER_STARTUP_TRACE=str(trace))
     started = time.time()
-    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf)], env=env)
+    proc = lab.start(director, argv, env=env)
     try:
         while True:
             packet, anc, _, _ = rx.recvmsg(2048, 64)
@@ -178,6 +192,9 @@ def main() -> int:
                     help="also run the hacluster, vrrp and healthchecks packages of TREE (e.g. "
                     "`git archive main hacluster vrrp healthchecks | tar -x -C TREE`), "
                     "run for run in turn with this tree's, so that both see the same load")
+    ap.add_argument("--keepalived", action="store_true",
+                    help="also run keepalived with the same VRRP instance (the anchor; VRRP "
+                    "only, whatever --servers says), run for run in turn with the trees")
     args = ap.parse_args()
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     root = Path(__file__).resolve().parent.parent
@@ -197,17 +214,23 @@ def main() -> int:
             conf = lab.workdir / f"c{servers}.yaml"
             conf.write_text(config(servers, lab.workdir / "s.sock"))
             runs: dict[str, list[tuple[float, dict[str, float]]]] = {t: [] for t in trees}
-            for _ in range(args.runs):
+            if args.keepalived:
+                runs["keepalived"] = []
+            for run in range(args.runs):
                 for name, path in trees.items():
                     os.environ.pop("PYTHONPATH", None)
                     if path is not None:  # first on the path: before the installed tree
                         os.environ["PYTHONPATH"] = path
-                    runs[name].append(first_advert(lab, director, conf, trace))
-            os.environ.pop("PYTHONPATH", None)
+                    argv = [HACLUSTER, "run", "-f", str(conf)]
+                    runs[name].append(first_advert(lab, director, argv, trace))
+                os.environ.pop("PYTHONPATH", None)
+                if args.keepalived:
+                    argv = keepalived_argv(lab.workdir, run)
+                    runs["keepalived"].append(first_advert(lab, director, argv, trace))
             for name, done in runs.items():
-                if len(trees) > 1:
+                if len(runs) > 1:
                     print(f"{name}:")
-                report(servers, done)
+                report(0 if name == "keepalived" else servers, done)
     return 0
 
 
