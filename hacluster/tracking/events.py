@@ -1,5 +1,8 @@
-"""What the trackers report: a change for one VRRP instance, an object's state, a verdict;
-and how a change reaches the instance's driver (`deliver`). Does no I/O."""
+"""What the trackers report, and how a change reaches its instance's driver. Does no I/O.
+
+A change for one VRRP instance (`TrackChange`), an object's state (`ObjectStatus`), an
+instance's verdict (`InstanceTracking`); `deliver` hands a change to a driver.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""track_file: files holding an integer, read when inotify reports a change (and polled as
-a safety net), their values fed to the core.
+"""track_file: files holding an integer, read on change, their values fed to the core.
+
+A file is read when inotify reports a change in its directory, and polled as a safety net.
 
 The file holds an integer (missing or unreadable reads as 0); with weight 0 a non-zero
 value is a fault; otherwise value x weight is added, and a result below -253 is a fault.

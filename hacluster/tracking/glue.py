@@ -1,5 +1,8 @@
-"""The trackers' asyncio glue (`Tracking`): scripts, links, files and processes watched,
-the core fed, every change reported to ``on_change``."""
+"""The trackers' asyncio glue (`Tracking`): every tracked object watched, the core fed.
+
+Scripts, links, files and processes are followed; every change the core returns is
+reported to ``on_change``.
+"""
 
 from __future__ import annotations
 

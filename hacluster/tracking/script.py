@@ -1,5 +1,7 @@
-"""vrrp_scripts: rise/fall counting, scripts prepared as their users, and the tasks that
-run each on its interval and feed the results to the core.
+"""vrrp_scripts: rise/fall counting, preparing the scripts, and the tasks that run them.
+
+Each script is prepared as its user, run on its interval by a task of its own, and its
+results fed to the core.
 
 A script counts as down after ``fall`` failures in a row and up after ``rise``
 successes; its first result decides at once (``init_fail`` starts it down).

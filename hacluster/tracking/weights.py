@@ -1,5 +1,8 @@
-"""keepalived's weights: what an up/down object or a track_file value adds to an instance's
-priority, or the fault it raises. Does no I/O."""
+"""keepalived's weights: what a tracked object adds to a priority, or the fault it raises.
+
+An up/down object (script, interface, process) and a track_file value each give a
+priority delta or a fault. Does no I/O.
+"""
 
 from __future__ import annotations
 

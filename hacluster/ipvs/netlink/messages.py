@@ -14,6 +14,8 @@ from hacluster.ipvs.netlink.uapi import GENL_HDR, NLMSG_HDR
 
 
 class DaemonAttrs(nla):  # type: ignore[misc]  # pyroute2 is untyped
+    """The sync-daemon attribute's nested attributes (IPVS_DAEMON_ATTR_*)."""
+
     nla_map = (
         ("IPVS_DAEMON_ATTR_UNSPEC", "none"),
         ("IPVS_DAEMON_ATTR_STATE", "uint32"),

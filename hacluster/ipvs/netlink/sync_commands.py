@@ -1,5 +1,8 @@
-"""The IPVS connection-sync daemon commands of the netlink backend: list, start, stop,
-follow a VRRP role (`ipvsadm --start-daemon` / `--stop-daemon`)."""
+"""The netlink backend's connection-sync daemon commands: list, start, stop, follow a role.
+
+What `ipvsadm --start-daemon` / `--stop-daemon` do, and keeping the daemon that a VRRP
+role asks for (master while MASTER, backup otherwise).
+"""
 
 from __future__ import annotations
 
