@@ -35,6 +35,7 @@ from hacluster.ipvs.netlink.decode import dest_from, message_attrs, service_from
 from hacluster.ipvs.netlink.explain import explain
 from hacluster.ipvs.netlink.messages import InfoMessage, IpvsMessage, PackedMessage, ReplyMessage
 from hacluster.ipvs.netlink.packed import nested, packed_op, packed_service_key, packed_timeouts
+from hacluster.ipvs.netlink.sync_commands import SyncDaemonCommands
 from hacluster.ipvs.netlink.uapi import CMD_DEST, CMD_SERVICE, CMD_TIMEOUT_TCP, DUMP, REQ
 
 log = logging.getLogger("hacluster.ipvs.netlink")
@@ -45,7 +46,7 @@ UNAVAILABLE_HINT = (
 )
 
 
-class NetlinkBackend:
+class NetlinkBackend(SyncDaemonCommands):
     """The kernel's IPVS table, over generic netlink.
 
     The socket opens on first use (in the running event loop), so constructing the
