@@ -204,23 +204,25 @@ class LoadBalancer(ReloadPart, StatusPart):
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
         """Weight 0 for a real server (connections stay) until `undrain`, across reloads."""
-        real = self._find(virtual_server, real_server)
-        if real.key not in self._drained:
-            self._drained.add(real.key)
-            log.info("[%s] real server %s drained", real.vs, real.rs)
-        self._dirty.add(real.key[0])
-        if self._started:
-            await self.reconcile("drain", full=False)
+        await self._set_drained(virtual_server, real_server, "drain")
 
     async def undrain(self, virtual_server: str, real_server: str) -> None:
         """Give a drained real server its weight back (as its health allows)."""
+        await self._set_drained(virtual_server, real_server, "undrain")
+
+    async def _set_drained(self, virtual_server: str, real_server: str, how: str) -> None:
         real = self._find(virtual_server, real_server)
-        if real.key in self._drained:
-            self._drained.discard(real.key)
-            log.info("[%s] real server %s undrained", real.vs, real.rs)
+        drain = how == "drain"
+        if (real.key in self._drained) != drain:
+            if drain:
+                self._drained.add(real.key)
+            else:
+                self._drained.discard(real.key)
+            log.info("[%s] real server %s %s", real.vs, real.rs,
+                     "drained" if drain else "undrained")
         self._dirty.add(real.key[0])
         if self._started:
-            await self.reconcile("undrain", full=False)
+            await self.reconcile(how, full=False)
 
     def drained(self, virtual_server: str, real_server: str) -> bool:
         return self._find(virtual_server, real_server).key in self._drained
