@@ -92,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
     # role got ready ~45 ms of CPU later (the trace bench/startup.py prints).
     import hacluster.config.model  # noqa: F401
     if not args.single_process:
+        # So are the codec of the release (and its json) and the constructors of the
+        # config classes every file has: ~5 ms of CPU each process spent after the fork.
+        from hacluster.roles.codec import CODEC  # noqa: F401
+        from hacluster.roles.constructors import prepare_release
+
+        prepare_release()
         from hacluster.roles.vrrp import VrrpRole
 
         # The VRRP role starts now and gets ready while the file is loaded and checked

@@ -1,11 +1,13 @@
-"""The constructors the VRRP role calls right after its release, compiled while it waits.
+"""The constructors the VRRP role calls right after its release, compiled before it.
 
 `vrrp.slotted` classes compile their constructor when first instantiated. In the role the
 first instances come right after the release, on the way to the first advert: the
 decoded file (the config classes every file has), the options, and the VRRP start path
-(~6 ms of compiling, measured). `prepare_vrrp_role` compiles them beforehand, while the
-supervisor still loads and checks the file. The rest of the config model (checkers,
-routes, scripts...) is compiled when a file uses it.
+(~6 ms of compiling, measured). `prepare_release` compiles the config classes' ones in
+`hacluster run` before it forks the role (it builds them too, loading the file: once
+for both processes); `prepare_vrrp_role` the rest, in the role while the supervisor
+still loads and checks the file. The rest of the config model (checkers, routes,
+scripts...) is compiled when a file uses it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ START_PATH = (
 )
 
 
+def prepare_release() -> None:
+    """Compile the constructors of the config classes every release carries."""
+    prepare(model.Config, model.GlobalDefs, model.VrrpInstance, model.VirtualIpAddress)
+
+
 def prepare_vrrp_role() -> None:
-    """Compile the constructors of the release's config classes and of the start path."""
-    prepare(model.Config, model.GlobalDefs, model.VrrpInstance, model.VirtualIpAddress,
-            *(importlib.import_module(name) for name in START_PATH))
+    """Compile the constructors of the release's config classes (if not yet) and of the
+    VRRP role's start path."""
+    prepare_release()
+    prepare(*(importlib.import_module(name) for name in START_PATH))
