@@ -280,7 +280,14 @@ class Balancer:
         return row
 
     def prepare_status(self) -> None:
-        """Build the first status snapshot now, in the background (the API is up)."""
+        """Build the first status snapshot now, in the background (the API is up): one,
+        kept a while for a first request (`StatusSnapshots.prime`)."""
+        snapshots = self._status_snapshots()
+        if snapshots is not None:
+            snapshots.prime()
+
+    def keep_status_warm(self) -> None:
+        """Somebody asks for the status: keep it built (`StatusSnapshots.keep_warm`)."""
         snapshots = self._status_snapshots()
         if snapshots is not None:
             snapshots.keep_warm()

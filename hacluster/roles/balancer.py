@@ -197,6 +197,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
             case "prepare_status":
                 balancer.prepare_status()
                 return None
+            case "keep_status_warm":
+                balancer.keep_status_warm()
+                return None
             case "metrics":
                 text, _ = await metrics.render_async(str(args[0]) if args[0] else None)
                 return text.removesuffix(b"# EOF\n")
@@ -412,7 +415,7 @@ class BalancerRole(RoleProcess):
         if now - self._warmed >= STATUS_WARM_EVERY:
             # Keep it building (and handing over) while somebody asks.
             self._warmed = now
-            self.prepare_status()
+            self._tell("keep_status_warm")
         if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
             return latest[1]
         try:
@@ -426,15 +429,20 @@ class BalancerRole(RoleProcess):
         return value
 
     def prepare_status(self) -> None:
+        """Have the first status part built (the API is up): one, not more."""
+        self._tell("prepare_status")
+
+    def _tell(self, method: str) -> None:
+        """Ask the balancer for `method`, not waiting for its answer."""
         channel = self._channel
         if channel is not None and self._ready.is_set():
-            task = asyncio.get_running_loop().create_task(self._prepare_status())
+            task = asyncio.get_running_loop().create_task(self._ask_quietly(method))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _prepare_status(self) -> None:
+    async def _ask_quietly(self, method: str) -> None:
         with contextlib.suppress(Exception):
-            await self._call("prepare_status")
+            await self._call(method)
 
     def changed(self) -> None:
         """A change through the API or a reload: the next status is asked for (the
