@@ -33,6 +33,11 @@ _WAKE_BATCH = 256
 # uvloop keeps time in whole milliseconds and rounds timer delays to them, so its timers
 # can fire before the time they were set for.
 _TIMER_GRAIN = 0.001
+# The least time between two wakes of the runner: checks due within it start together,
+# at most this late, so that thousands of checks a second cost a loop turn (a timer, a
+# poll) per tick rather than one each, and their completions come back in batches too.
+# A check's phase is kept (its next start is counted from when it was due).
+_TICK = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +193,7 @@ class Runner:
         self._bumped: dict[float, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._woke = -math.inf  # when the timer last fired
         self._inflight: set[_Entry] = set()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -339,6 +345,9 @@ class Runner:
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None
+        when = max(when, self._woke + _TICK)
+        if when >= self._timer_at:
+            return  # (an earlier key within the tick: the armed timer takes it)
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = when
@@ -348,12 +357,13 @@ class Runner:
         assert self._loop is not None
         self._timer = None
         self._timer_at = math.inf
+        self._woke = now = self._loop.time()
         heap = self._heap
         scheduled = self._scheduled
         bumped = self._bumped
         heappop = heapq.heappop
         # The loop fires timers up to its clock resolution early; honour that here too.
-        limit = self._loop.time() + 1e-6
+        limit = now + 1e-6
         # A loop that fell behind finds thousands due at once: start them a batch per
         # loop turn, so the completions of the last batch are taken in between rather
         # than thousands of checks piling up in flight.
