@@ -18,6 +18,12 @@ with and without `GET /v1/status` every 0.5 s. Printed per case:
   master-down interval (a backup would have taken over);
 - /v1/status latency p50/p99/max and how many timed out (10 s).
 
+With `--anchor haproxy` (the default where HAProxy is installed), HAProxy then checks the
+same real servers from the director's namespace, the same way (a TCP connect, or
+keepalived's request judged by its status, every second, connect timeout 2 s), measured
+over the same number of seconds once every server has passed a check: its CPU is the
+yardstick printed after each kind's cases.
+
 Nothing is asserted; run as root:
 
     .venv/bin/python bench/isolation.py [--servers 5000] [--tcp-servers 10000] [--seconds 20]
@@ -30,6 +36,7 @@ import contextlib
 import ctypes
 import itertools
 import os
+import shutil
 import socket
 import statistics
 import struct
@@ -40,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hacluster.lab.netns import Lab, Netns
+from healthchecks.benchtargets import haproxy_config, measure_haproxy
 
 SO_TIMESTAMPNS = 35
 CLONE_NEWNET = 0x40000000
@@ -67,6 +75,11 @@ def in_netns(ns: Netns, make: type[socket.socket] = socket.socket, *args: int) -
         os.close(own)
 
 
+def addresses(servers: int) -> list[str]:
+    """The real servers' addresses (all answered by the peer's nginx)."""
+    return [f"10.87.{i // 250}.{i % 250 + 1}" for i in range(servers)]
+
+
 def config(kind: str, servers: int, sock: Path, workers: int | None, rt: bool) -> str:
     check = ("HTTP_GET: {url: [{path: /}], connect_timeout: 2}" if kind == "HTTP_GET"
              else "TCP_CHECK: {connect_timeout: 2}")
@@ -92,8 +105,8 @@ def config(kind: str, servers: int, sock: Path, workers: int | None, rt: bool) -
         "    delay_loop: 1",
         "    real_servers:",
     ]
-    for i in range(servers):
-        lines.append(f"      - {{ip: 10.87.{i // 250}.{i % 250 + 1}, port: 80, {check}}}")
+    for address in addresses(servers):
+        lines.append(f"      - {{ip: {address}, port: 80, {check}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -314,6 +327,21 @@ def show(r: Result, wanted: int) -> None:
               f"{r.status_timeouts} timed out")
 
 
+def anchor(lab: Lab, director: Netns, kind: str, servers: int, seconds: float) -> None:
+    """HAProxy checking the same real servers from the director's namespace."""
+    sock = lab.workdir / "haproxy.sock"
+    cfg = lab.workdir / "haproxy.cfg"
+    cfg.write_text(haproxy_config("tcp" if kind == "TCP_CHECK" else "http", addresses(servers),
+                                  80, 1.0, 2.0, sock))
+    run = measure_haproxy(["ip", "netns", "exec", director.name, "haproxy", "-db", "-f",
+                           str(cfg)], sock, servers, 2.0, seconds)
+    print(f"== {servers} {kind}, HAProxy (anchor, same servers, inter 1s)")
+    settled = "not all" if run.settled is None else f"all after {run.settled:.0f} s"
+    print(f"   CPU % {run.cpu / seconds * 100:.0f}; servers up {run.up} of {servers} "
+          f"(passed a check: {settled}); commonest check status {run.status}; "
+          f"PSS MB {run.pss_mib:.0f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--servers", type=int, default=5000, help="HTTP_GET real servers")
@@ -322,6 +350,9 @@ def main() -> int:
     ap.add_argument("--only", choices=("HTTP_GET", "TCP_CHECK"))
     ap.add_argument("--status", choices=("with", "without", "both"), default="both")
     ap.add_argument("--variant", choices=("before", "after", "both"), default="both")
+    ap.add_argument("--anchor", choices=("haproxy", "none"),
+                    default="haproxy" if shutil.which("haproxy") else "none",
+                    help="measure HAProxy checking the same servers after each kind")
     args = ap.parse_args()
     print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with Lab("hciso") as lab:
@@ -359,6 +390,9 @@ def main() -> int:
                         show(run_case(lab, director, peer, label, text, args.seconds, poll,
                                       single), n)
                         print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                if args.anchor == "haproxy":
+                    anchor(lab, director, kind, n, args.seconds)
+                    print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         finally:
             nginx.stop()
     return 0
