@@ -114,6 +114,7 @@ if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from hacluster.notify import Notifier
     from healthchecks.base import Checker
+    from healthchecks.sharded import RunBatch
     from healthchecks.zygote import Zygote
 
 log = logging.getLogger("hacluster.loadbalancer")
@@ -388,6 +389,7 @@ class LoadBalancer:
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
                 on_results=self._on_results, zygote=zygote,
+                result_buckets=metrics.check_buckets if metrics is not None else (),
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
@@ -932,12 +934,13 @@ class LoadBalancer:
         if self._metrics is not None:
             self._metrics.check_done(kind, result_label(result), max(0.0, seconds))
 
-    def _on_results(self, batches: list[tuple[str, str, list[float]]]) -> None:
+    def _on_results(self, batches: list[RunBatch]) -> None:
         """Outcomes of the runs done in the worker processes since their last batch."""
-        for kind, label, seconds in batches:
-            self.counters["checks"] += len(seconds)
+        for batch in batches:
+            self.counters["checks"] += batch.runs
             if self._metrics is not None:
-                self._metrics.checks_done(kind, label, seconds)
+                self._metrics.checks_counted(batch.kind, batch.label, batch.seconds,
+                                             batch.buckets)
 
     async def refresh(self, max_age: float = 1.0) -> None:
         """Read the checks' counters from the worker processes, when the last reading is
