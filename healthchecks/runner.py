@@ -93,13 +93,15 @@ def _outcome(task: asyncio.Task[CheckResult]) -> CheckResult:
 
 class _Entry:
     __slots__ = (
-        "cancel", "deadline", "due", "failures", "inflight", "key", "launch", "launch_on",
-        "limit", "removed", "run", "runs", "spec", "started", "suspect", "task", "tracker",
+        "cancel", "deadline", "due", "ended", "failures", "inflight", "key", "kind", "last_ok",
+        "launch", "launch_on", "limit", "removed", "run", "runs", "spec", "started", "suspect",
+        "task", "took", "tracker",
     )
 
     def __init__(self, spec: CheckSpec, guard: float) -> None:
         self.spec = spec
-        self.tracker = Tracker(spec.timing.resolved(spec.checker.kind))
+        self.kind = spec.checker.kind
+        self.tracker = Tracker(spec.timing.resolved(self.kind))
         self.task: asyncio.Task[CheckResult] | None = None
         self.launch: Launch | None = getattr(spec.checker, "launch", None)
         # The same on a loop named by the caller (TcpCheck): saves a loop lookup per run.
@@ -118,6 +120,9 @@ class _Entry:
         self.runs = 0
         self.failures = 0
         self.removed = False
+        self.last_ok: bool | None = None  # the latest run's outcome (None: none yet),
+        self.ended = 0.0  # when it ended
+        self.took = 0.0  # and how long it took
 
 
 class Changes:
@@ -293,6 +298,12 @@ class Runner:
             check_id, e.spec.server, t.up, t.last_reason, t.last_failure, t.weight, e.runs,
             e.failures, e.due if e.key is not None else None,
         )
+
+    def last_run(self, check_id: str) -> tuple[bool, float, float] | None:
+        """A check's latest run: passed or not, when it ended (the loop's time) and how
+        long it took; None before its first."""
+        e = self._entries[check_id]
+        return None if e.last_ok is None else (e.last_ok, e.ended, e.took)
 
     def server_up(self, server: Hashable) -> bool:
         """A real server is up while all of its checks are (and with none, always)."""
@@ -499,11 +510,13 @@ class Runner:
         assert self._loop is not None
         now = self._loop.time()
         entry.runs += 1
-        if not result.ok:
+        ok = entry.last_ok = result.ok
+        if not ok:
             entry.failures += 1
+        entry.ended = now
+        took = entry.took = now - entry.started
         if self._on_result is not None:
-            self._on_result(entry.spec.check_id, entry.spec.checker.kind, result,
-                            now - entry.started)
+            self._on_result(entry.spec.check_id, entry.kind, result, took)
         tracker = entry.tracker
         was_up = tracker.up
         transition = tracker.observe(result, now)

@@ -626,7 +626,6 @@ async def _serve(fd: int) -> None:
     results: dict[tuple[str, str], list[Any]] = {}
     bounds = [float(b) for b in options.get("buckets", ())]
     empty = [0.0] + [0] * (len(bounds) + 1)
-    last: dict[str, tuple[bool, float, float]] = {}  # check_id -> (ok, ended, seconds)
 
     def flush() -> None:
         writer.write(_frame(("events", outbox[:])))
@@ -649,7 +648,6 @@ async def _serve(fd: int) -> None:
             seconds = 0.0
         row[0] += seconds
         row[1 + bisect_left(bounds, seconds)] += 1
-        last[check_id] = (result.ok, loop.time(), seconds)
 
     def send_results() -> None:
         if results:
@@ -664,7 +662,7 @@ async def _serve(fd: int) -> None:
         rows: list[list[Any]] = []
         for check_id in runner.check_ids():
             st = runner.status(check_id)
-            ok, ended, seconds = last.get(check_id, (None, None, None))
+            ok, ended, seconds = runner.last_run(check_id) or (None, None, None)
             rows.append([
                 check_id, st.up, st.reason, st.last_failure, st.weight, st.runs, st.failures,
                 ok, None if ended is None else now - ended, seconds,
@@ -703,7 +701,6 @@ async def _serve(fd: int) -> None:
                     case ("remove", str() as check_id):
                         with contextlib.suppress(KeyError):
                             runner.remove(check_id)
-                        last.pop(check_id, None)
                     case ("counters",):
                         writer.write(_frame(("counters", counters())))
                     case ("ping",):
