@@ -34,10 +34,13 @@ _WAKE_BATCH = 256
 # can fire before the time they were set for.
 _TIMER_GRAIN = 0.001
 # The least time between two wakes of the runner: checks due within it start together,
-# at most this late, so that thousands of checks a second cost a loop turn (a timer, a
-# poll) per tick rather than one each, and their completions come back in batches too.
-# A check's phase is kept (its next start is counted from when it was due).
-_TICK = 0.001
+# at most this late (as the TCP and HTTP checkers tell a timeout at most 5 ms late), so
+# that thousands of checks a second cost a loop turn (a timer, a poll) per tick rather
+# than one each, and their completions come back in batches too. A check's phase is
+# kept (its next start is counted from when it was due). At 5,000 TCP checks a second
+# (healthchecks.bench, one process) the CPU per check went from 30 us (a wake per check
+# due) to 24 us; start lateness p50 from 1 ms to 4 ms, p99 from 8 ms to 10-13 ms.
+_TICK = 0.005
 
 
 @dataclass(frozen=True, slots=True)
