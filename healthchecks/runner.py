@@ -379,8 +379,8 @@ class Runner:
         # The loop fires timers up to its clock resolution early; honour that here too.
         limit = now + 1e-6
         # A loop that fell behind finds thousands due at once: start them a batch per
-        # loop turn, so the completions of the last batch are taken in between rather
-        # than thousands of checks piling up in flight.
+        # tick (51,200 a second), so the completions of the last batch are taken in
+        # between rather than thousands of checks piling up in flight.
         budget = _WAKE_BATCH
         while heap and heap[0] <= limit and budget:
             key = heappop(heap)
