@@ -667,7 +667,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Host header of HTTP_GET / SSL_GET checks, passed down.", "www.example.com"),
     ("VirtualServer", "ha_suspend"): KeyDoc(
         "keepalived: check the real servers only while this director holds the virtual "
-        "address. Accepted for keepalived files; hacluster does not act on it yet.", "true"),
+        "address. Accepted for keepalived files; hacluster does not act on it yet (check-config "
+        "and run say so).", "true"),
     ("VirtualServer", "real_servers"): KeyDoc(
         "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
         keepalived="real_server IP PORT"),
