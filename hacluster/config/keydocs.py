@@ -226,7 +226,7 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Health-check worker processes; each real server's checks run in one of them. 0 "
         "runs the checks in the daemon's own process.", "2", keepalived=None,
         default="enough for the configured check rate (2,500 checks/s each), at most one "
-                "per CPU"),
+                "per CPU the daemon may run on (CPUAffinity=)"),
     ("GlobalDefs", "vrrp_priority"): KeyDoc(
         "Nice value of the VRRP role process (-20 to 19; lower runs first).", "-10"),
     ("GlobalDefs", "vrrp_rt_priority"): KeyDoc(

@@ -112,5 +112,14 @@ def checker_processes(config: Config, cpus: int | None = None) -> int:
     )
     if not rate:
         return 0
-    cpus = cpus or os.cpu_count() or 1
+    cpus = cpus or usable_cpus()
     return max(1, min(cpus, math.ceil(rate / CHECKS_PER_WORKER)))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (systemd's CPUAffinity=, taskset), not the
+    machine's: more workers than that would only take turns on the same ones."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
