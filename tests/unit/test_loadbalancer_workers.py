@@ -56,6 +56,24 @@ def test_the_cap_is_the_cpus_this_process_may_run_on() -> None:
     assert out.stdout.strip() == "1"
 
 
+async def test_checks_running_returns_once_the_workers_run(tmp_path: Path,
+                                                           tcps: list[Tcp]) -> None:
+    # What the balancer role waits for before it says it is ready (and the supervisor
+    # sends READY): its check workers are there, not only asked for.
+    config = make_config(tmp_path, [tcps[0].rs(weight=3)])
+    lb = LoadBalancer(config, Recording(), metrics=Metrics(process=False), workers=2)
+    await lb.start()
+    try:
+        await lb.checks_running()
+        assert lb._sharded is not None
+        pids = lb._sharded.worker_pids
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # alive
+    finally:
+        await lb.stop()
+
+
 async def test_killed_worker_replaced_without_a_flap(tmp_path: Path, tcps: list[Tcp]) -> None:
     live = tcps[0]
     dead = Tcp()  # a port nobody listens on: refused
