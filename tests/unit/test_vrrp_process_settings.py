@@ -81,3 +81,17 @@ def test_unprivileged_each_setting_is_refused_with_a_line_not_fatally() -> None:
     assert seen["nice"] == 0 and seen["policy"] == os.SCHED_OTHER
     assert [line.split(" refused")[0] for line in seen["lines"]] == [
         "vrrp_priority -5", "vrrp_rt_priority 10", "vrrp_no_swap"]
+
+
+def test_single_process_says_each_setting_it_leaves_out() -> None:
+    from hacluster.commands.run import VRRP_PROCESS_KEYS, ignored_in_one_process
+    from hacluster.config.loader import parse_config
+    from hacluster.config.model import GlobalDefs
+
+    assert set(VRRP_PROCESS_KEYS) <= {f for f in GlobalDefs.__dataclass_fields__}
+    assert ignored_in_one_process(parse_config("{}", "t.yaml")) == []
+    config = parse_config("global_defs: {vrrp_priority: -5, vrrp_rt_priority: 10, "
+                          "vrrp_rlimit_rttime: 5000, vrrp_no_swap: true}", "t.yaml")
+    lines = ignored_in_one_process(config)
+    assert [line.split()[0] for line in lines] == [f"global_defs.{k}" for k in VRRP_PROCESS_KEYS]
+    assert all(line.endswith("ignored with --single-process") for line in lines)
