@@ -203,6 +203,12 @@ class LoadBalancer(ReloadPart, StatusPart):
             await self._flush()
         log.info("load balancer stopped (IPVS entries %s)", "flushed" if flush else "left")
 
+    async def checks_running(self) -> None:
+        """Return once the check workers run, each with its checks (at once when the
+        checks run in this process); what starting them raised, raised here."""
+        if self._runner_start is not None:
+            await asyncio.shield(self._runner_start)
+
     async def drain(self, virtual_server: str, real_server: str) -> None:
         """Weight 0 for a real server (connections stay) until `undrain`, across reloads."""
         await self._set_drained(virtual_server, real_server, "drain")
