@@ -1,7 +1,8 @@
 """The daemon as the control API sees it: VRRP from its role, the rest from the balancer.
 
-`DaemonController` (`hacluster.apitypes.Controller`) reads what the roles report when a
-request comes: the VRRP role's instances and counters, and the balancer's part. The
+`DaemonController` (`hacluster.apitypes.Controller`) reads what the roles of a
+composition root (`hacluster.daemon.Root`) report when a request comes, through their
+`snapshot()`: the VRRP instances and counters, and the balancer's part. The
 balancer builds its part of `GET /v1/status` itself, in slices, and hands it over as
 bytes (`Balancer.snapshot`): here it is joined to the few lines of VRRP state and
 counters without being decoded, so a poller of a daemon with 10,000 real servers costs
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hacluster.apitypes import Status, UnknownVirtualServer
 
 if TYPE_CHECKING:
-    from hacluster.daemon import Daemon
+    from hacluster.daemon import Root
 
 #: What a VRRP role that is restarting shows.
 _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
@@ -27,15 +28,13 @@ _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
 class DaemonController:
     """The daemon as the control API sees it (`hacluster.api.Controller`)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Root) -> None:
         self.daemon = daemon
 
     async def _vrrp(self) -> dict[str, Any]:
         """The VRRP instances and counters, from the role or from this process."""
-        role = self.daemon.vrrp_role
-        if role is None:
-            return self.daemon.role_status()
-        return await role.status() or _NO_VRRP
+        vrrp = self.daemon.vrrp
+        return (None if vrrp is None else await vrrp.snapshot()) or _NO_VRRP
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
