@@ -14,7 +14,8 @@ the same interface (`hacluster.roles.interface.Role`):
 `Root` is what they share: the configuration and command line, signal wiring (SIGTERM
 and SIGINT stop, SIGHUP reloads, SIGUSR1 dumps), the stop sequence, reloads (carried
 out by `hacluster.reload_coordinator.Reloader` through the roles' interface), the
-control API, lvs_sync_daemon following the VRRP states, and what the API reads.
+control API (`hacluster.controller` reads the roots' roles) and lvs_sync_daemon
+following the VRRP states.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -40,7 +40,6 @@ from vrrp.machine import State
 # imported where it is used.
 if TYPE_CHECKING:
     from hacluster.api import ApiServer
-    from hacluster.apitypes import Status
     from hacluster.balancer import Balancer
     from hacluster.ipvs.backend import Backend
     from hacluster.lvs_sync import SyncFollower
@@ -287,63 +286,16 @@ class Root:
 
     # ------------------------------------------------------------------ the API's
 
-    async def maintenance(self, name: str, on: bool) -> None:
-        from hacluster.apitypes import UnknownInstance
-
-        if not await self._maintenance(name, on):
-            raise UnknownInstance(name)
-
-    async def _maintenance(self, name: str, on: bool) -> bool:
+    async def set_maintenance(self, name: str, on: bool) -> bool:
+        """Maintenance on or off for instance `name`; False: no such instance."""
         return False
 
-    async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
-        from hacluster.apitypes import UnknownVirtualServer
-
-        if self.balancer is None:
-            raise UnknownVirtualServer(virtual_server)
-        await self.balancer.drain(virtual_server, real_server, on)
-        self._changed()
-
-    def _changed(self) -> None:
-        """Something the status file shows changed."""
-
-    async def ipvs(self) -> dict[str, Any]:
-        if self.balancer is None:
-            return {"services": []}
-        return await self.balancer.ipvs()
+    def changed(self) -> None:
+        """Something the status file shows changed (a drain)."""
 
     def role_restarts(self) -> dict[str, int]:
         """Restarts of each role process (none when everything runs in this one)."""
         return {}
-
-    def api_status(self, vrrp: dict[str, Any], lb: dict[str, Any] | None) -> Status:
-        """Status from what the VRRP part and the balancer said (`vrrp`: its
-        `snapshot()`; `lb`: its `virtual_servers`, `dataplane_error` and `counters`)."""
-        from hacluster import __version__
-        from hacluster.apitypes import Status
-
-        g = self.config.global_defs
-        counters: dict[str, Any] = {
-            "transport": vrrp["transport"],
-            "dropped": vrrp["dropped"],
-            "reloads": dict(self.reloads),
-        }
-        restarts = self.role_restarts()
-        if restarts:
-            counters["role_restarts"] = restarts
-        if lb is not None:
-            counters["load_balancer"] = lb["counters"]
-        return Status(
-            router_id=g.router_id or socket.gethostname(),
-            version=__version__,
-            dataplane=g.dataplane,
-            uptime_seconds=round(time.monotonic() - self.started_at, 3),
-            config_file=str(self.options.config_file) if self.options.config_file else None,
-            instances=vrrp["instances"],
-            virtual_servers=lb["virtual_servers"] if lb is not None else [],
-            dataplane_error=lb["dataplane_error"] if lb is not None else None,
-            counters=counters,
-        )
 
 
 def run_daemon(config: Config, options: DaemonOptions, role: VrrpRole | None = None,

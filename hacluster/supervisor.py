@@ -206,5 +206,5 @@ class Supervisor(Root):
         await self.outputs.reconfigure(config)
         await super().reconfigured(config, balancer)
 
-    async def _maintenance(self, name: str, on: bool) -> bool:
+    async def set_maintenance(self, name: str, on: bool) -> bool:
         return await self.role.maintenance(name, on)

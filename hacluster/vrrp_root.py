@@ -123,8 +123,8 @@ class VrrpRoot(Root):
             self.part.write_states()
         self.part.schedule_status()
 
-    async def _maintenance(self, name: str, on: bool) -> bool:
+    async def set_maintenance(self, name: str, on: bool) -> bool:
         return await self.part.set_maintenance(name, on)
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
         self.part.schedule_status()
