@@ -15,7 +15,7 @@ the same interface (`hacluster.roles.interface.Role`):
 and SIGINT stop, SIGHUP reloads, SIGUSR1 dumps), the stop sequence, reloads (carried
 out by `hacluster.reload_coordinator.Reloader` through the roles' interface), the
 control API (`hacluster.controller` reads the roots' roles) and lvs_sync_daemon
-following the VRRP states.
+following the VRRP states (`hacluster.lvs_follow`).
 """
 
 from __future__ import annotations
@@ -28,21 +28,19 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
+from hacluster.lvs_follow import LvsSyncPart
 from hacluster.roles.interface import Role
-from vrrp.machine import State
 
 # The VRRP role imports this module before its release: what only some shapes use is
 # imported where it is used.
 if TYPE_CHECKING:
     from hacluster.api import ApiServer
     from hacluster.balancer import Balancer
-    from hacluster.ipvs.backend import Backend
-    from hacluster.lvs_sync import SyncFollower
     from hacluster.metrics import Metrics
     from hacluster.reload_coordinator import Reloader
     from hacluster.roles.balancer import BalancerRole
@@ -73,15 +71,12 @@ class Root:
         self.balancer: Balancer | BalancerRole | None = None
         self.sd: SdNotifier | None = None
         self.api: ApiServer | None = None
-        self.lvs_sync: SyncFollower | None = None
-        self._backend: Backend | None = None  # lvs_sync_daemon's (the balancer has its own)
+        self.lvs_sync = LvsSyncPart()
         self.started = asyncio.Event()  # set once the instances run
         self.stopping = asyncio.Event()
         self.running = False
         self.reload_lock = asyncio.Lock()
         self.started_at = time.monotonic()
-        #: The instances' states as last told (a new lvs_sync follower is told them).
-        self.states: dict[str, State] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloader_made: Reloader | None = None  # made on the first reload
 
@@ -164,17 +159,9 @@ class Root:
     async def _stop_parts(self) -> None:
         raise NotImplementedError
 
-    async def _stop_lvs_sync(self) -> None:
-        if self.lvs_sync is not None:
-            await self.lvs_sync.stop()
-
     async def _close(self) -> None:
         """Last: what is closed once everything has stopped."""
-        if self._backend is not None:
-            from hacluster.loadbalancer import close_backend
-
-            await close_backend(self._backend, log)
-            self._backend = None
+        await self.lvs_sync.close()
 
     # ------------------------------------------------------------------ shared parts
 
@@ -195,38 +182,6 @@ class Root:
             return
         self.api = api
         controller.prepare_status()
-
-    def _vrrp_state(self, name: str, state: State) -> None:
-        """An instance's new state: lvs_sync_daemon follows it."""
-        self.states[name] = state
-        if self.lvs_sync is not None:
-            self.lvs_sync.vrrp_state(name, state)
-
-    async def _follow_lvs_sync(self, config: Config) -> None:
-        """global_defs.lvs_sync_daemon on an IPVS dataplane (hacluster.lvs_sync)."""
-        if self.lvs_sync is not None:
-            self.lvs_sync.reconfigure(config)
-            return
-        if config.global_defs.lvs_sync_daemon is None or self.balancer is None:
-            return
-        backend = getattr(self.balancer, "backend", None) or self._backend
-        if backend is None and config.global_defs.dataplane != "none":
-            # The balancer role has its dataplane: the sync daemon gets a handle here.
-            from hacluster.loadbalancer import backend_for
-
-            try:
-                backend = self._backend = backend_for(config)
-            except Exception as exc:
-                log.error("lvs_sync_daemon: cannot open the dataplane: %s", exc)
-                return
-        if not hasattr(backend, "follow_sync_role"):
-            return
-        from hacluster.lvs_sync import SyncBackend, SyncFollower
-
-        self.lvs_sync = SyncFollower(cast(SyncBackend, backend), config)
-        await self.lvs_sync.start()
-        for name, state in self.states.items():  # what was told before it was there
-            self.lvs_sync.vrrp_state(name, state)
 
     # ------------------------------------------------------------------ reload
 
@@ -272,7 +227,7 @@ class Root:
         the API listeners follow."""
         if balancer is not None:
             self.balancer = balancer
-        await self._follow_lvs_sync(config)
+        await self.lvs_sync.follow(config, self.balancer)
         if self.api is not None:
             from hacluster.api import ApiError, Listeners
 

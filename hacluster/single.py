@@ -29,7 +29,7 @@ class SingleProcess(VrrpRoot):
 
     def __init__(self, config: Config, options: DaemonOptions) -> None:
         super().__init__(config, options)
-        self.part.on_state_change = self._vrrp_state
+        self.part.on_state_change = self.lvs_sync.state
         self.local: Balancer | None = None
 
     def _new_metrics(self) -> Metrics | None:
@@ -53,13 +53,14 @@ class SingleProcess(VrrpRoot):
             # The table is reconciled before any VIP can arrive: a restart after a
             # crash finds what it left and repairs it rather than adding twice.
             await self.local.start()
-        await self._follow_lvs_sync(config)  # as backup before any instance can be master
+        # As backup before any instance can be master.
+        await self.lvs_sync.follow(config, self.balancer)
 
     async def _after_vrrp(self) -> None:
         await self._start_api()
 
     async def _stop_others(self) -> None:
-        await self._stop_lvs_sync()
+        await self.lvs_sync.stop()
         if self.local is not None:
             await self.local.stop()
 

@@ -113,7 +113,7 @@ class Supervisor(Root):
                  "%d virtual server(s), dataplane %s", os.getpid(), role.pid,
                  None if balancer is None else balancer.pid, len(config.virtual_servers),
                  config.global_defs.dataplane)
-        await self._follow_lvs_sync(config)
+        await self.lvs_sync.follow(config, self.balancer)
         self.running = True
         await self._start_api()
         settle_gc()
@@ -133,7 +133,7 @@ class Supervisor(Root):
         await self.role.stop()  # VRRP first: resigning matters most
 
     async def _stop_parts(self) -> None:
-        await self._stop_lvs_sync()
+        await self.lvs_sync.stop()
         if self.balancer is not None:
             await self.balancer.stop()
         await self.outputs.close(timeout=self.config.global_defs.notify_timeout)
@@ -168,7 +168,7 @@ class Supervisor(Root):
     def _role_event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "state":
             name, label = args
-            self._vrrp_state(str(name), State[str(label)])
+            self.lvs_sync.state(str(name), State[str(label)])
 
     def _balancer_event(self, kind: str, args: tuple[Any, ...]) -> None:
         """The balancer role's notifications, run here (scripts, FIFOs, mail) in order."""
