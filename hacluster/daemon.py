@@ -14,8 +14,7 @@ the same interface (`hacluster.roles.interface.Role`):
 `Root` is what they share: the configuration and command line, signal wiring (SIGTERM
 and SIGINT stop, SIGHUP reloads, SIGUSR1 dumps), the stop sequence, reloads (carried
 out by `hacluster.reload_coordinator.Reloader` through the roles' interface), the
-control API (`hacluster.controller` reads the roots' roles) and lvs_sync_daemon
-following the VRRP states (`hacluster.lvs_follow`).
+control API (`hacluster.controller` reads the roots' roles).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from hacluster.config.model import Config
 from hacluster.daemon_options import DaemonOptions, with_overrides
 from hacluster.logs import setup_logging
-from hacluster.lvs_follow import LvsSyncPart
 from hacluster.roles.interface import Role
 
 # The VRRP role imports this module before its release: what only some shapes use is
@@ -71,7 +69,6 @@ class Root:
         self.balancer: Balancer | BalancerRole | None = None
         self.sd: SdNotifier | None = None
         self.api: ApiServer | None = None
-        self.lvs_sync = LvsSyncPart()
         self.started = asyncio.Event()  # set once the instances run
         self.stopping = asyncio.Event()
         self.running = False
@@ -161,7 +158,6 @@ class Root:
 
     async def _close(self) -> None:
         """Last: what is closed once everything has stopped."""
-        await self.lvs_sync.close()
 
     # ------------------------------------------------------------------ shared parts
 
@@ -223,11 +219,10 @@ class Root:
 
     async def reconfigured(self, config: Config,
                            balancer: Balancer | BalancerRole | None) -> None:
-        """After the roles took `config`: a new balancer (ready) runs, lvs_sync and
-        the API listeners follow."""
+        """After the roles took `config`: a new balancer (ready) runs, the API
+        listeners follow."""
         if balancer is not None:
             self.balancer = balancer
-        await self.lvs_sync.follow(config, self.balancer)
         if self.api is not None:
             from hacluster.api import ApiError, Listeners
 

@@ -29,6 +29,9 @@ class SingleProcess(VrrpRoot):
 
     def __init__(self, config: Config, options: DaemonOptions) -> None:
         super().__init__(config, options)
+        from hacluster.lvs_follow import LvsSyncPart
+
+        self.lvs_sync = LvsSyncPart()
         self.part.on_state_change = self.lvs_sync.state
         self.local: Balancer | None = None
 
@@ -90,4 +93,9 @@ class SingleProcess(VrrpRoot):
         if self.local is not None and self.local.notifier is not notifier:
             self.local.set_notifier(notifier)  # the first notify script came with it
         await super().reconfigured(config, balancer)
+        await self.lvs_sync.follow(config, self.balancer)
+
+    async def _close(self) -> None:
+        await self.lvs_sync.close()
+        await super()._close()
 

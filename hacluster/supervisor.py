@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hacluster.config.model import Config
 from hacluster.daemon import Root, settle_gc
 from hacluster.daemon_options import DaemonOptions
+from hacluster.lvs_follow import LvsSyncPart
 from hacluster.notify_outputs import NotifyOutputs
 from hacluster.roles.interface import RoleFailed
 from vrrp.machine import State
@@ -53,6 +54,7 @@ class Supervisor(Root):
             # `healthchecks.zygote.current`); one that dies is started again at once.
             zygote.on_restart = lambda: self.role_restarted("zygote")
         self.outputs = NotifyOutputs(metrics=lambda: self._metrics)
+        self.lvs_sync = LvsSyncPart()
         self._metrics: Metrics | None = None
 
     @property
@@ -205,6 +207,11 @@ class Supervisor(Root):
                            balancer: Balancer | BalancerRole | None) -> None:
         await self.outputs.reconfigure(config)
         await super().reconfigured(config, balancer)
+        await self.lvs_sync.follow(config, self.balancer)
+
+    async def _close(self) -> None:
+        await self.lvs_sync.close()
+        await super()._close()
 
     async def set_maintenance(self, name: str, on: bool) -> bool:
         return await self.role.maintenance(name, on)
