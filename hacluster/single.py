@@ -34,11 +34,16 @@ class SingleProcess(VrrpRoot):
         self.lvs_sync = LvsSyncPart()
         self.part.on_state_change = self.lvs_sync.state
         self.local: Balancer | None = None
+        if self.metrics is not None:  # a scrape reads the VRRP counters as they are now
+            self.metrics.refresh = self._push_vrrp_counters
 
     def _new_metrics(self) -> Metrics | None:
         from hacluster.vrrp_metrics import new_metrics
 
         return new_metrics()
+
+    async def _push_vrrp_counters(self) -> None:
+        self.part.counters.push(self.part.speaker)
 
     def _status_extra(self) -> dict[str, Any]:
         extra = super()._status_extra()

@@ -1,27 +1,20 @@
 """The VRRP part's metrics: its counters pushed to `hacluster.metrics.Metrics` as deltas.
 
-The drivers, endpoints and transport keep their counters as plain attributes; once a
-second (`METRICS_INTERVAL`), and when the metrics are asked for, `VrrpMetrics.push`
-forwards what changed. The VRRP role builds its metrics after its instances run (a
-measured hot path: prometheus_client and the package metadata cost it ~50 ms of its
-start-up), in a thread, and counts the transitions made before they existed.
+The drivers, endpoints and transport keep their counters as plain attributes; when the
+metrics are asked for (a scrape, the supervisor's request), `VrrpMetrics.push` forwards
+what changed since: nothing runs on a timer. The VRRP role builds its metrics after its
+instances run (a measured hot path: prometheus_client and the package metadata cost it
+~50 ms of its start-up), in a thread, and counts the transitions made before they existed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hacluster.metrics import Metrics
     from vrrp.speaker import Speaker
-
-log = logging.getLogger("hacluster.daemon")
-
-#: Seconds between two pushes of VRRP counters (adverts, drops, priority) to the metrics.
-METRICS_INTERVAL = 1.0
-
 
 def import_metrics() -> None:
     """What the metrics and a reload import, imported (in a thread, off the loop)."""
@@ -49,7 +42,6 @@ class VrrpMetrics:
         self._early: list[tuple[str, str]] | None = None if metrics is not None else []
         self._pushed: dict[tuple[str, str], int] = {}
         self._built: asyncio.Task[None] | None = None
-        self._loop: asyncio.Task[None] | None = None
 
     def transition(self, name: str, label: str) -> None:
         if self.metrics is not None:
@@ -70,17 +62,12 @@ class VrrpMetrics:
             self.metrics.vrrp_state(name, state_label(driver.members[name].machine.state))
 
     def start(self, speaker: Speaker | None) -> None:
-        """Push once a second from now on (building the metrics first, if late)."""
+        """The instances run: count their states (building the metrics first, if late)."""
         if self.metrics is None:
             self._built = asyncio.get_running_loop().create_task(
                 self._build(speaker), name="metrics-build")
         else:
             self.count_states(speaker)
-            self._start_loop(speaker)
-
-    def _start_loop(self, speaker: Speaker | None) -> None:
-        self._loop = asyncio.get_running_loop().create_task(self._run(speaker),
-                                                            name="metrics")
 
     async def _build(self, speaker: Speaker | None) -> None:
         """Imported in a thread, so that the loop keeps its timers meanwhile."""
@@ -91,20 +78,11 @@ class VrrpMetrics:
         self._early = None
         self.metrics = metrics
         self.count_states(speaker)
-        self._start_loop(speaker)
 
     async def ready(self) -> None:
         """Return once the metrics exist (the VRRP role builds them after start)."""
         if self._built is not None:
             await asyncio.shield(self._built)
-
-    async def _run(self, speaker: Speaker | None) -> None:
-        while True:
-            await asyncio.sleep(METRICS_INTERVAL)
-            try:
-                self.push(speaker)
-            except Exception:
-                log.exception("metrics update failed")
 
     def families(self, speaker: Speaker | None) -> list[Any]:
         """The VRRP metric families, as plain data for the supervisor's /metrics."""
@@ -147,8 +125,8 @@ class VrrpMetrics:
     async def stop(self) -> None:
         import contextlib
 
-        for task in (self._built, self._loop):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        task = self._built
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -155,3 +155,29 @@ def test_a_reload_brings_the_first_balancer_into_the_same_process(director: Dire
     assert "MASTER -> INITIALIZE (shutdown)" in text
     events = [json.loads(line) for line in d.events.read_text().splitlines()]
     assert any(e["name"] == "VI_1" and e["state"] == "STOP" for e in events), events
+
+
+def _adverts_sent(text: str) -> float:
+    prefix = 'hacluster_vrrp_adverts_sent_total{instance="VI_1"} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix):])
+    return 0.0
+
+
+def test_a_scrape_reads_the_vrrp_counters_as_they_are(director: Director) -> None:
+    """No push loop: each /metrics reads the adverts sent up to that moment (advert_int
+    0.2: two scrapes 1 s apart differ by about five, and each equals what the status
+    counted a moment before, within the adverts sent in between)."""
+    d = director
+    d.config(balancer=False)
+    d.start()
+    wait_for("MASTER", lambda: d.instance()["state"] == "MASTER", 20, d.output)
+    before_status = d.instance()["counters"]["adverts_sent_on_wire"]
+    first = _adverts_sent(d.metrics())
+    assert first >= before_status > 0
+    wait_for("more adverts", lambda: d.instance()["counters"]["adverts_sent_on_wire"]
+             >= before_status + 5, 10, d.output)
+    mid_status = d.instance()["counters"]["adverts_sent_on_wire"]
+    second = _adverts_sent(d.metrics())
+    assert second >= mid_status >= first + 5
