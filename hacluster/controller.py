@@ -1,7 +1,8 @@
 """The daemon as the control API sees it: VRRP from its role, the rest from the balancer.
 
-`DaemonController` (`hacluster.apitypes.Controller`) reads what the roles report when a
-request comes: the VRRP role's instances and counters, and the balancer's part. The
+`DaemonController` (`hacluster.apitypes.Controller`) reads what the roles of a
+composition root (`hacluster.daemon.Root`) report when a request comes, through their
+`snapshot()`: the VRRP instances and counters, and the balancer's part. The
 balancer builds its part of `GET /v1/status` itself, in slices, and hands it over as
 bytes (`Balancer.snapshot`): here it is joined to the few lines of VRRP state and
 counters without being decoded, so a poller of a daemon with 10,000 real servers costs
@@ -15,10 +16,10 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from hacluster.apitypes import Status, UnknownVirtualServer
+from hacluster.apitypes import Status, UnknownInstance, UnknownVirtualServer
 
 if TYPE_CHECKING:
-    from hacluster.daemon import Daemon
+    from hacluster.daemon import Root
 
 #: What a VRRP role that is restarting shows.
 _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
@@ -27,15 +28,13 @@ _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
 class DaemonController:
     """The daemon as the control API sees it (`hacluster.api.Controller`)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Root) -> None:
         self.daemon = daemon
 
     async def _vrrp(self) -> dict[str, Any]:
         """The VRRP instances and counters, from the role or from this process."""
-        role = self.daemon.vrrp_role
-        if role is None:
-            return self.daemon.role_status()
-        return await role.status() or _NO_VRRP
+        vrrp = self.daemon.vrrp
+        return (None if vrrp is None else await vrrp.snapshot()) or _NO_VRRP
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
@@ -72,12 +71,12 @@ class DaemonController:
         part = await balancer.snapshot() if balancer is not None else None
         vrrp = await self._vrrp()
         if part is None:
-            status = dict(daemon.api_status(vrrp, None))
+            status = dict(self._status(vrrp, None))
             del status["virtual_servers"]
             return json.dumps({**status, "virtual_servers": [], "ipvs": []}).encode()
         newline = part.index(b"\n")
         lb = json.loads(part[:newline])
-        head = dict(daemon.api_status(vrrp, {**lb, "virtual_servers": []}))
+        head = dict(self._status(vrrp, {**lb, "virtual_servers": []}))
         del head["virtual_servers"]
         now = time.monotonic()
         built_at, read_at = lb.get("built_at"), lb.get("table_read_at")
@@ -96,7 +95,37 @@ class DaemonController:
         daemon = self.daemon
         balancer = daemon.balancer
         lb = await balancer.status(table=False) if balancer is not None else None
-        return daemon.api_status(await self._vrrp(), lb)
+        return self._status(await self._vrrp(), lb)
+
+    def _status(self, vrrp: dict[str, Any], lb: dict[str, Any] | None) -> Status:
+        """Status from what the VRRP part and the balancer said (`vrrp`: its
+        `snapshot()`; `lb`: its `virtual_servers`, `dataplane_error` and `counters`)."""
+        from hacluster import __version__
+
+        daemon = self.daemon
+        g = daemon.config.global_defs
+        counters: dict[str, Any] = {
+            "transport": vrrp["transport"],
+            "dropped": vrrp["dropped"],
+            "reloads": dict(daemon.reloads),
+        }
+        restarts = daemon.role_restarts()
+        if restarts:
+            counters["role_restarts"] = restarts
+        if lb is not None:
+            counters["load_balancer"] = lb["counters"]
+        options = daemon.options
+        return Status(
+            router_id=g.router_id or socket.gethostname(),
+            version=__version__,
+            dataplane=g.dataplane,
+            uptime_seconds=round(time.monotonic() - daemon.started_at, 3),
+            config_file=str(options.config_file) if options.config_file else None,
+            instances=vrrp["instances"],
+            virtual_servers=lb["virtual_servers"] if lb is not None else [],
+            dataplane_error=lb["dataplane_error"] if lb is not None else None,
+            counters=counters,
+        )
 
     async def virtual_server(self, name: str) -> dict[str, Any]:
         """One virtual server's status row with its rows of the table."""
@@ -106,7 +135,8 @@ class DaemonController:
         return await balancer.virtual_server(name)
 
     async def ipvs(self) -> dict[str, Any]:
-        return await self.daemon.ipvs()
+        balancer = self.daemon.balancer
+        return {"services": []} if balancer is None else await balancer.ipvs()
 
     async def recent_ipvs(self) -> dict[str, Any]:
         """The table as last listed (at most about a second old), for the status page."""
@@ -114,13 +144,21 @@ class DaemonController:
         return {"services": []} if balancer is None else await balancer.recent_ipvs()
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, True)
+        await self._drain(virtual_server, real_server, True)
 
     async def undrain(self, virtual_server: str, real_server: str) -> None:
-        await self.daemon.drain(virtual_server, real_server, False)
+        await self._drain(virtual_server, real_server, False)
+
+    async def _drain(self, virtual_server: str, real_server: str, on: bool) -> None:
+        balancer = self.daemon.balancer
+        if balancer is None:
+            raise UnknownVirtualServer(virtual_server)
+        await balancer.drain(virtual_server, real_server, on)
+        self.daemon.changed()
 
     async def maintenance(self, instance: str, on: bool) -> None:
-        await self.daemon.maintenance(instance, on)
+        if not await self.daemon.set_maintenance(instance, on):
+            raise UnknownInstance(instance)
 
     async def reload(self) -> tuple[bool, str]:
         return await self.daemon.reload()

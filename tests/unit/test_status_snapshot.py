@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from hacluster import loadbalancer
 from hacluster.apitypes import ipvs_rows
 from hacluster.ipvs.listing import to_json
+from hacluster.loadbalancer import status as lb_status
 from hacluster.status_snapshot import StatusSnapshots, join_sliced, table_pieces
 from tests.unit.test_loadbalancer import VS, Recording, Tcp, make_config, running, wait_until
 
@@ -43,7 +43,7 @@ def _without_ages(rows: Any) -> Any:
 async def test_snapshot_says_what_status_says(
     tmp_path: Path, listeners: list[Tcp], piece: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loadbalancer, "STATUS_PIECE", piece)
+    monkeypatch.setattr(lb_status, "STATUS_PIECE", piece)
     a, b = listeners
     config = make_config(tmp_path, [a.rs(5), b.rs(1)])
     backend = Recording()
@@ -134,6 +134,33 @@ async def test_snapshots_are_handed_on_while_asked_for_then_let_go(
         # The next request waits for a new one, and warms up again.
         again = await snapshots.latest()
         assert again.built_at > built[-2] and len(built) == count + 1
+    finally:
+        await snapshots.close()
+        await lb.stop()
+        await notifier.close()
+
+
+async def test_one_snapshot_is_built_when_the_api_starts_and_no_more_unasked(
+    tmp_path: Path, listeners: list[Tcp]
+) -> None:
+    a, b = listeners
+    config = make_config(tmp_path, [a.rs(5), b.rs(1)])
+    lb, notifier = await running(config, Recording())
+    snapshots = StatusSnapshots(lb, max_age=0.1, wait_after=0.3, keep_warm=0.4)
+    built: list[float] = []
+    snapshots.on_built = lambda snap: built.append(snap.built_at)
+    try:
+        snapshots.prime()
+        await asyncio.sleep(0.2)
+        # One built, and a first request within `wait_after` is answered with it.
+        assert len(built) == 1
+        assert snapshots._latest is not None and snapshots._latest.built_at == built[0]
+        # Nobody asks: none more is built, and the one built is let go.
+        await asyncio.sleep(0.6)
+        assert len(built) == 1 and snapshots._latest is None
+        # A request waits for a new one and warms up as before.
+        again = await snapshots.latest()
+        assert again.built_at > built[0]
     finally:
         await snapshots.close()
         await lb.stop()
