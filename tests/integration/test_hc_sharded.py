@@ -255,6 +255,30 @@ async def test_a_killed_parent_takes_its_workers_with_it(tmp_path: Any, how: str
     await until("the workers and zygotes to exit", lambda: not any(alive(p) for p in pids))
 
 
+async def test_a_refresh_while_a_dead_worker_is_replaced_returns(
+    ports: tuple[int, int], zygote: Zygote | None,
+) -> None:
+    """Asked between a worker's death and its replacement, refresh() skips it and sample()
+    fails at once: a request to the dead one was never answered, so a status read then
+    waited for ever (and the balancer's stop behind it, after a killed supervisor)."""
+    _, down_port = ports
+    runner = ShardedRunner(1, zygote=zygote)
+    runner.add(tcp(down_port))
+    async with runner:
+        await every_check_ran(runner)
+        [pid] = runner.worker_pids
+        os.kill(pid, signal.SIGKILL)
+        asked = 0
+        while runner.worker_pids in ([], [pid]):
+            await asyncio.wait_for(runner.refresh(), PATIENCE)
+            with contextlib.suppress(RuntimeError):
+                await asyncio.wait_for(runner.sample(), PATIENCE)
+            asked += 1
+            await asyncio.sleep(0)
+        assert asked
+        await every_check_ran(runner)  # the replacement answers
+
+
 async def test_a_checker_without_params_is_refused() -> None:
     class Bare:
         kind = "TCP_CHECK"

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -122,7 +121,8 @@ def test_a_killed_zygote_is_restarted_and_the_workers_keep_checking(director: Di
     wait_for("a worker of the new zygote", lambda: len(d.workers()) == 1, 20, d.output)
     wait_for("the worker's replacement", lambda: "exited; starting another" in d.output(),
              20, d.output)
-    time.sleep(1.0)  # a few rounds of checks
+    before = d.checks_total()
+    wait_for("a few rounds of checks", lambda: d.checks_total() > before + 5, 20, d.output)
     assert d.servers() == {DOWN: False, UP: True}
     # One change each since the start (down found once, alpha passed once): neither
     # the zygote's restart nor the new worker made a server flap.
