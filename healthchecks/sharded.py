@@ -165,8 +165,8 @@ class _Execed:
 
 
 class _Worker:
-    __slots__ = ("answered", "checks", "pending", "polls", "proc", "reader", "reader_task",
-                 "writer")
+    __slots__ = ("answered", "checks", "gone", "pending", "polls", "proc", "reader",
+                 "reader_task", "writer")
 
     def __init__(
         self,
@@ -181,11 +181,15 @@ class _Worker:
         self.pending: deque[asyncio.Future[WorkerSample]] = deque()
         self.polls: deque[asyncio.Future[list[CheckCounters]]] = deque()
         self.reader_task: asyncio.Task[None] | None = None
+        # Why it answers nothing more (it exited): until its replacement takes its place,
+        # a request to it fails at once rather than wait for an answer that never comes.
+        self.gone: Exception | None = None
         # Its latest message; a new worker has a while to import and start first.
         self.answered = asyncio.get_running_loop().time() + STARTUP_GRACE
 
     def fail(self, exc: Exception) -> None:
-        """Answer every request still waiting with `exc`."""
+        """Answer every request still waiting, and every one to come, with `exc`."""
+        self.gone = exc
         for futures in (self.pending, self.polls):
             for fut in futures:
                 if not fut.done():
@@ -432,6 +436,8 @@ class ShardedRunner:
         self._refreshed = loop.time()
         futures = []
         for index, worker in enumerate(self._workers):
+            if worker.gone is not None:
+                continue  # dead, its replacement not in place yet
             fut: asyncio.Future[list[CheckCounters]] = loop.create_future()
             worker.polls.append(fut)
             self._send(index, ("counters",))
@@ -460,8 +466,11 @@ class ShardedRunner:
         futures = []
         for index, worker in enumerate(self._workers):
             fut: asyncio.Future[WorkerSample] = loop.create_future()
-            worker.pending.append(fut)
-            self._send(index, ("sample",))
+            if worker.gone is not None:
+                fut.set_exception(worker.gone)  # dead, its replacement not in place yet
+            else:
+                worker.pending.append(fut)
+                self._send(index, ("sample",))
             futures.append(fut)
         return list(await asyncio.gather(*futures))
 
