@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownVirtualServer, normalize_virtual_server
 from hacluster.config.model import Config
+from hacluster.startuptrace import mark
 
 if TYPE_CHECKING:
     from hacluster.ipvs.backend import Backend
@@ -140,6 +141,7 @@ class Balancer:
                 # found by using it: refuse to start rather than log errors for ever.
                 try:
                     await backend.dump()
+                    mark("balancer: dataplane read")
                 except BackendUnavailable:
                     await backend.close()
                     raise

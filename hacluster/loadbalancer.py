@@ -98,6 +98,7 @@ from hacluster.reload_balancer import (
     same_context,
 )
 from hacluster.reload_checks import RunningServer, ServerChecks
+from hacluster.startuptrace import mark
 from healthchecks import (
     CheckResult,
     CheckSpec,
@@ -470,8 +471,10 @@ class LoadBalancer:
             self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
         else:
             await self._runner.start()
+        mark("balancer: checks started")
         await self._apply_timeouts(self._config)
         await self.reconcile("start")
+        mark("balancer: first reconcile")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
         )

@@ -27,7 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2.netlink import (
+from hacluster.ipvs import lean_pyroute2
+
+lean_pyroute2.install()  # the 17 modules used here, not the 163 of the whole package
+
+from pyroute2.netlink import (  # noqa: E402
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_DUMP,
@@ -36,10 +40,10 @@ from pyroute2.netlink import (
     genlmsg,
     nla,
 )
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic import ipvs as genl_ipvs
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
+from pyroute2.netlink.generic import ipvs as genl_ipvs  # noqa: E402
 
-from hacluster.ipvs.backend import (
+from hacluster.ipvs.backend import (  # noqa: E402
     AddDest,
     AddService,
     ApplyResult,
@@ -53,7 +57,7 @@ from hacluster.ipvs.backend import (
     OpFailure,
     describe,
 )
-from hacluster.ipvs.model import (
+from hacluster.ipvs.model import (  # noqa: E402
     Destination,
     DestKey,
     Forward,

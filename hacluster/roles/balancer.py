@@ -36,6 +36,7 @@ from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import RoleError, RoleGone, send_blob, send_event, serve
 from hacluster.roles.process import RoleProcess, begin_child
+from hacluster.startuptrace import mark
 
 if TYPE_CHECKING:
     from hacluster.balancer import Handed
@@ -118,6 +119,7 @@ def _find(config: Config, vs_name: str,
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     begin_child(parent, "hc-balancer")
+    mark("balancer: forked")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
@@ -136,6 +138,7 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
     from hacluster.loadbalancer import LoadBalancerError
     from hacluster.metrics import Metrics
 
+    mark("balancer: imported")
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     metrics = Metrics(version=__version__, process=False, vrrp=False, base=False)
@@ -213,7 +216,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
     started = False
     try:
         await balancer.prepare()
+        mark("balancer: prepared")
         await balancer.start()
+        mark("balancer: started")
         started = True
         from healthchecks.gcsettle import settle
 
