@@ -20,8 +20,13 @@ from hacluster.apitypes import Status, UnknownVirtualServer
 if TYPE_CHECKING:
     from hacluster.daemon import Daemon
 
-#: What a VRRP role that is restarting shows.
+#: What a VRRP role that never answered shows.
 _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
+#: How long a status request waits for the VRRP role's part.
+VRRP_TIMEOUT = 5.0
+#: How long the VRRP role's latest part is kept to be shown, marked stale with its age,
+#: while the role does not answer in time (busy) or restarts.
+VRRP_KEEP = 300.0
 
 
 class DaemonController:
@@ -29,18 +34,46 @@ class DaemonController:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self._vrrp_seen: tuple[float, dict[str, Any]] | None = None  # (when, the part)
 
     async def _vrrp(self) -> dict[str, Any]:
         """The VRRP instances and counters, from the role or from this process."""
+        return (await self._vrrp_part())[0]
+
+    async def _vrrp_part(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The VRRP instances and counters, and what is missing from them and why (None:
+        nothing): a role that does not answer in time shows its latest part, with its
+        age, as long as `VRRP_KEEP`; one that never answered shows none."""
+        from hacluster.roles.channel import RoleError, RoleGone
+
         role = self.daemon.vrrp_role
         if role is None:
-            return self.daemon.role_status()
-        return await role.status() or _NO_VRRP
+            return self.daemon.role_status(), None
+        try:
+            value = await role.call("status", timeout=VRRP_TIMEOUT)
+        except TimeoutError:
+            reason = f"the VRRP role did not answer within {VRRP_TIMEOUT:g} s (busy)"
+        except RoleGone:
+            reason = (f"the VRRP role is restarting (restart {role.restarts})" if role.restarts
+                      else "the VRRP role is starting")
+        except RoleError as exc:
+            reason = f"the VRRP role could not give its status: {exc}"
+        else:
+            if isinstance(value, dict):
+                self._vrrp_seen = (time.monotonic(), value)
+                return value, None
+            reason = "the VRRP role gave no status"
+        seen, now = self._vrrp_seen, time.monotonic()
+        if seen is None or now - seen[0] > VRRP_KEEP:
+            self._vrrp_seen = None
+            return _NO_VRRP, {"part": "vrrp", "reason": reason, "age_seconds": None}
+        return seen[1], {"part": "vrrp", "reason": reason, "age_seconds": round(now - seen[0], 3)}
 
     async def summary(self) -> dict[str, Any]:
         """What `GET /v1/summary` shows, without building the whole status."""
         daemon = self.daemon
-        instances = (await self._vrrp())["instances"]
+        vrrp, vrrp_missing = await self._vrrp_part()
+        instances = vrrp["instances"]
         balancer = daemon.balancer
         g = daemon.config.global_defs
         lb: dict[str, Any] = {"virtual_servers": [], "dataplane_error": None}
@@ -61,6 +94,7 @@ class DaemonController:
             ],
             "virtual_servers": lb["virtual_servers"],
             "dataplane_error": lb["dataplane_error"],
+            **_missing(vrrp_missing, lb.get("missing")),
         }
 
     async def status_document(self) -> bytes:
@@ -70,14 +104,16 @@ class DaemonController:
         daemon = self.daemon
         balancer = daemon.balancer
         part = await balancer.snapshot() if balancer is not None else None
-        vrrp = await self._vrrp()
+        vrrp, vrrp_missing = await self._vrrp_part()
         if part is None:
             status = dict(daemon.api_status(vrrp, None))
             del status["virtual_servers"]
-            return json.dumps({**status, "virtual_servers": [], "ipvs": []}).encode()
+            return json.dumps({**status, **_missing(vrrp_missing, None),
+                               "virtual_servers": [], "ipvs": []}).encode()
         newline = part.index(b"\n")
         lb = json.loads(part[:newline])
         head = dict(daemon.api_status(vrrp, {**lb, "virtual_servers": []}))
+        head.update(_missing(vrrp_missing, lb.get("missing")))
         del head["virtual_servers"]
         now = time.monotonic()
         built_at, read_at = lb.get("built_at"), lb.get("table_read_at")
@@ -96,7 +132,15 @@ class DaemonController:
         daemon = self.daemon
         balancer = daemon.balancer
         lb = await balancer.status(table=False) if balancer is not None else None
-        return daemon.api_status(await self._vrrp(), lb)
+        vrrp, vrrp_missing = await self._vrrp_part()
+        status = daemon.api_status(vrrp, lb)
+        lb_missing = None
+        if balancer is not None and lb is None:
+            lb_missing = {"reason": "the balancer did not answer", "age_seconds": None}
+        missing = _missing(vrrp_missing, lb_missing)
+        if missing:
+            status["missing"] = missing["missing"]
+        return status
 
     async def virtual_server(self, name: str) -> dict[str, Any]:
         """One virtual server's status row with its rows of the table."""
@@ -130,3 +174,13 @@ class DaemonController:
         balancer = self.daemon.balancer
         if balancer is not None:
             balancer.prepare_status()
+
+
+def _missing(vrrp: dict[str, Any] | None, balancer: Any) -> dict[str, Any]:
+    """`{"missing": [...]}`: each part of the status shown from an older copy
+    (`age_seconds`) or not at all (None), and why; nothing when every part is fresh."""
+    out = [] if vrrp is None else [vrrp]
+    if isinstance(balancer, dict):
+        out.append({"part": "balancer", "reason": str(balancer.get("reason")),
+                    "age_seconds": balancer.get("age_seconds")})
+    return {"missing": out} if out else {}

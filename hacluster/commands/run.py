@@ -201,6 +201,14 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
             mark("released")
+            if config.virtual_servers:
+                from hacluster.logs import setup_logging
+                from hacluster.roles.balancer import prefork
+
+                # The balancer gets ready (imports, dataplane, checks' plan) while the
+                # rest of this process is imported and built; it logs as the daemon will.
+                setup_logging(options.log_format, options.log_level)
+                prefork(config)
         from hacluster.daemon import run_daemon
 
         return run_daemon(config, options, role, zygote)

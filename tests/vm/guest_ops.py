@@ -246,10 +246,10 @@ class _TableWatch(threading.Thread):
         super().__init__(daemon=True)
         self.seen: list[tuple[str, ...]] = []
         self.reads = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             table = tuple(ipvs_lines())
             self.reads += 1
             if not self.seen or self.seen[-1] != table:
@@ -257,7 +257,7 @@ class _TableWatch(threading.Thread):
             time.sleep(0.02)
 
     def finish(self) -> tuple[int, list[tuple[str, ...]]]:
-        self._stop.set()
+        self._done.set()
         self.join()
         return self.reads, self.seen
 
