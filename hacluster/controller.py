@@ -10,6 +10,7 @@ this process a copy, not a rebuild.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
 #: What a VRRP role that never answered shows.
 _NO_VRRP: dict[str, Any] = {"instances": [], "transport": {}, "dropped": {}}
-#: How long a status request waits for the VRRP role's part.
+#: How long a status request waits for the VRRP role's part (within the 10 s a client
+#: such as `hacluster status` waits by default, as the balancer's wait is).
 VRRP_TIMEOUT = 5.0
 #: How long the VRRP role's latest part is kept to be shown, marked stale with its age,
 #: while the role does not answer in time (busy) or restarts.
@@ -103,8 +105,9 @@ class DaemonController:
         last read it back, `ipvs_age_seconds` ago, and wrote it since)."""
         daemon = self.daemon
         balancer = daemon.balancer
-        part = await balancer.snapshot() if balancer is not None else None
-        vrrp, vrrp_missing = await self._vrrp_part()
+        # Both asked at once: the answer waits for the slower, never for their sum.
+        (vrrp, vrrp_missing), part = await asyncio.gather(
+            self._vrrp_part(), _none() if balancer is None else balancer.snapshot())
         if part is None:
             status = dict(daemon.api_status(vrrp, None))
             del status["virtual_servers"]
@@ -184,3 +187,7 @@ def _missing(vrrp: dict[str, Any] | None, balancer: Any) -> dict[str, Any]:
         out.append({"part": "balancer", "reason": str(balancer.get("reason")),
                     "age_seconds": balancer.get("age_seconds")})
     return {"missing": out} if out else {}
+
+
+async def _none() -> None:
+    return None

@@ -59,8 +59,10 @@ STATUS_WAIT_AFTER = 10.0
 #: How long the latest part is kept to be shown, marked stale with its age, while the
 #: balancer does not answer in time (busy: a loaded or emulated machine) or restarts.
 STATUS_KEEP = 300.0
-#: How long a status request waits for the balancer's part.
-STATUS_TIMEOUT = 30.0
+#: How long a status request waits for the balancer's part when it has none handed over
+#: recently: within the 10 s a client such as `hacluster status` waits by default. A part
+#: that takes longer to build is handed over when built, for the next request.
+STATUS_TIMEOUT = 8.0
 #: How often a status request tells the balancer that somebody still asks.
 STATUS_WARM_EVERY = 5.0
 
