@@ -128,6 +128,13 @@ class Daemon:
         stats: TableStats = self.lab.call("stats")
         return {key.port: s.conns for key, s in stats.services.items()}
 
+    def status(self) -> str:
+        """What `hacluster status` prints (run in the guest's agent: Python starts slowly)."""
+        code, out, err = self.lab.call("cli", ["status", "--control-socket", SOCK,
+                                               "--timeout", "30"])
+        assert code == 0, out + err
+        return str(out)
+
     def pids(self, name: str) -> list[int]:
         found: list[int] = self.lab.call("pids_named", name)
         return found
@@ -199,16 +206,23 @@ def test_a_killed_check_worker_is_replaced_and_no_real_server_flaps(daemon: Daem
 def test_a_killed_balancer_reads_the_table_back_and_leaves_it(daemon: Daemon) -> None:
     before = daemon.counters()
     (balancer,) = daemon.pids("hc-balancer")
+    assert "10.77.0.1:80/TCP" in daemon.status()
     mark = len(daemon.text())
+    shown: list[str] = []
 
     def kill_and_restart() -> str:
         daemon.lab.call("signal_pid", balancer, signal.SIGKILL)
+        # Meanwhile `hacluster status` shows the servers as they were, or says why not.
+        shown.append(daemon.status())
         tail = daemon.wait_log("the balancer runs again", after=mark, timeout=600)
         time.sleep(10)  # checks, and a periodic reconcile, in the new balancer
         return tail
 
     tail, seen = _watched(daemon, kill_and_restart)
     print(tail)
+    print("hacluster status while the balancer restarted:\n" + shown[0])
+    assert ("10.77.0.1:80/TCP" in shown[0] or
+            "Virtual servers: not shown, the balancer is restarting" in shown[0]), shown[0]
     (new,) = daemon.pids("hc-balancer")
     assert new != balancer
     assert "the balancer exited after" in tail
