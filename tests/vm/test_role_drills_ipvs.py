@@ -7,6 +7,8 @@ destination removed and added again, even for a moment, shows as a table seen:
 
 - a SIGKILLed check worker is replaced and no real server flaps: the table never
   changes;
+- a balancer too busy to answer (SIGSTOPped for less than the heartbeat's limit) still
+  gives `hacluster status` its servers, as they were, marked stale and saying why;
 - a SIGKILLed balancer is started again, reads the table back and reconciles it with no
   operation: the table never changes, and the services' connection counters, which a
   removed and added service would start again from zero, go on; the real server that
@@ -201,6 +203,25 @@ def test_a_killed_check_worker_is_replaced_and_no_real_server_flaps(daemon: Daem
     assert servers(daemon.lab.call("dump")) == WANTED
     tail = daemon.text()[mark:]
     assert " UP (" not in tail and " DOWN (" not in tail, tail
+
+
+def test_a_balancer_too_busy_to_answer_still_gives_a_status(daemon: Daemon) -> None:
+    (balancer,) = daemon.pids("hc-balancer")
+    assert "10.77.0.1:80/TCP" in daemon.status()  # a part handed over, kept
+    # Stopped for less than the heartbeat's HUNG_AFTER (30 s): slow, not hung. Once the
+    # copy handed over is no longer current (10 s), the status shows it as it was,
+    # marked so, after waiting 8 s for a fresh one.
+    daemon.lab.call("signal_pid", balancer, signal.SIGSTOP)
+    try:
+        time.sleep(11)
+        shown = daemon.status()
+    finally:
+        daemon.lab.call("signal_pid", balancer, signal.SIGCONT)
+    print(shown)
+    assert "Virtual servers: shown as they were" in shown, shown
+    assert "the balancer did not answer within 8 s (busy)" in shown, shown
+    assert "Virtual servers (as of" in shown and "10.77.0.1:80/TCP" in shown, shown
+    assert daemon.pids("hc-balancer") == [balancer]
 
 
 def test_a_killed_balancer_reads_the_table_back_and_leaves_it(daemon: Daemon) -> None:
