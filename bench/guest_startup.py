@@ -9,12 +9,15 @@ IPVS table (`/proc/net/ip_vs`), and the median of each stage the processes trace
 balancer's share shows. Python in the guest runs some 30 times slower than on the host;
 the figures are the guest's. Nothing is asserted; run as root:
 
-    .venv/bin/python bench/guest_startup.py [--runs 3] [--servers 3] [--compiled]
+    .venv/bin/python bench/guest_startup.py [--runs 3] [--rounds 1] [--servers 3]
+        [--compiled] [--compare OTHER_TREE]
 
 `--compiled` compiles the packages' bytecode first (into a cache on the guest's tmpfs,
-`PYTHONPYCACHEPREFIX`), as an installed package has it: the guest mounts the source
-tree read-only and runs with PYTHONDONTWRITEBYTECODE, so without it every start
-compiles every module it imports.
+`PYTHONPYCACHEPREFIX`), as an installed package has it; without it, the first run
+compiles what it imports into the agent's cache (`hacluster.lab.vm_agent`), and the
+others read it. `--compare TREE` measures another source tree too (e.g. an older
+commit, unpacked with `git archive`), in the same guest, rounds alternating, and prints
+both trees' medians side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import hacluster
 from hacluster.lab.vm import REPO, Guest, GuestImage
 
 VIP = "10.79.0.100"
@@ -124,8 +128,9 @@ def inside(args: argparse.Namespace) -> int:
     if args.compiled:
         env["PYTHONPYCACHEPREFIX"] = PYCACHE
         t = time.monotonic()
+        tree = Path(hacluster.__file__).resolve().parents[1]  # the tree measured
         subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                        *(str(REPO / p) for p in ("hacluster", "vrrp", "healthchecks"))],
+                        *(str(tree / p) for p in ("hacluster", "vrrp", "healthchecks"))],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         print(f"bytecode compiled in the guest in {time.monotonic() - t:.1f} s")
     runs = []
@@ -139,7 +144,7 @@ def inside(args: argparse.Namespace) -> int:
         for stage, t in found.items():
             at[stage].append(t)
     print(f"median seconds after exec ({args.runs} runs, {args.servers} real servers, "
-          f"bytecode {'compiled' if args.compiled else 'compiled on each start'}):")
+          f"bytecode {'compiled first' if args.compiled else 'as the agent caches it'}):")
     for stage, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
         print(f"  {statistics.median(values):7.2f}  {stage}")
     return 0
@@ -147,29 +152,54 @@ def inside(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="runs per round (3)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds (1)")
     parser.add_argument("--servers", type=int, default=3)
     parser.add_argument("--compiled", action="store_true")
+    parser.add_argument("--compare", type=Path, default=None, metavar="TREE",
+                        help="another source tree (e.g. `git archive` of an older commit), "
+                        "measured in the same guest, rounds alternating with this one")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         return inside(args)
+    trees = [("this tree", REPO)]
+    if args.compare is not None:
+        trees.insert(0, (f"{args.compare}", args.compare.resolve()))
+    figures: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="hcvm-bench-") as workdir:
         guest = Guest(GuestImage.find(), workdir=Path(workdir))
         guest.start()
         try:
             print(f"guest kernel {guest.info['kernel']}: booted in {guest.boot_seconds:.1f} s")
-            argv = [str(guest.python), str(REPO / "bench" / "guest_startup.py"), "--inside",
-                    "--runs", str(args.runs), "--servers", str(args.servers),
-                    "--timeout", str(args.timeout)] + (["--compiled"] if args.compiled else [])
-            result = guest.run(argv, timeout=args.runs * (args.timeout + 150) + 600,
-                               check=False)
-            sys.stdout.write(result.stdout)
-            sys.stderr.write(result.stderr)
-            return result.returncode
+            for round_ in range(args.rounds):
+                for label, tree in trees:
+                    print(f"=== {label}, round {round_ + 1}", flush=True)
+                    argv = [str(guest.python), str(REPO / "bench" / "guest_startup.py"),
+                            "--inside", "--runs", str(args.runs), "--servers",
+                            str(args.servers), "--timeout", str(args.timeout)]
+                    argv += ["--compiled"] if args.compiled else []
+                    result = guest.run(argv, timeout=args.runs * (args.timeout + 150) + 600,
+                                       check=False, env={"PYTHONPATH": str(tree)})
+                    sys.stdout.write(result.stdout)
+                    sys.stderr.write(result.stderr)
+                    if result.returncode != 0:
+                        return result.returncode
+                    for line in result.stdout.splitlines():
+                        words = line.replace(",", "").split()
+                        if line.startswith("run ") and len(words) == 11:
+                            figures[label].append((float(words[4]), float(words[9])))
         finally:
             guest.close()
+    print(f"\nmedian seconds after exec, {args.servers} real servers:")
+    for label, runs in figures.items():
+        vip = statistics.median(v for v, _ in runs)
+        table = statistics.median(t for _, t in runs)
+        gap = statistics.median(t - v for v, t in runs)
+        print(f"  {label}: VIP {vip:.1f}, IPVS service {table:.1f}, "
+              f"table after VIP {gap:.1f} ({len(runs)} runs)")
+    return 0
 
 
 if __name__ == "__main__":
