@@ -207,7 +207,13 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
 
                 # The balancer gets ready (imports, dataplane, checks' plan) while the
                 # rest of this process is imported and built; it logs as the daemon will.
+                # What both import (the loop, the metrics) is imported once, here, before
+                # the fork: not twice at the same time, and its pages stay shared.
                 setup_logging(options.log_format, options.log_level)
+                import asyncio  # noqa: F401
+
+                import hacluster.metrics  # noqa: F401
+
                 prefork(config)
         from hacluster.daemon import run_daemon
 
