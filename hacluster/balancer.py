@@ -120,6 +120,16 @@ class Balancer:
         if self._lb is not None:
             await self._lb.start()
 
+    async def checks_running(self) -> None:
+        """Return once the check workers run (after `start`); BalancerError when they
+        could not be started."""
+        if self._lb is None:
+            return
+        try:
+            await self._lb.checks_running()
+        except (OSError, RuntimeError) as exc:
+            raise BalancerError(f"the health-check workers did not start: {exc}") from None
+
     async def _make(self, config: Config) -> LoadBalancer:
         from hacluster.ipvs.backend import BackendError, BackendUnavailable
         from hacluster.loadbalancer import (

@@ -208,8 +208,7 @@ def prepare_commands(config: Config) -> dict[PreparedKey, scripts.Script]:
     script_user = config.global_defs.script_user
     prepared: dict[PreparedKey, scripts.Script] = {}
     failed: set[PreparedKey] = set()
-    problems: list[str] = []
-    refused = False
+    problems = scripts.ScriptProblems()
     for where, cmd in notify_commands(config):
         key = prepared_key(cmd, script_user)
         if key in prepared or key in failed:
@@ -217,12 +216,9 @@ def prepare_commands(config: Config) -> dict[PreparedKey, scripts.Script]:
         try:
             prepared[key] = prepare_command(cmd, config, where)
         except scripts.ScriptError as exc:
-            refused = refused or isinstance(exc, scripts.ScriptSecurityError)
             failed.add(key)
-            problems.append(str(exc))
-    if problems:
-        cls = scripts.ScriptSecurityError if refused else scripts.ScriptError
-        raise cls("; ".join(problems))
+            problems.add(exc)
+    problems.raise_any()
     return prepared
 
 

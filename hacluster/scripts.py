@@ -262,6 +262,27 @@ def prepare(
     return Script((path, *argv[1:]), run_as, what)
 
 
+class ScriptProblems:
+    """ScriptErrors gathered while preparing several scripts, to be raised as one."""
+
+    __slots__ = ("messages", "refused")
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.refused = False  # script security refused one
+
+    def add(self, exc: ScriptError) -> None:
+        self.refused = self.refused or isinstance(exc, ScriptSecurityError)
+        self.messages.append(str(exc))
+
+    def raise_any(self) -> None:
+        """One ScriptError that lists every problem (a ScriptSecurityError when script
+        security refused any); nothing when there was none."""
+        if self.messages:
+            cls = ScriptSecurityError if self.refused else ScriptError
+            raise cls("; ".join(self.messages))
+
+
 def prepare_all(
     wanted: Iterable[tuple[K, Sequence[str], str | None, str]], *, security: bool
 ) -> dict[K, Script]:
@@ -270,21 +291,15 @@ def prepare_all(
     The error is a ScriptSecurityError when script security refused any of them.
     """
     prepared: dict[K, Script] = {}
-    problems: list[str] = []
-    refused = False
+    problems = ScriptProblems()
     for key, argv, user, what in wanted:
         if key in prepared:
             continue
         try:
             prepared[key] = prepare(argv, user=user, security=security, what=what)
-        except ScriptSecurityError as exc:
-            refused = True
-            problems.append(str(exc))
         except ScriptError as exc:
-            problems.append(str(exc))
-    if problems:
-        cls = ScriptSecurityError if refused else ScriptError
-        raise cls("; ".join(problems))
+            problems.add(exc)
+    problems.raise_any()
     return prepared
 
 

@@ -228,6 +228,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
         await balancer.start()
         mark("balancer: started")
         started = True
+        # Ready once the check workers run too: the supervisor's READY waits for every
+        # role (the first reconcile, from the starting states, did not wait for them).
+        await balancer.checks_running()
         from healthchecks.gcsettle import settle
 
         settle()

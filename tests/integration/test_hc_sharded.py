@@ -274,7 +274,13 @@ async def test_a_killed_zygote_is_started_again_and_its_workers_keep_running(
                     break
                 await asyncio.sleep(0.025)
             [new] = set(runner.worker_pids) - set(pids)
-            assert parent_of(new) == z.pid and comm(new) == "hc-check-worker"
+            assert parent_of(new) == z.pid
+            # (named by itself once forked: on a busy machine, moments after the fork)
+            for _ in range(400):
+                if comm(new) == "hc-check-worker":
+                    break
+                await asyncio.sleep(0.025)
+            assert comm(new) == "hc-check-worker"
             with pytest.raises(TimeoutError):  # no change: the down server stays down
                 await asyncio.wait_for(anext(changes), 1.0)
     finally:

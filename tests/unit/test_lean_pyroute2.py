@@ -8,14 +8,14 @@ import sys
 
 LEAN = """
 import sys
-import hacluster.ipvs.netlink
+import hacluster.ipvs.netlink.backend
 from hacluster.ipvs import lean_pyroute2
 loaded = sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2")
 print(len(loaded), lean_pyroute2.whole())
 """
 
 WHOLE_LATER = """
-import hacluster.ipvs.netlink
+import hacluster.ipvs.netlink.backend
 from pyroute2 import AsyncIPRoute, IPVS
 import pyroute2
 import pyroute2.iproute.linux
@@ -27,9 +27,9 @@ print(lean_pyroute2.whole())
 
 WHOLE_FIRST = """
 import pyroute2
-import hacluster.ipvs.netlink
+import hacluster.ipvs.netlink.backend
 from hacluster.ipvs import lean_pyroute2
-print(lean_pyroute2.whole(), hacluster.ipvs.netlink.NetlinkError is pyroute2.NetlinkError)
+print(lean_pyroute2.whole(), hacluster.ipvs.netlink.backend.NetlinkError is pyroute2.NetlinkError)
 """
 
 

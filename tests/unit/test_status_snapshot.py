@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from hacluster import loadbalancer
 from hacluster.apitypes import ipvs_rows
 from hacluster.ipvs.listing import to_json
+from hacluster.loadbalancer import status as lb_status
 from hacluster.status_snapshot import StatusSnapshots, join_sliced, table_pieces
 from tests.unit.test_loadbalancer import VS, Recording, Tcp, make_config, running, wait_until
 
@@ -43,7 +43,7 @@ def _without_ages(rows: Any) -> Any:
 async def test_snapshot_says_what_status_says(
     tmp_path: Path, listeners: list[Tcp], piece: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loadbalancer, "STATUS_PIECE", piece)
+    monkeypatch.setattr(lb_status, "STATUS_PIECE", piece)
     a, b = listeners
     config = make_config(tmp_path, [a.rs(5), b.rs(1)])
     backend = Recording()
