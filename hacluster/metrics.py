@@ -293,6 +293,32 @@ class Metrics:
             if count:
                 histogram._buckets[index].inc(count)
 
+    @property
+    def check_buckets(self) -> tuple[float, ...]:
+        """The check duration histogram's bucket bounds (`checks_counted` counts by them)."""
+        return CHECK_BUCKETS
+
+    def checks_counted(self, checker: str, result: str, seconds: float,
+                       buckets: Sequence[int]) -> None:
+        """Many runs of one kind with one result, counted by a check worker: their
+        durations summed, and how many fell in each of `CHECK_BUCKETS` (the last: above
+        them all). The same counts as `checks_done` of those durations."""
+        children = self._check_children.get((checker, result))
+        if children is None:
+            children = self._check_children[(checker, result)] = (
+                self._checks.labels(checker=checker, result=result),
+                self._check_latency.labels(checker=checker),
+            )
+        histogram = children[1]
+        if len(buckets) != len(histogram._upper_bounds):
+            raise ValueError(f"{len(buckets)} bucket counts for "
+                             f"{len(histogram._upper_bounds)} buckets")
+        children[0].inc(sum(buckets))
+        histogram._sum.inc(seconds)
+        for index, count in enumerate(buckets):
+            if count:
+                histogram._buckets[index].inc(count)
+
     def real_server(self, virtual_server: str, real_server: str, *, up: bool, weight: int) -> None:
         """A real server's health and its weight in the dataplane now."""
         self._real_servers.set(virtual_server, real_server, int(up), weight)

@@ -96,6 +96,7 @@ class LoadBalancer(ReloadPart, StatusPart):
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
                 on_results=self._on_results, zygote=zygote,
+                result_buckets=metrics.check_buckets if metrics is not None else (),
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import RoleError, RoleGone, send_blob, send_event, serve
+from hacluster.roles.interface import Outcome, RoleFailed
 from hacluster.roles.process import RoleProcess, begin_child
 from hacluster.startuptrace import mark
 
@@ -71,7 +72,7 @@ Journal = dict[tuple[str, str], "Handed"]
 _UPS: dict[tuple[bool, ...], tuple[bool, ...]] = {}
 
 
-class BalancerFailed(Exception):
+class BalancerFailed(RoleFailed):
     """The balancer could not start its configuration (the message says why)."""
 
 
@@ -143,7 +144,6 @@ def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) ->
 async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
     from hacluster import __version__
     from hacluster.balancer import Balancer, BalancerError
-    from hacluster.loadbalancer import LoadBalancerError
     from hacluster.metrics import Metrics
 
     mark("balancer: imported")
@@ -175,11 +175,8 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
                 (new,) = args
                 if not isinstance(new, Config):
                     raise TypeError("reconfigure takes a Config")
-                try:
-                    await balancer.reconfigure(new)
-                except (LoadBalancerError, BalancerError) as exc:
-                    return ("refused", str(exc))
-                return ("ok", "")
+                ok, why = await balancer.reconfigure(new)
+                return ("ok", "") if ok else ("refused", why)
             case "drain":
                 vs, rs, on = args
                 try:
@@ -207,6 +204,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
                 return await balancer.snapshot()
             case "prepare_status":
                 balancer.prepare_status()
+                return None
+            case "keep_status_warm":
+                balancer.keep_status_warm()
                 return None
             case "metrics":
                 text, _ = await metrics.render_async(str(args[0]) if args[0] else None)
@@ -257,8 +257,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
 class BalancerRole(RoleProcess):
     """The supervisor's handle on the balancer: fork, ask, heartbeat, restart.
 
-    Offers what `hacluster.balancer.Balancer` does (the daemon and the API use either),
-    each call a request to the process."""
+    Offers what `hacluster.balancer.Balancer` does (the roots and the API use either:
+    the role interface of `hacluster.roles.interface`, and what the API reads), each
+    call a request to the process."""
 
     label = "the balancer"
 
@@ -396,17 +397,17 @@ class BalancerRole(RoleProcess):
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
-    async def reconfigure(self, config: Config) -> None:
-        from hacluster.balancer import LoadBalancerError  # (the supervisor's side: light)
-
+    async def reconfigure(self, config: Config) -> Outcome:
+        """Have the balancer switch to `config`; (False, why) keeps the running one."""
         try:
             answer = await self._call("reconfigure", config, timeout=120)
         except (RoleGone, RoleError, TimeoutError) as exc:
-            raise LoadBalancerError(f"the balancer did not take the reload: {exc}") from None
+            return False, f"the balancer did not take the reload: {exc}"
         if answer[0] != "ok":
-            raise LoadBalancerError(str(answer[1]))
+            return False, str(answer[1])
         self.config = config
         self.changed()
+        return True, ""
 
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
         answer = await self._call("drain", virtual_server, real_server, on)
@@ -449,7 +450,7 @@ class BalancerRole(RoleProcess):
         if now - self._warmed >= STATUS_WARM_EVERY:
             # Keep it building (and handing over) while somebody asks.
             self._warmed = now
-            self.prepare_status()
+            self._tell("keep_status_warm")
         if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
             return latest[1]
         try:
@@ -478,15 +479,20 @@ class BalancerRole(RoleProcess):
         return "the balancer is starting"
 
     def prepare_status(self) -> None:
+        """Have the first status part built (the API is up): one, not more."""
+        self._tell("prepare_status")
+
+    def _tell(self, method: str) -> None:
+        """Ask the balancer for `method`, not waiting for its answer."""
         channel = self._channel
         if channel is not None and self._ready.is_set():
-            task = asyncio.get_running_loop().create_task(self._prepare_status())
+            task = asyncio.get_running_loop().create_task(self._ask_quietly(method))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _prepare_status(self) -> None:
+    async def _ask_quietly(self, method: str) -> None:
         with contextlib.suppress(Exception):
-            await self._call("prepare_status")
+            await self._call(method)
 
     def changed(self) -> None:
         """A change through the API or a reload: the next status is asked for (the

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from healthchecks import CheckResult, CheckSpec, HealthChanged, TcpCheckParams, Timing, make_checker
-from healthchecks.sharded import ShardedRunner
+from healthchecks.sharded import RunBatch, ShardedRunner
 from healthchecks.zygote import WORKER, Zygote, ZygoteError
 from healthchecks.zygote import current as zygote_current
 from tests.integration.proctree import alive, comm, parent_of
@@ -100,6 +100,32 @@ async def test_workers_run_checks_and_send_changes_back(
     assert [e.check_id for e in seen] == [down.check_id]
     for pid in pids:
         assert not alive(pid)
+
+
+async def test_runs_come_back_counted_by_duration_bucket(ports: tuple[int, int]) -> None:
+    """Each second a worker sends its runs of each kind and outcome counted per bucket of
+    `result_buckets` (the last: longer than them all), their durations summed."""
+    up_port, down_port = ports
+    batches: list[RunBatch] = []
+    bounds = (0.0001, 0.5)
+    runner = ShardedRunner(1, on_results=batches.extend, result_buckets=bounds)
+    runner.add(tcp(up_port))
+    runner.add(tcp(down_port))
+    async with runner:
+        for _ in range(100):
+            if {b.label for b in batches} >= {"success", "failure"}:
+                break
+            await asyncio.sleep(0.05)
+        samples = await runner.sample()
+    assert {(b.kind, b.label) for b in batches} == {("TCP_CHECK", "success"),
+                                                   ("TCP_CHECK", "failure")}
+    for batch in batches:
+        assert len(batch.buckets) == len(bounds) + 1 and sum(batch.buckets) == batch.runs
+        assert batch.runs >= 1 and 0.0 <= batch.seconds <= batch.runs * bounds[-1]
+        assert batch.buckets[-1] == 0  # a local connect takes far less than 0.5 s
+    assert sum(b.runs for b in batches) <= sum(s.runs for s in samples)
+    with pytest.raises(ValueError):
+        ShardedRunner(1, result_buckets=(0.5, 0.1))
 
 
 async def test_a_dead_worker_is_replaced_and_no_server_flaps(

@@ -16,6 +16,7 @@ from hacluster.controller import DaemonController
 from hacluster.roles import balancer as role_module
 from hacluster.roles.balancer import BalancerRole
 from hacluster.roles.channel import RoleGone
+from hacluster.roles.vrrp import VrrpRole
 
 PART = (b'{"built_at": 1.0, "table_read_at": 1.0, "dataplane_error": null, "counters": {}}'
         b'\n"virtual_servers": [{"name": "10.0.0.1:80/TCP", "real_servers": []}], "ipvs": []')
@@ -77,8 +78,12 @@ async def test_a_restarting_balancer_says_so() -> None:
     assert summary["missing"]["reason"] == "the balancer is starting"
 
 
-class VrrpRole:
+class FakeVrrpRole(VrrpRole):
+    """The supervisor's handle on a VRRP role whose `status` request answers `answer`
+    (or raises it)."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.answer: Any = {"instances": [{"name": "VI_1", "state": "MASTER",
                                            "effective_priority": 100, "master": None,
                                            "maintenance": False}],
@@ -91,14 +96,14 @@ class VrrpRole:
         return self.answer
 
 
-def _controller(role: VrrpRole) -> DaemonController:
-    daemon = SimpleNamespace(vrrp_role=role, balancer=None, started_at=0.0,
+def _controller(role: FakeVrrpRole) -> DaemonController:
+    daemon = SimpleNamespace(vrrp=role, balancer=None, started_at=0.0,
                              config=Config())
     return DaemonController(daemon)  # type: ignore[arg-type]
 
 
 async def test_a_busy_vrrp_role_shows_its_latest_instances_marked_stale() -> None:
-    role = VrrpRole()
+    role = FakeVrrpRole()
     controller = _controller(role)
     fresh = await controller.summary()
     assert [i["name"] for i in fresh["instances"]] == ["VI_1"] and "missing" not in fresh
@@ -111,7 +116,7 @@ async def test_a_busy_vrrp_role_shows_its_latest_instances_marked_stale() -> Non
 
 
 async def test_a_vrrp_role_never_heard_shows_no_instances_and_why() -> None:
-    role = VrrpRole()
+    role = FakeVrrpRole()
     role.answer, role.restarts = RoleGone("status"), 1
     summary = await _controller(role).summary()
     assert summary["instances"] == []
