@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hacluster.apitypes import UnknownVirtualServer, normalize_virtual_server
 from hacluster.config.model import Config
 from hacluster.roles.interface import Outcome, RoleFailed
+from hacluster.startuptrace import mark
 
 if TYPE_CHECKING:
     from hacluster.ipvs.backend import Backend
@@ -152,6 +153,7 @@ class Balancer:
                 # found by using it: refuse to start rather than log errors for ever.
                 try:
                     await backend.dump()
+                    mark("balancer: dataplane read")
                 except BackendUnavailable:
                     await backend.close()
                     raise

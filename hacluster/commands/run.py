@@ -201,6 +201,20 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
             options = dataclasses.replace(options, leftovers=())
             release(role, config, options)
             mark("released")
+            if config.virtual_servers:
+                from hacluster.logs import setup_logging
+                from hacluster.roles.balancer import prefork
+
+                # The balancer gets ready (imports, dataplane, checks' plan) while the
+                # rest of this process is imported and built; it logs as the daemon will.
+                # What both import (the loop, the metrics) is imported once, here, before
+                # the fork: not twice at the same time, and its pages stay shared.
+                setup_logging(options.log_format, options.log_level)
+                import asyncio  # noqa: F401
+
+                import hacluster.metrics  # noqa: F401
+
+                prefork(config)
         else:
             _warn_single_process(config, options)
         from hacluster.daemon import run_daemon

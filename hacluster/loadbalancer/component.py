@@ -24,6 +24,7 @@ from hacluster.loadbalancer.prepare import prepare
 from hacluster.loadbalancer.reload import ReloadPart
 from hacluster.loadbalancer.status import StatusPart
 from hacluster.policy import PolicyState, on_removal
+from hacluster.startuptrace import mark
 from healthchecks import HttpSessions, Runner, ShardedRunner
 
 if TYPE_CHECKING:
@@ -150,8 +151,10 @@ class LoadBalancer(ReloadPart, StatusPart):
             self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
         else:
             await self._runner.start()
+        mark("balancer: checks started")
         await self._apply_timeouts(self._config)
         await self.reconcile("start")
+        mark("balancer: first reconcile")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
         )
