@@ -11,12 +11,19 @@ VRRP role process at `vrrp_rt_priority 20`, a balancer role process and its chec
 workers of the derived count),
 with and without `GET /v1/status` every 0.5 s. Printed per case:
 
-- checks/s done (from hacluster_checks_total), of the N/s configured;
+- checks/s done (from hacluster_checks_total), of the N/s configured, and CPU per check
+  done (of the check workers, and of all the daemon's processes);
 - CPU per process and per role (supervisor, VRRP role, balancer role, the check
   workers together) and PSS per process (median of five samples), per role and in total;
 - the largest gap between two adverts minus advert_int, and gaps longer than the
   master-down interval (a backup would have taken over);
 - /v1/status latency p50/p99/max and how many timed out (10 s).
+
+With `--anchor haproxy` (the default where HAProxy is installed), HAProxy then checks the
+same real servers from the director's namespace, the same way (a TCP connect, or
+keepalived's request judged by its status, every second, connect timeout 2 s), measured
+over the same number of seconds once every server has passed a check: its CPU is the
+yardstick printed after each kind's cases.
 
 Nothing is asserted; run as root:
 
@@ -30,6 +37,7 @@ import contextlib
 import ctypes
 import itertools
 import os
+import shutil
 import socket
 import statistics
 import struct
@@ -40,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hacluster.lab.netns import Lab, Netns
+from healthchecks.benchtargets import haproxy_config, measure_haproxy
 
 SO_TIMESTAMPNS = 35
 CLONE_NEWNET = 0x40000000
@@ -67,6 +76,11 @@ def in_netns(ns: Netns, make: type[socket.socket] = socket.socket, *args: int) -
         os.close(own)
 
 
+def addresses(servers: int) -> list[str]:
+    """The real servers' addresses (all answered by the peer's nginx)."""
+    return [f"10.87.{i // 250}.{i % 250 + 1}" for i in range(servers)]
+
+
 def config(kind: str, servers: int, sock: Path, workers: int | None, rt: bool) -> str:
     check = ("HTTP_GET: {url: [{path: /}], connect_timeout: 2}" if kind == "HTTP_GET"
              else "TCP_CHECK: {connect_timeout: 2}")
@@ -92,8 +106,8 @@ def config(kind: str, servers: int, sock: Path, workers: int | None, rt: bool) -
         "    delay_loop: 1",
         "    real_servers:",
     ]
-    for i in range(servers):
-        lines.append(f"      - {{ip: 10.87.{i // 250}.{i % 250 + 1}, port: 80, {check}}}")
+    for address in addresses(servers):
+        lines.append(f"      - {{ip: {address}, port: 80, {check}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +204,8 @@ class Result:
 
 
 def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
-             seconds: float, poll_status: bool, single: bool) -> Result:
+             seconds: float, poll_status: bool, single: bool,
+             hacluster: str = HACLUSTER) -> Result:
     sock_path = lab.workdir / "ctl.sock"
     conf = lab.workdir / "c.yaml"
     conf.write_text(text)
@@ -199,7 +214,7 @@ def run_case(lab: Lab, director: Netns, peer: Netns, label: str, text: str,
     rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                   socket.inet_aton("224.0.0.18") + socket.inet_aton("10.86.0.2"))
     rx.settimeout(1.0)
-    proc = lab.start(director, [HACLUSTER, "run", "-f", str(conf),
+    proc = lab.start(director, [hacluster, "run", "-f", str(conf),
                                 *(["--single-process"] if single else [])])
     result = Result(label)
     try:
@@ -298,6 +313,13 @@ def show(r: Result, wanted: int) -> None:
         print(f"   checks/s {r.checks_per_s:.0f} of {wanted} ({r.checks_per_s / wanted:.0%})")
     print("   CPU %: " + ", ".join(f"{k} {v:.0f}" for k, v in r.cpu.items()))
     print("   CPU % by role: " + ", ".join(f"{k} {v:.0f}" for k, v in by_role(r.cpu).items()))
+    if r.checks_per_s:
+        # CPU per check done: comparable across runs that kept different rates (a loaded
+        # machine), where CPU % alone is not.
+        roles = by_role(r.cpu)
+        workers = roles.get("check worker", 0.0)
+        print(f"   CPU per check: check workers {workers / 100 / r.checks_per_s * 1e6:.1f} us, "
+              f"all processes {sum(roles.values()) / 100 / r.checks_per_s * 1e6:.1f} us")
     print("   PSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in r.pss.items())
           + f"; total {sum(r.pss.values()):.0f}")
     print("   PSS MB by role: " + ", ".join(f"{k} {v:.0f}" for k, v in by_role(r.pss).items())
@@ -314,6 +336,23 @@ def show(r: Result, wanted: int) -> None:
               f"{r.status_timeouts} timed out")
 
 
+def anchor(lab: Lab, director: Netns, kind: str, servers: int, seconds: float) -> None:
+    """HAProxy checking the same real servers from the director's namespace."""
+    sock = lab.workdir / "haproxy.sock"
+    cfg = lab.workdir / "haproxy.cfg"
+    cfg.write_text(haproxy_config("tcp" if kind == "TCP_CHECK" else "http", addresses(servers),
+                                  80, 1.0, 2.0, sock))
+    run = measure_haproxy(["ip", "netns", "exec", director.name, "haproxy", "-db", "-f",
+                           str(cfg)], sock, servers, 2.0, seconds)
+    print(f"== {servers} {kind}, HAProxy (anchor, same servers, inter 1s)")
+    # (HAProxy counts no checks: CPU per check assumes it kept its interval.)
+    print(f"   CPU per check {run.cpu / seconds / servers * 1e6:.1f} us, if at {servers}/s")
+    settled = "not all" if run.settled is None else f"all after {run.settled:.0f} s"
+    print(f"   CPU % {run.cpu / seconds * 100:.0f}; servers up {run.up} of {servers} "
+          f"(passed a check: {settled}); commonest check status {run.status}; "
+          f"PSS MB {run.pss_mib:.0f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--servers", type=int, default=5000, help="HTTP_GET real servers")
@@ -322,6 +361,13 @@ def main() -> int:
     ap.add_argument("--only", choices=("HTTP_GET", "TCP_CHECK"))
     ap.add_argument("--status", choices=("with", "without", "both"), default="both")
     ap.add_argument("--variant", choices=("before", "after", "both"), default="both")
+    ap.add_argument("--hacluster", action="append", default=[], metavar="PATH",
+                    help="the hacluster command to measure (default: the one beside this "
+                         "Python); given twice or more, each is measured in turn, case by "
+                         "case (another checkout's, to compare)")
+    ap.add_argument("--anchor", choices=("haproxy", "none"),
+                    default="haproxy" if shutil.which("haproxy") else "none",
+                    help="measure HAProxy checking the same servers after each kind")
     args = ap.parse_args()
     print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with Lab("hciso") as lab:
@@ -353,12 +399,19 @@ def main() -> int:
                     ):
                         if args.variant not in ("both", "before" if single else "after"):
                             continue
-                        label = (f"{n} {kind}, {what}, "
-                                 f"{'with' if poll else 'without'} /v1/status every 0.5 s")
-                        text = config(kind, n, lab.workdir / "ctl.sock", workers, not single)
-                        show(run_case(lab, director, peer, label, text, args.seconds, poll,
-                                      single), n)
-                        print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                        for command in args.hacluster or [HACLUSTER]:
+                            label = (f"{n} {kind}, {what}, "
+                                     f"{'with' if poll else 'without'} /v1/status every 0.5 s"
+                                     + (f" [{command}]" if len(args.hacluster) > 1 else ""))
+                            text = config(kind, n, lab.workdir / "ctl.sock", workers,
+                                          not single)
+                            show(run_case(lab, director, peer, label, text, args.seconds,
+                                          poll, single, command), n)
+                            print("   load average:",
+                                  " ".join(f"{x:.2f}" for x in os.getloadavg()))
+                if args.anchor == "haproxy":
+                    anchor(lab, director, kind, n, args.seconds)
+                    print("   load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         finally:
             nginx.stop()
     return 0

@@ -25,7 +25,6 @@ supervisor's share (exec -> released) and the role's (released -> first advert) 
 from __future__ import annotations
 
 import argparse
-import compileall
 import ctypes
 import os
 import signal
@@ -37,6 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from hacluster.lab.bytecode import compile_tree
 from hacluster.lab.keepalived import KeepalivedInstance, render_config
 from hacluster.lab.netns import Lab, Netns
 
@@ -202,8 +202,7 @@ def main() -> int:
     trees.update({str(tree): str(tree.resolve()) for tree in args.compare})
     if not args.no_compile:
         for base in (root, *args.compare):
-            for package in ("hacluster", "vrrp", "healthchecks"):
-                compileall.compile_dir(str(base / package), quiet=1)
+            compile_tree(base)
     with Lab("hcst") as lab:
         director, peer = lab.namespace("dir"), lab.namespace("peer")
         lab.veth(director, "d0", peer, "p0")

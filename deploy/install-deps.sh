@@ -11,12 +11,14 @@ cd "$(dirname "$0")/.."
 # hacluster itself and the demo's namespace lab: ip, nft, sysctl, a Python venv.
 DEMO_PACKAGES=(python3 python3-venv iproute2 nftables procps)
 # Everything: the demo's, keepalived as a test peer, the QEMU guest with a real IPVS kernel,
-# the man-page linter and what the Debian package test runs (dpkg-deb, systemd-analyze),
-# HAProxy and nginx for the health-check benchmarks and tests.
+# the man-page linter and what the Debian package build and test run (dpkg-deb,
+# dpkg-shlibdeps, strip, PyYAML built on libyaml, systemd-analyze, lintian), HAProxy and
+# nginx for the health-check benchmarks and tests.
 SYSTEM_PACKAGES=(
     "${DEMO_PACKAGES[@]}"
     python3-pip keepalived ipvsadm tcpdump util-linux
     qemu-system-x86 busybox-static kmod cpio openssl systemd mandoc dpkg
+    dpkg-dev binutils gcc python3-dev libyaml-dev lintian
     haproxy nginx
 )
 

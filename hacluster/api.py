@@ -13,9 +13,13 @@ Endpoints (JSON in and out; an error is `{"error": message}` with its status cod
                                              old, "status_age_seconds"; "ipvs" is the
                                              table as reconcile last read it back,
                                              "ipvs_age_seconds" ago, and wrote it since:
-                                             connection counters are in /v1/ipvs)
+                                             connection counters are in /v1/ipvs;
+                                             a role that is busy or restarting: its
+                                             part as it last was, and "missing" says
+                                             which part, how old and why)
     GET  /v1/summary                         instances' states, each virtual server's
-                                             quorum and real servers up (small)
+                                             quorum and real servers up (small; with
+                                             "missing" too)
     GET  /v1/virtual_servers/{vs}            one virtual server's status and table rows
     GET  /v1/ipvs                            the table as `hacluster ipvs list --json` prints it
     POST /v1/servers/{vs}/{rs}/drain         weight 0, connections stay (undrain: back)

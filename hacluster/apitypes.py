@@ -145,6 +145,9 @@ class Status(TypedDict):
     ipvs_error: NotRequired[str]
     dataplane_error: NotRequired[str | None]  # the dataplane is unreachable: why
     counters: NotRequired[dict[str, Any]]  # daemon-wide: transport, dropped packets...
+    # Parts shown from an older copy or not at all, and why (a role busy or restarting):
+    # {"part": "vrrp" | "balancer", "reason": ..., "age_seconds": float | None}
+    missing: NotRequired[list[dict[str, Any]]]
 
 
 class Controller(Protocol):

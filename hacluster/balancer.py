@@ -4,9 +4,10 @@
 single-process daemon runs in its own loop): the dataplane backend named by
 `global_defs.dataplane`, the `LoadBalancer` (checks -> policy -> desired table ->
 reconcile) and the status snapshots built from it in slices. It offers the small
-interface every role has (`start`, `reconfigure(config)`, `stop`, and what the control
-API and /metrics read: `summary`, `snapshot`, `virtual_server`, `ipvs`...), so
-the daemon and the API do not care whether it runs here or in its own process.
+interface every role has (`hacluster.roles.interface.Role`: `start`,
+`reconfigure(config)`, `stop`, `snapshot`) and what the control API and /metrics read
+(`summary`, `virtual_server`, `ipvs`...), so the daemon and the API do not care whether
+it runs here or in its own process (`hacluster.roles.balancer.BalancerRole`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from hacluster.apitypes import UnknownVirtualServer, normalize_virtual_server
 from hacluster.config.model import Config
+from hacluster.roles.interface import Outcome, RoleFailed
+from hacluster.startuptrace import mark
 
 if TYPE_CHECKING:
     from hacluster.ipvs.backend import Backend
@@ -32,7 +35,7 @@ log = logging.getLogger("hacluster.balancer")
 HealthSink = Callable[[str, str, "Handed | None"], None]
 
 
-class BalancerError(Exception):
+class BalancerError(RoleFailed):
     """The balancer cannot run this configuration here; the message says why."""
 
 
@@ -119,6 +122,16 @@ class Balancer:
         if self._lb is not None:
             await self._lb.start()
 
+    async def checks_running(self) -> None:
+        """Return once the check workers run (after `start`); BalancerError when they
+        could not be started."""
+        if self._lb is None:
+            return
+        try:
+            await self._lb.checks_running()
+        except (OSError, RuntimeError) as exc:
+            raise BalancerError(f"the health-check workers did not start: {exc}") from None
+
     async def _make(self, config: Config) -> LoadBalancer:
         from hacluster.ipvs.backend import BackendError, BackendUnavailable
         from hacluster.loadbalancer import (
@@ -140,6 +153,7 @@ class Balancer:
                 # found by using it: refuse to start rather than log errors for ever.
                 try:
                     await backend.dump()
+                    mark("balancer: dataplane read")
                 except BackendUnavailable:
                     await backend.close()
                     raise
@@ -162,17 +176,25 @@ class Balancer:
         self._backend = backend
         return lb
 
-    async def reconfigure(self, config: Config) -> None:
-        """Switch to `config` by difference; LoadBalancerError (or BalancerError for a
-        first load balancer that cannot run) keeps the running one."""
-        if self._lb is not None:
-            await self._lb.reconfigure(config)
-        elif config.virtual_servers:
-            self._lb = await self._make(config)
-            if self._started:
-                await self._lb.start()
+    async def reconfigure(self, config: Config) -> Outcome:
+        """Switch to `config` by difference; (False, why) keeps the running one (its
+        checks cannot run, or a first load balancer cannot run here)."""
+        try:
+            if self._lb is not None:
+                await self._lb.reconfigure(config)
+            elif config.virtual_servers:
+                self._lb = await self._make(config)
+                if self._started:
+                    await self._lb.start()
+        except (LoadBalancerError, BalancerError) as exc:
+            return False, str(exc)
         self.config = config
         self.changed()
+        return True, ""
+
+    @property
+    def notifier(self) -> Notifier | None:
+        return self._notifier
 
     def set_notifier(self, notifier: Notifier | None) -> None:
         self._notifier = notifier
@@ -280,7 +302,14 @@ class Balancer:
         return row
 
     def prepare_status(self) -> None:
-        """Build the first status snapshot now, in the background (the API is up)."""
+        """Build the first status snapshot now, in the background (the API is up): one,
+        kept a while for a first request (`StatusSnapshots.prime`)."""
+        snapshots = self._status_snapshots()
+        if snapshots is not None:
+            snapshots.prime()
+
+    def keep_status_warm(self) -> None:
+        """Somebody asks for the status: keep it built (`StatusSnapshots.keep_warm`)."""
         snapshots = self._status_snapshots()
         if snapshots is not None:
             snapshots.keep_warm()

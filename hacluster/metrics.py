@@ -273,12 +273,7 @@ class Metrics:
         and takes a lock per run, and 10,000 runs a second held the balancer's loop for
         ~30 ms per batch. Here each run's bucket is found by bisection and every bucket
         is added to once (tests/unit/test_metrics.py keeps it equal to observe())."""
-        children = self._check_children.get((checker, result))
-        if children is None:
-            children = self._check_children[(checker, result)] = (
-                self._checks.labels(checker=checker, result=result),
-                self._check_latency.labels(checker=checker),
-            )
+        children = self._check_series(checker, result)
         histogram = children[1]
         bounds = histogram._upper_bounds
         counts = [0] * len(bounds)
@@ -290,6 +285,37 @@ class Metrics:
         children[0].inc(len(seconds))
         histogram._sum.inc(total)
         for index, count in enumerate(counts):
+            if count:
+                histogram._buckets[index].inc(count)
+
+    def _check_series(self, checker: str, result: str) -> tuple[Counter, Histogram]:
+        """The run counter and the duration histogram of one kind and result (cached)."""
+        children = self._check_children.get((checker, result))
+        if children is None:
+            children = self._check_children[(checker, result)] = (
+                self._checks.labels(checker=checker, result=result),
+                self._check_latency.labels(checker=checker),
+            )
+        return children
+
+    @property
+    def check_buckets(self) -> tuple[float, ...]:
+        """The check duration histogram's bucket bounds (`checks_counted` counts by them)."""
+        return CHECK_BUCKETS
+
+    def checks_counted(self, checker: str, result: str, seconds: float,
+                       buckets: Sequence[int]) -> None:
+        """Many runs of one kind with one result, counted by a check worker: their
+        durations summed, and how many fell in each of `CHECK_BUCKETS` (the last: above
+        them all). The same counts as `checks_done` of those durations."""
+        children = self._check_series(checker, result)
+        histogram = children[1]
+        if len(buckets) != len(histogram._upper_bounds):
+            raise ValueError(f"{len(buckets)} bucket counts for "
+                             f"{len(histogram._upper_bounds)} buckets")
+        children[0].inc(sum(buckets))
+        histogram._sum.inc(seconds)
+        for index, count in enumerate(buckets):
             if count:
                 histogram._buckets[index].inc(count)
 

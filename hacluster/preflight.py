@@ -3,7 +3,8 @@
 The loader has checked the file against itself; this checks it against what will carry it
 out: the dataplane's limits (nftables does NAT with rr/wrr/sh only, ...), that every
 script exists, is executable by its user and passes script security, that users and
-groups exist, that interfaces exist and the kernel has the dataplane. Each finding is
+groups exist, that interfaces exist (an instance's, its addresses', routes', nexthops'
+and rules') and the kernel has the dataplane. Each finding is
 `FILE:LINE: key: message` like the loader's; those that depend on the machine the
 check runs on (scripts, users, interfaces, kernel features) say so, and
 `check-config --offline` leaves them out so a file can be checked on a build host.
@@ -19,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from hacluster.config.errors import Problem
-from hacluster.config.model import Config, MiscCheck, VirtualServer
+from hacluster.config.model import (
+    Config,
+    MiscCheck,
+    Route,
+    Rule,
+    VirtualIpAddress,
+    VirtualServer,
+)
 from vrrp.slotted import slotted
 
 #: Marks a finding that depends on this machine (and that --offline leaves out).
@@ -225,11 +233,47 @@ def _interfaces(config: Config, at: _Locator) -> list[Finding]:
                                     f"no interface {inst.interface!r}", machine=True))
         for key, vips in (("virtual_ipaddress", inst.virtual_ipaddress),
                           ("virtual_ipaddress_excluded", inst.virtual_ipaddress_excluded)):
-            for j, vip in enumerate(vips):
-                if vip.dev is not None and not interface_exists(vip.dev):
-                    found.append(at.finding(f"{path}.{key}[{j}]",
-                                            f"no interface {vip.dev!r}", machine=True))
+            found += _address_devs(at, f"{path}.{key}", vips)
+        found += _route_devs(at, f"{path}.virtual_routes", inst.virtual_routes)
+        found += _rule_devs(at, f"{path}.virtual_rules", inst.virtual_rules)
+    found += _address_devs(at, "static_ipaddress", config.static_ipaddress)
+    found += _route_devs(at, "static_routes", config.static_routes)
+    found += _rule_devs(at, "static_rules", config.static_rules)
     return found
+
+
+def _address_devs(at: _Locator, path: str, vips: Iterable[VirtualIpAddress]) -> list[Finding]:
+    return [at.finding(f"{path}[{j}]", f"no interface {vip.dev!r}", machine=True)
+            for j, vip in enumerate(vips)
+            if vip.dev is not None and not interface_exists(vip.dev)]
+
+
+def _route_devs(at: _Locator, path: str, routes: Iterable[Route]) -> list[Finding]:
+    """A route's dev and its nexthops' devs must exist: keepalived refuses the file
+    otherwise ("interface X for VROUTE nexthop doesn't exist", then "Non-existent
+    interface specified in configuration", at `-t` and at start alike)."""
+    found = []
+    for j, route in enumerate(routes):
+        where = f"{path}[{j}]"
+        if route.dev is not None and not interface_exists(route.dev):
+            found.append(at.finding(f"{where}.dev", f"no interface {route.dev!r} for route "
+                                    f"{route.to.network}", machine=True))
+        for k, hop in enumerate(route.nexthops):
+            if hop.dev is not None and not interface_exists(hop.dev):
+                found.append(at.finding(
+                    f"{where}.nexthops[{k}].dev",
+                    f"no interface {hop.dev!r} for route {route.to.network} ({hop})",
+                    machine=True))
+    return found
+
+
+def _rule_devs(at: _Locator, path: str, rules: Iterable[Rule]) -> list[Finding]:
+    """A rule's iif and oif must exist (keepalived: "interface X for rule doesn't exist")."""
+    return [at.finding(f"{path}[{j}].{key}", f"no interface {dev!r} for the rule's {key}",
+                       machine=True)
+            for j, rule in enumerate(rules)
+            for key, dev in (("iif", rule.iif), ("oif", rule.oif))
+            if dev is not None and not interface_exists(dev)]
 
 
 # --------------------------------------------------------------------------- scripts

@@ -38,7 +38,8 @@ TAKEN_BY_OTHERS: dict[str, Any] = {
 #: Settings the running state machine takes in place (`vrrp.machine.Reconfigured`).
 MACHINE_IN_PLACE: tuple[str, ...] = ("priority", "nopreempt", "preempt_delay")
 #: The global settings a VRRP unit is built from (`hacluster.config.lower.lower_instance`).
-VRRP_GLOBAL_DEFS: frozenset[str] = frozenset({"vrrp_garp_interval", "vrrp_gna_interval"})
+VRRP_GLOBAL_DEFS: frozenset[str] = frozenset({
+    "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_mcast_group4", "vrrp_mcast_group6"})
 
 OWNER_PRIORITY = 255
 

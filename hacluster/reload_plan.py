@@ -10,7 +10,7 @@ What changed is read from the one configuration diff (`hacluster.config.diff`).
 An instance keeps its mastership across a rebuild when it is still the same virtual
 router (interface, VRID, family, version), and so does one renamed with nothing else
 changed: like keepalived, which finds an instance of the old configuration in the new
-one by its router, not by its name. The daemon's VRRP part carries the plan out. Does
+one by its router, not by its name. `hacluster.vrrp_reload` carries the plan out. Does
 no I/O.
 """
 

@@ -13,7 +13,7 @@ def _pairs(counts: Mapping[str, Any]) -> str:
 
 
 def dump_lines(status: Mapping[str, Any]) -> list[str]:
-    """What `Daemon.status_dump()` holds, as lines an operator reads in the log."""
+    """What `hacluster.vrrp_status.status_dump` holds, as lines an operator reads in the log."""
     lines = []
     for name, inst in (status.get("instances") or {}).items():
         master = inst.get("master")

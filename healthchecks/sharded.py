@@ -13,8 +13,10 @@ and talks to the network, and what it sends back must not be able to run code in
 parent. Servers cross as small integers the parent hands out. A worker that dies is
 replaced and given its checks again, each starting in the state it had (a check that
 was down starts down, as if with alpha), so no server flaps because of the crash.
-Each run's kind, outcome and duration come back once a second (`on_results`), and
-`refresh()` reads every check's counters from the workers when asked.
+Each run's kind, outcome and duration come back once a second (`on_results`), counted
+in the worker per duration bucket (`result_buckets`): thousands of durations a second
+cost no encoding and decoding of each. `refresh()` reads every check's counters from the
+workers when asked.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ import signal
 import socket
 import sys
 from array import array
+from bisect import bisect_left
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,6 +87,19 @@ class WorkerSample:
     failures: int
     failure_reasons: tuple[str, ...]
     lateness: tuple[float, ...]  # check start minus its due time, seconds (measure=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunBatch:
+    """The runs of one kind with one outcome that a worker did since its last batch."""
+
+    kind: str
+    label: str  # `result_label`: success, failure, timeout, error
+    runs: int
+    seconds: float  # their durations summed (each at least 0)
+    #: How many took at most each of `result_buckets` seconds and more than the one
+    #: before, the last for those longer than every bound (with no bounds: `runs`).
+    buckets: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +165,8 @@ class _Execed:
 
 
 class _Worker:
-    __slots__ = ("answered", "checks", "pending", "polls", "proc", "reader", "reader_task",
-                 "writer")
+    __slots__ = ("answered", "checks", "gone", "pending", "polls", "proc", "reader",
+                 "reader_task", "writer")
 
     def __init__(
         self,
@@ -165,11 +181,15 @@ class _Worker:
         self.pending: deque[asyncio.Future[WorkerSample]] = deque()
         self.polls: deque[asyncio.Future[list[CheckCounters]]] = deque()
         self.reader_task: asyncio.Task[None] | None = None
+        # Why it answers nothing more (it exited): until its replacement takes its place,
+        # a request to it fails at once rather than wait for an answer that never comes.
+        self.gone: Exception | None = None
         # Its latest message; a new worker has a while to import and start first.
         self.answered = asyncio.get_running_loop().time() + STARTUP_GRACE
 
     def fail(self, exc: Exception) -> None:
-        """Answer every request still waiting with `exc`."""
+        """Answer every request still waiting, and every one to come, with `exc`."""
+        self.gone = exc
         for futures in (self.pending, self.polls):
             for fut in futures:
                 if not fut.done():
@@ -196,7 +216,8 @@ class ShardedRunner:
         *,
         max_concurrency: int = 4096,
         on_change: Callable[[HealthChanged], None] | None = None,
-        on_results: Callable[[list[tuple[str, str, list[float]]]], None] | None = None,
+        on_results: Callable[[list[RunBatch]], None] | None = None,
+        result_buckets: Sequence[float] = (),
         guard: float = 1.0,
         measure: bool = False,
         uvloop: bool = False,
@@ -209,9 +230,14 @@ class ShardedRunner:
             raise ValueError("max_concurrency must be >= 1")
         self._n = workers
         self._uvloop = uvloop
-        self._options = {"max_concurrency": max_concurrency, "guard": guard, "measure": measure}
+        bounds = [float(b) for b in result_buckets]
+        if bounds != sorted(set(bounds)):
+            raise ValueError("result_buckets must be increasing")
+        self._options = {"max_concurrency": max_concurrency, "guard": guard, "measure": measure,
+                         "buckets": bounds}
         self._changes = Changes(on_change)
-        self._on_results = on_results  # [(kind, result label, [seconds of each run])]
+        self._on_results = on_results
+        self._buckets = len(bounds) + 1
         self._workers: list[_Worker] = []
         self._specs: dict[str, tuple[CheckSpec, int]] = {}  # check_id -> (spec, worker)
         self._server_worker: dict[Hashable, int] = {}
@@ -410,6 +436,8 @@ class ShardedRunner:
         self._refreshed = loop.time()
         futures = []
         for index, worker in enumerate(self._workers):
+            if worker.gone is not None:
+                continue  # dead, its replacement not in place yet
             fut: asyncio.Future[list[CheckCounters]] = loop.create_future()
             worker.polls.append(fut)
             self._send(index, ("counters",))
@@ -438,8 +466,11 @@ class ShardedRunner:
         futures = []
         for index, worker in enumerate(self._workers):
             fut: asyncio.Future[WorkerSample] = loop.create_future()
-            worker.pending.append(fut)
-            self._send(index, ("sample",))
+            if worker.gone is not None:
+                fut.set_exception(worker.gone)  # dead, its replacement not in place yet
+            else:
+                worker.pending.append(fut)
+                self._send(index, ("sample",))
             futures.append(fut)
         return list(await asyncio.gather(*futures))
 
@@ -490,6 +521,13 @@ class ShardedRunner:
             *rest,
         )
 
+    def _batch(self, row: list[Any]) -> RunBatch:
+        kind, label, seconds, buckets = row
+        if len(buckets) != self._buckets or not all(type(n) is int for n in buckets):
+            raise ValueError(f"bad results row {row!r}")
+        return RunBatch(sys.intern(kind), sys.intern(label), sum(buckets), float(seconds),
+                        tuple(buckets))
+
     def _on_message(self, worker: _Worker, message: Any) -> None:
         """One message from a worker: events, an answer to a request, results."""
         match message:
@@ -508,8 +546,13 @@ class ShardedRunner:
                         poll.set_result([self._counted(row) for row in rows])
             case ("pong",):
                 pass
-            case ("results", list() as batches):
+            case ("results", list() as rows):
                 if self._on_results is not None:
+                    try:
+                        batches = [self._batch(row) for row in rows]
+                    except (ValueError, TypeError):
+                        log.warning("health-check worker %d sent bad results", worker.proc.pid)
+                        return
                     self._on_results(batches)
             case _:
                 log.warning("health-check worker %d sent %r", worker.proc.pid, message)
@@ -587,9 +630,11 @@ async def _serve(fd: int) -> None:
     loop = asyncio.get_running_loop()
     outbox: list[HealthChanged] = []
     lateness: array[float] = array("d")
-    # Each run's outcome: (kind, label) -> seconds of each run, sent once a second.
-    results: dict[tuple[str, str], list[float]] = {}
-    last: dict[str, tuple[bool, float, float]] = {}  # check_id -> (ok, ended, seconds)
+    # Each run's outcome, sent once a second: (kind, label) -> [seconds summed, then the
+    # runs in each duration bucket].
+    results: dict[tuple[str, str], list[Any]] = {}
+    bounds = [float(b) for b in options.get("buckets", ())]
+    empty = [0.0] + [0] * (len(bounds) + 1)
 
     def flush() -> None:
         writer.write(_frame(("events", outbox[:])))
@@ -604,12 +649,19 @@ async def _serve(fd: int) -> None:
         lateness.append(started - due)
 
     def on_result(check_id: str, kind: str, result: CheckResult, seconds: float) -> None:
-        results.setdefault((kind, result_label(result)), []).append(seconds)
-        last[check_id] = (result.ok, loop.time(), seconds)
+        key = (kind, result_label(result))
+        row = results.get(key)
+        if row is None:
+            row = results[key] = empty[:]
+        if seconds < 0.0:
+            seconds = 0.0
+        row[0] += seconds
+        row[1 + bisect_left(bounds, seconds)] += 1
 
     def send_results() -> None:
         if results:
-            writer.write(_frame(("results", [(k, lbl, v) for (k, lbl), v in results.items()])))
+            writer.write(_frame(("results", [[k, lbl, v[0], v[1:]]
+                                             for (k, lbl), v in results.items()])))
             results.clear()
         timers[0] = loop.call_later(RESULTS_INTERVAL, send_results)
 
@@ -619,7 +671,7 @@ async def _serve(fd: int) -> None:
         rows: list[list[Any]] = []
         for check_id in runner.check_ids():
             st = runner.status(check_id)
-            ok, ended, seconds = last.get(check_id, (None, None, None))
+            ok, ended, seconds = runner.last_run(check_id) or (None, None, None)
             rows.append([
                 check_id, st.up, st.reason, st.last_failure, st.weight, st.runs, st.failures,
                 ok, None if ended is None else now - ended, seconds,
@@ -658,7 +710,6 @@ async def _serve(fd: int) -> None:
                     case ("remove", str() as check_id):
                         with contextlib.suppress(KeyError):
                             runner.remove(check_id)
-                        last.pop(check_id, None)
                     case ("counters",):
                         writer.write(_frame(("counters", counters())))
                     case ("ping",):

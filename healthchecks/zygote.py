@@ -21,7 +21,8 @@ A request names a target from the zygote's list (``"package.module:function"``, 
 in the child as ``function(sock, *args)``, its return value the exit status), plain
 arguments (JSON: never pickles), and carries two descriptors with SCM_RIGHTS: the
 socket the child is given and a pidfd of the process asking. The answer is the child's
-pid and a pidfd for it (race-free: the zygote opens it before the child can be reaped).
+pid and a pidfd for it (race-free: the child waits at a pipe until the zygote has opened
+it, so even a child that exits at once cannot be reaped first).
 `spawn` is the blocking form (before an event loop runs).
 
 Requests come over a connection to a listening socket with an abstract name of the
@@ -544,9 +545,18 @@ def _answer_request(conn: socket.socket, control: socket.socket, listener: socke
             raise ValueError(f"{target} is not one of the zygote's targets")
         if len(fds) != 2:
             raise ValueError("a spawn request carries a socket and a pidfd")
-        pid = os.fork()
+        # The child waits at this gate until its pidfd is open: SIGCHLD is ignored here,
+        # so a child that exited at once would be reaped before pidfd_open could name it.
+        gate, release = os.pipe()
     except (ValueError, KeyError, TypeError, OSError) as exc:
         _close_all(fds)
+        with contextlib.suppress(OSError):
+            conn.sendmsg([json.dumps({"error": str(exc)}).encode()])
+        return
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        _close_all([*fds, gate, release])
         with contextlib.suppress(OSError):
             conn.sendmsg([json.dumps({"error": str(exc)}).encode()])
         return
@@ -555,8 +565,12 @@ def _answer_request(conn: socket.socket, control: socket.socket, listener: socke
         try:
             for sock in (conn, control, listener):
                 sock.close()
-            code = _child(target, fds[0], request.get("args") or [], request.get("name"),
-                          fds[1])
+            os.close(release)
+            opened = os.read(gate, 1)  # nothing: the zygote died before it had the pidfd
+            os.close(gate)
+            if opened:
+                code = _child(target, fds[0], request.get("args") or [],
+                              request.get("name"), fds[1])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -566,13 +580,17 @@ def _answer_request(conn: socket.socket, control: socket.socket, listener: socke
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
-    _close_all(fds)
+    _close_all([*fds, gate])
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:
+        os.close(release)  # the gate stays shut: the child exits
         with contextlib.suppress(OSError):
             conn.sendmsg([json.dumps({"error": f"pidfd_open: {exc}"}).encode()])
         return
+    with contextlib.suppress(OSError):  # (a child killed meanwhile: its pidfd tells)
+        os.write(release, b"\1")
+    os.close(release)
     try:
         conn.sendmsg([json.dumps({"pid": pid}).encode()],
                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [pidfd]))])

@@ -10,7 +10,7 @@ someone else makes it resign so the election runs again.
 
 It imports nothing from `hacluster`: configuration, tracking, notify scripts and metrics
 are the caller's; the caller hears of every state change through ``on_state``. A daemon
-composes it (`hacluster.daemon.Daemon`, the VRRP role), and it can be used alone:
+composes it (`hacluster.vrrp_part.VrrpPart`, in the VRRP role), and it can be used alone:
 
     speaker = Speaker(on_state=print)
     speaker.open(asyncio.get_running_loop())

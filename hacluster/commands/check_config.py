@@ -50,12 +50,16 @@ def summary(config: Config) -> list[str]:
         lines.append(f"  vrrp_sync_group {group.name}: {', '.join(group.group)}")
     if config.vrrp_scripts:
         lines.append(f"  vrrp_scripts: {', '.join(config.vrrp_scripts)}")
+    from hacluster.config.lower import unsupported_virtual_server
+
     for vs in config.virtual_servers:
         checks = sum(len(rs.checks) for rs in vs.real_servers)
         lines.append(
             f"  virtual_server {vs}: {vs.lb_algo} {vs.lb_kind}, "
             f"{len(vs.real_servers)} real servers, {checks} checks"
         )
+        lines.extend(f"  note: virtual_server {vs}: {note}"
+                     for note in unsupported_virtual_server(vs))
     if g.smtp_server is not None and g.notification_email:
         lines.append(f"  email alerts to {len(g.notification_email)} address(es) via "
                      f"{g.smtp_server}")

@@ -218,6 +218,22 @@ def _run(args: argparse.Namespace, config: Config, vip_state: Path,
                 # at load 12). Bounded: a slow role delays the rest by 0.1 s at most.
                 role.wait_heard(ROLE_FIRST_WORD)
                 mark("role heard")
+            if config.virtual_servers:
+                from hacluster.logs import setup_logging
+                from hacluster.roles.balancer import prefork
+
+                # The balancer gets ready (imports, dataplane, checks' plan) while the
+                # rest of this process is imported and built; it logs as the daemon will.
+                # What both import (the loop, the metrics) is imported once, here, before
+                # the fork: not twice at the same time, and its pages stay shared.
+                setup_logging(options.log_format, options.log_level)
+                import asyncio  # noqa: F401
+
+                import hacluster.metrics  # noqa: F401
+
+                prefork(config)
+        else:
+            _warn_single_process(config, options)
         from hacluster.daemon import run_daemon
 
         return run_daemon(config, options, role, zygote)
@@ -234,6 +250,33 @@ def _log_leftovers(options: DaemonOptions) -> None:
     log = logging.getLogger("hacluster.daemon")
     for level, line in options.leftovers:
         log.log(logging.getLevelName(level.upper()), "%s", line)
+
+
+#: The VRRP role's own process settings (`hacluster.roles.vrrp.apply_process_settings`).
+VRRP_PROCESS_KEYS = ("vrrp_priority", "vrrp_rt_priority", "vrrp_rlimit_rttime", "vrrp_no_swap")
+
+
+def ignored_in_one_process(config: Config) -> list[str]:
+    """What `--single-process` leaves out of `config`: the VRRP role's process settings
+    (applied to one process, they would give the checks and the dataplane the real-time
+    priority, or lock all of their memory), a line each."""
+    g = config.global_defs
+    return [f"global_defs.{key} applies to the VRRP role process, and is ignored with "
+            "--single-process" for key in VRRP_PROCESS_KEYS if getattr(g, key)]
+
+
+def _warn_single_process(config: Config, options: DaemonOptions) -> None:
+    lines = ignored_in_one_process(config)
+    if not lines:
+        return
+    import logging
+
+    from hacluster.logs import setup_logging
+
+    setup_logging(options.log_format, options.log_level)
+    log = logging.getLogger("hacluster.daemon")
+    for line in lines:
+        log.warning("%s", line)
 
 
 def _report(leftovers: vipstate.Cleared) -> None:

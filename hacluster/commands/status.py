@@ -138,6 +138,23 @@ def _check_text(checks: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(texts)
 
 
+#: The parts of the status a role gives, as `missing` names them, and their sections.
+_PARTS = {"vrrp": "VRRP instances", "balancer": "Virtual servers"}
+
+
+def _missing_text(note: Mapping[str, Any]) -> str:
+    seconds = note.get("age_seconds")
+    shown = "not shown" if seconds is None else f"shown as they were {age(seconds)} ago"
+    return f"{shown}, {note.get('reason') or 'no answer'}"
+
+
+def _as_of(note: Mapping[str, Any] | None) -> str:
+    if note is None:
+        return ""
+    seconds = note.get("age_seconds")
+    return " (not known now)" if seconds is None else f" (as of {age(seconds)} ago, STALE)"
+
+
 def render(status: Mapping[str, Any]) -> str:
     """The status document as the tables `hacluster status` prints."""
     out = []
@@ -147,11 +164,17 @@ def render(status: Mapping[str, Any]) -> str:
     if status.get("config_file"):
         head += f", config {status['config_file']}"
     out.append(head + "\n\n")
+    missing = {str(m.get("part")): m for m in status.get("missing") or [] if isinstance(m, dict)}
+    for part, title in _PARTS.items():
+        if part in missing:
+            out.append(f"{title}: {_missing_text(missing[part])}\n")
+    if missing:
+        out.append("\n")
 
     instances = status.get("instances") or []
-    out.append("VRRP instances\n")
+    out.append("VRRP instances" + _as_of(missing.get("vrrp")) + "\n")
     if not instances:
-        out.append("  (none)\n")
+        out.append("  (not known)\n" if "vrrp" in missing else "  (none)\n")
     else:
         rows = []
         for inst in instances:
@@ -176,9 +199,9 @@ def render(status: Mapping[str, Any]) -> str:
                           "SINCE", "REASON", "NOTES"], rows))
 
     servers = status.get("virtual_servers") or []
-    out.append("\nVirtual servers\n")
+    out.append("\nVirtual servers" + _as_of(missing.get("balancer")) + "\n")
     if not servers:
-        out.append("  (none)\n")
+        out.append("  (not known)\n" if "balancer" in missing else "  (none)\n")
     for vs in servers:
         reals = vs.get("real_servers") or []
         up = sum(1 for rs in reals if rs.get("up"))

@@ -226,7 +226,7 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Health-check worker processes; each real server's checks run in one of them. 0 "
         "runs the checks in the daemon's own process.", "2", keepalived=None,
         default="enough for the configured check rate (2,500 checks/s each), at most one "
-                "per CPU"),
+                "per CPU the daemon may run on (CPUAffinity=)"),
     ("GlobalDefs", "vrrp_priority"): KeyDoc(
         "Nice value of the VRRP role process (-20 to 19; lower runs first).", "-10"),
     ("GlobalDefs", "vrrp_rt_priority"): KeyDoc(
@@ -667,7 +667,8 @@ KEYS: dict[tuple[str, str], KeyDoc] = {
         "Host header of HTTP_GET / SSL_GET checks, passed down.", "www.example.com"),
     ("VirtualServer", "ha_suspend"): KeyDoc(
         "keepalived: check the real servers only while this director holds the virtual "
-        "address. Accepted for keepalived files; hacluster does not act on it yet.", "true"),
+        "address. Accepted for keepalived files; hacluster does not act on it yet (check-config "
+        "and run say so).", "true"),
     ("VirtualServer", "real_servers"): KeyDoc(
         "The real servers; see the next section.", "[{ip: 10.99.1.11, port: 80}]",
         keepalived="real_server IP PORT"),

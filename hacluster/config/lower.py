@@ -10,9 +10,10 @@
 - One VRRP instance becomes a `vrrp.speaker.InstancePlan` (in
   `hacluster.config.lower_vrrp`, re-exported here; the VRRP role imports only that
   module, not the checks' parameters).
-- `unsupported()` and `unsupported_instance()` name the keywords that are accepted but
-  not carried out, so the caller can warn. A test proves that every field of these
-  config types either changes the lowered value or is named there.
+- `unsupported()`, `unsupported_instance()` and `unsupported_virtual_server()` name the
+  keywords that are accepted but not carried out, so the caller can warn. Tests prove
+  that every field of these config types (and of real servers) either changes what the
+  daemon is given or is named there.
 
 Does no I/O.
 """
@@ -260,4 +261,13 @@ def unsupported(check: Checker) -> list[str]:
     if check.log_all_failures:
         notes.append("log_all_failures is not supported and is ignored "
                      "(failures that change a check's state are logged)")
+    return notes
+
+
+def unsupported_virtual_server(vs: VirtualServer) -> list[str]:
+    """keepalived keywords set on `vs` (not its checks) that are not carried out."""
+    notes: list[str] = []
+    if vs.ha_suspend:
+        notes.append("ha_suspend is not supported and is ignored (the real servers are "
+                     "checked whatever the VRRP state)")
     return notes

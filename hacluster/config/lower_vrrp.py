@@ -8,7 +8,13 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from hacluster.config.model import Config, VrrpInstance
+from hacluster.config.model import (
+    VRRP_MCAST_GROUP4,
+    VRRP_MCAST_GROUP6,
+    Config,
+    IPAddress,
+    VrrpInstance,
+)
 
 if TYPE_CHECKING:
     from vrrp.speaker import InstancePlan
@@ -37,7 +43,7 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
                  255 if p.max_ttl is None else p.max_ttl)
             for p in inst.unicast_peers
         ),
-        group=inst.mcast_dst_ip,
+        group=_group(config, inst),
         unicast_ttl=inst.unicast_ttl,
         auth_type=1 if auth is not None else 0,
         auth_pass=auth.auth_pass if auth is not None else "",
@@ -88,6 +94,16 @@ def lower_instance(config: Config, name: str) -> InstancePlan:
     )
     return InstancePlan(name, inst.interface, binding, params, template,
                         tuple(vips.items()), announce, inst.is_owner)
+
+
+def _group(config: Config, inst: VrrpInstance) -> IPAddress | None:
+    """The multicast group of the adverts: the instance's mcast_dst_ip, else
+    global_defs.vrrp_mcast_group4/6 (None: RFC 5798's, the transport's default)."""
+    if inst.mcast_dst_ip is not None:
+        return inst.mcast_dst_ip
+    g = config.global_defs
+    group = g.vrrp_mcast_group4 if inst.family == 4 else g.vrrp_mcast_group6
+    return None if group in (VRRP_MCAST_GROUP4, VRRP_MCAST_GROUP6) else group
 
 
 #: Instance keys carried out outside the instance's plan: by tracking

@@ -155,7 +155,26 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+def cache_bytecode(prefix: Path) -> None:
+    """Write and read compiled bytecode under `prefix` (this process and what it runs).
+
+    The guest mounts the source tree read-only and its init sets PYTHONDONTWRITEBYTECODE,
+    so every Python process there compiled every module it imported, each time: seconds
+    of each `hacluster run` under TCG, which an installed package (compiled when built)
+    never spends. The work directory is writable: the first process compiles, the rest
+    read what it wrote."""
+    try:
+        prefix.mkdir(exist_ok=True)
+    except OSError:
+        return  # not writable here: compiled each time, as before
+    sys.pycache_prefix = str(prefix)
+    sys.dont_write_bytecode = False
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 def main() -> int:
+    cache_bytecode(Path.cwd() / ".pycache")
     port = find_port()
     with open(port, "r+b", buffering=0) as stream:
         agent = Agent(stream)

@@ -24,6 +24,7 @@ from hacluster.loadbalancer.prepare import prepare
 from hacluster.loadbalancer.reload import ReloadPart
 from hacluster.loadbalancer.status import StatusPart
 from hacluster.policy import PolicyState, on_removal
+from hacluster.startuptrace import mark
 from healthchecks import HttpSessions, Runner, ShardedRunner
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class LoadBalancer(ReloadPart, StatusPart):
             self._runner = self._sharded = ShardedRunner(
                 workers, max_concurrency=max_concurrency, on_change=self._on_change,
                 on_results=self._on_results, zygote=zygote,
+                result_buckets=metrics.check_buckets if metrics is not None else (),
             )
         else:
             self._runner = Runner(max_concurrency=max_concurrency, on_change=self._on_change)
@@ -149,8 +151,10 @@ class LoadBalancer(ReloadPart, StatusPart):
             self._runner_start = asyncio.get_running_loop().create_task(self._runner.start())
         else:
             await self._runner.start()
+        mark("balancer: checks started")
         await self._apply_timeouts(self._config)
         await self.reconcile("start")
+        mark("balancer: first reconcile")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="loadbalancer-reconcile"
         )
@@ -201,6 +205,12 @@ class LoadBalancer(ReloadPart, StatusPart):
         if flush and self._backend is not None:
             await self._flush()
         log.info("load balancer stopped (IPVS entries %s)", "flushed" if flush else "left")
+
+    async def checks_running(self) -> None:
+        """Return once the check workers run, each with its checks (at once when the
+        checks run in this process); what starting them raised, raised here."""
+        if self._runner_start is not None:
+            await asyncio.shield(self._runner_start)
 
     async def drain(self, virtual_server: str, real_server: str) -> None:
         """Weight 0 for a real server (connections stay) until `undrain`, across reloads."""

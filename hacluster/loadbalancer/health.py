@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from hacluster.balancer import Handed
 from hacluster.config.lower import CheckPlan
@@ -16,6 +16,9 @@ from hacluster.loadbalancer.state import BalancerState
 from hacluster.policy import HealthKey, ServerHealth
 from healthchecks import CheckResult, CheckSpec, HealthChanged, make_checker
 from healthchecks.result import result_label
+
+if TYPE_CHECKING:
+    from healthchecks.sharded import RunBatch
 
 log = logging.getLogger("hacluster.loadbalancer")
 
@@ -93,12 +96,13 @@ class HealthPart(BalancerState):
         if self._metrics is not None:
             self._metrics.check_done(kind, result_label(result), max(0.0, seconds))
 
-    def _on_results(self, batches: list[tuple[str, str, list[float]]]) -> None:
+    def _on_results(self, batches: list[RunBatch]) -> None:
         """Outcomes of the runs done in the worker processes since their last batch."""
-        for kind, label, seconds in batches:
-            self.counters["checks"] += len(seconds)
+        for batch in batches:
+            self.counters["checks"] += batch.runs
             if self._metrics is not None:
-                self._metrics.checks_done(kind, label, seconds)
+                self._metrics.checks_counted(batch.kind, batch.label, batch.seconds,
+                                             batch.buckets)
 
     async def refresh(self, max_age: float = 1.0) -> None:
         """Read the checks' counters from the worker processes, when the last reading is

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from hacluster import scripts
 from hacluster.balancer import LoadBalancerError
 from hacluster.config.diff import ConfigDiff
-from hacluster.config.lower import CheckConfigError, CheckPlan, plan, unsupported, where
+from hacluster.config.lower import (
+    CheckConfigError,
+    CheckPlan,
+    plan,
+    unsupported,
+    unsupported_virtual_server,
+    where,
+)
 from hacluster.config.model import Config
 from hacluster.loadbalancer.members import Wanted
 from hacluster.policy import HealthKey
@@ -68,6 +75,9 @@ def prepare(
     same = same_context(diff) if diff is not None and previous is not None else None
     wanted: dict[HealthKey, Wanted] = {}
     problems: list[str] = []
+    for vs in config.virtual_servers:
+        for note in unsupported_virtual_server(vs):
+            log.warning("[%s] %s", vs, note)
     for key, (vs, rs) in real_servers_of(config).items():
         old = previous.get(key) if same is not None and previous is not None else None
         reuse = old is not None and same is not None and same(vs, rs)
@@ -102,5 +112,14 @@ def checker_processes(config: Config, cpus: int | None = None) -> int:
     )
     if not rate:
         return 0
-    cpus = cpus or os.cpu_count() or 1
+    cpus = cpus or usable_cpus()
     return max(1, min(cpus, math.ceil(rate / CHECKS_PER_WORKER)))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (systemd's CPUAffinity=, taskset), not the
+    machine's: more workers than that would only take turns on the same ones."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1

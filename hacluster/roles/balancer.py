@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -35,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 from hacluster.apitypes import UnknownRealServer, UnknownVirtualServer
 from hacluster.config.model import Config, RealServer, VirtualServer
 from hacluster.roles.channel import RoleError, RoleGone, send_blob, send_event, serve
+from hacluster.roles.interface import Outcome, RoleFailed
 from hacluster.roles.process import RoleProcess, begin_child
+from hacluster.startuptrace import mark
 
 if TYPE_CHECKING:
     from hacluster.balancer import Handed
@@ -54,6 +57,13 @@ HUNG_AFTER = 30.0
 #: A status part handed over longer ago than this is not shown: one is asked for (as
 #: `StatusSnapshots` does with its own, `wait_after`; a busy balancer builds slower).
 STATUS_WAIT_AFTER = 10.0
+#: How long the latest part is kept to be shown, marked stale with its age, while the
+#: balancer does not answer in time (busy: a loaded or emulated machine) or restarts.
+STATUS_KEEP = 300.0
+#: How long a status request waits for the balancer's part when it has none handed over
+#: recently: within the 10 s a client such as `hacluster status` waits by default. A part
+#: that takes longer to build is handed over when built, for the next request.
+STATUS_TIMEOUT = 8.0
 #: How often a status request tells the balancer that somebody still asks.
 STATUS_WARM_EVERY = 5.0
 
@@ -62,7 +72,7 @@ Journal = dict[tuple[str, str], "Handed"]
 _UPS: dict[tuple[bool, ...], tuple[bool, ...]] = {}
 
 
-class BalancerFailed(Exception):
+class BalancerFailed(RoleFailed):
     """The balancer could not start its configuration (the message says why)."""
 
 
@@ -118,6 +128,7 @@ def _find(config: Config, vs_name: str,
 def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) -> int:
     """The role's process, from fork to exit (never returns into the parent's code)."""
     begin_child(parent, "hc-balancer")
+    mark("balancer: forked")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
@@ -133,9 +144,9 @@ def _child(sock: socket.socket, parent: int, config: Config, handed: Journal) ->
 async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
     from hacluster import __version__
     from hacluster.balancer import Balancer, BalancerError
-    from hacluster.loadbalancer import LoadBalancerError
     from hacluster.metrics import Metrics
 
+    mark("balancer: imported")
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     metrics = Metrics(version=__version__, process=False, vrrp=False, base=False)
@@ -164,11 +175,8 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
                 (new,) = args
                 if not isinstance(new, Config):
                     raise TypeError("reconfigure takes a Config")
-                try:
-                    await balancer.reconfigure(new)
-                except (LoadBalancerError, BalancerError) as exc:
-                    return ("refused", str(exc))
-                return ("ok", "")
+                ok, why = await balancer.reconfigure(new)
+                return ("ok", "") if ok else ("refused", why)
             case "drain":
                 vs, rs, on = args
                 try:
@@ -197,6 +205,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
             case "prepare_status":
                 balancer.prepare_status()
                 return None
+            case "keep_status_warm":
+                balancer.keep_status_warm()
+                return None
             case "metrics":
                 text, _ = await metrics.render_async(str(args[0]) if args[0] else None)
                 return text.removesuffix(b"# EOF\n")
@@ -213,8 +224,13 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
     started = False
     try:
         await balancer.prepare()
+        mark("balancer: prepared")
         await balancer.start()
+        mark("balancer: started")
         started = True
+        # Ready once the check workers run too: the supervisor's READY waits for every
+        # role (the first reconcile, from the starting states, did not wait for them).
+        await balancer.checks_running()
         from healthchecks.gcsettle import settle
 
         settle()
@@ -241,8 +257,9 @@ async def _serve(sock: socket.socket, config: Config, handed: Journal) -> int:
 class BalancerRole(RoleProcess):
     """The supervisor's handle on the balancer: fork, ask, heartbeat, restart.
 
-    Offers what `hacluster.balancer.Balancer` does (the daemon and the API use either),
-    each call a request to the process."""
+    Offers what `hacluster.balancer.Balancer` does (the roots and the API use either:
+    the role interface of `hacluster.roles.interface`, and what the API reads), each
+    call a request to the process."""
 
     label = "the balancer"
 
@@ -254,14 +271,31 @@ class BalancerRole(RoleProcess):
         #: Each real server's checks' states as the balancer last said (handed over).
         self.journal: Journal = {}
         self._status: tuple[float, bytes] | None = None  # (when it came, the part)
+        self._last_part: tuple[float, bytes] | None = None  # the same, kept to show stale
         self._warmed = -1e9
 
     # -- lifecycle -------------------------------------------------------------------
 
     def fork(self) -> None:
-        """Start the process with the current config and journal (it starts at once)."""
+        """Start the process with the current config and journal (it starts at once);
+        the one `prefork` started for this same config is taken instead, if any."""
+        global _preforked
+        early, _preforked = _preforked, None
+        if early is not None and early.config is self.config and not self.journal:
+            self.pid, self._sock, self._started_at = early.pid, early._sock, early._started_at
+            return
+        if early is not None:
+            early.abandon()
         config, journal = self.config, dict(self.journal)
         self._fork(lambda sock, parent: _child(sock, parent, config, journal))
+
+    def abandon(self) -> None:
+        """A process forked but never started: killed and reaped."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._kill()
+        self._reap(block=True)
 
     async def start(self) -> None:
         """Fork (unless forked already) and wait until the checks run and the dataplane
@@ -291,7 +325,7 @@ class BalancerRole(RoleProcess):
 
     def _event(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "status" and args and isinstance(args[0], bytes):
-            self._status = (time.monotonic(), args[0])
+            self._status = self._last_part = (time.monotonic(), args[0])
             return
         if kind == "health":
             vs, rs, state = args
@@ -335,9 +369,11 @@ class BalancerRole(RoleProcess):
         return HEARTBEAT
 
     async def _beat(self) -> None:
-        status = self._status
+        status, last = self._status, self._last_part
         if status is not None and time.monotonic() - status[0] > STATUS_WAIT_AFTER:
-            self._status = None  # not shown any more: its megabytes need not stay
+            self._status = None  # not shown as current any more
+        if last is not None and time.monotonic() - last[0] > STATUS_KEEP:
+            self._last_part = None  # not shown at all any more: its megabytes need not stay
         channel = self._channel
         if channel is None or not self._ready.is_set():
             self._last_answer = time.monotonic()
@@ -361,17 +397,17 @@ class BalancerRole(RoleProcess):
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
-    async def reconfigure(self, config: Config) -> None:
-        from hacluster.balancer import LoadBalancerError  # (the supervisor's side: light)
-
+    async def reconfigure(self, config: Config) -> Outcome:
+        """Have the balancer switch to `config`; (False, why) keeps the running one."""
         try:
             answer = await self._call("reconfigure", config, timeout=120)
         except (RoleGone, RoleError, TimeoutError) as exc:
-            raise LoadBalancerError(f"the balancer did not take the reload: {exc}") from None
+            return False, f"the balancer did not take the reload: {exc}"
         if answer[0] != "ok":
-            raise LoadBalancerError(str(answer[1]))
+            return False, str(answer[1])
         self.config = config
         self.changed()
+        return True, ""
 
     async def drain(self, virtual_server: str, real_server: str, on: bool) -> None:
         answer = await self._call("drain", virtual_server, real_server, on)
@@ -390,11 +426,13 @@ class BalancerRole(RoleProcess):
         return dict(await self._call("recent_ipvs", timeout=60))
 
     async def summary_of(self) -> dict[str, Any]:
-        """Each virtual server's quorum and real servers up, and the dataplane's error."""
+        """Each virtual server's quorum and real servers up, and the dataplane's error
+        (or, when the balancer does not answer, `missing`: why)."""
         try:
             return dict(await self._call("summary"))
-        except (RoleGone, RoleError, TimeoutError):
-            return {"virtual_servers": [], "dataplane_error": "the balancer is restarting"}
+        except (RoleGone, RoleError, TimeoutError) as exc:
+            return {"virtual_servers": [], "dataplane_error": None,
+                    "missing": {"reason": self._why_missing(exc), "age_seconds": None}}
 
     async def status(self, *, table: bool = True) -> dict[str, Any] | None:
         try:
@@ -412,29 +450,49 @@ class BalancerRole(RoleProcess):
         if now - self._warmed >= STATUS_WARM_EVERY:
             # Keep it building (and handing over) while somebody asks.
             self._warmed = now
-            self.prepare_status()
+            self._tell("keep_status_warm")
         if latest is not None and now - latest[0] <= STATUS_WAIT_AFTER:
             return latest[1]
         try:
-            value = await self._call("snapshot", timeout=30)
-        except (RoleGone, RoleError, TimeoutError):
-            value = None
-        if not isinstance(value, bytes):
-            head = (b'{"built_at": null, "table_read_at": null, '
-                    b'"dataplane_error": "the balancer is restarting", "counters": {}}')
-            return head + b'\n"virtual_servers": [], "ipvs": []'
-        return value
+            value = await self._call("snapshot", timeout=STATUS_TIMEOUT)
+        except (RoleGone, RoleError, TimeoutError) as exc:
+            value = self._why_missing(exc)
+        if isinstance(value, bytes):
+            self._last_part = (time.monotonic(), value)
+            return value
+        reason = value if isinstance(value, str) else "the balancer gave no status"
+        kept = self._last_part
+        if kept is None:
+            head = {"built_at": None, "table_read_at": None, "dataplane_error": None,
+                    "counters": {}, "missing": {"reason": reason, "age_seconds": None}}
+            return json.dumps(head).encode() + b'\n"virtual_servers": [], "ipvs": []'
+        return stale_part(kept[1], reason, time.monotonic() - kept[0])
+
+    def _why_missing(self, exc: Exception) -> str:
+        """Why the balancer's part could not be had now, as `hacluster status` says it."""
+        if isinstance(exc, TimeoutError):
+            return f"the balancer did not answer within {STATUS_TIMEOUT:g} s (busy)"
+        if isinstance(exc, RoleError):
+            return f"the balancer could not build its status: {exc}"
+        if self.restarts:
+            return f"the balancer is restarting (restart {self.restarts})"
+        return "the balancer is starting"
 
     def prepare_status(self) -> None:
+        """Have the first status part built (the API is up): one, not more."""
+        self._tell("prepare_status")
+
+    def _tell(self, method: str) -> None:
+        """Ask the balancer for `method`, not waiting for its answer."""
         channel = self._channel
         if channel is not None and self._ready.is_set():
-            task = asyncio.get_running_loop().create_task(self._prepare_status())
+            task = asyncio.get_running_loop().create_task(self._ask_quietly(method))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _prepare_status(self) -> None:
+    async def _ask_quietly(self, method: str) -> None:
         with contextlib.suppress(Exception):
-            await self._call("prepare_status")
+            await self._call(method)
 
     def changed(self) -> None:
         """A change through the API or a reload: the next status is asked for (the
@@ -450,6 +508,32 @@ class BalancerRole(RoleProcess):
         return value if isinstance(value, bytes) else b""
 
 
+_preforked: BalancerRole | None = None
+
+
+def prefork(config: Config) -> None:
+    """Fork the balancer of `config` now (nothing without virtual servers): `hacluster
+    run` does so the moment the file is accepted and the VRRP role released, so that the
+    balancer imports, opens its dataplane and plans its checks while this process goes
+    on importing and building the rest (seconds on a slow machine: the VIPs came that
+    much before the IPVS table). The supervisor's `BalancerRole(config).fork()` takes
+    it over; it is killed if that never comes (the supervisor exits: it is its parent)."""
+    global _preforked
+    if config.virtual_servers and _preforked is None:
+        role = BalancerRole(config)
+        role.fork()
+        _preforked = role
+
+
+def stale_part(part: bytes, reason: str, age: float) -> bytes:
+    """A status part (`Balancer.encode_part`) shown although it is `age` seconds old,
+    marked so in its head (`missing`: why a fresh one is not there)."""
+    newline = part.index(b"\n")
+    head = json.loads(part[:newline])
+    head["missing"] = {"reason": reason, "age_seconds": round(age, 3)}
+    return json.dumps(head).encode() + memoryview(part)[newline:].tobytes()
+
+
 def _raise_unknown(answer: Any) -> None:
     match answer:
         case ("unknown_vs", str() as name):
@@ -458,4 +542,4 @@ def _raise_unknown(answer: Any) -> None:
             raise UnknownRealServer(vs, rs)
 
 
-__all__ = ["BalancerFailed", "BalancerRole"]
+__all__ = ["BalancerFailed", "BalancerRole", "prefork"]

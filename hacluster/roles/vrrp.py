@@ -6,8 +6,9 @@ share a loop with VRRP timers, and VRRP does not wait for the checks' plan. The 
 imports what it runs while the supervisor loads and checks the file, then waits for the
 supervisor's release (the accepted file, over the socketpair) before it touches
 anything: a file `hacluster run` refuses never runs here, not even briefly. The role
-runs the daemon's VRRP part (`hacluster.daemon.Daemon` with role "vrrp": no virtual
-servers, no API) and answers the supervisor over a socketpair (`roles.channel`):
+runs the VRRP part (`hacluster.vrrp_part.VrrpPart`, under its root
+`hacluster.vrrp_root.VrrpRoot`: no virtual servers, no API) and answers the supervisor
+over a socketpair (`roles.channel`):
 `ready`, `ping`, `status`, `metrics`, `maintenance`, `reload` (with the new config as
 plain data), `modules` (the top-level packages it has imported), `stop`.
 
@@ -48,8 +49,8 @@ from hacluster.startuptrace import mark
 if TYPE_CHECKING:
 
     from hacluster.config.model import GlobalDefs
-    from hacluster.daemon import Daemon
     from hacluster.daemon_options import DaemonOptions
+    from hacluster.vrrp_root import VrrpRoot
 
 log = logging.getLogger("hacluster.roles")
 
@@ -118,9 +119,10 @@ def apply_process_settings(g: GlobalDefs) -> list[str]:
 #: nor scapy: vrrp.rtnl and vrrp.frames do what VRRP needs of them). What only some
 #: configs use (notify scripts, alerts, FIFOs, tracking, routes, vmac, accept mode) is
 #: imported after the release when the config uses it (`hacluster.vrrp_extras`); the
-#: metrics and reload after start (Daemon._build_metrics, Daemon._reloader).
+#: metrics and reload after start (`hacluster.vrrp_metrics`, `Root._reloader`).
 PREPARE = (
-    "hacluster.daemon", "hacluster.logs", "hacluster.sdnotify",
+    "hacluster.daemon", "hacluster.vrrp_part", "hacluster.vrrp_root", "hacluster.logs",
+    "hacluster.sdnotify",
     "hacluster.config.lower_vrrp", "hacluster.reload_plan",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.vipstate",
     "vrrp.addrwatch", "vrrp.speaker", "hacluster.roles.channel",
@@ -196,8 +198,8 @@ def _child(sock: socket.socket, parent: int) -> int:
         return 0
     mark("role: released")
     config, options = released
-    from hacluster.daemon import Daemon
     from hacluster.logs import setup_logging
+    from hacluster.vrrp_root import VrrpRoot
 
     # As run_daemon does for the supervisor (this role was forked before): the loop wins
     # the GIL back within 1 ms from a thread (the metrics are imported in one after start).
@@ -206,9 +208,9 @@ def _child(sock: socket.socket, parent: int) -> int:
         setup_logging(options.log_format, options.log_level)
     for line in apply_process_settings(config.global_defs):
         log.info("[vrrp role] %s", line)
-    daemon = Daemon(vrrp_config(config), dataclasses.replace(options, role="vrrp"))
+    root = VrrpRoot(vrrp_config(config), dataclasses.replace(options, role="vrrp"))
     try:
-        return asyncio.run(_serve(daemon, sock))
+        return asyncio.run(_serve(root, sock))
     except KeyboardInterrupt:
         return 0
     except Exception:
@@ -216,48 +218,48 @@ def _child(sock: socket.socket, parent: int) -> int:
         return 1
 
 
-async def _serve(daemon: Daemon, sock: socket.socket) -> int:
+async def _serve(root: VrrpRoot, sock: socket.socket) -> int:
     import asyncio
 
     from hacluster.roles.channel import send_event, serve
 
     reader, writer = await asyncio.open_unix_connection(sock=sock)
+    part = root.part
 
     async def handle(method: str, args: tuple[Any, ...]) -> Any:
         match method:
             case "ready":
-                await daemon.started.wait()
+                await root.started.wait()
                 return os.getpid()
             case "ping":
                 return "pong"
             case "modules":  # what the role has imported (its start path is kept lean)
                 return sorted({name.partition(".")[0] for name in sys.modules})
             case "status":
-                return daemon.role_status()
+                return await part.snapshot()
             case "metrics":
-                await daemon.metrics_ready()
-                return daemon.vrrp_metric_families()
+                return await part.metric_families()
             case "maintenance":
-                return await daemon.role_maintenance(str(args[0]), bool(args[1]))
+                return await part.set_maintenance(str(args[0]), bool(args[1]))
             case "reload":
                 (new,) = args
                 if not isinstance(new, Config):
                     raise TypeError("reload takes a Config")
-                return await daemon.reload(new)
+                return await root.reload(new)
             case "stop":
-                daemon.request_stop()
+                root.request_stop()
                 return None
         raise ValueError(f"unknown request {method!r}")
 
     # State changes go to the supervisor as they happen (lvs_sync_daemon follows them).
-    daemon.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
+    part.on_state_change = lambda name, state: send_event(writer, "state", name, state.name)
     server = asyncio.get_running_loop().create_task(serve(reader, writer, handle))
-    running = asyncio.get_running_loop().create_task(daemon.started.wait())
+    running = asyncio.get_running_loop().create_task(root.started.wait())
     running.add_done_callback(lambda _: mark("role: instances running"))
     # The supervisor gone (channel closed): stop gracefully, resigning as masters.
-    server.add_done_callback(lambda _: daemon.request_stop())
+    server.add_done_callback(lambda _: root.request_stop())
     try:
-        return await daemon.run()
+        return await root.run()
     finally:
         server.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -269,7 +271,8 @@ async def _serve(daemon: Daemon, sock: socket.socket) -> int:
 
 
 class VrrpRole(RoleProcess):
-    """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart."""
+    """The supervisor's handle on the VRRP role: fork, ask, heartbeat, restart; the
+    interface every role has (`hacluster.roles.interface.Role`)."""
 
     label = "the VRRP role"
 
@@ -308,13 +311,15 @@ class VrrpRole(RoleProcess):
         self._sock = None
         self._reap(block=True)
 
-    async def start(self) -> bool:
-        """Open the channel and wait until the role's instances run; False if it died."""
+    async def start(self) -> None:
+        """Open the channel and wait until the role's instances run; RoleFailed if it
+        died first."""
+        from hacluster.roles.interface import RoleFailed
+
         await self._connect()
-        ok = await self._wait_ready()
-        if ok:
-            self._supervise_from_now()
-        return ok
+        if not await self._wait_ready():
+            raise RoleFailed("the VRRP role could not start")
+        self._supervise_from_now()
 
     async def _wait_ready(self) -> bool:
         from hacluster.roles.channel import RoleError, RoleGone
@@ -351,7 +356,7 @@ class VrrpRole(RoleProcess):
         return HEARTBEAT
 
     async def _beat(self) -> None:
-        # Answered or not gates the systemd watchdog (Daemon: `answering`).
+        # Answered or not gates the systemd watchdog (Supervisor: `answering`).
         channel = self._channel
         if channel is None or not self._ready.is_set():
             return
@@ -368,7 +373,7 @@ class VrrpRole(RoleProcess):
             raise RoleGone(method)
         return await self._channel.call(method, *args, timeout=timeout)
 
-    async def status(self) -> dict[str, Any] | None:
+    async def snapshot(self) -> dict[str, Any] | None:
         """The role's instances and counters (None while it is not there)."""
         from hacluster.roles.channel import RoleError, RoleGone
 
@@ -394,7 +399,8 @@ class VrrpRole(RoleProcess):
             (self._maintenance.add if on else self._maintenance.discard)(name)
         return known
 
-    async def reload(self, config: Config) -> tuple[bool, str]:
+    async def reconfigure(self, config: Config) -> tuple[bool, str]:
+        """Have the role reload to `config` (its VRRP part: `hacluster.vrrp_reload`)."""
         old, self.config = self.config, config
         value = await self.call("reload", vrrp_config(config), timeout=60)
         ok, message = value

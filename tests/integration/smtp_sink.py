@@ -1,5 +1,10 @@
 """A real SMTP server for tests (aiosmtpd): every mail it takes is appended to a file as one
-JSON line (envelope, headers, body). Run as `python smtp_sink.py HOST PORT OUTFILE`."""
+JSON line (envelope, headers, body). Run as `python smtp_sink.py HOST PORT OUTFILE [closed]`.
+
+With `closed` it starts, prints "ready" and refuses connections (nothing listens) until
+SIGUSR1: a test opens the server at the moment it chooses, without waiting for Python
+and aiosmtpd to start then (seconds on a loaded machine).
+"""
 
 from __future__ import annotations
 
@@ -39,14 +44,26 @@ class JsonLines:
 
 def main(argv: list[str]) -> None:
     host, port, out = argv[0], int(argv[1]), Path(argv[2])
+    closed = argv[3:] == ["closed"]
     controller = Controller(JsonLines(out), hostname=host, port=port)
-    controller.start()
-    print(f"listening on {host}:{port}", flush=True)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def open_server() -> None:
+        if controller.server is not None:
+            return  # open already
+        controller.start()
+        print(f"listening on {host}:{port}", flush=True)
+
+    if closed:
+        loop.add_signal_handler(signal.SIGUSR1, open_server)
+        print("ready (closed until SIGUSR1)", flush=True)
+    else:
+        open_server()
     loop.run_until_complete(stop.wait())
-    controller.stop()
+    if controller.server is not None:
+        controller.stop()
 
 
 if __name__ == "__main__":

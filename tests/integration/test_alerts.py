@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +107,31 @@ class Rig:
         )
         return found
 
-    def start_sink(self, out: Path) -> LabProcess:
+    def start_sink(self, out: Path, *, closed: bool = False) -> LabProcess:
+        """The SMTP server, listening; `closed`: started but refusing until `open_sink`."""
         proc = self.lab.start(self.director, [sys.executable, SINK, "127.0.0.1",
-                                              str(SMTP_PORT), str(out)], log_name="smtp")
-        wait_for("the SMTP server", lambda: "listening" in proc.output(), 10, proc.output)
+                                              str(SMTP_PORT), str(out),
+                                              *(["closed"] if closed else [])],
+                              log_name="smtp")
+        wait_for("the SMTP server", lambda: ("ready" if closed else "listening")
+                 in proc.output(), 30, proc.output)
         return proc
+
+    @staticmethod
+    def open_sink(proc: LabProcess) -> None:
+        proc.signal(signal.SIGUSR1)
+        wait_for("the SMTP server to listen", lambda: "listening" in proc.output(), 10,
+                 proc.output)
 
     def stop_daemon(self) -> int:
         assert self.daemon is not None
         self.daemon.signal(signal.SIGTERM)
         return self.daemon.popen.wait(15)
+
+
+def _log_time(stamp: str) -> float:
+    """A log line's time (ISO 8601, as the daemon writes it) as a Unix timestamp."""
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def mails(path: Path) -> list[dict[str, Any]]:
@@ -255,31 +271,53 @@ def _scrape(rig: Rig) -> str:
     return asyncio.run(get())
 
 
+FAILED_ATTEMPT = r"mail to \S+ failed \(attempt \d+\)"
+
+
+def _counts_match_log(rig: Rig, sent: int | None = None) -> bool:
+    """Whether the metrics count every failed attempt the log shows (and `sent` mails).
+    (A process counts an attempt a moment before it logs it: both are read until they
+    agree, which they do once the attempts in flight are over.)"""
+    text = _scrape(rig)
+    failed = len(re.findall(FAILED_ATTEMPT, rig.log()))
+    return failed >= 1 and (
+        _metric(text, "hacluster_alert_mails_total", result="failed") == failed
+        and (sent is None
+             or _metric(text, "hacluster_alert_mails_total", result="sent") == sent))
+
+
 def test_smtp_server_down_is_retried_logged_and_counted(rig: Rig) -> None:
     inbox = rig.work / "inbox.jsonl"
+    sink = rig.start_sink(inbox, closed=True)  # up, but refusing connections for now
     rig.start_daemon(rig.config(smtp_server=f"127.0.0.1:{SMTP_PORT}"))
     rig.wait_log(r"mail to 127\.0\.0\.1:2525 failed \(attempt 1\): .*retrying in 5s")
     # (the VRRP process may be that fast: the supervisor's API comes a moment later)
     rig.wait_log(r"\[api\] control API on")
-    text = _scrape(rig)
-    # The VRRP process and the supervisor each send their own alerts: every failed
-    # attempt logged is counted once (retries come 5 s later).
-    failed = len(re.findall(r"mail to \S+ failed \(attempt 1\)", rig.log()))
-    assert failed >= 1
-    assert _metric(text, "hacluster_alert_mails_total", result="failed") == failed
-    assert _metric(text, "hacluster_alert_mails_total", result="sent") == 0
+    # The VRRP process and the balancer each send their own alerts: every failed
+    # attempt logged is counted once, and nothing is counted as sent.
+    wait_for("the failed attempts counted", lambda: _counts_match_log(rig, sent=0), 15,
+             rig.log)
     rig.wait_log(r"\[VI_1\] .*-> MASTER")  # VRRP goes on meanwhile
 
-    # The server comes up: the queued mail goes out on the next attempt.
-    rig.start_sink(inbox)
-    wait_for("the queued mail", lambda: any(
-        "Entering MASTER" in m["headers"]["Subject"] for m in mails(inbox)), 15, rig.log)
-    text = _scrape(rig)
-    print("mails:", [m["headers"]["Subject"] for m in mails(inbox)])
-    # Every mail queued meanwhile went out, in order, once (after the one failure).
-    assert _metric(text, "hacluster_alert_mails_total", result="sent") == len(mails(inbox))
-    assert _metric(text, "hacluster_alert_mails_total", result="failed") == len(
-        re.findall(r"mail to \S+ failed \(attempt \d+\)", rig.log()))
+    # The server comes up: the queued mail goes out on the next attempt, which the log
+    # announced (5 s after the first failure; 30 s after the second, should this
+    # process have been kept from opening the server that long).
+    rig.open_sink(sink)
+    patience = 15 + max(float(d) for d in re.findall(r"retrying in ([\d.]+)s", rig.log()))
+    expected = ["[hpa-dir] VRRP Instance VI_1 - Entering BACKUP state",
+                "[hpa-dir] VRRP Instance VI_1 - Entering MASTER state",
+                f"[hpa-dir] Virtualserver [{VIP}]:tcp:80 - UP"]
+
+    def subjects() -> list[str]:
+        return [m["headers"]["Subject"] for m in mails(inbox)]
+
+    wait_for("the queued mails", lambda: set(subjects()) >= set(expected), patience,
+             lambda: f"{subjects()}\n{rig.log()}")
+    wait_for("every mail and attempt counted",
+             lambda: _counts_match_log(rig, sent=len(mails(inbox))), 15, rig.log)
+    # Every mail queued meanwhile went out once, a process's own in their order.
+    assert sorted(subjects()) == sorted(expected), subjects()
+    assert subjects().index(expected[0]) < subjects().index(expected[1])
     assert rig.stop_daemon() == 0
 
 
@@ -294,18 +332,21 @@ def test_a_hanging_smtp_server_does_not_slow_vrrp(rig: Rig) -> None:
     cap = Capture(rig.lab, rig.real, "eth0", name="adverts")
     cap.start()
     rig.start_daemon(rig.config(smtp_server="127.0.0.1:2526", smtp_connect_timeout=3))
-    rig.wait_log(r"\[VI_1\] .*-> MASTER")
-    start = cap.mark()
-    time.sleep(2.5)  # the mail attempt hangs all this time
-    assert "failed (attempt 1)" not in rig.log()
-    times = [f.time for f in cap.adverts(vrid=81, since=start)]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    print(f"adverts while the SMTP server hangs: {len(times)} in 2.5 s, "
+    # The VRRP process's first mail (BACKUP) hangs from before it became master until
+    # the attempt times out: the adverts of that window, by the log's clock and the
+    # capture's (both wall-clock).
+    master = rig.wait_log(r"(\S+) \w+ +\[VI_1\] .*-> MASTER")
+    failed = rig.wait_log(r"(\S+) \w+ +mail to 127\.0\.0\.1:2526 failed \(attempt 1\): "
+                          r".*[Tt]imeout")
+    since, until = _log_time(master[1]), _log_time(failed[1])
+    times = [f.time for f in cap.adverts(vrid=81) if since <= f.time <= until]
+    gaps = [b - a for a, b in itertools.pairwise([since, *times, until])]
+    print(f"adverts while the SMTP server hangs: {len(times)} in {until - since:.2f} s, "
           f"largest gap {max(gaps) * 1000:.1f} ms (advert_int 200 ms)")
     # The protocol's bound: a backup takes over after 3 x advert_int of silence.
     assert len(times) >= 5 and max(gaps) < 0.6, gaps
-    rig.wait_log(r"mail to 127\.0\.0\.1:2526 failed \(attempt 1\): .*[Tt]imeout")
-    assert _metric(_scrape(rig), "hacluster_alert_mails_total", result="failed") == 1
+    wait_for("the failed attempts counted", lambda: _counts_match_log(rig, sent=0), 15,
+             rig.log)
     assert rig.stop_daemon() == 0
 
 

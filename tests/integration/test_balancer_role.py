@@ -8,7 +8,9 @@
   either the other way), and the checks go on;
 - a frozen balancer (SIGSTOP) is replaced by the supervisor, and the VRRP role and
   the supervisor's WATCHDOG pings go on meanwhile;
-- the status document, summary and per-service view are served from the role.
+- the status document, summary and per-service view are served from the role;
+- SIGTERM to the supervisor: the VRRP master resigns first, then the balancer and its
+  check workers stop.
 """
 
 from __future__ import annotations
@@ -257,7 +259,10 @@ def test_supervisor_sigterm_stops_the_balancer_and_its_workers(rig: Rig) -> None
     assert not alive(balancer)
     # The workers follow their balancer's socket closing (and their zygote's end).
     wait_for("the workers gone", lambda: not any(alive(w) for w in workers), 5)
-    assert "load balancer stopped" in rig.output()
+    text = rig.output()
+    # VRRP first: the master resigns (priority 0) before the balancer stops.
+    assert text.index("[VI_1] MASTER -> INITIALIZE (shutdown)") < text.index(
+        "load balancer stopped"), text
 
 
 def test_single_process_runs_the_balancer_in_its_own_loop(rig: Rig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -69,23 +70,44 @@ def test_package_metadata_and_files(deb: Path) -> None:
     conffiles = run("dpkg-deb", "-I", str(deb), "conffiles").stdout
     assert conffiles == "/etc/hacluster/hacluster.yaml.example\n"
     listing = run("dpkg-deb", "-c", str(deb)).stdout
-    for path in ("./opt/hacluster/bin/hacluster", "./usr/sbin/hacluster -> "
-                 "../../opt/hacluster/bin/hacluster", "./lib/systemd/system/hacluster.service",
+    for path in ("./usr/lib/hacluster/bin/hacluster", "./usr/sbin/hacluster -> "
+                 "../lib/hacluster/bin/hacluster", "./lib/systemd/system/hacluster.service",
                  "./etc/hacluster/hacluster.yaml.example", "./usr/share/man/man8/hacluster.8.gz",
                  "./usr/share/man/man5/hacluster.yaml.5.gz",
                  "./usr/share/doc/hacluster/examples/strict.conf",
-                 "./usr/share/bash-completion/completions/hacluster"):
+                 "./usr/share/bash-completion/completions/hacluster",
+                 "./usr/share/doc/hacluster/changelog.gz",
+                 "./usr/share/lintian/overrides/hacluster"):
         assert path in listing, path
     assert "/bin/pip" not in listing
-    assert re.search(r"\./opt/hacluster/bin/python3\.\d+ -> /usr/bin/python3\.\d+", listing)
+    assert "__pycache__" not in listing  # compiled by postinst
+    assert re.search(r"\./usr/lib/hacluster/bin/python3\.\d+ -> \.\./\.\./\.\./bin/python3\.\d+",
+                     listing)
+
+
+def test_lintian_finds_no_error(deb: Path) -> None:
+    """Debian's package checker: no error, and no warning but those the package overrides
+    with a reason (/usr/share/lintian/overrides/hacluster)."""
+    if shutil.which("lintian") is None:
+        pytest.skip("lintian is not installed (deploy/install-deps.sh installs it)")
+    res = run("lintian", "--no-cfg", "--fail-on", "error,warning", "--tag-display-limit", "0",
+              str(deb), check=False, timeout=600)
+    print(res.stdout + res.stderr)
+    tags = [line for line in res.stdout.splitlines() if re.match(r"[EW]: ", line)]
+    assert res.returncode == 0 and not tags, "\n".join(tags[:40]) or res.stderr
 
 
 def test_installed_command_version_and_check_config(installed: Path) -> None:
     res = run("hacluster", "--version")
     print(res.stdout, end="")
     assert res.stdout == f"hacluster {VERSION}\n"
-    where = run("/opt/hacluster/bin/python", "-c", "import hacluster; print(hacluster.__file__)")
-    assert where.stdout.startswith("/opt/hacluster/lib/python3.")
+    where = run("/usr/lib/hacluster/bin/python", "-c",
+                "import hacluster, yaml; print(hacluster.__file__, yaml.__with_libyaml__)")
+    assert where.stdout.startswith("/usr/lib/hacluster/lib/python3.")
+    assert where.stdout.endswith(" True\n")  # PyYAML's C parser, on Debian's libyaml
+    # postinst compiled the bytecode
+    assert list(Path("/usr/lib/hacluster/lib").glob("python3.*/site-packages/hacluster/"
+                                                    "__pycache__/cli.*.pyc"))
     conffiles = Path("/var/lib/dpkg/info/hacluster.conffiles").read_text().split()
     assert conffiles == ["/etc/hacluster/hacluster.yaml.example"]
     example = "/etc/hacluster/hacluster.yaml.example"
@@ -123,6 +145,6 @@ def test_installed_man_pages_read_as_pages(installed: Path) -> None:
 def test_purge_removes_everything(installed: Path) -> None:
     run("dpkg", "--purge", "hacluster", timeout=300)
     assert not _installed()
-    for path in ("/opt/hacluster", "/usr/sbin/hacluster", "/etc/hacluster", str(UNIT),
+    for path in ("/usr/lib/hacluster", "/usr/sbin/hacluster", "/etc/hacluster", str(UNIT),
                  "/usr/share/man/man8/hacluster.8.gz"):
         assert not os.path.lexists(path), f"{path} left behind"

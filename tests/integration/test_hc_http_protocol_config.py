@@ -93,7 +93,9 @@ virtual_servers:
     assert (ok, reason) == (True, "status 200")
     assert keepalive_server.requests == [_keepalived_1_0k_request("/health",
                                                                   keepalive_server.port)]
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):  # (the server sees the close a moment later)
+        while not keepalive_server.closed_by_peer:
+            await asyncio.sleep(0.01)
     assert keepalive_server.closed_by_peer == 1  # the server kept it open; the check closed
 
 

@@ -136,8 +136,10 @@ async def test_updates_under_continuous_traffic_lose_no_connection(lab: Director
         {"s1": 1, "s2": 1, "s3": 1},
     ]
     updates = 0
+    # At least ten updates, as many as 2.2 s of the churn's 3 s allow (on a busy machine
+    # the last ones may come after the churn: the count is not a timing figure).
     deadline = asyncio.get_running_loop().time() + 2.2
-    while asyncio.get_running_loop().time() < deadline:
+    while updates < 10 or asyncio.get_running_loop().time() < deadline:
         weights = steps[updates % len(steps)]
         await converge(backend, table(lab, SERVICE, **weights))
         updates += 1
@@ -148,7 +150,6 @@ async def test_updates_under_continuous_traffic_lose_no_connection(lab: Director
     assert summary["errors"] == [], said
     assert summary["long_ok"] == [True, True, True], said
     assert summary["ok"] > 100
-    assert updates >= 10
     assert backend.full_rewrites == 1  # the first build only; every update was incremental
 
 

@@ -35,11 +35,12 @@ from hacluster.daemon_options import DaemonOptions
 async def main():
     config = load_config(sys.argv[1])
     release(role, config, DaemonOptions(role="supervisor"))
-    started = await role.start()
+    await role.start()  # (RoleFailed if it died first)
+    started = True
     running = await role.call("modules")
     families = await role.metric_families()  # built after start, when asked for
     after = await role.call("modules")
-    status = await role.status()
+    status = await role.snapshot()
     await role.stop()
     samples = {f"{name}{sorted(labels.items())}": value for f in families
                for name, labels, value in f[3] if name.startswith("hacluster_vrrp_")}

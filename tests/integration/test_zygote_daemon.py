@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -112,17 +111,19 @@ def test_a_killed_zygote_is_restarted_and_the_workers_keep_checking(director: Di
     assert "the zygote (pid" in d.output() and "starting it again (restart 1)" in d.output()
     assert all(alive(p) for p in workers)  # orphaned, still checking
     before = d.checks_total()
-    time.sleep(1.0)
-    assert d.checks_total() > before + 5  # two checks every 0.2 s
+    wait_for("the orphaned workers' checks", lambda: d.checks_total() > before + 5, 20,
+             d.output)  # two checks every 0.2 s
     metrics = d.metrics()
     assert 'hacluster_role_restarts_total{role="zygote"} 1.0' in metrics
     assert d.api("/v1/status")["counters"]["role_restarts"]["zygote"] == 1
     # A worker killed now is forked by the new zygote, and no server changes state.
     os.kill(workers[0], signal.SIGKILL)
     wait_for("a worker of the new zygote", lambda: len(d.workers()) == 1, 20, d.output)
-    time.sleep(1.0)
+    wait_for("the worker's replacement", lambda: "exited; starting another" in d.output(),
+             20, d.output)
+    before = d.checks_total()
+    wait_for("a few rounds of checks", lambda: d.checks_total() > before + 5, 20, d.output)
     assert d.servers() == {DOWN: False, UP: True}
-    assert "exited; starting another" in d.output()
     # One change each since the start (down found once, alpha passed once): neither
     # the zygote's restart nor the new worker made a server flap.
     text = d.output()

@@ -32,6 +32,22 @@ def test_quiet_prints_nothing_on_success(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr() == ("", "")
 
 
+def test_a_key_accepted_but_not_carried_out_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "lb.yaml"
+    path.write_text(
+        "global_defs: {dataplane: none}\n"
+        "virtual_servers:\n"
+        "  - {ip: 10.0.0.1, port: 80, ha_suspend: true,\n"
+        "     real_servers: [{ip: 10.0.1.1, port: 80}]}\n"
+    )
+    assert main(["check-config", "--offline", "-f", str(path)]) == 0
+    out, _ = capsys.readouterr()
+    assert ("  note: virtual_server 10.0.0.1:80/TCP: ha_suspend is not supported and is "
+            "ignored") in out
+
+
 def test_invalid_file_prints_one_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -276,3 +276,48 @@ def test_lowered_instance_carries_binding_vips_and_announcements() -> None:
     assert [label for label, _ in p.vips] == ["10.0.0.100/24", "10.0.1.100/24"]
     assert [str(a) for a in p.template.addresses] == ["10.0.0.100"]
     assert str(p.params.primary_ip) == "0.0.0.0"
+
+
+#: A value other than the default for each global setting an instance is lowered with.
+VRRP_GLOBAL_ALTERNATIVES: dict[str, Any] = {
+    "vrrp_garp_interval": 0.5,
+    "vrrp_gna_interval": 0.5,
+    "vrrp_mcast_group4": ip_address("224.0.0.19"),
+    "vrrp_mcast_group6": ip_address("ff02::13"),
+}
+
+
+def test_the_global_settings_of_instances_are_lowered_and_rebuild_them_on_reload() -> None:
+    """Each global setting `lower_instance` reads changes the lowered instance of its
+    family, and is one a reload rebuilds the instance for (`VRRP_GLOBAL_DEFS`); the
+    reading of the source finds no other."""
+    import ast
+    import inspect
+
+    from hacluster.config import lower_vrrp
+    from hacluster.reload_in_place import VRRP_GLOBAL_DEFS
+
+    tree = ast.parse(inspect.getsource(lower_vrrp))
+    read = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "g"}
+    assert "vrrp_garp_interval" in read  # (the reading works)
+    assert read == set(VRRP_GLOBAL_DEFS) == set(VRRP_GLOBAL_ALTERNATIVES)
+    six = BASE_INSTANCE.replace("10.0.0.100/24", "fd00::100/64")
+    for field, value in VRRP_GLOBAL_ALTERNATIVES.items():
+        base = parse_config(six if field.endswith(("6", "gna_interval")) else BASE_INSTANCE,
+                            "t.yaml")
+        variant = dataclasses.replace(
+            base, global_defs=dataclasses.replace(base.global_defs, **{field: value}))
+        assert lower_instance(variant, "VI_1") != lower_instance(base, "VI_1"), field
+
+
+def test_a_global_multicast_group_is_where_adverts_go() -> None:
+    base = parse_config(BASE_INSTANCE, "t.yaml")
+    assert lower_instance(base, "VI_1").binding.multicast_group() == ip_address("224.0.0.18")
+    moved = dataclasses.replace(base, global_defs=dataclasses.replace(
+        base.global_defs, vrrp_mcast_group4=ip_address("224.0.0.19")))
+    assert lower_instance(moved, "VI_1").binding.multicast_group() == ip_address("224.0.0.19")
+    # The instance's own mcast_dst_ip comes first.
+    own = _with(moved, mcast_dst_ip=ip_address("224.0.0.20"))
+    assert lower_instance(own, "VI_1").binding.multicast_group() == ip_address("224.0.0.20")

@@ -371,3 +371,17 @@ def test_a_timer_that_fires_early_does_not_make_the_runner_spin() -> None:
     # At most a wake per start and per millisecond tick; a spinning timer makes many
     # thousands in half a second.
     assert wakes <= starts + 600, (wakes, starts)
+
+
+async def test_the_latest_run_is_kept_with_its_end_and_duration() -> None:
+    checker = Scripted([CheckResult.up(), CheckResult.down("refused")], delay=0.02)
+    runner = Runner()
+    runner.add(CheckSpec("c", "s", checker, Timing(delay_loop=0.1, retry=0, warmup=0.01)))
+    assert runner.last_run("c") is None
+    async with runner:
+        await wait_for(lambda: runner.last_run("c") is not None)
+        ok, ended, took = runner.last_run("c") or (None, 0.0, 0.0)
+        assert ok is True and 0.02 <= took < 1.0
+        assert ended <= asyncio.get_running_loop().time()
+        await wait_for(lambda: (runner.last_run("c") or (True,))[0] is False)
+        assert runner.status("c").runs >= 2

@@ -205,3 +205,38 @@ def test_refuses_what_nftables_cannot_do(
 
 def test_supported_table_has_no_problems() -> None:
     assert unsupported(Table.of([(WRR, [d(1), d(2, 0)])])) == []
+
+
+async def test_a_listing_like_the_last_is_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read back every reconcile_interval, an unchanged table (its counters aside) is
+    the state parsed last time; any other change is parsed."""
+    from hacluster.ipvs import nftables
+
+    backend = nftables.NftablesBackend()
+    listings = [json.loads(SAMPLE) for _ in range(3)]
+    for i, data in enumerate(listings):  # the traffic moves the named counters only
+        for obj in data["nftables"]:
+            if "counter" in obj:
+                obj["counter"]["packets"] = i
+    listings[2]["nftables"] = [o for o in listings[2]["nftables"]
+                               if not ("map" in o and o["map"]["name"].startswith("w_")
+                                       and "elem" in o["map"] and len(o["map"]["elem"]) == 2)]
+    parses: list[object] = []
+    real = nftables.parse_sliced
+
+    async def counted(data: dict[str, object]) -> tuple[NftState, object]:
+        parses.append(data)
+        return await real(data)  # type: ignore[arg-type]
+
+    async def listed() -> dict[str, object]:
+        return listings.pop(0)
+
+    monkeypatch.setattr(nftables, "parse_sliced", counted)
+    monkeypatch.setattr(backend, "_list", listed)
+    first = await backend.dump()
+    assert await backend.dump() is first and len(parses) == 1
+    assert len(first.entries) == 2
+    changed = await backend.dump()  # a map gone: parsed again
+    assert len(parses) == 2 and changed != first

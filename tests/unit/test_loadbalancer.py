@@ -322,6 +322,49 @@ async def test_misc_dynamic_weight_and_alpha(tmp_path: Path, tcps: list[Tcp]) ->
     assert names == [("127.0.0.2:80", "UP"), ("127.0.0.2:80", "DOWN")]
 
 
+async def test_periodic_passes_that_find_all_as_it_was_leave_the_gauges(
+    tmp_path: Path, tcps: list[Tcp]
+) -> None:
+    """10,000 real servers' gauges are not set again by every periodic pass that read
+    back the same table; a health change or a repaired drift still sets them."""
+    a, b = tcps
+    config = make_config(tmp_path, [a.rs(2), b.rs(1)])
+    backend = Recording()
+    metrics = Metrics(process=False)
+    sets: list[tuple[str, bool, int]] = []
+    real_server = metrics.real_server
+
+    def counted(vs: str, rs: str, *, up: bool, weight: int) -> None:
+        sets.append((rs, up, weight))
+        real_server(vs, rs, up=up, weight=weight)
+
+    metrics.real_server = counted  # type: ignore[method-assign]
+    lb = LoadBalancer(config, backend, None, metrics=metrics, reconcile_interval=0.05)
+    await lb.start()
+    get = metrics.registry.get_sample_value
+    try:
+        await wait_until(lambda: backend.weights() == {a.name: 2, b.name: 1})
+        passes = lb.counters["reconciles"]
+        await wait_until(lambda: lb.counters["reconciles"] >= passes + 2)
+        sets.clear()
+        await wait_until(lambda: lb.counters["reconciles"] >= passes + 5)
+        assert sets == []
+        await b.stop()
+        await wait_until(lambda: b.name not in backend.weights())
+        assert get("hacluster_real_server_up",
+                   {"virtual_server": VS, "real_server": b.name}) == 0
+        assert (b.name, False, 0) in sets
+        # Drift: the dataplane changed by hand is put right, and the gauges set again.
+        sets.clear()
+        await MemoryBackend.apply(backend, [EditDest(SKEY, Destination(LOCAL, a.port, 9))])
+        await wait_until(lambda: backend.weights() == {a.name: 2})
+        await wait_until(lambda: (a.name, True, 2) in sets)
+        labels = {"virtual_server": VS, "real_server": a.name}
+        assert get("hacluster_real_server_weight", labels) == 2
+    finally:
+        await lb.stop()
+
+
 async def test_metrics_count_checks_and_servers(tmp_path: Path, tcps: list[Tcp]) -> None:
     a, b = tcps
     config = make_config(tmp_path, [a.rs(2), b.rs(1)])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from hacluster.config.loader import parse_config
@@ -34,6 +36,42 @@ def test_worker_count_follows_the_check_rate_capped_at_the_cpus() -> None:
     assert cfg(5000, 1, workers=0) == 0
     assert cfg(10, 1, workers=3) == 3
     assert checker_processes(parse_config("{}", "t.yaml")) == 0  # nothing to check
+
+
+def test_the_cap_is_the_cpus_this_process_may_run_on() -> None:
+    # Pinned to one CPU (as systemd's CPUAffinity= or taskset would), 20,000 checks a
+    # second get one worker, not one per CPU of the machine.
+    code = (
+        "import os\n"
+        "from hacluster.config.loader import parse_config\n"
+        "from hacluster.loadbalancer import checker_processes\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "rs = ''.join(f'      - {{ip: 10.0.{i // 250}.{i % 250 + 1}, port: 80, '\n"
+        "             'TCP_CHECK: {delay_loop: 0.5}}\\n' for i in range(10000))\n"
+        "text = 'virtual_servers:\\n  - ip: 10.9.0.1\\n    port: 80\\n    real_servers:\\n'\n"
+        "print(checker_processes(parse_config(text + rs, 't.yaml')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "1"
+
+
+async def test_checks_running_returns_once_the_workers_run(tmp_path: Path,
+                                                           tcps: list[Tcp]) -> None:
+    # What the balancer role waits for before it says it is ready (and the supervisor
+    # sends READY): its check workers are there, not only asked for.
+    config = make_config(tmp_path, [tcps[0].rs(weight=3)])
+    lb = LoadBalancer(config, Recording(), metrics=Metrics(process=False), workers=2)
+    await lb.start()
+    try:
+        await lb.checks_running()
+        assert lb._sharded is not None
+        pids = lb._sharded.worker_pids
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # alive
+    finally:
+        await lb.stop()
 
 
 async def test_killed_worker_replaced_without_a_flap(tmp_path: Path, tcps: list[Tcp]) -> None:

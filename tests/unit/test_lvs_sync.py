@@ -119,3 +119,29 @@ async def test_a_reload_restarts_a_changed_daemon_and_a_refusal_is_retried() -> 
     await settle()
     assert list(kernel.running) == [SyncState.BACKUP]
     await follower.stop()
+
+
+async def test_a_follower_made_by_a_reload_is_told_the_states_reported_before() -> None:
+    """A root's lvs_sync part (hacluster.lvs_follow): nothing without the key or a
+    balancer; made when a reload brings both, on the balancer's dataplane, it starts from
+    the states the VRRP part reported meanwhile, and follows them from then on."""
+    from types import SimpleNamespace
+
+    from hacluster.lvs_follow import LvsSyncPart
+
+    kernel = Kernel()
+    part = LvsSyncPart()
+    part.state("VI_1", State.MASTER)
+    plain = parse_config("global_defs: {dataplane: none}\n", "t.yaml")
+    await part.follow(plain, SimpleNamespace(backend=kernel))
+    await part.follow(config(instance="VI_1"), None)  # no balancer (yet)
+    assert part.follower is None and kernel.calls == []
+    await part.follow(config(instance="VI_1"), SimpleNamespace(backend=kernel))
+    await settle()
+    assert list(kernel.running) == [SyncState.MASTER]
+    part.state("VI_1", State.BACKUP)
+    await settle()
+    assert list(kernel.running) == [SyncState.BACKUP]
+    await part.stop()
+    await part.close()
+    assert kernel.running == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 from ipaddress import ip_address
 from typing import Any
 
@@ -195,7 +196,8 @@ async def test_render_async_without_real_servers_and_after_forget() -> None:
 
 
 def test_checks_done_in_bulk_equals_observe_per_run() -> None:
-    """The batch path (hand-written bucket counting) against prometheus_client's own."""
+    """The batch paths (hand-written bucket counting, and counts made by a worker)
+    against prometheus_client's own."""
     import random
 
     rng = random.Random(20261207)
@@ -205,8 +207,16 @@ def test_checks_done_in_bulk_equals_observe_per_run() -> None:
     for seconds in runs:
         one.check_done("TCP_CHECK", "ok", max(0.0, seconds))
     bulk.checks_done("TCP_CHECK", "ok", runs[:700])
-    bulk.checks_done("TCP_CHECK", "ok", runs[700:])
+    # As a check worker counts them: by bucket (`healthchecks.sharded.RunBatch`).
+    counted = [max(0.0, r) for r in runs[700:]]
+    buckets = [0] * (len(bulk.check_buckets) + 1)
+    for seconds in counted:
+        buckets[bisect.bisect_left(bulk.check_buckets, seconds)] += 1
+    bulk.checks_counted("TCP_CHECK", "ok", sum(counted), buckets)
     bulk.checks_done("HTTP_GET", "timeout", [])
+    bulk.checks_counted("HTTP_GET", "timeout", 0.0, [0] * len(buckets))
+    with pytest.raises(ValueError):
+        bulk.checks_counted("HTTP_GET", "timeout", 0.0, [1])
 
     def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         out = {}

@@ -127,6 +127,76 @@ def test_script_security_is_part_of_the_preflight(tmp_path: Path) -> None:
     assert preflight(config, lines, offline=True) == []
 
 
+ROUTES = """\
+vrrp_instances:
+  VI_1:
+    interface: lo
+    virtual_router_id: 1
+    virtual_ipaddress: [10.0.0.1/24]
+    virtual_routes:
+      - 10.203.0.0/24 nexthop via 10.77.0.2 dev nosuch3 nexthop via 10.77.0.3 dev lo
+      - to: 10.204.0.0/24
+        nexthops:
+          - {via: 10.77.0.2, dev: lo}
+          - {via: 10.77.0.3, dev: nosuch4}
+      - 10.205.0.0/24 dev nosuch5
+      - 10.205.1.0/24 via 10.77.0.9 dev lo
+    virtual_rules:
+      - from 10.0.0.0/8 iif nosuch6 table 100
+static_routes:
+  - 10.206.0.0/24 via 10.77.0.2 dev nosuch7
+static_rules:
+  - {from: 10.1.0.0/16, oif: nosuch8, table: 100}
+  - {from: 10.2.0.0/16, oif: lo, table: 100}
+static_ipaddress:
+  - 10.9.9.9/32 dev nosuch9
+"""
+
+
+def test_routes_nexthops_and_rules_name_interfaces_that_exist(tmp_path: Path) -> None:
+    """keepalived refuses a file whose route, nexthop or rule names an interface that is
+    not there ("interface X for VROUTE nexthop doesn't exist", then "Non-existent
+    interface specified in configuration"; `keepalived -t` exits 5, and a start stops
+    with a CONFIG error): each is a finding of this machine, at its line and key."""
+    config, lines = load_config_located(_write(tmp_path, ROUTES))
+    found = preflight(config, lines)
+    assert all(f.machine for f in found)
+    assert [(f.problem.line, f.problem.key_path, f.problem.message) for f in found] == [
+        (7, "vrrp_instances.VI_1.virtual_routes[0].nexthops[0].dev",
+         "[this machine] no interface 'nosuch3' for route 10.203.0.0/24 "
+         "(nexthop via 10.77.0.2 dev nosuch3)"),
+        (11, "vrrp_instances.VI_1.virtual_routes[1].nexthops[1].dev",
+         "[this machine] no interface 'nosuch4' for route 10.204.0.0/24 "
+         "(nexthop via 10.77.0.3 dev nosuch4)"),
+        (12, "vrrp_instances.VI_1.virtual_routes[2].dev",
+         "[this machine] no interface 'nosuch5' for route 10.205.0.0/24"),
+        (15, "vrrp_instances.VI_1.virtual_rules[0].iif",
+         "[this machine] no interface 'nosuch6' for the rule's iif"),
+        (17, "static_routes[0].dev", "[this machine] no interface 'nosuch7' for route "
+         "10.206.0.0/24"),
+        (19, "static_rules[0].oif", "[this machine] no interface 'nosuch8' for the rule's oif"),
+        (22, "static_ipaddress[0]", "[this machine] no interface 'nosuch9'"),
+    ]
+    assert preflight(config, lines, offline=True) == []
+    # Every interface there: nothing to say.
+    fixed = ROUTES
+    for n in range(3, 10):
+        fixed = fixed.replace(f"nosuch{n}", "lo")
+    config, lines = load_config_located(_write(tmp_path, fixed))
+    assert preflight(config, lines) == []
+
+
+def test_check_config_names_the_nexthop_s_missing_interface(tmp_path: Path) -> None:
+    path = _write(tmp_path, ROUTES)
+    res = _cli("check-config", "-f", str(path))
+    assert res.returncode == 1
+    assert (f"{path}:7: vrrp_instances.VI_1.virtual_routes[0].nexthops[0].dev: [this machine] "
+            "no interface 'nosuch3' for route 10.203.0.0/24 (nexthop via 10.77.0.2 dev "
+            "nosuch3)") in res.stderr.splitlines()
+    assert res.stderr.splitlines()[-1] == f"{path}: 7 problems"
+    assert _cli("check-config", "--offline", "-q", "-f", str(path)).returncode == 0
+
+
 # --------------------------------------------------------------------------- fast paths
 # `hacluster run` preflights before its VRRP role may start: with thousands of real
 # servers the file is checked against the dataplane without building its table, and no

@@ -195,6 +195,8 @@ def test_the_fields_a_check_reads_are_those_the_plan_watches() -> None:
         params = {a.arg for a in func.args.args}
         if not params & {"vs", "rs"} or func.name.endswith("instance"):
             continue
+        if func.name == "unsupported_virtual_server":
+            continue  # (the server's own keys, not a check's)
         for node in ast.walk(func):
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                     and node.value.id in read):

@@ -138,3 +138,30 @@ async def test_snapshots_are_handed_on_while_asked_for_then_let_go(
         await snapshots.close()
         await lb.stop()
         await notifier.close()
+
+
+async def test_one_snapshot_is_built_when_the_api_starts_and_no_more_unasked(
+    tmp_path: Path, listeners: list[Tcp]
+) -> None:
+    a, b = listeners
+    config = make_config(tmp_path, [a.rs(5), b.rs(1)])
+    lb, notifier = await running(config, Recording())
+    snapshots = StatusSnapshots(lb, max_age=0.1, wait_after=0.3, keep_warm=0.4)
+    built: list[float] = []
+    snapshots.on_built = lambda snap: built.append(snap.built_at)
+    try:
+        snapshots.prime()
+        await asyncio.sleep(0.2)
+        # One built, and a first request within `wait_after` is answered with it.
+        assert len(built) == 1
+        assert snapshots._latest is not None and snapshots._latest.built_at == built[0]
+        # Nobody asks: none more is built, and the one built is let go.
+        await asyncio.sleep(0.6)
+        assert len(built) == 1 and snapshots._latest is None
+        # A request waits for a new one and warms up as before.
+        again = await snapshots.latest()
+        assert again.built_at > built[0]
+    finally:
+        await snapshots.close()
+        await lb.stop()
+        await notifier.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -193,3 +195,101 @@ def connect_many(address: str, port: int, count: int, timeout: float = 5.0) -> C
                 chunks.append(data)
         answers[b"".join(chunks).decode().strip() or "<empty>"] += 1
     return answers
+
+
+def spawn_logged(argv: Sequence[str], log: str) -> int:
+    """Start a long-running process whose output goes to the file `log`; its pid (stop
+    it with `stop`)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def signal_pid(pid: int, sig: int) -> None:
+    os.kill(pid, sig)
+
+
+def pids_named(name: str) -> list[int]:
+    """The pids of the processes whose name (/proc/PID/comm) is `name`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == name:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def ipvs_lines() -> list[str]:
+    """The kernel's IPVS table as /proc/net/ip_vs lists it, without its connection
+    counts: one line per service and per destination (under its service)."""
+    with open("/proc/net/ip_vs") as f:
+        lines = f.read().splitlines()[3:]
+    out = []
+    for line in lines:
+        words = line.split()
+        if words and words[0] == "->":
+            words = words[:4]  # "->", address:port, forward, weight
+        out.append(" ".join(words))
+    return out
+
+
+class _TableWatch(threading.Thread):
+    """Reads /proc/net/ip_vs every few tens of ms and keeps each table seen, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: list[tuple[str, ...]] = []
+        self.reads = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            table = tuple(ipvs_lines())
+            self.reads += 1
+            if not self.seen or self.seen[-1] != table:
+                self.seen.append(table)
+            time.sleep(0.02)
+
+    def finish(self) -> tuple[int, list[tuple[str, ...]]]:
+        self._done.set()
+        self.join()
+        return self.reads, self.seen
+
+
+_watch: _TableWatch | None = None
+
+
+def watch_start() -> tuple[str, ...]:
+    """Start watching the kernel's IPVS table (see `watch_stop`); the table now."""
+    global _watch
+    _watch = _TableWatch()
+    _watch.start()
+    while not _watch.seen:
+        time.sleep(0.01)
+    return _watch.seen[0]
+
+
+def watch_stop() -> tuple[int, list[tuple[str, ...]]]:
+    """How many times the table was read since `watch_start`, and each distinct table
+    seen, in order (one: it never changed)."""
+    global _watch
+    assert _watch is not None
+    watch, _watch = _watch, None
+    return watch.finish()
+
+
+def wait_exit(pid: int, timeout: float) -> int | None:
+    """Wait for a process `spawn_logged` started to exit (killed after `timeout`); its
+    exit status."""
+    proc = _children.pop(pid)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
