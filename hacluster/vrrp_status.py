@@ -14,11 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrrp.machine import State, StateChanged
+from vrrp.slotted import slotted
 
 if TYPE_CHECKING:
     from hacluster.apitypes import InstanceStatus, Transition
@@ -32,7 +32,7 @@ def state_label(state: State) -> str:
     return str(state)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted(frozen=True)
 class LastChange:
     """An instance's last state change, and when (monotonic and wall clock)."""
 

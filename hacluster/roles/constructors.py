@@ -19,7 +19,8 @@ from vrrp.slotted import prepare
 
 #: The modules whose @slotted classes the role builds on its start path.
 START_PATH = (
-    "hacluster.daemon_options", "hacluster.reload_plan", "vrrp.machine", "vrrp.packet",
+    "hacluster.daemon_options", "hacluster.reload_plan", "hacluster.vrrp_status",
+    "vrrp.machine", "vrrp.packet",
     "vrrp.transport", "vrrp.addresses", "vrrp.announce", "vrrp.driver", "vrrp.speaker",
 )
 

@@ -11,14 +11,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from hacluster import daemon_options, preflight, reload_plan, single_instance
+from hacluster import daemon_options, preflight, reload_plan, single_instance, vrrp_status
 from hacluster.config import errors, model
 from hacluster.roles.constructors import prepare_vrrp_role
 from vrrp import addresses, announce, driver, machine, packet, speaker, transport
 from vrrp.slotted import prepare, slotted
 
-MODULES = (model, errors, daemon_options, preflight, reload_plan, single_instance, addresses,
-           announce, driver, machine, packet, speaker, transport)
+MODULES = (model, errors, daemon_options, preflight, reload_plan, single_instance, vrrp_status,
+           addresses, announce, driver, machine, packet, speaker, transport)
 CLASSES = [cls for module in MODULES for cls in vars(module).values()
            if isinstance(cls, type) and dataclasses.is_dataclass(cls)
            and cls.__module__ == module.__name__]
