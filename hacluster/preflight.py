@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hacluster.config.errors import Problem
+from hacluster.config.errors import Problem, line_of
 from hacluster.config.model import (
     Config,
     MiscCheck,
@@ -53,12 +53,7 @@ class _Locator:
         self.lines = lines
 
     def line(self, path: str) -> int:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return 0
+        return line_of(self.lines, path, 0)
 
     def finding(self, path: str, message: str, *, machine: bool) -> Finding:
         text = MACHINE_MARK + message if machine else message

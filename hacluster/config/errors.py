@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from vrrp.slotted import slotted
 
@@ -21,6 +21,17 @@ class Problem:
         if self.key_path:
             return f"{where}: {self.key_path}: {self.message}"
         return f"{where}: {self.message}"
+
+
+def line_of(lines: Mapping[str, int], path: str, default: int) -> int:
+    """The line of key path `path` in `lines`, else of its nearest parent there (`a.b[2].c`
+    -> `a.b[2]` -> `a.b` -> `a`), else `default`."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return default
 
 
 class ConfigError(Exception):

@@ -10,7 +10,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from hacluster.config.compose import _MERGE_TAG, _NULL_TAG, _yaml_problem
-from hacluster.config.errors import Problem
+from hacluster.config.errors import Problem, line_of
 from hacluster.config.loader_convert import (
     _IMMUTABLE_SCALARS,
     _NUMBERS,
@@ -58,12 +58,7 @@ class _Walker:
         return _INVALID
 
     def line_of(self, path: str) -> int:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return 1
+        return line_of(self.lines, path, 1)
 
     def at(self, path: str, message: str) -> None:
         self.error(self.line_of(path), path, message)
